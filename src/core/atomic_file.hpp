@@ -1,0 +1,27 @@
+// Writes a file under a temporary name in the target's directory and renames it into place on commit(), so the
+// target is either the old file or the complete new one. Without commit() the temporary file is removed.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+namespace hilo {
+
+class AtomicFile {
+ public:
+  explicit AtomicFile(std::string path);  // creates the temporary file; throws hilo::Error on failure
+  ~AtomicFile();
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+
+  void write(const void* data, std::size_t bytes);
+  void commit();  // flush, fsync, rename over the target
+
+ private:
+  void discard() noexcept;
+  std::string path_;
+  std::string temp_path_;
+  int fd_ = -1;
+};
+
+}  // namespace hilo

@@ -1,0 +1,24 @@
+// Internal helpers for argument checks: format a message and throw hilo::Error.
+#pragma once
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "hilo/error.hpp"
+
+namespace hilo {
+
+template <typename... Args>
+[[noreturn]] void fail(fmt::format_string<Args...> format, Args&&... args) {
+  throw Error(fmt::format(format, std::forward<Args>(args)...));
+}
+
+}  // namespace hilo
+
+// HILO_CHECK(cond, "where: x = {} must be positive", x)
+#define HILO_CHECK(cond, ...)    \
+  do {                           \
+    if (!(cond)) {               \
+      ::hilo::fail(__VA_ARGS__); \
+    }                            \
+  } while (0)
