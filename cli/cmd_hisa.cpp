@@ -56,11 +56,25 @@ Action add_hisa_command(CLI::App& app) {
   cmd->add_option("--repeat", exp->repeat, "Timed runs of each indexer (median reported)")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
+  auto* topics = cmd->add_option("--topics", exp->synth.topics,
+                                 "Generated data: topic directions (orthonormal up to D/2 - 9, overlapping beyond)")
+                     ->check(CLI::Range(1, 1 << 20))
+                     ->capture_default_str();
+  auto* relevant = cmd->add_option("--relevant-tokens", exp->synth.relevant_tokens,
+                                   "Generated data: tokens of the passages a query segment attends to")
+                       ->check(CLI::PositiveNumber)
+                       ->capture_default_str();
+  auto* span = cmd->add_option("--span", exp->synth.span_mean, "Generated data: mean topical span length (tokens)")
+                   ->check(CLI::Range(1.0, 1e9))
+                   ->capture_default_str();
+  auto* needles = cmd->add_option("--needles", exp->synth.needles, "Generated data: planted needles")
+                      ->check(CLI::Range(0, 1000))
+                      ->capture_default_str();
   auto* input = cmd->add_option("--input", exp->input,
                                 "Prefill inputs from a safetensors file: q [S,H,D] (F8_E4M3|BF16|F32), w [S,H] F32, "
                                 "k [N,D], k_scale [N] F32, ks/ke [S] I32")
                     ->check(CLI::ExistingFile);
-  for (auto* o : {context, queries, heads, dim, dtype_opt, seed}) input->excludes(o);
+  for (auto* o : {context, queries, heads, dim, dtype_opt, seed, topics, relevant, span, needles}) input->excludes(o);
   cmd->add_option("--output", exp->output, "Write flat_idx and hisa_idx (I32 [rows, topk]) to this safetensors file");
   cmd->add_option("--save-inputs", exp->save_inputs, "Prefill: write the inputs in --input's format (to reuse them)");
   cmd->add_flag("--json", *json, "Print the results as one JSON object on stdout");
