@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <optional>
 
 #include "checks.hpp"
 #include "hilo/hisa.hpp"
@@ -128,6 +129,22 @@ Keys request_keys(const DecodeInputs& in, const detail::DecodeShape& s, int64_t 
   return k;
 }
 
+// Runs row_fn(q, w, H, keys, ks, ke) for every query row of a prefill call and writes its positions.
+template <typename RowFn>
+void prefill(const PrefillInputs& in, const IndexerOptions& opt, const TensorView& idx, std::string_view where,
+             RowFn row_fn) {
+  const detail::PrefillShape s = detail::check_prefill(in, opt, idx, where);
+  const Keys keys = dense_keys(in);
+  const std::vector<float> q = widen(in.q);
+  const auto* w = static_cast<const float*>(in.w.data());
+  const auto* ks = static_cast<const int32_t*>(in.ks.data());
+  const auto* ke = static_cast<const int32_t*>(in.ke.data());
+  const int H = static_cast<int>(s.H);
+  for (int64_t i = 0; i < s.S; ++i)
+    write_row(row_fn(&q[i * H * s.D], w + i * H, H, keys, ks[i], ke[i]), ks[i], opt.topk,
+              static_cast<int32_t*>(idx.data()) + i * opt.topk);
+}
+
 template <typename RowFn>
 void decode(const DecodeInputs& in, const IndexerOptions& opt, const DecodeOutputs& out, std::string_view where,
             RowFn row_fn) {
@@ -165,31 +182,18 @@ float score(const float* q, const float* w, int H, int D, const float* key, floa
 }
 
 void flat_prefill(const PrefillInputs& in, const IndexerOptions& opt, const TensorView& idx) {
-  const detail::PrefillShape s = detail::check_prefill(in, opt, idx, "flat_prefill");
-  const Keys keys = dense_keys(in);
-  const std::vector<float> q = widen(in.q);
-  const auto* w = static_cast<const float*>(in.w.data());
-  const auto* ks = static_cast<const int32_t*>(in.ks.data());
-  const auto* ke = static_cast<const int32_t*>(in.ke.data());
-  const int H = static_cast<int>(s.H);
-  for (int64_t i = 0; i < s.S; ++i)
-    write_row(flat_row(&q[i * H * s.D], w + i * H, H, keys, ks[i], ke[i], opt.topk), ks[i], opt.topk,
-              static_cast<int32_t*>(idx.data()) + i * opt.topk);
+  prefill(in, opt, idx, "flat_prefill", [&](const float* q, const float* w, int H, const Keys& keys, int64_t ks,
+                                            int64_t ke) { return flat_row(q, w, H, keys, ks, ke, opt.topk); });
 }
 
 void hisa_prefill(const PrefillInputs& in, const HisaOptions& opt, const TensorView& idx) {
-  const detail::PrefillShape s = detail::check_prefill(in, opt, idx, "hisa_prefill");
   detail::check_hisa_options(opt, "hisa_prefill");
-  const Keys keys = dense_keys(in);
-  const Pooled pooled = pool(keys, opt.block, opt.pooled);
-  const std::vector<float> q = widen(in.q);
-  const auto* w = static_cast<const float*>(in.w.data());
-  const auto* ks = static_cast<const int32_t*>(in.ks.data());
-  const auto* ke = static_cast<const int32_t*>(in.ke.data());
-  const int H = static_cast<int>(s.H);
-  for (int64_t i = 0; i < s.S; ++i)
-    write_row(hisa_row(&q[i * H * s.D], w + i * H, H, keys, pooled, ks[i], ke[i], opt), ks[i], opt.topk,
-              static_cast<int32_t*>(idx.data()) + i * opt.topk);
+  std::optional<Pooled> pooled;  // built once, after the shared checks passed
+  prefill(in, opt, idx, "hisa_prefill", [&](const float* q, const float* w, int H, const Keys& keys, int64_t ks,
+                                            int64_t ke) {
+    if (!pooled) pooled = pool(keys, opt.block, opt.pooled);
+    return hisa_row(q, w, H, keys, *pooled, ks, ke, opt);
+  });
 }
 
 void flat_decode(const DecodeInputs& in, const IndexerOptions& opt, const DecodeOutputs& out) {

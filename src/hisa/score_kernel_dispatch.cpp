@@ -25,31 +25,27 @@ KernelChoice resolve(KernelChoice choice) {
 
 }  // namespace
 
-ScoreGroupsFn score_kernel(KernelChoice choice) {
-  switch (resolve(choice)) {
-    case KernelChoice::Avx512:
-#if defined(__x86_64__)
-      HILO_CHECK(cpu_has_avx512(), "score kernel: this CPU has no AVX-512F/BW/VL");
-      return &score_groups_avx512;
-#else
-      fail("score kernel: AVX-512 is not built on this architecture");
-#endif
-    default: return &score_groups_portable;
-  }
+// The AVX-512 or the portable version of a kernel, as `choice` (or the override, or the CPU) decides.
+template <typename Fn>
+Fn pick(KernelChoice choice, Fn avx512, Fn portable, const char* what) {
+  if (resolve(choice) != KernelChoice::Avx512) return portable;
+  HILO_CHECK(cpu_has_avx512() && avx512 != nullptr, "{} kernel: this CPU or build has no AVX-512F/BW/VL", what);
+  return avx512;
 }
 
-PackGroupFn pack_kernel(KernelChoice choice) {
-  switch (resolve(choice)) {
-    case KernelChoice::Avx512:
 #if defined(__x86_64__)
-      HILO_CHECK(cpu_has_avx512(), "pack kernel: this CPU has no AVX-512F/BW/VL");
-      return &pack_group_avx512;
-#else
-      fail("pack kernel: AVX-512 is not built on this architecture");
-#endif
-    default: return &pack_group_portable;
-  }
+ScoreGroupsFn score_kernel(KernelChoice choice) {
+  return pick<ScoreGroupsFn>(choice, &score_groups_avx512, &score_groups_portable, "score");
 }
+PackGroupFn pack_kernel(KernelChoice choice) {
+  return pick<PackGroupFn>(choice, &pack_group_avx512, &pack_group_portable, "pack");
+}
+#else
+ScoreGroupsFn score_kernel(KernelChoice choice) {
+  return pick<ScoreGroupsFn>(choice, nullptr, &score_groups_portable, "score");
+}
+PackGroupFn pack_kernel(KernelChoice choice) { return pick<PackGroupFn>(choice, nullptr, &pack_group_portable, "pack"); }
+#endif
 
 const char* score_kernel_name(KernelChoice choice) {
   return resolve(choice) == KernelChoice::Avx512 ? "avx512" : "portable";
