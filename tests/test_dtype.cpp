@@ -64,14 +64,18 @@ TEST(DType, BF16RoundsToNearestEven) {
   EXPECT_TRUE(std::isnan(bf16_to_f32(f32_to_bf16(std::nanf("")))));
   for (uint32_t h = 0; h < 0x10000; ++h) {
     const float v = bf16_to_f32(static_cast<uint16_t>(h));
-    if (!std::isnan(v)) EXPECT_EQ(f32_to_bf16(v), h);
+    if (!std::isnan(v)) {
+      EXPECT_EQ(f32_to_bf16(v), h);
+    }
   }
 }
 
 TEST(DType, F16RoundTripsEveryCodeAndOverflows) {
   for (uint32_t h = 0; h < 0x10000; ++h) {
     const float v = f16_to_f32(static_cast<uint16_t>(h));
-    if (!std::isnan(v)) EXPECT_EQ(f32_to_f16(v), h) << h;
+    if (!std::isnan(v)) {
+      EXPECT_EQ(f32_to_f16(v), h) << h;
+    }
   }
   EXPECT_EQ(f32_to_f16(65504.0f), 0x7BFF);
   EXPECT_EQ(f32_to_f16(65519.0f), 0x7BFF);

@@ -10,7 +10,7 @@ hisa::SynthConfig small_config(uint64_t seed) {
   c.context = 6000;
   c.queries = 40;
   c.heads = 8;
-  c.dim = 32;
+  c.dim = 64;
   c.seed = seed;
   c.needle_fraction = 1.0;
   return c;
@@ -46,7 +46,7 @@ TEST(Synth, DecodeProblemHasShuffledPagesAndFullLengths) {
   auto cfg = small_config(test::fresh_seed());
   cfg.context = 1000;
   const auto d = hisa::make_decode_problem(cfg, 3, 2);
-  EXPECT_EQ(d.kv_cache.shape(), (Shape{3 * 16, 64, 36}));
+  EXPECT_EQ(d.kv_cache.shape(), (Shape{3 * 16, 64, 68}));
   std::set<int32_t> pages(d.block_table.ptr<int32_t>(), d.block_table.ptr<int32_t>() + 48);
   EXPECT_EQ(pages.size(), 48u);
   for (int r = 0; r < 3; ++r) EXPECT_EQ(d.context_lens.ptr<int32_t>()[r], 1000);

@@ -188,10 +188,10 @@ HeadMix make_heads(const SynthConfig& cfg, uint64_t seed) {
     Stream s(seed, kHeads, h);
     for (int j = 0; j < kMaxRelevantSpans; ++j) m.topic_weight.push_back(static_cast<float>(0.3 + 0.7 * s.uniform()));
     m.local.push_back(static_cast<float>(cfg.local_weight * (0.5 + s.uniform())));
-    m.sink.push_back(static_cast<float>(0.3 + 0.4 * s.uniform()));
-    // Most heads vote for what they match; one in eight votes against it, as learned indexer weights do.
+    m.sink.push_back(static_cast<float>(1.0 + s.uniform()));
+    // Most heads vote for what they match; every eighth votes weakly against it, as learned indexer weights can.
     const double mag = 0.5 + s.uniform();
-    m.w.push_back(static_cast<float>((s.uniform() < 0.125 ? -0.3 : 1.0) * mag / std::sqrt(cfg.heads)));
+    m.w.push_back(static_cast<float>((h % 8 == 7 ? -0.3 : 1.0) * mag / std::sqrt(cfg.heads)));
   }
   return m;
 }
@@ -265,7 +265,7 @@ int query_rows(const World& world, const HeadMix& heads, const SynthConfig& cfg,
       for (int d = 0; d < D; ++d)
         q[d] += emphasis[j] * heads.topic_weight[h * kMaxRelevantSpans + j] * world.topics[topics[j] * D + d];
     if (needle >= 0)
-      for (int d = 0; d < D; ++d) q[d] += 2.0f * world.needle_dirs[needle * D + d];
+      for (int d = 0; d < D; ++d) q[d] += 4.0f * world.needle_dirs[needle * D + d];
   }
   return needle;
 }
