@@ -91,5 +91,6 @@ void expect_dtype(const TensorView& t, std::string_view where, std::string_view 
 void expect_shape(const TensorView& t, std::string_view where, std::string_view name, const Shape& expected);
 void expect_ndim(const TensorView& t, std::string_view where, std::string_view name, int ndim);
 void expect_host_contiguous(const TensorView& t, std::string_view where, std::string_view name);
+void expect_contiguous_on(const TensorView& t, DeviceKind device, std::string_view where, std::string_view name);
 
 }  // namespace hilo

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "check.hpp"
+#include "float8.hpp"
 
 namespace hilo {
 namespace {
@@ -44,16 +45,6 @@ float bits_float(uint32_t u) {
   float x;
   std::memcpy(&x, &u, 4);
   return x;
-}
-
-// Rounds the integer m * 2^-shift to the nearest integer, ties to even.
-uint32_t shift_round_even(uint32_t m, int shift) {
-  if (shift <= 0) return m;
-  if (shift > 31) return 0;
-  const uint32_t q = m >> shift;
-  const uint32_t rem = m & ((1u << shift) - 1u);
-  const uint32_t half = 1u << (shift - 1);
-  return q + ((rem > half || (rem == half && (q & 1u))) ? 1u : 0u);
 }
 
 // Significand (with the implicit bit) and biased exponent of a finite, non-negative f32 given as bits;
@@ -129,7 +120,7 @@ uint16_t f32_to_f16(float x) {
     uint32_t m;
     int e;
     split(a, m, e);
-    return static_cast<uint16_t>(sign | shift_round_even(m, 126 - e));  // value * 2^24, rounded
+    return static_cast<uint16_t>(sign | fp8::shift_round_even(m, 126 - e));  // value * 2^24, rounded
   }
   uint32_t r = a - (112u << 23);
   r += 0xFFFu + ((r >> 13) & 1u);
@@ -139,22 +130,7 @@ uint16_t f32_to_f16(float x) {
 float e4m3_to_f32(uint8_t bits) { return kE4M3Table[bits]; }
 const float* e4m3_table() { return kE4M3Table.data(); }
 
-uint8_t f32_to_e4m3(float x) {
-  const uint32_t b = float_bits(x);
-  const uint8_t sign = static_cast<uint8_t>((b >> 24) & 0x80u);
-  uint32_t a = b & 0x7FFFFFFFu;
-  if (a > 0x7F800000u) return static_cast<uint8_t>(sign | 0x7Fu);
-  if (a > 0x43E00000u) a = 0x43E00000u;  // saturate to 448 (Inf included)
-  if (a < 0x3C800000u) {                 // below 2^-6: fp8 subnormal, value * 2^9 rounded
-    uint32_t m;
-    int e;
-    split(a, m, e);
-    return static_cast<uint8_t>(sign | shift_round_even(m, 141 - e));
-  }
-  uint32_t r = a - (120u << 23);
-  r += 0x7FFFFu + ((r >> 20) & 1u);
-  return static_cast<uint8_t>(sign | (r >> 20));
-}
+uint8_t f32_to_e4m3(float x) { return fp8::encode_e4m3(x); }
 
 namespace {
 

@@ -98,12 +98,16 @@ void expect_shape(const TensorView& t, std::string_view where, std::string_view 
              shape_string(expected));
 }
 
-void expect_host_contiguous(const TensorView& t, std::string_view where, std::string_view name) {
+void expect_contiguous_on(const TensorView& t, DeviceKind device, std::string_view where, std::string_view name) {
   HILO_CHECK(!t.empty() || t.numel() == 0, "{}: {} is missing (null data)", where, name);
-  HILO_CHECK(t.device().kind == DeviceKind::CPU, "{}: {} is on {}, expected a host tensor", where, name,
-             to_string(t.device()));
+  HILO_CHECK(t.device().kind == device, "{}: {} is on {}, expected a {} tensor", where, name, to_string(t.device()),
+             device == DeviceKind::CPU ? "host" : "CUDA");
   HILO_CHECK(t.is_contiguous(), "{}: {} with shape {} must be contiguous (row-major)", where, name,
              shape_string(t.shape()));
+}
+
+void expect_host_contiguous(const TensorView& t, std::string_view where, std::string_view name) {
+  expect_contiguous_on(t, DeviceKind::CPU, where, name);
 }
 
 }  // namespace hilo

@@ -26,7 +26,6 @@ void check_common_options(const IndexerOptions& opt, std::string_view where) {
 }
 
 void check_output(const TensorView& t, std::string_view where, std::string_view name, int64_t rows, int topk) {
-  expect_host_contiguous(t, where, name);
   expect_dtype(t, where, name, {DType::I32});
   expect_shape(t, where, name, {rows, topk});
 }
@@ -73,21 +72,30 @@ int64_t first_nonfinite(const void* data, DType dtype, int64_t n) {
 
 void check_finite(const TensorView& t, std::string_view where, std::string_view name) {
   const int64_t bad = first_nonfinite(t.data(), t.dtype(), t.numel());
-  HILO_CHECK(bad < 0, "{}: {} holds a non-finite value ({}) at {}", where, name,
-             load_as_f32(t.data(), t.dtype(), static_cast<std::size_t>(std::max<int64_t>(bad, 0))),
-             index_string(t.shape(), bad));
+  if (bad >= 0) fail_nonfinite(where, name, t.shape(), bad, load_as_f32(t.data(), t.dtype(), static_cast<std::size_t>(bad)));
 }
 
-PrefillShape check_prefill(const PrefillInputs& in, const IndexerOptions& opt, const TensorView& idx,
-                           std::string_view where) {
+void fail_range(std::string_view where, int64_t i, int64_t ks, int64_t ke, int64_t N) {
+  HILO_CHECK(ks >= 0, "{}: ks[{}] = {} is negative", where, i, ks);
+  HILO_CHECK(ks <= ke, "{}: ks[{}] = {} is greater than ke[{}] = {}", where, i, ks, i, ke);
+  HILO_CHECK(ke <= N, "{}: ke[{}] = {} is past the {} keys in k", where, i, ke, N);
+  fail("{}: ks[{}] = {}, ke[{}] = {} is not a valid range", where, i, ks, i, ke);
+}
+
+void fail_nonfinite(std::string_view where, std::string_view name, const Shape& shape, int64_t index, float value) {
+  fail("{}: {} holds a non-finite value ({}) at {}", where, name, value, index_string(shape, index));
+}
+
+PrefillShape check_prefill_layout(const PrefillInputs& in, const IndexerOptions& opt, const TensorView& idx,
+                                  std::string_view where, DeviceKind device) {
   check_common_options(opt, where);
   struct Named {
     const TensorView& t;
     const char* name;
   };
   for (const Named& n : {Named{in.q, "q"}, Named{in.w, "w"}, Named{in.k, "k"}, Named{in.k_scale, "k_scale"},
-                         Named{in.ks, "ks"}, Named{in.ke, "ke"}})
-    expect_host_contiguous(n.t, where, n.name);
+                         Named{in.ks, "ks"}, Named{in.ke, "ke"}, Named{idx, "idx"}})
+    expect_contiguous_on(n.t, device, where, n.name);
   expect_ndim(in.q, where, "q", 3);
   expect_dtype(in.q, where, "q", kFloatInputs);
   expect_ndim(in.k, where, "k", 2);
@@ -107,14 +115,16 @@ PrefillShape check_prefill(const PrefillInputs& in, const IndexerOptions& opt, c
   expect_dtype(in.ke, where, "ke", {DType::I32});
   expect_shape(in.ke, where, "ke", {s.S});
   check_output(idx, where, "idx", s.S, opt.topk);
+  return s;
+}
 
+PrefillShape check_prefill(const PrefillInputs& in, const IndexerOptions& opt, const TensorView& idx,
+                           std::string_view where) {
+  const PrefillShape s = check_prefill_layout(in, opt, idx, where, DeviceKind::CPU);
   const auto* ks = static_cast<const int32_t*>(in.ks.data());
   const auto* ke = static_cast<const int32_t*>(in.ke.data());
-  for (int64_t i = 0; i < s.S; ++i) {
-    HILO_CHECK(ks[i] >= 0, "{}: ks[{}] = {} is negative", where, i, ks[i]);
-    HILO_CHECK(ks[i] <= ke[i], "{}: ks[{}] = {} is greater than ke[{}] = {}", where, i, ks[i], i, ke[i]);
-    HILO_CHECK(ke[i] <= s.N, "{}: ke[{}] = {} is past the {} keys in k", where, i, ke[i], s.N);
-  }
+  for (int64_t i = 0; i < s.S; ++i)
+    if (ks[i] < 0 || ks[i] > ke[i] || ke[i] > s.N) fail_range(where, i, ks[i], ke[i], s.N);
   if (opt.check_finite) {
     check_finite(in.q, where, "q");
     check_finite(in.w, where, "w");
@@ -182,8 +192,11 @@ DecodeShape check_decode(const DecodeInputs& in, const IndexerOptions& opt, cons
   else
     expect_shape(in.context_lens, where, "context_lens", {s.batch});
   HILO_CHECK(!out.positions.empty() || !out.slots.empty(), "{}: neither positions nor slots is given", where);
-  if (!out.positions.empty()) check_output(out.positions, where, "positions", s.batch * s.next_n, opt.topk);
-  if (!out.slots.empty()) check_output(out.slots, where, "slots", s.batch * s.next_n, opt.topk);
+  for (const Named& n : {Named{out.positions, "positions"}, Named{out.slots, "slots"}}) {
+    if (n.t.empty()) continue;
+    expect_host_contiguous(n.t, where, n.name);
+    check_output(n.t, where, n.name, s.batch * s.next_n, opt.topk);
+  }
 
   const auto* lens = static_cast<const int32_t*>(in.context_lens.data());
   const auto* table = static_cast<const int32_t*>(in.block_table.data());

@@ -17,8 +17,16 @@ struct DecodeShape {
   bool per_token_lens;  // context_lens is [batch, next_n]
 };
 
+// Shapes, dtypes, contiguity and options of a prefill call, for tensors on `device` (no data is read).
+PrefillShape check_prefill_layout(const PrefillInputs& in, const IndexerOptions& opt, const TensorView& idx,
+                                  std::string_view where, DeviceKind device);
+// The layout checks, then the values (ranges; NaN/Inf with opt.check_finite) of host tensors.
 PrefillShape check_prefill(const PrefillInputs& in, const IndexerOptions& opt, const TensorView& idx,
                            std::string_view where);
+// The messages of the value checks, shared with the CUDA path (whose validation kernel finds the index).
+[[noreturn]] void fail_range(std::string_view where, int64_t i, int64_t ks, int64_t ke, int64_t N);
+[[noreturn]] void fail_nonfinite(std::string_view where, std::string_view name, const Shape& shape, int64_t index,
+                                 float value);
 // block_only: stage 1 alone, which needs blocks_kept * block <= topk instead of >=.
 void check_hisa_options(const HisaOptions& opt, std::string_view where, bool block_only = false);
 // With scan_cache, every visible key of the paged cache is checked for NaN/Inf here (the reference does this).
