@@ -10,10 +10,12 @@
 namespace hilo {
 namespace {
 
-// Reference: positions of the k best (score desc by order key, position asc), in that order.
+// Reference: positions of the k best (score desc by order key, position asc), in that order; NaN never selected.
 std::vector<int32_t> reference_topk(const float* s, int64_t n, int64_t k) {
-  std::vector<int32_t> idx(n);
-  std::iota(idx.begin(), idx.end(), 0);
+  std::vector<int32_t> idx;
+  for (int32_t i = 0; i < n; ++i)
+    if (!std::isnan(s[i])) idx.push_back(i);
+  n = static_cast<int64_t>(idx.size());
   std::stable_sort(idx.begin(), idx.end(), [&](int32_t a, int32_t b) {
     return detail::order_key(s[a]) > detail::order_key(s[b]);
   });

@@ -1,5 +1,6 @@
-// Top-k selection over rows of f32 scores (a radix select, not a sort). Ties go to the smaller position; NaN
-// ranks below every number. Rows are independent and spread over threads.
+// Top-k selection over rows of f32 scores (a radix select, not a sort). Ties go to the smaller position; NaN is
+// never selected (it marks "no candidate"; rows with fewer candidates than k are -1 padded). Rows are independent
+// and spread over threads.
 #pragma once
 
 #include "hilo/tensor.hpp"

@@ -8,10 +8,18 @@
 
 namespace hilo {
 
+#if defined(__CUDACC__)
+// nvcc's front end cannot evaluate fmt's consteval format-string checks: format at run time in CUDA sources.
+template <typename... Args>
+[[noreturn]] void fail(std::string_view format, const Args&... args) {
+  throw Error(fmt::vformat(format, fmt::make_format_args(args...)));
+}
+#else
 template <typename... Args>
 [[noreturn]] void fail(fmt::format_string<Args...> format, Args&&... args) {
   throw Error(fmt::format(format, std::forward<Args>(args)...));
 }
+#endif
 
 }  // namespace hilo
 

@@ -153,8 +153,8 @@ void check_cache_row(const uint8_t* codes, float scale, int64_t D, std::string_v
   HILO_CHECK(bad == 0, "{}: kv_cache holds a non-finite key or scale at request {}, position {}", where, r, pos);
 }
 
-DecodeShape check_decode(const DecodeInputs& in, const IndexerOptions& opt, const DecodeOutputs& out,
-                         std::string_view where, bool scan_cache) {
+DecodeShape check_decode_layout(const DecodeInputs& in, const IndexerOptions& opt, const DecodeOutputs& out,
+                                std::string_view where, DeviceKind device) {
   check_common_options(opt, where);
   struct Named {
     const TensorView& t;
@@ -162,7 +162,7 @@ DecodeShape check_decode(const DecodeInputs& in, const IndexerOptions& opt, cons
   };
   for (const Named& n : {Named{in.q, "q"}, Named{in.w, "w"}, Named{in.kv_cache, "kv_cache"},
                          Named{in.block_table, "block_table"}, Named{in.context_lens, "context_lens"}})
-    expect_host_contiguous(n.t, where, n.name);
+    expect_contiguous_on(n.t, device, where, n.name);
   expect_ndim(in.q, where, "q", 4);
   expect_dtype(in.q, where, "q", kFloatInputs);
   DecodeShape s{};
@@ -194,9 +194,15 @@ DecodeShape check_decode(const DecodeInputs& in, const IndexerOptions& opt, cons
   HILO_CHECK(!out.positions.empty() || !out.slots.empty(), "{}: neither positions nor slots is given", where);
   for (const Named& n : {Named{out.positions, "positions"}, Named{out.slots, "slots"}}) {
     if (n.t.empty()) continue;
-    expect_host_contiguous(n.t, where, n.name);
+    expect_contiguous_on(n.t, device, where, n.name);
     check_output(n.t, where, n.name, s.batch * s.next_n, opt.topk);
   }
+  return s;
+}
+
+DecodeShape check_decode(const DecodeInputs& in, const IndexerOptions& opt, const DecodeOutputs& out,
+                         std::string_view where, bool scan_cache) {
+  const DecodeShape s = check_decode_layout(in, opt, out, where, DeviceKind::CPU);
 
   const auto* lens = static_cast<const int32_t*>(in.context_lens.data());
   const auto* table = static_cast<const int32_t*>(in.block_table.data());

@@ -29,6 +29,9 @@ PrefillShape check_prefill(const PrefillInputs& in, const IndexerOptions& opt, c
                                  float value);
 // block_only: stage 1 alone, which needs blocks_kept * block <= topk instead of >=.
 void check_hisa_options(const HisaOptions& opt, std::string_view where, bool block_only = false);
+// Shapes, dtypes, contiguity and options of a decode call, for tensors on `device` (no data is read).
+DecodeShape check_decode_layout(const DecodeInputs& in, const IndexerOptions& opt, const DecodeOutputs& out,
+                                std::string_view where, DeviceKind device);
 // With scan_cache, every visible key of the paged cache is checked for NaN/Inf here (the reference does this).
 // The fast paths pass false and check each key where they first read it (packing, pooled-cache appends), so a
 // decode step costs no extra pass over the whole cache.

@@ -28,7 +28,9 @@ bool better(const Candidate& a, const Candidate& b) {
   return ka != kb ? ka > kb : a.pos < b.pos;
 }
 
+// The k best candidates; NaN scores (only with check_finite off) are never selected.
 std::vector<int64_t> top_positions(std::vector<Candidate> c, int64_t k) {
+  std::erase_if(c, [](const Candidate& x) { return std::isnan(x.score); });
   std::sort(c.begin(), c.end(), better);
   std::vector<int64_t> out;
   for (int64_t i = 0; i < std::min<int64_t>(k, c.size()); ++i) out.push_back(c[i].pos);

@@ -71,13 +71,12 @@ void TopKCollector::reserve_for(int n) {
 void TopKCollector::offer(const float* scores, int64_t first, int n) {
   reserve_for(n);
   std::size_t m = size_;
-  const uint32_t threshold = have_threshold_ ? threshold_ : 0;
-  const bool all = !have_threshold_;  // until the first compaction every entry is kept (NaN keys are 0 too)
+  const uint32_t threshold = have_threshold_ ? threshold_ : 0;  // key 0 (NaN) is never a candidate
   for (int i = 0; i < n; ++i) {  // branch-free: whether a score passes is data dependent
     const uint32_t key = order_key(scores[i]);
     keys_[m] = key;
     pos_[m] = static_cast<int32_t>(first + i);
-    m += all | (key > threshold);
+    m += key > threshold;
   }
   size_ = m;
   if (size_ >= 2 * static_cast<std::size_t>(k_)) compact();
@@ -87,7 +86,7 @@ void TopKCollector::offer_keys(const uint32_t* keys, const int32_t* positions, i
   reserve_for(n);
   std::size_t m = size_;
   for (int i = 0; i < n; ++i) {
-    if (!have_threshold_ || keys[i] > threshold_) {
+    if (keys[i] > (have_threshold_ ? threshold_ : 0u)) {
       keys_[m] = keys[i];
       pos_[m] = positions[i];
       ++m;

@@ -34,7 +34,8 @@ KthKey kth_largest(const uint32_t* keys, int64_t n, int64_t k, std::vector<uint3
 // The same over f32 scores, mapping each through order_key.
 KthKey kth_largest(const float* scores, int64_t n, int64_t k, std::vector<uint32_t>& scratch);
 
-// Running top-k of a stream offered in ascending position order. Memory: 2k + one chunk of entries.
+// Running top-k of a stream offered in ascending position order. NaN scores (key 0) are never kept: they mean
+// "no candidate", as on the GPU. Memory: 2k + one chunk of entries.
 class TopKCollector {
  public:
   void reset(int k);

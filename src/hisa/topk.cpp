@@ -47,8 +47,10 @@ void topk_rows(const TensorView& scores, int k, const TensorView& out, const Ten
     const int64_t n = hi - lo;
     int32_t* o = dst + r * k;
     int64_t written = 0;
-    if (n > 0) {
-      const int64_t take = std::min<int64_t>(k, n);
+    int64_t candidates = 0;  // NaN (key 0) is never selected
+    for (int64_t i = 0; i < n; ++i) candidates += detail::order_key(row[i]) != 0;
+    if (candidates > 0) {
+      const int64_t take = std::min<int64_t>(k, candidates);
       const detail::KthKey kth = detail::kth_largest(row, n, take, scratch);
       // Branch-free emission (which elements pass is data dependent): write every candidate, advance on a take.
       keys.resize(take + 1);
@@ -56,7 +58,7 @@ void topk_rows(const TensorView& scores, int k, const TensorView& out, const Ten
       int64_t equal_taken = 0;
       for (int64_t i = 0; i < n && written < take; ++i) {
         const uint32_t key = detail::order_key(row[i]);
-        const bool equal = key == kth.key;
+        const bool equal = key == kth.key && key != 0;
         const bool pass = key > kth.key || (equal && equal_taken < kth.take_equal);
         keys[written] = key;
         pos[written] = static_cast<int32_t>(i);

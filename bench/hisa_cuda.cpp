@@ -1,0 +1,231 @@
+// GPU benchmark of the flat indexer vs HISA (prefill, decode) and of top-k, on generated data. The card's copy
+// bandwidth is measured in the same run. One line per shape; --json writes everything.
+#include <cuda_runtime.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "hilo/hisa.hpp"
+#include "hilo/hisa_cuda.hpp"
+#include "hilo/hisa_data.hpp"
+
+namespace {
+
+using hilo::DType;
+using hilo::Tensor;
+using hilo::TensorView;
+
+#define CHECK_CUDA(x)                                                                           \
+  do {                                                                                          \
+    const cudaError_t e_ = (x);                                                                 \
+    if (e_ != cudaSuccess) {                                                                    \
+      std::fprintf(stderr, "%s failed: %s\n", #x, cudaGetErrorString(e_));                      \
+      std::exit(1);                                                                             \
+    }                                                                                           \
+  } while (0)
+
+class Dev {
+ public:
+  explicit Dev(const Tensor& t) : dtype_(t.dtype()), shape_(t.shape()), bytes_(t.nbytes()) {
+    CHECK_CUDA(cudaMalloc(&p_, bytes_ ? bytes_ : 1));
+    CHECK_CUDA(cudaMemcpy(p_, t.view().data(), bytes_, cudaMemcpyHostToDevice));
+  }
+  Dev(DType d, hilo::Shape s) : dtype_(d), shape_(std::move(s)) {
+    bytes_ = hilo::dtype_size(d);
+    for (auto x : shape_) bytes_ *= static_cast<size_t>(x);
+    CHECK_CUDA(cudaMalloc(&p_, bytes_ ? bytes_ : 1));
+  }
+  ~Dev() { cudaFree(p_); }
+  Dev(const Dev&) = delete;
+  operator TensorView() const { return TensorView(p_, dtype_, shape_, {}, hilo::Device{hilo::DeviceKind::CUDA, 0}); }
+  Tensor host() const {
+    Tensor t(dtype_, shape_);
+    CHECK_CUDA(cudaMemcpy(t.view().data(), p_, bytes_, cudaMemcpyDeviceToHost));
+    return t;
+  }
+
+ private:
+  void* p_ = nullptr;
+  DType dtype_;
+  hilo::Shape shape_;
+  size_t bytes_ = 0;
+};
+
+// Median time in ms of `repeat` runs (after one warm-up), with CUDA events on the default stream.
+template <typename F>
+double time_ms(int repeat, F&& f) {
+  f();
+  CHECK_CUDA(cudaDeviceSynchronize());
+  std::vector<float> t;
+  cudaEvent_t a, b;
+  CHECK_CUDA(cudaEventCreate(&a));
+  CHECK_CUDA(cudaEventCreate(&b));
+  for (int i = 0; i < repeat; ++i) {
+    CHECK_CUDA(cudaEventRecord(a));
+    f();
+    CHECK_CUDA(cudaEventRecord(b));
+    CHECK_CUDA(cudaEventSynchronize(b));
+    float ms = 0;
+    CHECK_CUDA(cudaEventElapsedTime(&ms, a, b));
+    t.push_back(ms);
+  }
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+double copy_bandwidth_gbs() {
+  const size_t bytes = size_t{2} << 30;
+  void *a, *b;
+  CHECK_CUDA(cudaMalloc(&a, bytes));
+  CHECK_CUDA(cudaMalloc(&b, bytes));
+  CHECK_CUDA(cudaMemset(a, 1, bytes));
+  const double ms = time_ms(5, [&] { CHECK_CUDA(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice)); });
+  cudaFree(a);
+  cudaFree(b);
+  return 2.0 * bytes / (ms / 1e3) / 1e9;  // read + write
+}
+
+// Peak bytes the stream-ordered pool handed out during f (the call's scratch).
+template <typename F>
+int64_t scratch_bytes(F&& f) {
+  cudaMemPool_t pool;
+  CHECK_CUDA(cudaDeviceGetDefaultMemPool(&pool, 0));
+  uint64_t zero = 0, high = 0;
+  CHECK_CUDA(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &zero));
+  f();
+  CHECK_CUDA(cudaDeviceSynchronize());
+  CHECK_CUDA(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &high));
+  return static_cast<int64_t>(high);
+}
+
+std::string today() {
+  const std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d", std::gmtime(&t));
+  return buf;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"GPU benchmark: flat DSA indexer vs HISA, and top-k"};
+  std::vector<int64_t> contexts{8192, 16384, 32768, 65536, 131072};
+  std::vector<int64_t> causal{8192, 16384, 32768, 65536};
+  std::vector<int> batches{1, 8, 64, 128};
+  std::vector<int64_t> decode_contexts{16384, 65536, 131072};
+  int64_t chunk = 4096;
+  int repeat = 5;
+  std::string json_path;
+  app.add_option("--contexts", contexts, "Contexts of the prefill chunk benchmark")->delimiter(',');
+  app.add_option("--causal", causal, "Contexts of the full causal prefill (S = N)")->delimiter(',');
+  app.add_option("--chunk", chunk, "Queries of the prefill chunk");
+  app.add_option("--batches", batches, "Decode batches")->delimiter(',');
+  app.add_option("--decode-contexts", decode_contexts, "Decode contexts")->delimiter(',');
+  app.add_option("--repeat", repeat, "Timed runs (median)");
+  app.add_option("--json", json_path, "Write results as JSON");
+  CLI11_PARSE(app, argc, argv);
+
+  cudaDeviceProp prop{};
+  CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
+  int runtime = 0;
+  CHECK_CUDA(cudaRuntimeGetVersion(&runtime));
+  const double bw = copy_bandwidth_gbs();
+  nlohmann::json all = {{"date", today()}, {"gpu", prop.name}, {"sms", prop.multiProcessorCount},
+                        {"cuda_runtime", runtime}, {"copy_bandwidth_gbs", bw}};
+  std::printf("%s | %s, %d SMs | CUDA runtime %d | measured copy bandwidth %.0f GB/s\n", today().c_str(), prop.name,
+              prop.multiProcessorCount, runtime, bw);
+
+  hilo::hisa::HisaOptions opt;  // topk 2048, B 128, m 64, fp8 pooled
+  opt.check_finite = false;     // serving setting: no validation pass, no synchronisation
+
+  auto prefill_case = [&](int64_t context, int64_t queries, const char* kind) {
+    hilo::hisa::SynthConfig cfg;
+    cfg.context = context;
+    cfg.queries = queries;
+    const auto p = hilo::hisa::make_prefill_problem(cfg);
+    Dev q(p.q), w(p.w), k(p.k), ks(p.k_scale), lo(p.ks), hi(p.ke);
+    const hilo::hisa::PrefillInputs in{q, w, k, ks, lo, hi};
+    Dev flat(DType::I32, {queries, opt.topk}), hisa_idx(DType::I32, {queries, opt.topk});
+    const double flat_ms = time_ms(repeat, [&] { hilo::hisa::cuda::flat_prefill(in, opt, flat); });
+    const double hisa_ms = time_ms(repeat, [&] { hilo::hisa::cuda::hisa_prefill(in, opt, hisa_idx); });
+    hilo::hisa::HisaStats st;
+    hilo::hisa::cuda::hisa_prefill(in, opt, hisa_idx, nullptr, &st);
+    const int64_t flat_scratch = scratch_bytes([&] { hilo::hisa::cuda::flat_prefill(in, opt, flat); });
+    const int64_t hisa_scratch = scratch_bytes([&] { hilo::hisa::cuda::hisa_prefill(in, opt, hisa_idx); });
+    const auto iou = hilo::hisa::iou(hisa_idx.host(), flat.host());
+    double pairs = 0;
+    for (int64_t s = 0; s < queries; ++s) pairs += p.ke.ptr<int32_t>()[s] - p.ks.ptr<int32_t>()[s];
+    const double flops = 2.0 * 64 * 128 * pairs;
+    std::printf("%-7s N=%7ld S=%6ld  flat %9.3f ms %6.0f TFLOP/s | hisa %8.3f ms (pool %.2f, blocks %.2f, tokens %.2f) "
+                "%6.2fx | IoU %.4f/%.4f | scratch %.0f/%.0f MiB\n",
+                kind, static_cast<long>(context), static_cast<long>(queries), flat_ms, flops / (flat_ms / 1e3) / 1e12,
+                hisa_ms, st.pool_ms, st.block_ms, st.token_ms, flat_ms / hisa_ms, iou.mean, iou.min,
+                flat_scratch / 1048576.0, hisa_scratch / 1048576.0);
+    std::fflush(stdout);
+    return nlohmann::json{{"kind", kind},          {"context", context},       {"queries", queries},
+                          {"flat_ms", flat_ms},    {"flat_tflops", flops / (flat_ms / 1e3) / 1e12},
+                          {"hisa_ms", hisa_ms},    {"speedup", flat_ms / hisa_ms},
+                          {"pool_ms", st.pool_ms}, {"block_ms", st.block_ms}, {"token_ms", st.token_ms},
+                          {"iou_mean", iou.mean},  {"iou_min", iou.min},      {"flat_scratch_bytes", flat_scratch},
+                          {"hisa_scratch_bytes", hisa_scratch}};
+  };
+  nlohmann::json prefill = nlohmann::json::array();
+  for (int64_t c : contexts) prefill.push_back(prefill_case(c, std::min(chunk, c), "chunk"));
+  for (int64_t c : causal) prefill.push_back(prefill_case(c, c, "causal"));
+  all["prefill"] = prefill;
+
+  nlohmann::json decode = nlohmann::json::array();
+  for (int64_t context : decode_contexts) {
+    for (int batch : batches) {
+      hilo::hisa::SynthConfig cfg;
+      cfg.context = context;
+      const auto d = hilo::hisa::make_decode_problem(cfg, batch, 1);
+      Dev q(d.q), w(d.w), cache(d.kv_cache), table(d.block_table), lens(d.context_lens);
+      const hilo::hisa::DecodeInputs in{q, w, cache, table, lens};
+      Dev fpos(DType::I32, {batch, opt.topk}), hpos(DType::I32, {batch, opt.topk});
+      hilo::hisa::cuda::PooledKeyCache pooled(0, batch, static_cast<int>((context + 127) / 128), opt.block);
+      const double flat_ms = time_ms(repeat, [&] { hilo::hisa::cuda::flat_decode(in, opt, {fpos, {}}); });
+      const double hisa_ms = time_ms(repeat, [&] { hilo::hisa::cuda::hisa_decode(in, pooled, opt, {hpos, {}}); });
+      const auto iou = hilo::hisa::iou(hpos.host(), fpos.host());
+      const double flat_bytes = double(batch) * context * 132;                 // every key row + scale
+      const double hisa_bytes = double(batch) * ((context / 128) * 132 + 8192 * 132.0);  // pooled rows + kept tokens
+      std::printf("decode N=%7ld batch %3d  flat %8.3f ms %6.0f GB/s (%3.0f%% of copy) | hisa %8.3f ms %6.0f GB/s | "
+                  "%6.2fx | IoU %.4f/%.4f\n",
+                  static_cast<long>(context), batch, flat_ms, flat_bytes / (flat_ms / 1e3) / 1e9,
+                  100 * flat_bytes / (flat_ms / 1e3) / 1e9 / bw, hisa_ms, hisa_bytes / (hisa_ms / 1e3) / 1e9,
+                  flat_ms / hisa_ms, iou.mean, iou.min);
+      std::fflush(stdout);
+      decode.push_back({{"context", context}, {"batch", batch}, {"flat_ms", flat_ms}, {"hisa_ms", hisa_ms},
+                        {"speedup", flat_ms / hisa_ms}, {"flat_gbs", flat_bytes / (flat_ms / 1e3) / 1e9},
+                        {"hisa_gbs", hisa_bytes / (hisa_ms / 1e3) / 1e9}, {"iou_mean", iou.mean},
+                        {"iou_min", iou.min}});
+    }
+  }
+  all["decode"] = decode;
+
+  nlohmann::json topk = nlohmann::json::array();
+  for (const auto& [rows, len] : std::vector<std::pair<int64_t, int64_t>>{{64, 8192}, {64, 32768}, {64, 131072},
+                                                                          {8, 1 << 20}}) {
+    Tensor scores(DType::F32, {rows, len});
+    std::mt19937 gen(1);
+    std::normal_distribution<float> dist;
+    float* s = scores.ptr<float>();
+    for (int64_t i = 0; i < rows * len; ++i) s[i] = dist(gen);
+    Dev ds(scores), out(DType::I32, {rows, opt.topk});
+    const double ms = time_ms(repeat, [&] { hilo::hisa::cuda::topk_rows(ds, opt.topk, out); });
+    std::printf("topk   %3ld x %8ld  k %d: %8.1f us  %6.0f GB/s\n", static_cast<long>(rows), static_cast<long>(len),
+                opt.topk, ms * 1e3, rows * len * 4.0 / (ms / 1e3) / 1e9);
+    topk.push_back({{"rows", rows}, {"len", len}, {"us", ms * 1e3}});
+  }
+  all["topk"] = topk;
+  if (!json_path.empty()) std::ofstream(json_path) << all.dump(2) << "\n";
+  return 0;
+}

@@ -1,0 +1,86 @@
+// CUDA decode launchers over DeepGEMM's paged cache: flat indexer, HISA with a device pooled-key cache.
+#include <cuda_runtime.h>
+
+#include "flat_runner.cuh"
+#include "hisa_runner.cuh"
+#include "validate.hpp"
+
+namespace hilo::hisa::cuda_detail {
+namespace {
+
+struct RowPlan {
+  int32_t *lo, *hi, *req_len, *req_blocks;
+};
+
+RowPlan plan_rows(const DecodeArgs& a, int block, Scratch& scratch, cudaStream_t stream) {
+  const int64_t rows = a.batch * a.next_n;
+  RowPlan p{scratch.alloc<int32_t>(rows), scratch.alloc<int32_t>(rows), scratch.alloc<int32_t>(a.batch),
+            scratch.alloc<int32_t>(a.batch)};
+  if (a.batch > 0) {
+    decode_rows_kernel<<<ceil_div(a.batch, 128), 128, 0, stream>>>(a.lens, a.per_token_lens, static_cast<int>(a.batch),
+                                                                   static_cast<int>(a.next_n), block, p.hi, p.lo,
+                                                                   p.req_len, p.req_blocks);
+    HILO_CUDA_LAUNCHED("decode_rows_kernel");
+  }
+  return p;
+}
+
+DecodeOut decode_sink(const DecodeArgs& a, int topk, int first_row) {
+  const int64_t at = static_cast<int64_t>(first_row) * topk;
+  return DecodeOut{a.positions ? a.positions + at : nullptr, a.slots ? a.slots + at : nullptr,
+                   a.table + (first_row / a.next_n) * a.max_pages, static_cast<int>(a.max_pages),
+                   static_cast<int>(a.next_n), topk};
+}
+
+}  // namespace
+
+Violations flat_decode(const DecodeArgs& a, int topk, bool sorted, bool validate, bool finite, void* stream_ptr) {
+  const cudaStream_t stream = as_stream(stream_ptr);
+  Scratch scratch(stream);
+  const RowPlan plan = plan_rows(a, 1, scratch, stream);
+  const PagedKeys keys{a.cache, a.table, plan.req_len, static_cast<int>(a.max_pages)};
+  if (validate) {
+    const Violations v = check_decode_values(a, keys, nullptr, finite, stream);
+    if (v.any()) return v;
+  }
+  const int rows = static_cast<int>(a.batch * a.next_n);
+  if (rows == 0) return kNoViolations;
+  const FlatJob job{a.q, a.w, plan.lo, plan.hi, rows, static_cast<int>(a.next_n), true, a.max_pages * 64, topk, sorted,
+                    stream};
+  with_heads(a.H, [&](auto h) {
+    run_flat<decltype(h)::value>(job, keys, scratch, [&](int rb) { return decode_sink(a, topk, rb); });
+  });
+  return kNoViolations;
+}
+
+Violations hisa_decode(const DecodeArgs& a, const HisaArgs& h, const PooledCacheArgs& cache, bool validate,
+                       bool finite, void* stream_ptr, HisaStats* stats) {
+  const cudaStream_t stream = as_stream(stream_ptr);
+  Scratch scratch(stream);
+  StageClock clock(stats != nullptr, stream);
+  clock.mark();
+  const RowPlan plan = plan_rows(a, h.block, scratch, stream);
+  const PagedKeys keys{a.cache, a.table, plan.req_len, static_cast<int>(a.max_pages)};
+  if (validate) {  // only the rows the pooled cache has not seen yet: they are read once, here and when pooled
+    const Violations v = check_decode_values(a, keys, cache.lengths, finite, stream);
+    if (v.any()) return v;
+  }
+  const int rows = static_cast<int>(a.batch * a.next_n);
+  if (rows == 0) return kNoViolations;
+  pool_cache_kernel<<<dim3(static_cast<unsigned>(a.batch), 8), kDim, 0, stream>>>(
+      keys, plan.req_len, cache.lengths, h.block, cache.max_blocks, cache.codes, cache.scales);
+  HILO_CUDA_LAUNCHED("pool_cache_kernel");
+  store_lengths_kernel<<<ceil_div(a.batch, 128), 128, 0, stream>>>(plan.req_len, cache.lengths,
+                                                                   static_cast<int>(a.batch));
+  HILO_CUDA_LAUNCHED("store_lengths_kernel");
+  clock.mark();
+  const PooledCacheKeys pooled{cache.codes, cache.scales, plan.req_blocks, cache.max_blocks};
+  with_heads(a.H, [&](auto hh) {
+    run_hisa<decltype(hh)::value>(a.q, a.w, plan.lo, plan.hi, rows, static_cast<int>(a.next_n), true, pooled,
+                                  cache.max_blocks, keys, h, stream, scratch, decode_sink(a, h.topk, 0), clock);
+  });
+  if (stats) clock.fill(*stats);
+  return kNoViolations;
+}
+
+}  // namespace hilo::hisa::cuda_detail

@@ -1,0 +1,79 @@
+// The flat indexer on the GPU, shared by prefill (one dense K) and decode (one paged source per request): rows are
+// processed in blocks; for each block the keys are scored chunk by chunk into a chunk buffer that stays in L2, and
+// a running top-k per row is merged with each chunk. Memory: rows_block * chunk scores plus rows * k winners; the
+// [S, N] logits never exist.
+#pragma once
+
+#include <algorithm>
+
+#include "runtime.cuh"
+#include "score_keys.cuh"
+#include "topk_select.cuh"
+
+namespace hilo::hisa::cuda_detail {
+
+constexpr int64_t kChunkKeys = 16384;
+constexpr int64_t kChunkBudgetBytes = 64ll << 20;
+
+struct FlatJob {
+  const uint8_t* q;
+  const float* w;
+  const int32_t* row_lo;  // [rows] first visible key of each row
+  const int32_t* row_hi;  // [rows] one past the last
+  int rows;
+  int group_rows;    // rows per CTA group; in decode, one group per request (group g uses source g)
+  bool per_group_source;
+  int64_t key_max;   // no row sees a key at or past this
+  int k;
+  bool sorted;
+  cudaStream_t stream;
+};
+
+// make_sink(first_row) returns the top-k sink for rows [first_row, ...) indexed from 0.
+template <int H, class Keys, class MakeSink>
+void run_flat(const FlatJob& job, const Keys& keys, Scratch& scratch, MakeSink make_sink) {
+  const int64_t chunk = std::min<int64_t>(kChunkKeys, std::max<int64_t>(job.key_max, 1));
+  int block_rows = static_cast<int>(std::max<int64_t>(1, kChunkBudgetBytes / (chunk * 4)));
+  block_rows = std::max(job.group_rows, block_rows / job.group_rows * job.group_rows);
+  block_rows = std::min(block_rows, job.rows);
+  float* scores = scratch.alloc<float>(static_cast<int64_t>(block_rows) * chunk);
+  uint32_t* key_a = scratch.alloc<uint32_t>(static_cast<int64_t>(block_rows) * job.k);
+  uint32_t* key_b = scratch.alloc<uint32_t>(static_cast<int64_t>(block_rows) * job.k);
+  int32_t* pos_a = scratch.alloc<int32_t>(static_cast<int64_t>(block_rows) * job.k);
+  int32_t* pos_b = scratch.alloc<int32_t>(static_cast<int64_t>(block_rows) * job.k);
+  int32_t* cnt_a = scratch.alloc<int32_t>(block_rows);
+  int32_t* cnt_b = scratch.alloc<int32_t>(block_rows);
+  const size_t smem = score_keys_smem<H>(job.group_rows);
+  HILO_CUDA_CHECK(cudaFuncSetAttribute(score_keys_kernel<H, Keys, ChunkOut>,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+
+  for (int rb = 0; rb < job.rows; rb += block_rows) {
+    const int rows_b = std::min(block_rows, job.rows - rb);
+    HILO_CUDA_CHECK(cudaMemsetAsync(cnt_a, 0, sizeof(int32_t) * rows_b, job.stream));
+    for (int64_t c0 = 0; c0 < std::max<int64_t>(job.key_max, 1); c0 += chunk) {
+      const int64_t len = std::min(chunk, std::max<int64_t>(job.key_max - c0, 0));
+      const bool last = c0 + chunk >= job.key_max;
+      HILO_CUDA_CHECK(cudaMemsetAsync(scores, 0xFF, sizeof(float) * rows_b * chunk, job.stream));  // NaN: none
+      if (len > 0) {
+        ScoreParams p{job.q, job.w, job.row_lo, job.row_hi, rb, rb + rows_b, job.group_rows,
+                      job.per_group_source ? rb / job.group_rows : 0, c0, c0 + len};
+        const dim3 grid(ceil_div(len, kKeysPerCta), ceil_div(rows_b, job.group_rows));
+        score_keys_kernel<H, Keys, ChunkOut>
+            <<<grid, kScoreWarps * 32, smem, job.stream>>>(p, keys, ChunkOut{scores, rb, c0, chunk});
+        HILO_CUDA_LAUNCHED("score_keys_kernel");
+      }
+      const MergeChunk src{key_a, pos_a, cnt_a, scores, job.k, chunk, len, c0};
+      if (last) {
+        topk_kernel<<<rows_b, kTopkThreads, 0, job.stream>>>(src, make_sink(rb), job.k, job.sorted);
+      } else {
+        topk_kernel<<<rows_b, kTopkThreads, 0, job.stream>>>(src, MergeState{key_b, pos_b, cnt_b, job.k}, job.k,
+                                                             false);
+        std::swap(key_a, key_b), std::swap(pos_a, pos_b), std::swap(cnt_a, cnt_b);
+      }
+      HILO_CUDA_LAUNCHED("topk_kernel");
+      if (last) break;
+    }
+  }
+}
+
+}  // namespace hilo::hisa::cuda_detail

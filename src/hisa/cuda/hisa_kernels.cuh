@@ -1,0 +1,342 @@
+// HISA's GPU stages besides scoring and top-k: pooling, input validation, block plans, tile unions, token scores.
+#pragma once
+
+#include "../../core/float8.hpp"
+#include "score_keys.cuh"
+
+namespace hilo::hisa::cuda_detail {
+
+// Exact fp8 e4m3 -> f32 (the same arithmetic as the CPU's AVX-512 packer).
+__device__ __forceinline__ float e4m3_to_f32(uint8_t code) {
+  const uint32_t mag = code & 0x7Fu;
+  if (mag == 0x7Fu) return __uint_as_float(0x7FC00000u);
+  float f = __uint_as_float(mag << 20) * 0x1p120f;
+  return (code & 0x80u) ? -f : f;
+}
+
+// ---- Pooling: block b = mean over its rows of k * k_scale, in row order, then fp8 with scale amax/448 ----
+// One CTA of 128 threads (one per d) per block; __fmul_rn/__fadd_rn/__fdiv_rn keep the CPU's exact operations.
+template <class Keys>
+__device__ inline void pool_block(const Keys& keys, int source, int64_t first, int64_t count, uint8_t* codes,
+                                  float* scale_out) {
+  __shared__ float s_max[4];
+  const int d = threadIdx.x;
+  float sum = 0.0f;
+  for (int64_t n = first; n < first + count; ++n)
+    sum = __fadd_rn(sum, __fmul_rn(e4m3_to_f32(keys.row(source, n)[d]), keys.scale(source, n)));
+  const float mean = __fdiv_rn(sum, static_cast<float>(count));
+  float m = fabsf(mean);
+  for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, o));
+  if (d % 32 == 0) s_max[d / 32] = m;
+  __syncthreads();
+  const float amax = fmaxf(fmaxf(s_max[0], s_max[1]), fmaxf(s_max[2], s_max[3]));
+  const float scale = amax == 0.0f ? 1.0f : __fdiv_rn(amax, 448.0f);
+  codes[d] = amax == 0.0f ? uint8_t{0} : hilo::fp8::encode_e4m3(__fdiv_rn(mean, scale));
+  if (d == 0) *scale_out = scale;
+  __syncthreads();
+}
+
+static __global__ void pool_dense_kernel(DenseKeys keys, int block, uint8_t* codes, float* scales) {
+  const int64_t b = blockIdx.x;
+  const int64_t first = b * block;
+  pool_block(keys, 0, first, min64(block, keys.n - first), codes + b * kDim, scales + b);
+}
+
+// Decode: brings every request's pooled rows up to `new_len` (its keys). Blocks from the first one holding a token
+// not pooled yet (or all, if the request shrank: slot reuse) are pooled again from their rows.
+static __global__ void pool_cache_kernel(PagedKeys keys, const int32_t* new_len, int32_t* pooled_len, int block,
+                                  int max_blocks, uint8_t* codes, float* scales) {
+  const int r = blockIdx.x;
+  const int64_t len = new_len[r], old = pooled_len[r];
+  const int64_t first_block = len < old ? 0 : old / block;
+  const int64_t blocks = (len + block - 1) / block;
+  for (int64_t b = first_block + blockIdx.y; b < blocks; b += gridDim.y) {
+    const int64_t first = b * block;
+    const int64_t slot = static_cast<int64_t>(r) * max_blocks + b;
+    pool_block(keys, r, first, min64(block, len - first), codes + slot * kDim, scales + slot);
+  }
+}
+
+static __global__ void store_lengths_kernel(const int32_t* new_len, int32_t* pooled_len, int batch) {
+  const int r = blockIdx.x * blockDim.x + threadIdx.x;
+  if (r < batch) pooled_len[r] = new_len[r];
+}
+
+// ---- Validation: the first offending index of each check (atomicMin keeps the smallest: deterministic) ----
+__device__ __forceinline__ void note(unsigned long long* slot, int64_t i) {
+  atomicMin(slot, static_cast<unsigned long long>(i));
+}
+
+static __global__ void check_prefill_kernel(const int32_t* ks, const int32_t* ke, int64_t S, int64_t N, const uint8_t* q,
+                                     int64_t q_n, const float* w, int64_t w_n, const uint8_t* k, int64_t k_n,
+                                     const float* k_scale, bool finite, Violations* v) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < max(max(q_n, k_n), S); i += stride) {
+    if (i < S && (ks[i] < 0 || ks[i] > ke[i] || ke[i] > N)) note(&v->range, i);
+    if (!finite) continue;
+    if (i < q_n && (q[i] & 0x7F) == 0x7F) note(&v->q, i);
+    if (i < w_n && !isfinite(w[i])) note(&v->w, i);
+    if (i < k_n && (k[i] & 0x7F) == 0x7F) note(&v->k, i);
+    if (i < N && !isfinite(k_scale[i])) note(&v->k_scale, i);
+  }
+}
+
+// Decode: context lengths, block-table entries of the pages in use, q and w, and the cache rows [from[r], len[r])
+// of each request (every visible row for flat decode; for HISA only the rows its cache has not pooled yet).
+static __global__ void check_decode_kernel(const int32_t* lens, int64_t n_lens, int64_t capacity, PagedKeys keys,
+                                    int64_t num_pages, int batch, const int32_t* req_len, const int32_t* from,
+                                    const uint8_t* q, int64_t q_n, const float* w, int64_t w_n, bool finite,
+                                    Violations* v) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  const int64_t tid = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  for (int64_t i = tid; i < n_lens; i += stride)
+    if (lens[i] < 0 || lens[i] > capacity) note(&v->lens, i);
+  for (int64_t i = tid; i < static_cast<int64_t>(batch) * keys.max_pages; i += stride) {
+    const int r = static_cast<int>(i / keys.max_pages);
+    const int64_t p = i % keys.max_pages;
+    const int64_t len = min64(max(req_len[r], 0), capacity);
+    if (p * 64 < len && (keys.table[i] < 0 || keys.table[i] >= num_pages)) note(&v->table, i);
+  }
+  if (!finite) return;
+  for (int64_t i = tid; i < q_n; i += stride)
+    if ((q[i] & 0x7F) == 0x7F) note(&v->q, i);
+  for (int64_t i = tid; i < w_n; i += stride)
+    if (!isfinite(w[i])) note(&v->w, i);
+}
+
+// The rows to scan are only read once the block table is known to be valid (second launch).
+static __global__ void check_cache_rows_kernel(PagedKeys keys, int batch, const int32_t* from, Violations* v) {
+  const int r = blockIdx.y;
+  if (r >= batch) return;
+  const int64_t len = keys.lengths[r], first = from ? from[r] : 0;
+  for (int64_t pos = first + blockIdx.x * static_cast<int64_t>(blockDim.x / 8) + threadIdx.x / 8; pos < len;
+       pos += static_cast<int64_t>(gridDim.x) * (blockDim.x / 8)) {
+    const uint4 c = *reinterpret_cast<const uint4*>(keys.row(r, pos) + 16 * (threadIdx.x % 8));
+    const uint32_t words[4] = {c.x, c.y, c.z, c.w};
+    bool bad = threadIdx.x % 8 == 0 && !isfinite(keys.scale(r, pos));
+    for (uint32_t word : words)
+      for (int byte = 0; byte < 4; ++byte) bad |= ((word >> (8 * byte)) & 0x7Fu) == 0x7Fu;
+    if (bad) note(&v->k, static_cast<int64_t>(r) * (int64_t{1} << 40) + pos);
+  }
+}
+
+// ---- Decode row plan: visible length of row (r, j), and each request's length ----
+static __global__ void decode_rows_kernel(const int32_t* lens, bool per_token, int batch, int next_n, int block,
+                                   int32_t* row_hi, int32_t* row_lo, int32_t* req_len, int32_t* req_blocks) {
+  const int r = blockIdx.x * blockDim.x + threadIdx.x;
+  if (r >= batch) return;
+  int longest = 0;
+  for (int j = 0; j < next_n; ++j) {
+    const int vis = per_token ? lens[r * next_n + j] : max(0, lens[r] - next_n + j + 1);
+    row_hi[r * next_n + j] = vis;
+    row_lo[r * next_n + j] = 0;
+    longest = max(longest, vis);
+  }
+  req_len[r] = longest;
+  if (req_blocks) req_blocks[r] = (longest + block - 1) / block;
+}
+
+// ---- HISA block plan ----
+// Per row: eligible blocks [first, last]; if more than m are eligible and more than topk keys are visible, stage 1
+// scores the middle ones [first + 1, last) (block_lo/hi), else every eligible block is kept.
+static __global__ void block_plan_kernel(const int32_t* ks, const int32_t* ke, int rows, int block, int m, int topk,
+                                  int32_t* block_lo, int32_t* block_hi) {
+  const int r = blockIdx.x * blockDim.x + threadIdx.x;
+  if (r >= rows) return;
+  const int64_t lo = ks[r], hi = ke[r];
+  int32_t blo = 0, bhi = 0;
+  if (lo < hi) {
+    const int64_t first = lo / block, last = (hi + block - 1) / block - 1;
+    if (last - first + 1 > m && hi - lo > topk) blo = static_cast<int32_t>(first + 1), bhi = static_cast<int32_t>(last);
+  }
+  block_lo[r] = blo, block_hi[r] = bhi;
+}
+
+// Kept blocks of each row, ascending: [first] + stage-1 winners + [last], or every eligible block.
+static __global__ void kept_blocks_kernel(const int32_t* ks, const int32_t* ke, const int32_t* block_lo,
+                                   const int32_t* mid, const int32_t* mid_count, int mid_k, int rows, int block,
+                                   int cap, int32_t* kept, int32_t* kept_count) {
+  const int r = blockIdx.x * blockDim.x + threadIdx.x;
+  if (r >= rows) return;
+  const int64_t lo = ks[r], hi = ke[r];
+  int32_t* out = kept + static_cast<int64_t>(r) * cap;
+  int c = 0;
+  if (lo < hi) {
+    const int64_t first = lo / block, last = (hi + block - 1) / block - 1;
+    if (block_lo[r] != 0) {  // stage 1 chose (block_lo = first + 1 >= 1 then); otherwise all fit in cap
+      out[c++] = static_cast<int32_t>(first);
+      for (int i = 0; i < mid_count[r]; ++i) out[c++] = mid[static_cast<int64_t>(r) * mid_k + i];
+      out[c++] = static_cast<int32_t>(last);
+    } else {
+      for (int64_t b = first; b <= last; ++b) out[c++] = static_cast<int32_t>(b);
+    }
+  }
+  kept_count[r] = c;
+  for (int i = c; i < cap; ++i) out[i] = -1;
+}
+
+// ---- Tile unions: the distinct kept blocks of a tile of rows, ascending, with a bitmask of rows per block ----
+static __global__ void tile_union_kernel(const int32_t* kept, const int32_t* kept_count, int rows, int tile_rows, int cap,
+                                  int32_t* union_blocks, uint32_t* union_mask, int32_t* union_count) {
+  __shared__ int32_t s[kUnionSort];
+  __shared__ int32_t s_n;
+  const int tile = blockIdx.x, first = tile * tile_rows, n_rows = min(tile_rows, rows - first);
+  for (int i = threadIdx.x; i < kUnionSort; i += blockDim.x) {
+    const int row = i / cap, j = i % cap;
+    s[i] = (row < n_rows && j < kept_count[first + row]) ? kept[static_cast<int64_t>(first + row) * cap + j]
+                                                         : INT32_MAX;
+  }
+  __syncthreads();
+  for (int span = 2; span <= kUnionSort; span <<= 1)
+    for (int stride = span >> 1; stride > 0; stride >>= 1) {
+      for (int i = threadIdx.x; i < kUnionSort; i += blockDim.x) {
+        const int j = i ^ stride;
+        if (j > i) {
+          const bool ascending = (i & span) == 0;
+          const int32_t x = s[i], y = s[j];
+          if ((x > y) == ascending) s[i] = y, s[j] = x;
+        }
+      }
+      __syncthreads();
+    }
+  if (threadIdx.x == 0) {  // unique (a short serial pass over at most 16 * cap entries)
+    int n = 0;
+    for (int i = 0; i < kUnionSort && s[i] != INT32_MAX; ++i)
+      if (n == 0 || s[n - 1] != s[i]) s[n++] = s[i];
+    s_n = n;
+  }
+  __syncthreads();
+  const int n = s_n;
+  int32_t* blocks = union_blocks + static_cast<int64_t>(tile) * tile_rows * cap;
+  uint32_t* mask = union_mask + static_cast<int64_t>(tile) * tile_rows * cap;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) {
+    uint32_t bits = 0;
+    for (int row = 0; row < n_rows; ++row) {  // binary search in the row's ascending kept list
+      const int32_t* list = kept + static_cast<int64_t>(first + row) * cap;
+      int lo = 0, hi = kept_count[first + row];
+      while (lo < hi) {
+        const int mid = (lo + hi) / 2;
+        if (list[mid] < s[i]) lo = mid + 1; else hi = mid;
+      }
+      if (lo < kept_count[first + row] && list[lo] == s[i]) bits |= 1u << row;
+    }
+    blocks[i] = s[i];
+    mask[i] = bits;
+  }
+  if (threadIdx.x == 0) union_count[tile] = n;
+}
+
+// ---- Token stage: every row of a tile scores the tokens of each union block it kept ----
+// Candidates of row r: cand[r][slot * block + offset] for its slot-th kept block (prefilled with NaN, so tokens
+// outside [lo, hi) stay "no candidate").
+template <int H, class Keys>
+static __global__ void __launch_bounds__(kScoreWarps * 32)
+    token_scores_kernel(const uint8_t* q, const float* w, const int32_t* row_lo, const int32_t* row_hi, int rows,
+                        int tile_rows, int source_per_tile, Keys keys, int block, const int32_t* kept,
+                        const int32_t* kept_count, int cap, const int32_t* union_blocks, const uint32_t* union_mask,
+                        const int32_t* union_count, float* cand) {
+  extern __shared__ __align__(16) uint8_t smem[];
+  const int tile = blockIdx.x, first = tile * tile_rows, n_rows = min(tile_rows, rows - first);
+  const int source = source_per_tile ? tile : 0;
+  uint8_t* s_q = smem;
+  float* s_w = reinterpret_cast<float*>(smem + tile_rows * H * kDim);
+  int32_t* s_kept = reinterpret_cast<int32_t*>(s_w + tile_rows * H);
+  stage_queries<H>(s_q, s_w, q, w, first, n_rows);
+  for (int i = threadIdx.x; i < n_rows * cap; i += blockDim.x) s_kept[i] = kept[static_cast<int64_t>(first) * cap + i];
+  __syncthreads();
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t = lane & 3;
+  const int parts = block / kKeysPerWarp;  // 64-key parts per block
+  const int n_union = union_count[tile];
+  const int32_t* blocks = union_blocks + static_cast<int64_t>(tile) * tile_rows * cap;
+  const uint32_t* masks = union_mask + static_cast<int64_t>(tile) * tile_rows * cap;
+  // Work items (union block, part) spread over the grid's y dimension and the warps.
+  for (int item = blockIdx.y * kScoreWarps + warp; item < n_union * parts; item += gridDim.y * kScoreWarps) {
+    const int u = item / parts, part = item % parts;
+    const int64_t b = blocks[u];
+    const int64_t begin = b * block + part * kKeysPerWarp;
+    KeyFragments f;
+    load_keys(f, keys, source, begin, keys.size(source));
+    const uint32_t mask = masks[u];
+    for (int row = 0; row < n_rows; ++row) {
+      if (!(mask >> row & 1u)) continue;
+      const int64_t lo = row_lo[first + row], hi = row_hi[first + row];
+      if (hi <= begin || lo >= begin + kKeysPerWarp) continue;
+      int slot = 0;  // position of b in the row's kept list
+      {
+        int l = 0, h = kept_count[first + row];
+        while (l < h) {
+          const int mid = (l + h) / 2;
+          if (s_kept[row * cap + mid] < b) l = mid + 1; else h = mid;
+        }
+        slot = l;
+      }
+      float sc[4][2];
+      score_row<H>(f, s_q, s_w, row, sc);
+      float* out = cand + (static_cast<int64_t>(first + row) * cap + slot) * block + part * kKeysPerWarp;
+#pragma unroll
+      for (int mt = 0; mt < 4; ++mt)
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const int offset = 16 * mt + g + 8 * half;
+          const int64_t key = begin + offset;
+          if (t == 0 && key >= lo && key < hi) out[offset] = sc[mt][half];
+        }
+    }
+  }
+}
+
+template <int H>
+inline size_t token_scores_smem(int tile_rows, int cap) {
+  return static_cast<size_t>(tile_rows) * H * kDim + tile_rows * H * sizeof(float) + tile_rows * cap * sizeof(int32_t);
+}
+
+// Candidates of the token stage as a top-k source: position = kept[slot] * block + offset.
+struct TokenCandidates {
+  const float* cand;
+  const int32_t* kept;
+  const int32_t* kept_count;
+  int cap, block;
+  __device__ int64_t count(int row) const { return static_cast<int64_t>(kept_count[row]) * block; }
+  __device__ uint32_t key(int row, int64_t i) const {
+    return order_key(cand[static_cast<int64_t>(row) * cap * block + i]);
+  }
+  __device__ int64_t position(int row, int64_t i) const {
+    return static_cast<int64_t>(kept[static_cast<int64_t>(row) * cap + i / block]) * block + i % block;
+  }
+};
+
+// Decode outputs: positions and/or global slots (page * 64 + offset), -1 padded.
+struct DecodeOut {
+  int32_t* positions;
+  int32_t* slots;
+  const int32_t* table;
+  int max_pages, next_n, k;
+  __device__ void write(int row, int i, int64_t p, uint32_t) const {
+    const int64_t at = static_cast<int64_t>(row) * k + i;
+    if (positions) positions[at] = static_cast<int32_t>(p);
+    if (slots) slots[at] = table[static_cast<int64_t>(row / next_n) * max_pages + p / 64] * 64 + static_cast<int32_t>(p % 64);
+  }
+  __device__ void finish(int row, int total) const {
+    for (int i = total + threadIdx.x; i < k; i += blockDim.x) {
+      const int64_t at = static_cast<int64_t>(row) * k + i;
+      if (positions) positions[at] = -1;
+      if (slots) slots[at] = -1;
+    }
+  }
+};
+
+// Stage-1 winners of each row (ascending block ids) for kept_blocks_kernel.
+struct BlockWinners {
+  int32_t* mid;
+  int32_t* count;
+  int k;
+  __device__ void write(int row, int i, int64_t p, uint32_t) const {
+    mid[static_cast<int64_t>(row) * k + i] = static_cast<int32_t>(p);
+  }
+  __device__ void finish(int row, int total) const {
+    if (threadIdx.x == 0) count[row] = total;
+  }
+};
+
+}  // namespace hilo::hisa::cuda_detail

@@ -1,0 +1,124 @@
+// The HISA pipeline on the GPU, shared by prefill and decode (they differ in where keys and pooled keys live).
+#pragma once
+
+#include <algorithm>
+#include <type_traits>
+#include <vector>
+
+#include "hilo/hisa.hpp"
+#include "hisa_kernels.cuh"
+#include "runtime.cuh"
+#include "topk_select.cuh"
+
+namespace hilo::hisa::cuda_detail {
+
+template <class F>
+void with_heads(int64_t H, F&& f) {
+  switch (H) {
+    case 16: f(std::integral_constant<int, 16>{}); break;
+    case 32: f(std::integral_constant<int, 32>{}); break;
+    case 48: f(std::integral_constant<int, 48>{}); break;
+    default: f(std::integral_constant<int, 64>{}); break;
+  }
+}
+
+// Stage timings for HisaStats (events; only when asked, since reading them waits for the stream).
+struct StageClock {
+  bool on;
+  cudaStream_t stream;
+  std::vector<cudaEvent_t> events;
+  StageClock(bool enabled, cudaStream_t s) : on(enabled), stream(s) {}
+  ~StageClock() {
+    for (cudaEvent_t e : events) cudaEventDestroy(e);
+  }
+  void mark() {
+    if (!on) return;
+    cudaEvent_t e;
+    HILO_CUDA_CHECK(cudaEventCreate(&e));
+    HILO_CUDA_CHECK(cudaEventRecord(e, stream));
+    events.push_back(e);
+  }
+  double ms(std::size_t a, std::size_t b) {
+    float t = 0;
+    HILO_CUDA_CHECK(cudaEventSynchronize(events[b]));
+    HILO_CUDA_CHECK(cudaEventElapsedTime(&t, events[a], events[b]));
+    return t;
+  }
+  // Marks: start, after pooling, then (after stage 1, after stage 2) per row block.
+  void fill(HisaStats& stats) {
+    stats.pool_ms = ms(0, 1);
+    stats.block_ms = stats.token_ms = 0;
+    for (std::size_t i = 2; i + 1 < events.size(); i += 2) {
+      stats.block_ms += ms(i - 1, i);
+      stats.token_ms += ms(i, i + 1);
+    }
+  }
+};
+
+
+// HISA on rows [0, rows) that see keys [lo[r], hi[r]) of their source. Shared by prefill and decode.
+template <int H, class PooledKeys, class TokenKeys, class Sink>
+void run_hisa(const uint8_t* q, const float* w, const int32_t* lo, const int32_t* hi, int rows, int tile_rows,
+              bool per_tile_source, const PooledKeys& pooled, int64_t pooled_max, const TokenKeys& keys,
+              const HisaArgs& opt, cudaStream_t stream, Scratch& scratch, const Sink& sink, StageClock& clock) {
+  const int m = opt.blocks_kept, B = opt.block, mid_k = m - 2;
+  const int cap = std::max(m, (opt.topk + B - 1) / B + 1);
+  int32_t* block_lo = scratch.alloc<int32_t>(rows);
+  int32_t* block_hi = scratch.alloc<int32_t>(rows);
+  int32_t* mid = scratch.alloc<int32_t>(static_cast<int64_t>(rows) * std::max(mid_k, 1));
+  int32_t* mid_count = scratch.alloc<int32_t>(rows);
+  int32_t* kept = scratch.alloc<int32_t>(static_cast<int64_t>(rows) * cap);
+  int32_t* kept_count = scratch.alloc<int32_t>(rows);
+  const int tiles = ceil_div(rows, tile_rows);
+  int32_t* union_blocks = scratch.alloc<int32_t>(static_cast<int64_t>(tiles) * tile_rows * cap);
+  uint32_t* union_mask = scratch.alloc<uint32_t>(static_cast<int64_t>(tiles) * tile_rows * cap);
+  int32_t* union_count = scratch.alloc<int32_t>(tiles);
+  float* block_scores = scratch.alloc<float>(static_cast<int64_t>(rows) * std::max<int64_t>(pooled_max, 1));
+  float* cand = scratch.alloc<float>(static_cast<int64_t>(rows) * cap * B);
+
+  // Stage 1: scores of the middle eligible blocks, best m - 2 per row.
+  block_plan_kernel<<<ceil_div(rows, 256), 256, 0, stream>>>(lo, hi, rows, B, m, opt.topk, block_lo, block_hi);
+  HILO_CUDA_LAUNCHED("block_plan_kernel");
+  HILO_CUDA_CHECK(cudaMemsetAsync(block_scores, 0xFF, sizeof(float) * rows * std::max<int64_t>(pooled_max, 1), stream));
+  if (pooled_max > 0) {
+    const size_t smem = score_keys_smem<H>(tile_rows);
+    HILO_CUDA_CHECK(cudaFuncSetAttribute(score_keys_kernel<H, PooledKeys, ChunkOut>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+    const ScoreParams p{q, w, block_lo, block_hi, 0, rows, tile_rows, 0, 0, pooled_max};
+    score_keys_kernel<H, PooledKeys, ChunkOut><<<dim3(ceil_div(pooled_max, kKeysPerCta), tiles), kScoreWarps * 32, smem,
+                                                 stream>>>(p, pooled, ChunkOut{block_scores, 0, 0, pooled_max});
+    HILO_CUDA_LAUNCHED("score_keys_kernel (blocks)");
+  }
+  if (mid_k > 0) {
+    topk_kernel<<<rows, kTopkThreads, 0, stream>>>(RowScores{block_scores, std::max<int64_t>(pooled_max, 1)},
+                                                  BlockWinners{mid, mid_count, mid_k}, mid_k, false);
+    HILO_CUDA_LAUNCHED("topk_kernel (blocks)");
+  } else {
+    HILO_CUDA_CHECK(cudaMemsetAsync(mid_count, 0, sizeof(int32_t) * rows, stream));
+  }
+  kept_blocks_kernel<<<ceil_div(rows, 256), 256, 0, stream>>>(lo, hi, block_lo, mid, mid_count, std::max(mid_k, 1),
+                                                              rows, B, cap, kept, kept_count);
+  HILO_CUDA_LAUNCHED("kept_blocks_kernel");
+  clock.mark();
+
+  // Stage 2: the tokens of the kept blocks, shared by the rows of a tile, then the exact top-k.
+  tile_union_kernel<<<tiles, 256, 0, stream>>>(kept, kept_count, rows, tile_rows, cap, union_blocks, union_mask,
+                                               union_count);
+  HILO_CUDA_LAUNCHED("tile_union_kernel");
+  HILO_CUDA_CHECK(cudaMemsetAsync(cand, 0xFF, sizeof(float) * rows * cap * B, stream));
+  const size_t smem = token_scores_smem<H>(tile_rows, cap);
+  HILO_CUDA_CHECK(cudaFuncSetAttribute(token_scores_kernel<H, TokenKeys>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       static_cast<int>(smem)));
+  const int spread = std::max(1, std::min(16, 132 * 2 / std::max(tiles, 1)));
+  token_scores_kernel<H, TokenKeys><<<dim3(tiles, spread), kScoreWarps * 32, smem, stream>>>(
+      q, w, lo, hi, rows, tile_rows, per_tile_source ? 1 : 0, keys, B, kept, kept_count, cap, union_blocks,
+      union_mask, union_count, cand);
+  HILO_CUDA_LAUNCHED("token_scores_kernel");
+  topk_kernel<<<rows, kTopkThreads, 0, stream>>>(TokenCandidates{cand, kept, kept_count, cap, B}, sink, opt.topk,
+                                                opt.sorted);
+  HILO_CUDA_LAUNCHED("topk_kernel (tokens)");
+  clock.mark();
+}
+
+
+}  // namespace hilo::hisa::cuda_detail

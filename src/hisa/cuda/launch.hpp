@@ -1,0 +1,80 @@
+// The CUDA path's internal interface: plain structs of device pointers and the launchers that run a whole call on
+// a stream. No CUDA or fmt headers: the public API (api.cpp, compiled by the host compiler) checks the arguments,
+// calls these and turns reported violations into hilo::Error messages; the .cu files hold kernels and launchers.
+#pragma once
+
+#include <cstdint>
+
+#include "hilo/hisa.hpp"
+
+namespace hilo::hisa::cuda_detail {
+
+constexpr int kDim = 128;         // head dimension the kernels are built for
+constexpr int kMaxTopk = 4096;
+constexpr int kTileRows = 16;     // query rows that share key loads in a CTA
+constexpr int kUnionSort = 2048;  // tile_rows * kept blocks per row must fit
+constexpr int kKeysPerWarp = 64;
+
+// First offending index of each value check (ULLONG_MAX: none). For cache rows: request << 40 | position.
+struct Violations {
+  unsigned long long range, q, w, k, k_scale, table, lens;
+  bool any() const;
+};
+constexpr Violations kNoViolations{~0ull, ~0ull, ~0ull, ~0ull, ~0ull, ~0ull, ~0ull};
+
+struct PrefillArgs {
+  const uint8_t* q;  // [S, H, 128] fp8
+  const float* w;    // [S, H]
+  const uint8_t* k;  // [N, 128] fp8
+  const float* k_scale;
+  const int32_t* ks;
+  const int32_t* ke;
+  int64_t S, H, N;
+};
+
+struct HisaArgs {
+  int block, blocks_kept, topk;
+  bool sorted;
+};
+
+struct DecodeArgs {
+  const uint8_t* q;  // [batch, next_n, H, 128] fp8
+  const float* w;    // [batch * next_n, H]
+  const uint8_t* cache;
+  const int32_t* table;
+  const int32_t* lens;
+  int64_t batch, next_n, H, num_pages, max_pages;
+  bool per_token_lens;
+  int32_t* positions;  // may be null
+  int32_t* slots;      // may be null
+};
+
+struct PooledCacheArgs {
+  uint8_t* codes;
+  float* scales;
+  int32_t* lengths;
+  int max_blocks;
+};
+
+// Each runs its validation kernels first when `validate` (ranges always; NaN/Inf when `finite`), waits for them
+// and returns their findings without computing anything if one failed.
+Violations flat_prefill(const PrefillArgs& a, int topk, bool sorted, bool validate, bool finite, int32_t* idx,
+                        void* stream);
+Violations hisa_prefill(const PrefillArgs& a, const HisaArgs& h, bool validate, bool finite, int32_t* idx,
+                        void* stream, HisaStats* stats);
+Violations flat_decode(const DecodeArgs& a, int topk, bool sorted, bool validate, bool finite, void* stream);
+Violations hisa_decode(const DecodeArgs& a, const HisaArgs& h, const PooledCacheArgs& cache, bool validate,
+                       bool finite, void* stream, HisaStats* stats);
+void topk_rows(const float* scores, int64_t rows, int64_t len, int k, bool sorted, int32_t* out, void* stream);
+void pool_keys(const uint8_t* k, const float* k_scale, int64_t N, int block, uint8_t* codes, float* scale,
+               void* stream);
+
+// Device memory helpers for the API layer.
+void copy_to_host(void* dst, const void* src, std::size_t bytes, void* stream);  // waits
+void* device_alloc(std::size_t bytes);                                           // zero-filled
+void device_free(void* p);
+void device_zero(void* p, std::size_t bytes, void* stream);
+int current_device();
+void set_device(int device);
+
+}  // namespace hilo::hisa::cuda_detail

@@ -1,0 +1,296 @@
+// The CUDA indexers against the CPU (whose fast path equals the reference bit for bit). Skipped without a GPU.
+// Exact where the GPU computes the same function (top-k, pooling, identities); otherwise differences are allowed
+// only between keys whose exact scores tie with the k-th score within the tensor cores' rounding.
+#include <algorithm>
+#include <cmath>
+
+#include "cuda_test_util.hpp"
+#include "hilo/hisa_cuda.hpp"
+#include "hilo/hisa_data.hpp"
+#include "hilo/topk.hpp"
+#include "hisa_test_util.hpp"
+
+namespace hilo {
+namespace {
+
+using test::DeviceTensor;
+
+constexpr double kRelTol = 2e-3;  // of the row's largest |score|: fp8 MMA accumulation order and precision
+
+class HisaCuda : public ::testing::Test {
+ protected:
+  void SetUp() override { SKIP_WITHOUT_GPU(); }
+};
+
+// Exact CPU scores of one query row against keys, for explaining differences.
+struct RowScorer {
+  std::vector<float> q, key;
+  const float* w;
+  int H, D;
+  const uint8_t* k;
+  const float* k_scale;
+  RowScorer(const Tensor& qt, int64_t row, const float* w_row, const uint8_t* keys, const float* scales)
+      : w(w_row), H(static_cast<int>(qt.shape()[qt.shape().size() - 2])), D(static_cast<int>(qt.shape().back())),
+        k(keys), k_scale(scales) {
+    q.resize(static_cast<std::size_t>(H) * D);
+    convert(static_cast<const uint8_t*>(qt.view().data()) + row * H * D, DType::F8_E4M3, q.data(), DType::F32, H * D);
+    key.resize(D);
+  }
+  double operator()(int64_t n) {
+    convert(k + n * D, DType::F8_E4M3, key.data(), DType::F32, D);
+    return hisa::reference::score(q.data(), w, H, D, key.data(), k_scale[n]);
+  }
+};
+
+// Compares prefill index tensors row by row (positions relative to ks); returns unexplained differences.
+int64_t compare_prefill(const test::Prefill& p, const Tensor& gpu, const Tensor& cpu, int64_t& ties) {
+  const int64_t S = p.q.shape()[0], k = gpu.shape()[1];
+  int64_t bad = 0;
+  for (int64_t r = 0; r < S; ++r) {
+    const int32_t ks = p.ks.ptr<int32_t>()[r];
+    std::set<int32_t> g, c;
+    for (int64_t i = 0; i < k; ++i) {
+      if (gpu.ptr<int32_t>()[r * k + i] >= 0) EXPECT_TRUE(g.insert(gpu.ptr<int32_t>()[r * k + i] + ks).second);
+      if (cpu.ptr<int32_t>()[r * k + i] >= 0) c.insert(cpu.ptr<int32_t>()[r * k + i] + ks);
+    }
+    EXPECT_EQ(g.size(), c.size()) << "row " << r;
+    if (g == c) continue;
+    RowScorer score(p.q, r, p.w.ptr<float>() + r * p.q.shape()[1], static_cast<const uint8_t*>(p.k.view().data()),
+                    p.k_scale.ptr<float>());
+    double kth = INFINITY, max_abs = 0;
+    for (int32_t x : c) {
+      const double s = score(x);
+      kth = std::min(kth, s);
+      max_abs = std::max(max_abs, std::fabs(s));
+    }
+    bad += test::unexplained_differences(g, c, score, kth, max_abs, kRelTol, ties);
+  }
+  return bad;
+}
+
+struct Outputs {
+  Tensor flat, hisa_idx;
+};
+
+Outputs run_gpu(const test::Prefill& p, const hisa::HisaOptions& opt) {
+  DeviceTensor q(p.q), w(p.w), k(p.k), ks(p.k_scale), lo(p.ks), hi(p.ke);
+  const hisa::PrefillInputs in{q, w, k, ks, lo, hi};
+  DeviceTensor flat(DType::I32, {p.q.shape()[0], opt.topk}), hidx(DType::I32, {p.q.shape()[0], opt.topk});
+  hisa::cuda::flat_prefill(in, opt, flat);
+  hisa::cuda::hisa_prefill(in, opt, hidx);
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  return {flat.to_host(), hidx.to_host()};
+}
+
+Outputs run_cpu(const test::Prefill& p, const hisa::HisaOptions& opt) {
+  Outputs o{Tensor(DType::I32, {p.q.shape()[0], opt.topk}), Tensor(DType::I32, {p.q.shape()[0], opt.topk})};
+  hisa::flat_prefill(p.inputs(), opt, o.flat);
+  hisa::hisa_prefill(p.inputs(), opt, o.hisa_idx);
+  return o;
+}
+
+test::Prefill from_problem(hisa::PrefillProblem&& pp) {
+  return test::Prefill{std::move(pp.q), std::move(pp.w), std::move(pp.k), std::move(pp.k_scale), std::move(pp.ks),
+                       std::move(pp.ke)};
+}
+
+TEST_F(HisaCuda, TopkRowsEqualsCpu) {
+  std::mt19937_64 gen(test::fresh_seed());
+  const int64_t rows = 7, len = 20000;
+  Tensor scores(DType::F32, {rows, len});
+  std::normal_distribution<float> dist;
+  for (int64_t i = 0; i < rows * len; ++i) {
+    const uint64_t r = gen() % 10;
+    scores.ptr<float>()[i] = r == 0 ? 1.5f : r == 1 ? std::nanf("") : r == 2 ? -0.0f : dist(gen);
+  }
+  for (bool sorted : {false, true}) {
+    for (int k : {1, 100, 2048, 4096}) {
+      Tensor cpu(DType::I32, {rows, k});
+      topk_rows(scores, k, cpu, {}, {}, {sorted, 0});
+      DeviceTensor s(scores), out(DType::I32, {rows, k});
+      hisa::cuda::topk_rows(s, k, out, sorted);
+      EXPECT_TRUE(test::same_rows(out.to_host(), cpu)) << "k " << k << " sorted " << sorted;
+    }
+  }
+}
+
+TEST_F(HisaCuda, PooledKeysEqualCpuBitForBit) {
+  std::mt19937_64 gen(test::fresh_seed());
+  const test::Prefill p = test::random_prefill(gen, DType::F8_E4M3, 1, 128, 1, 1000, 1000, 1);
+  for (int block : {64, 128, 100}) {
+    const auto cpu = hisa::pool_keys(p.k, p.k_scale, block, hisa::PooledFormat::FP8);
+    DeviceTensor k(p.k), s(p.k_scale), codes(DType::F8_E4M3, cpu.codes.shape()), scale(DType::F32, cpu.scale.shape());
+    hisa::cuda::pool_keys(k, s, block, codes, scale);
+    EXPECT_TRUE(test::same_rows(codes.to_host(), cpu.codes)) << block;
+    EXPECT_TRUE(test::same_rows(scale.to_host(), cpu.scale)) << block;
+  }
+}
+
+TEST_F(HisaCuda, RaggedPrefillMatchesCpuUpToTies) {
+  std::mt19937_64 gen(test::fresh_seed());
+  const test::Prefill p = test::random_prefill(gen, DType::F8_E4M3, 64, 128, 3, 1500, 6000, 11);
+  hisa::HisaOptions opt;
+  opt.topk = 256;
+  opt.block = 64;
+  opt.blocks_kept = 8;
+  const Outputs gpu = run_gpu(p, opt), cpu = run_cpu(p, opt);
+  int64_t ties = 0;
+  EXPECT_EQ(compare_prefill(p, gpu.flat, cpu.flat, ties), 0);
+  EXPECT_EQ(compare_prefill(p, gpu.hisa_idx, cpu.hisa_idx, ties), 0);
+  std::cout << "[ info     ] tie swaps: " << ties << std::endl;
+}
+
+TEST_F(HisaCuda, GeneratedPrefillMatchesCpuUpToTies) {
+  hisa::SynthConfig cfg;
+  cfg.context = 16384;
+  cfg.queries = 48;
+  cfg.seed = test::fresh_seed();
+  const test::Prefill p = from_problem(hisa::make_prefill_problem(cfg));
+  for (bool sorted : {false, true}) {
+    hisa::HisaOptions opt;
+    opt.sorted = sorted;
+    const Outputs gpu = run_gpu(p, opt), cpu = run_cpu(p, opt);
+    int64_t ties = 0;
+    EXPECT_EQ(compare_prefill(p, gpu.flat, cpu.flat, ties), 0);
+    EXPECT_EQ(compare_prefill(p, gpu.hisa_idx, cpu.hisa_idx, ties), 0);
+    std::cout << "[ info     ] tie swaps: " << ties << std::endl;
+  }
+}
+
+TEST_F(HisaCuda, IdentitiesHoldExactly) {
+  std::mt19937_64 gen(test::fresh_seed());
+  // Few eligible blocks: HISA keeps them all and scores tokens with the same kernel as flat: identical output.
+  const test::Prefill few = test::random_prefill(gen, DType::F8_E4M3, 64, 128, 3, 300, 1000, 9);
+  hisa::HisaOptions opt;
+  opt.topk = 128;
+  opt.block = 64;
+  opt.blocks_kept = 17;
+  Outputs o = run_gpu(few, opt);
+  EXPECT_TRUE(test::same_rows(o.flat, o.hisa_idx));
+  // ke - ks <= topk: every visible token.
+  const test::Prefill shorts = test::random_prefill(gen, DType::F8_E4M3, 32, 128, 4, 10, 200, 6);
+  opt.topk = 256;
+  opt.blocks_kept = 4;
+  o = run_gpu(shorts, opt);
+  for (int64_t r = 0; r < shorts.q.shape()[0]; ++r) {
+    std::set<int32_t> all;
+    for (int32_t i = 0; i < shorts.ke.ptr<int32_t>()[r] - shorts.ks.ptr<int32_t>()[r]; ++i) all.insert(i);
+    EXPECT_EQ(test::row_set(o.flat, r), all);
+    EXPECT_EQ(test::row_set(o.hisa_idx, r), all);
+  }
+  // Deterministic: the same call twice gives the same bytes.
+  const test::Prefill again = test::random_prefill(gen, DType::F8_E4M3, 64, 128, 2, 3000, 5000, 7);
+  opt.topk = 512;
+  opt.blocks_kept = 16;
+  const Outputs a = run_gpu(again, opt), b = run_gpu(again, opt);
+  EXPECT_TRUE(test::same_rows(a.flat, b.flat));
+  EXPECT_TRUE(test::same_rows(a.hisa_idx, b.hisa_idx));
+}
+
+struct DecodeRun {
+  Tensor positions, slots;
+};
+
+TEST_F(HisaCuda, DecodeMatchesCpuAndPooledCacheIsExact) {
+  std::mt19937_64 gen(test::fresh_seed());
+  for (bool per_token : {false, true}) {
+    const int next_n = per_token ? 3 : 2, batch = 5;
+    const test::Decode d = test::random_decode(gen, DType::F8_E4M3, 64, 128, batch, next_n, 300, 3000, per_token);
+    hisa::HisaOptions opt;
+    opt.topk = 256;
+    opt.block = 64;
+    opt.blocks_kept = 8;
+    const int64_t rows = int64_t{batch} * next_n, max_pages = d.block_table.shape()[1];
+    DeviceTensor q(d.q), w(d.w), cache(d.kv_cache), table(d.block_table), lens(d.context_lens);
+    const hisa::DecodeInputs in{q, w, cache, table, lens};
+    DeviceTensor fpos(DType::I32, {rows, opt.topk}), fslot(DType::I32, {rows, opt.topk});
+    DeviceTensor hpos(DType::I32, {rows, opt.topk}), hslot(DType::I32, {rows, opt.topk});
+    hisa::cuda::PooledKeyCache pooled(0, batch, static_cast<int>((max_pages * 64 + 63) / 64), opt.block);
+    hisa::cuda::flat_decode(in, opt, {fpos, fslot});
+    hisa::cuda::hisa_decode(in, pooled, opt, {hpos, hslot});
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    Tensor cf(DType::I32, {rows, opt.topk}), ch(DType::I32, {rows, opt.topk});
+    hisa::flat_decode(d.inputs(), opt, {cf, {}});
+    hisa::PooledKeyCache cpu_cache(128, opt.block);
+    hisa::hisa_decode(d.inputs(), cpu_cache, opt, {ch, {}});
+    const Tensor gf = fpos.to_host(), gh = hpos.to_host(), gfs = fslot.to_host(), ghs = hslot.to_host();
+    int64_t ties = 0, bad = 0;
+    for (int64_t row = 0; row < rows; ++row) {
+      const int64_t r = row / next_n;
+      // The request's keys as a dense tensor, to score differences exactly.
+      const auto* base = static_cast<const uint8_t*>(d.kv_cache.view().data());
+      std::vector<uint8_t> keys(3000 * 128);
+      std::vector<float> scales(3000);
+      for (int64_t pos = 0; pos < 3000 && pos / 64 < max_pages; ++pos) {
+        const int32_t page = d.block_table.ptr<int32_t>()[r * max_pages + pos / 64];
+        if (page < 0) break;
+        std::memcpy(&keys[pos * 128], base + page * 64 * 132 + (pos % 64) * 128, 128);
+        std::memcpy(&scales[pos], base + page * 64 * 132 + 64 * 128 + (pos % 64) * 4, 4);
+      }
+      RowScorer score(d.q, row, d.w.ptr<float>() + row * 64, keys.data(), scales.data());
+      for (const auto& [g, c] : {std::pair{&gf, &cf}, std::pair{&gh, &ch}}) {
+        const auto gs = test::row_set(*g, row), cs = test::row_set(*c, row);
+        EXPECT_EQ(gs.size(), cs.size()) << "row " << row;
+        if (gs == cs) continue;
+        double kth = INFINITY, max_abs = 0;
+        for (int32_t x : cs) kth = std::min(kth, score(x)), max_abs = std::max(max_abs, std::fabs(score(x)));
+        bad += test::unexplained_differences(gs, cs, score, kth, max_abs, kRelTol, ties);
+      }
+      for (const auto& [pos, slot] : {std::pair{&gf, &gfs}, std::pair{&gh, &ghs}})
+        for (int i = 0; i < opt.topk; ++i) {
+          const int32_t p = pos->ptr<int32_t>()[row * opt.topk + i];
+          const int32_t want = p < 0 ? -1 : d.block_table.ptr<int32_t>()[r * max_pages + p / 64] * 64 + p % 64;
+          EXPECT_EQ(slot->ptr<int32_t>()[row * opt.topk + i], want);
+        }
+    }
+    EXPECT_EQ(bad, 0);
+    std::cout << "[ info     ] tie swaps: " << ties << std::endl;
+    // The device pooled cache equals the CPU's pooled rows bit for bit.
+    const Tensor codes = DeviceTensor::host_copy(pooled.codes()), scales = DeviceTensor::host_copy(pooled.scales());
+    for (int r = 0; r < batch; ++r) {
+      const TensorView cc = cpu_cache.codes(r), cs = cpu_cache.scales(r);
+      EXPECT_EQ(std::memcmp(static_cast<const uint8_t*>(codes.view().data()) + int64_t{r} * pooled.max_blocks() * 128,
+                            cc.data(), cc.nbytes()),
+                0)
+          << "request " << r;
+      EXPECT_EQ(std::memcmp(scales.ptr<float>() + int64_t{r} * pooled.max_blocks(), cs.data(), cs.nbytes()), 0);
+    }
+  }
+}
+
+TEST_F(HisaCuda, BadInputGetsTheCpuMessages) {
+  std::mt19937_64 gen(test::fresh_seed());
+  test::Prefill p = test::random_prefill(gen, DType::F8_E4M3, 64, 128, 2, 300, 600, 3);
+  hisa::HisaOptions opt;
+  opt.topk = 64;
+  opt.block = 64;
+  opt.blocks_kept = 4;
+  DeviceTensor idx(DType::I32, {6, 64});
+  auto run = [&](const test::Prefill& x) {
+    DeviceTensor q(x.q), w(x.w), k(x.k), ks(x.k_scale), lo(x.ks), hi(x.ke);
+    hisa::cuda::hisa_prefill({q, w, k, ks, lo, hi}, opt, idx);
+  };
+  p.ks.ptr<int32_t>()[2] = p.ke.ptr<int32_t>()[2] + 1;
+  EXPECT_HILO_ERROR(run(p), "cuda::hisa_prefill: ks[2] =");
+  p.ks.ptr<int32_t>()[2] = 0;
+  static_cast<uint8_t*>(p.q.view().data())[300] = 0x7F;
+  EXPECT_HILO_ERROR(run(p), "cuda::hisa_prefill: q holds a non-finite value (nan) at [0, 2, 44]");
+  static_cast<uint8_t*>(p.q.view().data())[300] = 0x30;
+  p.k_scale.ptr<float>()[7] = INFINITY;
+  EXPECT_HILO_ERROR(run(p), "k_scale holds a non-finite value (inf) at [7]");
+  p.k_scale.ptr<float>()[7] = 1.0f;
+  Tensor q16(DType::BF16, p.q.shape());
+  test::Prefill wrong{std::move(q16), std::move(p.w), std::move(p.k), std::move(p.k_scale), std::move(p.ks),
+                      std::move(p.ke)};
+  EXPECT_HILO_ERROR(run(wrong), "takes F8_E4M3 q and keys");
+
+  test::Decode d = test::random_decode(gen, DType::F8_E4M3, 64, 128, 2, 1, 100, 200, false);
+  d.block_table.ptr<int32_t>()[1] = 999;
+  DeviceTensor q(d.q), w(d.w), cache(d.kv_cache), table(d.block_table), lens(d.context_lens);
+  DeviceTensor pos(DType::I32, {2, 64});
+  EXPECT_HILO_ERROR(hisa::cuda::flat_decode({q, w, cache, table, lens}, opt, {pos, {}}),
+                    "block_table[0, 1] = 999 points outside the cache's");
+}
+
+}  // namespace
+}  // namespace hilo
