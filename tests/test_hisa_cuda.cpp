@@ -8,6 +8,7 @@
 #include "hilo/hisa_cuda.hpp"
 #include "hilo/hisa_data.hpp"
 #include "hilo/topk.hpp"
+#include "hisa/cuda/launch.hpp"
 #include "hisa_test_util.hpp"
 
 namespace hilo {
@@ -96,7 +97,8 @@ test::Prefill from_problem(hisa::PrefillProblem&& pp) {
 
 TEST_F(HisaCuda, TopkRowsEqualsCpu) {
   std::mt19937_64 gen(test::fresh_seed());
-  const int64_t rows = 7, len = 20000;
+  for (const int64_t len : {20000, 100000}) {  // one pass; segments and a merge pass
+  const int64_t rows = 7;
   Tensor scores(DType::F32, {rows, len});
   std::normal_distribution<float> dist;
   for (int64_t i = 0; i < rows * len; ++i) {
@@ -109,9 +111,36 @@ TEST_F(HisaCuda, TopkRowsEqualsCpu) {
       topk_rows(scores, k, cpu, {}, {}, {sorted, 0});
       DeviceTensor s(scores), out(DType::I32, {rows, k});
       hisa::cuda::topk_rows(s, k, out, sorted);
-      EXPECT_TRUE(test::same_rows(out.to_host(), cpu)) << "k " << k << " sorted " << sorted;
+      EXPECT_TRUE(test::same_rows(out.to_host(), cpu)) << "k " << k << " sorted " << sorted << " len " << len;
     }
   }
+  }
+}
+
+// Shrinks the flat indexer's buffers so small inputs take the chunked, multi-block path.
+struct SmallBuffers {
+  hisa::cuda_detail::FlatTuning saved = hisa::cuda_detail::flat_tuning();
+  SmallBuffers() {
+    auto& t = hisa::cuda_detail::flat_tuning();
+    t.single_pass_bytes = 1 << 16;
+    t.chunk_budget_bytes = 1 << 18;
+    t.chunk_keys = 2048;
+  }
+  ~SmallBuffers() { hisa::cuda_detail::flat_tuning() = saved; }
+};
+
+TEST_F(HisaCuda, ChunkedFlatPathMatchesCpu) {
+  SmallBuffers small;
+  std::mt19937_64 gen(test::fresh_seed());
+  const test::Prefill p = test::random_prefill(gen, DType::F8_E4M3, 64, 128, 4, 3000, 9000, 20);
+  hisa::HisaOptions opt;
+  opt.topk = 300;
+  opt.block = 64;
+  opt.blocks_kept = 16;
+  const Outputs gpu = run_gpu(p, opt), cpu = run_cpu(p, opt);
+  int64_t ties = 0;
+  EXPECT_EQ(compare_prefill(p, gpu.flat, cpu.flat, ties), 0);
+  std::cout << "[ info     ] tie swaps: " << ties << std::endl;
 }
 
 TEST_F(HisaCuda, PooledKeysEqualCpuBitForBit) {

@@ -12,8 +12,6 @@
 
 namespace hilo::hisa::cuda_detail {
 
-constexpr int64_t kChunkKeys = 16384;
-constexpr int64_t kChunkBudgetBytes = 64ll << 20;
 
 struct FlatJob {
   const uint8_t* q;
@@ -32,8 +30,11 @@ struct FlatJob {
 // make_sink(first_row) returns the top-k sink for rows [first_row, ...) indexed from 0.
 template <int H, class Keys, class MakeSink>
 void run_flat(const FlatJob& job, const Keys& keys, Scratch& scratch, MakeSink make_sink) {
-  const int64_t chunk = std::min<int64_t>(kChunkKeys, std::max<int64_t>(job.key_max, 1));
-  int block_rows = static_cast<int>(std::max<int64_t>(1, kChunkBudgetBytes / (chunk * 4)));
+  // Few rows (decode): score every key at once and select once. Otherwise row blocks and key chunks, merged.
+  const FlatTuning& tune = flat_tuning();
+  const bool single = static_cast<int64_t>(job.rows) * std::max<int64_t>(job.key_max, 1) * 4 <= tune.single_pass_bytes;
+  const int64_t chunk = single ? std::max<int64_t>(job.key_max, 1) : std::min<int64_t>(tune.chunk_keys, job.key_max);
+  int block_rows = single ? job.rows : static_cast<int>(std::max<int64_t>(1, tune.chunk_budget_bytes / (chunk * 4)));
   block_rows = std::max(job.group_rows, block_rows / job.group_rows * job.group_rows);
   block_rows = std::min(block_rows, job.rows);
   float* scores = scratch.alloc<float>(static_cast<int64_t>(block_rows) * chunk);
@@ -43,6 +44,8 @@ void run_flat(const FlatJob& job, const Keys& keys, Scratch& scratch, MakeSink m
   int32_t* pos_b = scratch.alloc<int32_t>(static_cast<int64_t>(block_rows) * job.k);
   int32_t* cnt_a = scratch.alloc<int32_t>(block_rows);
   int32_t* cnt_b = scratch.alloc<int32_t>(block_rows);
+  uint32_t* kth_a = scratch.alloc<uint32_t>(block_rows);
+  uint32_t* kth_b = scratch.alloc<uint32_t>(block_rows);
   const size_t smem = score_keys_smem<H>(job.group_rows);
   HILO_CUDA_CHECK(cudaFuncSetAttribute(score_keys_kernel<H, Keys, ChunkOut>,
                                        cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
@@ -50,6 +53,7 @@ void run_flat(const FlatJob& job, const Keys& keys, Scratch& scratch, MakeSink m
   for (int rb = 0; rb < job.rows; rb += block_rows) {
     const int rows_b = std::min(block_rows, job.rows - rb);
     HILO_CUDA_CHECK(cudaMemsetAsync(cnt_a, 0, sizeof(int32_t) * rows_b, job.stream));
+    HILO_CUDA_CHECK(cudaMemsetAsync(kth_a, 0, sizeof(uint32_t) * rows_b, job.stream));
     for (int64_t c0 = 0; c0 < std::max<int64_t>(job.key_max, 1); c0 += chunk) {
       const int64_t len = std::min(chunk, std::max<int64_t>(job.key_max - c0, 0));
       const bool last = c0 + chunk >= job.key_max;
@@ -62,13 +66,17 @@ void run_flat(const FlatJob& job, const Keys& keys, Scratch& scratch, MakeSink m
             <<<grid, kScoreWarps * 32, smem, job.stream>>>(p, keys, ChunkOut{scores, rb, c0, chunk});
         HILO_CUDA_LAUNCHED("score_keys_kernel");
       }
-      const MergeChunk src{key_a, pos_a, cnt_a, scores, job.k, chunk, len, c0};
+      if (single) {
+        launch_topk(RowScores{scores, chunk}, make_sink(rb), rows_b, chunk, job.k, job.sorted, job.stream, scratch);
+        break;
+      }
+      const MergeChunk src{key_a, pos_a, cnt_a, kth_a, scores, job.k, chunk, len, c0};
       if (last) {
         topk_kernel<<<rows_b, kTopkThreads, 0, job.stream>>>(src, make_sink(rb), job.k, job.sorted);
       } else {
-        topk_kernel<<<rows_b, kTopkThreads, 0, job.stream>>>(src, MergeState{key_b, pos_b, cnt_b, job.k}, job.k,
+        topk_kernel<<<rows_b, kTopkThreads, 0, job.stream>>>(src, MergeState{key_b, pos_b, cnt_b, job.k, kth_b}, job.k,
                                                              false);
-        std::swap(key_a, key_b), std::swap(pos_a, pos_b), std::swap(cnt_a, cnt_b);
+        std::swap(key_a, key_b), std::swap(pos_a, pos_b), std::swap(cnt_a, cnt_b), std::swap(kth_a, kth_b);
       }
       HILO_CUDA_LAUNCHED("topk_kernel");
       if (last) break;

@@ -317,7 +317,7 @@ struct DecodeOut {
     if (positions) positions[at] = static_cast<int32_t>(p);
     if (slots) slots[at] = table[static_cast<int64_t>(row / next_n) * max_pages + p / 64] * 64 + static_cast<int32_t>(p % 64);
   }
-  __device__ void finish(int row, int total) const {
+  __device__ void finish(int row, int total, uint32_t) const {
     for (int i = total + threadIdx.x; i < k; i += blockDim.x) {
       const int64_t at = static_cast<int64_t>(row) * k + i;
       if (positions) positions[at] = -1;
@@ -334,7 +334,7 @@ struct BlockWinners {
   __device__ void write(int row, int i, int64_t p, uint32_t) const {
     mid[static_cast<int64_t>(row) * k + i] = static_cast<int32_t>(p);
   }
-  __device__ void finish(int row, int total) const {
+  __device__ void finish(int row, int total, uint32_t) const {
     if (threadIdx.x == 0) count[row] = total;
   }
 };

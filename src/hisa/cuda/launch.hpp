@@ -69,6 +69,14 @@ void topk_rows(const float* scores, int64_t rows, int64_t len, int k, bool sorte
 void pool_keys(const uint8_t* k, const float* k_scale, int64_t N, int block, uint8_t* codes, float* scale,
                void* stream);
 
+// Sizes that pick the flat indexer's strategy (tests shrink them to exercise every path on small inputs).
+struct FlatTuning {
+  int64_t single_pass_bytes = 128ll << 20;  // score all keys of all rows at once up to this many bytes of scores
+  int64_t chunk_budget_bytes = 32ll << 20;  // else: chunk scores of a row block (stays in L2)
+  int64_t chunk_keys = 16384;
+};
+FlatTuning& flat_tuning();
+
 // Device memory helpers for the API layer.
 void copy_to_host(void* dst, const void* src, std::size_t bytes, void* stream);  // waits
 void* device_alloc(std::size_t bytes);                                           // zero-filled

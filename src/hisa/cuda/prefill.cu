@@ -65,10 +65,9 @@ Violations hisa_prefill(const PrefillArgs& a, const HisaArgs& h, bool validate, 
 }
 
 void topk_rows(const float* scores, int64_t rows, int64_t len, int k, bool sorted, int32_t* out, void* stream) {
-  if (rows == 0) return;
-  topk_kernel<<<static_cast<unsigned>(rows), kTopkThreads, 0, as_stream(stream)>>>(RowScores{scores, len},
-                                                                                  IndexOut{out, nullptr, k}, k, sorted);
-  HILO_CUDA_LAUNCHED("topk_kernel");
+  Scratch scratch(as_stream(stream));
+  launch_topk(RowScores{scores, len}, IndexOut{out, nullptr, k}, static_cast<int>(rows), len, k, sorted,
+              as_stream(stream), scratch);
 }
 
 void pool_keys(const uint8_t* k, const float* k_scale, int64_t N, int block, uint8_t* codes, float* scale,

@@ -10,6 +10,7 @@
 #include <cub/block/block_scan.cuh>
 
 #include "common.cuh"
+#include "runtime.cuh"
 
 namespace hilo::hisa::cuda_detail {
 
@@ -42,14 +43,24 @@ __device__ inline void find_bin(TopkShared& sh, int bins, int remaining) {
   __syncthreads();
 }
 
+// Histogram of one digit over the candidates whose higher digits equal `prefix`. Lanes of a warp that hit the
+// same bin add once (scores cluster in few bins: plain shared atomics would serialise on them).
 template <class Src>
 __device__ inline void histogram(TopkShared& sh, const Src& src, int row, int64_t n, uint32_t mask, uint32_t prefix,
                                  int shift, int bins) {
   for (int i = threadIdx.x; i < bins; i += kTopkThreads) sh.hist[i] = 0;
   __syncthreads();
-  for (int64_t i = threadIdx.x; i < n; i += kTopkThreads) {
-    const uint32_t key = src.key(row, i);
-    if (key != 0 && (key & mask) == prefix) atomicAdd(&sh.hist[(key >> shift) & (bins - 1)], 1u);
+  const int lane = threadIdx.x % 32;
+  for (int64_t base = 0; base < n; base += kTopkThreads) {
+    const int64_t i = base + threadIdx.x;
+    const uint32_t key = i < n ? src.key(row, i) : 0u;
+    const bool hit = key != 0 && (key & mask) == prefix;
+    const unsigned active = __ballot_sync(0xFFFFFFFFu, hit);
+    if (hit) {
+      const uint32_t bin = (key >> shift) & (bins - 1);
+      const unsigned peers = __match_any_sync(active, bin);
+      if (lane == __ffs(peers) - 1) atomicAdd(&sh.hist[bin], static_cast<uint32_t>(__popc(peers)));
+    }
   }
   __syncthreads();
 }
@@ -143,7 +154,8 @@ __global__ void __launch_bounds__(kTopkThreads) topk_kernel(Src src, Sink sink, 
       sink.write(row, i, static_cast<int64_t>(static_cast<uint32_t>(v)), ~static_cast<uint32_t>(v >> 32));
     }
   }
-  sink.finish(row, total);
+  __syncthreads();
+  sink.finish(row, total, valid > k ? threshold : 0u);  // the k-th key when the row had more than k candidates
 }
 
 // ---- Sources ----
@@ -162,17 +174,55 @@ struct MergeChunk {
   const uint32_t* prev_key;  // [rows][k]
   const int32_t* prev_pos;
   const int32_t* prev_count;
+  const uint32_t* prev_kth;  // chunk entries at or below it cannot enter (later positions lose ties)
   const float* chunk;  // [rows][ld]
   int k;
   int64_t ld, chunk_len, chunk_begin;
   __device__ int64_t count(int row) const { return prev_count[row] + chunk_len; }
   __device__ uint32_t key(int row, int64_t i) const {
     const int pc = prev_count[row];
-    return i < pc ? prev_key[static_cast<int64_t>(row) * k + i] : order_key(chunk[static_cast<int64_t>(row) * ld + (i - pc)]);
+    if (i < pc) return prev_key[static_cast<int64_t>(row) * k + i];
+    const uint32_t key = order_key(chunk[static_cast<int64_t>(row) * ld + (i - pc)]);
+    return key > prev_kth[row] ? key : 0u;
   }
   __device__ int64_t position(int row, int64_t i) const {
     const int pc = prev_count[row];
     return i < pc ? prev_pos[static_cast<int64_t>(row) * k + i] : chunk_begin + (i - pc);
+  }
+};
+
+// Segment `blockIdx.x % segments` of row `blockIdx.x / segments` of another source (phase 1 of long rows).
+template <class Src>
+struct Segments {
+  Src src;
+  int segments;
+  int64_t length;
+  __device__ int64_t count(int vrow) const {
+    const int64_t n = src.count(vrow / segments) - (vrow % segments) * length;
+    return n < 0 ? 0 : (n < length ? n : length);
+  }
+  __device__ uint32_t key(int vrow, int64_t i) const {
+    return src.key(vrow / segments, (vrow % segments) * length + i);
+  }
+  __device__ int64_t position(int vrow, int64_t i) const {
+    return src.position(vrow / segments, (vrow % segments) * length + i);
+  }
+};
+
+// The phase-1 winners of every segment of a row, slot by slot (empty slots are key 0): phase 2's source.
+struct SegmentWinners {
+  const uint32_t* keys;  // [rows * segments][k]
+  const int32_t* pos;
+  const int32_t* counts;
+  int segments, k;
+  __device__ int64_t count(int) const { return static_cast<int64_t>(segments) * k; }
+  __device__ uint32_t key(int row, int64_t i) const {
+    const int64_t seg = static_cast<int64_t>(row) * segments + i / k;
+    return i % k < counts[seg] ? keys[seg * k + i % k] : 0u;
+  }
+  __device__ int64_t position(int row, int64_t i) const {
+    const int64_t seg = static_cast<int64_t>(row) * segments + i / k;
+    return pos[seg * k + i % k];
   }
 };
 
@@ -188,8 +238,9 @@ struct MergeState {
     key[static_cast<int64_t>(row) * k + i] = kk;
     pos[static_cast<int64_t>(row) * k + i] = static_cast<int32_t>(p);
   }
-  __device__ void finish(int row, int total) const {
-    if (threadIdx.x == 0) count[row] = total;
+  uint32_t* kth;  // per row: key a new element must beat to enter (0: the row is not full)
+  __device__ void finish(int row, int total, uint32_t kth_key) const {
+    if (threadIdx.x == 0) count[row] = total, kth[row] = kth_key;
   }
 };
 
@@ -201,9 +252,36 @@ struct IndexOut {
   __device__ void write(int row, int i, int64_t p, uint32_t) const {
     out[static_cast<int64_t>(row) * k + i] = static_cast<int32_t>(p - (base ? base[row] : 0));
   }
-  __device__ void finish(int row, int total) const {
+  __device__ void finish(int row, int total, uint32_t) const {
     for (int i = total + threadIdx.x; i < k; i += kTopkThreads) out[static_cast<int64_t>(row) * k + i] = -1;
   }
 };
+
+// Rows longer than this are split into segments whose winners a second pass merges: a single CTA per long row
+// would leave most of the GPU idle.
+constexpr int64_t kTopkSegment = 16384;
+
+// Top-k of `rows` rows of `src` (each at most max_len long) into `sink`.
+template <class Src, class Sink>
+void launch_topk(const Src& src, const Sink& sink, int rows, int64_t max_len, int k, bool sorted, cudaStream_t stream,
+                 Scratch& scratch) {
+  if (rows == 0) return;
+  if (max_len <= 2 * kTopkSegment) {
+    topk_kernel<<<rows, kTopkThreads, 0, stream>>>(src, sink, k, sorted);
+    HILO_CUDA_LAUNCHED("topk_kernel");
+    return;
+  }
+  const int segments = ceil_div(max_len, kTopkSegment);
+  const int64_t vrows = static_cast<int64_t>(rows) * segments;
+  uint32_t* key = scratch.alloc<uint32_t>(vrows * k);
+  int32_t* pos = scratch.alloc<int32_t>(vrows * k);
+  int32_t* count = scratch.alloc<int32_t>(vrows);
+  uint32_t* kth = scratch.alloc<uint32_t>(vrows);
+  topk_kernel<<<static_cast<unsigned>(vrows), kTopkThreads, 0, stream>>>(Segments<Src>{src, segments, kTopkSegment},
+                                                                          MergeState{key, pos, count, k, kth}, k, false);
+  HILO_CUDA_LAUNCHED("topk_kernel (segments)");
+  topk_kernel<<<rows, kTopkThreads, 0, stream>>>(SegmentWinners{key, pos, count, segments, k}, sink, k, sorted);
+  HILO_CUDA_LAUNCHED("topk_kernel (merge)");
+}
 
 }  // namespace hilo::hisa::cuda_detail

@@ -60,6 +60,11 @@ Violations check_decode_values(const DecodeArgs& a, const PagedKeys& keys, const
   });
 }
 
+FlatTuning& flat_tuning() {
+  static FlatTuning tuning;
+  return tuning;
+}
+
 void copy_to_host(void* dst, const void* src, std::size_t bytes, void* stream) {
   HILO_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, as_stream(stream)));
   HILO_CUDA_CHECK(cudaStreamSynchronize(as_stream(stream)));
