@@ -14,6 +14,7 @@
 #include "hilo/hisa.hpp"
 #include "hilo/hisa_cuda.hpp"
 #include "hilo/hisa_data.hpp"
+#include "hisa/cuda/launch.hpp"
 
 namespace {
 
@@ -220,10 +221,19 @@ int main(int argc, char** argv) {
     float* s = scores.ptr<float>();
     for (int64_t i = 0; i < rows * len; ++i) s[i] = dist(gen);
     Dev ds(scores), out(DType::I32, {rows, opt.topk});
-    const double ms = time_ms(repeat, [&] { hilo::hisa::cuda::topk_rows(ds, opt.topk, out); });
-    std::printf("topk   %3ld x %8ld  k %d: %8.1f us  %6.0f GB/s\n", static_cast<long>(rows), static_cast<long>(len),
-                opt.topk, ms * 1e3, rows * len * 4.0 / (ms / 1e3) / 1e9);
-    topk.push_back({{"rows", rows}, {"len", len}, {"us", ms * 1e3}});
+    auto& tune = hilo::hisa::cuda_detail::topk_tuning();
+    const auto saved = tune;
+    for (const bool aggregate : {false, true})
+      for (const int64_t segment : {int64_t{0}, int64_t{16384}}) {
+        tune.aggregate = aggregate;
+        tune.segment = segment;
+        const double ms = time_ms(repeat, [&] { hilo::hisa::cuda::topk_rows(ds, opt.topk, out); });
+        std::printf("topk   %3ld x %8ld  k %d: %8.1f us  %6.0f GB/s  (aggregate %d, segment %ld)\n",
+                    static_cast<long>(rows), static_cast<long>(len), opt.topk, ms * 1e3,
+                    rows * len * 4.0 / (ms / 1e3) / 1e9, aggregate, static_cast<long>(segment));
+        topk.push_back({{"rows", rows}, {"len", len}, {"us", ms * 1e3}, {"aggregate", aggregate}, {"segment", segment}});
+      }
+    tune = saved;
   }
   all["topk"] = topk;
   if (!json_path.empty()) std::ofstream(json_path) << all.dump(2) << "\n";

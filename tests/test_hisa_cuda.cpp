@@ -110,8 +110,13 @@ TEST_F(HisaCuda, TopkRowsEqualsCpu) {
       Tensor cpu(DType::I32, {rows, k});
       topk_rows(scores, k, cpu, {}, {}, {sorted, 0});
       DeviceTensor s(scores), out(DType::I32, {rows, k});
-      hisa::cuda::topk_rows(s, k, out, sorted);
-      EXPECT_TRUE(test::same_rows(out.to_host(), cpu)) << "k " << k << " sorted " << sorted << " len " << len;
+      for (bool aggregate : {false, true}) {
+        const auto saved = hisa::cuda_detail::topk_tuning();
+        hisa::cuda_detail::topk_tuning().aggregate = aggregate;
+        hisa::cuda::topk_rows(s, k, out, sorted);
+        hisa::cuda_detail::topk_tuning() = saved;
+        EXPECT_TRUE(test::same_rows(out.to_host(), cpu)) << "k " << k << " sorted " << sorted << " len " << len;
+      }
     }
   }
   }

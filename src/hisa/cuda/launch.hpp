@@ -77,6 +77,13 @@ struct FlatTuning {
 };
 FlatTuning& flat_tuning();
 
+// Top-k strategy switches (benchmarks compare them; tests exercise both).
+struct TopkTuning {
+  bool aggregate = false;   // combine a warp's increments of one histogram bin (__match_any_sync)
+  int64_t segment = 16384;  // rows longer than 2 segments: per-segment winners, then a merge (0: never split)
+};
+TopkTuning& topk_tuning();
+
 // Device memory helpers for the API layer.
 void copy_to_host(void* dst, const void* src, std::size_t bytes, void* stream);  // waits
 void* device_alloc(std::size_t bytes);                                           // zero-filled

@@ -47,7 +47,7 @@ __device__ inline void find_bin(TopkShared& sh, int bins, int remaining) {
 // same bin add once (scores cluster in few bins: plain shared atomics would serialise on them).
 template <class Src>
 __device__ inline void histogram(TopkShared& sh, const Src& src, int row, int64_t n, uint32_t mask, uint32_t prefix,
-                                 int shift, int bins) {
+                                 int shift, int bins, bool aggregate) {
   for (int i = threadIdx.x; i < bins; i += kTopkThreads) sh.hist[i] = 0;
   __syncthreads();
   const int lane = threadIdx.x % 32;
@@ -55,9 +55,13 @@ __device__ inline void histogram(TopkShared& sh, const Src& src, int row, int64_
     const int64_t i = base + threadIdx.x;
     const uint32_t key = i < n ? src.key(row, i) : 0u;
     const bool hit = key != 0 && (key & mask) == prefix;
+    const uint32_t bin = (key >> shift) & (bins - 1);
+    if (!aggregate) {
+      if (hit) atomicAdd(&sh.hist[bin], 1u);
+      continue;
+    }
     const unsigned active = __ballot_sync(0xFFFFFFFFu, hit);
     if (hit) {
-      const uint32_t bin = (key >> shift) & (bins - 1);
       const unsigned peers = __match_any_sync(active, bin);
       if (lane == __ffs(peers) - 1) atomicAdd(&sh.hist[bin], static_cast<uint32_t>(__popc(peers)));
     }
@@ -66,13 +70,14 @@ __device__ inline void histogram(TopkShared& sh, const Src& src, int row, int64_
 }
 
 template <class Src, class Sink>
-__global__ void __launch_bounds__(kTopkThreads) topk_kernel(Src src, Sink sink, int k, bool sorted) {
+__global__ void __launch_bounds__(kTopkThreads) topk_kernel(Src src, Sink sink, int k, bool sorted,
+                                                            bool aggregate = false) {
   __shared__ TopkShared sh;
   const int row = blockIdx.x;
   const int64_t n = src.count(row);
 
   // Digit 1 (bits 31..21) over every element; its histogram also counts the candidates.
-  histogram(sh, src, row, n, 0u, 0u, 21, 2048);
+  histogram(sh, src, row, n, 0u, 0u, 21, 2048, aggregate);
   int local = 0;
   for (int i = threadIdx.x; i < 2048; i += kTopkThreads) local += static_cast<int>(sh.hist[i]);
   int unused, valid;
@@ -84,10 +89,10 @@ __global__ void __launch_bounds__(kTopkThreads) topk_kernel(Src src, Sink sink, 
   if (valid > k) {
     find_bin(sh, 2048, k);
     const uint32_t b1 = static_cast<uint32_t>(sh.bin);
-    histogram(sh, src, row, n, 0xFFE00000u, b1 << 21, 10, 2048);
+    histogram(sh, src, row, n, 0xFFE00000u, b1 << 21, 10, 2048, aggregate);
     find_bin(sh, 2048, sh.remaining);
     const uint32_t b2 = static_cast<uint32_t>(sh.bin);
-    histogram(sh, src, row, n, 0xFFFFFC00u, (b1 << 21) | (b2 << 10), 0, 1024);
+    histogram(sh, src, row, n, 0xFFFFFC00u, (b1 << 21) | (b2 << 10), 0, 1024, aggregate);
     find_bin(sh, 1024, sh.remaining);
     threshold = (b1 << 21) | (b2 << 10) | static_cast<uint32_t>(sh.bin);
     take_equal = sh.remaining;
@@ -259,28 +264,30 @@ struct IndexOut {
 
 // Rows longer than this are split into segments whose winners a second pass merges: a single CTA per long row
 // would leave most of the GPU idle.
-constexpr int64_t kTopkSegment = 16384;
 
 // Top-k of `rows` rows of `src` (each at most max_len long) into `sink`.
 template <class Src, class Sink>
 void launch_topk(const Src& src, const Sink& sink, int rows, int64_t max_len, int k, bool sorted, cudaStream_t stream,
                  Scratch& scratch) {
   if (rows == 0) return;
-  if (max_len <= 2 * kTopkSegment) {
-    topk_kernel<<<rows, kTopkThreads, 0, stream>>>(src, sink, k, sorted);
+  const TopkTuning& tune = topk_tuning();
+  const int64_t segment = tune.segment;
+  if (segment <= 0 || max_len <= 2 * segment) {
+    topk_kernel<<<rows, kTopkThreads, 0, stream>>>(src, sink, k, sorted, tune.aggregate);
     HILO_CUDA_LAUNCHED("topk_kernel");
     return;
   }
-  const int segments = ceil_div(max_len, kTopkSegment);
+  const int segments = ceil_div(max_len, segment);
   const int64_t vrows = static_cast<int64_t>(rows) * segments;
   uint32_t* key = scratch.alloc<uint32_t>(vrows * k);
   int32_t* pos = scratch.alloc<int32_t>(vrows * k);
   int32_t* count = scratch.alloc<int32_t>(vrows);
   uint32_t* kth = scratch.alloc<uint32_t>(vrows);
-  topk_kernel<<<static_cast<unsigned>(vrows), kTopkThreads, 0, stream>>>(Segments<Src>{src, segments, kTopkSegment},
-                                                                          MergeState{key, pos, count, k, kth}, k, false);
+  topk_kernel<<<static_cast<unsigned>(vrows), kTopkThreads, 0, stream>>>(
+      Segments<Src>{src, segments, segment}, MergeState{key, pos, count, k, kth}, k, false, tune.aggregate);
   HILO_CUDA_LAUNCHED("topk_kernel (segments)");
-  topk_kernel<<<rows, kTopkThreads, 0, stream>>>(SegmentWinners{key, pos, count, segments, k}, sink, k, sorted);
+  topk_kernel<<<rows, kTopkThreads, 0, stream>>>(SegmentWinners{key, pos, count, segments, k}, sink, k, sorted,
+                                                 tune.aggregate);
   HILO_CUDA_LAUNCHED("topk_kernel (merge)");
 }
 

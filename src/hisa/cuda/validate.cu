@@ -65,6 +65,11 @@ FlatTuning& flat_tuning() {
   return tuning;
 }
 
+TopkTuning& topk_tuning() {
+  static TopkTuning tuning;
+  return tuning;
+}
+
 void copy_to_host(void* dst, const void* src, std::size_t bytes, void* stream) {
   HILO_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, as_stream(stream)));
   HILO_CUDA_CHECK(cudaStreamSynchronize(as_stream(stream)));
