@@ -223,16 +223,14 @@ int main(int argc, char** argv) {
     Dev ds(scores), out(DType::I32, {rows, opt.topk});
     auto& tune = hilo::hisa::cuda_detail::topk_tuning();
     const auto saved = tune;
-    for (const bool aggregate : {false, true})
-      for (const int64_t segment : {int64_t{0}, int64_t{16384}}) {
-        tune.aggregate = aggregate;
-        tune.segment = segment;
-        const double ms = time_ms(repeat, [&] { hilo::hisa::cuda::topk_rows(ds, opt.topk, out); });
-        std::printf("topk   %3ld x %8ld  k %d: %8.1f us  %6.0f GB/s  (aggregate %d, segment %ld)\n",
-                    static_cast<long>(rows), static_cast<long>(len), opt.topk, ms * 1e3,
-                    rows * len * 4.0 / (ms / 1e3) / 1e9, aggregate, static_cast<long>(segment));
-        topk.push_back({{"rows", rows}, {"len", len}, {"us", ms * 1e3}, {"aggregate", aggregate}, {"segment", segment}});
-      }
+    for (const int64_t segment : {int64_t{0}, int64_t{16384}}) {
+      tune.segment = segment;
+      const double ms = time_ms(repeat, [&] { hilo::hisa::cuda::topk_rows(ds, opt.topk, out); });
+      std::printf("topk   %3ld x %8ld  k %d: %8.1f us  %6.0f GB/s  (%s)\n", static_cast<long>(rows),
+                  static_cast<long>(len), opt.topk, ms * 1e3, rows * len * 4.0 / (ms / 1e3) / 1e9,
+                  segment ? "segments of 16K + merge" : "one CTA per row");
+      topk.push_back({{"rows", rows}, {"len", len}, {"us", ms * 1e3}, {"segment", segment}});
+    }
     tune = saved;
   }
   all["topk"] = topk;

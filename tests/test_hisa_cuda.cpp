@@ -110,9 +110,9 @@ TEST_F(HisaCuda, TopkRowsEqualsCpu) {
       Tensor cpu(DType::I32, {rows, k});
       topk_rows(scores, k, cpu, {}, {}, {sorted, 0});
       DeviceTensor s(scores), out(DType::I32, {rows, k});
-      for (bool aggregate : {false, true}) {
+      for (int64_t segment : {int64_t{0}, int64_t{16384}}) {  // one CTA per row, or segments and a merge
         const auto saved = hisa::cuda_detail::topk_tuning();
-        hisa::cuda_detail::topk_tuning().aggregate = aggregate;
+        hisa::cuda_detail::topk_tuning().segment = segment;
         hisa::cuda::topk_rows(s, k, out, sorted);
         hisa::cuda_detail::topk_tuning() = saved;
         EXPECT_TRUE(test::same_rows(out.to_host(), cpu)) << "k " << k << " sorted " << sorted << " len " << len;

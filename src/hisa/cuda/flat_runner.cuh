@@ -72,11 +72,10 @@ void run_flat(const FlatJob& job, const Keys& keys, Scratch& scratch, MakeSink m
       }
       const MergeChunk src{key_a, pos_a, cnt_a, kth_a, scores, job.k, chunk, len, c0};
       if (last) {
-        topk_kernel<<<rows_b, kTopkThreads, 0, job.stream>>>(src, make_sink(rb), job.k, job.sorted,
-                                                             topk_tuning().aggregate);
+        topk_kernel<<<rows_b, kTopkThreads, 0, job.stream>>>(src, make_sink(rb), job.k, job.sorted);
       } else {
         topk_kernel<<<rows_b, kTopkThreads, 0, job.stream>>>(src, MergeState{key_b, pos_b, cnt_b, job.k, kth_b}, job.k,
-                                                             false, topk_tuning().aggregate);
+                                                             false);
         std::swap(key_a, key_b), std::swap(pos_a, pos_b), std::swap(cnt_a, cnt_b), std::swap(kth_a, kth_b);
       }
       HILO_CUDA_LAUNCHED("topk_kernel");

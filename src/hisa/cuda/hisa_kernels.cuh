@@ -176,20 +176,22 @@ static __global__ void kept_blocks_kernel(const int32_t* ks, const int32_t* ke, 
 }
 
 // ---- Tile unions: the distinct kept blocks of a tile of rows, ascending, with a bitmask of rows per block ----
-static __global__ void tile_union_kernel(const int32_t* kept, const int32_t* kept_count, int rows, int tile_rows, int cap,
-                                  int32_t* union_blocks, uint32_t* union_mask, int32_t* union_count) {
+static __global__ void tile_union_kernel(const int32_t* kept, const int32_t* kept_count, int rows, int tile_rows,
+                                         int cap, int32_t* union_blocks, uint32_t* union_mask, int32_t* union_count) {
   __shared__ int32_t s[kUnionSort];
   __shared__ int32_t s_n;
   const int tile = blockIdx.x, first = tile * tile_rows, n_rows = min(tile_rows, rows - first);
-  for (int i = threadIdx.x; i < kUnionSort; i += blockDim.x) {
+  int size = 1;  // the sort covers the next power of two of tile_rows * cap entries (decode: 128, not 2048)
+  while (size < tile_rows * cap) size <<= 1;
+  for (int i = threadIdx.x; i < size; i += blockDim.x) {
     const int row = i / cap, j = i % cap;
     s[i] = (row < n_rows && j < kept_count[first + row]) ? kept[static_cast<int64_t>(first + row) * cap + j]
                                                          : INT32_MAX;
   }
   __syncthreads();
-  for (int span = 2; span <= kUnionSort; span <<= 1)
+  for (int span = 2; span <= size; span <<= 1)
     for (int stride = span >> 1; stride > 0; stride >>= 1) {
-      for (int i = threadIdx.x; i < kUnionSort; i += blockDim.x) {
+      for (int i = threadIdx.x; i < size; i += blockDim.x) {
         const int j = i ^ stride;
         if (j > i) {
           const bool ascending = (i & span) == 0;
@@ -201,7 +203,7 @@ static __global__ void tile_union_kernel(const int32_t* kept, const int32_t* kep
     }
   if (threadIdx.x == 0) {  // unique (a short serial pass over at most 16 * cap entries)
     int n = 0;
-    for (int i = 0; i < kUnionSort && s[i] != INT32_MAX; ++i)
+    for (int i = 0; i < size && s[i] != INT32_MAX; ++i)
       if (n == 0 || s[n - 1] != s[i]) s[n++] = s[i];
     s_n = n;
   }

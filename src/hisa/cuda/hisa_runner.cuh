@@ -91,8 +91,7 @@ void run_hisa(const uint8_t* q, const float* w, const int32_t* lo, const int32_t
   }
   if (mid_k > 0) {
     topk_kernel<<<rows, kTopkThreads, 0, stream>>>(RowScores{block_scores, std::max<int64_t>(pooled_max, 1)},
-                                                  BlockWinners{mid, mid_count, mid_k}, mid_k, false,
-                                                  topk_tuning().aggregate);
+                                                  BlockWinners{mid, mid_count, mid_k}, mid_k, false);
     HILO_CUDA_LAUNCHED("topk_kernel (blocks)");
   } else {
     HILO_CUDA_CHECK(cudaMemsetAsync(mid_count, 0, sizeof(int32_t) * rows, stream));
@@ -116,7 +115,7 @@ void run_hisa(const uint8_t* q, const float* w, const int32_t* lo, const int32_t
       union_mask, union_count, cand);
   HILO_CUDA_LAUNCHED("token_scores_kernel");
   topk_kernel<<<rows, kTopkThreads, 0, stream>>>(TokenCandidates{cand, kept, kept_count, cap, B}, sink, opt.topk,
-                                                opt.sorted, topk_tuning().aggregate);
+                                                opt.sorted);
   HILO_CUDA_LAUNCHED("topk_kernel (tokens)");
   clock.mark();
 }

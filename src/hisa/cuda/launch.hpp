@@ -72,14 +72,13 @@ void pool_keys(const uint8_t* k, const float* k_scale, int64_t N, int block, uin
 // Sizes that pick the flat indexer's strategy (tests shrink them to exercise every path on small inputs).
 struct FlatTuning {
   int64_t single_pass_bytes = 128ll << 20;  // score all keys of all rows at once up to this many bytes of scores
-  int64_t chunk_budget_bytes = 32ll << 20;  // else: chunk scores of a row block (stays in L2)
+  int64_t chunk_budget_bytes = 64ll << 20;  // else: chunk scores of a row block (about L2-sized)
   int64_t chunk_keys = 16384;
 };
 FlatTuning& flat_tuning();
 
 // Top-k strategy switches (benchmarks compare them; tests exercise both).
 struct TopkTuning {
-  bool aggregate = false;   // combine a warp's increments of one histogram bin (__match_any_sync)
   int64_t segment = 16384;  // rows longer than 2 segments: per-segment winners, then a merge (0: never split)
 };
 TopkTuning& topk_tuning();
