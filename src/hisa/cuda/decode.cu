@@ -75,9 +75,10 @@ Violations hisa_decode(const DecodeArgs& a, const HisaArgs& h, const PooledCache
   HILO_CUDA_LAUNCHED("store_lengths_kernel");
   clock.mark();
   const PooledCacheKeys pooled{cache.codes, cache.scales, plan.req_blocks, cache.max_blocks};
+  const HisaBuffers buf(rows, static_cast<int>(a.next_n), cache.max_blocks, h, scratch);
   with_heads(a.H, [&](auto hh) {
     run_hisa<decltype(hh)::value>(a.q, a.w, plan.lo, plan.hi, rows, static_cast<int>(a.next_n), true, pooled,
-                                  cache.max_blocks, keys, h, stream, scratch, decode_sink(a, h.topk, 0), clock);
+                                  cache.max_blocks, keys, h, stream, buf, decode_sink(a, h.topk, 0), clock);
   });
   if (stats) clock.fill(*stats);
   return kNoViolations;

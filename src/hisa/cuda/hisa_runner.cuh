@@ -57,24 +57,51 @@ struct StageClock {
 
 
 // HISA on rows [0, rows) that see keys [lo[r], hi[r]) of their source. Shared by prefill and decode.
+// Scratch of the HISA pipeline for up to `rows` rows, allocated once per call and reused by every row block, so the
+// call's extra memory is bounded by the block size, not the number of queries.
+struct HisaBuffers {
+  int rows, cap, tiles;
+  int64_t pooled_max;
+  int32_t *block_lo, *block_hi, *mid, *mid_count, *kept, *kept_count, *union_blocks, *union_count;
+  uint32_t* union_mask;
+  float *block_scores, *cand;
+
+  HisaBuffers(int rows_, int tile_rows, int64_t pooled_max_, const HisaArgs& opt, Scratch& scratch)
+      : rows(rows_), cap(std::max(opt.blocks_kept, (opt.topk + opt.block - 1) / opt.block + 1)),
+        tiles(ceil_div(rows_, tile_rows)), pooled_max(std::max<int64_t>(pooled_max_, 1)) {
+    const int mid_k = std::max(opt.blocks_kept - 2, 1);
+    block_lo = scratch.alloc<int32_t>(rows);
+    block_hi = scratch.alloc<int32_t>(rows);
+    mid = scratch.alloc<int32_t>(static_cast<int64_t>(rows) * mid_k);
+    mid_count = scratch.alloc<int32_t>(rows);
+    kept = scratch.alloc<int32_t>(static_cast<int64_t>(rows) * cap);
+    kept_count = scratch.alloc<int32_t>(rows);
+    union_blocks = scratch.alloc<int32_t>(static_cast<int64_t>(tiles) * tile_rows * cap);
+    union_mask = scratch.alloc<uint32_t>(static_cast<int64_t>(tiles) * tile_rows * cap);
+    union_count = scratch.alloc<int32_t>(tiles);
+    block_scores = scratch.alloc<float>(static_cast<int64_t>(rows) * pooled_max);
+    cand = scratch.alloc<float>(static_cast<int64_t>(rows) * cap * opt.block);
+  }
+};
+
 template <int H, class PooledKeys, class TokenKeys, class Sink>
 void run_hisa(const uint8_t* q, const float* w, const int32_t* lo, const int32_t* hi, int rows, int tile_rows,
               bool per_tile_source, const PooledKeys& pooled, int64_t pooled_max, const TokenKeys& keys,
-              const HisaArgs& opt, cudaStream_t stream, Scratch& scratch, const Sink& sink, StageClock& clock) {
+              const HisaArgs& opt, cudaStream_t stream, const HisaBuffers& buf, const Sink& sink, StageClock& clock) {
   const int m = opt.blocks_kept, B = opt.block, mid_k = m - 2;
-  const int cap = std::max(m, (opt.topk + B - 1) / B + 1);
-  int32_t* block_lo = scratch.alloc<int32_t>(rows);
-  int32_t* block_hi = scratch.alloc<int32_t>(rows);
-  int32_t* mid = scratch.alloc<int32_t>(static_cast<int64_t>(rows) * std::max(mid_k, 1));
-  int32_t* mid_count = scratch.alloc<int32_t>(rows);
-  int32_t* kept = scratch.alloc<int32_t>(static_cast<int64_t>(rows) * cap);
-  int32_t* kept_count = scratch.alloc<int32_t>(rows);
+  const int cap = buf.cap;
+  int32_t* block_lo = buf.block_lo;
+  int32_t* block_hi = buf.block_hi;
+  int32_t* mid = buf.mid;
+  int32_t* mid_count = buf.mid_count;
+  int32_t* kept = buf.kept;
+  int32_t* kept_count = buf.kept_count;
   const int tiles = ceil_div(rows, tile_rows);
-  int32_t* union_blocks = scratch.alloc<int32_t>(static_cast<int64_t>(tiles) * tile_rows * cap);
-  uint32_t* union_mask = scratch.alloc<uint32_t>(static_cast<int64_t>(tiles) * tile_rows * cap);
-  int32_t* union_count = scratch.alloc<int32_t>(tiles);
-  float* block_scores = scratch.alloc<float>(static_cast<int64_t>(rows) * std::max<int64_t>(pooled_max, 1));
-  float* cand = scratch.alloc<float>(static_cast<int64_t>(rows) * cap * B);
+  int32_t* union_blocks = buf.union_blocks;
+  uint32_t* union_mask = buf.union_mask;
+  int32_t* union_count = buf.union_count;
+  float* block_scores = buf.block_scores;
+  float* cand = buf.cand;
 
   // Stage 1: scores of the middle eligible blocks, best m - 2 per row.
   block_plan_kernel<<<ceil_div(rows, 256), 256, 0, stream>>>(lo, hi, rows, B, m, opt.topk, block_lo, block_hi);

@@ -52,12 +52,13 @@ Violations hisa_prefill(const PrefillArgs& a, const HisaArgs& h, bool validate, 
   // Rows in blocks, so the token candidates stay within ~64 MiB.
   const int block_rows =
       std::max(tile_rows, static_cast<int>((64ll << 20) / (int64_t{cap} * h.block * 4)) / tile_rows * tile_rows);
+  const HisaBuffers buf(static_cast<int>(std::min<int64_t>(block_rows, a.S)), tile_rows, NB, h, scratch);
   for (int64_t rb = 0; rb < a.S; rb += block_rows) {
     const int rows = static_cast<int>(std::min<int64_t>(block_rows, a.S - rb));
     const IndexOut sink{idx + rb * h.topk, a.ks + rb, h.topk};
     with_heads(a.H, [&](auto hh) {
       run_hisa<decltype(hh)::value>(a.q + rb * a.H * kDim, a.w + rb * a.H, a.ks + rb, a.ke + rb, rows, tile_rows, false,
-                                    pooled, NB, keys, h, stream, scratch, sink, clock);
+                                    pooled, NB, keys, h, stream, buf, sink, clock);
     });
   }
   if (stats) clock.fill(*stats);
