@@ -47,8 +47,7 @@ void run_flat(const FlatJob& job, const Keys& keys, Scratch& scratch, MakeSink m
   uint32_t* kth_a = scratch.alloc<uint32_t>(block_rows);
   uint32_t* kth_b = scratch.alloc<uint32_t>(block_rows);
   const size_t smem = score_keys_smem<H>(job.group_rows);
-  HILO_CUDA_CHECK(cudaFuncSetAttribute(score_keys_kernel<H, Keys, ChunkOut>,
-                                       cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  allow_smem<score_keys_kernel<H, Keys, ChunkOut>>(smem);
 
   for (int rb = 0; rb < job.rows; rb += block_rows) {
     const int rows_b = std::min(block_rows, job.rows - rb);

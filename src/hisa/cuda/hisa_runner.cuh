@@ -109,8 +109,7 @@ void run_hisa(const uint8_t* q, const float* w, const int32_t* lo, const int32_t
   HILO_CUDA_CHECK(cudaMemsetAsync(block_scores, 0xFF, sizeof(float) * rows * std::max<int64_t>(pooled_max, 1), stream));
   if (pooled_max > 0) {
     const size_t smem = score_keys_smem<H>(tile_rows);
-    HILO_CUDA_CHECK(cudaFuncSetAttribute(score_keys_kernel<H, PooledKeys, ChunkOut>,
-                                         cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+    allow_smem<score_keys_kernel<H, PooledKeys, ChunkOut>>(smem);
     const ScoreParams p{q, w, block_lo, block_hi, 0, rows, tile_rows, 0, 0, pooled_max};
     score_keys_kernel<H, PooledKeys, ChunkOut><<<dim3(ceil_div(pooled_max, kKeysPerCta), tiles), kScoreWarps * 32, smem,
                                                  stream>>>(p, pooled, ChunkOut{block_scores, 0, 0, pooled_max});
@@ -134,8 +133,7 @@ void run_hisa(const uint8_t* q, const float* w, const int32_t* lo, const int32_t
   HILO_CUDA_LAUNCHED("tile_union_kernel");
   HILO_CUDA_CHECK(cudaMemsetAsync(cand, 0xFF, sizeof(float) * rows * cap * B, stream));
   const size_t smem = token_scores_smem<H>(tile_rows, cap);
-  HILO_CUDA_CHECK(cudaFuncSetAttribute(token_scores_kernel<H, TokenKeys>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       static_cast<int>(smem)));
+  allow_smem<token_scores_kernel<H, TokenKeys>>(smem);
   const int spread = std::max(1, std::min(16, 132 * 2 / std::max(tiles, 1)));
   token_scores_kernel<H, TokenKeys><<<dim3(tiles, spread), kScoreWarps * 32, smem, stream>>>(
       q, w, lo, hi, rows, tile_rows, per_tile_source ? 1 : 0, keys, B, kept, kept_count, cap, union_blocks,

@@ -3,6 +3,7 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -24,30 +25,55 @@ class DeviceGuard {
 };
 
 // Scratch memory from the stream-ordered allocator: allocation and release are queued on the stream, so a call
-// needs no synchronisation for its scratch, and the driver's pool makes repeated calls cheap.
+// needs no synchronisation for its scratch. Requests are carved out of slabs of at least 32 MiB, so a call makes
+// one or two allocator calls instead of one per buffer (each costs microseconds of host time, which small decode
+// calls feel).
 class Scratch {
  public:
   explicit Scratch(cudaStream_t stream) : stream_(stream) {}
   ~Scratch() {
-    for (void* p : blocks_) cudaFreeAsync(p, stream_);
+    for (void* p : slabs_) cudaFreeAsync(p, stream_);
   }
   Scratch(const Scratch&) = delete;
   Scratch& operator=(const Scratch&) = delete;
   template <typename T>
   T* alloc(int64_t count) {
-    void* p = nullptr;
-    HILO_CUDA_CHECK(cudaMallocAsync(&p, static_cast<size_t>(count > 0 ? count : 1) * sizeof(T), stream_));
-    blocks_.push_back(p);
-    bytes_ += count * static_cast<int64_t>(sizeof(T));
-    return static_cast<T*>(p);
+    const size_t bytes = (static_cast<size_t>(count > 0 ? count : 1) * sizeof(T) + 255) / 256 * 256;
+    if (used_ + bytes > size_) {
+      size_ = std::max<size_t>(bytes, size_t{32} << 20);
+      void* p = nullptr;
+      HILO_CUDA_CHECK(cudaMallocAsync(&p, size_, stream_));
+      slabs_.push_back(p);
+      base_ = static_cast<char*>(p);
+      used_ = 0;
+    }
+    T* out = reinterpret_cast<T*>(base_ + used_);
+    used_ += bytes;
+    bytes_ += static_cast<int64_t>(bytes);
+    return out;
   }
   int64_t bytes() const { return bytes_; }
 
  private:
   cudaStream_t stream_;
-  std::vector<void*> blocks_;
+  std::vector<void*> slabs_;
+  char* base_ = nullptr;
+  size_t size_ = 0, used_ = 0;
   int64_t bytes_ = 0;
 };
+
+// Raises a kernel's dynamic shared-memory limit once per kernel and device (the attribute call is not free).
+template <auto Kernel>
+void allow_smem(size_t bytes) {
+  static size_t allowed[64] = {};
+  int device = 0;
+  HILO_CUDA_CHECK(cudaGetDevice(&device));
+  size_t& done = allowed[device & 63];
+  if (bytes > done) {
+    HILO_CUDA_CHECK(cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+    done = bytes;
+  }
+}
 
 inline cudaStream_t as_stream(void* s) { return static_cast<cudaStream_t>(s); }
 
