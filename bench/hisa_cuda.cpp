@@ -94,17 +94,13 @@ double copy_bandwidth_gbs() {
   return 2.0 * bytes / (ms / 1e3) / 1e9;  // read + write
 }
 
-// Peak bytes the stream-ordered pool handed out during f (the call's scratch).
+// Peak bytes of hilo's scratch pool during f (the call's scratch, in 32 MiB slabs).
 template <typename F>
 int64_t scratch_bytes(F&& f) {
-  cudaMemPool_t pool;
-  CHECK_CUDA(cudaDeviceGetDefaultMemPool(&pool, 0));
-  uint64_t zero = 0, high = 0;
-  CHECK_CUDA(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &zero));
+  hilo::hisa::cuda_detail::scratch_high_water(true);
   f();
   CHECK_CUDA(cudaDeviceSynchronize());
-  CHECK_CUDA(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &high));
-  return static_cast<int64_t>(high);
+  return hilo::hisa::cuda_detail::scratch_high_water(true);
 }
 
 std::string today() {

@@ -83,6 +83,9 @@ struct TopkTuning {
 };
 TopkTuning& topk_tuning();
 
+// Peak bytes of hilo's scratch pool on the current device since the last reset (benchmarks).
+int64_t scratch_high_water(bool reset);
+
 // Device memory helpers for the API layer.
 void copy_to_host(void* dst, const void* src, std::size_t bytes, void* stream);  // waits
 void* device_alloc(std::size_t bytes);                                           // zero-filled

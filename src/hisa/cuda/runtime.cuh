@@ -24,13 +24,15 @@ class DeviceGuard {
   int previous_ = 0;
 };
 
-// Scratch memory from the stream-ordered allocator: allocation and release are queued on the stream, so a call
-// needs no synchronisation for its scratch. Requests are carved out of slabs of at least 32 MiB, so a call makes
-// one or two allocator calls instead of one per buffer (each costs microseconds of host time, which small decode
-// calls feel).
+// hilo's own stream-ordered memory pool on the current device: freed scratch stays reserved (release threshold
+// unlimited), so repeated calls do not map and unmap memory; the caller's default pool is left alone.
+cudaMemPool_t scratch_pool();
+
+// Scratch memory for one call, queued on the call's stream (no synchronisation). Requests are carved out of slabs
+// of at least 32 MiB from scratch_pool(), so a call makes one or two allocator calls instead of one per buffer.
 class Scratch {
  public:
-  explicit Scratch(cudaStream_t stream) : stream_(stream) {}
+  explicit Scratch(cudaStream_t stream) : stream_(stream), pool_(scratch_pool()) {}
   ~Scratch() {
     for (void* p : slabs_) cudaFreeAsync(p, stream_);
   }
@@ -42,7 +44,7 @@ class Scratch {
     if (used_ + bytes > size_) {
       size_ = std::max<size_t>(bytes, size_t{32} << 20);
       void* p = nullptr;
-      HILO_CUDA_CHECK(cudaMallocAsync(&p, size_, stream_));
+      HILO_CUDA_CHECK(cudaMallocFromPoolAsync(&p, size_, pool_, stream_));
       slabs_.push_back(p);
       base_ = static_cast<char*>(p);
       used_ = 0;
@@ -56,6 +58,7 @@ class Scratch {
 
  private:
   cudaStream_t stream_;
+  cudaMemPool_t pool_;
   std::vector<void*> slabs_;
   char* base_ = nullptr;
   size_t size_ = 0, used_ = 0;

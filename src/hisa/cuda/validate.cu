@@ -60,6 +60,34 @@ Violations check_decode_values(const DecodeArgs& a, const PagedKeys& keys, const
   });
 }
 
+cudaMemPool_t scratch_pool() {
+  static cudaMemPool_t pools[64] = {};
+  int device = 0;
+  HILO_CUDA_CHECK(cudaGetDevice(&device));
+  cudaMemPool_t& pool = pools[device & 63];
+  if (!pool) {
+    cudaMemPoolProps props{};
+    props.allocType = cudaMemAllocationTypePinned;
+    props.location.type = cudaMemLocationTypeDevice;
+    props.location.id = device;
+    HILO_CUDA_CHECK(cudaMemPoolCreate(&pool, &props));
+    uint64_t keep = ~0ull;
+    HILO_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
+  }
+  return pool;
+}
+
+int64_t scratch_high_water(bool reset) {
+  cudaMemPool_t pool = scratch_pool();
+  uint64_t value = 0;
+  HILO_CUDA_CHECK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &value));
+  if (reset) {
+    uint64_t zero = 0;
+    HILO_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &zero));
+  }
+  return static_cast<int64_t>(value);
+}
+
 FlatTuning& flat_tuning() {
   static FlatTuning tuning;
   return tuning;
