@@ -189,6 +189,14 @@ int main(int argc, char** argv) {
       const hilo::hisa::DecodeInputs in{q, w, cache, table, lens};
       Dev fpos(DType::I32, {batch, opt.topk}), hpos(DType::I32, {batch, opt.topk});
       hilo::hisa::cuda::PooledKeyCache pooled(0, batch, static_cast<int>((context + 127) / 128), opt.block);
+      // A/B of the scratch strategy, same process: one allocation per buffer vs 32 MiB slabs.
+      for (const std::size_t slab : {std::size_t{0}, std::size_t{32} << 20}) {
+        hilo::hisa::cuda_detail::set_scratch_slab_bytes(slab);
+        const double f = time_ms(repeat, [&] { hilo::hisa::cuda::flat_decode(in, opt, {fpos, {}}); });
+        const double h = time_ms(repeat, [&] { hilo::hisa::cuda::hisa_decode(in, pooled, opt, {hpos, {}}); });
+        std::printf("  scratch %s: flat %.3f ms, hisa %.3f ms\n", slab ? "slabs" : "per buffer", f, h);
+      }
+      hilo::hisa::cuda_detail::set_scratch_slab_bytes(std::size_t{32} << 20);
       const double flat_ms = time_ms(repeat, [&] { hilo::hisa::cuda::flat_decode(in, opt, {fpos, {}}); });
       const double hisa_ms = time_ms(repeat, [&] { hilo::hisa::cuda::hisa_decode(in, pooled, opt, {hpos, {}}); });
       const auto iou = hilo::hisa::iou(hpos.host(), fpos.host());

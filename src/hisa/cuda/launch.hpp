@@ -83,6 +83,8 @@ struct TopkTuning {
 };
 TopkTuning& topk_tuning();
 
+// Smallest scratch slab in bytes (0: one allocation per buffer); benchmarks compare the two.
+void set_scratch_slab_bytes(std::size_t bytes);
 // Peak bytes of hilo's scratch pool on the current device since the last reset (benchmarks).
 int64_t scratch_high_water(bool reset);
 

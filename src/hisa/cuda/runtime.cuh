@@ -27,6 +27,8 @@ class DeviceGuard {
 // hilo's own stream-ordered memory pool on the current device: freed scratch stays reserved (release threshold
 // unlimited), so repeated calls do not map and unmap memory; the caller's default pool is left alone.
 cudaMemPool_t scratch_pool();
+// Smallest slab (bytes); 0: one allocation per buffer.
+size_t& scratch_slab_bytes();
 
 // Scratch memory for one call, queued on the call's stream (no synchronisation). Requests are carved out of slabs
 // of at least 32 MiB from scratch_pool(), so a call makes one or two allocator calls instead of one per buffer.
@@ -42,7 +44,7 @@ class Scratch {
   T* alloc(int64_t count) {
     const size_t bytes = (static_cast<size_t>(count > 0 ? count : 1) * sizeof(T) + 255) / 256 * 256;
     if (used_ + bytes > size_) {
-      size_ = std::max<size_t>(bytes, size_t{32} << 20);
+      size_ = std::max<size_t>(bytes, scratch_slab_bytes());
       void* p = nullptr;
       HILO_CUDA_CHECK(cudaMallocFromPoolAsync(&p, size_, pool_, stream_));
       slabs_.push_back(p);

@@ -77,6 +77,13 @@ cudaMemPool_t scratch_pool() {
   return pool;
 }
 
+size_t& scratch_slab_bytes() {
+  static size_t bytes = size_t{32} << 20;
+  return bytes;
+}
+
+void set_scratch_slab_bytes(std::size_t bytes) { scratch_slab_bytes() = bytes; }
+
 int64_t scratch_high_water(bool reset) {
   cudaMemPool_t pool = scratch_pool();
   uint64_t value = 0;
