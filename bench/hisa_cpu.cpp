@@ -15,33 +15,9 @@
 #include "hisa_experiment.hpp"
 
 namespace {
-
-std::string cpu_model() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  return "unknown";
-}
-
-std::string today() {
-  const std::time_t t = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d", std::gmtime(&t));
-  return buf;
-}
-
-template <typename F>
-double median_ms(int repeat, F&& f) {
-  std::vector<double> t;
-  for (int i = 0; i < repeat; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    f();
-    t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
+using hilo::bench::cpu_model;
+using hilo::bench::median_ms;
+using hilo::bench::today;
 
 // Top-k of rows of random scores: hilo's radix select vs std::nth_element (both over rows in parallel).
 nlohmann::json bench_topk(int64_t rows, int64_t len, int k, int threads, int repeat) {

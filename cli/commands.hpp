@@ -3,11 +3,15 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <map>
+#include <string>
 
 namespace hilo::cli {
 
 using Action = std::function<int()>;
 
 Action add_hisa_command(CLI::App& app);
+// quantize, dequantize, inspect (LoRDS / block-wise checkpoints), by subcommand name.
+std::map<std::string, Action> add_lords_commands(CLI::App& app);
 
 }  // namespace hilo::cli

@@ -9,6 +9,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "hilo 0.1.0");
   const hilo::cli::Action hisa = hilo::cli::add_hisa_command(app);
+  const auto lords = hilo::cli::add_lords_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -16,6 +17,8 @@ int main(int argc, char** argv) {
   }
   try {
     if (app.got_subcommand("hisa")) return hisa();
+    for (const auto& [name, action] : lords)
+      if (app.got_subcommand(name)) return action();
   } catch (const hilo::Error& e) {
     std::fprintf(stderr, "hilo: error: %s\n", e.what());
     return 1;

@@ -15,8 +15,9 @@ ProgressBar::ProgressBar(std::string label)
 
 ProgressBar::~ProgressBar() { done(); }
 
-void ProgressBar::update(double fraction) {
+void ProgressBar::update(double fraction, const std::string& detail) {
   if (!enabled_ || finished_) return;
+  if (!detail.empty()) detail_ = detail;
   const auto now = std::chrono::steady_clock::now();
   if (now - last_draw_ < std::chrono::milliseconds(50) && fraction < 1.0) return;
   last_draw_ = now;
@@ -28,8 +29,9 @@ void ProgressBar::draw(double fraction) {
   fraction = std::clamp(fraction, 0.0, 1.0);
   const int filled = static_cast<int>(fraction * kWidth);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  std::fprintf(stderr, "\r%-12s [%s%s] %3d%% %6.1fs", label_.c_str(), std::string(filled, '#').c_str(),
-               std::string(kWidth - filled, ' ').c_str(), static_cast<int>(fraction * 100), secs);
+  // "\x1b[K" clears what a longer previous detail left on the line.
+  std::fprintf(stderr, "\r%-12s [%s%s] %3d%% %6.1fs %s\x1b[K", label_.c_str(), std::string(filled, '#').c_str(),
+               std::string(kWidth - filled, ' ').c_str(), static_cast<int>(fraction * 100), secs, detail_.c_str());
   std::fflush(stderr);
 }
 

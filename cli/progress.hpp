@@ -10,12 +10,12 @@ class ProgressBar {
  public:
   explicit ProgressBar(std::string label);
   ~ProgressBar();
-  void update(double fraction);  // 0..1; redraws at most every 50 ms
+  void update(double fraction, const std::string& detail = {});  // 0..1; redraws at most every 50 ms
   void done();
 
  private:
   void draw(double fraction);
-  std::string label_;
+  std::string label_, detail_;
   bool enabled_;
   bool finished_ = false;
   std::chrono::steady_clock::time_point start_, last_draw_;

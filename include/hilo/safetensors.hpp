@@ -53,6 +53,42 @@ struct NamedTensor {
   TensorView view;  // host, contiguous
 };
 
+// What a tensor in a file will be, before its bytes exist.
+struct TensorSpec {
+  std::string name;
+  DType dtype = DType::F32;
+  Shape shape;
+  std::size_t nbytes() const;
+};
+
+// Streams a safetensors file whose tensors are known up front: the header is written first, then each tensor's
+// bytes in the declared order (one tensor in memory at a time). Written atomically like write_safetensors; an
+// unfinished writer (destroyed without commit) leaves nothing behind.
+class SafetensorsWriter {
+ public:
+  SafetensorsWriter(const std::string& path, std::vector<TensorSpec> tensors, const Metadata& metadata = {});
+  ~SafetensorsWriter();
+  SafetensorsWriter(const SafetensorsWriter&) = delete;
+  SafetensorsWriter& operator=(const SafetensorsWriter&) = delete;
+
+  // The next tensor's bytes; `name` and the byte count must match the declaration (throws otherwise).
+  void write(const std::string& name, const void* data, std::size_t nbytes);
+  void commit();  // every declared tensor must have been written
+  const std::vector<TensorSpec>& tensors() const { return tensors_; }
+  std::size_t next() const { return next_; }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::string path_;
+  std::vector<TensorSpec> tensors_;
+  std::size_t next_ = 0;
+};
+
+// Drops the pages of a memory-mapped range from this process's resident set (the file stays in the page cache),
+// so streaming through a large mapped checkpoint keeps the resident memory bounded. A hint: never fails.
+void release_mapped_pages(const void* data, std::size_t nbytes);
+
 // Writes `tensors` (in the given order) and `metadata` to `path`. The header is padded with spaces to a multiple of
 // 8 bytes. The file is written to a temporary name beside `path`, synced and renamed, so a reader never sees a
 // partial file and an interrupted write leaves the old file (if any) untouched.

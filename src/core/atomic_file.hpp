@@ -25,3 +25,25 @@ class AtomicFile {
 };
 
 }  // namespace hilo
+
+namespace hilo {
+
+// A directory built under a temporary name beside `path` (".<name>.hilo-tmp-XXXXXX") and renamed into place on
+// commit(). Without commit() the temporary directory and everything in it are removed. `path` must not exist
+// unless `replace` is set, in which case the old directory is removed after the new one is complete.
+class AtomicDirectory {
+ public:
+  AtomicDirectory(std::string path, bool replace);
+  ~AtomicDirectory();
+  AtomicDirectory(const AtomicDirectory&) = delete;
+  AtomicDirectory& operator=(const AtomicDirectory&) = delete;
+
+  const std::string& temp_path() const { return temp_path_; }  // write the contents here
+  void commit();
+
+ private:
+  std::string path_, temp_path_;
+  bool replace_ = false, committed_ = false;
+};
+
+}  // namespace hilo
