@@ -15,6 +15,21 @@ def mean_error(runs):
     return sum(r["rel_error"] for r in runs) / len(runs)
 
 
+def catch_up(adam_runs, als_runs):
+    """Seconds Adam needs to reach, on every matrix, the error ALS ends with (summed over matrices)."""
+    if not als_runs:
+        return "-"
+    total = 0.0
+    for ad in adam_runs:
+        al = next(r for r in als_runs if r["tensor"] == ad["tensor"])
+        per_step = ad["seconds"] / len(ad["trace"])
+        hit = next((i for i, e in enumerate(ad["trace"]) if e <= al["rel_error"]), None)
+        if hit is None:
+            return "never"
+        total += per_step * (hit + 1)
+    return f"{total:.1f}"
+
+
 def tables(data):
     out = []
     groups = defaultdict(list)  # (source, tensor or "all", codebook, block, method) -> runs
@@ -23,8 +38,8 @@ def tables(data):
         groups[(r["source"], key_tensor, r["codebook"], r["block"], r["method"])].append(r)
     rows = sorted({k[:4] for k in groups}, key=lambda k: (k[0] != "fixture", k[1], k[2], k[3]))
     out.append("| source | matrix | codebook | B | bits/w (bw / LoRDS) | block-wise | LoRDS adam | LoRDS als | "
-               "adam vs bw | als vs bw | time bw / adam / als (s) |")
-    out.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+               "adam vs bw | als vs bw | time bw / adam / als (s) | adam: time to ALS's final error (s) |")
+    out.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for source, tensor, cb, block in rows:
         bw = groups.get((source, tensor, cb, block, "blockwise"), [])
         ad = groups.get((source, tensor, cb, block, "lords-adam"), [])
@@ -40,7 +55,7 @@ def tables(data):
         out.append(f"| {source} | {tensor}{shape} | {cb} | {block} | {bits_bw:.3f} / {bits_ad:.3f} | {e_bw:.4f} | "
                    f"{e_ad:.4f} | {'%.4f' % e_al if al else '-'} | {100 * (e_ad / e_bw - 1):+.1f}% | "
                    f"{'%+.1f%%' % (100 * (e_al / e_bw - 1)) if al else '-'} | "
-                   f"{t(bw):.1f} / {t(ad):.1f} / {'%.1f' % t(al) if al else '-'} |")
+                   f"{t(bw):.1f} / {t(ad):.1f} / {'%.1f' % t(al) if al else '-'} | {catch_up(ad, al)} |")
     return "\n".join(out)
 
 
@@ -77,6 +92,8 @@ def plot(data, dst):
 
 if __name__ == "__main__":
     data = json.load(open(sys.argv[1]))
+    for extra in sys.argv[3:]:  # more runs (e.g. ALS on the MLP shapes) merged in
+        data["runs"] += json.load(open(extra))["runs"]
     print(tables(data))
     if len(sys.argv) > 2:
         plot(data, sys.argv[2])

@@ -63,7 +63,8 @@ using DotTileFn = void (*)(const float* tile, int rows, int64_t n, const float* 
 // out[i] = bf16 src[i] as f32 (exact).
 using Bf16RowFn = void (*)(const uint16_t* src, int64_t n, float* out);
 
-// Batch-1 block-wise GEMV fused with decoding (lane order, 2- or 4-bit codes): y[r] = sum over blocks of
+// Batch-1 block-wise GEMV fused with decoding (4-/2-bit codes in lane order; 3-bit codes in natural order with
+// blocks a multiple of 64, where gemv_handles_3bit): y[r] = sum over blocks of
 // scale[r, j] * sum_c lut[code] * x[c] for up to 4 rows starting at `row0` (`row_bytes` apart). Values never touch
 // memory; the scale multiplies each block's partial sum. nullptr where the CPU has no such kernel.
 using GemvBlockwiseFn = void (*)(const uint8_t* row0, int64_t row_bytes, int rows, int64_t cols, int bits, int block,
@@ -79,6 +80,7 @@ struct Kernels {
   ScaleRowFn scale_row;
   ScaleRows4Fn scale_rows4;
   GemvBlockwiseFn gemv_blockwise;
+  bool gemv_handles_3bit;
   DecodeFn decode;
   DotTileFn dot_tile;
   Bf16RowFn bf16_row;

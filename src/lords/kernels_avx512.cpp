@@ -63,6 +63,31 @@ void scale_rows4(const float* b, int64_t ldb, const float* a, int rank, int64_t 
     for (int r = 0; r < 4; ++r) scale_row(b + r * ldb, a + c, rank, lda, n - c, out + r * ldo + c);
 }
 
+struct Expand3 {
+  __m512i spread_idx, shifts;
+  __attribute__((target("avx512vbmi"))) Expand3() {
+    alignas(64) static const uint8_t spread[64] = {0,  1,  2,  2,  2,  2,  2,  2,  3,  4,  5,  5,  5,  5,  5,  5,
+                                                   6,  7,  8,  8,  8,  8,  8,  8,  9,  10, 11, 11, 11, 11, 11, 11,
+                                                   12, 13, 14, 14, 14, 14, 14, 14, 15, 16, 17, 17, 17, 17, 17, 17,
+                                                   18, 19, 20, 20, 20, 20, 20, 20, 21, 22, 23, 23, 23, 23, 23, 23};
+    spread_idx = _mm512_load_si512(spread);
+    shifts = _mm512_set1_epi64(0x1512'0F0C'0906'0300ll);  // bit offsets 0, 3, ..., 21 in every qword
+  }
+  // 64 codes from 24 bytes (masked load: never reads past them), one per byte in natural order.
+  __attribute__((target("avx512vbmi"))) __m512i operator()(const uint8_t* src) const {
+    const __m512i packed = _mm512_maskz_loadu_epi8(0xFFFFFFull, src);
+    return _mm512_multishift_epi64_epi8(shifts, _mm512_permutexvar_epi8(spread_idx, packed));
+  }
+  // Values of codes 16h .. 16h+15 of an expansion.
+  static __m512 values(__m512i codes, int h, __m512 lut) {
+    const __m128i part = h == 0   ? _mm512_castsi512_si128(codes)
+                         : h == 1 ? _mm512_extracti32x4_epi32(codes, 1)
+                         : h == 2 ? _mm512_extracti32x4_epi32(codes, 2)
+                                  : _mm512_extracti32x4_epi32(codes, 3);
+    return _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(part), lut);
+  }
+};
+
 template <int Bits, int Rows>
 void gemv_rows(const uint8_t* row0, int64_t row_bytes, int64_t cols, int block, const uint16_t* scales,
                int64_t scales_stride, __m512 lut, const float* x, float* y) {
@@ -96,16 +121,54 @@ void gemv_rows(const uint8_t* row0, int64_t row_bytes, int64_t cols, int block, 
   for (int r = 0; r < Rows; ++r) y[r] = _mm512_reduce_add_ps(total[r]);
 }
 
+// Batch-1 GEMV for 3-bit codes (natural order; block a multiple of 64), like gemv_rows.
+template <int Rows>
+__attribute__((target("avx512vbmi"))) void gemv3_rows(const uint8_t* row0, int64_t row_bytes, int64_t cols, int block,
+                                                      const uint16_t* scales, int64_t scales_stride, __m512 lut,
+                                                      const float* x, float* y) {
+  const Expand3 expand;
+  __m512 total[Rows];
+  for (int r = 0; r < Rows; ++r) total[r] = _mm512_setzero_ps();
+  for (int64_t j = 0; j < cols / block; ++j) {
+    __m512 part[Rows];
+    for (int r = 0; r < Rows; ++r) part[r] = _mm512_setzero_ps();
+    for (int64_t p = j * block; p < (j + 1) * block; p += 64) {
+      __m512 xs[4];
+      for (int h = 0; h < 4; ++h) xs[h] = _mm512_loadu_ps(x + p + 16 * h);
+#pragma GCC unroll 4
+      for (int r = 0; r < Rows; ++r) {
+        const uint8_t* rs = row0 + r * row_bytes + p * 3 / 8;
+        _mm_prefetch(reinterpret_cast<const char*>(rs) + 768, _MM_HINT_T0);
+        const __m512i codes = expand(rs);
+#pragma GCC unroll 4
+        for (int h = 0; h < 4; ++h) part[r] = _mm512_fmadd_ps(Expand3::values(codes, h, lut), xs[h], part[r]);
+      }
+    }
+    for (int r = 0; r < Rows; ++r)
+      total[r] = _mm512_fmadd_ps(part[r], _mm512_set1_ps(bf16_bits_to_f32(scales[r * scales_stride + j])), total[r]);
+  }
+  for (int r = 0; r < Rows; ++r) y[r] = _mm512_reduce_add_ps(total[r]);
+}
+
+template <int Bits, int Rows>
+void gemv_dispatch(const uint8_t* row0, int64_t row_bytes, int64_t cols, int block, const uint16_t* scales,
+                   int64_t scales_stride, __m512 lut, const float* x, float* y) {
+  if constexpr (Bits == 3)
+    gemv3_rows<Rows>(row0, row_bytes, cols, block, scales, scales_stride, lut, x, y);
+  else
+    gemv_rows<Bits, Rows>(row0, row_bytes, cols, block, scales, scales_stride, lut, x, y);
+}
+
 template <int Bits>
 void gemv_bits(const uint8_t* row0, int64_t row_bytes, int rows, int64_t cols, int block, const uint16_t* scales,
                int64_t scales_stride, __m512 lut, const float* x, float* y) {
   int r = 0;
   for (; r + 4 <= rows; r += 4)
-    gemv_rows<Bits, 4>(row0 + r * row_bytes, row_bytes, cols, block, scales + r * scales_stride, scales_stride, lut,
-                       x, y + r);
+    gemv_dispatch<Bits, 4>(row0 + r * row_bytes, row_bytes, cols, block, scales + r * scales_stride, scales_stride,
+                           lut, x, y + r);
   for (; r < rows; ++r)
-    gemv_rows<Bits, 1>(row0 + r * row_bytes, row_bytes, cols, block, scales + r * scales_stride, scales_stride, lut,
-                       x, y + r);
+    gemv_dispatch<Bits, 1>(row0 + r * row_bytes, row_bytes, cols, block, scales + r * scales_stride, scales_stride,
+                           lut, x, y + r);
 }
 
 void gemv_blockwise(const uint8_t* row0, int64_t row_bytes, int rows, int64_t cols, int bits, int block,
@@ -113,6 +176,8 @@ void gemv_blockwise(const uint8_t* row0, int64_t row_bytes, int rows, int64_t co
   const __m512 lut = _mm512_loadu_ps(lut16);
   if (bits == 4)
     gemv_bits<4>(row0, row_bytes, rows, cols, block, scales, scales_stride, lut, x, y);
+  else if (bits == 3)
+    gemv_bits<3>(row0, row_bytes, rows, cols, block, scales, scales_stride, lut, x, y);
   else
     gemv_bits<2>(row0, row_bytes, rows, cols, block, scales, scales_stride, lut, x, y);
 }
@@ -129,6 +194,33 @@ void decode_lane(const uint8_t* src, int64_t n, __m512 lut, const float* scale16
       __m512 v = _mm512_permutexvar_ps(s == 0 ? bytes : _mm512_srli_epi32(bytes, s * Bits), lut);  // no mask: see gemv
       if constexpr (Scaled) v = _mm512_mul_ps(v, _mm512_set1_ps(scale16[(p + 16 * s) / 16]));
       _mm512_storeu_ps(out + p + 16 * s, v);
+    }
+  }
+}
+
+// 3-bit codes, natural order, 64 at a time (AVX512-VBMI): 24 packed bytes are spread so that each qword holds one
+// 3-byte group of 8 codes (vpermb), vpmultishiftqb pulls the 8 codes into 8 bytes, and each 16 bytes then decode
+// like the other widths. The upper bits of each code byte are garbage: the table repeats every 8 entries and vpermps
+// ignores index bits above 3, so they never matter.
+__attribute__((target("avx512vbmi"))) void decode3_vbmi(const uint8_t* src, int64_t n, __m512 lut,
+                                                        const float* scale16, float* out) {
+  const Expand3 expand;
+  int64_t p = 0;
+  for (; p + 64 <= n; p += 64, src += 24) {
+    const __m512i codes = expand(src);
+    for (int h = 0; h < 4; ++h) {
+      __m512 v = Expand3::values(codes, h, lut);
+      if (scale16) v = _mm512_mul_ps(v, _mm512_set1_ps(scale16[(p + 16 * h) / 16]));
+      _mm512_storeu_ps(out + p + 16 * h, v);
+    }
+  }
+  if (p < n) {  // a last 32 codes (12 bytes)
+    alignas(16) uint8_t codes[32];
+    unpack_row(src, 32, 3, codes);
+    for (int h = 0; h < 2; ++h) {
+      __m512 v = _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(codes + 16 * h))), lut);
+      if (scale16) v = _mm512_mul_ps(v, _mm512_set1_ps(scale16[(p + 16 * h) / 16]));
+      _mm512_storeu_ps(out + p + 16 * h, v);
     }
   }
 }
@@ -152,6 +244,8 @@ void decode(const uint8_t* row, int64_t c0, int64_t n, int bits, bool lane_order
       decode_lane_any<2>(src, n, lut, scale16, out);
     return;
   }
+  static const bool vbmi = __builtin_cpu_supports("avx512vbmi");
+  if (bits == 3 && vbmi) return decode3_vbmi(row + c0 * 3 / 8, n, lut, scale16, out);
   alignas(64) uint8_t codes[32];
   for (int64_t p = 0; p < n; p += 32) {
     unpack_row(row + (c0 + p) * bits / 8, 32, bits, codes);
@@ -225,7 +319,8 @@ void bf16_row(const uint16_t* src, int64_t n, float* out) {
 }  // namespace
 
 const Kernels& avx512_kernels() {
-  static const Kernels k{&scale_row, &scale_rows4, &gemv_blockwise, &decode, &dot_tile, &bf16_row, "avx512"};
+  static const Kernels k{&scale_row,  &scale_rows4, &gemv_blockwise, __builtin_cpu_supports("avx512vbmi") != 0,
+                         &decode,     &dot_tile,    &bf16_row,       "avx512"};
   return k;
 }
 

@@ -52,7 +52,7 @@ void bf16_row(const uint16_t* src, int64_t n, float* out) {
 }  // namespace
 
 const Kernels& portable_kernels() {
-  static const Kernels k{&scale_row, &scale_rows4, nullptr, &decode, &dot_tile, &bf16_row, "portable"};
+  static const Kernels k{&scale_row, &scale_rows4, nullptr, false, &decode, &dot_tile, &bf16_row, "portable"};
   return k;
 }
 

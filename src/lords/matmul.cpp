@@ -99,7 +99,8 @@ void matmul(const QuantizedLinear& q, const float* x, int64_t batch, float* y, i
   const Kernels& k = kernels();
   const int64_t row_bytes = q.row_bytes();
 
-  if (q.method == Method::Blockwise && batch == 1 && lane && k.gemv_blockwise) {
+  const bool fused_gemv = k.gemv_blockwise && (lane || (bits == 3 && k.gemv_handles_3bit && q.block % 64 == 0));
+  if (q.method == Method::Blockwise && batch == 1 && fused_gemv) {
     // Batch 1 is memory-bound: decode straight into the dot products (no tile), 16 rows per task.
     const int64_t nb = q.cols / q.block, tiles = (q.rows + 15) / 16;
     parallel_for(tiles, threads, [&](int64_t t) {
