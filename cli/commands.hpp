@@ -13,5 +13,7 @@ using Action = std::function<int()>;
 Action add_hisa_command(CLI::App& app);
 // quantize, dequantize, inspect (LoRDS / block-wise checkpoints), by subcommand name.
 std::map<std::string, Action> add_lords_commands(CLI::App& app);
+// perplexity, kld (evaluation of Llama checkpoints), by subcommand name.
+std::map<std::string, Action> add_eval_commands(CLI::App& app);
 
 }  // namespace hilo::cli

@@ -9,7 +9,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "hilo 0.1.0");
   const hilo::cli::Action hisa = hilo::cli::add_hisa_command(app);
-  const auto lords = hilo::cli::add_lords_commands(app);
+  auto commands = hilo::cli::add_lords_commands(app);
+  commands.merge(hilo::cli::add_eval_commands(app));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -17,7 +18,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (app.got_subcommand("hisa")) return hisa();
-    for (const auto& [name, action] : lords)
+    for (const auto& [name, action] : commands)
       if (app.got_subcommand(name)) return action();
   } catch (const hilo::Error& e) {
     std::fprintf(stderr, "hilo: error: %s\n", e.what());

@@ -90,6 +90,9 @@ void matmul(const QuantizedLinear& q, const float* x, int64_t batch, float* y, i
 // The dense baseline on the same tiled driver: y [batch, rows] = x [batch, cols] . W^T for a bf16 W [rows, cols].
 void matmul_bf16(const uint16_t* w, int64_t rows, int64_t cols, const float* x, int64_t batch, float* y,
                  int threads = 0);
+// The same for an f32 W [rows, cols] whose rows are `ldw` floats apart (ldw >= cols).
+void matmul_f32(const float* w, int64_t rows, int64_t cols, int64_t ldw, const float* x, int64_t batch, float* y,
+                int threads = 0);
 namespace reference {
 // Dequantise, then a plain f64-accumulated matmul: the oracle of lords::matmul.
 void matmul(const QuantizedLinear& q, const float* x, int64_t batch, float* y);

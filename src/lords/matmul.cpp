@@ -177,6 +177,16 @@ void matmul_bf16(const uint16_t* w, int64_t rows, int64_t cols, const float* x, 
   });
 }
 
+void matmul_f32(const float* w, int64_t rows, int64_t cols, int64_t ldw, const float* x, int64_t batch, float* y,
+                int threads) {
+  HILO_CHECK(w != nullptr && rows > 0, "matmul_f32: w must be a non-empty [rows, cols] matrix");
+  HILO_CHECK(ldw >= cols, "matmul_f32: ldw = {} must be >= cols = {}", ldw, cols);
+  check_matmul("matmul_f32", cols, x, batch, y);
+  tiled_matmul(rows, cols, x, batch, y, threads, [&](int64_t r0, int nr, int64_t c0, int64_t n, float* tile) {
+    for (int r = 0; r < nr; ++r) std::copy_n(w + (r0 + r) * ldw + c0, n, tile + r * n);
+  });
+}
+
 namespace reference {
 void matmul(const QuantizedLinear& q, const float* x, int64_t batch, float* y) {
   check_layer(q);

@@ -1,0 +1,17 @@
+// Causal multi-head attention with grouped key/value heads over one sequence, f32, as transformers' eager
+// attention computes it: softmax(q.k^T * head_dim^-1/2, causal mask) . v, per head.
+#pragma once
+
+#include <cstdint>
+
+namespace hilo::llama::detail {
+
+// q [n, heads * head_dim], k and v [n, kv_heads * head_dim], out [n, heads * head_dim]. Head h reads key/value
+// head h / (heads / kv_heads).
+void causal_attention(const float* q, const float* k, const float* v, int64_t n, int64_t heads, int64_t kv_heads,
+                      int64_t head_dim, float* out, int threads);
+
+// Rotary embedding in place (rotate-half layout), x [n, heads * head_dim], positions 0..n-1; inv_freq [head_dim/2].
+void apply_rope(float* x, int64_t n, int64_t heads, int64_t head_dim, const float* inv_freq);
+
+}  // namespace hilo::llama::detail
