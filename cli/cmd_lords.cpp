@@ -8,6 +8,8 @@
 
 #include "commands.hpp"
 #include "hilo/error.hpp"
+#include "hilo/eval.hpp"
+#include "hilo/llama.hpp"
 #include "hilo/lords_io.hpp"
 #include "progress.hpp"
 
@@ -65,6 +67,31 @@ std::string to_table(const lords::CheckpointQuantResult& r) {
   return s;
 }
 
+struct Calibration {
+  std::string tokens;
+  eval::WindowOptions window = [] {
+    eval::WindowOptions w;
+    w.max_windows = 32;
+    return w;
+  }();
+  int64_t skip = 0;
+};
+
+std::map<std::string, std::vector<float>> calibrate(const std::string& model, const Calibration& c, int threads) {
+  const auto tokens = eval::load_tokens(c.tokens);
+  const llama::Model m = llama::Model::load(model, threads);
+  ProgressBar bar("calibrate");
+  auto window = c.window;
+  window.threads = threads;
+  window.on_window = [&](int64_t done, int64_t total) {
+    check_interrupted();
+    bar.update(static_cast<double>(done) / total, fmt::format("{}/{} windows", done, total));
+  };
+  auto stats = eval::input_second_moments(m, tokens, window, c.skip);
+  bar.done();
+  return stats;
+}
+
 Action add_quantize(CLI::App& app) {
   auto* cmd = app.add_subcommand("quantize",
                                  "Quantize the linear layers of a Hugging Face checkpoint (LoRDS or block-wise absmax) "
@@ -109,6 +136,20 @@ Action add_quantize(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--seed", opts->config.seed, "Seed (initialises rank components beyond the block scales' rank)")
       ->capture_default_str();
+  auto calib = std::make_shared<Calibration>();
+  cmd->add_option("--calibration", calib->tokens,
+                  "LoRDS: activation-aware refinement, weighting each input channel by its mean squared activation "
+                  "over these tokens (safetensors 'tokens'; the model must be a Llama checkpoint)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--calibration-windows", calib->window.max_windows, "Calibration windows")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--calibration-ctx", calib->window.ctx, "Tokens per calibration window")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20))
+      ->capture_default_str();
+  cmd->add_option("--calibration-skip", calib->skip, "Windows skipped at the start of the calibration tokens")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd->add_flag("--force", opts->replace_output, "Replace an existing output directory");
   cmd->add_flag("--json", *json, "Print the report as JSON on stdout");
   return [=]() {
@@ -116,6 +157,11 @@ Action add_quantize(CLI::App& app) {
     opts->config.codebook = lords::parse_codebook(*codebook);
     opts->config.optimizer = lords::parse_optimizer(*optimizer);
     install_interrupt_handler();
+    if (!calib->tokens.empty()) {
+      if (opts->config.method != lords::Method::Lords)
+        throw Error("quantize: --calibration applies to --method lords (block-wise absmax scales use no data)");
+      opts->act_sq = calibrate(*model, *calib, opts->config.threads);
+    }
     ProgressBar bar("quantize");
     opts->on_progress = [&](const lords::Progress& p) {
       check_interrupted();

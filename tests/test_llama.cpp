@@ -11,6 +11,7 @@
 #include "hilo/error.hpp"
 #include "hilo/eval.hpp"
 #include "hilo/llama.hpp"
+#include "hilo/safetensors.hpp"
 
 namespace hilo {
 namespace {
@@ -133,6 +134,38 @@ TEST_F(LlamaFixture, KldOfTheModelWithItselfIsZeroAndPerplexityAgrees) {
   EXPECT_THROW(eval::perplexity(*model_, bad, o), Error);
   o.ctx = 1;
   EXPECT_THROW(eval::perplexity(*model_, tok, o), Error);
+}
+
+// Layer 0's q/k/v input is rmsnorm(embedding): its mean square per channel is easy to form by hand.
+TEST_F(LlamaFixture, CalibrationStatisticsMatchAHandComputation) {
+  const auto tok = tokens();
+  eval::WindowOptions o;
+  o.ctx = 64;
+  o.max_windows = 1;
+  const auto stats = eval::input_second_moments(*model_, tok, o, /*skip_windows=*/3);
+  ASSERT_EQ(stats.size(), 28u);
+  for (const auto& [name, h] : stats) EXPECT_EQ(h.size(), name.find("down_proj") != std::string::npos ? 1536u : 512u) << name;
+  const auto& q = stats.at("model.layers.0.self_attn.q_proj.weight");
+  EXPECT_EQ(q, stats.at("model.layers.0.self_attn.v_proj.weight"));
+  EXPECT_EQ(stats.at("model.layers.2.mlp.gate_proj.weight"), stats.at("model.layers.2.mlp.up_proj.weight"));
+
+  const Checkpoint ck = Checkpoint::open(HILO_FIXTURE_DIR);
+  const TensorEntry& embed = ck.at("model.embed_tokens.weight");
+  const TensorEntry& norm = ck.at("model.layers.0.input_layernorm.weight");
+  std::vector<double> expected(512, 0.0);
+  for (int64_t t = 0; t < 64; ++t) {
+    const int32_t id = tok[3 * 64 + t];
+    double ss = 0;
+    std::vector<double> e(512);
+    for (int c = 0; c < 512; ++c) ss += (e[c] = load_as_f32(embed.data, embed.dtype, id * 512 + c)) * e[c];
+    const double inv = 1 / std::sqrt(ss / 512 + 1e-5);
+    for (int c = 0; c < 512; ++c) {
+      const double v = load_as_f32(norm.data, norm.dtype, c) * e[c] * inv;
+      expected[c] += v * v / 64;
+    }
+  }
+  for (int c = 0; c < 512; ++c) EXPECT_NEAR(q[c], expected[c], 1e-5 * expected[c] + 1e-12) << "channel " << c;
+  EXPECT_THROW(eval::input_second_moments(*model_, tok, o, /*skip_windows=*/1000000), Error);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -46,5 +47,12 @@ KldResult kl_divergence(const llama::Model& base, const llama::Model& quant, con
 // Several models against one base in one pass (the base runs once per window); `seconds` is the whole pass's.
 std::vector<KldResult> kl_divergence(const llama::Model& base, const std::vector<const llama::Model*>& quants,
                                      const std::vector<int32_t>& tokens, const WindowOptions& options);
+
+// Calibration for activation-aware quantization: the mean squared input activation per input channel of every
+// decoder linear layer, keyed by "<base>.weight" (lords::CheckpointQuantOptions::act_sq), over max_windows windows
+// (0: all) after skipping `skip_windows`. Windows run one after another, sums in f64: deterministic.
+std::map<std::string, std::vector<float>> input_second_moments(const llama::Model& model,
+                                                               const std::vector<int32_t>& tokens,
+                                                               const WindowOptions& options, int64_t skip_windows = 0);
 
 }  // namespace hilo::eval

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -43,9 +44,14 @@ class Linear {
 };
 
 struct LayerWeights {
+  std::string prefix;  // "model.layers.<i>."
   std::vector<float> attn_norm, mlp_norm;
   std::unique_ptr<Linear> q, k, v, o, gate, up, down;
 };
+
+// Sees the input of the decoder's linear layers: `bases` are the layers reading x [n, cols] (q, k and v share one).
+using LinearInputObserver =
+    std::function<void(const std::vector<std::string>& bases, const float* x, int64_t n, int64_t cols)>;
 
 class Model {
  public:
@@ -62,7 +68,8 @@ class Model {
 
   // One sequence of n tokens at positions 0..n-1: final hidden states (after the last norm) [n, hidden].
   // threads < 0: the count given to load(); the result does not depend on it.
-  void hidden_states(const int32_t* tokens, int64_t n, float* out, int threads = -1) const;
+  void hidden_states(const int32_t* tokens, int64_t n, float* out, int threads = -1,
+                     const LinearInputObserver* observer = nullptr) const;
   // Logits [n, vocab] of hidden states [n, hidden].
   void logits(const float* hidden, int64_t n, float* out, int threads = -1) const;
   int threads() const { return threads_; }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,9 @@ struct CheckpointQuantOptions {
   QuantConfig config;
   std::string include = R"(_proj\.weight$)";  // ECMAScript regex, searched in each tensor name
   bool replace_output = false;               // replace an existing output directory
+  // Activation-aware LoRDS refinement: mean squared input activation per input channel, by tensor name
+  // ("<base>.weight"), e.g. from llama::input_second_moments. Tensors without an entry use the plain error.
+  std::map<std::string, std::vector<float>> act_sq;
   ProgressFn on_progress;
 };
 

@@ -227,3 +227,46 @@ KldResult kl_divergence(const llama::Model& base, const llama::Model& quant, con
 }
 
 }  // namespace hilo::eval
+
+namespace hilo::eval {
+
+std::map<std::string, std::vector<float>> input_second_moments(const llama::Model& model,
+                                                               const std::vector<int32_t>& tokens,
+                                                               const WindowOptions& options, int64_t skip_windows) {
+  HILO_CHECK(options.ctx >= 1, "calibration: ctx = {} must be >= 1", options.ctx);
+  HILO_CHECK(skip_windows >= 0, "calibration: skip_windows = {} must be >= 0", skip_windows);
+  const int64_t available = static_cast<int64_t>(tokens.size()) / options.ctx - skip_windows;
+  HILO_CHECK(available >= 1, "calibration: {} tokens hold no window of {} after skipping {}", tokens.size(),
+             options.ctx, skip_windows);
+  const int64_t windows = options.max_windows > 0 ? std::min(available, options.max_windows) : available;
+  check_vocab(model, std::vector<int32_t>(tokens.begin() + skip_windows * options.ctx,
+                                          tokens.begin() + (skip_windows + windows) * options.ctx),
+              windows * options.ctx);
+  std::map<std::string, std::vector<double>> sums;
+  const llama::LinearInputObserver observer = [&](const std::vector<std::string>& bases, const float* x, int64_t n,
+                                                  int64_t cols) {
+    std::vector<double> s(static_cast<std::size_t>(cols), 0.0);
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t c = 0; c < cols; ++c) s[c] += static_cast<double>(x[t * cols + c]) * x[t * cols + c];
+    for (const auto& base : bases) {
+      auto& acc = sums[base + ".weight"];
+      acc.resize(s.size(), 0.0);
+      for (std::size_t c = 0; c < s.size(); ++c) acc[c] += s[c];
+    }
+  };
+  std::vector<float> hidden(static_cast<std::size_t>(options.ctx * model.config().hidden));
+  for (int64_t w = 0; w < windows; ++w) {
+    model.hidden_states(tokens.data() + (skip_windows + w) * options.ctx, options.ctx, hidden.data(), options.threads,
+                        &observer);
+    if (options.on_window) options.on_window(w + 1, windows);
+  }
+  std::map<std::string, std::vector<float>> out;
+  const double count = static_cast<double>(windows * options.ctx);
+  for (const auto& [name, s] : sums) {
+    auto& v = out[name];
+    for (double x : s) v.push_back(static_cast<float>(x / count));
+  }
+  return out;
+}
+
+}  // namespace hilo::eval

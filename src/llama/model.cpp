@@ -102,6 +102,7 @@ Model Model::load(const std::string& path, int threads) {
   const int64_t qdim = c.heads * c.head_dim, kvdim = c.kv_heads * c.head_dim;
   for (int64_t i = 0; i < c.layers; ++i) {
     LayerWeights w;
+    w.prefix = fmt::format("model.layers.{}.", i);
     w.attn_norm = load_f32(checkpoint, layer_name(i, "input_layernorm.weight"), {c.hidden});
     w.mlp_norm = load_f32(checkpoint, layer_name(i, "post_attention_layernorm.weight"), {c.hidden});
     w.q = load_linear(checkpoint, quantized, layer_name(i, "self_attn.q_proj"), qdim, c.hidden);
@@ -133,7 +134,8 @@ std::string Model::linear_format() const {
   return s;
 }
 
-void Model::hidden_states(const int32_t* tokens, int64_t n, float* out, int threads) const {
+void Model::hidden_states(const int32_t* tokens, int64_t n, float* out, int threads,
+                          const LinearInputObserver* observer) const {
   const Config& c = config_;
   const int nt = threads < 0 ? threads_ : threads;
   HILO_CHECK(n >= 1, "hidden_states: n = {} must be >= 1", n);
@@ -151,21 +153,31 @@ void Model::hidden_states(const int32_t* tokens, int64_t n, float* out, int thre
     convert(embed + static_cast<std::size_t>(tokens[t] * h) * esize, embed_.dtype(), x.data() + t * h, DType::F32,
             static_cast<std::size_t>(h));
 
+  auto observe = [&](const LayerWeights& w, std::initializer_list<const char*> names, const float* in, int64_t cols) {
+    if (!observer) return;
+    std::vector<std::string> bases;
+    for (const char* name : names) bases.push_back(w.prefix + name);
+    (*observer)(bases, in, n, cols);
+  };
   for (const LayerWeights& w : layers_) {
     rms_norm(x.data(), n, h, w.attn_norm, c.rms_eps, normed.data(), nt);
+    observe(w, {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"}, normed.data(), h);
     w.q->forward(normed.data(), n, q.data(), nt);
     w.k->forward(normed.data(), n, k.data(), nt);
     w.v->forward(normed.data(), n, v.data(), nt);
     apply_rope(q.data(), n, c.heads, c.head_dim, rope_inv_freq_.data());
     apply_rope(k.data(), n, c.kv_heads, c.head_dim, rope_inv_freq_.data());
     causal_attention(q.data(), k.data(), v.data(), n, c.heads, c.kv_heads, c.head_dim, attn.data(), nt);
+    observe(w, {"self_attn.o_proj"}, attn.data(), qdim);
     w.o->forward(attn.data(), n, proj.data(), nt);
     add_into(x.data(), proj.data(), n * h);
 
     rms_norm(x.data(), n, h, w.mlp_norm, c.rms_eps, normed.data(), nt);
+    observe(w, {"mlp.gate_proj", "mlp.up_proj"}, normed.data(), h);
     w.gate->forward(normed.data(), n, gate.data(), nt);
     w.up->forward(normed.data(), n, up.data(), nt);
     swiglu(gate.data(), up.data(), n, c.intermediate, nt);
+    observe(w, {"mlp.down_proj"}, gate.data(), c.intermediate);
     w.down->forward(gate.data(), n, proj.data(), nt);
     add_into(x.data(), proj.data(), n * h);
   }

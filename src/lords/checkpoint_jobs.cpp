@@ -103,6 +103,12 @@ CheckpointQuantResult quantize_checkpoint(const std::string& model, const std::s
     shards.push_back(std::move(shard));
   }
   HILO_CHECK(total_work > 0, "quantize: no tensor of '{}' matches --include '{}'", model, options.include);
+  for (const auto& [name, h] : options.act_sq) {
+    const TensorEntry* e = input.find(name);
+    HILO_CHECK(e != nullptr && e->shape.size() == 2 && static_cast<int64_t>(h.size()) == e->shape[1],
+               "quantize: activation statistics for '{}' ({} channels) match no 2-D tensor of that width in '{}'", name,
+               h.size(), model);
+  }
 
   AtomicDirectory dir(out, options.replace_output);
   copy_side_files(model, dir.temp_path());
@@ -124,6 +130,7 @@ CheckpointQuantResult quantize_checkpoint(const std::string& model, const std::s
       }
       const double work = static_cast<double>(e.shape[0] * e.shape[1]);
       QuantConfig c = cfg;
+      if (auto it = options.act_sq.find(e.name); it != options.act_sq.end()) c.act_sq = it->second;
       if (options.on_progress)
         c.on_step = [&](double f) { options.on_progress({e.name, (done + f * work) / total_work}); };
       std::vector<std::byte> storage;

@@ -165,3 +165,23 @@ def test_bad_input_is_refused_by_name(hilo_bin, tmp_path):
     (tmp_path / "m" / "config.json").write_text(json.dumps(cfg))
     (tmp_path / "m" / "model.safetensors").write_bytes((tmp_path / "m" / "model.safetensors").read_bytes()[:-100])
     expect_error(hilo_bin, "perplexity", tmp_path / "m", "--tokens", good, "--ctx", "10", needle="model.safetensors")
+
+
+def test_calibrated_quantization(hilo_bin, tmp_path):
+    """--calibration weights LoRDS' error by each input channel's mean squared activation: the result differs from
+    the plain refinement, is deterministic, and block-wise refuses it."""
+    make_llama(tmp_path / "m", dtype="bf16", hidden=128, head_dim=32, inter=256, vocab=64)
+    tokens = write_tokens(tmp_path / "t.safetensors", np.random.default_rng(3).integers(0, 64, 600))
+    common = ["--method", "lords", "--bits", "3", "--block", "32", "--steps", "40", "--json"]
+    plain = json.loads(run(hilo_bin, "quantize", tmp_path / "m", "-o", tmp_path / "p", *common).stdout)
+    cal = [json.loads(run(hilo_bin, "quantize", tmp_path / "m", "-o", tmp_path / f"c{i}", *common, "--calibration",
+                          tokens, "--calibration-windows", "2", "--calibration-ctx", "100", "--calibration-skip", "1",
+                          "--threads", str(i + 1)).stdout) for i in range(2)]
+    assert [t["rel_error"] for t in cal[0]["tensors"]] == [t["rel_error"] for t in cal[1]["tensors"]]
+    assert [t["rel_error"] for t in cal[0]["tensors"]] != [t["rel_error"] for t in plain["tensors"]]
+    assert (tmp_path / "c0" / "model.safetensors").read_bytes() == (tmp_path / "c1" / "model.safetensors").read_bytes()
+    expect_error(hilo_bin, "quantize", tmp_path / "m", "-o", tmp_path / "b", "--method", "blockwise", "--calibration",
+                 tokens, needle="--calibration applies to --method lords")
+    expect_error(hilo_bin, "quantize", tmp_path / "m", "-o", tmp_path / "b", "--calibration", tokens,
+                 "--calibration-skip", "9", needle="no window")
+    assert not (tmp_path / "b").exists()
