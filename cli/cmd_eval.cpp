@@ -1,11 +1,17 @@
 // `hilo perplexity` and `hilo kld`: evaluation of plain and hilo-quantized Llama checkpoints (docs/eval.md).
 #include <fmt/format.h>
 
+#include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "hilo/error.hpp"
 #include "hilo/eval.hpp"
+#include "hilo/safetensors.hpp"
+#include "hilo/tokenizer.hpp"
 #include "hilo/llama.hpp"
 #include "progress.hpp"
 
@@ -13,16 +19,18 @@ namespace hilo::cli {
 namespace {
 
 struct EvalArgs {
-  std::string tokens;
+  std::string tokens, text;
   eval::WindowOptions window;
   int threads = 0;
   bool json = false;
 };
 
 void add_eval_options(CLI::App* cmd, EvalArgs& a) {
-  cmd->add_option("--tokens", a.tokens, "safetensors file with an integer tensor 'tokens'")
-      ->required()
-      ->check(CLI::ExistingFile);
+  auto* tokens = cmd->add_option("--tokens", a.tokens, "safetensors file with an integer tensor 'tokens'")
+                     ->check(CLI::ExistingFile);
+  auto* text = cmd->add_option("--text", a.text, "UTF-8 text file, tokenized with the (base) model's tokenizer.json")
+                   ->check(CLI::ExistingFile);
+  tokens->excludes(text);  // one of them is required: checked when the command runs
   cmd->add_option("--ctx", a.window.ctx, "Tokens per window (non-overlapping windows)")
       ->check(CLI::Range(int64_t{2}, int64_t{1} << 20))
       ->capture_default_str();
@@ -31,6 +39,29 @@ void add_eval_options(CLI::App* cmd, EvalArgs& a) {
       ->capture_default_str();
   cmd->add_option("--threads", a.threads, "Threads (0 = all cores)")->check(CLI::NonNegativeNumber)->capture_default_str();
   cmd->add_flag("--json", a.json, "Print the result as JSON on stdout");
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(fmt::format("{}: cannot be read", path));
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::vector<int32_t> tokenize_file(const std::string& model_dir, const std::string& text_file) {
+  const auto tokenizer = text::BpeTokenizer::load((std::filesystem::path(model_dir) / "tokenizer.json").string());
+  ProgressBar bar("tokenize");
+  auto ids = tokenizer.encode(read_file(text_file));
+  bar.done();
+  return ids;
+}
+
+// --tokens or --text (CLI11 refuses both).
+std::vector<int32_t> eval_tokens(const EvalArgs& a, const std::string& model_dir) {
+  if (!a.text.empty()) return tokenize_file(model_dir, a.text);
+  if (a.tokens.empty()) throw Error("no input: give --tokens FILE (token ids) or --text FILE (UTF-8 text)");
+  return eval::load_tokens(a.tokens);
 }
 
 nlohmann::json to_json(const eval::PerplexityResult& r) {
@@ -52,7 +83,7 @@ Action add_perplexity(CLI::App& app) {
   cmd->add_option("MODEL", *model, "Hugging Face model directory")->required()->check(CLI::ExistingDirectory);
   add_eval_options(cmd, *a);
   return [=]() {
-    const auto tokens = eval::load_tokens(a->tokens);
+    const auto tokens = eval_tokens(*a, *model);
     const llama::Model m = load_model(*model, a->threads);
     ProgressBar bar("perplexity");
     auto opts = a->window;
@@ -109,7 +140,7 @@ Action add_kld(CLI::App& app) {
       ->check(CLI::ExistingDirectory);
   add_eval_options(cmd, *a);
   return [=]() {
-    const auto tokens = eval::load_tokens(a->tokens);
+    const auto tokens = eval_tokens(*a, *base);
     const llama::Model mb = load_model(*base, a->threads);
     std::vector<llama::Model> models;
     std::vector<const llama::Model*> ptrs;
@@ -144,10 +175,28 @@ Action add_kld(CLI::App& app) {
   };
 }
 
+Action add_tokenize(CLI::App& app) {
+  auto* cmd = app.add_subcommand("tokenize", "Tokenize a UTF-8 text file with a model's tokenizer.json (byte-level "
+                                             "BPE) into a safetensors file holding I32 'tokens'");
+  auto model = std::make_shared<std::string>();
+  auto text_file = std::make_shared<std::string>();
+  auto out = std::make_shared<std::string>();
+  cmd->add_option("MODEL", *model, "Model directory holding tokenizer.json")->required()->check(CLI::ExistingDirectory);
+  cmd->add_option("--text", *text_file, "UTF-8 text file")->required()->check(CLI::ExistingFile);
+  cmd->add_option("-o,--output", *out, "Output .safetensors (written atomically)")->required();
+  return [=]() {
+    const auto ids = tokenize_file(*model, *text_file);
+    const TensorView view(ids.data(), DType::I32, {static_cast<int64_t>(ids.size())});
+    write_safetensors(*out, {{"tokens", view}}, {{"tokenizer", *model + "/tokenizer.json"}});
+    fmt::print("{} tokens -> {}\n", ids.size(), *out);
+    return 0;
+  };
+}
+
 }  // namespace
 
 std::map<std::string, Action> add_eval_commands(CLI::App& app) {
-  return {{"perplexity", add_perplexity(app)}, {"kld", add_kld(app)}};
+  return {{"perplexity", add_perplexity(app)}, {"kld", add_kld(app)}, {"tokenize", add_tokenize(app)}};
 }
 
 }  // namespace hilo::cli

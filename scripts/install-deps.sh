@@ -4,7 +4,7 @@
 set -euo pipefail
 
 apt_packages=(cmake g++ make pkg-config
-  nlohmann-json3-dev libcli11-dev libfmt-dev libgtest-dev libbenchmark-dev libeigen3-dev)
+  nlohmann-json3-dev libcli11-dev libfmt-dev libgtest-dev libbenchmark-dev libeigen3-dev libicu-dev)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
