@@ -79,44 +79,50 @@ PerPrediction evaluate(const std::vector<const llama::Model*>& models, const std
   const int nt = resolve_threads(o.threads);
   const bool by_window = windows >= nt;
   const int inner = by_window ? 1 : nt;
-  parallel_for(
-      windows, by_window ? nt : 1,
-      [&](int64_t w) {
-        const int32_t* tok = tokens.data() + w * ctx;
-        std::vector<std::vector<float>> hidden(nm);
-        for (std::size_t m = 0; m < nm; ++m) {
-          hidden[m].resize(static_cast<std::size_t>(ctx * models[m]->config().hidden));
-          models[m]->hidden_states(tok, ctx, hidden[m].data(), inner);
-        }
-        std::vector<float> base(static_cast<std::size_t>(kLogitRows * vocab)), other(base.size());
-        std::vector<double> base_lse(kLogitRows);
-        std::vector<int32_t> base_top(kLogitRows);
-        for (int64_t r0 = 0; r0 < per_window; r0 += kLogitRows) {
-          const int64_t rows = std::min(kLogitRows, per_window - r0);
-          const std::size_t first = static_cast<std::size_t>(w * per_window + r0);
-          models[0]->logits(hidden[0].data() + r0 * models[0]->config().hidden, rows, base.data(), inner);
-          parallel_for(rows, inner, [&](int64_t r) {
-            const float* a = base.data() + r * vocab;
-            base_lse[r] = log_sum_exp(a, vocab);
-            base_top[r] = argmax(a, vocab);
-            out.nll[0][first + r] = base_lse[r] - a[tok[r0 + r + 1]];
-          });
-          for (std::size_t m = 1; m < nm; ++m) {
-            models[m]->logits(hidden[m].data() + r0 * models[m]->config().hidden, rows, other.data(), inner);
-            parallel_for(rows, inner, [&](int64_t r) {
-              const float* a = base.data() + r * vocab;
-              const float* b = other.data() + r * vocab;
-              const double lse = log_sum_exp(b, vocab);
-              out.nll[m][first + r] = lse - b[tok[r0 + r + 1]];
-              out.agree[m - 1][first + r] = argmax(b, vocab) == base_top[r];
-              out.kl[m - 1][first + r] = static_cast<float>(kl_row(a, base_lse[r], b, lse, vocab));
-            });
-          }
-        }
-      },
-      [&](int64_t done) {
-        if (o.on_window) o.on_window(done, windows);
+  const auto window = [&](int64_t w) {
+    const int32_t* tok = tokens.data() + w * ctx;
+    std::vector<std::vector<float>> hidden(nm);
+    for (std::size_t m = 0; m < nm; ++m) {
+      hidden[m].resize(static_cast<std::size_t>(ctx * models[m]->config().hidden));
+      models[m]->hidden_states(tok, ctx, hidden[m].data(), inner);
+    }
+    std::vector<float> base(static_cast<std::size_t>(kLogitRows * vocab)), other(base.size());
+    std::vector<double> base_lse(kLogitRows);
+    std::vector<int32_t> base_top(kLogitRows);
+    for (int64_t r0 = 0; r0 < per_window; r0 += kLogitRows) {
+      const int64_t rows = std::min(kLogitRows, per_window - r0);
+      const std::size_t first = static_cast<std::size_t>(w * per_window + r0);
+      models[0]->logits(hidden[0].data() + r0 * models[0]->config().hidden, rows, base.data(), inner);
+      parallel_for(rows, inner, [&](int64_t r) {
+        const float* a = base.data() + r * vocab;
+        base_lse[r] = log_sum_exp(a, vocab);
+        base_top[r] = argmax(a, vocab);
+        out.nll[0][first + r] = base_lse[r] - a[tok[r0 + r + 1]];
       });
+      for (std::size_t m = 1; m < nm; ++m) {
+        models[m]->logits(hidden[m].data() + r0 * models[m]->config().hidden, rows, other.data(), inner);
+        parallel_for(rows, inner, [&](int64_t r) {
+          const float* a = base.data() + r * vocab;
+          const float* b = other.data() + r * vocab;
+          const double lse = log_sum_exp(b, vocab);
+          out.nll[m][first + r] = lse - b[tok[r0 + r + 1]];
+          out.agree[m - 1][first + r] = argmax(b, vocab) == base_top[r];
+          out.kl[m - 1][first + r] = static_cast<float>(kl_row(a, base_lse[r], b, lse, vocab));
+        });
+      }
+    }
+  };
+  const auto progress = [&](int64_t done) {
+    if (o.on_window) o.on_window(done, windows);
+  };
+  if (by_window) {
+    parallel_for(windows, nt, window, progress);
+  } else {  // a plain loop, so the layers' own parallel loops are not nested in a parallel region
+    for (int64_t w = 0; w < windows; ++w) {
+      window(w);
+      progress(w + 1);
+    }
+  }
   return out;
 }
 
