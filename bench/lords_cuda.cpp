@@ -1,0 +1,137 @@
+// GPU matmul from the packed format (block-wise and LoRDS) on the Llama-3-8B shapes: microseconds per call, GB/s of
+// stored weight bytes and the ratio to the copy-bandwidth floor. Timing: 100 back-to-back calls between two CUDA
+// events (launches are queued far ahead, so no host gap shows), cycling through >= 512 MB of weight copies so L2
+// never holds the next one; median of 5. Random codes and factors: speed does not depend on the values.
+//   bench_lords_cuda [--bits 4] [--block 64] [--batches 1,16] [--json FILE]
+#include <cuda_runtime.h>
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "hilo/cuda.hpp"
+#include "hilo/lords.hpp"
+#include "hilo/lords_cuda.hpp"
+
+namespace {
+using namespace hilo;
+
+lords::QuantizedLinear random_layer(lords::Method method, int bits, int block, int64_t rows, int64_t cols,
+                                    std::mt19937_64& gen) {
+  lords::QuantizedLinear q;
+  q.method = method;
+  q.codebook = lords::make_codebook(lords::CodebookKind::NF, bits);
+  q.block = block;
+  q.rows = rows;
+  q.cols = cols;
+  q.qweight.resize(static_cast<std::size_t>(rows * q.row_bytes()));
+  for (auto& b : q.qweight) b = static_cast<uint8_t>(gen());
+  std::normal_distribution<float> n(0.0f, 0.1f);
+  auto fill = [&](std::vector<uint16_t>& v, std::size_t count) {
+    v.resize(count);
+    for (auto& x : v) x = f32_to_bf16(n(gen));
+  };
+  if (method == lords::Method::Lords) {
+    q.rank = lords::parity_rank(rows, cols, block);
+    fill(q.b, static_cast<std::size_t>(rows * q.rank));
+    fill(q.a, static_cast<std::size_t>(q.rank * cols));
+  } else {
+    fill(q.scales, static_cast<std::size_t>(rows * (cols / block)));
+  }
+  return q;
+}
+
+double stored_bytes(const lords::QuantizedLinear& q) {
+  return static_cast<double>(q.qweight.size()) + 2.0 * (q.scales.size() + q.b.size() + q.a.size());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"LoRDS / block-wise CUDA matmul benchmark"};
+  int bits = 4, block = 64;
+  std::vector<int64_t> batches{1, 16, 64};
+  std::string json_path;
+  app.add_option("--bits", bits)->check(CLI::IsMember({2, 3, 4}));
+  app.add_option("--block", block);
+  app.add_option("--batches", batches)->delimiter(',');
+  app.add_option("--json", json_path);
+  CLI11_PARSE(app, argc, argv);
+  if (cuda::device_count() == 0) {
+    fmt::print(stderr, "no CUDA device\n");
+    return 1;
+  }
+  std::mt19937_64 gen(1);
+  // Copy bandwidth (read + write) of 1 GiB, the floor's yardstick.
+  void *src = nullptr, *dst = nullptr;
+  const std::size_t copy_bytes = std::size_t{1} << 30;
+  cudaMalloc(&src, copy_bytes);
+  cudaMalloc(&dst, copy_bytes);
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  cudaMemcpy(dst, src, copy_bytes, cudaMemcpyDeviceToDevice);
+  cudaEventRecord(e0);
+  for (int i = 0; i < 10; ++i) cudaMemcpyAsync(dst, src, copy_bytes, cudaMemcpyDeviceToDevice);
+  cudaEventRecord(e1);
+  cudaEventSynchronize(e1);
+  float ms = 0;
+  cudaEventElapsedTime(&ms, e0, e1);
+  const double copy_gbs = 2.0 * copy_bytes * 10 / (ms * 1e-3) / 1e9;
+  cudaFree(src);
+  cudaFree(dst);
+  fmt::print("{}; copy bandwidth {:.0f} GB/s; NF{} B={} (LoRDS at parity rank)\n", cuda::device_description(0),
+             copy_gbs, bits, block);
+  fmt::print("{:>12} {:>6} {:>10} {:>5} {:>10} {:>8} {:>10}\n", "shape", "batch", "method", "rank", "us", "GB/s",
+             "floor us");
+  nlohmann::json rows = nlohmann::json::array();
+  const std::vector<std::pair<int64_t, int64_t>> shapes{{4096, 4096}, {1024, 4096}, {14336, 4096}, {4096, 14336}};
+  for (auto [r, c] : shapes)
+    for (auto method : {lords::Method::Blockwise, lords::Method::Lords}) {
+      const auto q = random_layer(method, bits, block, r, c, gen);
+      const int copies = static_cast<int>(std::max<double>(2, (512.0 * (1 << 20)) / stored_bytes(q) + 1));
+      std::vector<lords::cuda::DeviceLinear> layers;
+      for (int i = 0; i < copies; ++i) layers.emplace_back(q);
+      for (int64_t batch : batches) {
+        uint16_t *x = nullptr, *y = nullptr;
+        cudaMalloc(&x, static_cast<std::size_t>(batch * c * 2));
+        cudaMalloc(&y, static_cast<std::size_t>(batch * r * 2));
+        cudaMemset(x, 0, static_cast<std::size_t>(batch * c * 2));
+        const TensorView xv(x, DType::BF16, {batch, c}, {}, Device{DeviceKind::CUDA, 0});
+        const TensorView yv(y, DType::BF16, {batch, r}, {}, Device{DeviceKind::CUDA, 0});
+        constexpr int kCalls = 100;
+        for (int i = 0; i < 10; ++i) lords::cuda::matmul(layers[i % copies], xv, yv);
+        std::vector<double> times;
+        for (int rep = 0; rep < 5; ++rep) {
+          cudaEventRecord(e0);
+          for (int i = 0; i < kCalls; ++i) lords::cuda::matmul(layers[i % copies], xv, yv);
+          cudaEventRecord(e1);
+          cudaEventSynchronize(e1);
+          cudaEventElapsedTime(&ms, e0, e1);
+          times.push_back(ms * 1e3 / kCalls);
+        }
+        std::sort(times.begin(), times.end());
+        const double us = times[2], bytes = stored_bytes(q) + 2.0 * batch * (r + c);
+        const double floor_us = bytes / (copy_gbs * 1e3);
+        const std::string name = method == lords::Method::Lords ? "lords" : "blockwise";
+        fmt::print("{:>12} {:>6} {:>10} {:>5} {:>10.1f} {:>8.0f} {:>10.1f}\n", fmt::format("{}x{}", r, c), batch, name,
+                   q.rank, us, bytes / us / 1e3, floor_us);
+        rows.push_back({{"out", r}, {"in", c}, {"batch", batch}, {"method", name}, {"rank", q.rank}, {"us", us},
+                        {"gbs", bytes / us / 1e3}, {"floor_us", floor_us}});
+        cudaFree(x);
+        cudaFree(y);
+      }
+    }
+  if (cudaGetLastError() != cudaSuccess) {
+    fmt::print(stderr, "CUDA error\n");
+    return 1;
+  }
+  if (!json_path.empty())
+    std::ofstream(json_path) << nlohmann::json{{"device", cuda::device_description(0)}, {"copy_gbs", copy_gbs},
+                                               {"bits", bits}, {"block", block}, {"rows", rows}}
+                                    .dump(1);
+  return 0;
+}

@@ -1,0 +1,130 @@
+// The LoRDS CUDA API: uploads a quantized layer, checks every argument (messages name it) and launches.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "../../core/check.hpp"
+#include "../kernels.hpp"
+#include "gemv.hpp"
+#include "hilo/lords_cuda.hpp"
+
+namespace hilo::lords::cuda {
+namespace {
+
+void check_cuda(cudaError_t e, const char* what) {
+  HILO_CHECK(e == cudaSuccess, "lords::cuda: {} failed: {}", what, cudaGetErrorString(e));
+}
+
+// Device memory freed on destruction.
+struct Buffer {
+  void* ptr = nullptr;
+  Buffer() = default;
+  Buffer(const void* host, std::size_t bytes) {
+    if (bytes == 0) return;
+    check_cuda(cudaMalloc(&ptr, bytes), "cudaMalloc");
+    check_cuda(cudaMemcpy(ptr, host, bytes, cudaMemcpyHostToDevice), "cudaMemcpy");
+  }
+  Buffer(Buffer&& o) noexcept : ptr(std::exchange(o.ptr, nullptr)) {}
+  Buffer& operator=(Buffer&& o) noexcept {
+    std::swap(ptr, o.ptr);
+    return *this;
+  }
+  ~Buffer() {
+    if (ptr) cudaFree(ptr);
+  }
+};
+
+class DeviceScope {  // makes `device` current for the scope
+ public:
+  explicit DeviceScope(int device) {
+    check_cuda(cudaGetDevice(&previous_), "cudaGetDevice");
+    if (device != previous_) check_cuda(cudaSetDevice(device), "cudaSetDevice");
+  }
+  ~DeviceScope() { cudaSetDevice(previous_); }
+
+ private:
+  int previous_ = 0;
+};
+
+}  // namespace
+
+struct DeviceLinear::Impl {
+  int device = 0;
+  cuda_detail::GemvArgs args;  // pointers into the buffers below; x, y, batch filled per call
+  Buffer qweight, scales, b, a;
+};
+
+DeviceLinear::DeviceLinear(const QuantizedLinear& q, int device) : impl_(std::make_unique<Impl>()) {
+  HILO_CHECK(q.codebook.bits >= 2 && q.codebook.bits <= 4 && q.codebook.values.size() == (1u << q.codebook.bits),
+             "lords::cuda::DeviceLinear: codebook '{}' is malformed", q.codebook.name());
+  HILO_CHECK(q.rows > 0 && q.cols > 0 && q.cols % 32 == 0 && q.block > 0 && q.cols % q.block == 0,
+             "lords::cuda::DeviceLinear: layer [{}, {}] with block {} is malformed (cols a multiple of 32 and of block)",
+             q.rows, q.cols, q.block);
+  HILO_CHECK(static_cast<int64_t>(q.qweight.size()) == q.rows * q.row_bytes(),
+             "lords::cuda::DeviceLinear: qweight holds {} bytes, expected {}", q.qweight.size(), q.rows * q.row_bytes());
+  if (q.method == Method::Lords) {
+    HILO_CHECK(q.rank >= 1 && q.rank <= cuda_detail::kMaxRank, "lords::cuda::DeviceLinear: rank = {} must be in [1, {}]",
+               q.rank, cuda_detail::kMaxRank);
+    HILO_CHECK(static_cast<int64_t>(q.b.size()) == q.rows * q.rank && static_cast<int64_t>(q.a.size()) == q.rank * q.cols,
+               "lords::cuda::DeviceLinear: factors hold {} and {} values, expected {} and {}", q.b.size(), q.a.size(),
+               q.rows * q.rank, q.rank * q.cols);
+  } else {
+    HILO_CHECK(static_cast<int64_t>(q.scales.size()) == q.rows * (q.cols / q.block),
+               "lords::cuda::DeviceLinear: scales hold {} values, expected {}", q.scales.size(),
+               q.rows * (q.cols / q.block));
+  }
+  Impl& m = *impl_;
+  m.device = device;
+  DeviceScope scope(device);
+  m.qweight = Buffer(q.qweight.data(), q.qweight.size());
+  m.scales = Buffer(q.scales.data(), q.scales.size() * 2);
+  m.b = Buffer(q.b.data(), q.b.size() * 2);
+  m.a = Buffer(q.a.data(), q.a.size() * 2);
+  auto& g = m.args;
+  g.qweight = static_cast<const uint8_t*>(m.qweight.ptr);
+  g.scales = static_cast<const uint16_t*>(m.scales.ptr);
+  g.b = static_cast<const uint16_t*>(m.b.ptr);
+  g.a = static_cast<const uint16_t*>(m.a.ptr);
+  detail::fill_lut16(q.codebook.values, g.lut);
+  g.rows = q.rows;
+  g.cols = q.cols;
+  g.row_bytes = q.row_bytes();
+  g.bits = q.codebook.bits;
+  g.block = q.block;
+  g.rank = q.rank;
+  g.lords = q.method == Method::Lords;
+}
+
+DeviceLinear::~DeviceLinear() = default;
+DeviceLinear::DeviceLinear(DeviceLinear&&) noexcept = default;
+DeviceLinear& DeviceLinear::operator=(DeviceLinear&&) noexcept = default;
+int64_t DeviceLinear::rows() const { return impl_->args.rows; }
+int64_t DeviceLinear::cols() const { return impl_->args.cols; }
+int DeviceLinear::device() const { return impl_->device; }
+
+void matmul(const DeviceLinear& w, const TensorView& x, const TensorView& y, void* stream) {
+  constexpr const char* where = "lords::cuda::matmul";
+  const auto& l = w.impl();
+  for (const auto& [t, name] : {std::pair{&x, "x"}, std::pair{&y, "y"}}) {
+    expect_dtype(*t, where, name, {DType::BF16});
+    expect_ndim(*t, where, name, 2);
+    HILO_CHECK(t->device() == (Device{DeviceKind::CUDA, l.device}), "{}: {} is on {}, the layer on cuda:{}", where,
+               name, to_string(t->device()), l.device);
+    HILO_CHECK(t->is_contiguous(), "{}: {} must be contiguous", where, name);
+    HILO_CHECK(reinterpret_cast<uintptr_t>(t->data()) % 16 == 0, "{}: {} must be 16-byte aligned", where, name);
+  }
+  const int64_t batch = x.size(0);
+  HILO_CHECK(batch >= 1, "{}: x has batch {}, must be >= 1", where, batch);
+  expect_shape(x, where, "x", {batch, l.args.cols});
+  expect_shape(y, where, "y", {batch, l.args.rows});
+  cuda_detail::GemvArgs g = l.args;
+  g.x = static_cast<const uint16_t*>(x.data());
+  g.y = static_cast<uint16_t*>(y.data());
+  g.batch = batch;
+  DeviceScope scope(l.device);
+  const int err = cuda_detail::launch_gemv(g, stream);
+  check_cuda(static_cast<cudaError_t>(err), "the kernel launch");
+}
+
+}  // namespace hilo::lords::cuda
