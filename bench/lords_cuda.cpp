@@ -15,39 +15,12 @@
 #include "hilo/cuda.hpp"
 #include "hilo/lords.hpp"
 #include "hilo/lords_cuda.hpp"
+#include "lords_layers.hpp"
 
 namespace {
 using namespace hilo;
-
-lords::QuantizedLinear random_layer(lords::Method method, int bits, int block, int64_t rows, int64_t cols,
-                                    std::mt19937_64& gen) {
-  lords::QuantizedLinear q;
-  q.method = method;
-  q.codebook = lords::make_codebook(lords::CodebookKind::NF, bits);
-  q.block = block;
-  q.rows = rows;
-  q.cols = cols;
-  q.qweight.resize(static_cast<std::size_t>(rows * q.row_bytes()));
-  for (auto& b : q.qweight) b = static_cast<uint8_t>(gen());
-  std::normal_distribution<float> n(0.0f, 0.1f);
-  auto fill = [&](std::vector<uint16_t>& v, std::size_t count) {
-    v.resize(count);
-    for (auto& x : v) x = f32_to_bf16(n(gen));
-  };
-  if (method == lords::Method::Lords) {
-    q.rank = lords::parity_rank(rows, cols, block);
-    fill(q.b, static_cast<std::size_t>(rows * q.rank));
-    fill(q.a, static_cast<std::size_t>(q.rank * cols));
-  } else {
-    fill(q.scales, static_cast<std::size_t>(rows * (cols / block)));
-  }
-  return q;
-}
-
-double stored_bytes(const lords::QuantizedLinear& q) {
-  return static_cast<double>(q.qweight.size()) + 2.0 * (q.scales.size() + q.b.size() + q.a.size());
-}
-
+using hilo::bench::random_layer;
+using hilo::bench::stored_bytes;
 }  // namespace
 
 int main(int argc, char** argv) {

@@ -12,39 +12,16 @@
 #include "hilo/dtype.hpp"
 #include "hilo/lords.hpp"
 #include "hilo/threads.hpp"
+#include "lords_layers.hpp"
 
 namespace {
 using namespace hilo;
 using namespace hilo::lords;
 using hilo::bench::median_ms;
-
-QuantizedLinear random_layer(Method method, int bits, int block, int64_t rows, int64_t cols, std::mt19937_64& gen) {
-  QuantizedLinear q;
-  q.method = method;
-  q.codebook = make_codebook(CodebookKind::NF, bits);
-  q.block = block;
-  q.rows = rows, q.cols = cols;
-  q.qweight.resize(static_cast<std::size_t>(rows * q.row_bytes()));
-  for (auto& v : q.qweight) v = static_cast<uint8_t>(gen());
-  std::normal_distribution<float> n(0.0f, 0.1f);
-  if (method == Method::Blockwise) {
-    q.scales.resize(static_cast<std::size_t>(rows * (cols / block)));
-    for (auto& v : q.scales) v = f32_to_bf16(std::fabs(n(gen)));
-  } else {
-    q.rank = parity_rank(rows, cols, block);
-    q.b.resize(static_cast<std::size_t>(rows * q.rank));
-    q.a.resize(static_cast<std::size_t>(q.rank * cols));
-    for (auto& v : q.b) v = f32_to_bf16(n(gen));
-    for (auto& v : q.a) v = f32_to_bf16(n(gen));
-  }
-  return q;
-}
+using hilo::bench::random_layer;
+using hilo::bench::stored_bytes;
 
 std::string fmt_name(Method m, int bits) { return to_string(m) + " nf" + std::to_string(bits); }
-
-std::size_t stored_bytes(const QuantizedLinear& q) {
-  return q.qweight.size() + 2 * (q.scales.size() + q.b.size() + q.a.size());
-}
 
 }  // namespace
 

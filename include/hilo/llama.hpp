@@ -72,7 +72,6 @@ class Model {
                      const LinearInputObserver* observer = nullptr) const;
   // Logits [n, vocab] of hidden states [n, hidden].
   void logits(const float* hidden, int64_t n, float* out, int threads = -1) const;
-  int threads() const { return threads_; }
 
  private:
   Model() = default;

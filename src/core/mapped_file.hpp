@@ -21,4 +21,10 @@ class MappedFile {
   std::size_t size_ = 0;
 };
 
+// The whole file as a string (throws hilo::Error naming the path).
+inline std::string read_file(const std::string& path) {
+  const MappedFile f(path);
+  return f.size() ? std::string(reinterpret_cast<const char*>(f.data()), f.size()) : std::string();
+}
+
 }  // namespace hilo

@@ -16,15 +16,25 @@ constexpr int64_t kQueryBlock = 128;
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 }  // namespace
 
-void apply_rope(float* x, int64_t n, int64_t heads, int64_t head_dim, const float* inv_freq) {
+RopeTable rope_table(int64_t n, int64_t head_dim, const float* inv_freq) {
   const int64_t half = head_dim / 2;
-  std::vector<float> cos_t(static_cast<std::size_t>(half)), sin_t(static_cast<std::size_t>(half));
-  for (int64_t p = 0; p < n; ++p) {
+  RopeTable t;
+  t.cos.resize(static_cast<std::size_t>(n * half));
+  t.sin.resize(t.cos.size());
+  for (int64_t p = 0; p < n; ++p)
     for (int64_t i = 0; i < half; ++i) {
       const float angle = static_cast<float>(p) * inv_freq[i];  // f32 product, as transformers forms it
-      cos_t[i] = static_cast<float>(std::cos(static_cast<double>(angle)));
-      sin_t[i] = static_cast<float>(std::sin(static_cast<double>(angle)));
+      t.cos[p * half + i] = static_cast<float>(std::cos(static_cast<double>(angle)));
+      t.sin[p * half + i] = static_cast<float>(std::sin(static_cast<double>(angle)));
     }
+  return t;
+}
+
+void apply_rope(float* x, int64_t n, int64_t heads, int64_t head_dim, const RopeTable& table) {
+  const int64_t half = head_dim / 2;
+  for (int64_t p = 0; p < n; ++p) {
+    const float* cos_t = table.cos.data() + p * half;
+    const float* sin_t = table.sin.data() + p * half;
     for (int64_t h = 0; h < heads; ++h) {
       float* v = x + (p * heads + h) * head_dim;
       for (int64_t i = 0; i < half; ++i) {

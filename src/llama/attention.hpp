@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 namespace hilo::llama::detail {
 
@@ -11,7 +12,14 @@ namespace hilo::llama::detail {
 void causal_attention(const float* q, const float* k, const float* v, int64_t n, int64_t heads, int64_t kv_heads,
                       int64_t head_dim, float* out, int threads);
 
-// Rotary embedding in place (rotate-half layout), x [n, heads * head_dim], positions 0..n-1; inv_freq [head_dim/2].
-void apply_rope(float* x, int64_t n, int64_t heads, int64_t head_dim, const float* inv_freq);
+// cos and sin of the rotary angles for positions 0..n-1: [n, head_dim / 2] each (computed once per forward pass,
+// shared by q and k of every layer).
+struct RopeTable {
+  std::vector<float> cos, sin;
+};
+RopeTable rope_table(int64_t n, int64_t head_dim, const float* inv_freq);
+
+// Rotary embedding in place (rotate-half layout), x [n, heads * head_dim], positions 0..n-1.
+void apply_rope(float* x, int64_t n, int64_t heads, int64_t head_dim, const RopeTable& table);
 
 }  // namespace hilo::llama::detail

@@ -53,9 +53,10 @@ int64_t window_count(const std::vector<int32_t>& tokens, const WindowOptions& o)
   return o.max_windows > 0 ? std::min(whole, o.max_windows) : whole;
 }
 
-void check_vocab(const llama::Model& m, const std::vector<int32_t>& tokens, int64_t count) {
+// tokens[first, first + count) must be ids of m's vocabulary.
+void check_vocab(const llama::Model& m, const std::vector<int32_t>& tokens, int64_t first, int64_t count) {
   const int64_t vocab = m.config().vocab;
-  for (int64_t i = 0; i < count; ++i)
+  for (int64_t i = first; i < first + count; ++i)
     HILO_CHECK(tokens[i] >= 0 && tokens[i] < vocab, "tokens: token {} at index {} is outside the vocabulary [0, {})",
                tokens[i], i, vocab);
 }
@@ -182,7 +183,7 @@ PerplexityResult perplexity(const llama::Model& model, const std::vector<int32_t
                             const WindowOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t windows = window_count(tokens, options);
-  check_vocab(model, tokens, windows * options.ctx);
+  check_vocab(model, tokens, 0, windows * options.ctx);
   const PerPrediction p = evaluate({&model}, tokens, options, windows);
   return finish(p.nll[0], windows, seconds_since(t0));
 }
@@ -199,7 +200,7 @@ std::vector<KldResult> kl_divergence(const llama::Model& base, const std::vector
     models.push_back(q);
   }
   const int64_t windows = window_count(tokens, options);
-  check_vocab(base, tokens, windows * options.ctx);
+  check_vocab(base, tokens, 0, windows * options.ctx);
   const PerPrediction p = evaluate(models, tokens, options, windows);
   const double seconds = seconds_since(t0);
   std::vector<KldResult> results;
@@ -232,9 +233,6 @@ KldResult kl_divergence(const llama::Model& base, const llama::Model& quant, con
   return kl_divergence(base, std::vector<const llama::Model*>{&quant}, tokens, options).front();
 }
 
-}  // namespace hilo::eval
-
-namespace hilo::eval {
 
 std::map<std::string, std::vector<float>> input_second_moments(const llama::Model& model,
                                                                const std::vector<int32_t>& tokens,
@@ -245,9 +243,7 @@ std::map<std::string, std::vector<float>> input_second_moments(const llama::Mode
   HILO_CHECK(available >= 1, "calibration: {} tokens hold no window of {} after skipping {}", tokens.size(),
              options.ctx, skip_windows);
   const int64_t windows = options.max_windows > 0 ? std::min(available, options.max_windows) : available;
-  check_vocab(model, std::vector<int32_t>(tokens.begin() + skip_windows * options.ctx,
-                                          tokens.begin() + (skip_windows + windows) * options.ctx),
-              windows * options.ctx);
+  check_vocab(model, tokens, skip_windows * options.ctx, windows * options.ctx);
   std::map<std::string, std::vector<double>> sums;
   const llama::LinearInputObserver observer = [&](const std::vector<std::string>& bases, const float* x, int64_t n,
                                                   int64_t cols) {

@@ -3,12 +3,11 @@
 
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <numbers>
-#include <sstream>
 
 #include "../core/check.hpp"
+#include "../core/mapped_file.hpp"
 #include "../core/parallel.hpp"
 #include "attention.hpp"
 #include "hilo/llama.hpp"
@@ -18,14 +17,6 @@ namespace hilo::llama {
 namespace {
 namespace fs = std::filesystem;
 using namespace detail;
-
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  HILO_CHECK(in.good(), "{}: cannot be read", path.string());
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 // transformers' inverse frequencies, including the "linear" and "llama3" rescalings.
 std::vector<float> rope_inverse_frequencies(const Config& c) {
@@ -92,7 +83,7 @@ Model Model::load(const std::string& path, int threads) {
   Model m;
   m.path_ = path;
   m.threads_ = threads;
-  m.config_ = parse_config(read_text(dir / "config.json"), (dir / "config.json").string());
+  m.config_ = parse_config(read_file((dir / "config.json").string()), (dir / "config.json").string());
   const Config& c = m.config_;
   const Checkpoint checkpoint = Checkpoint::open(path);
   const QuantizedLayers quantized = quantized_layer_map(checkpoint);
@@ -153,6 +144,7 @@ void Model::hidden_states(const int32_t* tokens, int64_t n, float* out, int thre
     convert(embed + static_cast<std::size_t>(tokens[t] * h) * esize, embed_.dtype(), x.data() + t * h, DType::F32,
             static_cast<std::size_t>(h));
 
+  const RopeTable rope = rope_table(n, c.head_dim, rope_inv_freq_.data());
   auto observe = [&](const LayerWeights& w, std::initializer_list<const char*> names, const float* in, int64_t cols) {
     if (!observer) return;
     std::vector<std::string> bases;
@@ -165,8 +157,8 @@ void Model::hidden_states(const int32_t* tokens, int64_t n, float* out, int thre
     w.q->forward(normed.data(), n, q.data(), nt);
     w.k->forward(normed.data(), n, k.data(), nt);
     w.v->forward(normed.data(), n, v.data(), nt);
-    apply_rope(q.data(), n, c.heads, c.head_dim, rope_inv_freq_.data());
-    apply_rope(k.data(), n, c.kv_heads, c.head_dim, rope_inv_freq_.data());
+    apply_rope(q.data(), n, c.heads, c.head_dim, rope);
+    apply_rope(k.data(), n, c.kv_heads, c.head_dim, rope);
     causal_attention(q.data(), k.data(), v.data(), n, c.heads, c.kv_heads, c.head_dim, attn.data(), nt);
     observe(w, {"self_attn.o_proj"}, attn.data(), qdim);
     w.o->forward(attn.data(), n, proj.data(), nt);

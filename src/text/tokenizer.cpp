@@ -3,13 +3,12 @@
 // adjacent symbols lowest merge rank first; look the symbols up in the vocabulary.
 #include "hilo/tokenizer.hpp"
 
-#include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <unordered_map>
 
 #include "../core/check.hpp"
+#include "../core/mapped_file.hpp"
 
 #ifdef HILO_WITH_ICU
 #include <unicode/regex.h>
@@ -144,13 +143,10 @@ bool tokenizer_available() {
 
 BpeTokenizer BpeTokenizer::load(const std::string& path) {
   HILO_CHECK(tokenizer_available(), "{}: this build of hilo has no tokenizer (built without ICU)", path);
-  std::ifstream in(path, std::ios::binary);
-  HILO_CHECK(in.good(), "{}: cannot be read", path);
-  std::stringstream ss;
-  ss << in.rdbuf();
+  const std::string text = read_file(path);
   json j;
   try {
-    j = json::parse(ss.str());
+    j = json::parse(text);
   } catch (const json::exception& e) {
     fail("{}: not valid JSON ({})", path, e.what());
   }
@@ -225,16 +221,21 @@ std::vector<int32_t> BpeTokenizer::encode(std::string_view text) const {
     i += n;
   }
   std::vector<int32_t> out;
+  // Next occurrence of each added token at or after `start`, searched again only once passed: one scan of the text
+  // per added token in all, however many occurrences there are.
+  const auto& added = impl_->added;
+  std::vector<std::size_t> next(added.size());
+  for (std::size_t i = 0; i < added.size(); ++i) next[i] = text.find(added[i].first);
   std::size_t start = 0;
   while (start <= text.size()) {
     // The next added token (longest first at the same position).
     std::size_t at = std::string_view::npos;
     const std::pair<std::string, int32_t>* found = nullptr;
-    for (const auto& a : impl_->added) {
-      const std::size_t p = text.find(a.first, start);
-      if (p != std::string_view::npos && (p < at)) {
-        at = p;
-        found = &a;
+    for (std::size_t i = 0; i < added.size(); ++i) {
+      if (next[i] != std::string_view::npos && next[i] < start) next[i] = text.find(added[i].first, start);
+      if (next[i] != std::string_view::npos && next[i] < at) {
+        at = next[i];
+        found = &added[i];
       }
     }
     const std::size_t end = found ? at : text.size();

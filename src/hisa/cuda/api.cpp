@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "../../core/check.hpp"
+#include "../../cuda/host.hpp"
 #include "../checks.hpp"
 #include "hilo/hisa_cuda.hpp"
 #include "launch.hpp"
@@ -25,18 +26,7 @@ using cuda_detail::kDim;
 using cuda_detail::Violations;
 constexpr unsigned long long kNone = ~0ull;
 
-class DeviceScope {
- public:
-  explicit DeviceScope(int device) : previous_(cuda_detail::current_device()) {
-    if (device != previous_) cuda_detail::set_device(device);
-  }
-  ~DeviceScope() {
-    if (cuda_detail::current_device() != previous_) cudaSetDevice(previous_);
-  }
-
- private:
-  int previous_;
-};
+using hilo::cuda_detail::DeviceScope;
 
 void expect_one_device(std::initializer_list<const TensorView*> views, int device, std::string_view where) {
   for (const TensorView* v : views)

@@ -93,7 +93,5 @@ void copy_to_host(void* dst, const void* src, std::size_t bytes, void* stream); 
 void* device_alloc(std::size_t bytes);                                           // zero-filled
 void device_free(void* p);
 void device_zero(void* p, std::size_t bytes, void* stream);
-int current_device();
-void set_device(int device);
 
 }  // namespace hilo::hisa::cuda_detail

@@ -123,12 +123,4 @@ void device_zero(void* p, std::size_t bytes, void* stream) {
   HILO_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, as_stream(stream)));
 }
 
-int current_device() {
-  int d = 0;
-  HILO_CUDA_CHECK(cudaGetDevice(&d));
-  return d;
-}
-
-void set_device(int device) { HILO_CUDA_CHECK(cudaSetDevice(device)); }
-
 }  // namespace hilo::hisa::cuda_detail

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "../../core/check.hpp"
+#include "../../cuda/host.hpp"
 #include "../kernels.hpp"
 #include "gemv.hpp"
 #include "hilo/lords_cuda.hpp"
@@ -12,9 +13,8 @@
 namespace hilo::lords::cuda {
 namespace {
 
-void check_cuda(cudaError_t e, const char* what) {
-  HILO_CHECK(e == cudaSuccess, "lords::cuda: {} failed: {}", what, cudaGetErrorString(e));
-}
+using hilo::cuda_detail::check_cuda;
+using hilo::cuda_detail::DeviceScope;
 
 // Device memory freed on destruction.
 struct Buffer {
@@ -33,18 +33,6 @@ struct Buffer {
   ~Buffer() {
     if (ptr) cudaFree(ptr);
   }
-};
-
-class DeviceScope {  // makes `device` current for the scope
- public:
-  explicit DeviceScope(int device) {
-    check_cuda(cudaGetDevice(&previous_), "cudaGetDevice");
-    if (device != previous_) check_cuda(cudaSetDevice(device), "cudaSetDevice");
-  }
-  ~DeviceScope() { cudaSetDevice(previous_); }
-
- private:
-  int previous_ = 0;
 };
 
 }  // namespace
