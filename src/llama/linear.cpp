@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <cstring>
 #include <vector>
 
 #include "../core/check.hpp"
@@ -61,6 +62,25 @@ class QuantizedLinear final : public Linear {
   lords::QuantizedLinear q_;
 };
 
+// NaN / Inf in a weight would make every result NaN without saying why: refuse it by name. Checks the exponent
+// bits of the stored values (any alignment).
+void check_finite(const Checkpoint& checkpoint, const TensorEntry& e) {
+  const std::size_t size = dtype_size(e.dtype), n = e.nbytes / size;
+  for (std::size_t i = 0; i < n; ++i) {
+    bool finite = true;
+    if (size == 2) {
+      uint16_t v;
+      std::memcpy(&v, e.data + i * 2, 2);
+      finite = e.dtype == DType::BF16 ? (v & 0x7F80u) != 0x7F80u : (v & 0x7C00u) != 0x7C00u;
+    } else {
+      uint32_t v;
+      std::memcpy(&v, e.data + i * 4, 4);
+      finite = (v & 0x7F800000u) != 0x7F800000u;
+    }
+    HILO_CHECK(finite, "{}: tensor '{}' holds a non-finite value at flat index {}", checkpoint.path(), e.name, i);
+  }
+}
+
 }  // namespace
 
 QuantizedLayers quantized_layer_map(const Checkpoint& checkpoint) {
@@ -76,6 +96,7 @@ const TensorEntry& float_entry(const Checkpoint& checkpoint, const std::string& 
              "{}: tensor '{}' has dtype {}, expected BF16, F16 or F32", checkpoint.path(), name, dtype_name(e->dtype));
   HILO_CHECK(e->shape == shape, "{}: tensor '{}' has shape {}, expected {} (from config.json)", checkpoint.path(),
              name, shape_string(e->shape), shape_string(shape));
+  check_finite(checkpoint, *e);
   return *e;
 }
 

@@ -24,7 +24,7 @@ std::unique_ptr<Linear> dense_linear(const TensorView& weight, const std::string
 
 // A dense float tensor of the given shape as f32 (norm weights).
 std::vector<float> load_f32(const Checkpoint& checkpoint, const std::string& name, const Shape& shape);
-// The entry `name` after checking it exists, is F32/BF16/F16 and has `shape`.
+// The entry `name` after checking it exists, is F32/BF16/F16, has `shape` and holds only finite values.
 const TensorEntry& float_entry(const Checkpoint& checkpoint, const std::string& name, const Shape& shape);
 
 }  // namespace hilo::llama::detail

@@ -10,7 +10,7 @@ from pathlib import Path
 import ml_dtypes
 import numpy as np
 import pytest
-from safetensors.numpy import save_file
+from safetensors.numpy import load_file, save_file
 
 from conftest import ROOT, run
 
@@ -163,6 +163,16 @@ def test_bad_input_is_refused_by_name(hilo_bin, tmp_path):
     expect_error(hilo_bin, "perplexity", tmp_path / "m", "--tokens", good, "--ctx", "10",
                  needle="model.embed_tokens.weight")
     (tmp_path / "m" / "config.json").write_text(json.dumps(cfg))
+    ok_bytes = (tmp_path / "m" / "model.safetensors").read_bytes()
+    tensors = load_file(str(tmp_path / "m" / "model.safetensors"))
+    tensors["model.layers.1.mlp.up_proj.weight"][3, 5] = np.nan
+    save_file(tensors, str(tmp_path / "m" / "model.safetensors"))
+    expect_error(hilo_bin, "perplexity", tmp_path / "m", "--tokens", good, "--ctx", "10",
+                 needle="'model.layers.1.mlp.up_proj.weight' holds a non-finite value at flat index 197")
+    (tmp_path / "m" / "model.safetensors").write_bytes(ok_bytes)
+    other, _ = make_llama(tmp_path / "v", vocab=40)
+    expect_error(hilo_bin, "kld", tmp_path / "m", tmp_path / "v", "--tokens", good, "--ctx", "10",
+                 needle="vocabularies differ")
     (tmp_path / "m" / "model.safetensors").write_bytes((tmp_path / "m" / "model.safetensors").read_bytes()[:-100])
     expect_error(hilo_bin, "perplexity", tmp_path / "m", "--tokens", good, "--ctx", "10", needle="model.safetensors")
 
