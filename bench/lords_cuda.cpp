@@ -1,7 +1,8 @@
 // GPU matmul from the packed format (block-wise and LoRDS) on the Llama-3-8B shapes: microseconds per call, GB/s of
-// stored weight bytes and the ratio to the copy-bandwidth floor. Timing: 100 back-to-back calls between two CUDA
-// events (launches are queued far ahead, so no host gap shows), cycling through >= 512 MB of weight copies so L2
-// never holds the next one; median of 5. Random codes and factors: speed does not depend on the values.
+// stored weight bytes and the ratio to the copy-bandwidth floor. Timing: 100 calls captured in one CUDA graph (as
+// serving engines run them; the host's launch rate would otherwise bound microsecond kernels) between two CUDA
+// events, cycling through >= 256 MB of weight copies so L2 (50-60 MB) never holds the next one; median of 5. Random
+// codes and factors: speed does not depend on the values.
 //   bench_lords_cuda [--bits 4] [--block 64] [--batches 1,16] [--json FILE]
 #include <cuda_runtime.h>
 #include <fmt/format.h>
@@ -32,12 +33,18 @@ int main(int argc, char** argv) {
   app.add_option("--block", block);
   app.add_option("--batches", batches)->delimiter(',');
   app.add_option("--json", json_path);
+  std::vector<std::string> shape_names{"4096x4096", "1024x4096", "14336x4096", "4096x14336"};
+  std::vector<std::string> methods{"blockwise", "lords"};
+  app.add_option("--shapes", shape_names, "OUTxIN, comma-separated")->delimiter(',');
+  app.add_option("--methods", methods)->delimiter(',')->check(CLI::IsMember({"blockwise", "lords"}));
   CLI11_PARSE(app, argc, argv);
   if (cuda::device_count() == 0) {
     fmt::print(stderr, "no CUDA device\n");
     return 1;
   }
   std::mt19937_64 gen(1);
+  cudaStream_t stream;
+  cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
   // Copy bandwidth (read + write) of 1 GiB, the floor's yardstick.
   void *src = nullptr, *dst = nullptr;
   const std::size_t copy_bytes = std::size_t{1} << 30;
@@ -61,11 +68,13 @@ int main(int argc, char** argv) {
   fmt::print("{:>12} {:>6} {:>10} {:>5} {:>10} {:>8} {:>10}\n", "shape", "batch", "method", "rank", "us", "GB/s",
              "floor us");
   nlohmann::json rows = nlohmann::json::array();
-  const std::vector<std::pair<int64_t, int64_t>> shapes{{4096, 4096}, {1024, 4096}, {14336, 4096}, {4096, 14336}};
-  for (auto [r, c] : shapes)
-    for (auto method : {lords::Method::Blockwise, lords::Method::Lords}) {
+  for (const std::string& shape : shape_names)
+    for (const std::string& method_name : methods) {
+      const auto x_at = shape.find('x');
+      const int64_t r = std::stoll(shape.substr(0, x_at)), c = std::stoll(shape.substr(x_at + 1));
+      const lords::Method method = lords::parse_method(method_name);
       const auto q = random_layer(method, bits, block, r, c, gen);
-      const int copies = static_cast<int>(std::max<double>(2, (512.0 * (1 << 20)) / stored_bytes(q) + 1));
+      const int copies = static_cast<int>(std::max<double>(2, (256.0 * (1 << 20)) / stored_bytes(q) + 1));
       std::vector<lords::cuda::DeviceLinear> layers;
       for (int i = 0; i < copies; ++i) layers.emplace_back(q);
       for (int64_t batch : batches) {
@@ -76,20 +85,29 @@ int main(int argc, char** argv) {
         const TensorView xv(x, DType::BF16, {batch, c}, {}, Device{DeviceKind::CUDA, 0});
         const TensorView yv(y, DType::BF16, {batch, r}, {}, Device{DeviceKind::CUDA, 0});
         constexpr int kCalls = 100;
-        for (int i = 0; i < 10; ++i) lords::cuda::matmul(layers[i % copies], xv, yv);
+        for (int i = 0; i < 10; ++i) lords::cuda::matmul(layers[i % copies], xv, yv, stream);
+        cudaGraph_t graph;
+        cudaGraphExec_t exec;
+        cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal);
+        for (int i = 0; i < kCalls; ++i) lords::cuda::matmul(layers[i % copies], xv, yv, stream);
+        cudaStreamEndCapture(stream, &graph);
+        cudaGraphInstantiate(&exec, graph, 0);
+        cudaGraphLaunch(exec, stream);
         std::vector<double> times;
         for (int rep = 0; rep < 5; ++rep) {
-          cudaEventRecord(e0);
-          for (int i = 0; i < kCalls; ++i) lords::cuda::matmul(layers[i % copies], xv, yv);
-          cudaEventRecord(e1);
+          cudaEventRecord(e0, stream);
+          cudaGraphLaunch(exec, stream);
+          cudaEventRecord(e1, stream);
           cudaEventSynchronize(e1);
           cudaEventElapsedTime(&ms, e0, e1);
           times.push_back(ms * 1e3 / kCalls);
         }
+        cudaGraphExecDestroy(exec);
+        cudaGraphDestroy(graph);
         std::sort(times.begin(), times.end());
         const double us = times[2], bytes = stored_bytes(q) + 2.0 * batch * (r + c);
         const double floor_us = bytes / (copy_gbs * 1e3);
-        const std::string name = method == lords::Method::Lords ? "lords" : "blockwise";
+        const std::string& name = method_name;
         fmt::print("{:>12} {:>6} {:>10} {:>5} {:>10.1f} {:>8.0f} {:>10.1f}\n", fmt::format("{}x{}", r, c), batch, name,
                    q.rank, us, bytes / us / 1e3, floor_us);
         rows.push_back({{"out", r}, {"in", c}, {"batch", batch}, {"method", name}, {"rank", q.rank}, {"us", us},

@@ -1,7 +1,10 @@
 // The LoRDS / block-wise CUDA matmul against the CPU oracle (dequantise, f64 dot products) on fresh random layers:
-// every bit width and codebook, both methods, row counts that are not multiples of the block of rows, batches
-// around the 8-row pass, outputs poisoned first. Tolerance: y is rounded to bf16 (2^-8 relative) after an f32
-// accumulation in another order (1e-5 of sum |w x|).
+// every bit width and codebook, both methods, shapes that are not multiples of the 16 x 128 tiles, slabs split
+// across clusters, ranks of every padded width, batches around the passes, activations far from 1, outputs poisoned
+// first. Tolerances: y is rounded to bf16 (2^-8 relative) after an f32 accumulation in another order, plus
+//  - tensor-core path (block-wise, LoRDS rank <= 128): fp16 codebook values and fp16 x * A (2^-11 relative each),
+//    so 2^-10 of sum_c |q_ic x_c| sum_k |B_ik A_kc| (for block-wise, sum |w x|);
+//  - CUDA-core path (LoRDS rank > 128): 1e-5 of sum |w x|.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -20,6 +23,8 @@ struct Case {
   lords::CodebookKind codebook;
   int bits, block;
   int64_t rows, cols;
+  int rank = 0;         // LoRDS: 0 = parity rank
+  float x_scale = 1;    // activations ~ N(0, x_scale)
 };
 
 void check_case(const Case& c, std::mt19937_64& gen) {
@@ -29,13 +34,32 @@ void check_case(const Case& c, std::mt19937_64& gen) {
   cfg.codebook = c.codebook;
   cfg.bits = c.bits;
   cfg.block = c.block;
+  cfg.rank = c.rank;
   cfg.steps = 5;
   const lords::QuantizedLinear q = lords::quantize(w, cfg);
   const lords::cuda::DeviceLinear dev(q);
+  const bool tensor_cores = q.method == lords::Method::Blockwise || q.rank <= 128;
   std::vector<float> wq(static_cast<std::size_t>(c.rows * c.cols));
   lords::dequantize(q, wq.data());
+  // |W| as the tensor-core path sees it: |q| sum_k |B_ik A_kc| (LoRDS), |w| (block-wise).
+  std::vector<double> wmag(wq.size());
+  for (int64_t i = 0; i < c.rows; ++i)
+    for (int64_t k = 0; k < c.cols; ++k) {
+      double m = std::abs(double(wq[i * c.cols + k]));
+      if (q.method == lords::Method::Lords && tensor_cores) {
+        double s_ik = 0, sba = 0;
+        for (int r = 0; r < q.rank; ++r) {
+          const double ba = double(bf16_to_f32(q.b[i * q.rank + r])) * bf16_to_f32(q.a[r * c.cols + k]);
+          s_ik += ba;
+          sba += std::abs(ba);
+        }
+        m = s_ik != 0 ? m / std::abs(s_ik) * sba : sba;  // |q| sum_k |B A| (|q| <= 1 where S = 0)
+      }
+      wmag[static_cast<std::size_t>(i * c.cols + k)] = m;
+    }
+  const double rel = tensor_cores ? std::ldexp(1.0, -10) : 1e-5;
   for (int64_t batch : {1, 3, 8, 11}) {
-    const Tensor x = test::random_tensor(DType::BF16, {batch, c.cols}, gen);
+    const Tensor x = test::random_tensor(DType::BF16, {batch, c.cols}, gen, c.x_scale);
     std::vector<float> xf(static_cast<std::size_t>(batch * c.cols)), ref(static_cast<std::size_t>(batch * c.rows));
     convert(x.view().data(), DType::BF16, xf.data(), DType::F32, xf.size());
     lords::reference::matmul(q, xf.data(), batch, ref.data());
@@ -47,11 +71,11 @@ void check_case(const Case& c, std::mt19937_64& gen) {
     for (int64_t b = 0; b < batch; ++b)
       for (int64_t i = 0; i < c.rows; ++i) {
         double mag = 0;
-        for (int64_t k = 0; k < c.cols; ++k) mag += std::abs(double(wq[i * c.cols + k]) * xf[b * c.cols + k]);
+        for (int64_t k = 0; k < c.cols; ++k) mag += wmag[i * c.cols + k] * std::abs(double(xf[b * c.cols + k]));
         const double got = bf16_to_f32(y.ptr<uint16_t>()[b * c.rows + i]), want = ref[b * c.rows + i];
-        ASSERT_NEAR(got, want, std::ldexp(std::abs(want), -8) + 1e-5 * mag + 1e-30)
-            << lords::to_string(c.method) << " " << q.codebook.name() << " B" << c.block << " [" << c.rows << ", "
-            << c.cols << "] batch " << batch << " row " << b << " out " << i;
+        ASSERT_NEAR(got, want, std::ldexp(std::abs(want), -8) + rel * mag + 1e-30)
+            << lords::to_string(c.method) << " " << q.codebook.name() << " B" << c.block << " rank " << q.rank << " ["
+            << c.rows << ", " << c.cols << "] x ~ " << c.x_scale << " batch " << batch << " row " << b << " out " << i;
       }
   }
 }
@@ -64,8 +88,22 @@ TEST(LordsCuda, MatmulMatchesTheCpuOracle) {
       for (int bits : {2, 3, 4}) {
         check_case({method, cb, bits, 32, 37, 96}, gen);
         check_case({method, cb, bits, 64, 300, 512}, gen);
-        check_case({method, cb, bits, 128, 129, 1280}, gen);
+        check_case({method, cb, bits, 128, 129, 1280}, gen);  // 10 column tiles split over a cluster
       }
+}
+
+TEST(LordsCuda, EveryRankWidthAndActivationRange) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937_64 gen(test::fresh_seed());
+  using lords::CodebookKind;
+  using lords::Method;
+  for (int rank : {16, 17, 40, 64, 100, 128, 129})  // padded to 16, 32, 64, 64, 128, 128; 129: CUDA-core kernel
+    check_case({Method::Lords, CodebookKind::NF, 4, 64, 150, 640, rank}, gen);
+  for (float x_scale : {3e4f, 1e-20f})  // the fp16 operands are scaled by powers of two
+    for (auto method : {Method::Blockwise, Method::Lords})
+      check_case({method, CodebookKind::NF, 4, 64, 64, 384, 0, x_scale}, gen);
+  check_case({Method::Blockwise, CodebookKind::INT, 3, 96, 40, 2016}, gen);  // blocks straddle tiles and slabs
+  check_case({Method::Blockwise, CodebookKind::NF, 2, 256, 2100, 512}, gen);  // many row CTAs
 }
 
 TEST(LordsCuda, BadArgumentsAreNamed) {

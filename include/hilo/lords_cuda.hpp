@@ -1,8 +1,10 @@
-// LoRDS and block-wise quantized layers on NVIDIA GPUs: y = x . W^T straight from the packed format (issue 5).
-// First version: one correctness-first kernel family on CUDA cores for every method, bit width and batch
-// (8 activation rows per pass). Block-wise layers read their codes once per 8 rows; LoRDS layers rebuild
-// S = B . A with the CPU's fma chain (bit-identical scales) at r multiply-adds per weight, so they are compute-bound
-// (docs/results/lords-cuda.md). This header includes no CUDA headers.
+// LoRDS and block-wise quantized layers on NVIDIA GPUs: y = x . W^T straight from the packed codes (issue 5).
+// Block-wise layers and LoRDS layers up to rank 128 run a tensor-core kernel (Hopper, sm_90a): codes re-laid out at
+// upload into mma fragment order, decoded in registers, LoRDS in the activation-expanded form (x * A staged in fp16,
+// B applied per row), split-K over a thread-block cluster with a deterministic reduction. fp16 operands: codebook
+// values rounded to fp16, x scaled by a power of two (exact), x * A rounded to 11 bits; f32 accumulation. Larger
+// ranks use a CUDA-core kernel with the CPU's exact scales. Speed and limits: docs/results/lords-cuda.md. This header
+// includes no CUDA headers.
 #pragma once
 
 #include <cstdint>
@@ -32,7 +34,9 @@ class DeviceLinear {
 };
 
 // x: BF16 [batch, cols], y: BF16 [batch, rows], contiguous on the layer's device, 16-byte aligned. f32
-// accumulation, y rounded to bf16 (nearest even). Queued on `stream` (a cudaStream_t; nullptr = default stream).
+// accumulation, y rounded to bf16 (nearest even); deterministic (no atomics). Queued on `stream` (a cudaStream_t;
+// nullptr = default stream); capturable in CUDA graphs. Batches above 8 rows (LoRDS: 128 / padded rank) run as
+// passes that re-read the codes. Non-finite activations give non-finite outputs.
 void matmul(const DeviceLinear& w, const TensorView& x, const TensorView& y, void* stream = nullptr);
 
 }  // namespace hilo::lords::cuda

@@ -1,25 +1,29 @@
 #!/usr/bin/env bash
 # On the GPU machine: build the tests and the LoRDS GPU benchmark (carried deps, see build_and_test.sh), run the
-# LoRDS GPU tests (and compute-sanitizer memcheck on them), the benchmark, and cuBLAS bf16 on the same shapes in the
-# same run. Usage (device tool, carry [".device-deps"]): scripts/device/lords_gpu.sh. Results in $OUT.
+# LoRDS GPU tests (and compute-sanitizer memcheck / racecheck on them), the benchmark at 4 and 3 bits, and cuBLAS
+# bf16 on the same shapes in the same run. Usage (device tool, carry [".device-deps"]): scripts/device/lords_gpu.sh
+# [quick] (SANITIZERS="" skips compute-sanitizer; HILO_MMA_MT=2 picks two row tiles per warp). Results in $OUT: lords-cuda-*.json, cublas-baseline.json, logs.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/hilo-out}
 mkdir -p "$OUT"
-deps=$PWD/.device-deps
-cmake -S . -B build-device -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$deps/usr" -DHILO_FMT_HEADER_ONLY=ON \
-  -DHILO_GTEST_SOURCE="$deps/usr/src/googletest" -DCMAKE_CUDA_ARCHITECTURES=90a > "$OUT/configure.log" 2>&1 ||
-  { tail -30 "$OUT/configure.log"; exit 1; }
-cmake --build build-device -j "$(nproc)" --target hilo_tests bench_lords_cuda > "$OUT/build.log" 2>&1 ||
-  { grep -E "error" -A3 "$OUT/build.log" | head -40; exit 1; }
-build-device/tests/hilo_tests --gtest_filter='LordsCuda*' > "$OUT/test.log" 2>&1
+scripts/device/build_targets.sh hilo_tests bench_lords_cuda || exit 1
+nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader | tee "$OUT/gpu.txt"
+tests='LordsCuda*:LordsGpuLayout*'
+build-device/tests/hilo_tests --gtest_filter="$tests" > "$OUT/test.log" 2>&1
 rc=$?
-grep -E "OK|FAILED|Failure|Expected|Which|near|seed" "$OUT/test.log" | head -20
-timeout 200 compute-sanitizer --tool memcheck --error-exitcode 9 build-device/tests/hilo_tests \
-  --gtest_filter='LordsCuda*' > "$OUT/memcheck.log" 2>&1
-echo "memcheck rc=$? $(grep -E 'ERROR SUMMARY' "$OUT/memcheck.log" | tail -1)"
-timeout 120 build-device/bench/bench_lords_cuda --bits 4 --block 64 --batches 1,16,64 --json "$OUT/lords-cuda.json" \
-  2>&1 | tee "$OUT/bench.log"
-timeout 60 python3 scripts/device/cublas_baseline.py "$OUT/cublas-baseline.json" > "$OUT/cublas.log" 2>&1
-grep -E "copy|\| (4096x4096|14336x4096) \| (1|16|64) \|" "$OUT/cublas.log"
+grep -E "OK|FAILED|Failure|Expected|Which|near|seed|rank" "$OUT/test.log" | head -24
+for tool in ${SANITIZERS-memcheck racecheck}; do
+  timeout 240 compute-sanitizer --tool $tool --error-exitcode 9 build-device/tests/hilo_tests \
+    --gtest_filter='LordsCuda.MatmulMatchesTheCpuOracle' > "$OUT/$tool.log" 2>&1
+  echo "$tool rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/$tool.log" | tail -1)"
+done
+bench=build-device/bench/bench_lords_cuda
+timeout 150 $bench --bits 4 --block 64 --batches 1,4,16,64 --json "$OUT/lords-cuda-nf4-b64.json" 2>&1 | tee "$OUT/bench.log"
+if [ "${1:-}" != quick ]; then
+  timeout 100 $bench --bits 3 --block 64 --batches 1,4,16 --json "$OUT/lords-cuda-nf3-b64.json" 2>&1 | tee -a "$OUT/bench.log"
+  timeout 100 $bench --bits 4 --block 128 --batches 1,16 --json "$OUT/lords-cuda-nf4-b128.json" 2>&1 | tee -a "$OUT/bench.log"
+fi
+timeout 90 python3 scripts/device/cublas_baseline.py "$OUT/cublas-baseline.json" > "$OUT/cublas.log" 2>&1
+grep -E "copy|\| (4096x4096|14336x4096) \| (1|4|16|64) \|" "$OUT/cublas.log"
 exit $rc

@@ -7,7 +7,9 @@
 #include "../../core/check.hpp"
 #include "../../cuda/host.hpp"
 #include "../kernels.hpp"
+#include "../gpu_layout.hpp"
 #include "gemv.hpp"
+#include "mma_gemv.hpp"
 #include "hilo/lords_cuda.hpp"
 
 namespace hilo::lords::cuda {
@@ -39,15 +41,79 @@ struct Buffer {
 
 struct DeviceLinear::Impl {
   int device = 0;
-  cuda_detail::GemvArgs args;  // pointers into the buffers below; x, y, batch filled per call
-  Buffer qweight, scales, b, a;
+  int64_t rows = 0, cols = 0;
+  // The tensor-core path (tiled layout) serves block-wise layers and LoRDS up to rank 128; the CUDA-core kernel
+  // (plain layout) the larger ranks. Pointers into the buffers below; x, y, batch are filled per call.
+  bool mma = false;
+  cuda_detail::MmaArgs mma_args;
+  cuda_detail::GemvArgs plain_args;
+  Buffer codes, pairs, scales, b, a;
 };
+
+namespace {
+
+template <typename T>
+Buffer upload(const std::vector<T>& v) {
+  return Buffer(v.data(), v.size() * sizeof(T));
+}
+
+void upload_tiled(const QuantizedLinear& q, DeviceLinear::Impl& m) {
+  namespace gl = gpu_layout;
+  m.codes = upload(gl::tile_codes(q));
+  m.pairs = upload(gl::pair_table(q.codebook));
+  auto& g = m.mma_args;
+  g.codes = static_cast<const uint8_t*>(m.codes.ptr);
+  g.pairs = static_cast<const uint32_t*>(m.pairs.ptr);
+  g.rows = q.rows;
+  g.cols = q.cols;
+  g.row_tiles = static_cast<int>(gl::tiles_down(q.rows));
+  g.col_tiles = static_cast<int>(gl::tiles_across(q.cols));
+  g.bits = q.codebook.bits;
+  g.block = q.block;
+  g.lords = q.method == Method::Lords;
+  if (g.lords) {
+    m.b = upload(gl::pad_factor_b(q));
+    m.a = upload(gl::tile_factor_a(q));
+    g.b = static_cast<const uint16_t*>(m.b.ptr);
+    g.a = static_cast<const uint32_t*>(m.a.ptr);
+    g.a_absmax = gl::factor_a_absmax(q);
+    g.rank_pad = gl::padded_rank(q.rank);
+  } else {
+    m.scales = upload(gl::tile_scales(q));
+    g.scales = static_cast<const uint16_t*>(m.scales.ptr);
+    g.scale_blocks = static_cast<int>(gl::tiled_scale_blocks(q.cols, q.block));
+  }
+  check_cuda(cudaDeviceGetAttribute(&g.sm_count, cudaDevAttrMultiProcessorCount, m.device), "cudaDeviceGetAttribute");
+}
+
+void upload_plain(const QuantizedLinear& q, DeviceLinear::Impl& m) {
+  m.codes = upload(q.qweight);
+  m.scales = upload(q.scales);
+  m.b = upload(q.b);
+  m.a = upload(q.a);
+  auto& g = m.plain_args;
+  g.qweight = static_cast<const uint8_t*>(m.codes.ptr);
+  g.scales = static_cast<const uint16_t*>(m.scales.ptr);
+  g.b = static_cast<const uint16_t*>(m.b.ptr);
+  g.a = static_cast<const uint16_t*>(m.a.ptr);
+  detail::fill_lut16(q.codebook.values, g.lut);
+  g.rows = q.rows;
+  g.cols = q.cols;
+  g.row_bytes = q.row_bytes();
+  g.bits = q.codebook.bits;
+  g.block = q.block;
+  g.rank = q.rank;
+  g.lords = q.method == Method::Lords;
+}
+
+}  // namespace
 
 DeviceLinear::DeviceLinear(const QuantizedLinear& q, int device) : impl_(std::make_unique<Impl>()) {
   HILO_CHECK(q.codebook.bits >= 2 && q.codebook.bits <= 4 && q.codebook.values.size() == (1u << q.codebook.bits),
              "lords::cuda::DeviceLinear: codebook '{}' is malformed", q.codebook.name());
-  HILO_CHECK(q.rows > 0 && q.cols > 0 && q.cols % 32 == 0 && q.block > 0 && q.cols % q.block == 0,
-             "lords::cuda::DeviceLinear: layer [{}, {}] with block {} is malformed (cols a multiple of 32 and of block)",
+  HILO_CHECK(q.rows > 0 && q.cols > 0 && q.cols % 32 == 0 && q.block > 0 && q.block % 32 == 0 && q.cols % q.block == 0,
+             "lords::cuda::DeviceLinear: layer [{}, {}] with block {} is malformed (cols a multiple of 32 and of "
+             "block, block a multiple of 32)",
              q.rows, q.cols, q.block);
   HILO_CHECK(static_cast<int64_t>(q.qweight.size()) == q.rows * q.row_bytes(),
              "lords::cuda::DeviceLinear: qweight holds {} bytes, expected {}", q.qweight.size(), q.rows * q.row_bytes());
@@ -64,31 +130,23 @@ DeviceLinear::DeviceLinear(const QuantizedLinear& q, int device) : impl_(std::ma
   }
   Impl& m = *impl_;
   m.device = device;
+  m.rows = q.rows;
+  m.cols = q.cols;
+  HILO_CHECK(gpu_layout::tiles_down(q.rows) < (int64_t{1} << 31) / 8 && gpu_layout::tiles_across(q.cols) < (1 << 24),
+             "lords::cuda::DeviceLinear: layer [{}, {}] is too large", q.rows, q.cols);
   DeviceScope scope(device);
-  m.qweight = Buffer(q.qweight.data(), q.qweight.size());
-  m.scales = Buffer(q.scales.data(), q.scales.size() * 2);
-  m.b = Buffer(q.b.data(), q.b.size() * 2);
-  m.a = Buffer(q.a.data(), q.a.size() * 2);
-  auto& g = m.args;
-  g.qweight = static_cast<const uint8_t*>(m.qweight.ptr);
-  g.scales = static_cast<const uint16_t*>(m.scales.ptr);
-  g.b = static_cast<const uint16_t*>(m.b.ptr);
-  g.a = static_cast<const uint16_t*>(m.a.ptr);
-  detail::fill_lut16(q.codebook.values, g.lut);
-  g.rows = q.rows;
-  g.cols = q.cols;
-  g.row_bytes = q.row_bytes();
-  g.bits = q.codebook.bits;
-  g.block = q.block;
-  g.rank = q.rank;
-  g.lords = q.method == Method::Lords;
+  m.mma = q.method == Method::Blockwise || gpu_layout::padded_rank(q.rank) <= cuda_detail::kMmaMaxRank;
+  if (m.mma)
+    upload_tiled(q, m);
+  else
+    upload_plain(q, m);
 }
 
 DeviceLinear::~DeviceLinear() = default;
 DeviceLinear::DeviceLinear(DeviceLinear&&) noexcept = default;
 DeviceLinear& DeviceLinear::operator=(DeviceLinear&&) noexcept = default;
-int64_t DeviceLinear::rows() const { return impl_->args.rows; }
-int64_t DeviceLinear::cols() const { return impl_->args.cols; }
+int64_t DeviceLinear::rows() const { return impl_->rows; }
+int64_t DeviceLinear::cols() const { return impl_->cols; }
 int DeviceLinear::device() const { return impl_->device; }
 
 void matmul(const DeviceLinear& w, const TensorView& x, const TensorView& y, void* stream) {
@@ -104,14 +162,23 @@ void matmul(const DeviceLinear& w, const TensorView& x, const TensorView& y, voi
   }
   const int64_t batch = x.size(0);
   HILO_CHECK(batch >= 1, "{}: x has batch {}, must be >= 1", where, batch);
-  expect_shape(x, where, "x", {batch, l.args.cols});
-  expect_shape(y, where, "y", {batch, l.args.rows});
-  cuda_detail::GemvArgs g = l.args;
-  g.x = static_cast<const uint16_t*>(x.data());
-  g.y = static_cast<uint16_t*>(y.data());
-  g.batch = batch;
+  expect_shape(x, where, "x", {batch, l.cols});
+  expect_shape(y, where, "y", {batch, l.rows});
   DeviceScope scope(l.device);
-  const int err = cuda_detail::launch_gemv(g, stream);
+  int err = 0;
+  if (l.mma) {
+    cuda_detail::MmaArgs g = l.mma_args;
+    g.x = static_cast<const uint16_t*>(x.data());
+    g.y = static_cast<uint16_t*>(y.data());
+    g.batch = batch;
+    err = cuda_detail::launch_mma_gemv(g, stream);
+  } else {
+    cuda_detail::GemvArgs g = l.plain_args;
+    g.x = static_cast<const uint16_t*>(x.data());
+    g.y = static_cast<uint16_t*>(y.data());
+    g.batch = batch;
+    err = cuda_detail::launch_gemv(g, stream);
+  }
   check_cuda(static_cast<cudaError_t>(err), "the kernel launch");
 }
 

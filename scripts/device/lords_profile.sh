@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# On the GPU machine: Nsight Compute sections for the LoRDS / block-wise tensor-core matmul at batch 1 on 4096x4096
+# (one launch each, after warm-up). Usage (device tool, carry [".device-deps"]): scripts/device/lords_profile.sh
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-/tmp/hilo-out}
+mkdir -p "$OUT"
+scripts/device/build_targets.sh bench_lords_cuda || exit 1
+for method in ${METHODS:-blockwise lords}; do
+  timeout 120 ncu --kernel-name regex:mma_gemv --launch-skip 30 --launch-count 1 --section SpeedOfLight \
+    --section Occupancy --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis \
+    --section SchedulerStats build-device/bench/bench_lords_cuda --bits 4 --block 64 --batches 1 \
+    --shapes ${SHAPE:-4096x4096} --methods $method > "$OUT/ncu-$method.txt" 2>&1
+  grep -E "Duration|Throughput|Registers|Achieved Occupancy|Theoretical Occupancy|Stall|Warp Cycles|Issued|Eligible|Block Limit|Cluster|Waves|Shared Memory Config|Dynamic Shared" "$OUT/ncu-$method.txt" | head -60
+done

@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""Tables and a plot for docs/results/lords-cuda.md from one device run of scripts/device/lords_gpu.sh: hilo's
+block-wise and LoRDS GPU matmul (bench_lords_cuda JSON files) against cuBLAS bf16 measured in the same run.
+
+    python3 scripts/lords_cuda_report.py CUBLAS.json RUN.json [RUN.json ...] [--png OUT.png]
+"""
+import argparse
+import json
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("cublas")
+    ap.add_argument("runs", nargs="+")
+    ap.add_argument("--png")
+    args = ap.parse_args()
+    cublas = {(r["out"], r["in"], r["batch"]): r["us"] for r in json.load(open(args.cublas))["rows"]}
+    points = []
+    for path in args.runs:
+        run = json.load(open(path))
+        bits, block = run["bits"], run["block"]
+        print(f"\n**NF{bits}, B={block}** (LoRDS at parity rank), {run['device']}, copy bandwidth {run['copy_gbs']:.0f} GB/s\n")
+        print("| shape (out x in) | batch | method | rank | µs | GB/s | floor µs | cuBLAS bf16 µs | vs cuBLAS | vs block-wise |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        blockwise = {(r["out"], r["in"], r["batch"]): r["us"] for r in run["rows"] if r["method"] == "blockwise"}
+        for r in run["rows"]:
+            key = (r["out"], r["in"], r["batch"])
+            base = cublas.get(key)
+            vs = f"{base / r['us']:.2f}x" if base else "-"
+            vs_bw = f"{blockwise[key] / r['us']:.2f}x" if r["method"] == "lords" and key in blockwise else "-"
+            rank = r["rank"] if r["method"] == "lords" else "-"
+            print(f"| {r['out']}x{r['in']} | {r['batch']} | {r['method']} | {rank} | {r['us']:.1f} | {r['gbs']:.0f} | "
+                  f"{r['floor_us']:.1f} | {base:.1f} | {vs} | {vs_bw} |" if base else
+                  f"| {r['out']}x{r['in']} | {r['batch']} | {r['method']} | {rank} | {r['us']:.1f} | {r['gbs']:.0f} | "
+                  f"{r['floor_us']:.1f} | - | - | {vs_bw} |")
+            if r["batch"] == 1 and base:
+                points.append((f"{r['out']}x{r['in']}", f"NF{bits} B{block} {r['method']}", base / r["us"]))
+    if args.png and points:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        shapes = sorted({p[0] for p in points}, key=lambda s: [int(v) for v in s.split("x")])
+        series = sorted({p[1] for p in points})
+        fig, ax = plt.subplots(figsize=(9, 4.5))
+        width = 0.8 / len(series)
+        for i, name in enumerate(series):
+            ys = [next((p[2] for p in points if p[0] == s and p[1] == name), 0) for s in shapes]
+            ax.bar([x + i * width for x in range(len(shapes))], ys, width, label=name)
+        ax.axhline(1.0, color="black", lw=0.8)
+        ax.axhline(3.2, color="red", lw=0.8, ls="--", label="issue target (4-bit B64)")
+        ax.set_xticks([x + 0.4 - width / 2 for x in range(len(shapes))], shapes)
+        ax.set_ylabel("speed vs cuBLAS bf16 (same run)")
+        ax.set_title("hilo low-bit matmul, batch 1 (H200)")
+        ax.legend(fontsize=7, ncol=2)
+        fig.tight_layout()
+        fig.savefig(args.png, dpi=120)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,465 @@
+// Tensor-core matmul for small batches from the tiled code layout (src/lords/gpu_layout.hpp; the maths in
+// mma_gemv.hpp). Work split: a CTA of 8 warps owns 128 rows (a 16-row tile per warp) and a slab of 128-column tiles;
+// the slabs of one row range form a thread-block cluster (up to 8 CTAs) whose partial sums are added through
+// distributed shared memory in rank order, so results are deterministic without atomics.
+// Per warp and tile: the codes arrive as two (or three) 16/8-byte loads per lane, issued two tiles ahead; each pair
+// of codes becomes a half2 A-fragment register through a pair table in shared memory (replicated per lane, so the
+// lookups are free of bank conflicts); the B fragments (x, or x * A for LoRDS) are staged once per CTA in shared
+// memory in fragment order and read with one conflict-free 8-byte load per lane.
+#include <cooperative_groups.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cfloat>
+#include <cstdlib>
+
+#include "../gpu_layout.hpp"
+#include "mma_gemv.hpp"
+
+namespace hilo::lords::cuda_detail {
+namespace {
+
+namespace cg = cooperative_groups;
+using gpu_layout::kTileCols;
+using gpu_layout::kTileRows;
+
+constexpr int kWarps = 8;
+constexpr int kThreads = kWarps * 32;
+constexpr int kSteps = gpu_layout::kStepsPerTile;
+constexpr int kMaxCluster = 8;
+constexpr int kStageBytes = 48 * 1024;     // B fragments staged at a time
+constexpr int kMaxScaleBytes = 64 * 1024;  // block-wise scales of a slab (8 MT row tiles x blocks x 16 rows)
+
+__device__ __forceinline__ float bf16_lo(uint32_t v) { return __uint_as_float(v << 16); }
+__device__ __forceinline__ float bf16_hi(uint32_t v) { return __uint_as_float(v & 0xFFFF0000u); }
+
+template <int Bits>
+__device__ __forceinline__ void load_tile(const uint8_t* tile, int lane, uint32_t (&w)[2 * Bits]) {
+  if constexpr (Bits == 3) {
+#pragma unroll
+    for (int j = 0; j < 3; ++j) {
+      const uint2 v = __ldcs(reinterpret_cast<const uint2*>(tile) + j * 32 + lane);
+      w[2 * j] = v.x;
+      w[2 * j + 1] = v.y;
+    }
+  } else {
+#pragma unroll
+    for (int j = 0; j < Bits / 2; ++j) {
+      const uint4 v = __ldcs(reinterpret_cast<const uint4*>(tile) + j * 32 + lane);
+      w[4 * j] = v.x;
+      w[4 * j + 1] = v.y;
+      w[4 * j + 2] = v.z;
+      w[4 * j + 3] = v.w;
+    }
+  }
+}
+
+// Pair p (two codes, 2 Bits bits) of a lane's bit string; p is a constant after unrolling.
+template <int Bits>
+__device__ __forceinline__ uint32_t pair_at(const uint32_t (&w)[2 * Bits], int p) {
+  constexpr int kW = 2 * Bits;
+  const int o = p * kW, wi = o / 32, sh = o % 32;
+  const uint32_t v = sh + kW <= 32 ? w[wi] >> sh : __funnelshift_r(w[wi], w[wi + 1 < kW ? wi + 1 : wi], sh);
+  return v & ((1u << kW) - 1);
+}
+
+__device__ __forceinline__ uint32_t smem_u32(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ uint32_t lds_u32(uint32_t addr) {
+  uint32_t v;
+  asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(v) : "r"(addr));
+  return v;
+}
+// A float in the shared memory of CTA `rank` of this cluster (distributed shared memory).
+__device__ __forceinline__ float ld_cluster_f32(uint32_t local_addr, uint32_t rank) {
+  uint32_t remote;
+  float v;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(local_addr), "r"(rank));
+  asm volatile("ld.shared::cluster.f32 %0, [%1];\n" : "=f"(v) : "r"(remote));
+  return v;
+}
+
+// Shared-memory byte offset of pair p's table entry for this lane (table [pair][32 lanes] of u32), minus the lane
+// part: the 4-bit case takes the pair straight out of a byte.
+template <int Bits>
+__device__ __forceinline__ uint32_t pair_offset(const uint32_t (&w)[2 * Bits], int p) {
+  if constexpr (Bits == 4) return __byte_perm(w[p / 4], 0, 0x4440 | (p % 4)) * 128;
+  return pair_at<Bits>(w, p) * 128;
+}
+
+__device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint2 b) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b.x), "r"(b.y));
+}
+
+__device__ __forceinline__ uint32_t half2_bits(float lo, float hi) {
+  const __half2 h = __floats2half2_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&h);
+}
+
+// Power of two that brings `bound` (max |operand|) just under 2^15: fp16 then holds x exactly (x * A to 11 bits).
+__device__ __forceinline__ int fp16_exponent(float bound) {
+  if (!(bound > 0.0f) || bound > FLT_MAX) return 0;  // zero or non-finite input: nothing to gain
+  return min(max(14 - ilogbf(bound), -120), 120);
+}
+
+// Fills frag[] with the B fragments of tiles [c_begin, c_end): block-wise x[n, col]; LoRDS x[b, col] A[k, col]
+// for n = (b, k). Entry order (tile, step, n-tile, lane) is the read order.
+template <int NT, int RPT>
+__device__ void stage_fragments(const MmaArgs& g, int nb, int c_begin, int c_end, float scale, uint2* frag) {
+  const uint32_t* x32 = reinterpret_cast<const uint32_t*>(g.x);
+  const uint2* a2 = reinterpret_cast<const uint2*>(g.a);
+  const int cols = static_cast<int>(g.cols), total = (c_end - c_begin) * kSteps * NT * 32;
+#pragma unroll 4
+  for (int e = threadIdx.x; e < total; e += kThreads) {
+    const int lane = e % 32, j = e / 32 % NT, s = e / (32 * NT) % kSteps, c = c_begin + e / (32 * NT * kSteps);
+    const int col = c * kTileCols + 16 * s + 2 * (lane % 4);
+    const int b = RPT > 0 ? j / (RPT > 0 ? RPT : 1) : lane / 4;
+    uint2 out = {0, 0};
+    if (b < nb && col < cols) {  // cols is a multiple of 32: col + 9 is inside too
+      const uint32_t* xr = x32 + static_cast<int64_t>(b) * (cols / 2);
+      const uint32_t x0 = xr[col / 2], x1 = xr[col / 2 + 4];
+      float v[4] = {bf16_lo(x0), bf16_hi(x0), bf16_lo(x1), bf16_hi(x1)};
+      if constexpr (RPT > 0) {
+        const uint2 a = a2[((c * kSteps + s) * RPT + j % RPT) * 32 + lane];
+        v[0] *= bf16_lo(a.x);
+        v[1] *= bf16_hi(a.x);
+        v[2] *= bf16_lo(a.y);
+        v[3] *= bf16_hi(a.y);
+      }
+      out.x = half2_bits(v[0] * scale, v[1] * scale);
+      out.y = half2_bits(v[2] * scale, v[3] * scale);
+    }
+    frag[e] = out;
+  }
+}
+
+// NT n-tiles of 8 mma columns. Block-wise: RPT = 0, NT = 1, the columns are 8 activation rows. LoRDS: RPT n-tiles
+// (rank_pad / 8) per activation row, NT / RPT rows. Each warp owns MT row tiles (sharing each B fragment read from
+// shared memory) and keeps the codes of PD column tiles in flight.
+template <int Bits, int NT, int RPT, int MT>
+struct Shape {
+  static constexpr bool kLords = RPT > 0;
+  static constexpr int kNB = kLords ? NT / (kLords ? RPT : 1) : 8;  // activation rows per pass
+  static constexpr int kPairs = 1 << (2 * Bits), kWords = 2 * Bits, kTileBytes = 256 * Bits;
+  static constexpr int kCtaRows = kWarps * kTileRows * MT;
+  static constexpr int kDepth = (NT >= 8 ? 2 : 4) / MT > 0 ? (NT >= 8 ? 2 : 4) / MT : 1;
+  static constexpr size_t kFixedSmem = sizeof(uint32_t) * kPairs * 32 + sizeof(float) * kNB * kCtaRows;
+};
+
+template <int Bits, int NT, int RPT, int MT>
+__global__ void __launch_bounds__(kThreads) mma_gemv_kernel(MmaArgs g, int nb, int tiles_per_cta, int stage_tiles) {
+  using S = Shape<Bits, NT, RPT, MT>;
+  constexpr bool kLords = S::kLords;
+  constexpr int kNB = S::kNB, kWords = S::kWords, kTileBytes = S::kTileBytes, kCtaRows = S::kCtaRows, PD = S::kDepth;
+  extern __shared__ __align__(16) unsigned char smem[];
+  uint32_t* lut = reinterpret_cast<uint32_t*>(smem);                  // [kPairs][32]
+  float* partial = reinterpret_cast<float*>(lut + S::kPairs * 32);    // [kNB][kCtaRows]
+  uint2* frag = reinterpret_cast<uint2*>(partial + kNB * kCtaRows);    // [stage_tiles][8][NT][32]
+  uint32_t* scale_s = reinterpret_cast<uint32_t*>(frag + stage_tiles * kSteps * NT * 32);  // bf16 [8 MT][nblk][16]
+  __shared__ unsigned warp_max[kWarps];
+
+  const cg::cluster_group cluster = cg::this_cluster();
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, gq = lane / 4, t = lane % 4;
+  const int c0 = blockIdx.x * tiles_per_cta, c1 = min(c0 + tiles_per_cta, g.col_tiles);
+  const int mt0 = (blockIdx.y * kWarps + warp) * MT;  // this warp's row tiles: mt0 .. mt0 + MT - 1
+  bool active[MT];
+  const uint8_t* codes[MT];
+#pragma unroll
+  for (int m = 0; m < MT; ++m) {
+    active[m] = mt0 + m < g.row_tiles;
+    codes[m] = g.codes + static_cast<int64_t>(active[m] ? mt0 + m : 0) * g.col_tiles * kTileBytes;
+  }
+
+  // The first PD tiles' codes are in flight while the CTA sets up.
+  uint32_t buf[PD][MT][kWords];
+#pragma unroll
+  for (int d = 0; d < PD; ++d)
+#pragma unroll
+    for (int m = 0; m < MT; ++m) {
+#pragma unroll
+      for (int i = 0; i < kWords; ++i) buf[d][m][i] = 0;
+      if (active[m] && c0 + d < c1) load_tile<Bits>(codes[m] + static_cast<int64_t>(c0 + d) * kTileBytes, lane, buf[d][m]);
+    }
+  constexpr int kLutStores = (S::kPairs * 8 + kThreads - 1) / kThreads;
+#pragma unroll
+  for (int k = 0; k < kLutStores; ++k) {  // 32 copies of each pair value, 4 per store; all loads issued at once
+    const int e = k * kThreads + threadIdx.x;
+    if (S::kPairs * 8 % kThreads == 0 || e < S::kPairs * 8) {
+      const uint32_t v = __ldg(g.pairs + e / 8);
+      reinterpret_cast<uint4*>(lut)[e] = make_uint4(v, v, v, v);
+    }
+  }
+  // Block-wise: this CTA's scales (its row tiles x the blocks its slab touches) move to shared memory up front, so
+  // no block boundary waits on a global load.
+  const int steps_per_block = g.block / 16;
+  const int blk_lo = c0 * kSteps / steps_per_block, nblk = ((c1 * kSteps - 1) / steps_per_block) - blk_lo + 1;
+  const uint16_t* scale_base[MT];  // block blk_lo of this warp's row tiles, in shared or global memory
+#pragma unroll
+  for (int m = 0; m < MT; ++m) {
+    const int mt = active[m] ? mt0 + m : 0;
+    const uint16_t* global = g.scales + (static_cast<int64_t>(mt) * g.scale_blocks + blk_lo) * kTileRows;
+    if (kLords || !g.stage_scales) {
+      scale_base[m] = global;
+      continue;
+    }
+    uint32_t* own = scale_s + (warp * MT + m) * nblk * kTileRows / 2;  // each warp stages its own row tiles
+    for (int i = lane; i < nblk * kTileRows / 2; i += 32) own[i] = active[m] ? reinterpret_cast<const uint32_t*>(global)[i] : 0u;
+    scale_base[m] = reinterpret_cast<const uint16_t*>(own);
+  }
+  {  // max |x| over this slab (bf16 magnitudes order like their bit patterns), loaded with the tables above
+    const int col0 = c0 * kTileCols, vecs = (min(c1 * kTileCols, static_cast<int>(g.cols)) - col0) / 8;
+    unsigned mx = 0;
+    for (int b = 0; b < nb; ++b) {
+      const uint4* xr = reinterpret_cast<const uint4*>(g.x + static_cast<int64_t>(b) * g.cols + col0);
+      for (int i = threadIdx.x; i < vecs; i += kThreads) {
+        const uint4 v = xr[i];
+        const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+        for (int k = 0; k < 4; ++k) mx = max(mx, max(w[k] & 0x7FFFu, (w[k] >> 16) & 0x7FFFu));
+      }
+    }
+    mx = __reduce_max_sync(0xFFFFFFFFu, mx);
+    if (lane == 0) warp_max[warp] = mx;
+  }
+  __syncthreads();
+  unsigned xmax_bits = 0;
+#pragma unroll
+  for (int w = 0; w < kWarps; ++w) xmax_bits = max(xmax_bits, warp_max[w]);
+  const int e2 = fp16_exponent(__uint_as_float(xmax_bits << 16) * (kLords ? g.a_absmax : 1.0f));
+  const float scale = ldexpf(1.0f, e2), unscale = ldexpf(1.0f, -e2);
+
+  const uint32_t lut_lane = smem_u32(lut) + 4 * lane;
+  float acc[MT][NT][4];
+  float yb[MT][4];  // block-wise: rows g, g+8 x activation rows 2t, 2t+1
+#pragma unroll
+  for (int m = 0; m < MT; ++m) {
+#pragma unroll
+    for (int j = 0; j < NT; ++j) acc[m][j][0] = acc[m][j][1] = acc[m][j][2] = acc[m][j][3] = 0.0f;
+    yb[m][0] = yb[m][1] = yb[m][2] = yb[m][3] = 0.0f;
+  }
+  int in_block = c0 * kSteps % steps_per_block, blk = 0;  // blk counts from blk_lo
+  auto flush_block = [&]() {  // block-wise: scale the finished block's sums into yb
+#pragma unroll
+    for (int m = 0; m < MT; ++m) {
+      const uint16_t* sc = scale_base[m] + blk * kTileRows;
+      const float s0 = __uint_as_float(static_cast<uint32_t>(sc[gq]) << 16);
+      const float s1 = __uint_as_float(static_cast<uint32_t>(sc[gq + 8]) << 16);
+      yb[m][0] = fmaf(acc[m][0][0], s0, yb[m][0]);
+      yb[m][1] = fmaf(acc[m][0][1], s0, yb[m][1]);
+      yb[m][2] = fmaf(acc[m][0][2], s1, yb[m][2]);
+      yb[m][3] = fmaf(acc[m][0][3], s1, yb[m][3]);
+      acc[m][0][0] = acc[m][0][1] = acc[m][0][2] = acc[m][0][3] = 0.0f;
+    }
+  };
+
+  for (int cb = c0; cb < c1; cb += PD) {
+#pragma unroll
+    for (int d = 0; d < PD; ++d) {  // ring slot d holds tile cb + d
+      const int c = cb + d;
+      if (c >= c1) break;
+      const int lc = (c - c0) % stage_tiles;
+      if (lc == 0) {
+        __syncthreads();
+        stage_fragments<NT, RPT>(g, nb, c, min(c + stage_tiles, c1), scale, frag);
+        __syncthreads();
+      }
+      if (active[0]) {
+        const uint2* fr = frag + lc * kSteps * NT * 32 + lane;
+#pragma unroll
+        for (int s = 0; s < kSteps; ++s) {
+          uint2 bfr[NT];
+#pragma unroll
+          for (int j = 0; j < NT; ++j) bfr[j] = fr[(s * NT + j) * 32];
+#pragma unroll
+          for (int m = 0; m < MT; ++m) {
+            uint32_t a[4];
+#pragma unroll
+            for (int slot = 0; slot < 4; ++slot) a[slot] = lds_u32(lut_lane + pair_offset<Bits>(buf[d][m], 4 * s + slot));
+#pragma unroll
+            for (int j = 0; j < NT; ++j) mma16816(acc[m][j], a, bfr[j]);
+          }
+          if constexpr (!kLords) {
+            if (++in_block == steps_per_block) {
+              flush_block();
+              in_block = 0;
+              ++blk;
+            }
+          }
+        }
+      }
+#pragma unroll
+      for (int m = 0; m < MT; ++m)  // refill the slot with the tile PD ahead
+        if (active[m] && c + PD < c1)
+          load_tile<Bits>(codes[m] + static_cast<int64_t>(c + PD) * kTileBytes, lane, buf[d][m]);
+    }
+  }
+
+  if (!kLords && active[0] && in_block != 0) flush_block();  // the slab ended inside a block
+#pragma unroll
+  for (int m = 0; m < MT; ++m) {
+    if (!active[m]) continue;
+    const int r0 = (warp * MT + m) * kTileRows + gq;  // this lane's rows in the CTA: r0, r0 + 8
+    if constexpr (kLords) {
+      float py[kNB][2];
+#pragma unroll
+      for (int b = 0; b < kNB; ++b) py[b][0] = py[b][1] = 0.0f;
+      const int64_t row = static_cast<int64_t>(mt0 + m) * kTileRows + gq;
+#pragma unroll
+      for (int j = 0; j < NT; ++j) {
+        const int k = j % RPT * 8 + 2 * t;
+        const uint32_t b0 = *reinterpret_cast<const uint32_t*>(g.b + row * g.rank_pad + k);
+        const uint32_t b1 = *reinterpret_cast<const uint32_t*>(g.b + (row + 8) * g.rank_pad + k);
+        py[j / RPT][0] += acc[m][j][0] * bf16_lo(b0) + acc[m][j][1] * bf16_hi(b0);
+        py[j / RPT][1] += acc[m][j][2] * bf16_lo(b1) + acc[m][j][3] * bf16_hi(b1);
+      }
+#pragma unroll
+      for (int b = 0; b < kNB; ++b)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          float v = py[b][h];
+          v += __shfl_xor_sync(0xFFFFFFFFu, v, 1);
+          v += __shfl_xor_sync(0xFFFFFFFFu, v, 2);
+          if (t == 0) partial[b * kCtaRows + r0 + 8 * h] = v * unscale;
+        }
+    } else {
+      partial[2 * t * kCtaRows + r0] = yb[m][0] * unscale;
+      partial[(2 * t + 1) * kCtaRows + r0] = yb[m][1] * unscale;
+      partial[2 * t * kCtaRows + r0 + 8] = yb[m][2] * unscale;
+      partial[(2 * t + 1) * kCtaRows + r0 + 8] = yb[m][3] * unscale;
+    }
+  }
+
+  cluster.sync();  // every slab's partial sums are in its CTA's shared memory
+  const int ks = static_cast<int>(cluster.num_blocks());
+  const uint32_t partial_addr = smem_u32(partial);
+  for (int i = static_cast<int>(cluster.block_rank()) * kThreads + threadIdx.x; i < nb * kCtaRows; i += ks * kThreads) {
+    const int b = i / kCtaRows;
+    const int64_t row = static_cast<int64_t>(blockIdx.y) * kCtaRows + i % kCtaRows;
+    if (row >= g.rows) continue;
+    float v = 0.0f;
+#pragma unroll
+    for (int q = 0; q < kMaxCluster; ++q)
+      if (q < ks) v += ld_cluster_f32(partial_addr + 4 * i, q);
+    const __nv_bfloat16 h = __float2bfloat16_rn(v);
+    g.y[b * g.rows + row] = *reinterpret_cast<const uint16_t*>(&h);
+  }
+  cluster.sync();  // keep this CTA's shared memory alive until the others have read it
+}
+
+// CTAs per SM the column split aims for (4: in effect the widest split, clusters of 8 where the rows allow;
+// measured against 1 and 2 in docs/results/lords-cuda.md); HILO_MMA_CTAS_PER_SM
+// overrides it for A/B measurements.
+int ctas_per_sm() {
+  static const int n = [] {
+    const char* v = std::getenv("HILO_MMA_CTAS_PER_SM");
+    const int k = v ? std::atoi(v) : 0;
+    return k >= 1 && k <= 8 ? k : 4;
+  }();
+  return n;
+}
+
+template <int Bits, int NT, int RPT, int MT = 1>
+int launch_variant(MmaArgs g, cudaStream_t stream) {
+  using S = Shape<Bits, NT, RPT, MT>;
+  const int row_ctas = (g.row_tiles + kWarps * MT - 1) / (kWarps * MT);
+  // Split the columns until about ctas_per_sm() CTAs per SM exist (clusters of at most 8).
+  const int target = ctas_per_sm() * g.sm_count;
+  int ks = std::clamp((target + row_ctas - 1) / row_ctas, 1, std::min(kMaxCluster, g.col_tiles));
+  const int tiles_per_cta = (g.col_tiles + ks - 1) / ks;
+  ks = (g.col_tiles + tiles_per_cta - 1) / tiles_per_cta;
+  const int stage_tiles = std::min(tiles_per_cta, std::max(1, kStageBytes / (kSteps * NT * 32 * 8)));
+  // Block-wise scales of the slab (at most tiles_per_cta * 128 / block + 2 blocks per row tile) go to shared memory
+  // when they fit; very wide layers read them from global memory at each block boundary.
+  const size_t scale_smem =
+      RPT > 0 ? 0 : sizeof(uint16_t) * kWarps * MT * kTileRows * (tiles_per_cta * kTileCols / g.block + 2);
+  g.stage_scales = scale_smem <= kMaxScaleBytes;
+  const size_t smem =
+      S::kFixedSmem + sizeof(uint2) * stage_tiles * kSteps * NT * 32 + (g.stage_scales ? scale_smem : 0);
+  auto kernel = mma_gemv_kernel<Bits, NT, RPT, MT>;
+  // Raise the shared-memory limit once per device to the most any launch of this variant asks for (not a stream
+  // operation; the first call, before any graph capture in practice, sets it).
+  static std::atomic<uint64_t> raised{0};
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || device >= 64) return static_cast<int>(cudaErrorInvalidDevice);
+  if (!(raised.load() >> device & 1)) {
+    const cudaError_t e =
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             int(S::kFixedSmem + kStageBytes + kMaxScaleBytes));
+    if (e != cudaSuccess) return static_cast<int>(e);
+    raised.fetch_or(uint64_t{1} << device);
+  }
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(static_cast<unsigned>(ks), static_cast<unsigned>(row_ctas));
+  cfg.blockDim = dim3(kThreads);
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = static_cast<unsigned>(ks);
+  attr[0].val.clusterDim.y = 1;
+  attr[0].val.clusterDim.z = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  const int64_t batch = g.batch;
+  const uint16_t* x = g.x;
+  uint16_t* y = g.y;
+  for (int64_t b0 = 0; b0 < batch; b0 += S::kNB) {  // passes of kNB activation rows
+    g.x = x + b0 * g.cols;
+    g.y = y + b0 * g.rows;
+    const int nb = static_cast<int>(std::min<int64_t>(S::kNB, batch - b0));
+    const cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, g, nb, tiles_per_cta, stage_tiles);
+    if (e != cudaSuccess) return static_cast<int>(e);
+  }
+  return static_cast<int>(cudaGetLastError());
+}
+
+// Row tiles per warp for the small-n variants: 2 halves the shared-memory reads of B fragments and the CTAs' fixed
+// costs, 1 doubles the CTAs, which layers with few rows need to fill the GPU (measured on H200, docs/results/
+// lords-cuda.md). HILO_MMA_MT=1|2 overrides the choice for A/B measurements.
+int row_tiles_per_warp(const MmaArgs& g) {
+  static const int forced = [] {
+    const char* v = std::getenv("HILO_MMA_MT");
+    return v ? std::atoi(v) : 0;
+  }();
+  if (forced == 1 || forced == 2) return forced;
+  return g.row_tiles >= 128 ? 2 : 1;
+}
+
+template <int Bits>
+int launch_bits(const MmaArgs& g, cudaStream_t stream) {
+  const bool two = row_tiles_per_warp(g) == 2;
+  if (!g.lords) return two ? launch_variant<Bits, 1, 0, 2>(g, stream) : launch_variant<Bits, 1, 0>(g, stream);
+  const bool one = g.batch == 1;  // a single row: no mma columns spent on absent rows
+  switch (g.rank_pad) {
+    case 16:
+      return one ? (two ? launch_variant<Bits, 2, 2, 2>(g, stream) : launch_variant<Bits, 2, 2>(g, stream))
+                 : launch_variant<Bits, 16, 2>(g, stream);
+    case 32:
+      return one ? (two ? launch_variant<Bits, 4, 4, 2>(g, stream) : launch_variant<Bits, 4, 4>(g, stream))
+                 : launch_variant<Bits, 16, 4>(g, stream);
+    case 64: return one ? launch_variant<Bits, 8, 8>(g, stream) : launch_variant<Bits, 16, 8>(g, stream);
+    case 128: return launch_variant<Bits, 16, 16>(g, stream);
+    default: return static_cast<int>(cudaErrorInvalidValue);
+  }
+}
+
+}  // namespace
+
+int launch_mma_gemv(const MmaArgs& g, void* stream_ptr) {
+  const auto stream = static_cast<cudaStream_t>(stream_ptr);
+  switch (g.bits) {
+    case 2: return launch_bits<2>(g, stream);
+    case 3: return launch_bits<3>(g, stream);
+    case 4: return launch_bits<4>(g, stream);
+    default: return static_cast<int>(cudaErrorInvalidValue);
+  }
+}
+
+}  // namespace hilo::lords::cuda_detail
