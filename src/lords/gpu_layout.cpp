@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "../core/parallel.hpp"
 #include "hilo/dtype.hpp"
 #include "lords/codes.hpp"
 
@@ -36,13 +37,13 @@ int64_t tile_offset(int bits, int64_t cols, int64_t row, int64_t col) {
 
 }  // namespace
 
-std::vector<uint8_t> tile_codes(const QuantizedLinear& q) {
+std::vector<uint8_t> tile_codes(const QuantizedLinear& q, int threads) {
   const int bits = q.codebook.bits, words = 2 * bits, ub = unit_bytes(bits);
   const int64_t across = tiles_across(q.cols), padded_cols = across * kTileCols;
   std::vector<uint8_t> out(static_cast<std::size_t>(tiles_down(q.rows) * across * tile_bytes(bits)), 0);
-  std::vector<uint8_t> codes(static_cast<std::size_t>(kTileRows * padded_cols));  // one row tile, code 0 past the end
-  for (int64_t rt = 0; rt < tiles_down(q.rows); ++rt) {
-    std::fill(codes.begin(), codes.end(), uint8_t{0});
+  // Row tiles are independent (one thread each; the output does not depend on the thread count).
+  parallel_for(tiles_down(q.rows), threads, [&](int64_t rt) {
+    std::vector<uint8_t> codes(static_cast<std::size_t>(kTileRows * padded_cols), 0);  // code 0 past the end
     for (int r = 0; r < kTileRows && rt * kTileRows + r < q.rows; ++r)
       detail::unpack_row(q.qweight.data() + (rt * kTileRows + r) * q.row_bytes(), q.cols, bits,
                          codes.data() + r * padded_cols);
@@ -63,7 +64,7 @@ std::vector<uint8_t> tile_codes(const QuantizedLinear& q) {
           std::memcpy(tile + ((4 * i) / ub * 32 + lane) * ub + (4 * i) % ub, &w[i], 4);
       }
     }
-  }
+  });
   return out;
 }
 

@@ -30,8 +30,8 @@ inline int64_t tiles_across(int64_t cols) { return (cols + kTileCols - 1) / kTil
 inline int tile_bytes(int bits) { return 32 * 8 * bits; }   // 16 x 128 codes
 inline int unit_bytes(int bits) { return bits == 3 ? 8 : 16; }
 
-// Codes in tile order: [tiles_down][tiles_across][tile_bytes].
-std::vector<uint8_t> tile_codes(const QuantizedLinear& q);
+// Codes in tile order: [tiles_down][tiles_across][tile_bytes]. threads: 0 = all cores.
+std::vector<uint8_t> tile_codes(const QuantizedLinear& q, int threads = 0);
 // The code of (row, col) read back from tile order (the inverse, for tests).
 uint8_t tiled_code(const uint8_t* tiled, int bits, int64_t cols, int64_t row, int64_t col);
 
