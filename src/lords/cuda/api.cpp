@@ -132,8 +132,9 @@ DeviceLinear::DeviceLinear(const QuantizedLinear& q, int device) : impl_(std::ma
   m.device = device;
   m.rows = q.rows;
   m.cols = q.cols;
-  HILO_CHECK(gpu_layout::tiles_down(q.rows) < (int64_t{1} << 31) / 8 && gpu_layout::tiles_across(q.cols) < (1 << 24),
-             "lords::cuda::DeviceLinear: layer [{}, {}] is too large", q.rows, q.cols);
+  // Grid rows of 8 row tiles (<= 65535) and the kernels' 32-bit column indices bound the layer.
+  HILO_CHECK(gpu_layout::tiles_down(q.rows) <= int64_t{65535} * 8 && gpu_layout::tiles_across(q.cols) < (1 << 18),
+             "lords::cuda::DeviceLinear: layer [{}, {}] is too large (rows <= 8388480, cols < 2^25)", q.rows, q.cols);
   DeviceScope scope(device);
   m.mma = q.method == Method::Blockwise || gpu_layout::padded_rank(q.rank) <= cuda_detail::kMmaMaxRank;
   if (m.mma)
