@@ -131,5 +131,33 @@ TEST(LordsCuda, BadArgumentsAreNamed) {
   EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
 }
 
+// Malformed or oversized layers are refused by name before anything touches the device (runs without a GPU too).
+TEST(LordsCuda, MalformedAndOversizedLayersAreRefused) {
+  std::mt19937_64 gen(test::fresh_seed());
+  lords::QuantConfig cfg;
+  cfg.method = lords::Method::Blockwise;
+  const lords::QuantizedLinear good = lords::quantize(test::random_tensor(DType::F32, {16, 64}, gen), cfg);
+  auto expect = [](const lords::QuantizedLinear& q, const char* needle) {
+    try {
+      const lords::cuda::DeviceLinear dev(q);
+      FAIL() << "accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  lords::QuantizedLinear q = good;
+  q.scales.pop_back();
+  expect(q, "scales hold 15 values, expected 16");
+  q = good;
+  q.qweight.resize(10);
+  expect(q, "qweight holds 10 bytes");
+  q = good;  // 2^25 columns: past the kernels' 32-bit column indices
+  q.rows = 1;
+  q.cols = int64_t{1} << 25;
+  q.qweight.assign(static_cast<std::size_t>(q.row_bytes()), 0);
+  q.scales.assign(static_cast<std::size_t>(q.cols / q.block), 0);
+  expect(q, "is too large");
+}
+
 }  // namespace
 }  // namespace hilo

@@ -83,6 +83,7 @@ void upload_tiled(const QuantizedLinear& q, DeviceLinear::Impl& m) {
     g.scales = static_cast<const uint16_t*>(m.scales.ptr);
     g.scale_blocks = static_cast<int>(gl::tiled_scale_blocks(q.cols, q.block));
   }
+  g.device = m.device;
   check_cuda(cudaDeviceGetAttribute(&g.sm_count, cudaDevAttrMultiProcessorCount, m.device), "cudaDeviceGetAttribute");
 }
 

@@ -2,7 +2,7 @@
 // mma_gemv.hpp). Work split: a CTA of 8 warps owns 128 rows (a 16-row tile per warp) and a slab of 128-column tiles;
 // the slabs of one row range form a thread-block cluster (up to 8 CTAs) whose partial sums are added through
 // distributed shared memory in rank order, so results are deterministic without atomics.
-// Per warp and tile: the codes arrive as two (or three) 16/8-byte loads per lane, issued two tiles ahead; each pair
+// Per warp and tile: the codes arrive as two (or three) 16/8-byte loads per lane, issued 2-4 tiles ahead; each pair
 // of codes becomes a half2 A-fragment register through a pair table in shared memory (replicated per lane, so the
 // lookups are free of bank conflicts); the B fragments (x, or x * A for LoRDS) are staged once per CTA in shared
 // memory in fragment order and read with one conflict-free 8-byte load per lane.
@@ -149,7 +149,7 @@ struct Shape {
   static constexpr int kNB = kLords ? NT / (kLords ? RPT : 1) : 8;  // activation rows per pass
   static constexpr int kPairs = 1 << (2 * Bits), kWords = 2 * Bits, kTileBytes = 256 * Bits;
   static constexpr int kCtaRows = kWarps * kTileRows * MT;
-  static constexpr int kDepth = (NT >= 8 ? 2 : 4) / MT > 0 ? (NT >= 8 ? 2 : 4) / MT : 1;
+  static constexpr int kDepth = std::max(1, (NT >= 8 ? 2 : 4) / MT);  // tiles in flight per warp
   static constexpr size_t kFixedSmem = sizeof(uint32_t) * kPairs * 32 + sizeof(float) * kNB * kCtaRows;
 };
 
@@ -353,15 +353,17 @@ __global__ void __launch_bounds__(kThreads) mma_gemv_kernel(MmaArgs g, int nb, i
   cluster.sync();  // keep this CTA's shared memory alive until the others have read it
 }
 
+// An integer tuning override from the environment (read once), or `fallback` when unset or outside [lo, hi].
+int env_override(const char* name, int lo, int hi, int fallback) {
+  const char* v = std::getenv(name);
+  const int k = v ? std::atoi(v) : 0;
+  return k >= lo && k <= hi ? k : fallback;
+}
+
 // CTAs per SM the column split aims for (4: in effect the widest split, clusters of 8 where the rows allow;
-// measured against 1 and 2 in docs/results/lords-cuda.md); HILO_MMA_CTAS_PER_SM
-// overrides it for A/B measurements.
+// measured against 1 and 2 in docs/results/lords-cuda.md); HILO_MMA_CTAS_PER_SM overrides it for A/B measurements.
 int ctas_per_sm() {
-  static const int n = [] {
-    const char* v = std::getenv("HILO_MMA_CTAS_PER_SM");
-    const int k = v ? std::atoi(v) : 0;
-    return k >= 1 && k <= 8 ? k : 4;
-  }();
+  static const int n = env_override("HILO_MMA_CTAS_PER_SM", 1, 8, 4);
   return n;
 }
 
@@ -386,14 +388,13 @@ int launch_variant(MmaArgs g, cudaStream_t stream) {
   // Raise the shared-memory limit once per device to the most any launch of this variant asks for (not a stream
   // operation; the first call, before any graph capture in practice, sets it).
   static std::atomic<uint64_t> raised{0};
-  int device = 0;
-  if (cudaGetDevice(&device) != cudaSuccess || device >= 64) return static_cast<int>(cudaErrorInvalidDevice);
-  if (!(raised.load() >> device & 1)) {
+  if (g.device < 0 || g.device >= 64) return static_cast<int>(cudaErrorInvalidDevice);
+  if (!(raised.load() >> g.device & 1)) {
     const cudaError_t e =
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              int(S::kFixedSmem + kStageBytes + kMaxScaleBytes));
     if (e != cudaSuccess) return static_cast<int>(e);
-    raised.fetch_or(uint64_t{1} << device);
+    raised.fetch_or(uint64_t{1} << g.device);
   }
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = dim3(static_cast<unsigned>(ks), static_cast<unsigned>(row_ctas));
@@ -424,11 +425,8 @@ int launch_variant(MmaArgs g, cudaStream_t stream) {
 // costs, 1 doubles the CTAs, which layers with few rows need to fill the GPU (measured on H200, docs/results/
 // lords-cuda.md). HILO_MMA_MT=1|2 overrides the choice for A/B measurements.
 int row_tiles_per_warp(const MmaArgs& g) {
-  static const int forced = [] {
-    const char* v = std::getenv("HILO_MMA_MT");
-    return v ? std::atoi(v) : 0;
-  }();
-  if (forced == 1 || forced == 2) return forced;
+  static const int forced = env_override("HILO_MMA_MT", 1, 2, 0);
+  if (forced != 0) return forced;
   return g.row_tiles >= 128 ? 2 : 1;
 }
 

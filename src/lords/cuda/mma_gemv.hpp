@@ -24,7 +24,7 @@ struct MmaArgs {
   int64_t rows = 0, cols = 0;
   int row_tiles = 0, col_tiles = 0, bits = 4, block = 64, scale_blocks = 0, rank_pad = 0;
   bool lords = false;
-  int sm_count = 132;
+  int device = 0, sm_count = 132;  // the layer's device (current during launches) and its SM count
   bool stage_scales = true;  // set by the launcher: block-wise scales of a slab staged in shared memory
   const uint16_t* x = nullptr;  // bf16 [batch, cols]
   uint16_t* y = nullptr;        // bf16 [batch, rows]
