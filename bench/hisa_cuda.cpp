@@ -128,6 +128,8 @@ int main(int argc, char** argv) {
   app.add_option("--decode-contexts", decode_contexts, "Decode contexts")->delimiter(',');
   app.add_option("--repeat", repeat, "Timed runs (median)");
   app.add_option("--json", json_path, "Write results as JSON");
+  std::vector<std::string> parts{"prefill", "decode", "topk"};
+  app.add_option("--parts", parts, "Which benchmarks to run: prefill, decode, topk")->delimiter(',');
   CLI11_PARSE(app, argc, argv);
 
   cudaDeviceProp prop{};
@@ -151,6 +153,13 @@ int main(int argc, char** argv) {
     Dev q(p.q), w(p.w), k(p.k), ks(p.k_scale), lo(p.ks), hi(p.ke);
     const hilo::hisa::PrefillInputs in{q, w, k, ks, lo, hi};
     Dev flat(DType::I32, {queries, opt.topk}), hisa_idx(DType::I32, {queries, opt.topk});
+    // A/B of the scoring kernel for dense keys in the same process: mma.sync (the first version), then the default.
+    auto& tuning = hilo::hisa::cuda_detail::flat_tuning();
+    const bool default_kernel = tuning.wgmma;
+    tuning.wgmma = false;
+    const double flat_mma_ms = time_ms(repeat, [&] { hilo::hisa::cuda::flat_prefill(in, opt, flat); });
+    const double hisa_mma_ms = time_ms(repeat, [&] { hilo::hisa::cuda::hisa_prefill(in, opt, hisa_idx); });
+    tuning.wgmma = default_kernel;
     const double flat_ms = time_ms(repeat, [&] { hilo::hisa::cuda::flat_prefill(in, opt, flat); });
     const double hisa_ms = time_ms(repeat, [&] { hilo::hisa::cuda::hisa_prefill(in, opt, hisa_idx); });
     hilo::hisa::HisaStats st;
@@ -162,18 +171,22 @@ int main(int argc, char** argv) {
     for (int64_t s = 0; s < queries; ++s) pairs += p.ke.ptr<int32_t>()[s] - p.ks.ptr<int32_t>()[s];
     const double flops = 2.0 * 64 * 128 * pairs;
     std::printf("%-7s N=%7ld S=%6ld  flat %9.3f ms %6.0f TFLOP/s | hisa %8.3f ms (pool %.2f, blocks %.2f, tokens %.2f) "
-                "%6.2fx | IoU %.4f/%.4f | scratch %.0f/%.0f MiB\n",
+                "%6.2fx | IoU %.4f/%.4f | scratch %.0f/%.0f MiB | mma.sync kernel: flat %.3f hisa %.3f ms\n",
                 kind, static_cast<long>(context), static_cast<long>(queries), flat_ms, flops / (flat_ms / 1e3) / 1e12,
                 hisa_ms, st.pool_ms, st.block_ms, st.token_ms, flat_ms / hisa_ms, iou.mean, iou.min,
-                flat_scratch / 1048576.0, hisa_scratch / 1048576.0);
+                flat_scratch / 1048576.0, hisa_scratch / 1048576.0, flat_mma_ms, hisa_mma_ms);
     std::fflush(stdout);
     return nlohmann::json{{"kind", kind},          {"context", context},       {"queries", queries},
                           {"flat_ms", flat_ms},    {"flat_tflops", flops / (flat_ms / 1e3) / 1e12},
                           {"hisa_ms", hisa_ms},    {"speedup", flat_ms / hisa_ms},
                           {"pool_ms", st.pool_ms}, {"block_ms", st.block_ms}, {"token_ms", st.token_ms},
                           {"iou_mean", iou.mean},  {"iou_min", iou.min},      {"flat_scratch_bytes", flat_scratch},
-                          {"hisa_scratch_bytes", hisa_scratch}};
+                          {"hisa_scratch_bytes", hisa_scratch}, {"flat_mma_ms", flat_mma_ms},
+                          {"hisa_mma_ms", hisa_mma_ms},         {"wgmma", default_kernel}};
   };
+  const auto wanted = [&](const char* part) { return std::find(parts.begin(), parts.end(), part) != parts.end(); };
+  if (!wanted("prefill")) contexts.clear(), causal.clear();
+  if (!wanted("decode")) decode_contexts.clear();
   nlohmann::json prefill = nlohmann::json::array();
   for (int64_t c : contexts) prefill.push_back(prefill_case(c, std::min(chunk, c), "chunk"));
   for (int64_t c : causal) prefill.push_back(prefill_case(c, c, "causal"));
@@ -217,8 +230,9 @@ int main(int argc, char** argv) {
   all["decode"] = decode;
 
   nlohmann::json topk = nlohmann::json::array();
-  for (const auto& [rows, len] : std::vector<std::pair<int64_t, int64_t>>{{64, 8192}, {64, 32768}, {64, 131072},
-                                                                          {8, 1 << 20}}) {
+  std::vector<std::pair<int64_t, int64_t>> topk_shapes{{64, 8192}, {64, 32768}, {64, 131072}, {8, 1 << 20}};
+  if (!wanted("topk")) topk_shapes.clear();
+  for (const auto& [rows, len] : topk_shapes) {
     Tensor scores(DType::F32, {rows, len});
     std::mt19937 gen(1);
     std::normal_distribution<float> dist;
@@ -227,12 +241,12 @@ int main(int argc, char** argv) {
     Dev ds(scores), out(DType::I32, {rows, opt.topk});
     auto& tune = hilo::hisa::cuda_detail::topk_tuning();
     const auto saved = tune;
-    for (const int64_t segment : {int64_t{0}, int64_t{16384}}) {
+    for (const int64_t segment : {int64_t{0}, int64_t{16384}, int64_t{-1}}) {
       tune.segment = segment;
       const double ms = time_ms(repeat, [&] { hilo::hisa::cuda::topk_rows(ds, opt.topk, out); });
       std::printf("topk   %3ld x %8ld  k %d: %8.1f us  %6.0f GB/s  (%s)\n", static_cast<long>(rows),
                   static_cast<long>(len), opt.topk, ms * 1e3, rows * len * 4.0 / (ms / 1e3) / 1e9,
-                  segment ? "segments of 16K + merge" : "one CTA per row");
+                  segment < 0 ? "automatic (default)" : segment ? "segments of 16K + merge" : "one CTA per row");
       topk.push_back({{"rows", rows}, {"len", len}, {"us", ms * 1e3}, {"segment", segment}});
     }
     tune = saved;

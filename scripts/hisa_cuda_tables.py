@@ -15,13 +15,15 @@ def main(path):
     print(f"{d['gpu']}, {d['sms']} SMs, CUDA runtime {d['cuda_runtime']}, {d['date']}; measured device-to-device copy "
           f"bandwidth {bw:.0f} GB/s (read + write).\n")
     print("## Prefill (H=64, D=128, fp8, topk 2048, B=128, m=64)\n")
-    print("| case | context | queries | flat ms | flat TFLOP/s | HISA ms | speedup | pool / blocks / tokens ms | IoU mean / min | scratch flat / HISA MiB |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| case | context | queries | flat ms | flat TFLOP/s | HISA ms | speedup | pool / blocks / tokens ms | IoU mean / min "
+          "| scratch flat / HISA MiB | mma.sync kernels: flat / HISA ms |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in d["prefill"]:
         case = "chunk at the end" if r["kind"] == "chunk" else "causal S = N"
         print(f"| {case} | {k(r['context'])} | {r['queries']} | {r['flat_ms']:.2f} | {r['flat_tflops']:.0f} | {r['hisa_ms']:.2f} "
               f"| {r['speedup']:.2f}x | {r['pool_ms']:.2f} / {r['block_ms']:.2f} / {r['token_ms']:.2f} "
-              f"| {r['iou_mean']:.4f} / {r['iou_min']:.4f} | {r['flat_scratch_bytes'] / 2**20:.0f} / {r['hisa_scratch_bytes'] / 2**20:.0f} |")
+              f"| {r['iou_mean']:.4f} / {r['iou_min']:.4f} | {r['flat_scratch_bytes'] / 2**20:.0f} / {r['hisa_scratch_bytes'] / 2**20:.0f} "
+              f"| {r.get('flat_mma_ms', float('nan')):.2f} / {r.get('hisa_mma_ms', float('nan')):.2f} |")
     print("\n## Decode (next_n 1)\n")
     print("| context | batch | flat ms | flat GB/s | % of copy bandwidth | HISA ms | HISA GB/s | speedup | IoU mean / min |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -29,13 +31,15 @@ def main(path):
         print(f"| {k(r['context'])} | {r['batch']} | {r['flat_ms']:.3f} | {r['flat_gbs']:.0f} | {100 * r['flat_gbs'] / bw:.0f}% "
               f"| {r['hisa_ms']:.3f} | {r['hisa_gbs']:.0f} | {r['speedup']:.2f}x | {r['iou_mean']:.4f} / {r['iou_min']:.4f} |")
     print("\n## Top-k alone (k = 2048, random normal scores)\n")
-    print("| rows x length | one CTA per row, us | segments of 16K + merge, us |")
-    print("| --- | --- | --- |")
+    print("| rows x length | one CTA per row, us | segments of 16K + merge, us | automatic (default), us | GB/s (default) |")
+    print("| --- | --- | --- | --- | --- |")
     rows = {}
     for r in d["topk"]:
         rows.setdefault((r["rows"], r["len"]), {})[r["segment"]] = r["us"]
     for (n, length), v in rows.items():
-        print(f"| {n} x {k(length)} | {v.get(0, float('nan')):.1f} | {v.get(16384, float('nan')):.1f} |")
+        auto = v.get(-1, float('nan'))
+        print(f"| {n} x {k(length)} | {v.get(0, float('nan')):.1f} | {v.get(16384, float('nan')):.1f} | {auto:.1f} "
+              f"| {n * length * 4 / auto / 1e3:.0f} |")
 
 
 if __name__ == "__main__":

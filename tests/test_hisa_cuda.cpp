@@ -95,32 +95,65 @@ test::Prefill from_problem(hisa::PrefillProblem&& pp) {
                        std::move(pp.ke)};
 }
 
-TEST_F(HisaCuda, TopkRowsEqualsCpu) {
-  std::mt19937_64 gen(test::fresh_seed());
-  for (const int64_t len : {20000, 100000}) {  // one pass; segments and a merge pass
-  const int64_t rows = 7;
-  Tensor scores(DType::F32, {rows, len});
-  std::normal_distribution<float> dist;
-  for (int64_t i = 0; i < rows * len; ++i) {
-    const uint64_t r = gen() % 10;
-    scores.ptr<float>()[i] = r == 0 ? 1.5f : r == 1 ? std::nanf("") : r == 2 ? -0.0f : dist(gen);
-  }
+// The GPU top-k of every row of `scores` equals the CPU's for each k, both orders and every segment strategy (one
+// CTA per row, 16K segments and a merge, automatic); the output is poisoned before each run.
+void expect_topk_like_cpu(const Tensor& scores, std::initializer_list<int> ks) {
+  const int64_t rows = scores.shape()[0];
   for (bool sorted : {false, true}) {
-    for (int k : {1, 100, 2048, 4096}) {
+    for (int k : ks) {
       Tensor cpu(DType::I32, {rows, k});
       topk_rows(scores, k, cpu, {}, {}, {sorted, 0});
       DeviceTensor s(scores), out(DType::I32, {rows, k});
-      for (int64_t segment : {int64_t{0}, int64_t{16384}}) {  // one CTA per row, or segments and a merge
+      for (int64_t segment : {int64_t{0}, int64_t{16384}, int64_t{-1}}) {
         const auto saved = hisa::cuda_detail::topk_tuning();
         hisa::cuda_detail::topk_tuning().segment = segment;
+        out.poison();
         hisa::cuda::topk_rows(s, k, out, sorted);
         hisa::cuda_detail::topk_tuning() = saved;
-        EXPECT_TRUE(test::same_rows(out.to_host(), cpu)) << "k " << k << " sorted " << sorted << " len " << len;
+        EXPECT_TRUE(test::same_rows(out.to_host(), cpu))
+            << "k " << k << " sorted " << sorted << " segment " << segment << " length " << scores.shape()[1];
       }
     }
   }
+}
+
+TEST_F(HisaCuda, TopkRowsEqualsCpu) {
+  std::mt19937_64 gen(test::fresh_seed());
+  for (const int64_t len : {20000, 100000}) {  // one pass; segments and a merge pass
+    const int64_t rows = 7;
+    Tensor scores(DType::F32, {rows, len});
+    std::normal_distribution<float> dist;
+    for (int64_t i = 0; i < rows * len; ++i) {
+      const uint64_t r = gen() % 10;
+      scores.ptr<float>()[i] = r == 0 ? 1.5f : r == 1 ? std::nanf("") : r == 2 ? -0.0f : dist(gen);
+    }
+    expect_topk_like_cpu(scores, {1, 100, 2048, 4096});
   }
 }
+
+// Rows whose top bins hold more than the kernel's candidate buffer: a narrow band of values (the second and third
+// digits narrow it), a few distinct values and a constant row (the last digit takes equal keys by position).
+TEST_F(HisaCuda, TopkRowsWithCrowdedBinsEqualCpu) {
+  std::mt19937_64 gen(test::fresh_seed());
+  const int64_t rows = 4, len = 50000;
+  Tensor scores(DType::F32, {rows, len});
+  std::uniform_real_distribution<float> band(1.0f, 1.05f);
+  for (int64_t i = 0; i < len; ++i) {
+    float* r = scores.ptr<float>();
+    r[i] = band(gen);
+    r[len + i] = static_cast<float>(gen() % 3);
+    r[2 * len + i] = 0.25f;
+    r[3 * len + i] = gen() % 50 == 0 ? std::nanf("") : (gen() % 2 ? 0.25f : band(gen));
+  }
+  expect_topk_like_cpu(scores, {100, 2048, 4096});
+}
+
+// Selects the scoring kernel for dense keys for a scope: wgmma (sm_90a) or mma.sync.
+struct ScoreKernel {
+  bool saved = hisa::cuda_detail::flat_tuning().wgmma;
+  explicit ScoreKernel(bool wgmma) { hisa::cuda_detail::flat_tuning().wgmma = wgmma; }
+  ~ScoreKernel() { hisa::cuda_detail::flat_tuning().wgmma = saved; }
+};
 
 // Shrinks the flat indexer's buffers so small inputs take the chunked, multi-block path.
 struct SmallBuffers {
@@ -160,18 +193,27 @@ TEST_F(HisaCuda, PooledKeysEqualCpuBitForBit) {
   }
 }
 
+// Both scoring kernels, 64 and 32 heads, ragged sequences, a last group of one row, some negative key scales.
 TEST_F(HisaCuda, RaggedPrefillMatchesCpuUpToTies) {
   std::mt19937_64 gen(test::fresh_seed());
-  const test::Prefill p = test::random_prefill(gen, DType::F8_E4M3, 64, 128, 3, 1500, 6000, 11);
-  hisa::HisaOptions opt;
-  opt.topk = 256;
-  opt.block = 64;
-  opt.blocks_kept = 8;
-  const Outputs gpu = run_gpu(p, opt), cpu = run_cpu(p, opt);
-  int64_t ties = 0;
-  EXPECT_EQ(compare_prefill(p, gpu.flat, cpu.flat, ties), 0);
-  EXPECT_EQ(compare_prefill(p, gpu.hisa_idx, cpu.hisa_idx, ties), 0);
-  std::cout << "[ info     ] tie swaps: " << ties << std::endl;
+  for (int H : {64, 32}) {
+    test::Prefill p = test::random_prefill(gen, DType::F8_E4M3, H, 128, 3, 1500, 6000, 11);
+    for (int64_t n = 0; n < p.k_scale.shape()[0]; ++n)
+      if (gen() % 5 == 0) p.k_scale.ptr<float>()[n] = -p.k_scale.ptr<float>()[n];
+    hisa::HisaOptions opt;
+    opt.topk = 256;
+    opt.block = H == 32 ? 128 : 64;  // the token stage on wgmma (block 128) and on mma.sync
+    opt.blocks_kept = 8;
+    const Outputs cpu = run_cpu(p, opt);
+    for (bool wgmma : {true, false}) {
+      ScoreKernel kernel(wgmma);
+      const Outputs gpu = run_gpu(p, opt);
+      int64_t ties = 0;
+      EXPECT_EQ(compare_prefill(p, gpu.flat, cpu.flat, ties), 0) << "H " << H << " wgmma " << wgmma;
+      EXPECT_EQ(compare_prefill(p, gpu.hisa_idx, cpu.hisa_idx, ties), 0) << "H " << H << " wgmma " << wgmma;
+      std::cout << "[ info     ] H " << H << " wgmma " << wgmma << " tie swaps: " << ties << std::endl;
+    }
+  }
 }
 
 TEST_F(HisaCuda, GeneratedPrefillMatchesCpuUpToTies) {
@@ -193,14 +235,28 @@ TEST_F(HisaCuda, GeneratedPrefillMatchesCpuUpToTies) {
 
 TEST_F(HisaCuda, IdentitiesHoldExactly) {
   std::mt19937_64 gen(test::fresh_seed());
-  // Few eligible blocks: HISA keeps them all and scores tokens with the same kernel as flat: identical output.
+  // Few eligible blocks: HISA keeps them all. When flat scores with the token stage's kernel (mma.sync): identical
+  // output. With the wgmma flat kernel the two sum in different orders: equal up to rounding ties.
   const test::Prefill few = test::random_prefill(gen, DType::F8_E4M3, 64, 128, 3, 300, 1000, 9);
   hisa::HisaOptions opt;
   opt.topk = 128;
   opt.block = 64;
   opt.blocks_kept = 17;
-  Outputs o = run_gpu(few, opt);
+  Outputs o;
+  {
+    ScoreKernel kernel(false);
+    o = run_gpu(few, opt);
+    EXPECT_TRUE(test::same_rows(o.flat, o.hisa_idx));
+  }
+  o = run_gpu(few, opt);
+  int64_t ties = 0;
+  EXPECT_EQ(compare_prefill(few, o.hisa_idx, o.flat, ties), 0);
+  // Blocks of 128: the token stage runs on the flat kernel's wgmma mainloop too, and the identity is exact again.
+  opt.block = 128;
+  opt.blocks_kept = 9;
+  o = run_gpu(few, opt);
   EXPECT_TRUE(test::same_rows(o.flat, o.hisa_idx));
+  opt.block = 64;
   // ke - ks <= topk: every visible token.
   const test::Prefill shorts = test::random_prefill(gen, DType::F8_E4M3, 32, 128, 4, 10, 200, 6);
   opt.topk = 256;

@@ -7,7 +7,7 @@
 #include <algorithm>
 
 #include "runtime.cuh"
-#include "score_keys.cuh"
+#include "score_wgmma.cuh"
 #include "topk_select.cuh"
 
 namespace hilo::hisa::cuda_detail {
@@ -46,8 +46,6 @@ void run_flat(const FlatJob& job, const Keys& keys, Scratch& scratch, MakeSink m
   int32_t* cnt_b = scratch.alloc<int32_t>(block_rows);
   uint32_t* kth_a = scratch.alloc<uint32_t>(block_rows);
   uint32_t* kth_b = scratch.alloc<uint32_t>(block_rows);
-  const size_t smem = score_keys_smem<H>(job.group_rows);
-  allow_smem<score_keys_kernel<H, Keys, ChunkOut>>(smem);
 
   for (int rb = 0; rb < job.rows; rb += block_rows) {
     const int rows_b = std::min(block_rows, job.rows - rb);
@@ -60,10 +58,7 @@ void run_flat(const FlatJob& job, const Keys& keys, Scratch& scratch, MakeSink m
       if (len > 0) {
         ScoreParams p{job.q, job.w, job.row_lo, job.row_hi, rb, rb + rows_b, job.group_rows,
                       job.per_group_source ? rb / job.group_rows : 0, c0, c0 + len};
-        const dim3 grid(ceil_div(len, kKeysPerCta), ceil_div(rows_b, job.group_rows));
-        score_keys_kernel<H, Keys, ChunkOut>
-            <<<grid, kScoreWarps * 32, smem, job.stream>>>(p, keys, ChunkOut{scores, rb, c0, chunk});
-        HILO_CUDA_LAUNCHED("score_keys_kernel");
+        launch_score_keys<H>(p, keys, ChunkOut{scores, rb, c0, chunk}, job.stream);
       }
       if (single) {
         launch_topk(RowScores{scores, chunk}, make_sink(rb), rows_b, chunk, job.k, job.sorted, job.stream, scratch);
@@ -71,13 +66,11 @@ void run_flat(const FlatJob& job, const Keys& keys, Scratch& scratch, MakeSink m
       }
       const MergeChunk src{key_a, pos_a, cnt_a, kth_a, scores, job.k, chunk, len, c0};
       if (last) {
-        topk_kernel<<<rows_b, kTopkThreads, 0, job.stream>>>(src, make_sink(rb), job.k, job.sorted);
+        launch_topk_rows(src, make_sink(rb), rows_b, job.k, job.sorted, job.stream);
       } else {
-        topk_kernel<<<rows_b, kTopkThreads, 0, job.stream>>>(src, MergeState{key_b, pos_b, cnt_b, job.k, kth_b}, job.k,
-                                                             false);
+        launch_topk_rows(src, MergeState{key_b, pos_b, cnt_b, job.k, kth_b}, rows_b, job.k, false, job.stream);
         std::swap(key_a, key_b), std::swap(pos_a, pos_b), std::swap(cnt_a, cnt_b), std::swap(kth_a, kth_b);
       }
-      HILO_CUDA_LAUNCHED("topk_kernel");
       if (last) break;
     }
   }

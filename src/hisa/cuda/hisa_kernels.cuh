@@ -2,6 +2,7 @@
 #pragma once
 
 #include "../../core/float8.hpp"
+#include "block_sort.cuh"
 #include "score_keys.cuh"
 
 namespace hilo::hisa::cuda_detail {
@@ -181,26 +182,13 @@ static __global__ void tile_union_kernel(const int32_t* kept, const int32_t* kep
   __shared__ int32_t s[kUnionSort];
   __shared__ int32_t s_n;
   const int tile = blockIdx.x, first = tile * tile_rows, n_rows = min(tile_rows, rows - first);
-  int size = 1;  // the sort covers the next power of two of tile_rows * cap entries (decode: 128, not 2048)
-  while (size < tile_rows * cap) size <<= 1;
+  const int size = pow2_at_least(tile_rows * cap);  // the sort covers 128 entries in decode, not 2048
   for (int i = threadIdx.x; i < size; i += blockDim.x) {
     const int row = i / cap, j = i % cap;
     s[i] = (row < n_rows && j < kept_count[first + row]) ? kept[static_cast<int64_t>(first + row) * cap + j]
                                                          : INT32_MAX;
   }
-  __syncthreads();
-  for (int span = 2; span <= size; span <<= 1)
-    for (int stride = span >> 1; stride > 0; stride >>= 1) {
-      for (int i = threadIdx.x; i < size; i += blockDim.x) {
-        const int j = i ^ stride;
-        if (j > i) {
-          const bool ascending = (i & span) == 0;
-          const int32_t x = s[i], y = s[j];
-          if ((x > y) == ascending) s[i] = y, s[j] = x;
-        }
-      }
-      __syncthreads();
-    }
+  block_bitonic_sort(s, size, INT32_MAX);
   if (threadIdx.x == 0) {  // unique (a short serial pass over at most 16 * cap entries)
     int n = 0;
     for (int i = 0; i < size && s[i] != INT32_MAX; ++i)

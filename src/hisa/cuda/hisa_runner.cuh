@@ -7,6 +7,7 @@
 
 #include "hilo/hisa.hpp"
 #include "hisa_kernels.cuh"
+#include "score_wgmma.cuh"
 #include "runtime.cuh"
 #include "topk_select.cuh"
 
@@ -108,17 +109,12 @@ void run_hisa(const uint8_t* q, const float* w, const int32_t* lo, const int32_t
   HILO_CUDA_LAUNCHED("block_plan_kernel");
   HILO_CUDA_CHECK(cudaMemsetAsync(block_scores, 0xFF, sizeof(float) * rows * std::max<int64_t>(pooled_max, 1), stream));
   if (pooled_max > 0) {
-    const size_t smem = score_keys_smem<H>(tile_rows);
-    allow_smem<score_keys_kernel<H, PooledKeys, ChunkOut>>(smem);
     const ScoreParams p{q, w, block_lo, block_hi, 0, rows, tile_rows, 0, 0, pooled_max};
-    score_keys_kernel<H, PooledKeys, ChunkOut><<<dim3(ceil_div(pooled_max, kKeysPerCta), tiles), kScoreWarps * 32, smem,
-                                                 stream>>>(p, pooled, ChunkOut{block_scores, 0, 0, pooled_max});
-    HILO_CUDA_LAUNCHED("score_keys_kernel (blocks)");
+    launch_score_keys<H>(p, pooled, ChunkOut{block_scores, 0, 0, pooled_max}, stream);
   }
   if (mid_k > 0) {
-    topk_kernel<<<rows, kTopkThreads, 0, stream>>>(RowScores{block_scores, std::max<int64_t>(pooled_max, 1)},
-                                                  BlockWinners{mid, mid_count, mid_k}, mid_k, false);
-    HILO_CUDA_LAUNCHED("topk_kernel (blocks)");
+    launch_topk_rows(RowScores{block_scores, std::max<int64_t>(pooled_max, 1)}, BlockWinners{mid, mid_count, mid_k},
+                     rows, mid_k, false, stream);
   } else {
     HILO_CUDA_CHECK(cudaMemsetAsync(mid_count, 0, sizeof(int32_t) * rows, stream));
   }
@@ -132,16 +128,31 @@ void run_hisa(const uint8_t* q, const float* w, const int32_t* lo, const int32_t
                                                union_count);
   HILO_CUDA_LAUNCHED("tile_union_kernel");
   HILO_CUDA_CHECK(cudaMemsetAsync(cand, 0xFF, sizeof(float) * rows * cap * B, stream));
-  const size_t smem = token_scores_smem<H>(tile_rows, cap);
-  allow_smem<token_scores_kernel<H, TokenKeys>>(smem);
-  const int spread = std::max(1, std::min(16, 132 * 2 / std::max(tiles, 1)));
-  token_scores_kernel<H, TokenKeys><<<dim3(tiles, spread), kScoreWarps * 32, smem, stream>>>(
-      q, w, lo, hi, rows, tile_rows, per_tile_source ? 1 : 0, keys, B, kept, kept_count, cap, union_blocks,
-      union_mask, union_count, cand);
-  HILO_CUDA_LAUNCHED("token_scores_kernel");
-  topk_kernel<<<rows, kTopkThreads, 0, stream>>>(TokenCandidates{cand, kept, kept_count, cap, B}, sink, opt.topk,
-                                                opt.sorted);
-  HILO_CUDA_LAUNCHED("topk_kernel (tokens)");
+  bool scored = false;
+  if constexpr (H == 32 || H == 64) {  // wgmma: every row of the tile against each union block of 128 tokens
+    if (B == kWgTileKeys && tile_rows == kWgRows && wgmma_usable()) {
+      constexpr size_t smem = WgLayout<H>::kSmem;
+      allow_smem<token_scores_wgmma_kernel<H, TokenKeys>>(smem);
+      // One CTA per SM: at least two CTAs per SM in all, so the last wave is not a mostly idle half wave.
+      const int sms = multiprocessor_count();
+      const int spread = std::max(1, std::min(16, (2 * sms + tiles - 1) / std::max(tiles, 1)));
+      token_scores_wgmma_kernel<H, TokenKeys><<<dim3(tiles, spread), kWgThreads, smem, stream>>>(
+          q, w, lo, hi, rows, per_tile_source ? 1 : 0, keys, kept, kept_count, cap, union_blocks, union_mask,
+          union_count, cand);
+      HILO_CUDA_LAUNCHED("token_scores_wgmma_kernel");
+      scored = true;
+    }
+  }
+  if (!scored) {
+    const size_t smem = token_scores_smem<H>(tile_rows, cap);
+    allow_smem<token_scores_kernel<H, TokenKeys>>(smem);
+    const int spread = std::max(1, std::min(16, 132 * 2 / std::max(tiles, 1)));
+    token_scores_kernel<H, TokenKeys><<<dim3(tiles, spread), kScoreWarps * 32, smem, stream>>>(
+        q, w, lo, hi, rows, tile_rows, per_tile_source ? 1 : 0, keys, B, kept, kept_count, cap, union_blocks,
+        union_mask, union_count, cand);
+    HILO_CUDA_LAUNCHED("token_scores_kernel");
+  }
+  launch_topk_rows(TokenCandidates{cand, kept, kept_count, cap, B}, sink, rows, opt.topk, opt.sorted, stream);
   clock.mark();
 }
 

@@ -74,12 +74,15 @@ struct FlatTuning {
   int64_t single_pass_bytes = 128ll << 20;  // score all keys of all rows at once up to this many bytes of scores
   int64_t chunk_budget_bytes = 64ll << 20;  // else: chunk scores of a row block (about L2-sized)
   int64_t chunk_keys = 16384;
+  bool wgmma = true;  // on sm_90a devices: flat dense keys and HISA's token stage score with wgmma (false: mma.sync)
 };
 FlatTuning& flat_tuning();
 
 // Top-k strategy switches (benchmarks compare them; tests exercise both).
 struct TopkTuning {
-  int64_t segment = 16384;  // rows longer than 2 segments: per-segment winners, then a merge (0: never split)
+  // Rows longer than 2 segments: per-segment winners, then a merge (0: never split; -1: automatic, rows over 32K
+  // in up to 2 * SMs / rows segments of at least 16K when there are at most a quarter as many rows as SMs).
+  int64_t segment = -1;
 };
 TopkTuning& topk_tuning();
 

@@ -80,6 +80,16 @@ void allow_smem(size_t bytes) {
   }
 }
 
+// SMs of the current device (asked once per device).
+inline int multiprocessor_count() {
+  static int known[64] = {};
+  int device = 0;
+  HILO_CUDA_CHECK(cudaGetDevice(&device));
+  int& n = known[device & 63];
+  if (n == 0) HILO_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device));
+  return n;
+}
+
 inline cudaStream_t as_stream(void* s) { return static_cast<cudaStream_t>(s); }
 
 }  // namespace hilo::hisa::cuda_detail

@@ -1,32 +1,50 @@
-// Exact top-k of one row per CTA: a radix select on the order keys (11, 11 and 10 bits, shared-memory histograms),
-// then an ordered compaction, so the k winners come out in ascending element order (ties to the earlier element,
-// which is the smaller position in every source here). Deterministic: no atomics decide what is kept.
+// Exact top-k of one row per CTA (k <= kMaxTopk), reading the row twice in the common case:
+//  1. a histogram of the order keys' top 12 bits finds the bin b that holds the k-th largest element;
+//  2. one pass collects, in element order, the elements above b (the "sure" winners, fewer than k) and the elements
+//     in b (the candidates) into shared memory; the candidates are sorted by (key desc, position asc) and the best
+//     fill the remaining slots.
+// When b holds more than kTopkCap elements, the next digits (10 and 10 bits) narrow it, one histogram pass each;
+// after the last digit the bin is a single key value and its first elements in element order are taken. The
+// winners reach the sink in ascending position order, or by (score desc, position asc) when `sorted`.
+// Ties go to the smaller position; every source lists its elements in ascending position. Deterministic: atomics
+// only count (histograms); what is kept, and the output order, depend on keys and positions alone.
 //
 // A source gives each row's element count and, per element, its order key (0 = not a candidate) and position; a
-// sink receives the winners (position, key) in order and the final count. Optionally the winners are re-sorted by
-// (score desc, position asc) in shared memory (bitonic) before they reach the sink.
+// sink receives the winners (slot, position, key) and then the final count and the k-th key.
 #pragma once
 
 #include <cub/block/block_scan.cuh>
 
+#include "block_sort.cuh"
 #include "common.cuh"
 #include "runtime.cuh"
 
 namespace hilo::hisa::cuda_detail {
 
-constexpr int kTopkThreads = 512;
+constexpr int kTopkThreads = 512;  // 1024 measured 10% faster on 128K rows but 1.6x slower on the short rows of HISA's block stage
+constexpr int kTopkWarps = kTopkThreads / 32;
+constexpr int kTopkCap = 4096;    // candidates held in shared memory (>= kMaxTopk: the last digit relies on it)
+constexpr int kTopkUnroll = 8;    // elements per lane per round of the collect pass
+constexpr int kTopkBins = 4096;   // first digit: 12 bits
+static_assert(kTopkCap >= kMaxTopk, "the last digit takes up to k equal keys from the candidates");
 
 struct TopkShared {
-  uint32_t hist[2048];
-  uint64_t stage[kMaxTopk];  // (~key << 32 | position) when sorting
+  uint32_t hist[kTopkBins];
+  uint64_t cand[kTopkCap];  // (~key << 32 | position): ascending = best first
+  uint64_t win[kMaxTopk];   // the same, or (position << 32 | key) for the final position order
   typename cub::BlockScan<int, kTopkThreads>::TempStorage scan;
+  int warp_sure[2][kTopkWarps], warp_cand[2][kTopkWarps];
   int bin, remaining;
 };
 
+__device__ __forceinline__ uint64_t by_score(uint32_t key, int64_t pos) {
+  return (static_cast<uint64_t>(~key) << 32) | static_cast<uint32_t>(pos);
+}
+
 // Finds, in hist (bins of a digit, scanned from the top), the bin holding the `remaining`-th largest element.
 __device__ inline void find_bin(TopkShared& sh, int bins, int remaining) {
-  const int per = bins / kTopkThreads;  // 4 or 2
-  int counts[4] = {0, 0, 0, 0}, sum = 0;
+  const int per = bins / kTopkThreads;  // 8 or 2
+  int counts[kTopkBins / kTopkThreads] = {}, sum = 0;
   for (int i = 0; i < per; ++i) {
     counts[i] = static_cast<int>(sh.hist[bins - 1 - (threadIdx.x * per + i)]);
     sum += counts[i];
@@ -43,111 +61,219 @@ __device__ inline void find_bin(TopkShared& sh, int bins, int remaining) {
   __syncthreads();
 }
 
-// Histogram of one digit over the candidates whose higher digits equal `prefix`. (Combining a warp's increments of
-// one bin with __match_any_sync measured 20-30% slower on an H200 than plain shared atomics.)
+// Histogram of one digit over the row's candidates whose higher digits equal `prefix` (plain shared atomics:
+// combining a warp's increments with __match_any_sync measured 20-30% slower on an H200). Four loads in flight
+// per thread, coalesced.
 template <class Src>
 __device__ inline void histogram(TopkShared& sh, const Src& src, int row, int64_t n, uint32_t mask, uint32_t prefix,
                                  int shift, int bins) {
   for (int i = threadIdx.x; i < bins; i += kTopkThreads) sh.hist[i] = 0;
   __syncthreads();
-  for (int64_t i = threadIdx.x; i < n; i += kTopkThreads) {
-    const uint32_t key = src.key(row, i);
+  const auto count = [&](uint32_t key) {
     if (key != 0 && (key & mask) == prefix) atomicAdd(&sh.hist[(key >> shift) & (bins - 1)], 1u);
+  };
+  int64_t i = threadIdx.x;
+  for (; i + 3 * kTopkThreads < n; i += 4 * kTopkThreads) {
+    uint32_t key[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) key[j] = src.key(row, i + j * kTopkThreads);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) count(key[j]);
+  }
+  for (; i < n; i += kTopkThreads) count(src.key(row, i));
+  __syncthreads();
+}
+
+// Collects, in element order, the sure winners (key > top, or every candidate when all_sure) into sh.win and the
+// candidates ((key & mask) == prefix) into sh.cand (the first kTopkCap). Each warp takes a span of 32 * kTopkUnroll
+// consecutive elements per round; ballots order the lanes, a per-round table of warp counts orders the warps.
+// Returns the number of candidates seen (may exceed kTopkCap).
+template <class Src>
+__device__ inline int collect(TopkShared& sh, const Src& src, int row, int64_t n, bool all_sure, uint32_t mask,
+                              uint32_t prefix) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const uint32_t top = prefix | ~mask;  // largest key of the bin
+  const unsigned lower = (1u << lane) - 1u;
+  constexpr int64_t kSpan = 32 * kTopkUnroll, kRound = kSpan * kTopkWarps;
+  int sure_base = 0, cand_base = 0, parity = 0;
+  for (int64_t r0 = 0; r0 < n; r0 += kRound, parity ^= 1) {
+    const int64_t w0 = r0 + warp * kSpan;
+    unsigned sm[kTopkUnroll], cm[kTopkUnroll];
+    int ns = 0, nc = 0;
+#pragma unroll
+    for (int j = 0; j < kTopkUnroll; ++j) {
+      const int64_t i = w0 + j * 32 + lane;
+      const uint32_t key = i < n ? src.key(row, i) : 0u;
+      const bool sure = all_sure ? key != 0 : key > top;
+      const bool cand = !all_sure && key != 0 && (key & mask) == prefix;
+      sm[j] = __ballot_sync(0xFFFFFFFFu, sure);
+      cm[j] = __ballot_sync(0xFFFFFFFFu, cand);
+      ns += __popc(sm[j]);
+      nc += __popc(cm[j]);
+    }
+    if (lane == 0) sh.warp_sure[parity][warp] = ns, sh.warp_cand[parity][warp] = nc;
+    __syncthreads();  // the tables of the other parity are not touched until the next round's barrier
+    int so = sure_base, co = cand_base, round_sure = 0, round_cand = 0;
+#pragma unroll
+    for (int w = 0; w < kTopkWarps; ++w) {
+      const int a = sh.warp_sure[parity][w], b = sh.warp_cand[parity][w];
+      if (w < warp) so += a, co += b;
+      round_sure += a, round_cand += b;
+    }
+    sure_base += round_sure, cand_base += round_cand;
+    if (round_sure + round_cand == 0) continue;
+#pragma unroll
+    for (int j = 0; j < kTopkUnroll; ++j) {
+      if ((sm[j] | cm[j]) >> lane & 1u) {
+        const int64_t i = w0 + j * 32 + lane;
+        const uint32_t key = src.key(row, i);
+        const uint64_t v = by_score(key, src.position(row, i));
+        if (sm[j] >> lane & 1u) {
+          sh.win[so + __popc(sm[j] & lower)] = v;
+        } else {
+          const int at = co + __popc(cm[j] & lower);
+          if (at < kTopkCap) sh.cand[at] = v;
+        }
+      }
+      so += __popc(sm[j]);
+      co += __popc(cm[j]);
+    }
   }
   __syncthreads();
+  return cand_base;
+}
+
+__device__ __forceinline__ uint32_t key_of(uint64_t v) { return ~static_cast<uint32_t>(v >> 32); }
+__device__ __forceinline__ int64_t position_of(uint64_t v) { return static_cast<uint32_t>(v); }
+
+// Entries of a position-ordered list whose position is below `pos` (binary search).
+__device__ inline int rank_of_position(const uint64_t* list, int n, int64_t pos) {
+  int lo = 0, hi = n;
+  while (lo < hi) {
+    const int mid = (lo + hi) / 2;
+    if (position_of(list[mid]) < pos) lo = mid + 1; else hi = mid;
+  }
+  return lo;
+}
+
+// The candidates (sh.cand[0, n), element order, all sharing `prefix` on `mask`) hold the `take` best elements that
+// are still missing. Finds their threshold key T with the remaining digits (shared-memory histograms), then keeps, in
+// element order, the candidates above T and the first of those equal to T: sh.cand[0, take). Returns T.
+__device__ inline uint32_t keep_best_candidates(TopkShared& sh, int n, uint32_t mask, uint32_t prefix, int take) {
+  for (int shift = 10; shift >= 0; shift -= 10) {
+    if (mask & (1u << shift)) continue;  // this digit was already resolved over the row
+    for (int i = threadIdx.x; i < 1024; i += kTopkThreads) sh.hist[i] = 0;
+    __syncthreads();
+    for (int i = threadIdx.x; i < n; i += kTopkThreads) {
+      const uint32_t key = key_of(sh.cand[i]);
+      if ((key & mask) == prefix) atomicAdd(&sh.hist[(key >> shift) & 1023], 1u);
+    }
+    __syncthreads();
+    find_bin(sh, 1024, take);
+    prefix |= static_cast<uint32_t>(sh.bin) << shift;
+    mask |= 1023u << shift;
+    take = sh.remaining;
+    __syncthreads();
+  }
+  // prefix is now the threshold key T; `take` of the candidates equal to T are kept, the first in element order.
+  constexpr int kPer = kTopkCap / kTopkThreads;
+  const int first = threadIdx.x * kPer;
+  uint64_t v[kPer];
+  int ties = 0, kept = 0;
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    v[j] = first + j < n ? sh.cand[first + j] : ~uint64_t{0};
+    ties += first + j < n && key_of(v[j]) == prefix;
+  }
+  int ties_before;
+  cub::BlockScan<int, kTopkThreads>(sh.scan).ExclusiveSum(ties, ties_before);
+  __syncthreads();
+  bool keep[kPer];
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const uint32_t key = key_of(v[j]);
+    const bool tie = first + j < n && key == prefix;
+    keep[j] = first + j < n && (key > prefix || (tie && ties_before < take));
+    ties_before += tie;
+    kept += keep[j];
+  }
+  int at;
+  cub::BlockScan<int, kTopkThreads>(sh.scan).ExclusiveSum(kept, at);  // every thread read its entries above
+#pragma unroll
+  for (int j = 0; j < kPer; ++j)
+    if (keep[j]) sh.cand[at++] = v[j];
+  __syncthreads();
+  return prefix;
 }
 
 template <class Src, class Sink>
 __global__ void __launch_bounds__(kTopkThreads) topk_kernel(Src src, Sink sink, int k, bool sorted) {
-  __shared__ TopkShared sh;
+  extern __shared__ __align__(16) uint8_t topk_smem[];
+  TopkShared& sh = *reinterpret_cast<TopkShared*>(topk_smem);
   const int row = blockIdx.x;
   const int64_t n = src.count(row);
 
-  // Digit 1 (bits 31..21) over every element; its histogram also counts the candidates.
-  histogram(sh, src, row, n, 0u, 0u, 21, 2048);
+  // Digit 1 (bits 31..20) over every element; its histogram also counts the candidates.
+  histogram(sh, src, row, n, 0u, 0u, 20, kTopkBins);
   int local = 0;
-  for (int i = threadIdx.x; i < 2048; i += kTopkThreads) local += static_cast<int>(sh.hist[i]);
+  for (int i = threadIdx.x; i < kTopkBins; i += kTopkThreads) local += static_cast<int>(sh.hist[i]);
   int unused, valid;
   cub::BlockScan<int, kTopkThreads>(sh.scan).ExclusiveSum(local, unused, valid);  // aggregate: the candidates
   __syncthreads();
 
-  uint32_t threshold = 1;  // every candidate (key >= 1) when there are at most k
-  int take_equal = 0;
-  if (valid > k) {
-    find_bin(sh, 2048, k);
-    const uint32_t b1 = static_cast<uint32_t>(sh.bin);
-    histogram(sh, src, row, n, 0xFFE00000u, b1 << 21, 10, 2048);
-    find_bin(sh, 2048, sh.remaining);
-    const uint32_t b2 = static_cast<uint32_t>(sh.bin);
-    histogram(sh, src, row, n, 0xFFFFFC00u, (b1 << 21) | (b2 << 10), 0, 1024);
-    find_bin(sh, 1024, sh.remaining);
-    threshold = (b1 << 21) | (b2 << 10) | static_cast<uint32_t>(sh.bin);
-    take_equal = sh.remaining;
+  const bool all_sure = valid <= k;
+  uint32_t mask = 0, prefix = 0;
+  int remaining = k;
+  if (!all_sure) {
+    for (int d = 0;; ++d) {
+      const int shift = d == 0 ? 20 : d == 1 ? 10 : 0, bins = d == 0 ? kTopkBins : 1024;
+      if (d > 0) histogram(sh, src, row, n, mask, prefix, shift, bins);
+      find_bin(sh, bins, remaining);
+      prefix |= static_cast<uint32_t>(sh.bin) << shift;
+      mask |= static_cast<uint32_t>(bins - 1) << shift;
+      remaining = sh.remaining;
+      const uint32_t in_bin = sh.hist[sh.bin];
+      __syncthreads();  // everyone has read hist and bin before the next digit clears them
+      if (in_bin <= static_cast<uint32_t>(kTopkCap) || d == 2) break;
+    }
   }
+  const int seen = collect(sh, src, row, n, all_sure, mask, prefix);
 
-  // Ordered compaction: each thread owns a contiguous segment; scans give its ties and output offsets.
-  const int64_t seg = (n + kTopkThreads - 1) / kTopkThreads;
-  const int64_t s0 = min64(n, threadIdx.x * seg), s1 = min64(n, s0 + seg);
-  int above = 0, equal = 0;
-  for (int64_t i = s0; i < s1; ++i) {
-    const uint32_t key = src.key(row, i);
-    if (valid > k) {
-      above += key > threshold;
-      equal += key == threshold;
-    } else {
-      above += key != 0;
-    }
+  int total = valid, n_sure = valid, chosen = 0;
+  uint32_t kth = 0;
+  if (!all_sure) {
+    n_sure = k - remaining;
+    kth = keep_best_candidates(sh, min(seen, kTopkCap), mask, prefix, remaining);
+    chosen = remaining;
+    total = k;
   }
-  int equal_before;
-  cub::BlockScan<int, kTopkThreads>(sh.scan).ExclusiveSum(equal, equal_before);
-  __syncthreads();
-  const int my_equal = max(0, min(equal, take_equal - equal_before));
-  int offset, total;
-  cub::BlockScan<int, kTopkThreads>(sh.scan).ExclusiveSum(above + my_equal, offset, total);
-  __syncthreads();
-  int taken_equal = 0;
-  for (int64_t i = s0; i < s1; ++i) {
-    const uint32_t key = src.key(row, i);
-    bool take;
-    if (valid > k) {
-      take = key > threshold || (key == threshold && taken_equal < my_equal);
-      taken_equal += take && key == threshold;
-    } else {
-      take = key != 0;
-    }
-    if (!take) continue;
-    const int64_t pos = src.position(row, i);
-    if (sorted)
-      sh.stage[offset] = (static_cast<uint64_t>(~key) << 32) | static_cast<uint32_t>(pos);
-    else
-      sink.write(row, offset, pos, key);
-    ++offset;
-  }
-  if (sorted) {
+  if (sorted) {  // one list, ordered by (score desc, position asc)
+    for (int i = threadIdx.x; i < chosen; i += kTopkThreads) sh.win[n_sure + i] = sh.cand[i];
     __syncthreads();
-    int size = 1;
-    while (size < total) size <<= 1;
-    for (int i = total + threadIdx.x; i < size; i += kTopkThreads) sh.stage[i] = ~0ull;
-    __syncthreads();
-    for (int span = 2; span <= size; span <<= 1)
-      for (int stride = span >> 1; stride > 0; stride >>= 1) {
-        for (int i = threadIdx.x; i < size; i += kTopkThreads) {
-          const int j = i ^ stride;
-          if (j > i) {
-            const bool ascending = (i & span) == 0;
-            const uint64_t x = sh.stage[i], y = sh.stage[j];
-            if ((x > y) == ascending) sh.stage[i] = y, sh.stage[j] = x;
-          }
-        }
-        __syncthreads();
-      }
-    for (int i = threadIdx.x; i < total; i += kTopkThreads) {
-      const uint64_t v = sh.stage[i];
-      sink.write(row, i, static_cast<int64_t>(static_cast<uint32_t>(v)), ~static_cast<uint32_t>(v >> 32));
+    block_bitonic_sort(sh.win, total, ~uint64_t{0});
+    for (int i = threadIdx.x; i < total; i += kTopkThreads)
+      sink.write(row, i, position_of(sh.win[i]), key_of(sh.win[i]));
+  } else {  // merge the two position-ordered lists: a winner's slot is its index plus its rank in the other list
+    for (int i = threadIdx.x; i < n_sure; i += kTopkThreads) {
+      const uint64_t v = sh.win[i];
+      sink.write(row, i + rank_of_position(sh.cand, chosen, position_of(v)), position_of(v), key_of(v));
+    }
+    for (int j = threadIdx.x; j < chosen; j += kTopkThreads) {
+      const uint64_t v = sh.cand[j];
+      sink.write(row, j + rank_of_position(sh.win, n_sure, position_of(v)), position_of(v), key_of(v));
     }
   }
   __syncthreads();
-  sink.finish(row, total, valid > k ? threshold : 0u);  // the k-th key when the row had more than k candidates
+  sink.finish(row, total, kth);  // kth: the k-th key when the row had more than k candidates, else 0
+}
+
+// One CTA per row of `src` into `sink`.
+template <class Src, class Sink>
+void launch_topk_rows(const Src& src, const Sink& sink, int rows, int k, bool sorted, cudaStream_t stream) {
+  if (rows == 0) return;
+  allow_smem<topk_kernel<Src, Sink>>(sizeof(TopkShared));
+  topk_kernel<Src, Sink><<<rows, kTopkThreads, sizeof(TopkShared), stream>>>(src, sink, k, sorted);
+  HILO_CUDA_LAUNCHED("topk_kernel");
 }
 
 // ---- Sources ----
@@ -258,10 +384,14 @@ void launch_topk(const Src& src, const Sink& sink, int rows, int64_t max_len, in
                  Scratch& scratch) {
   if (rows == 0) return;
   const TopkTuning& tune = topk_tuning();
-  const int64_t segment = tune.segment;
+  int64_t segment = tune.segment;
+  if (segment < 0) {  // automatic: split long rows only when the rows alone would leave 3/4 of the SMs idle
+    const int sms = multiprocessor_count();
+    const int64_t parts = std::min<int64_t>((max_len + 16383) / 16384, (2 * sms + rows - 1) / rows);
+    segment = max_len > 32768 && rows * 4 <= sms && parts > 1 ? (max_len + parts - 1) / parts : 0;
+  }
   if (segment <= 0 || max_len <= 2 * segment) {
-    topk_kernel<<<rows, kTopkThreads, 0, stream>>>(src, sink, k, sorted);
-    HILO_CUDA_LAUNCHED("topk_kernel");
+    launch_topk_rows(src, sink, rows, k, sorted, stream);
     return;
   }
   const int segments = ceil_div(max_len, segment);
@@ -270,11 +400,9 @@ void launch_topk(const Src& src, const Sink& sink, int rows, int64_t max_len, in
   int32_t* pos = scratch.alloc<int32_t>(vrows * k);
   int32_t* count = scratch.alloc<int32_t>(vrows);
   uint32_t* kth = scratch.alloc<uint32_t>(vrows);
-  topk_kernel<<<static_cast<unsigned>(vrows), kTopkThreads, 0, stream>>>(
-      Segments<Src>{src, segments, segment}, MergeState{key, pos, count, k, kth}, k, false);
-  HILO_CUDA_LAUNCHED("topk_kernel (segments)");
-  topk_kernel<<<rows, kTopkThreads, 0, stream>>>(SegmentWinners{key, pos, count, segments, k}, sink, k, sorted);
-  HILO_CUDA_LAUNCHED("topk_kernel (merge)");
+  launch_topk_rows(Segments<Src>{src, segments, segment}, MergeState{key, pos, count, k, kth},
+                   static_cast<int>(vrows), k, false, stream);
+  launch_topk_rows(SegmentWinners{key, pos, count, segments, k}, sink, rows, k, sorted, stream);
 }
 
 }  // namespace hilo::hisa::cuda_detail
