@@ -241,13 +241,19 @@ int main(int argc, char** argv) {
     Dev ds(scores), out(DType::I32, {rows, opt.topk});
     auto& tune = hilo::hisa::cuda_detail::topk_tuning();
     const auto saved = tune;
-    for (const int64_t segment : {int64_t{0}, int64_t{16384}, int64_t{-1}}) {
-      tune.segment = segment;
+    struct Strategy {
+      const char* name;
+      int64_t segment;
+      int cluster;
+    };
+    for (const Strategy& st : {Strategy{"one CTA per row", 0, 1}, Strategy{"segments of 16K + merge", 16384, 1},
+                               Strategy{"cluster of 4 CTAs per row", 0, 4}, Strategy{"automatic (default)", -1, -1}}) {
+      tune.segment = st.segment;
+      tune.cluster = st.cluster;
       const double ms = time_ms(repeat, [&] { hilo::hisa::cuda::topk_rows(ds, opt.topk, out); });
       std::printf("topk   %3ld x %8ld  k %d: %8.1f us  %6.0f GB/s  (%s)\n", static_cast<long>(rows),
-                  static_cast<long>(len), opt.topk, ms * 1e3, rows * len * 4.0 / (ms / 1e3) / 1e9,
-                  segment < 0 ? "automatic (default)" : segment ? "segments of 16K + merge" : "one CTA per row");
-      topk.push_back({{"rows", rows}, {"len", len}, {"us", ms * 1e3}, {"segment", segment}});
+                  static_cast<long>(len), opt.topk, ms * 1e3, rows * len * 4.0 / (ms / 1e3) / 1e9, st.name);
+      topk.push_back({{"rows", rows}, {"len", len}, {"us", ms * 1e3}, {"strategy", st.name}});
     }
     tune = saved;
   }

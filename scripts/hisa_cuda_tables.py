@@ -31,15 +31,16 @@ def main(path):
         print(f"| {k(r['context'])} | {r['batch']} | {r['flat_ms']:.3f} | {r['flat_gbs']:.0f} | {100 * r['flat_gbs'] / bw:.0f}% "
               f"| {r['hisa_ms']:.3f} | {r['hisa_gbs']:.0f} | {r['speedup']:.2f}x | {r['iou_mean']:.4f} / {r['iou_min']:.4f} |")
     print("\n## Top-k alone (k = 2048, random normal scores)\n")
-    print("| rows x length | one CTA per row, us | segments of 16K + merge, us | automatic (default), us | GB/s (default) |")
-    print("| --- | --- | --- | --- | --- |")
+    names = ["one CTA per row", "segments of 16K + merge", "cluster of 4 CTAs per row", "automatic (default)"]
+    print("| rows x length | " + " | ".join(f"{n}, us" for n in names) + " | GB/s (default) |")
+    print("| --- " * (len(names) + 2) + "|")
     rows = {}
     for r in d["topk"]:
-        rows.setdefault((r["rows"], r["len"]), {})[r["segment"]] = r["us"]
+        rows.setdefault((r["rows"], r["len"]), {})[r["strategy"]] = r["us"]
     for (n, length), v in rows.items():
-        auto = v.get(-1, float('nan'))
-        print(f"| {n} x {k(length)} | {v.get(0, float('nan')):.1f} | {v.get(16384, float('nan')):.1f} | {auto:.1f} "
-              f"| {n * length * 4 / auto / 1e3:.0f} |")
+        auto = v.get(names[-1], float("nan"))
+        cells = " | ".join(f"{v.get(name, float('nan')):.1f}" for name in names)
+        print(f"| {n} x {k(length)} | {cells} | {n * length * 4 / auto / 1e3:.0f} |")
 
 
 if __name__ == "__main__":

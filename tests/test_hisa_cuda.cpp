@@ -95,8 +95,8 @@ test::Prefill from_problem(hisa::PrefillProblem&& pp) {
                        std::move(pp.ke)};
 }
 
-// The GPU top-k of every row of `scores` equals the CPU's for each k, both orders and every segment strategy (one
-// CTA per row, 16K segments and a merge, automatic); the output is poisoned before each run.
+// The GPU top-k of every row of `scores` equals the CPU's for each k, both orders and every strategy (one CTA per
+// row, 16K segments and a merge, clusters of 3 and 4 CTAs per row, automatic); the output is poisoned before each run.
 void expect_topk_like_cpu(const Tensor& scores, std::initializer_list<int> ks) {
   const int64_t rows = scores.shape()[0];
   for (bool sorted : {false, true}) {
@@ -104,14 +104,16 @@ void expect_topk_like_cpu(const Tensor& scores, std::initializer_list<int> ks) {
       Tensor cpu(DType::I32, {rows, k});
       topk_rows(scores, k, cpu, {}, {}, {sorted, 0});
       DeviceTensor s(scores), out(DType::I32, {rows, k});
-      for (int64_t segment : {int64_t{0}, int64_t{16384}, int64_t{-1}}) {
+      for (const auto& [segment, cluster] : std::vector<std::pair<int64_t, int>>{{0, 1}, {16384, 1}, {0, 3}, {0, 4},
+                                                                                 {-1, -1}}) {
         const auto saved = hisa::cuda_detail::topk_tuning();
         hisa::cuda_detail::topk_tuning().segment = segment;
+        hisa::cuda_detail::topk_tuning().cluster = cluster;
         out.poison();
         hisa::cuda::topk_rows(s, k, out, sorted);
         hisa::cuda_detail::topk_tuning() = saved;
-        EXPECT_TRUE(test::same_rows(out.to_host(), cpu))
-            << "k " << k << " sorted " << sorted << " segment " << segment << " length " << scores.shape()[1];
+        EXPECT_TRUE(test::same_rows(out.to_host(), cpu)) << "k " << k << " sorted " << sorted << " segment " << segment
+                                                         << " cluster " << cluster << " length " << scores.shape()[1];
       }
     }
   }

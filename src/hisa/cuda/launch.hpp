@@ -81,8 +81,11 @@ FlatTuning& flat_tuning();
 // Top-k strategy switches (benchmarks compare them; tests exercise both).
 struct TopkTuning {
   // Rows longer than 2 segments: per-segment winners, then a merge (0: never split; -1: automatic, rows over 32K
-  // in up to 2 * SMs / rows segments of at least 16K when there are at most a quarter as many rows as SMs).
+  // in up to 2 * SMs / rows segments of at least 16K when there are at most SMs / 32 rows).
   int64_t segment = -1;
+  // CTAs per row (a thread-block cluster) for rows that are not split: 1..8, or -1: automatic (rows of 64K or more
+  // and fewer rows than SMs: 4).
+  int cluster = -1;
 };
 TopkTuning& topk_tuning();
 

@@ -13,6 +13,7 @@
 // sink receives the winners (slot, position, key) and then the final count and the k-th key.
 #pragma once
 
+#include <cooperative_groups.h>
 #include <cub/block/block_scan.cuh>
 
 #include "block_sort.cuh"
@@ -20,6 +21,8 @@
 #include "runtime.cuh"
 
 namespace hilo::hisa::cuda_detail {
+
+namespace cg = cooperative_groups;
 
 constexpr int kTopkThreads = 512;  // 1024 measured 10% faster on 128K rows but 1.6x slower on the short rows of HISA's block stage
 constexpr int kTopkWarps = kTopkThreads / 32;
@@ -35,6 +38,7 @@ struct TopkShared {
   typename cub::BlockScan<int, kTopkThreads>::TempStorage scan;
   int warp_sure[2][kTopkWarps], warp_cand[2][kTopkWarps];
   int bin, remaining;
+  int n_sure, n_cand;  // what collect() found in this CTA's part of the row
 };
 
 __device__ __forceinline__ uint64_t by_score(uint32_t key, int64_t pos) {
@@ -61,18 +65,18 @@ __device__ inline void find_bin(TopkShared& sh, int bins, int remaining) {
   __syncthreads();
 }
 
-// Histogram of one digit over the row's candidates whose higher digits equal `prefix` (plain shared atomics:
+// Histogram of one digit over elements [begin, n) of the row whose higher digits equal `prefix` (plain shared atomics:
 // combining a warp's increments with __match_any_sync measured 20-30% slower on an H200). Four loads in flight
 // per thread, coalesced.
 template <class Src>
-__device__ inline void histogram(TopkShared& sh, const Src& src, int row, int64_t n, uint32_t mask, uint32_t prefix,
-                                 int shift, int bins) {
+__device__ inline void histogram(TopkShared& sh, const Src& src, int row, int64_t begin, int64_t n, uint32_t mask,
+                                 uint32_t prefix, int shift, int bins) {
   for (int i = threadIdx.x; i < bins; i += kTopkThreads) sh.hist[i] = 0;
   __syncthreads();
   const auto count = [&](uint32_t key) {
     if (key != 0 && (key & mask) == prefix) atomicAdd(&sh.hist[(key >> shift) & (bins - 1)], 1u);
   };
-  int64_t i = threadIdx.x;
+  int64_t i = begin + threadIdx.x;
   for (; i + 3 * kTopkThreads < n; i += 4 * kTopkThreads) {
     uint32_t key[4];
 #pragma unroll
@@ -84,19 +88,19 @@ __device__ inline void histogram(TopkShared& sh, const Src& src, int row, int64_
   __syncthreads();
 }
 
-// Collects, in element order, the sure winners (key > top, or every candidate when all_sure) into sh.win and the
+// Collects, in element order from elements [begin, n), the sure winners (key > top, or every candidate when all_sure) into sh.win and the
 // candidates ((key & mask) == prefix) into sh.cand (the first kTopkCap). Each warp takes a span of 32 * kTopkUnroll
 // consecutive elements per round; ballots order the lanes, a per-round table of warp counts orders the warps.
 // Returns the number of candidates seen (may exceed kTopkCap).
 template <class Src>
-__device__ inline int collect(TopkShared& sh, const Src& src, int row, int64_t n, bool all_sure, uint32_t mask,
-                              uint32_t prefix) {
+__device__ inline int collect(TopkShared& sh, const Src& src, int row, int64_t begin, int64_t n, bool all_sure,
+                              uint32_t mask, uint32_t prefix) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const uint32_t top = prefix | ~mask;  // largest key of the bin
   const unsigned lower = (1u << lane) - 1u;
   constexpr int64_t kSpan = 32 * kTopkUnroll, kRound = kSpan * kTopkWarps;
   int sure_base = 0, cand_base = 0, parity = 0;
-  for (int64_t r0 = 0; r0 < n; r0 += kRound, parity ^= 1) {
+  for (int64_t r0 = begin; r0 < n; r0 += kRound, parity ^= 1) {
     const int64_t w0 = r0 + warp * kSpan;
     unsigned sm[kTopkUnroll], cm[kTopkUnroll];
     int ns = 0, nc = 0;
@@ -139,6 +143,7 @@ __device__ inline int collect(TopkShared& sh, const Src& src, int row, int64_t n
       co += __popc(cm[j]);
     }
   }
+  if (threadIdx.x == 0) sh.n_sure = sure_base, sh.n_cand = cand_base;
   __syncthreads();
   return cand_base;
 }
@@ -206,15 +211,76 @@ __device__ inline uint32_t keep_best_candidates(TopkShared& sh, int n, uint32_t 
   return prefix;
 }
 
+// ---- Several CTAs per row (a thread-block cluster on sm_90): each takes a contiguous part of the row ----
+
+// Sums the cluster's histograms (bins of one digit) so that every CTA holds the row's; all CTAs call it.
+__device__ inline void cluster_sum_histograms(TopkShared& sh, int bins) {
+#if __CUDA_ARCH__ >= 900
+  cg::cluster_group cluster = cg::this_cluster();
+  if (cluster.num_blocks() == 1) return;
+  cluster.sync();  // every part's histogram is complete
+  uint32_t sum[kTopkBins / kTopkThreads] = {};
+  for (unsigned r = 0; r < cluster.num_blocks(); ++r) {
+    const uint32_t* peer = cluster.map_shared_rank(sh.hist, r);
+    for (int j = 0, i = threadIdx.x; i < bins; ++j, i += kTopkThreads) sum[j] += peer[i];
+  }
+  cluster.sync();  // every CTA has read every histogram before any is overwritten
+  for (int j = 0, i = threadIdx.x; i < bins; ++j, i += kTopkThreads) sh.hist[i] = sum[j];
+  __syncthreads();
+#endif
+}
+
+// Appends the other CTAs' sure winners and candidates (in rank order = element order) to CTA 0's lists. Returns
+// false on the CTAs that are done (every CTA but 0), after CTA 0 has read their shared memory.
+__device__ inline bool cluster_gather(TopkShared& sh) {
+#if __CUDA_ARCH__ >= 900
+  cg::cluster_group cluster = cg::this_cluster();
+  if (cluster.num_blocks() == 1) return true;
+  cluster.sync();  // every part's lists and counts are complete
+  if (cluster.block_rank() == 0) {
+    int sure = sh.n_sure, cand = sh.n_cand;
+    for (unsigned r = 1; r < cluster.num_blocks(); ++r) {
+      const TopkShared* peer = cluster.map_shared_rank(&sh, r);
+      const int ps = peer->n_sure, pc = peer->n_cand;
+      for (int i = threadIdx.x; i < ps; i += kTopkThreads) sh.win[sure + i] = peer->win[i];
+      for (int i = threadIdx.x; i < pc && cand + i < kTopkCap; i += kTopkThreads) sh.cand[cand + i] = peer->cand[i];
+      sure += ps, cand += pc;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) sh.n_sure = sure, sh.n_cand = cand;
+  }
+  cluster.sync();  // CTA 0 is done reading the others
+  __syncthreads();
+  return cluster.block_rank() == 0;
+#else
+  return true;
+#endif
+}
+
+__device__ inline int cluster_rank_and_size(int& size) {
+#if __CUDA_ARCH__ >= 900
+  cg::cluster_group cluster = cg::this_cluster();
+  size = static_cast<int>(cluster.num_blocks());
+  return static_cast<int>(cluster.block_rank());
+#else
+  size = 1;
+  return 0;
+#endif
+}
+
 template <class Src, class Sink>
 __global__ void __launch_bounds__(kTopkThreads) topk_kernel(Src src, Sink sink, int k, bool sorted) {
   extern __shared__ __align__(16) uint8_t topk_smem[];
   TopkShared& sh = *reinterpret_cast<TopkShared*>(topk_smem);
-  const int row = blockIdx.x;
-  const int64_t n = src.count(row);
+  int parts;
+  const int part = cluster_rank_and_size(parts);
+  const int row = blockIdx.x / parts;
+  const int64_t n = src.count(row), per_part = (n + parts - 1) / parts;
+  const int64_t begin = min64(n, part * per_part), end = min64(n, begin + per_part);
 
   // Digit 1 (bits 31..20) over every element; its histogram also counts the candidates.
-  histogram(sh, src, row, n, 0u, 0u, 20, kTopkBins);
+  histogram(sh, src, row, begin, end, 0u, 0u, 20, kTopkBins);
+  cluster_sum_histograms(sh, kTopkBins);
   int local = 0;
   for (int i = threadIdx.x; i < kTopkBins; i += kTopkThreads) local += static_cast<int>(sh.hist[i]);
   int unused, valid;
@@ -227,7 +293,10 @@ __global__ void __launch_bounds__(kTopkThreads) topk_kernel(Src src, Sink sink, 
   if (!all_sure) {
     for (int d = 0;; ++d) {
       const int shift = d == 0 ? 20 : d == 1 ? 10 : 0, bins = d == 0 ? kTopkBins : 1024;
-      if (d > 0) histogram(sh, src, row, n, mask, prefix, shift, bins);
+      if (d > 0) {
+        histogram(sh, src, row, begin, end, mask, prefix, shift, bins);
+        cluster_sum_histograms(sh, bins);
+      }
       find_bin(sh, bins, remaining);
       prefix |= static_cast<uint32_t>(sh.bin) << shift;
       mask |= static_cast<uint32_t>(bins - 1) << shift;
@@ -237,7 +306,9 @@ __global__ void __launch_bounds__(kTopkThreads) topk_kernel(Src src, Sink sink, 
       if (in_bin <= static_cast<uint32_t>(kTopkCap) || d == 2) break;
     }
   }
-  const int seen = collect(sh, src, row, n, all_sure, mask, prefix);
+  collect(sh, src, row, begin, end, all_sure, mask, prefix);
+  if (!cluster_gather(sh)) return;
+  const int seen = sh.n_cand;
 
   int total = valid, n_sure = valid, chosen = 0;
   uint32_t kth = 0;
@@ -267,13 +338,24 @@ __global__ void __launch_bounds__(kTopkThreads) topk_kernel(Src src, Sink sink, 
   sink.finish(row, total, kth);  // kth: the k-th key when the row had more than k candidates, else 0
 }
 
-// One CTA per row of `src` into `sink`.
+// `cluster` CTAs per row of `src` (a thread-block cluster when > 1) into `sink`.
 template <class Src, class Sink>
-void launch_topk_rows(const Src& src, const Sink& sink, int rows, int k, bool sorted, cudaStream_t stream) {
+void launch_topk_rows(const Src& src, const Sink& sink, int rows, int k, bool sorted, cudaStream_t stream,
+                      int cluster = 1) {
   if (rows == 0) return;
   allow_smem<topk_kernel<Src, Sink>>(sizeof(TopkShared));
-  topk_kernel<Src, Sink><<<rows, kTopkThreads, sizeof(TopkShared), stream>>>(src, sink, k, sorted);
-  HILO_CUDA_LAUNCHED("topk_kernel");
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(static_cast<unsigned>(rows) * cluster);
+  config.blockDim = dim3(kTopkThreads);
+  config.dynamicSmemBytes = sizeof(TopkShared);
+  config.stream = stream;
+  cudaLaunchAttribute attribute{};
+  attribute.id = cudaLaunchAttributeClusterDimension;
+  attribute.val.clusterDim.x = cluster;
+  attribute.val.clusterDim.y = attribute.val.clusterDim.z = 1;
+  config.attrs = &attribute;
+  config.numAttrs = cluster > 1 ? 1 : 0;
+  HILO_CUDA_CHECK(cudaLaunchKernelEx(&config, topk_kernel<Src, Sink>, src, sink, k, sorted));
 }
 
 // ---- Sources ----
@@ -385,13 +467,17 @@ void launch_topk(const Src& src, const Sink& sink, int rows, int64_t max_len, in
   if (rows == 0) return;
   const TopkTuning& tune = topk_tuning();
   int64_t segment = tune.segment;
-  if (segment < 0) {  // automatic: split long rows only when the rows alone would leave 3/4 of the SMs idle
-    const int sms = multiprocessor_count();
+  const int sms = multiprocessor_count();
+  if (segment < 0) {  // automatic: split long rows only when there are very few (at most SMs / 32)
     const int64_t parts = std::min<int64_t>((max_len + 16383) / 16384, (2 * sms + rows - 1) / rows);
-    segment = max_len > 32768 && rows * 4 <= sms && parts > 1 ? (max_len + parts - 1) / parts : 0;
+    segment = max_len > 32768 && rows * 32 <= sms && parts > 1 ? (max_len + parts - 1) / parts : 0;
   }
   if (segment <= 0 || max_len <= 2 * segment) {
-    launch_topk_rows(src, sink, rows, k, sorted, stream);
+    int cluster = tune.cluster;
+    if (cluster < 0)  // automatic: rows of 64K or more, fewer rows than SMs: 4 CTAs per row (H200: 64 x 128K and
+                      // 8 x 1M faster than one CTA or segments; 64 x 32K slower, the gather does not pay)
+      cluster = max_len >= 65536 && rows < sms ? std::min(4, (2 * sms + rows - 1) / rows) : 1;
+    launch_topk_rows(src, sink, rows, k, sorted, stream, std::max(1, std::min(cluster, 8)));
     return;
   }
   const int segments = ceil_div(max_len, segment);
