@@ -41,7 +41,7 @@ struct WgLayout {
 };
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-// Issues the 4 k-steps of one bank: keys (A) x the 128 (row, head) pairs starting at q row `pair * 128 / H`.
+// Issues the 4 k-steps of one bank: the warpgroup's 64 keys (A) x the bank's 128 (query row, head) pairs (B).
 __device__ __forceinline__ void wg_issue(float (&acc)[64], uint32_t a_addr, uint32_t b_addr) {
   wgmma_fence();
 #pragma unroll
@@ -51,8 +51,8 @@ __device__ __forceinline__ void wg_issue(float (&acc)[64], uint32_t a_addr, uint
 }
 
 // The B operand (q) is staged with its rows permuted so that the sum over heads never leaves a thread: bank b
-// holds query rows 4 * (b / (H / 32)) .. + 3 and heads 32 * (b % (H / 32)) .. + 31, and its column 8j + 2t + e
-// (the columns thread t of each quad holds) is (query row 4 * (b / (H / 32)) + t, head 32 * half + 2j + e).
+// holds query rows 4 * (b / (H / 32)) .. + 3 and the heads 32 * half .. + 31 (half = b % (H / 32)), and its column
+// 8j + 2t + e (the columns thread t of each quad holds) is (query row 4 * (b / (H / 32)) + t, head 32 * half + 2j + e).
 template <int H>
 __host__ __device__ __forceinline__ void wg_b_row(int n, int& row, int& head) {
   const int bank = n / 128, c = n % 128, j = c / 8, t = (c % 8) / 2, e = c % 2;

@@ -24,7 +24,8 @@ namespace hilo::hisa::cuda_detail {
 
 namespace cg = cooperative_groups;
 
-constexpr int kTopkThreads = 512;  // 1024 measured 10% faster on 128K rows but 1.6x slower on the short rows of HISA's block stage
+// 1024 threads measured 10% faster on 128K rows but 1.6x slower on the short rows of HISA's block stage.
+constexpr int kTopkThreads = 512;
 constexpr int kTopkWarps = kTopkThreads / 32;
 constexpr int kTopkCap = 4096;    // candidates held in shared memory (>= kMaxTopk: the last digit relies on it)
 constexpr int kTopkUnroll = 8;    // elements per lane per round of the collect pass
@@ -88,10 +89,10 @@ __device__ inline void histogram(TopkShared& sh, const Src& src, int row, int64_
   __syncthreads();
 }
 
-// Collects, in element order from elements [begin, n), the sure winners (key > top, or every candidate when all_sure) into sh.win and the
-// candidates ((key & mask) == prefix) into sh.cand (the first kTopkCap). Each warp takes a span of 32 * kTopkUnroll
-// consecutive elements per round; ballots order the lanes, a per-round table of warp counts orders the warps.
-// Returns the number of candidates seen (may exceed kTopkCap).
+// Collects, in element order from elements [begin, n), the sure winners (key > top, or every candidate when
+// all_sure) into sh.win and the candidates ((key & mask) == prefix) into sh.cand (the first kTopkCap). Each warp
+// takes a span of 32 * kTopkUnroll consecutive elements per round; ballots order the lanes, a per-round table of
+// warp counts orders the warps. Returns the number of candidates seen (may exceed kTopkCap).
 template <class Src>
 __device__ inline int collect(TopkShared& sh, const Src& src, int row, int64_t begin, int64_t n, bool all_sure,
                               uint32_t mask, uint32_t prefix) {
