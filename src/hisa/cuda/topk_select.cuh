@@ -1,11 +1,14 @@
-// Exact top-k of one row per CTA (k <= kMaxTopk), reading the row twice in the common case:
+// Exact top-k of each row (k <= kMaxTopk), reading the row twice in the common case:
 //  1. a histogram of the order keys' top 12 bits finds the bin b that holds the k-th largest element;
 //  2. one pass collects, in element order, the elements above b (the "sure" winners, fewer than k) and the elements
-//     in b (the candidates) into shared memory; the candidates are sorted by (key desc, position asc) and the best
-//     fill the remaining slots.
+//     in b (the candidates) into shared memory. The candidates' remaining digits are resolved in shared memory and
+//     the best of them, ties to the earlier element, fill the remaining slots.
 // When b holds more than kTopkCap elements, the next digits (10 and 10 bits) narrow it, one histogram pass each;
 // after the last digit the bin is a single key value and its first elements in element order are taken. The
-// winners reach the sink in ascending position order, or by (score desc, position asc) when `sorted`.
+// winners reach the sink in ascending position order (the two position-ordered lists merged by binary search), or
+// by (score desc, position asc) when `sorted` (bitonic sort).
+// A row is one CTA, or a cluster of CTAs that each take a contiguous part of it: their histograms are summed and
+// their lists gathered (in element order) through distributed shared memory, and CTA 0 finishes the row.
 // Ties go to the smaller position; every source lists its elements in ascending position. Deterministic: atomics
 // only count (histograms); what is kept, and the output order, depend on keys and positions alone.
 //
@@ -35,7 +38,7 @@ static_assert(kTopkCap >= kMaxTopk, "the last digit takes up to k equal keys fro
 struct TopkShared {
   uint32_t hist[kTopkBins];
   uint64_t cand[kTopkCap];  // (~key << 32 | position): ascending = best first
-  uint64_t win[kMaxTopk];   // the same, or (position << 32 | key) for the final position order
+  uint64_t win[kMaxTopk];   // the sure winners, same form
   typename cub::BlockScan<int, kTopkThreads>::TempStorage scan;
   int warp_sure[2][kTopkWarps], warp_cand[2][kTopkWarps];
   int bin, remaining;
