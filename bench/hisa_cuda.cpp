@@ -129,7 +129,9 @@ int main(int argc, char** argv) {
   app.add_option("--repeat", repeat, "Timed runs (median)");
   app.add_option("--json", json_path, "Write results as JSON");
   std::vector<std::string> parts{"prefill", "decode", "topk"};
-  app.add_option("--parts", parts, "Which benchmarks to run: prefill, decode, topk")->delimiter(',');
+  app.add_option("--parts", parts, "Which benchmarks to run: prefill, decode, topk")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"prefill", "decode", "topk"}));
   CLI11_PARSE(app, argc, argv);
 
   cudaDeviceProp prop{};

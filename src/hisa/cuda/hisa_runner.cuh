@@ -128,30 +128,8 @@ void run_hisa(const uint8_t* q, const float* w, const int32_t* lo, const int32_t
                                                union_count);
   HILO_CUDA_LAUNCHED("tile_union_kernel");
   HILO_CUDA_CHECK(cudaMemsetAsync(cand, 0xFF, sizeof(float) * rows * cap * B, stream));
-  bool scored = false;
-  if constexpr (H == 32 || H == 64) {  // wgmma: every row of the tile against each union block of 128 tokens
-    if (B == kWgTileKeys && tile_rows == kWgRows && wgmma_usable()) {
-      constexpr size_t smem = WgLayout<H>::kSmem;
-      allow_smem<token_scores_wgmma_kernel<H, TokenKeys>>(smem);
-      // One CTA per SM: at least two CTAs per SM in all, so the last wave is not a mostly idle half wave.
-      const int sms = multiprocessor_count();
-      const int spread = std::max(1, std::min(16, (2 * sms + tiles - 1) / std::max(tiles, 1)));
-      token_scores_wgmma_kernel<H, TokenKeys><<<dim3(tiles, spread), kWgThreads, smem, stream>>>(
-          q, w, lo, hi, rows, per_tile_source ? 1 : 0, keys, kept, kept_count, cap, union_blocks, union_mask,
-          union_count, cand);
-      HILO_CUDA_LAUNCHED("token_scores_wgmma_kernel");
-      scored = true;
-    }
-  }
-  if (!scored) {
-    const size_t smem = token_scores_smem<H>(tile_rows, cap);
-    allow_smem<token_scores_kernel<H, TokenKeys>>(smem);
-    const int spread = std::max(1, std::min(16, 132 * 2 / std::max(tiles, 1)));
-    token_scores_kernel<H, TokenKeys><<<dim3(tiles, spread), kScoreWarps * 32, smem, stream>>>(
-        q, w, lo, hi, rows, tile_rows, per_tile_source ? 1 : 0, keys, B, kept, kept_count, cap, union_blocks,
-        union_mask, union_count, cand);
-    HILO_CUDA_LAUNCHED("token_scores_kernel");
-  }
+  launch_token_scores<H>(q, w, lo, hi, rows, tile_rows, per_tile_source, keys, B, kept, kept_count, cap, union_blocks,
+                         union_mask, union_count, cand, stream);
   launch_topk_rows(TokenCandidates{cand, kept, kept_count, cap, B}, sink, rows, opt.topk, opt.sorted, stream);
   clock.mark();
 }

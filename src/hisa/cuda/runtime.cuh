@@ -80,15 +80,18 @@ void allow_smem(size_t bytes) {
   }
 }
 
-// SMs of the current device (asked once per device).
-inline int multiprocessor_count() {
+// An attribute of the current device, asked once per device (for attributes that are never 0).
+template <cudaDeviceAttr Attribute>
+int device_attribute() {
   static int known[64] = {};
   int device = 0;
   HILO_CUDA_CHECK(cudaGetDevice(&device));
-  int& n = known[device & 63];
-  if (n == 0) HILO_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device));
-  return n;
+  int& value = known[device & 63];
+  if (value == 0) HILO_CUDA_CHECK(cudaDeviceGetAttribute(&value, Attribute, device));
+  return value;
 }
+
+inline int multiprocessor_count() { return device_attribute<cudaDevAttrMultiProcessorCount>(); }
 
 inline cudaStream_t as_stream(void* s) { return static_cast<cudaStream_t>(s); }
 

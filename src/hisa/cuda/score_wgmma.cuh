@@ -14,8 +14,10 @@
 // only (docs/hisa.md, GPU section).
 #pragma once
 
+#include <algorithm>
 #include <type_traits>
 
+#include "hisa_kernels.cuh"
 #include "runtime.cuh"
 #include "score_keys.cuh"
 #include "wgmma.cuh"
@@ -303,16 +305,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
 // tuning switch is on.
 inline bool wgmma_usable() {
 #if defined(HILO_HAVE_SM90A)
-  static int known[64] = {};  // per device: 0 not asked yet, 1 Hopper, 2 other
-  int device = 0;
-  HILO_CUDA_CHECK(cudaGetDevice(&device));
-  int& k = known[device & 63];
-  if (k == 0) {
-    int major = 0;
-    HILO_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-    k = major == 9 ? 1 : 2;
-  }
-  return k == 1 && flat_tuning().wgmma;
+  return flat_tuning().wgmma && device_attribute<cudaDevAttrComputeCapabilityMajor>() == 9;
 #else
   return false;
 #endif
@@ -339,6 +332,36 @@ void launch_score_keys(const ScoreParams& p, const Keys& keys, const Out& out, c
   score_keys_kernel<H, Keys, Out>
       <<<dim3(ceil_div(len, kKeysPerCta), groups), kScoreWarps * 32, smem, stream>>>(p, keys, out);
   HILO_CUDA_LAUNCHED("score_keys_kernel");
+}
+
+// HISA's token stage: the rows of each tile against the union of their kept blocks, into cand. The wgmma kernel
+// for 32 or 64 heads, tiles of 16 rows and blocks of 128 where usable, else the mma.sync kernel. Either way the
+// grid spreads each tile's union blocks over up to 16 CTAs, enough for two CTAs per SM in all.
+template <int H, class Keys>
+void launch_token_scores(const uint8_t* q, const float* w, const int32_t* lo, const int32_t* hi, int rows,
+                         int tile_rows, bool per_tile_source, const Keys& keys, int block, const int32_t* kept,
+                         const int32_t* kept_count, int cap, const int32_t* union_blocks, const uint32_t* union_mask,
+                         const int32_t* union_count, float* cand, cudaStream_t stream) {
+  const int tiles = ceil_div(rows, tile_rows);
+  if constexpr (H == 32 || H == 64) {
+    if (block == kWgTileKeys && tile_rows == kWgRows && wgmma_usable()) {
+      constexpr size_t smem = WgLayout<H>::kSmem;
+      allow_smem<token_scores_wgmma_kernel<H, Keys>>(smem);
+      const int spread = std::max(1, std::min(16, (2 * multiprocessor_count() + tiles - 1) / std::max(tiles, 1)));
+      token_scores_wgmma_kernel<H, Keys><<<dim3(tiles, spread), kWgThreads, smem, stream>>>(
+          q, w, lo, hi, rows, per_tile_source ? 1 : 0, keys, kept, kept_count, cap, union_blocks, union_mask,
+          union_count, cand);
+      HILO_CUDA_LAUNCHED("token_scores_wgmma_kernel");
+      return;
+    }
+  }
+  const size_t smem = token_scores_smem<H>(tile_rows, cap);
+  allow_smem<token_scores_kernel<H, Keys>>(smem);
+  const int spread = std::max(1, std::min(16, 2 * multiprocessor_count() / std::max(tiles, 1)));
+  token_scores_kernel<H, Keys><<<dim3(tiles, spread), kScoreWarps * 32, smem, stream>>>(
+      q, w, lo, hi, rows, tile_rows, per_tile_source ? 1 : 0, keys, block, kept, kept_count, cap, union_blocks,
+      union_mask, union_count, cand);
+  HILO_CUDA_LAUNCHED("token_scores_kernel");
 }
 
 }  // namespace hilo::hisa::cuda_detail

@@ -27,7 +27,8 @@ namespace hilo::hisa::cuda_detail {
 
 namespace cg = cooperative_groups;
 
-// 1024 threads measured 10% faster on 128K rows but 1.6x slower on the short rows of HISA's block stage.
+// 1024 threads measured ~10% faster on 128K rows but ~1.6x slower on the short rows of HISA's block stage (H200,
+// two separate calls: docs/results/hisa-cuda.md).
 constexpr int kTopkThreads = 512;
 constexpr int kTopkWarps = kTopkThreads / 32;
 constexpr int kTopkCap = 4096;    // candidates held in shared memory (>= kMaxTopk: the last digit relies on it)
@@ -69,9 +70,9 @@ __device__ inline void find_bin(TopkShared& sh, int bins, int remaining) {
   __syncthreads();
 }
 
-// Histogram of one digit over elements [begin, n) of the row whose higher digits equal `prefix` (plain shared atomics:
-// combining a warp's increments with __match_any_sync measured 20-30% slower on an H200). Four loads in flight
-// per thread, coalesced.
+// Histogram of one digit over elements [begin, n) of the row whose higher digits equal `prefix` (plain shared
+// atomics: combining a warp's increments with __match_any_sync measured 20-30% slower on an H200). Four loads in
+// flight per thread, coalesced.
 template <class Src>
 __device__ inline void histogram(TopkShared& sh, const Src& src, int row, int64_t begin, int64_t n, uint32_t mask,
                                  uint32_t prefix, int shift, int bins) {
@@ -95,9 +96,9 @@ __device__ inline void histogram(TopkShared& sh, const Src& src, int row, int64_
 // Collects, in element order from elements [begin, n), the sure winners (key > top, or every candidate when
 // all_sure) into sh.win and the candidates ((key & mask) == prefix) into sh.cand (the first kTopkCap). Each warp
 // takes a span of 32 * kTopkUnroll consecutive elements per round; ballots order the lanes, a per-round table of
-// warp counts orders the warps. Returns the number of candidates seen (may exceed kTopkCap).
+// warp counts orders the warps. The counts (the candidates may exceed kTopkCap) go to sh.n_sure and sh.n_cand.
 template <class Src>
-__device__ inline int collect(TopkShared& sh, const Src& src, int row, int64_t begin, int64_t n, bool all_sure,
+__device__ inline void collect(TopkShared& sh, const Src& src, int row, int64_t begin, int64_t n, bool all_sure,
                               uint32_t mask, uint32_t prefix) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const uint32_t top = prefix | ~mask;  // largest key of the bin
@@ -149,7 +150,6 @@ __device__ inline int collect(TopkShared& sh, const Src& src, int row, int64_t b
   }
   if (threadIdx.x == 0) sh.n_sure = sure_base, sh.n_cand = cand_base;
   __syncthreads();
-  return cand_base;
 }
 
 __device__ __forceinline__ uint32_t key_of(uint64_t v) { return ~static_cast<uint32_t>(v >> 32); }
