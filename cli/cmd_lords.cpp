@@ -49,6 +49,7 @@ nlohmann::json to_json(const lords::CheckpointQuantResult& r, const lords::Check
           {"codebook", lords::make_codebook(c.codebook, c.bits).name()},
           {"block", c.block},
           {"optimizer", lords::to_string(c.optimizer)},
+          {"device", c.device >= 0 ? fmt::format("cuda:{}", c.device) : std::string("cpu")},
           {"tensors", tensors},
           {"carried", r.carried},
           {"rel_error_mean", r.rel_error_mean},
@@ -131,6 +132,11 @@ Action add_quantize(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--include", opts->include, "Quantize tensors whose name matches this regex (searched)")
       ->capture_default_str();
+  auto device = std::make_shared<std::string>("cpu");
+  cmd->add_option("--device", *device,
+                  "Where LoRDS' Adam refinement runs: cpu, cuda or cuda:N (initialisation, final codes and block-wise "
+                  "scales stay on the CPU)")
+      ->capture_default_str();
   cmd->add_option("--threads", opts->config.threads, "Threads (0 = all cores)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
@@ -156,6 +162,8 @@ Action add_quantize(CLI::App& app) {
     opts->config.method = lords::parse_method(*method);
     opts->config.codebook = lords::parse_codebook(*codebook);
     opts->config.optimizer = lords::parse_optimizer(*optimizer);
+    const Device dev = parse_device(*device, "quantize: --device");
+    opts->config.device = dev.kind == DeviceKind::CUDA ? dev.index : -1;
     install_interrupt_handler();
     if (!calib->tokens.empty()) {
       if (opts->config.method != lords::Method::Lords)

@@ -51,7 +51,9 @@ int64_t compare_prefill(const test::Prefill& p, const Tensor& gpu, const Tensor&
     const int32_t ks = p.ks.ptr<int32_t>()[r];
     std::set<int32_t> g, c;
     for (int64_t i = 0; i < k; ++i) {
-      if (gpu.ptr<int32_t>()[r * k + i] >= 0) EXPECT_TRUE(g.insert(gpu.ptr<int32_t>()[r * k + i] + ks).second);
+      if (gpu.ptr<int32_t>()[r * k + i] >= 0) {
+        EXPECT_TRUE(g.insert(gpu.ptr<int32_t>()[r * k + i] + ks).second);
+      }
       if (cpu.ptr<int32_t>()[r * k + i] >= 0) c.insert(cpu.ptr<int32_t>()[r * k + i] + ks);
     }
     EXPECT_EQ(g.size(), c.size()) << "row " << r;

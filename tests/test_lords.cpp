@@ -422,6 +422,10 @@ TEST(LordsQuantize, RefusesBadInputNamingTheArgument) {
   refuses(view_of(w, rows, cols), c, "act_sq[3]");
   c = ok, c.learning_rate = 0;
   refuses(view_of(w, rows, cols), c, "learning_rate");
+  c = ok, c.device = -2;
+  refuses(view_of(w, rows, cols), c, "device = -2");
+  c = ok, c.device = 1000;  // no machine has that many GPUs; a build without CUDA has none
+  refuses(view_of(w, rows, cols), c, "device = 1000 does not exist");
   std::vector<float> bad = w;
   bad[17] = NAN;
   refuses(view_of(bad, rows, cols), ok, "non-finite");

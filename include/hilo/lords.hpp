@@ -50,6 +50,9 @@ struct QuantConfig {
   float learning_rate = 0.1f;  // Adam: step size relative to each factor's initial RMS
   uint64_t seed = 0;            // initialises rank components beyond the block scales' rank
   int threads = 0;
+  // -1: the CPU. >= 0: LoRDS' Adam refinement runs on that CUDA device (the rest, and block-wise, on the CPU);
+  // same format and code rule, errors within rounding of the CPU's (docs/lords.md, "GPU refinement").
+  int device = -1;
   std::vector<float> act_sq;    // optional: mean squared activation per input channel (activation-aware error)
   std::function<void(double)> on_step;  // optional: called between refinement steps with the fraction done
 };

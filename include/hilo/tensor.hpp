@@ -5,6 +5,7 @@
 #include <initializer_list>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "hilo/dtype.hpp"
@@ -20,6 +21,8 @@ struct Device {
 };
 
 std::string to_string(const Device& d);
+// "cpu", "cuda" (device 0) or "cuda:N"; anything else throws naming `argument`.
+Device parse_device(std::string_view text, std::string_view argument = "device");
 using Shape = std::vector<int64_t>;
 std::string shape_string(const Shape& s);
 

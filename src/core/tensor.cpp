@@ -11,6 +11,20 @@ std::string to_string(const Device& d) {
   return d.kind == DeviceKind::CPU ? std::string("cpu") : fmt::format("cuda:{}", d.index);
 }
 
+Device parse_device(std::string_view text, std::string_view argument) {
+  if (text == "cpu") return {DeviceKind::CPU, 0};
+  if (text == "cuda") return {DeviceKind::CUDA, 0};
+  if (text.starts_with("cuda:") && text.size() > 5 && text.size() <= 9) {
+    int index = 0;
+    for (char c : text.substr(5)) {
+      HILO_CHECK(c >= '0' && c <= '9', "{} '{}' is not cpu, cuda or cuda:N", argument, text);
+      index = index * 10 + (c - '0');
+    }
+    return {DeviceKind::CUDA, index};
+  }
+  fail("{} '{}' is not cpu, cuda or cuda:N", argument, text);
+}
+
 std::string shape_string(const Shape& s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
 
 TensorView::TensorView(void* data, DType dtype, Shape shape, Shape strides, Device device)

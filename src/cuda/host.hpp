@@ -4,6 +4,9 @@
 
 #include <cuda_runtime.h>
 
+#include <cstddef>
+#include <utility>
+
 #include "../core/check.hpp"
 
 namespace hilo::cuda_detail {
@@ -27,6 +30,38 @@ class DeviceScope {
 
  private:
   int previous_ = 0;
+};
+
+// Device memory freed on destruction; optionally filled from the host (synchronously) or zeroed.
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  explicit DeviceBuffer(std::size_t bytes, const void* host = nullptr) {
+    if (bytes == 0) return;
+    check_cuda(cudaMalloc(&ptr_, bytes), "cudaMalloc");
+    if (host)
+      check_cuda(cudaMemcpy(ptr_, host, bytes, cudaMemcpyHostToDevice), "cudaMemcpy");
+    else
+      check_cuda(cudaMemset(ptr_, 0, bytes), "cudaMemset");
+  }
+  DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(std::exchange(o.ptr_, nullptr)) {}
+  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
+    std::swap(ptr_, o.ptr_);
+    return *this;
+  }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  ~DeviceBuffer() {
+    if (ptr_) cudaFree(ptr_);
+  }
+  void* get() const { return ptr_; }
+  template <typename T>
+  T* as() const {
+    return static_cast<T*>(ptr_);
+  }
+
+ private:
+  void* ptr_ = nullptr;
 };
 
 }  // namespace hilo::cuda_detail

@@ -31,7 +31,7 @@ namespace hilo::lords {
 namespace detail {
 QuantizedLinear quantize_impl(const TensorView& w, const QuantConfig& cfg, QuantReport* report);
 double relative_error_impl(const TensorView& w, const QuantizedLinear& q);
-void dequantize_impl(const QuantizedLinear& q, float* out);
+void dequantize_impl(const QuantizedLinear& q, float* out, int threads);  // threads: 0 = all cores
 }  // namespace detail
 
 // Entry points compiled for the baseline ISA: they check the CPU before calling into the AVX2-built quantiser.
@@ -42,7 +42,7 @@ QuantizedLinear quantize(const TensorView& w, const QuantConfig& cfg, QuantRepor
 
 void dequantize(const QuantizedLinear& q, float* out) {
   detail::require_quantizer_isa();
-  detail::dequantize_impl(q, out);
+  detail::dequantize_impl(q, out, 0);
 }
 
 double relative_error(const TensorView& w, const QuantizedLinear& q) {

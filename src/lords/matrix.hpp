@@ -43,7 +43,7 @@ Mat transpose_times(const Mat& B, const Mat& G, int threads);
 void round_to_bf16(Mat& m);
 
 // The body of lords::dequantize (quantize.cpp).
-void dequantize_impl(const QuantizedLinear& q, float* out);
+void dequantize_impl(const QuantizedLinear& q, float* out, int threads);  // threads: 0 = all cores
 
 struct Factors {
   Mat B, A;  // [rows, r], [r, cols]
@@ -54,5 +54,8 @@ void refine_als(const Mat& W, const Vec& h, const Codebook& cb, Factors& f, int 
                 QuantReport* report, const std::function<void(double)>& on_step);
 void refine_adam(const Mat& W, const Vec& h, const Codebook& cb, Factors& f, int steps, float lr, int threads,
                  QuantReport* report, const std::function<void(double)>& on_step);
+// refine_adam with its loop on a CUDA device (refine_cuda.hpp); throws in builds without CUDA.
+void refine_adam_on_device(const Mat& W, const Vec& h, const Codebook& cb, Factors& f, int steps, float lr, int device,
+                           QuantReport* report, const std::function<void(double)>& on_step);
 
 }  // namespace hilo::lords::detail

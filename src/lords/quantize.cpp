@@ -8,6 +8,7 @@
 
 #include "../core/check.hpp"
 #include "../core/parallel.hpp"
+#include "hilo/cuda.hpp"
 #include "kernels.hpp"
 #include "matrix.hpp"
 
@@ -28,6 +29,14 @@ void check_config(const QuantConfig& cfg, int64_t rows, int64_t cols) {
   HILO_CHECK(cfg.steps >= -1, "quantize: steps = {} must be >= 0 (or -1 for the optimizer's default)", cfg.steps);
   HILO_CHECK(std::isfinite(cfg.learning_rate) && cfg.learning_rate > 0, "quantize: learning_rate = {} must be > 0",
              cfg.learning_rate);
+  HILO_CHECK(cfg.device >= -1, "quantize: device = {} must be -1 (the CPU) or a CUDA device index", cfg.device);
+  if (cfg.device >= 0) {
+    const int devices = cuda::device_count();
+    HILO_CHECK(cfg.device < devices, "quantize: device = {} does not exist ({} CUDA devices; built with CUDA: {})",
+               cfg.device, devices, cuda::built_with_cuda() ? "yes" : "no");
+    HILO_CHECK(cfg.method == Method::Blockwise || cfg.optimizer == Optimizer::Adam,
+               "quantize: optimizer = als runs on the CPU only; use adam with a CUDA device");
+  }
   if (!cfg.act_sq.empty()) {
     HILO_CHECK(static_cast<int64_t>(cfg.act_sq.size()) == cols,
                "quantize: act_sq has {} entries, the input dimension is {}", cfg.act_sq.size(), cols);
@@ -115,7 +124,9 @@ void quantize_lords(const Mat& W, const QuantConfig& cfg, int threads, Quantized
   QuantReport local;
   QuantReport* rep = report ? report : &local;
   const int steps = cfg.steps >= 0 ? cfg.steps : (cfg.optimizer == Optimizer::ALS ? 20 : 500);
-  if (cfg.optimizer == Optimizer::ALS)
+  if (cfg.device >= 0)
+    refine_adam_on_device(W, h, q.codebook, f, steps, cfg.learning_rate, cfg.device, rep, cfg.on_step);
+  else if (cfg.optimizer == Optimizer::ALS)
     refine_als(W, h, q.codebook, f, steps, threads, rep, cfg.on_step);
   else
     refine_adam(W, h, q.codebook, f, steps, cfg.learning_rate, threads, rep, cfg.on_step);
@@ -168,7 +179,7 @@ QuantizedLinear quantize_impl(const TensorView& w, const QuantConfig& cfg, Quant
   if (report) {
     if (cfg.method == Method::Lords && !report->trace.empty()) report->init_rel_error = report->trace.front();
     Mat d(q.rows, q.cols);
-    dequantize_impl(q, d.data());
+    dequantize_impl(q, d.data(), threads);
     report->rel_error = relative_frobenius(W, d);
     report->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
@@ -177,30 +188,31 @@ QuantizedLinear quantize_impl(const TensorView& w, const QuantConfig& cfg, Quant
 }  // namespace detail
 
 namespace detail {
-void dequantize_impl(const QuantizedLinear& q, float* out) {
-  std::vector<uint8_t> codes(static_cast<std::size_t>(q.cols));
-  if (q.method == Method::Blockwise) {
-    const int64_t nb = q.cols / q.block;
-    for (int64_t i = 0; i < q.rows; ++i) {
-      unpack_row(q.qweight.data() + i * q.row_bytes(), q.cols, q.codebook.bits, codes.data());
-      for (int64_t c = 0; c < q.cols; ++c)
-        out[i * q.cols + c] = q.codebook.values[codes[c]] * bf16_to_f32(q.scales[i * nb + c / q.block]);
-    }
-    return;
+void dequantize_impl(const QuantizedLinear& q, float* out, int threads) {
+  threads = resolve_threads(threads);
+  const bool blockwise = q.method == Method::Blockwise;
+  Mat S;
+  if (!blockwise) {
+    const Mat B = from_bf16(q.b, q.rows, q.rank), A = from_bf16(q.a, q.rank, q.cols);
+    S = scale_matrix(B, A, threads);  // the canonical S (same kernel and order as quantize and matmul)
   }
-  const Mat B = from_bf16(q.b, q.rows, q.rank), A = from_bf16(q.a, q.rank, q.cols);
-  const Mat S = scale_matrix(B, A, 1);  // the canonical S (same kernel and order as quantize and matmul)
-  for (int64_t i = 0; i < q.rows; ++i) {
+  const int64_t nb = q.cols / q.block;
+  parallel_for(q.rows, threads, [&](int64_t i) {
+    std::vector<uint8_t> codes(static_cast<std::size_t>(q.cols));
     unpack_row(q.qweight.data() + i * q.row_bytes(), q.cols, q.codebook.bits, codes.data());
-    for (int64_t c = 0; c < q.cols; ++c) out[i * q.cols + c] = q.codebook.values[codes[c]] * S(i, c);
-  }
+    float* row = out + i * q.cols;
+    if (blockwise)
+      for (int64_t c = 0; c < q.cols; ++c) row[c] = q.codebook.values[codes[c]] * bf16_to_f32(q.scales[i * nb + c / q.block]);
+    else
+      for (int64_t c = 0; c < q.cols; ++c) row[c] = q.codebook.values[codes[c]] * S(i, c);
+  });
 }
 double relative_error_impl(const TensorView& w, const QuantizedLinear& q) {
   const Mat W = to_matrix(w, "relative_error");
   HILO_CHECK(W.rows() == q.rows && W.cols() == q.cols, "relative_error: w is [{}, {}], the quantized layer [{}, {}]",
              W.rows(), W.cols(), q.rows, q.cols);
   Mat d(q.rows, q.cols);
-  dequantize_impl(q, d.data());
+  dequantize_impl(q, d.data(), 0);
   return relative_frobenius(W, d);
 }
 }  // namespace detail

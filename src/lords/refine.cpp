@@ -8,6 +8,7 @@
 
 #include "../core/parallel.hpp"
 #include "matrix.hpp"
+#include "refine_cuda.hpp"
 
 namespace hilo::lords::detail {
 namespace {
@@ -32,6 +33,11 @@ Mat decoded(const std::vector<uint8_t>& codes, const Codebook& cb, int64_t rows,
   Mat v(rows, cols);
   for (int64_t i = 0; i < v.size(); ++i) v.data()[i] = cb.values[codes[i]];
   return v;
+}
+
+// Adam's step size for one factor: lr relative to the factor's initial RMS.
+float adam_step_size(const Mat& m, float lr) {
+  return lr * static_cast<float>(std::sqrt(m.squaredNorm() / std::max<double>(1, m.size())));
 }
 
 // Solves (G + ridge) x = rhs for a symmetric positive semi-definite G.
@@ -85,8 +91,7 @@ void refine_adam(const Mat& W, const Vec& h, const Codebook& cb, Factors& f, int
                  QuantReport* report, const std::function<void(double)>& on_step) {
   const CodeAssigner assign(cb);
   const int64_t rows = W.rows(), cols = W.cols();
-  auto rms = [](const Mat& m) { return std::sqrt(m.squaredNorm() / std::max<double>(1, m.size())); };
-  const float lr_b = lr * static_cast<float>(rms(f.B)), lr_a = lr * static_cast<float>(rms(f.A));
+  const float lr_b = adam_step_size(f.B, lr), lr_a = adam_step_size(f.A, lr);
   constexpr float beta1 = 0.9f, beta2 = 0.999f;
   Mat mB = Mat::Zero(f.B.rows(), f.B.cols()), vB = mB, mA = Mat::Zero(f.A.rows(), f.A.cols()), vA = mA;
   const Vec hw = h.size() ? h : Vec::Ones(cols);
@@ -133,6 +138,21 @@ void refine_adam(const Mat& W, const Vec& h, const Codebook& cb, Factors& f, int
     update(f.A, mA, vA, gA, lr_a);
   }
   f = best;
+}
+
+void refine_adam_on_device(const Mat& W, const Vec& h, const Codebook& cb, Factors& f, int steps, float lr, int device,
+                           QuantReport* report, const std::function<void(double)>& on_step) {
+  AdamProblem p;
+  p.w = W.data();
+  p.rows = W.rows(), p.cols = W.cols();
+  p.h = h.size() ? h.data() : nullptr;
+  p.codebook = &cb;
+  p.b = f.B.data(), p.a = f.A.data();
+  p.rank = static_cast<int>(f.B.cols());
+  p.steps = steps;
+  p.lr_b = adam_step_size(f.B, lr), p.lr_a = adam_step_size(f.A, lr);
+  p.device = device;
+  refine_adam_cuda(p, report, on_step);
 }
 
 }  // namespace hilo::lords::detail

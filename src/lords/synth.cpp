@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "../core/check.hpp"
+#include "../core/parallel.hpp"
 #include "../core/random.hpp"
 #include "hilo/lords_data.hpp"
 
@@ -41,14 +42,14 @@ void synthetic_weight_rows(const WeightSynthConfig& cfg, int64_t row0, int64_t n
   const double t_sd = std::sqrt(dof / (dof - 2.0));
   std::vector<double> col(static_cast<std::size_t>(cfg.cols));
   for (int64_t c = 0; c < cfg.cols; ++c) col[c] = column_scale(cfg, c);
-  for (int64_t r = 0; r < n; ++r) {
+  parallel_for(n, 0, [&](int64_t r) {  // rows are independent streams: the same values for any thread count
     const int64_t i = row0 + r;
     Stream rs(cfg.seed, kRows, static_cast<uint64_t>(i));
     const double row_scale = cfg.std * lognormal(rs, cfg.row_sigma) / t_sd;
     Stream es(cfg.seed, kEntries, static_cast<uint64_t>(i));
     for (int64_t c = 0; c < cfg.cols; ++c)
       out[r * cfg.cols + c] = static_cast<float>(row_scale * col[c] * student_t(es, dof));
-  }
+  });
 }
 
 void synthetic_weight(const WeightSynthConfig& cfg, float* out) { synthetic_weight_rows(cfg, 0, cfg.rows, out); }

@@ -17,25 +17,7 @@ namespace {
 
 using hilo::cuda_detail::check_cuda;
 using hilo::cuda_detail::DeviceScope;
-
-// Device memory freed on destruction.
-struct Buffer {
-  void* ptr = nullptr;
-  Buffer() = default;
-  Buffer(const void* host, std::size_t bytes) {
-    if (bytes == 0) return;
-    check_cuda(cudaMalloc(&ptr, bytes), "cudaMalloc");
-    check_cuda(cudaMemcpy(ptr, host, bytes, cudaMemcpyHostToDevice), "cudaMemcpy");
-  }
-  Buffer(Buffer&& o) noexcept : ptr(std::exchange(o.ptr, nullptr)) {}
-  Buffer& operator=(Buffer&& o) noexcept {
-    std::swap(ptr, o.ptr);
-    return *this;
-  }
-  ~Buffer() {
-    if (ptr) cudaFree(ptr);
-  }
-};
+using Buffer = hilo::cuda_detail::DeviceBuffer;
 
 }  // namespace
 
@@ -54,7 +36,7 @@ namespace {
 
 template <typename T>
 Buffer upload(const std::vector<T>& v) {
-  return Buffer(v.data(), v.size() * sizeof(T));
+  return Buffer(v.size() * sizeof(T), v.data());
 }
 
 void upload_tiled(const QuantizedLinear& q, DeviceLinear::Impl& m) {
@@ -62,8 +44,8 @@ void upload_tiled(const QuantizedLinear& q, DeviceLinear::Impl& m) {
   m.codes = upload(gl::tile_codes(q));
   m.pairs = upload(gl::pair_table(q.codebook));
   auto& g = m.mma_args;
-  g.codes = static_cast<const uint8_t*>(m.codes.ptr);
-  g.pairs = static_cast<const uint32_t*>(m.pairs.ptr);
+  g.codes = static_cast<const uint8_t*>(m.codes.get());
+  g.pairs = static_cast<const uint32_t*>(m.pairs.get());
   g.rows = q.rows;
   g.cols = q.cols;
   g.row_tiles = static_cast<int>(gl::tiles_down(q.rows));
@@ -74,13 +56,13 @@ void upload_tiled(const QuantizedLinear& q, DeviceLinear::Impl& m) {
   if (g.lords) {
     m.b = upload(gl::pad_factor_b(q));
     m.a = upload(gl::tile_factor_a(q));
-    g.b = static_cast<const uint16_t*>(m.b.ptr);
-    g.a = static_cast<const uint32_t*>(m.a.ptr);
+    g.b = static_cast<const uint16_t*>(m.b.get());
+    g.a = static_cast<const uint32_t*>(m.a.get());
     g.a_absmax = gl::factor_a_absmax(q);
     g.rank_pad = gl::padded_rank(q.rank);
   } else {
     m.scales = upload(gl::tile_scales(q));
-    g.scales = static_cast<const uint16_t*>(m.scales.ptr);
+    g.scales = static_cast<const uint16_t*>(m.scales.get());
     g.scale_blocks = static_cast<int>(gl::tiled_scale_blocks(q.cols, q.block));
   }
   g.device = m.device;
@@ -93,10 +75,10 @@ void upload_plain(const QuantizedLinear& q, DeviceLinear::Impl& m) {
   m.b = upload(q.b);
   m.a = upload(q.a);
   auto& g = m.plain_args;
-  g.qweight = static_cast<const uint8_t*>(m.codes.ptr);
-  g.scales = static_cast<const uint16_t*>(m.scales.ptr);
-  g.b = static_cast<const uint16_t*>(m.b.ptr);
-  g.a = static_cast<const uint16_t*>(m.a.ptr);
+  g.qweight = static_cast<const uint8_t*>(m.codes.get());
+  g.scales = static_cast<const uint16_t*>(m.scales.get());
+  g.b = static_cast<const uint16_t*>(m.b.get());
+  g.a = static_cast<const uint16_t*>(m.a.get());
   detail::fill_lut16(q.codebook.values, g.lut);
   g.rows = q.rows;
   g.cols = q.cols;
