@@ -1,9 +1,12 @@
 // The LoRDS / block-wise CUDA matmul against the CPU oracle (dequantise, f64 dot products) on fresh random layers:
 // every bit width and codebook, both methods, shapes that are not multiples of the 16 x 128 tiles, slabs split
-// across clusters, ranks of every padded width, batches around the passes, activations far from 1, outputs poisoned
-// first. Tolerances: y is rounded to bf16 (2^-8 relative) after an f32 accumulation in another order, plus
-//  - tensor-core path (block-wise, LoRDS rank <= 128): fp16 codebook values and fp16 x * A (2^-11 relative each),
-//    so 2^-10 of sum_c |q_ic x_c| sum_k |B_ik A_kc| (for block-wise, sum |w x|);
+// across clusters, ranks of every padded width, batches on both sides of the GEMV/GEMM switch (and GEMM batches
+// across two activation tiles), activations far from 1, outputs poisoned first. Tolerances: y is rounded to bf16
+// (2^-8 relative) after an f32 accumulation in another order, plus
+//  - GEMV tensor-core path (block-wise, LoRDS rank <= 128, small batches): fp16 codebook values and fp16 x * A (2^-11
+//    relative each), so 2^-10 of sum_c |q_ic x_c| sum_k |B_ik A_kc| (for block-wise, sum |w x|);
+//  - GEMM path (larger batches): bf16 codebook values (2^-9), W = value * scale (or * S, f32) rounded to bf16 (2^-9),
+//    so 2^-8 of that sum;
 //  - CUDA-core path (LoRDS rank > 128): 1e-5 of sum |w x|.
 #include <gtest/gtest.h>
 
@@ -13,6 +16,8 @@
 #include "hilo/error.hpp"
 #include "hilo/lords.hpp"
 #include "hilo/lords_cuda.hpp"
+#include "lords/cuda/mma_gemm.hpp"
+#include "lords/gpu_layout.hpp"
 
 namespace hilo {
 namespace {
@@ -57,8 +62,12 @@ void check_case(const Case& c, std::mt19937_64& gen) {
       }
       wmag[static_cast<std::size_t>(i * c.cols + k)] = m;
     }
-  const double rel = tensor_cores ? std::ldexp(1.0, -10) : 1e-5;
-  for (int64_t batch : {1, 3, 8, 11}) {
+  for (int64_t batch : {1, 3, 8, 11, 40, 130}) {
+    lords::cuda_detail::MmaArgs path;  // which kernel serves this batch (the library's own rule)
+    path.batch = batch, path.lords = q.method == lords::Method::Lords;
+    path.rank_pad = lords::gpu_layout::padded_rank(q.rank);
+    const bool gemm = tensor_cores && lords::cuda_detail::use_mma_gemm(path);
+    const double rel = gemm ? std::ldexp(1.0, -8) : tensor_cores ? std::ldexp(1.0, -10) : 1e-5;
     const Tensor x = test::random_tensor(DType::BF16, {batch, c.cols}, gen, c.x_scale);
     std::vector<float> xf(static_cast<std::size_t>(batch * c.cols)), ref(static_cast<std::size_t>(batch * c.rows));
     convert(x.view().data(), DType::BF16, xf.data(), DType::F32, xf.size());
@@ -75,7 +84,8 @@ void check_case(const Case& c, std::mt19937_64& gen) {
         const double got = bf16_to_f32(y.ptr<uint16_t>()[b * c.rows + i]), want = ref[b * c.rows + i];
         ASSERT_NEAR(got, want, std::ldexp(std::abs(want), -8) + rel * mag + 1e-30)
             << lords::to_string(c.method) << " " << q.codebook.name() << " B" << c.block << " rank " << q.rank << " ["
-            << c.rows << ", " << c.cols << "] x ~ " << c.x_scale << " batch " << batch << " row " << b << " out " << i;
+            << c.rows << ", " << c.cols << "] x ~ " << c.x_scale << " batch " << batch << (gemm ? " (gemm)" : "")
+            << " row " << b << " out " << i;
       }
   }
 }

@@ -8,22 +8,33 @@ cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/hilo-out}
 mkdir -p "$OUT"
 scripts/device/build_targets.sh hilo_tests bench_lords_cuda || exit 1
+rm -f "$OUT/configure.log" "$OUT/build.log"
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader | tee "$OUT/gpu.txt"
 tests='LordsCuda*:LordsGpuLayout*'
 build-device/tests/hilo_tests --gtest_filter="$tests" > "$OUT/test.log" 2>&1
 rc=$?
 grep -E "OK|FAILED|Failure|Expected|Which|near|seed|rank" "$OUT/test.log" | head -24
+# The GEMV's multi-pass path (batches above its pass width), which the GEMM now replaces by default.
+HILO_LORDS_GEMM=0 build-device/tests/hilo_tests --gtest_filter='LordsCuda.Matmul*:LordsCuda.Every*' \
+  > "$OUT/test-gemv.log" 2>&1 || rc=1
+echo "gemv passes: $(grep -cE '^\[       OK' "$OUT/test-gemv.log") ok, $(grep -c FAILED "$OUT/test-gemv.log") failed lines"
 for tool in ${SANITIZERS-memcheck racecheck}; do
   timeout 240 compute-sanitizer --tool $tool --error-exitcode 9 build-device/tests/hilo_tests \
     --gtest_filter='LordsCuda.MatmulMatchesTheCpuOracle' > "$OUT/$tool.log" 2>&1
   echo "$tool rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/$tool.log" | tail -1)"
 done
 bench=build-device/bench/bench_lords_cuda
-timeout 150 $bench --bits 4 --block 64 --batches 1,4,16,64 --json "$OUT/lords-cuda-nf4-b64.json" 2>&1 | tee "$OUT/bench.log"
+timeout 200 $bench --bits 4 --block 64 --batches 1,4,16,64,256,1024 --json "$OUT/lords-cuda-nf4-b64.json" 2>&1 |
+  tee "$OUT/bench.log"
+# A/B of the GEMV/GEMM switch: the GEMV's passes at the batches around it, same process type and card.
+HILO_LORDS_GEMM=0 timeout 100 $bench --bits 4 --block 64 --batches 4,16,64 --json "$OUT/lords-cuda-nf4-b64-gemv.json" \
+  2>&1 | tee -a "$OUT/bench.log"
 if [ "${1:-}" != quick ]; then
-  timeout 100 $bench --bits 3 --block 64 --batches 1,4,16 --json "$OUT/lords-cuda-nf3-b64.json" 2>&1 | tee -a "$OUT/bench.log"
-  timeout 100 $bench --bits 4 --block 128 --batches 1,16 --json "$OUT/lords-cuda-nf4-b128.json" 2>&1 | tee -a "$OUT/bench.log"
+  timeout 150 $bench --bits 3 --block 64 --batches 1,16,256,1024 --json "$OUT/lords-cuda-nf3-b64.json" 2>&1 |
+    tee -a "$OUT/bench.log"
+  timeout 100 $bench --bits 4 --block 128 --batches 1,16,1024 --json "$OUT/lords-cuda-nf4-b128.json" 2>&1 |
+    tee -a "$OUT/bench.log"
 fi
 timeout 90 python3 scripts/device/cublas_baseline.py "$OUT/cublas-baseline.json" > "$OUT/cublas.log" 2>&1
-grep -E "copy|\| (4096x4096|14336x4096) \| (1|4|16|64) \|" "$OUT/cublas.log"
+grep -E "copy|\| (4096x4096|14336x4096) \| (1|16|256|1024) \|" "$OUT/cublas.log"
 exit $rc

@@ -112,6 +112,14 @@ std::vector<uint32_t> tile_factor_a(const QuantizedLinear& q) {
   return out;
 }
 
+std::vector<uint16_t> transpose_factor_a(const QuantizedLinear& q) {
+  const int rp = padded_rank(q.rank);
+  std::vector<uint16_t> out(static_cast<std::size_t>(tiles_across(q.cols) * kTileCols * rp), 0);
+  for (int k = 0; k < q.rank; ++k)
+    for (int64_t c = 0; c < q.cols; ++c) out[c * rp + k] = q.a[k * q.cols + c];
+  return out;
+}
+
 float factor_a_absmax(const QuantizedLinear& q) {
   float m = 0;
   for (uint16_t v : q.a) m = std::max(m, std::abs(bf16_to_f32(v)));

@@ -51,6 +51,8 @@ std::vector<uint16_t> pad_factor_b(const QuantizedLinear& q);
 // A in mma B-fragment order: for tile c, step s, rank group j (8 ranks), lane 4 g + t, two words: bf16 pairs
 // (A[8 j + g][col], A[8 j + g][col + 1]) for col = 128 c + 16 s + 2t and for col + 8. Zero past rank and cols.
 std::vector<uint32_t> tile_factor_a(const QuantizedLinear& q);
+// A transposed for the GEMM's scale mma: bf16 [tiles_across * 128][padded_rank], zero padded.
+std::vector<uint16_t> transpose_factor_a(const QuantizedLinear& q);
 // max |A| (the kernels scale x A into fp16 range with it).
 float factor_a_absmax(const QuantizedLinear& q);
 

@@ -2,6 +2,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 
 #include "../../core/check.hpp"
@@ -9,6 +10,7 @@
 #include "../kernels.hpp"
 #include "../gpu_layout.hpp"
 #include "gemv.hpp"
+#include "mma_gemm.hpp"
 #include "mma_gemv.hpp"
 #include "hilo/lords_cuda.hpp"
 
@@ -28,8 +30,9 @@ struct DeviceLinear::Impl {
   // (plain layout) the larger ranks. Pointers into the buffers below; x, y, batch are filled per call.
   bool mma = false;
   cuda_detail::MmaArgs mma_args;
+  cuda_detail::GemmExtras gemm_extras;
   cuda_detail::GemvArgs plain_args;
-  Buffer codes, pairs, scales, b, a;
+  Buffer codes, pairs, scales, b, a, a_t;
 };
 
 namespace {
@@ -52,12 +55,15 @@ void upload_tiled(const QuantizedLinear& q, DeviceLinear::Impl& m) {
   g.col_tiles = static_cast<int>(gl::tiles_across(q.cols));
   g.bits = q.codebook.bits;
   g.block = q.block;
+  g.block_shift = (q.block & (q.block - 1)) == 0 ? std::countr_zero(static_cast<unsigned>(q.block)) : -1;
   g.lords = q.method == Method::Lords;
   if (g.lords) {
     m.b = upload(gl::pad_factor_b(q));
     m.a = upload(gl::tile_factor_a(q));
     g.b = static_cast<const uint16_t*>(m.b.get());
     g.a = static_cast<const uint32_t*>(m.a.get());
+    m.a_t = upload(gl::transpose_factor_a(q));
+    m.gemm_extras.a_t = static_cast<const uint16_t*>(m.a_t.get());
     g.a_absmax = gl::factor_a_absmax(q);
     g.rank_pad = gl::padded_rank(q.rank);
   } else {
@@ -155,7 +161,8 @@ void matmul(const DeviceLinear& w, const TensorView& x, const TensorView& y, voi
     g.x = static_cast<const uint16_t*>(x.data());
     g.y = static_cast<uint16_t*>(y.data());
     g.batch = batch;
-    err = cuda_detail::launch_mma_gemv(g, stream);
+    err = cuda_detail::use_mma_gemm(g) ? cuda_detail::launch_mma_gemm(g, l.gemm_extras, stream)
+                                       : cuda_detail::launch_mma_gemv(g, stream);
   } else {
     cuda_detail::GemvArgs g = l.plain_args;
     g.x = static_cast<const uint16_t*>(x.data());

@@ -16,6 +16,7 @@
 #include <cstdlib>
 
 #include "../gpu_layout.hpp"
+#include "mma_common.cuh"
 #include "mma_gemv.hpp"
 
 namespace hilo::lords::cuda_detail {
@@ -32,47 +33,6 @@ constexpr int kMaxCluster = 8;
 constexpr int kStageBytes = 48 * 1024;     // B fragments staged at a time
 constexpr int kMaxScaleBytes = 64 * 1024;  // block-wise scales of a slab (8 MT row tiles x blocks x 16 rows)
 
-__device__ __forceinline__ float bf16_lo(uint32_t v) { return __uint_as_float(v << 16); }
-__device__ __forceinline__ float bf16_hi(uint32_t v) { return __uint_as_float(v & 0xFFFF0000u); }
-
-template <int Bits>
-__device__ __forceinline__ void load_tile(const uint8_t* tile, int lane, uint32_t (&w)[2 * Bits]) {
-  if constexpr (Bits == 3) {
-#pragma unroll
-    for (int j = 0; j < 3; ++j) {
-      const uint2 v = __ldcs(reinterpret_cast<const uint2*>(tile) + j * 32 + lane);
-      w[2 * j] = v.x;
-      w[2 * j + 1] = v.y;
-    }
-  } else {
-#pragma unroll
-    for (int j = 0; j < Bits / 2; ++j) {
-      const uint4 v = __ldcs(reinterpret_cast<const uint4*>(tile) + j * 32 + lane);
-      w[4 * j] = v.x;
-      w[4 * j + 1] = v.y;
-      w[4 * j + 2] = v.z;
-      w[4 * j + 3] = v.w;
-    }
-  }
-}
-
-// Pair p (two codes, 2 Bits bits) of a lane's bit string; p is a constant after unrolling.
-template <int Bits>
-__device__ __forceinline__ uint32_t pair_at(const uint32_t (&w)[2 * Bits], int p) {
-  constexpr int kW = 2 * Bits;
-  const int o = p * kW, wi = o / 32, sh = o % 32;
-  const uint32_t v = sh + kW <= 32 ? w[wi] >> sh : __funnelshift_r(w[wi], w[wi + 1 < kW ? wi + 1 : wi], sh);
-  return v & ((1u << kW) - 1);
-}
-
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-__device__ __forceinline__ uint32_t lds_u32(uint32_t addr) {
-  uint32_t v;
-  asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(v) : "r"(addr));
-  return v;
-}
 // A float in the shared memory of CTA `rank` of this cluster (distributed shared memory).
 __device__ __forceinline__ float ld_cluster_f32(uint32_t local_addr, uint32_t rank) {
   uint32_t remote;
@@ -80,14 +40,6 @@ __device__ __forceinline__ float ld_cluster_f32(uint32_t local_addr, uint32_t ra
   asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(local_addr), "r"(rank));
   asm volatile("ld.shared::cluster.f32 %0, [%1];\n" : "=f"(v) : "r"(remote));
   return v;
-}
-
-// Shared-memory byte offset of pair p's table entry for this lane (table [pair][32 lanes] of u32), minus the lane
-// part: the 4-bit case takes the pair straight out of a byte.
-template <int Bits>
-__device__ __forceinline__ uint32_t pair_offset(const uint32_t (&w)[2 * Bits], int p) {
-  if constexpr (Bits == 4) return __byte_perm(w[p / 4], 0, 0x4440 | (p % 4)) * 128;
-  return pair_at<Bits>(w, p) * 128;
 }
 
 __device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint2 b) {

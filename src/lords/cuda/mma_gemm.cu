@@ -1,0 +1,317 @@
+// Tensor-core GEMM from the tiled codes (see mma_gemm.hpp for the maths). Work split: a CTA of 8 warps owns 128
+// weight rows (one 16-row tile per warp), 8 NT activation rows and a range of 128-column chunks. Per chunk the
+// activations (and LoRDS' A^T) arrive by cp.async in a double-buffered shared-memory ring, each warp decodes its
+// tile's codes (prefetched a chunk ahead in registers) into bf16 A fragments once, and multiplies them against all
+// NT n-tiles, read with ldmatrix.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+
+#include "../gpu_layout.hpp"
+#include "mma_common.cuh"
+#include "mma_gemm.hpp"
+
+namespace hilo::lords::cuda_detail {
+namespace {
+
+using gpu_layout::kTileCols;
+using gpu_layout::kTileRows;
+
+constexpr int kWarps = 8;
+constexpr int kThreads = kWarps * 32;
+constexpr int kSteps = gpu_layout::kStepsPerTile;
+constexpr int kXStride = kTileCols + 8;  // bf16 per staged activation row: 272 bytes, so ldmatrix rows hit distinct banks
+
+__device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t bf16x2_bits(float lo, float hi) {
+  const __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&h);
+}
+
+__device__ __forceinline__ uint32_t bf16x2_mul(uint32_t a, uint32_t b) {
+  const __nv_bfloat162 p = __hmul2(*reinterpret_cast<const __nv_bfloat162*>(&a), *reinterpret_cast<const __nv_bfloat162*>(&b));
+  return *reinterpret_cast<const uint32_t*>(&p);
+}
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t addr, uint32_t (&r)[4]) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+
+// 16 bytes global -> shared; src_bytes = 0 fills zeros (rows past the batch, columns past the matrix).
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, int src_bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+__device__ __forceinline__ void cp_async_wait_one() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
+
+template <int Bits, int NT, int RP>  // RP: rank_pad / 16 (0: block-wise)
+struct GemmShape {
+  static constexpr bool kLords = RP > 0;
+  static constexpr int kRankPad = 16 * RP, kAStride = kRankPad + 8;  // A^T rows padded: conflict-free B loads
+  static constexpr int kBatchRows = 8 * NT, kPairs = 1 << (2 * Bits), kWords = 2 * Bits, kTileBytes = 256 * Bits;
+  static constexpr int kLutBytes = 4 * kPairs * 32;
+  static constexpr int kXBytes = 2 * kBatchRows * kXStride, kABytes = kLords ? 2 * kTileCols * kAStride : 0;
+  static constexpr int kSmem = kLutBytes + 2 * (kXBytes + kABytes);
+};
+
+template <int Bits, int NT, int RP>
+__global__ void __launch_bounds__(kThreads, 1)
+    mma_gemm_kernel(MmaArgs g, GemmExtras ex, int tiles_per_split, float* partial) {
+  using S = GemmShape<Bits, NT, RP>;
+  extern __shared__ __align__(16) unsigned char smem[];
+  uint32_t* lut = reinterpret_cast<uint32_t*>(smem);                           // [kPairs][32]
+  uint16_t* xs = reinterpret_cast<uint16_t*>(smem + S::kLutBytes);              // [2][kBatchRows][kXStride]
+  uint16_t* as = reinterpret_cast<uint16_t*>(smem + S::kLutBytes + 2 * S::kXBytes);  // [2][128][kAStride]
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, gq = lane / 4, t = lane % 4;
+  const int c0 = blockIdx.x * tiles_per_split, c1 = min(c0 + tiles_per_split, g.col_tiles);
+  const int mt = blockIdx.y * kWarps + warp;
+  const bool active = mt < g.row_tiles;
+  const int mtc = active ? mt : 0;
+  const int64_t b0 = static_cast<int64_t>(blockIdx.z) * S::kBatchRows;
+  const uint8_t* codes = g.codes + static_cast<int64_t>(mtc) * g.col_tiles * S::kTileBytes;
+
+  // Staging: each thread copies the same 16-byte piece of fixed rows every chunk, so the row pointers and the
+  // batch bounds are worked out once here; only the column moves.
+  constexpr int kXPerThread = S::kBatchRows * 16 / kThreads;  // 16-byte pieces of x per thread and chunk
+  const int x_piece = threadIdx.x % 16, x_row = threadIdx.x / 16;
+  const uint16_t* x_src = g.x + (b0 + x_row) * g.cols + x_piece * 8;
+  const int64_t x_step = 16 * g.cols;  // 16 rows further
+  unsigned x_in = 0;                   // bit k: row x_row + 16 k exists
+#pragma unroll
+  for (int k = 0; k < kXPerThread; ++k) x_in |= (b0 + x_row + 16 * k < g.batch ? 1u : 0u) << k;
+  const uint32_t x_dst0 = smem_u32(xs) + (x_row * kXStride + x_piece * 8) * 2;
+  constexpr int kAPieces = S::kLords ? S::kRankPad / 8 : 1, kAPerThread = kTileCols * kAPieces / kThreads;
+  const int a_piece = threadIdx.x % kAPieces, a_row = threadIdx.x / kAPieces;
+  const uint32_t a_dst0 = smem_u32(as) + (a_row * S::kAStride + a_piece * 8) * 2;
+  auto stage = [&](int c) {  // chunk c into ring slot (c - c0) % 2; always one commit group per call
+    if (c < c1) {
+      const int slot = (c - c0) & 1;
+      const int64_t col0 = static_cast<int64_t>(c) * kTileCols;
+      const bool col_in = col0 + x_piece * 8 < g.cols;
+      const uint32_t xdst = x_dst0 + slot * S::kBatchRows * kXStride * 2;
+#pragma unroll
+      for (int k = 0; k < kXPerThread; ++k) {
+        const bool in = col_in && (x_in >> k & 1);
+        cp_async16(xdst + k * 16 * kXStride * 2, in ? x_src + k * x_step + col0 : g.x, in ? 16 : 0);
+      }
+      if constexpr (S::kLords) {
+        const uint16_t* src = ex.a_t + (col0 + a_row) * S::kRankPad + a_piece * 8;
+        const uint32_t adst = a_dst0 + slot * kTileCols * S::kAStride * 2;
+#pragma unroll
+        for (int k = 0; k < kAPerThread; ++k)
+          cp_async16(adst + k * (kThreads / kAPieces) * S::kAStride * 2, src + k * (kThreads / kAPieces) * S::kRankPad, 16);
+      }
+    }
+    cp_async_commit();
+  };
+
+  stage(c0);
+  uint32_t cur[S::kWords] = {}, nxt[S::kWords] = {};
+  if (active && c0 < c1) load_tile<Bits>(codes + static_cast<int64_t>(c0) * S::kTileBytes, lane, cur);
+  constexpr int kLutStores = (S::kPairs * 8 + kThreads - 1) / kThreads;
+#pragma unroll
+  for (int k = 0; k < kLutStores; ++k) {  // 32 copies of each pair value (one per lane: conflict-free lookups)
+    const int e = k * kThreads + threadIdx.x;
+    if (S::kPairs * 8 % kThreads == 0 || e < S::kPairs * 8) {
+      // The pair table holds fp16 pairs; the GEMM's operands are bf16.
+      const uint32_t h = __ldg(g.pairs + e / 8);
+      const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&h));
+      const uint32_t v = bf16x2_bits(f.x, f.y);
+      reinterpret_cast<uint4*>(lut)[e] = make_uint4(v, v, v, v);
+    }
+  }
+  // LoRDS: this warp's rows of B as the A operand of the scale mma (rank as k), in registers for the whole call.
+  uint32_t bfac[S::kLords ? RP : 1][4];
+  if constexpr (S::kLords) {
+    const uint16_t* brow = g.b + (static_cast<int64_t>(mtc) * kTileRows + gq) * S::kRankPad + 2 * t;
+#pragma unroll
+    for (int j = 0; j < RP; ++j) {
+      bfac[j][0] = *reinterpret_cast<const uint32_t*>(brow + 16 * j);
+      bfac[j][1] = *reinterpret_cast<const uint32_t*>(brow + 8 * S::kRankPad + 16 * j);
+      bfac[j][2] = *reinterpret_cast<const uint32_t*>(brow + 16 * j + 8);
+      bfac[j][3] = *reinterpret_cast<const uint32_t*>(brow + 8 * S::kRankPad + 16 * j + 8);
+    }
+  }
+  float acc[NT][4];
+#pragma unroll
+  for (int j = 0; j < NT; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
+  const uint32_t lut_lane = smem_u32(lut) + 4 * lane;
+  // ldmatrix.x4 row addresses: matrix m = lane / 8 covers n-rows 8 (m / 2) .. + 7 at k offset 8 (m % 2).
+  const uint32_t x_lane = smem_u32(xs) + ((lane % 8 + (lane / 16) * 8) * kXStride + (lane / 8) % 2 * 8) * 2;
+  const uint16_t* scale_row = g.scales + static_cast<int64_t>(mtc) * g.scale_blocks * kTileRows;
+
+  for (int c = c0; c < c1; ++c) {
+    stage(c + 1);
+    if (active && c + 1 < c1) load_tile<Bits>(codes + static_cast<int64_t>(c + 1) * S::kTileBytes, lane, nxt);
+    cp_async_wait_one();
+    __syncthreads();
+    if (active) {
+      const int slot = (c - c0) & 1;
+      const uint32_t x_base = x_lane + slot * S::kBatchRows * kXStride * 2;
+      const uint16_t* a_base = as + slot * kTileCols * S::kAStride + 2 * t;
+#pragma unroll
+      for (int s = 0; s < kSteps; ++s) {
+        uint32_t pair[4];  // bf16 codebook values of slots 0..3 (pairs of columns)
+#pragma unroll
+        for (int q = 0; q < 4; ++q) pair[q] = lds_u32(lut_lane + pair_offset<Bits>(cur, 4 * s + q));
+        uint32_t a[4];
+        if constexpr (S::kLords) {
+          // S for rows (g, g + 8) x columns (2t, 2t + 1) of n-tile 0 (columns 16 s .. + 7) and n-tile 1 (+ 8): the
+          // mma's output fragment has exactly the A fragment's layout. W = value * S in f32, rounded once to bf16.
+          float sc[2][4] = {};
+          const uint16_t* a0 = a_base + (16 * s + gq) * S::kAStride;
+          const uint16_t* a1 = a0 + 8 * S::kAStride;
+#pragma unroll
+          for (int j = 0; j < RP; ++j) {
+            mma_bf16(sc[0], bfac[j], *reinterpret_cast<const uint32_t*>(a0 + 16 * j),
+                     *reinterpret_cast<const uint32_t*>(a0 + 16 * j + 8));
+            mma_bf16(sc[1], bfac[j], *reinterpret_cast<const uint32_t*>(a1 + 16 * j),
+                     *reinterpret_cast<const uint32_t*>(a1 + 16 * j + 8));
+          }
+#pragma unroll
+          for (int q = 0; q < 4; ++q)
+            a[q] = bf16x2_bits(bf16_lo(pair[q]) * sc[q / 2][2 * (q % 2)], bf16_hi(pair[q]) * sc[q / 2][2 * (q % 2) + 1]);
+        } else {
+          // W = value * scale as one bf16x2 multiply per pair (the product of two bf16 is exact before rounding).
+          const int col = c * kTileCols + 16 * s;
+          const int blk = g.block_shift >= 0 ? col >> g.block_shift : col / g.block;
+          const uint16_t* sb = scale_row + blk * kTileRows + gq;
+          const uint32_t s0 = __ldg(sb), s1 = __ldg(sb + 8);
+          const uint32_t s00 = s0 | s0 << 16, s11 = s1 | s1 << 16;
+          a[0] = bf16x2_mul(pair[0], s00);
+          a[1] = bf16x2_mul(pair[1], s11);
+          a[2] = bf16x2_mul(pair[2], s00);
+          a[3] = bf16x2_mul(pair[3], s11);
+        }
+#pragma unroll
+        for (int j = 0; j < NT / 2; ++j) {
+          uint32_t b[4];
+          ldmatrix_x4(x_base + (j * 16 * kXStride + 16 * s) * 2, b);
+          mma_bf16(acc[2 * j], a, b[0], b[1]);
+          mma_bf16(acc[2 * j + 1], a, b[2], b[3]);
+        }
+      }
+    }
+    __syncthreads();  // the slot is restaged two chunks later
+#pragma unroll
+    for (int i = 0; i < S::kWords; ++i) cur[i] = nxt[i];
+  }
+
+  if (!active) return;
+  const int64_t row = static_cast<int64_t>(mt) * kTileRows + gq;
+#pragma unroll
+  for (int j = 0; j < NT; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int64_t b = b0 + 8 * j + 2 * t + (e & 1), i = row + 8 * (e >> 1);
+      if (b >= g.batch || i >= g.rows) continue;
+      if (partial) {
+        partial[(blockIdx.x * g.batch + b) * g.rows + i] = acc[j][e];
+      } else {
+        const __nv_bfloat16 h = __float2bfloat16_rn(acc[j][e]);
+        g.y[b * g.rows + i] = *reinterpret_cast<const uint16_t*>(&h);
+      }
+    }
+}
+
+// y = bf16(sum over splits in order of the partial sums [splits][batch][rows]).
+__global__ void sum_splits_kernel(const float* partial, int splits, int64_t count, uint16_t* y) {
+  for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < count;
+       e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    float v = partial[e];
+    for (int z = 1; z < splits; ++z) v += partial[z * count + e];
+    const __nv_bfloat16 h = __float2bfloat16_rn(v);
+    y[e] = *reinterpret_cast<const uint16_t*>(&h);
+  }
+}
+
+template <int Bits, int NT, int RP>
+int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
+  using S = GemmShape<Bits, NT, RP>;
+  auto kernel = mma_gemm_kernel<Bits, NT, RP>;
+  static std::atomic<uint64_t> raised{0};  // the shared-memory limit, raised once per device
+  if (g.device < 0 || g.device >= 64) return static_cast<int>(cudaErrorInvalidDevice);
+  if (!(raised.load() >> g.device & 1)) {
+    const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, S::kSmem);
+    if (e != cudaSuccess) return static_cast<int>(e);
+    raised.fetch_or(uint64_t{1} << g.device);
+  }
+  const int64_t row_ctas = (g.row_tiles + kWarps - 1) / kWarps, batch_tiles = (g.batch + S::kBatchRows - 1) / S::kBatchRows;
+  if (batch_tiles > 65535 || row_ctas > 65535) return static_cast<int>(cudaErrorInvalidValue);
+  // Split k until the grid covers the SMs (at least 2 chunks per split); the partial sums cost
+  // splits * batch * rows * 8 bytes of traffic, small where splitting is needed at all.
+  const int64_t ctas = row_ctas * batch_tiles;
+  int splits = static_cast<int>(std::clamp<int64_t>((g.sm_count + ctas - 1) / ctas, 1, std::max(1, g.col_tiles / 2)));
+  const int tiles_per_split = (g.col_tiles + splits - 1) / splits;
+  splits = (g.col_tiles + tiles_per_split - 1) / tiles_per_split;
+  float* partial = nullptr;
+  const int64_t count = g.batch * g.rows;
+  if (splits > 1) {
+    const cudaError_t e = cudaMallocAsync(reinterpret_cast<void**>(&partial), sizeof(float) * splits * count, stream);
+    if (e != cudaSuccess) return static_cast<int>(e);
+  }
+  const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(row_ctas), static_cast<unsigned>(batch_tiles));
+  kernel<<<grid, kThreads, S::kSmem, stream>>>(g, ex, tiles_per_split, partial);
+  if (splits > 1) {
+    const int blocks = static_cast<int>(std::min<int64_t>(4 * g.sm_count, (count + 255) / 256));
+    sum_splits_kernel<<<blocks, 256, 0, stream>>>(partial, splits, count, g.y);
+    cudaFreeAsync(partial, stream);
+  }
+  return static_cast<int>(cudaGetLastError());
+}
+
+template <int Bits, int NT>
+int launch_nt(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
+  if (!g.lords) return launch_variant<Bits, NT, 0>(g, ex, stream);
+  switch (g.rank_pad) {
+    case 16: return launch_variant<Bits, NT, 1>(g, ex, stream);
+    case 32: return launch_variant<Bits, NT, 2>(g, ex, stream);
+    case 64: return launch_variant<Bits, NT, 4>(g, ex, stream);
+    case 128: return launch_variant<Bits, NT, 8>(g, ex, stream);
+    default: return static_cast<int>(cudaErrorInvalidValue);
+  }
+}
+
+template <int Bits>
+int launch_bits(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
+  // 32 activation rows per CTA for small batches (less padding), 128 above (each decoded fragment feeds 16 mmas).
+  return g.batch <= 32 ? launch_nt<Bits, 4>(g, ex, stream) : launch_nt<Bits, 16>(g, ex, stream);
+}
+
+}  // namespace
+
+bool use_mma_gemm(const MmaArgs& g) {
+  static const int forced = [] {
+    const char* v = std::getenv("HILO_LORDS_GEMM");
+    return v ? std::atoi(v) : -1;
+  }();
+  if (forced == 0 || forced == 1) return forced == 1;
+  // Block-wise: where the GEMV would need more than one pass over the codes (8 rows). LoRDS: from 2 rows, since the
+  // GEMV's multi-row variant spends 128 / rank_pad mma columns per row (H200: 70.8 us against 21.2 us for 16 rows
+  // through the GEMM at rank 32, docs/results/lords-cuda.md).
+  return g.batch > (g.lords ? 1 : 8);
+}
+
+int launch_mma_gemm(const MmaArgs& g, const GemmExtras& ex, void* stream_ptr) {
+  const auto stream = static_cast<cudaStream_t>(stream_ptr);
+  switch (g.bits) {
+    case 2: return launch_bits<2>(g, ex, stream);
+    case 3: return launch_bits<3>(g, ex, stream);
+    case 4: return launch_bits<4>(g, ex, stream);
+    default: return static_cast<int>(cudaErrorInvalidValue);
+  }
+}
+
+}  // namespace hilo::lords::cuda_detail
