@@ -56,6 +56,13 @@ __device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, int sr
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 __device__ __forceinline__ void cp_async_wait_one() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
 
+constexpr int kChunkBlocks = 4;  // scale blocks a 128-column chunk touches at most (blocks are >= 32 columns)
+
+// The scale block of column `col` (a shift for power-of-two blocks).
+__device__ __forceinline__ int block_of(const MmaArgs& g, int col) {
+  return g.block_shift >= 0 ? col >> g.block_shift : col / g.block;
+}
+
 template <int Bits, int NT, int RP>  // RP: rank_pad / 16 (0: block-wise)
 struct GemmShape {
   static constexpr bool kLords = RP > 0;
@@ -63,7 +70,8 @@ struct GemmShape {
   static constexpr int kBatchRows = 8 * NT, kPairs = 1 << (2 * Bits), kWords = 2 * Bits, kTileBytes = 256 * Bits;
   static constexpr int kLutBytes = 4 * kPairs * 32;
   static constexpr int kXBytes = 2 * kBatchRows * kXStride, kABytes = kLords ? 2 * kTileCols * kAStride : 0;
-  static constexpr int kSmem = kLutBytes + 2 * (kXBytes + kABytes);
+  static constexpr int kScaleBytes = kLords ? 0 : 2 * kWarps * kChunkBlocks * kTileRows * 2;
+  static constexpr int kSmem = kLutBytes + 2 * (kXBytes + kABytes) + kScaleBytes;
 };
 
 template <int Bits, int NT, int RP>
@@ -74,6 +82,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   uint32_t* lut = reinterpret_cast<uint32_t*>(smem);                           // [kPairs][32]
   uint16_t* xs = reinterpret_cast<uint16_t*>(smem + S::kLutBytes);              // [2][kBatchRows][kXStride]
   uint16_t* as = reinterpret_cast<uint16_t*>(smem + S::kLutBytes + 2 * S::kXBytes);  // [2][128][kAStride]
+  // Block-wise: the scales of the chunk's blocks, [2][8 row tiles][kChunkBlocks][16 rows].
+  uint16_t* scale_s = reinterpret_cast<uint16_t*>(smem + S::kLutBytes + 2 * (S::kXBytes + S::kABytes));
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, gq = lane / 4, t = lane % 4;
   const int c0 = blockIdx.x * tiles_per_split, c1 = min(c0 + tiles_per_split, g.col_tiles);
   const int mt = blockIdx.y * kWarps + warp;
@@ -105,6 +115,17 @@ __global__ void __launch_bounds__(kThreads, 1)
       for (int k = 0; k < kXPerThread; ++k) {
         const bool in = col_in && (x_in >> k & 1);
         cp_async16(xdst + k * 16 * kXStride * 2, in ? x_src + k * x_step + col0 : g.x, in ? 16 : 0);
+      }
+      if constexpr (!S::kLords) {
+        // 8 row tiles x kChunkBlocks blocks x 16 rows: 64 pieces of 16 bytes (tiled scales are contiguous per tile).
+        if (threadIdx.x < kWarps * kChunkBlocks * 2) {
+          const int tile = threadIdx.x / (kChunkBlocks * 2), part = threadIdx.x % (kChunkBlocks * 2);
+          const int smt = blockIdx.y * kWarps + tile, blk = block_of(g, c * kTileCols) + part / 2;
+          const bool in = smt < g.row_tiles && blk < g.scale_blocks;
+          const uint16_t* src = g.scales + ((static_cast<int64_t>(smt) * g.scale_blocks + blk) * kTileRows + part % 2 * 8);
+          cp_async16(smem_u32(scale_s + ((slot * kWarps + tile) * kChunkBlocks * 2 + part) * 8), in ? src : g.scales,
+                     in ? 16 : 0);
+        }
       }
       if constexpr (S::kLords) {
         const uint16_t* src = ex.a_t + (col0 + a_row) * S::kRankPad + a_piece * 8;
@@ -150,7 +171,6 @@ __global__ void __launch_bounds__(kThreads, 1)
   const uint32_t lut_lane = smem_u32(lut) + 4 * lane;
   // ldmatrix.x4 row addresses: matrix m = lane / 8 covers n-rows 8 (m / 2) .. + 7 at k offset 8 (m % 2).
   const uint32_t x_lane = smem_u32(xs) + ((lane % 8 + (lane / 16) * 8) * kXStride + (lane / 8) % 2 * 8) * 2;
-  const uint16_t* scale_row = g.scales + static_cast<int64_t>(mtc) * g.scale_blocks * kTileRows;
 
   for (int c = c0; c < c1; ++c) {
     stage(c + 1);
@@ -161,47 +181,71 @@ __global__ void __launch_bounds__(kThreads, 1)
       const int slot = (c - c0) & 1;
       const uint32_t x_base = x_lane + slot * S::kBatchRows * kXStride * 2;
       const uint16_t* a_base = as + slot * kTileCols * S::kAStride + 2 * t;
+      const uint16_t* sc_base = scale_s + (slot * kWarps + warp) * kChunkBlocks * kTileRows + gq;
+      const int blk0 = block_of(g, c * kTileCols);
+      // Software pipeline over the 8 steps: the shared-memory loads of step s + 1 (and LoRDS' scale mma) are issued
+      // around the mmas of step s, so their latency hides behind them.
+      uint32_t bfr[2][NT / 2][4], pair[2][4], scl[2] = {};
+      uint32_t afr[S::kLords ? 2 : 1][S::kLords ? RP : 1][2];  // A^T fragments of the next step's two n-tiles
+      float sc[2][4];                                            // LoRDS: S of the next step
+      auto load_step = [&](int s, int p) {
 #pragma unroll
-      for (int s = 0; s < kSteps; ++s) {
-        uint32_t pair[4];  // bf16 codebook values of slots 0..3 (pairs of columns)
+        for (int j = 0; j < NT / 2; ++j) ldmatrix_x4(x_base + (j * 16 * kXStride + 16 * s) * 2, bfr[p][j]);
 #pragma unroll
-        for (int q = 0; q < 4; ++q) pair[q] = lds_u32(lut_lane + pair_offset<Bits>(cur, 4 * s + q));
-        uint32_t a[4];
+        for (int q = 0; q < 4; ++q) pair[p][q] = lds_u32(lut_lane + pair_offset<Bits>(cur, 4 * s + q));
         if constexpr (S::kLords) {
-          // S for rows (g, g + 8) x columns (2t, 2t + 1) of n-tile 0 (columns 16 s .. + 7) and n-tile 1 (+ 8): the
-          // mma's output fragment has exactly the A fragment's layout. W = value * S in f32, rounded once to bf16.
-          float sc[2][4] = {};
-          const uint16_t* a0 = a_base + (16 * s + gq) * S::kAStride;
-          const uint16_t* a1 = a0 + 8 * S::kAStride;
 #pragma unroll
-          for (int j = 0; j < RP; ++j) {
-            mma_bf16(sc[0], bfac[j], *reinterpret_cast<const uint32_t*>(a0 + 16 * j),
-                     *reinterpret_cast<const uint32_t*>(a0 + 16 * j + 8));
-            mma_bf16(sc[1], bfac[j], *reinterpret_cast<const uint32_t*>(a1 + 16 * j),
-                     *reinterpret_cast<const uint32_t*>(a1 + 16 * j + 8));
-          }
+          for (int n = 0; n < 2; ++n)
+#pragma unroll
+            for (int j = 0; j < RP; ++j) {
+              const uint16_t* ar = a_base + (16 * s + 8 * n + gq) * S::kAStride + 16 * j;
+              afr[n][j][0] = *reinterpret_cast<const uint32_t*>(ar);
+              afr[n][j][1] = *reinterpret_cast<const uint32_t*>(ar + 8);
+            }
+        } else {
+          const uint16_t* sb = sc_base + (block_of(g, c * kTileCols + 16 * s) - blk0) * kTileRows;
+          scl[p] = static_cast<uint32_t>(sb[0]) | static_cast<uint32_t>(sb[8]) << 16;
+        }
+      };
+      // S for rows (g, g + 8) x columns (2t, 2t + 1) of n-tile 0 (columns 16 s .. + 7) and n-tile 1 (+ 8): the
+      // mma's output fragment has exactly the A fragment's layout.
+      auto scale_mma = [&]() {
+#pragma unroll
+        for (int n = 0; n < 2; ++n) {
+          sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = 0.0f;
+#pragma unroll
+          for (int j = 0; j < RP; ++j) mma_bf16(sc[n], bfac[j], afr[n][j][0], afr[n][j][1]);
+        }
+      };
+      auto make_a = [&](int p, uint32_t (&a)[4]) {
+        if constexpr (S::kLords) {  // W = value * S in f32, rounded once to bf16
 #pragma unroll
           for (int q = 0; q < 4; ++q)
-            a[q] = bf16x2_bits(bf16_lo(pair[q]) * sc[q / 2][2 * (q % 2)], bf16_hi(pair[q]) * sc[q / 2][2 * (q % 2) + 1]);
-        } else {
-          // W = value * scale as one bf16x2 multiply per pair (the product of two bf16 is exact before rounding).
-          const int col = c * kTileCols + 16 * s;
-          const int blk = g.block_shift >= 0 ? col >> g.block_shift : col / g.block;
-          const uint16_t* sb = scale_row + blk * kTileRows + gq;
-          const uint32_t s0 = __ldg(sb), s1 = __ldg(sb + 8);
-          const uint32_t s00 = s0 | s0 << 16, s11 = s1 | s1 << 16;
-          a[0] = bf16x2_mul(pair[0], s00);
-          a[1] = bf16x2_mul(pair[1], s11);
-          a[2] = bf16x2_mul(pair[2], s00);
-          a[3] = bf16x2_mul(pair[3], s11);
+            a[q] = bf16x2_bits(bf16_lo(pair[p][q]) * sc[q / 2][2 * (q % 2)],
+                               bf16_hi(pair[p][q]) * sc[q / 2][2 * (q % 2) + 1]);
+        } else {  // W = value * scale: one bf16x2 multiply per pair (exact product, rounded once)
+          const uint32_t s0 = __byte_perm(scl[p], 0, 0x1010), s1 = __byte_perm(scl[p], 0, 0x3232);
+          a[0] = bf16x2_mul(pair[p][0], s0);
+          a[1] = bf16x2_mul(pair[p][1], s1);
+          a[2] = bf16x2_mul(pair[p][2], s0);
+          a[3] = bf16x2_mul(pair[p][3], s1);
         }
+      };
+      load_step(0, 0);
+      if constexpr (S::kLords) scale_mma();
+#pragma unroll
+      for (int s = 0; s < kSteps; ++s) {
+        const int p = s & 1;
+        uint32_t a[4];
+        make_a(p, a);
+        if (s + 1 < kSteps) load_step(s + 1, p ^ 1);
 #pragma unroll
         for (int j = 0; j < NT / 2; ++j) {
-          uint32_t b[4];
-          ldmatrix_x4(x_base + (j * 16 * kXStride + 16 * s) * 2, b);
-          mma_bf16(acc[2 * j], a, b[0], b[1]);
-          mma_bf16(acc[2 * j + 1], a, b[2], b[3]);
+          mma_bf16(acc[2 * j], a, bfr[p][j][0], bfr[p][j][1]);
+          mma_bf16(acc[2 * j + 1], a, bfr[p][j][2], bfr[p][j][3]);
         }
+        if constexpr (S::kLords)
+          if (s + 1 < kSteps) scale_mma();
       }
     }
     __syncthreads();  // the slot is restaged two chunks later
