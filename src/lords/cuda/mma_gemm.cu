@@ -21,8 +21,7 @@ namespace {
 using gpu_layout::kTileCols;
 using gpu_layout::kTileRows;
 
-constexpr int kWarps = 8;
-constexpr int kThreads = kWarps * 32;
+constexpr int kRowWarps = 8;  // row tiles per CTA (one per warp of each batch group)
 constexpr int kSteps = gpu_layout::kStepsPerTile;
 constexpr int kXStride = kTileCols + 8;  // bf16 per staged activation row: 272 bytes, so ldmatrix rows hit distinct banks
 
@@ -63,30 +62,35 @@ __device__ __forceinline__ int block_of(const MmaArgs& g, int col) {
   return g.block_shift >= 0 ? col >> g.block_shift : col / g.block;
 }
 
-template <int Bits, int NT, int RP>  // RP: rank_pad / 16 (0: block-wise)
+// RP: rank_pad / 16 (0: block-wise). WB: warp groups along the batch (each group: 8 warps, one per row tile, NT
+// n-tiles each); 2 doubles the warps per SM (latency hiding) at the cost of decoding each fragment twice.
+template <int Bits, int NT, int RP, int WB>
 struct GemmShape {
+  static constexpr int kThreads = 32 * kRowWarps * WB;
   static constexpr bool kLords = RP > 0;
   static constexpr int kRankPad = 16 * RP, kAStride = kRankPad + 8;  // A^T rows padded: conflict-free B loads
-  static constexpr int kBatchRows = 8 * NT, kPairs = 1 << (2 * Bits), kWords = 2 * Bits, kTileBytes = 256 * Bits;
+  static constexpr int kBatchRows = 8 * NT * WB, kPairs = 1 << (2 * Bits), kWords = 2 * Bits, kTileBytes = 256 * Bits;
   static constexpr int kLutBytes = 4 * kPairs * 32;
   static constexpr int kXBytes = 2 * kBatchRows * kXStride, kABytes = kLords ? 2 * kTileCols * kAStride : 0;
-  static constexpr int kScaleBytes = kLords ? 0 : 2 * kWarps * kChunkBlocks * kTileRows * 2;
+  static constexpr int kScaleBytes = kLords ? 0 : 2 * kRowWarps * kChunkBlocks * kTileRows * 2;
   static constexpr int kSmem = kLutBytes + 2 * (kXBytes + kABytes) + kScaleBytes;
 };
 
-template <int Bits, int NT, int RP>
-__global__ void __launch_bounds__(kThreads, 1)
+template <int Bits, int NT, int RP, int WB>
+__global__ void __launch_bounds__(32 * kRowWarps * WB, 1)
     mma_gemm_kernel(MmaArgs g, GemmExtras ex, int tiles_per_split, float* partial) {
-  using S = GemmShape<Bits, NT, RP>;
+  using S = GemmShape<Bits, NT, RP, WB>;
+  constexpr int kThreads = S::kThreads;
   extern __shared__ __align__(16) unsigned char smem[];
   uint32_t* lut = reinterpret_cast<uint32_t*>(smem);                           // [kPairs][32]
   uint16_t* xs = reinterpret_cast<uint16_t*>(smem + S::kLutBytes);              // [2][kBatchRows][kXStride]
   uint16_t* as = reinterpret_cast<uint16_t*>(smem + S::kLutBytes + 2 * S::kXBytes);  // [2][128][kAStride]
   // Block-wise: the scales of the chunk's blocks, [2][8 row tiles][kChunkBlocks][16 rows].
   uint16_t* scale_s = reinterpret_cast<uint16_t*>(smem + S::kLutBytes + 2 * (S::kXBytes + S::kABytes));
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, gq = lane / 4, t = lane % 4;
+  const int warp = threadIdx.x / 32 % kRowWarps, group = threadIdx.x / 32 / kRowWarps;
+  const int lane = threadIdx.x % 32, gq = lane / 4, t = lane % 4;
   const int c0 = blockIdx.x * tiles_per_split, c1 = min(c0 + tiles_per_split, g.col_tiles);
-  const int mt = blockIdx.y * kWarps + warp;
+  const int mt = blockIdx.y * kRowWarps + warp;
   const bool active = mt < g.row_tiles;
   const int mtc = active ? mt : 0;
   const int64_t b0 = static_cast<int64_t>(blockIdx.z) * S::kBatchRows;
@@ -97,12 +101,14 @@ __global__ void __launch_bounds__(kThreads, 1)
   constexpr int kXPerThread = S::kBatchRows * 16 / kThreads;  // 16-byte pieces of x per thread and chunk
   const int x_piece = threadIdx.x % 16, x_row = threadIdx.x / 16;
   const uint16_t* x_src = g.x + (b0 + x_row) * g.cols + x_piece * 8;
-  const int64_t x_step = 16 * g.cols;  // 16 rows further
+  constexpr int kXRowsPerPass = kThreads / 16;
+  const int64_t x_step = kXRowsPerPass * g.cols;
   unsigned x_in = 0;                   // bit k: row x_row + 16 k exists
 #pragma unroll
-  for (int k = 0; k < kXPerThread; ++k) x_in |= (b0 + x_row + 16 * k < g.batch ? 1u : 0u) << k;
+  for (int k = 0; k < kXPerThread; ++k) x_in |= (b0 + x_row + kXRowsPerPass * k < g.batch ? 1u : 0u) << k;
   const uint32_t x_dst0 = smem_u32(xs) + (x_row * kXStride + x_piece * 8) * 2;
-  constexpr int kAPieces = S::kLords ? S::kRankPad / 8 : 1, kAPerThread = kTileCols * kAPieces / kThreads;
+  constexpr int kAPieces = S::kLords ? S::kRankPad / 8 : 1, kAPerThread = (kTileCols * kAPieces + kThreads - 1) / kThreads;
+  constexpr int kARowsPerPass = kThreads / kAPieces;
   const int a_piece = threadIdx.x % kAPieces, a_row = threadIdx.x / kAPieces;
   const uint32_t a_dst0 = smem_u32(as) + (a_row * S::kAStride + a_piece * 8) * 2;
   auto stage = [&](int c) {  // chunk c into ring slot (c - c0) % 2; always one commit group per call
@@ -114,16 +120,16 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
       for (int k = 0; k < kXPerThread; ++k) {
         const bool in = col_in && (x_in >> k & 1);
-        cp_async16(xdst + k * 16 * kXStride * 2, in ? x_src + k * x_step + col0 : g.x, in ? 16 : 0);
+        cp_async16(xdst + k * kXRowsPerPass * kXStride * 2, in ? x_src + k * x_step + col0 : g.x, in ? 16 : 0);
       }
       if constexpr (!S::kLords) {
         // 8 row tiles x kChunkBlocks blocks x 16 rows: 64 pieces of 16 bytes (tiled scales are contiguous per tile).
-        if (threadIdx.x < kWarps * kChunkBlocks * 2) {
+        if (threadIdx.x < kRowWarps * kChunkBlocks * 2) {
           const int tile = threadIdx.x / (kChunkBlocks * 2), part = threadIdx.x % (kChunkBlocks * 2);
-          const int smt = blockIdx.y * kWarps + tile, blk = block_of(g, c * kTileCols) + part / 2;
+          const int smt = blockIdx.y * kRowWarps + tile, blk = block_of(g, c * kTileCols) + part / 2;
           const bool in = smt < g.row_tiles && blk < g.scale_blocks;
           const uint16_t* src = g.scales + ((static_cast<int64_t>(smt) * g.scale_blocks + blk) * kTileRows + part % 2 * 8);
-          cp_async16(smem_u32(scale_s + ((slot * kWarps + tile) * kChunkBlocks * 2 + part) * 8), in ? src : g.scales,
+          cp_async16(smem_u32(scale_s + ((slot * kRowWarps + tile) * kChunkBlocks * 2 + part) * 8), in ? src : g.scales,
                      in ? 16 : 0);
         }
       }
@@ -132,7 +138,8 @@ __global__ void __launch_bounds__(kThreads, 1)
         const uint32_t adst = a_dst0 + slot * kTileCols * S::kAStride * 2;
 #pragma unroll
         for (int k = 0; k < kAPerThread; ++k)
-          cp_async16(adst + k * (kThreads / kAPieces) * S::kAStride * 2, src + k * (kThreads / kAPieces) * S::kRankPad, 16);
+          if (a_row + k * kARowsPerPass < kTileCols)
+            cp_async16(adst + k * kARowsPerPass * S::kAStride * 2, src + k * kARowsPerPass * S::kRankPad, 16);
       }
     }
     cp_async_commit();
@@ -170,7 +177,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   for (int j = 0; j < NT; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
   const uint32_t lut_lane = smem_u32(lut) + 4 * lane;
   // ldmatrix.x4 row addresses: matrix m = lane / 8 covers n-rows 8 (m / 2) .. + 7 at k offset 8 (m % 2).
-  const uint32_t x_lane = smem_u32(xs) + ((lane % 8 + (lane / 16) * 8) * kXStride + (lane / 8) % 2 * 8) * 2;
+  const uint32_t x_lane =
+      smem_u32(xs) + ((group * NT * 8 + lane % 8 + (lane / 16) * 8) * kXStride + (lane / 8) % 2 * 8) * 2;
 
   for (int c = c0; c < c1; ++c) {
     stage(c + 1);
@@ -181,7 +189,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       const int slot = (c - c0) & 1;
       const uint32_t x_base = x_lane + slot * S::kBatchRows * kXStride * 2;
       const uint16_t* a_base = as + slot * kTileCols * S::kAStride + 2 * t;
-      const uint16_t* sc_base = scale_s + (slot * kWarps + warp) * kChunkBlocks * kTileRows + gq;
+      const uint16_t* sc_base = scale_s + (slot * kRowWarps + warp) * kChunkBlocks * kTileRows + gq;
       const int blk0 = block_of(g, c * kTileCols);
       // Software pipeline over the 8 steps: the shared-memory loads of step s + 1 (and LoRDS' scale mma) are issued
       // around the mmas of step s, so their latency hides behind them.
@@ -259,7 +267,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   for (int j = 0; j < NT; ++j)
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
-      const int64_t b = b0 + 8 * j + 2 * t + (e & 1), i = row + 8 * (e >> 1);
+      const int64_t b = b0 + group * NT * 8 + 8 * j + 2 * t + (e & 1), i = row + 8 * (e >> 1);
       if (b >= g.batch || i >= g.rows) continue;
       if (partial) {
         partial[(blockIdx.x * g.batch + b) * g.rows + i] = acc[j][e];
@@ -281,10 +289,10 @@ __global__ void sum_splits_kernel(const float* partial, int splits, int64_t coun
   }
 }
 
-template <int Bits, int NT, int RP>
+template <int Bits, int NT, int RP, int WB>
 int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
-  using S = GemmShape<Bits, NT, RP>;
-  auto kernel = mma_gemm_kernel<Bits, NT, RP>;
+  using S = GemmShape<Bits, NT, RP, WB>;
+  auto kernel = mma_gemm_kernel<Bits, NT, RP, WB>;
   static std::atomic<uint64_t> raised{0};  // the shared-memory limit, raised once per device
   if (g.device < 0 || g.device >= 64) return static_cast<int>(cudaErrorInvalidDevice);
   if (!(raised.load() >> g.device & 1)) {
@@ -292,7 +300,7 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
     if (e != cudaSuccess) return static_cast<int>(e);
     raised.fetch_or(uint64_t{1} << g.device);
   }
-  const int64_t row_ctas = (g.row_tiles + kWarps - 1) / kWarps, batch_tiles = (g.batch + S::kBatchRows - 1) / S::kBatchRows;
+  const int64_t row_ctas = (g.row_tiles + kRowWarps - 1) / kRowWarps, batch_tiles = (g.batch + S::kBatchRows - 1) / S::kBatchRows;
   if (batch_tiles > 65535 || row_ctas > 65535) return static_cast<int>(cudaErrorInvalidValue);
   // Split k until the grid covers the SMs (at least 2 chunks per split); the partial sums cost
   // splits * batch * rows * 8 bytes of traffic, small where splitting is needed at all.
@@ -307,7 +315,7 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
     if (e != cudaSuccess) return static_cast<int>(e);
   }
   const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(row_ctas), static_cast<unsigned>(batch_tiles));
-  kernel<<<grid, kThreads, S::kSmem, stream>>>(g, ex, tiles_per_split, partial);
+  kernel<<<grid, S::kThreads, S::kSmem, stream>>>(g, ex, tiles_per_split, partial);
   if (splits > 1) {
     const int blocks = static_cast<int>(std::min<int64_t>(4 * g.sm_count, (count + 255) / 256));
     sum_splits_kernel<<<blocks, 256, 0, stream>>>(partial, splits, count, g.y);
@@ -316,22 +324,33 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   return static_cast<int>(cudaGetLastError());
 }
 
-template <int Bits, int NT>
+template <int Bits, int NT, int WB>
 int launch_nt(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
-  if (!g.lords) return launch_variant<Bits, NT, 0>(g, ex, stream);
+  if (!g.lords) return launch_variant<Bits, NT, 0, WB>(g, ex, stream);
   switch (g.rank_pad) {
-    case 16: return launch_variant<Bits, NT, 1>(g, ex, stream);
-    case 32: return launch_variant<Bits, NT, 2>(g, ex, stream);
-    case 64: return launch_variant<Bits, NT, 4>(g, ex, stream);
-    case 128: return launch_variant<Bits, NT, 8>(g, ex, stream);
+    case 16: return launch_variant<Bits, NT, 1, WB>(g, ex, stream);
+    case 32: return launch_variant<Bits, NT, 2, WB>(g, ex, stream);
+    case 64: return launch_variant<Bits, NT, 4, WB>(g, ex, stream);
+    case 128: return launch_variant<Bits, 16, 8, 1>(g, ex, stream);  // too many registers for 512 threads
     default: return static_cast<int>(cudaErrorInvalidValue);
   }
 }
 
+// 128 activation rows per CTA above 32 rows: as 16 warps of 64 rows each (default) or 8 warps of 128 rows
+// (HILO_GEMM_WARPS=8, for A/B runs).
+bool wide_ctas() {
+  static const bool wide = [] {
+    const char* v = std::getenv("HILO_GEMM_WARPS");
+    return !(v && std::atoi(v) == 8);
+  }();
+  return wide;
+}
+
 template <int Bits>
 int launch_bits(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
-  // 32 activation rows per CTA for small batches (less padding), 128 above (each decoded fragment feeds 16 mmas).
-  return g.batch <= 32 ? launch_nt<Bits, 4>(g, ex, stream) : launch_nt<Bits, 16>(g, ex, stream);
+  // 32 activation rows per CTA for small batches (less padding), 128 above (each decoded fragment feeds 8 or 16 mmas).
+  if (g.batch <= 32) return launch_nt<Bits, 4, 1>(g, ex, stream);
+  return wide_ctas() ? launch_nt<Bits, 8, 2>(g, ex, stream) : launch_nt<Bits, 16, 1>(g, ex, stream);
 }
 
 }  // namespace
