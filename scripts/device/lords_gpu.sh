@@ -30,9 +30,6 @@ timeout 200 $bench --bits 4 --block 64 --batches 1,4,16,64,256,1024 --json "$OUT
 # A/B of the GEMV/GEMM switch: the GEMV's passes at the batches around it, same process type and card.
 HILO_LORDS_GEMM=0 timeout 100 $bench --bits 4 --block 64 --batches 4,16,64 --json "$OUT/lords-cuda-nf4-b64-gemv.json" \
   2>&1 | tee -a "$OUT/bench.log"
-# A/B of the GEMM's CTA shape at large batches: 8 warps x 128 activation rows against the default 16 x 64.
-HILO_GEMM_WARPS=8 timeout 100 $bench --bits 4 --block 64 --batches 256,1024 --shapes 4096x4096,14336x4096 \
-  --json "$OUT/lords-cuda-nf4-b64-8warps.json" 2>&1 | tee -a "$OUT/bench.log"
 if [ "${1:-}" != quick ]; then
   timeout 150 $bench --bits 3 --block 64 --batches 1,16,256,1024 --json "$OUT/lords-cuda-nf3-b64.json" 2>&1 |
     tee -a "$OUT/bench.log"
@@ -42,6 +39,5 @@ fi
 timeout 90 python3 scripts/device/cublas_baseline.py "$OUT/cublas-baseline.json" > "$OUT/cublas.log" 2>&1
 grep -E "copy|\| (4096x4096|14336x4096) \| (1|16|256|1024) \|" "$OUT/cublas.log"
 # The device tool brings back at most 8 files: the logs above are summarised on stdout, the tables are in bench.log.
-rm -f "$OUT"/test*.log "$OUT"/memcheck.log "$OUT"/racecheck.log "$OUT/gpu.txt" "$OUT"/lords-cuda-*-gemv.json \
-  "$OUT"/lords-cuda-*-8warps.json
+rm -f "$OUT"/test*.log "$OUT"/memcheck.log "$OUT"/racecheck.log "$OUT/gpu.txt" "$OUT"/lords-cuda-*-gemv.json
 exit $rc

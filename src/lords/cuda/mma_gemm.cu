@@ -331,26 +331,17 @@ int launch_nt(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
     case 16: return launch_variant<Bits, NT, 1, WB>(g, ex, stream);
     case 32: return launch_variant<Bits, NT, 2, WB>(g, ex, stream);
     case 64: return launch_variant<Bits, NT, 4, WB>(g, ex, stream);
-    case 128: return launch_variant<Bits, 16, 8, 1>(g, ex, stream);  // too many registers for 512 threads
+    case 128: return launch_variant<Bits, NT, 8, WB>(g, ex, stream);
     default: return static_cast<int>(cudaErrorInvalidValue);
   }
 }
 
-// 128 activation rows per CTA above 32 rows: as 16 warps of 64 rows each (default) or 8 warps of 128 rows
-// (HILO_GEMM_WARPS=8, for A/B runs).
-bool wide_ctas() {
-  static const bool wide = [] {
-    const char* v = std::getenv("HILO_GEMM_WARPS");
-    return !(v && std::atoi(v) == 8);
-  }();
-  return wide;
-}
-
 template <int Bits>
 int launch_bits(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
-  // 32 activation rows per CTA for small batches (less padding), 128 above (each decoded fragment feeds 8 or 16 mmas).
-  if (g.batch <= 32) return launch_nt<Bits, 4, 1>(g, ex, stream);
-  return wide_ctas() ? launch_nt<Bits, 8, 2>(g, ex, stream) : launch_nt<Bits, 16, 1>(g, ex, stream);
+  // 32 activation rows per CTA for small batches (less padding), 128 above (each decoded fragment feeds 16 mmas).
+  // Two groups of 8 warps with 64 rows each (WB = 2) measured slower at 256 and 1024 rows on H200 (165 against
+  // 183 us on 4096x4096 x 1024, docs/results/lords-cuda.md), so one group it is.
+  return g.batch <= 32 ? launch_nt<Bits, 4, 1>(g, ex, stream) : launch_nt<Bits, 16, 1>(g, ex, stream);
 }
 
 }  // namespace
