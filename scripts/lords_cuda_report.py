@@ -20,8 +20,8 @@ def main():
         run = json.load(open(path))
         bits, block = run["bits"], run["block"]
         print(f"\n**NF{bits}, B={block}** (LoRDS at parity rank), {run['device']}, copy bandwidth {run['copy_gbs']:.0f} GB/s\n")
-        print("| shape (out x in) | batch | method | rank | µs | GB/s | floor µs | cuBLAS bf16 µs | vs cuBLAS | vs block-wise |")
-        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        print("| shape (out x in) | batch | method | rank | µs | GB/s | TFLOP/s | floor µs | cuBLAS bf16 µs | vs cuBLAS | vs block-wise |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         blockwise = {(r["out"], r["in"], r["batch"]): r["us"] for r in run["rows"] if r["method"] == "blockwise"}
         for r in run["rows"]:
             key = (r["out"], r["in"], r["batch"])
@@ -29,31 +29,47 @@ def main():
             vs = f"{base / r['us']:.2f}x" if base else "-"
             vs_bw = f"{blockwise[key] / r['us']:.2f}x" if r["method"] == "lords" and key in blockwise else "-"
             rank = r["rank"] if r["method"] == "lords" else "-"
-            print(f"| {r['out']}x{r['in']} | {r['batch']} | {r['method']} | {rank} | {r['us']:.1f} | {r['gbs']:.0f} | "
-                  f"{r['floor_us']:.1f} | {base:.1f} | {vs} | {vs_bw} |" if base else
-                  f"| {r['out']}x{r['in']} | {r['batch']} | {r['method']} | {rank} | {r['us']:.1f} | {r['gbs']:.0f} | "
-                  f"{r['floor_us']:.1f} | - | - | {vs_bw} |")
-            if r["batch"] == 1 and base:
-                points.append((f"{r['out']}x{r['in']}", f"NF{bits} B{block} {r['method']}", base / r["us"]))
+            tflops = 2.0 * r["batch"] * r["out"] * r["in"] / r["us"] / 1e6
+            head = (f"| {r['out']}x{r['in']} | {r['batch']} | {r['method']} | {rank} | {r['us']:.1f} | {r['gbs']:.0f} | "
+                    f"{tflops:.1f} | {r['floor_us']:.1f} |")
+            print(f"{head} {base:.1f} | {vs} | {vs_bw} |" if base else f"{head} - | - | {vs_bw} |")
+            if base:
+                points.append((f"{r['out']}x{r['in']}", f"NF{bits} B{block} {r['method']}", r["batch"], base / r["us"]))
     if args.png and points:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        shapes = sorted({p[0] for p in points}, key=lambda s: [int(v) for v in s.split("x")])
-        series = sorted({p[1] for p in points})
-        fig, ax = plt.subplots(figsize=(9, 4.5))
+        # Left: batch 1 on every shape; right: speed vs cuBLAS over the batch sizes of the first run (NF4 B64).
+        ones = [p for p in points if p[2] == 1]
+        shapes = sorted({p[0] for p in ones}, key=lambda s: [int(v) for v in s.split("x")])
+        series = sorted({p[1] for p in ones})
+        fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 4.5))
         width = 0.8 / len(series)
         for i, name in enumerate(series):
-            ys = [next((p[2] for p in points if p[0] == s and p[1] == name), 0) for s in shapes]
+            ys = [next((p[3] for p in ones if p[0] == s and p[1] == name), 0) for s in shapes]
             ax.bar([x + i * width for x in range(len(shapes))], ys, width, label=name)
         ax.axhline(1.0, color="black", lw=0.8)
         ax.axhline(3.2, color="red", lw=0.8, ls="--", label="issue target (4-bit B64)")
         ax.set_xticks([x + 0.4 - width / 2 for x in range(len(shapes))], shapes)
         ax.set_ylabel("speed vs cuBLAS bf16 (same run)")
-        ax.set_title("hilo low-bit matmul, batch 1 (H200)")
+        ax.set_title("batch 1 (H200)")
         ax.legend(fontsize=7, ncol=2)
+        first = points[0][1].split()[:2]
+        for shape in shapes:
+            for method in ("blockwise", "lords"):
+                name = f"{first[0]} {first[1]} {method}"
+                pts = sorted((p[2], p[3]) for p in points if p[0] == shape and p[1] == name)
+                if pts:
+                    bx.plot([b for b, _ in pts], [v for _, v in pts], marker="o", ls="-" if method == "lords" else ":",
+                            label=f"{shape} {method}")
+        bx.set_xscale("log", base=2)
+        bx.axhline(1.0, color="black", lw=0.8)
+        bx.set_xlabel("batch (activation rows)")
+        bx.set_ylabel("speed vs cuBLAS bf16 (same run)")
+        bx.set_title(f"{first[0]} {first[1]} over batch sizes (H200)")
+        bx.legend(fontsize=6, ncol=2)
         fig.tight_layout()
         fig.savefig(args.png, dpi=120)
 

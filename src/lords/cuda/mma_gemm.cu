@@ -353,9 +353,12 @@ bool use_mma_gemm(const MmaArgs& g) {
   }();
   if (forced == 0 || forced == 1) return forced == 1;
   // Block-wise: where the GEMV would need more than one pass over the codes (8 rows). LoRDS: from 2 rows, since the
-  // GEMV's multi-row variant spends 128 / rank_pad mma columns per row (H200: 70.8 us against 21.2 us for 16 rows
-  // through the GEMM at rank 32, docs/results/lords-cuda.md).
-  return g.batch > (g.lords ? 1 : 8);
+  // GEMV's multi-row variant spends 128 / rank_pad mma columns per row (H200: 60 us against 20 us for 4 rows through
+  // the GEMM at rank 32), and from 1 row at padded rank >= 64, where the GEMM's work for 1 row equals its work for 4
+  // (zero-filled rows), measured at 52 / 72 us against the GEMV's 92 / 116 us on the two 14336-wide shapes
+  // (docs/results/lords-cuda.md).
+  if (g.lords) return g.batch > 1 || g.rank_pad >= 64;
+  return g.batch > 8;
 }
 
 int launch_mma_gemm(const MmaArgs& g, const GemmExtras& ex, void* stream_ptr) {
