@@ -1,10 +1,10 @@
 // LoRDS and block-wise quantized layers on NVIDIA GPUs: y = x . W^T straight from the packed codes (issue 5).
-// Block-wise layers and LoRDS layers up to rank 128 run a tensor-core kernel (Hopper, sm_90a): codes re-laid out at
-// upload into mma fragment order, decoded in registers, LoRDS in the activation-expanded form (x * A staged in fp16,
-// B applied per row), split-K over a thread-block cluster with a deterministic reduction. fp16 operands: codebook
-// values rounded to fp16, x scaled by a power of two (exact), x * A rounded to 11 bits; f32 accumulation. Larger
-// ranks use a CUDA-core kernel with the CPU's exact scales. Speed and limits: docs/results/lords-cuda.md. This header
-// includes no CUDA headers.
+// Two tensor-core kernels (Hopper, sm_90a) for block-wise layers and LoRDS layers up to rank 128, codes re-laid out at
+// upload into mma fragment order and decoded in registers: a GEMV for small batches (LoRDS in the activation-expanded
+// form, fp16 operands, split-K over a thread-block cluster) and a GEMM for larger ones (codes decoded once per CTA for
+// up to 128 activation rows, LoRDS' scale tile computed by an mma, bf16 operands, f32 accumulation). Larger ranks use a
+// CUDA-core kernel with the CPU's exact scales. Semantics: docs/lords.md section 8; speed: docs/results/lords-cuda.md.
+// This header includes no CUDA headers.
 #pragma once
 
 #include <cstdint>
@@ -35,8 +35,8 @@ class DeviceLinear {
 
 // x: BF16 [batch, cols], y: BF16 [batch, rows], contiguous on the layer's device, 16-byte aligned. f32
 // accumulation, y rounded to bf16 (nearest even); deterministic (no atomics). Queued on `stream` (a cudaStream_t;
-// nullptr = default stream); capturable in CUDA graphs. Batches above 8 rows (LoRDS: 128 / padded rank) run as
-// passes that re-read the codes. Non-finite activations give non-finite outputs.
+// nullptr = default stream); capturable in CUDA graphs (the GEMM's split-k workspace is stream-ordered memory).
+// Non-finite activations give non-finite outputs.
 void matmul(const DeviceLinear& w, const TensorView& x, const TensorView& y, void* stream = nullptr);
 
 }  // namespace hilo::lords::cuda
