@@ -96,6 +96,23 @@ double relative_frobenius(const Mat& W, const Mat& D) {
   return ref > 0 ? std::sqrt(err / ref) : 0.0;
 }
 
+double relative_frobenius_rows(const Mat& W, int threads, const std::function<void(int64_t, float*)>& row) {
+  std::vector<double> err(W.rows()), ref(W.rows());
+  parallel_for(W.rows(), threads, [&](int64_t i) {
+    std::vector<float> d(static_cast<std::size_t>(W.cols()));
+    row(i, d.data());
+    double e = 0, r = 0;
+    for (int64_t c = 0; c < W.cols(); ++c) {
+      const double w = W(i, c), diff = w - d[c];
+      e += diff * diff, r += w * w;
+    }
+    err[i] = e, ref[i] = r;
+  });
+  double e = 0, r = 0;
+  for (int64_t i = 0; i < W.rows(); ++i) e += err[i], r += ref[i];
+  return r > 0 ? std::sqrt(e / r) : 0.0;
+}
+
 void round_to_bf16(Mat& m) {
   for (int64_t i = 0; i < m.size(); ++i) m.data()[i] = bf16_to_f32(f32_to_bf16(m.data()[i]));
 }

@@ -33,6 +33,9 @@ ErrorSums error_sums(const Mat& W, const Mat& S, const std::vector<uint8_t>& cod
 
 // ||W - D||_F / ||W||_F accumulated in f64 (0 for W = 0).
 double relative_frobenius(const Mat& W, const Mat& D);
+// The same with row i of D written by row(i, out) (cols floats), rows in parallel; per-row sums added in row order
+// (deterministic for any thread count).
+double relative_frobenius_rows(const Mat& W, int threads, const std::function<void(int64_t, float*)>& row);
 
 // G Aᵀ and Bᵀ G, split into fixed blocks computed in parallel by single-threaded Eigen: the blocking (and so the
 // rounding) never depends on the thread count.
@@ -44,6 +47,8 @@ void round_to_bf16(Mat& m);
 
 // The body of lords::dequantize (quantize.cpp).
 void dequantize_impl(const QuantizedLinear& q, float* out, int threads);  // threads: 0 = all cores
+// Row i of a block-wise layer, dequantised.
+void dequantize_blockwise_row(const QuantizedLinear& q, int64_t i, float* out);
 
 struct Factors {
   Mat B, A;  // [rows, r], [r, cols]

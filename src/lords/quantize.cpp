@@ -118,6 +118,8 @@ Factors svd_init(const Mat& W, const QuantConfig& cfg, int rank, int threads) {
   return f;
 }
 
+// Fills q; returns the relative error of what was stored (computed from the final S and codes, which is exactly
+// what dequantize() rebuilds) when `report` is given.
 void quantize_lords(const Mat& W, const QuantConfig& cfg, int threads, QuantizedLinear& q, QuantReport* report) {
   Factors f = svd_init(W, cfg, q.rank, threads);
   Vec h = cfg.act_sq.empty() ? Vec() : Eigen::Map<const Vec>(cfg.act_sq.data(), W.cols());
@@ -140,6 +142,10 @@ void quantize_lords(const Mat& W, const QuantConfig& cfg, int threads, Quantized
   std::vector<uint8_t> codes;
   assign_codes(W, S, CodeAssigner(q.codebook), codes, threads);
   pack_codes(codes, q, threads);
+  if (report)
+    report->rel_error = relative_frobenius_rows(W, threads, [&](int64_t i, float* row) {
+      for (int64_t c = 0; c < W.cols(); ++c) row[c] = q.codebook.values[codes[i * W.cols() + c]] * S(i, c);
+    });
 }
 
 }  // namespace
@@ -178,9 +184,9 @@ QuantizedLinear quantize_impl(const TensorView& w, const QuantConfig& cfg, Quant
   }
   if (report) {
     if (cfg.method == Method::Lords && !report->trace.empty()) report->init_rel_error = report->trace.front();
-    Mat d(q.rows, q.cols);
-    dequantize_impl(q, d.data(), threads);
-    report->rel_error = relative_frobenius(W, d);
+    if (cfg.method == Method::Blockwise)
+      report->rel_error =
+          relative_frobenius_rows(W, threads, [&](int64_t i, float* row) { dequantize_blockwise_row(q, i, row); });
     report->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
   return q;
@@ -188,23 +194,25 @@ QuantizedLinear quantize_impl(const TensorView& w, const QuantConfig& cfg, Quant
 }  // namespace detail
 
 namespace detail {
+void dequantize_blockwise_row(const QuantizedLinear& q, int64_t i, float* out) {
+  std::vector<uint8_t> codes(static_cast<std::size_t>(q.cols));
+  unpack_row(q.qweight.data() + i * q.row_bytes(), q.cols, q.codebook.bits, codes.data());
+  const int64_t nb = q.cols / q.block;
+  for (int64_t c = 0; c < q.cols; ++c) out[c] = q.codebook.values[codes[c]] * bf16_to_f32(q.scales[i * nb + c / q.block]);
+}
+
 void dequantize_impl(const QuantizedLinear& q, float* out, int threads) {
   threads = resolve_threads(threads);
-  const bool blockwise = q.method == Method::Blockwise;
-  Mat S;
-  if (!blockwise) {
-    const Mat B = from_bf16(q.b, q.rows, q.rank), A = from_bf16(q.a, q.rank, q.cols);
-    S = scale_matrix(B, A, threads);  // the canonical S (same kernel and order as quantize and matmul)
+  if (q.method == Method::Blockwise) {
+    parallel_for(q.rows, threads, [&](int64_t i) { dequantize_blockwise_row(q, i, out + i * q.cols); });
+    return;
   }
-  const int64_t nb = q.cols / q.block;
+  const Mat B = from_bf16(q.b, q.rows, q.rank), A = from_bf16(q.a, q.rank, q.cols);
+  const Mat S = scale_matrix(B, A, threads);  // the canonical S (same kernel and order as quantize and matmul)
   parallel_for(q.rows, threads, [&](int64_t i) {
     std::vector<uint8_t> codes(static_cast<std::size_t>(q.cols));
     unpack_row(q.qweight.data() + i * q.row_bytes(), q.cols, q.codebook.bits, codes.data());
-    float* row = out + i * q.cols;
-    if (blockwise)
-      for (int64_t c = 0; c < q.cols; ++c) row[c] = q.codebook.values[codes[c]] * bf16_to_f32(q.scales[i * nb + c / q.block]);
-    else
-      for (int64_t c = 0; c < q.cols; ++c) row[c] = q.codebook.values[codes[c]] * S(i, c);
+    for (int64_t c = 0; c < q.cols; ++c) out[i * q.cols + c] = q.codebook.values[codes[c]] * S(i, c);
   });
 }
 double relative_error_impl(const TensorView& w, const QuantizedLinear& q) {
