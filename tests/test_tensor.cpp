@@ -17,6 +17,15 @@ TEST(Tensor, ViewShapeAndContiguity) {
   EXPECT_HILO_ERROR(TensorView(data, DType::F32, {2, 3}, {1}), "1 strides given");
 }
 
+TEST(Tensor, DevicesParseAndPrint) {
+  EXPECT_EQ(parse_device("cpu"), (Device{DeviceKind::CPU, 0}));
+  EXPECT_EQ(parse_device("cuda"), (Device{DeviceKind::CUDA, 0}));
+  EXPECT_EQ(parse_device("cuda:12"), (Device{DeviceKind::CUDA, 12}));
+  EXPECT_EQ(to_string(parse_device("cuda:3")), "cuda:3");
+  for (const char* bad : {"gpu", "cuda:", "cuda:-1", "cuda:1x", "cuda:12345", "CPU"})
+    EXPECT_HILO_ERROR(parse_device(bad, "--device"), "--device '");
+}
+
 TEST(Tensor, TypedAccessChecksSizeAndAlignment) {
   alignas(8) unsigned char buf[16] = {};
   TensorView ok(buf, DType::F32, {2});

@@ -10,6 +10,7 @@
 #include "../core/atomic_file.hpp"
 #include "../core/check.hpp"
 #include "checkpoint_io.hpp"
+#include "refine_cuda.hpp"
 #include "hilo/lords_io.hpp"
 
 namespace hilo::lords {
@@ -68,6 +69,7 @@ CheckpointQuantResult quantize_checkpoint(const std::string& model, const std::s
   HILO_CHECK(cfg.bits >= 2 && cfg.bits <= 4, "quantize: bits = {} is not one of 2, 3, 4", cfg.bits);
   HILO_CHECK(cfg.block >= 32 && cfg.block <= 256 && cfg.block % 32 == 0,
              "quantize: block = {} must be one of 32, 64, ..., 256", cfg.block);
+  detail::check_device(cfg);
   std::regex include;
   try {
     include = std::regex(options.include, std::regex::ECMAScript);

@@ -11,6 +11,7 @@
 #include "hilo/cuda.hpp"
 #include "kernels.hpp"
 #include "matrix.hpp"
+#include "refine_cuda.hpp"
 
 namespace hilo::lords {
 namespace {
@@ -29,14 +30,7 @@ void check_config(const QuantConfig& cfg, int64_t rows, int64_t cols) {
   HILO_CHECK(cfg.steps >= -1, "quantize: steps = {} must be >= 0 (or -1 for the optimizer's default)", cfg.steps);
   HILO_CHECK(std::isfinite(cfg.learning_rate) && cfg.learning_rate > 0, "quantize: learning_rate = {} must be > 0",
              cfg.learning_rate);
-  HILO_CHECK(cfg.device >= -1, "quantize: device = {} must be -1 (the CPU) or a CUDA device index", cfg.device);
-  if (cfg.device >= 0) {
-    const int devices = cuda::device_count();
-    HILO_CHECK(cfg.device < devices, "quantize: device = {} does not exist ({} CUDA devices; built with CUDA: {})",
-               cfg.device, devices, cuda::built_with_cuda() ? "yes" : "no");
-    HILO_CHECK(cfg.method == Method::Blockwise || cfg.optimizer == Optimizer::Adam,
-               "quantize: optimizer = als runs on the CPU only; use adam with a CUDA device");
-  }
+  check_device(cfg);
   if (!cfg.act_sq.empty()) {
     HILO_CHECK(static_cast<int64_t>(cfg.act_sq.size()) == cols,
                "quantize: act_sq has {} entries, the input dimension is {}", cfg.act_sq.size(), cols);
@@ -149,6 +143,18 @@ void quantize_lords(const Mat& W, const QuantConfig& cfg, int threads, Quantized
 }
 
 }  // namespace
+
+namespace detail {
+void check_device(const QuantConfig& cfg) {
+  HILO_CHECK(cfg.device >= -1, "quantize: device = {} must be -1 (the CPU) or a CUDA device index", cfg.device);
+  if (cfg.device < 0) return;
+  const int devices = cuda::device_count();
+  HILO_CHECK(cfg.device < devices, "quantize: device = {} does not exist ({} CUDA devices; built with CUDA: {})",
+             cfg.device, devices, cuda::built_with_cuda() ? "yes" : "no");
+  HILO_CHECK(cfg.method == Method::Blockwise || cfg.optimizer == Optimizer::Adam,
+             "quantize: optimizer = als runs on the CPU only; use adam with a CUDA device");
+}
+}  // namespace detail
 
 int parity_rank(int64_t rows, int64_t cols, int block) {
   HILO_CHECK(rows > 0 && cols > 0 && block > 0, "parity_rank: rows = {}, cols = {}, block = {} must be positive", rows,

@@ -22,6 +22,9 @@ struct AdamProblem {
   int device = 0;
 };
 
+// Refuses a QuantConfig::device that is not -1 or an existing CUDA device, and ALS on a device (messages name them).
+void check_device(const QuantConfig& cfg);
+
 // The CPU's refine_adam on the GPU: same codes and gradient for the same factors, the gradient products summed in
 // another order; deterministic. Fills report->trace (relative weighted error per step); on_step as on the CPU.
 void refine_adam_cuda(const AdamProblem& problem, QuantReport* report, const std::function<void(double)>& on_step);

@@ -82,6 +82,8 @@ def test_bad_input_is_refused_and_writes_nothing(hilo_bin, tmp_path):
         (["--include", "norm"], "is 1-D"),
         (["--include", "nothing"], "no tensor"),
         (["--rank", "100"], "rank = 100"),
+        (["--device", "cuda:x"], "--device 'cuda:x' is not cpu, cuda or cuda:N"),
+        (["--device", "cuda:7"], "device = 7 does not exist"),
     ]
     for args, message in cases:
         result = run(hilo_bin, "quantize", tmp_path / "in", "-o", out, *args, check=False)
