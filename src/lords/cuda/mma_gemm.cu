@@ -63,7 +63,8 @@ __device__ __forceinline__ int block_of(const MmaArgs& g, int col) {
 }
 
 // RP: rank_pad / 16 (0: block-wise). WB: warp groups along the batch (each group: 8 warps, one per row tile, NT
-// n-tiles each); 2 doubles the warps per SM (latency hiding) at the cost of decoding each fragment twice.
+// n-tiles each). WB = 2 doubles the warps per SM at the cost of decoding each fragment twice; it measured 10-20%
+// slower (docs/results/lords-cuda.md), so the launches use WB = 1 and the parameter stays for such A/B runs.
 template <int Bits, int NT, int RP, int WB>
 struct GemmShape {
   static constexpr int kThreads = 32 * kRowWarps * WB;
