@@ -1,5 +1,6 @@
 #include "matrix.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "../core/check.hpp"
@@ -88,12 +89,9 @@ Mat transpose_times(const Mat& B, const Mat& G, int threads) {
 }
 
 double relative_frobenius(const Mat& W, const Mat& D) {
-  double err = 0, ref = 0;
-  for (int64_t i = 0; i < W.size(); ++i) {
-    const double w = W.data()[i], d = w - D.data()[i];
-    err += d * d, ref += w * w;
-  }
-  return ref > 0 ? std::sqrt(err / ref) : 0.0;
+  return relative_frobenius_rows(W, 0, [&](int64_t i, float* row) {
+    std::copy_n(D.data() + i * D.cols(), D.cols(), row);
+  });
 }
 
 double relative_frobenius_rows(const Mat& W, int threads, const std::function<void(int64_t, float*)>& row) {

@@ -31,10 +31,10 @@ struct ErrorSums {
 ErrorSums error_sums(const Mat& W, const Mat& S, const std::vector<uint8_t>& codes, const Codebook& cb, const Vec& h,
                      int threads);
 
-// ||W - D||_F / ||W||_F accumulated in f64 (0 for W = 0).
+// ||W - D||_F / ||W||_F accumulated in f64 (0 for W = 0): per-row sums, rows in parallel (all cores), added in row
+// order (deterministic for any thread count).
 double relative_frobenius(const Mat& W, const Mat& D);
-// The same with row i of D written by row(i, out) (cols floats), rows in parallel; per-row sums added in row order
-// (deterministic for any thread count).
+// The same with row i of D written by row(i, out) (cols floats) instead of stored.
 double relative_frobenius_rows(const Mat& W, int threads, const std::function<void(int64_t, float*)>& row);
 
 // G Aᵀ and Bᵀ G, split into fixed blocks computed in parallel by single-threaded Eigen: the blocking (and so the

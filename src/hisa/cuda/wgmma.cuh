@@ -1,4 +1,5 @@
-// Hopper (sm_90a) warpgroup MMA and asynchronous copies for the indexer's scoring kernel: thin PTX wrappers.
+// Hopper (sm_90a) warpgroup MMA for the indexer's scoring kernel: thin PTX wrappers (the asynchronous copies are in
+// src/cuda/ptx.cuh).
 // Operands live in shared memory in the 128-byte-swizzled K-major layout: row r of 128 bytes at r * 128 with its
 // 16-byte chunk c stored at chunk c ^ (r % 8), in 1024-byte aligned groups of 8 rows (what TMA's SWIZZLE_128B
 // writes). A descriptor names such a tile; advancing K by 32 bytes advances its start address.
@@ -6,11 +7,15 @@
 
 #include <cstdint>
 
+#include "../../cuda/ptx.cuh"
+
 namespace hilo::hisa::cuda_detail {
 
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
+using cuda_ptx::cp_async16;
+using cuda_ptx::cp_async4;
+using cuda_ptx::cp_async_commit;
+using cuda_ptx::cp_async_wait;
+using cuda_ptx::smem_u32;
 
 // Byte offset of (row, 16-byte chunk) in a 128B-swizzled tile of 128-byte rows.
 __host__ __device__ __forceinline__ uint32_t swizzle128(int row, int chunk) {
@@ -21,19 +26,6 @@ __host__ __device__ __forceinline__ uint32_t swizzle128(int row, int chunk) {
 __device__ __forceinline__ uint64_t smem_desc_sw128(uint32_t addr) {
   return static_cast<uint64_t>((addr & 0x3FFFF) >> 4) | (uint64_t{1} << 16) | (uint64_t{1024 >> 4} << 32) |
          (uint64_t{1} << 62);
-}
-
-// 16-byte global -> shared copy; bytes past `valid` (0 or 16) are zero-filled.
-__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, int valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid) : "memory");
-}
-__device__ __forceinline__ void cp_async4(uint32_t dst, const void* src, int valid) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(valid) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 }
 
 // Generic-proxy writes to shared memory (st.shared, cp.async) become visible to wgmma (the async proxy).

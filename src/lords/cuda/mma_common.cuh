@@ -1,12 +1,21 @@
 // Device helpers shared by the tensor-core GEMV and GEMM (mma_gemv.cu, mma_gemm.cu): bf16 halves, the tiled code
-// loads (src/lords/gpu_layout.hpp) and the pair-table lookups that turn two codes into one A-fragment register.
+// loads (src/lords/gpu_layout.hpp), the pair-table lookups that turn two codes into one A-fragment register, and the
+// launchers' shared-memory limit.
 #pragma once
 
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstdint>
 
+#include "../../cuda/ptx.cuh"
+
 namespace hilo::lords::cuda_detail {
+
+using cuda_ptx::cp_async16;
+using cuda_ptx::cp_async_commit;
+using cuda_ptx::cp_async_wait;
+using cuda_ptx::smem_u32;
 
 __device__ __forceinline__ float bf16_lo(uint32_t v) { return __uint_as_float(v << 16); }
 __device__ __forceinline__ float bf16_hi(uint32_t v) { return __uint_as_float(v & 0xFFFF0000u); }
@@ -41,9 +50,6 @@ __device__ __forceinline__ uint32_t pair_at(const uint32_t (&w)[2 * Bits], int p
   return v & ((1u << kW) - 1);
 }
 
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
 __device__ __forceinline__ uint32_t lds_u32(uint32_t addr) {
   uint32_t v;
   asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(v) : "r"(addr));
@@ -55,6 +61,18 @@ template <int Bits>
 __device__ __forceinline__ uint32_t pair_offset(const uint32_t (&w)[2 * Bits], int p) {
   if constexpr (Bits == 4) return __byte_perm(w[p / 4], 0, 0x4440 | (p % 4)) * 128;
   return pair_at<Bits>(w, p) * 128;
+}
+
+// Raises Kernel's dynamic shared-memory limit to `bytes` once per device (not a stream operation: the first call,
+// before any graph capture in practice, sets it). Returns a CUDA error code.
+template <auto Kernel>
+int allow_smem_once(int device, int bytes) {
+  static std::atomic<uint64_t> raised{0};  // bit d: done on device d
+  if (device < 0 || device >= 64) return static_cast<int>(cudaErrorInvalidDevice);
+  if (raised.load() >> device & 1) return static_cast<int>(cudaSuccess);
+  const cudaError_t e = cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+  if (e == cudaSuccess) raised.fetch_or(uint64_t{1} << device);
+  return static_cast<int>(e);
 }
 
 }  // namespace hilo::lords::cuda_detail

@@ -8,7 +8,6 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdlib>
 
 #include "../gpu_layout.hpp"
@@ -48,12 +47,6 @@ __device__ __forceinline__ void ldmatrix_x4(uint32_t addr, uint32_t (&r)[4]) {
                : "r"(addr));
 }
 
-// 16 bytes global -> shared; src_bytes = 0 fills zeros (rows past the batch, columns past the matrix).
-__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, int src_bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-__device__ __forceinline__ void cp_async_wait_one() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
 
 constexpr int kChunkBlocks = 4;  // scale blocks a 128-column chunk touches at most (blocks are >= 32 columns)
 
@@ -184,7 +177,7 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, 1)
   for (int c = c0; c < c1; ++c) {
     stage(c + 1);
     if (active && c + 1 < c1) load_tile<Bits>(codes + static_cast<int64_t>(c + 1) * S::kTileBytes, lane, nxt);
-    cp_async_wait_one();
+    cp_async_wait<1>();
     __syncthreads();
     if (active) {
       const int slot = (c - c0) & 1;
@@ -293,14 +286,8 @@ __global__ void sum_splits_kernel(const float* partial, int splits, int64_t coun
 template <int Bits, int NT, int RP, int WB>
 int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
   using S = GemmShape<Bits, NT, RP, WB>;
-  auto kernel = mma_gemm_kernel<Bits, NT, RP, WB>;
-  static std::atomic<uint64_t> raised{0};  // the shared-memory limit, raised once per device
-  if (g.device < 0 || g.device >= 64) return static_cast<int>(cudaErrorInvalidDevice);
-  if (!(raised.load() >> g.device & 1)) {
-    const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, S::kSmem);
-    if (e != cudaSuccess) return static_cast<int>(e);
-    raised.fetch_or(uint64_t{1} << g.device);
-  }
+  constexpr auto kernel = mma_gemm_kernel<Bits, NT, RP, WB>;
+  if (const int e = allow_smem_once<kernel>(g.device, S::kSmem); e != 0) return e;
   const int64_t row_ctas = (g.row_tiles + kRowWarps - 1) / kRowWarps, batch_tiles = (g.batch + S::kBatchRows - 1) / S::kBatchRows;
   if (batch_tiles > 65535 || row_ctas > 65535) return static_cast<int>(cudaErrorInvalidValue);
   // Split k until the grid covers the SMs (at least 2 chunks per split); the partial sums cost

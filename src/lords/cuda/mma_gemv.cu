@@ -11,7 +11,6 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cfloat>
 #include <cstdlib>
 
@@ -336,18 +335,10 @@ int launch_variant(MmaArgs g, cudaStream_t stream) {
   g.stage_scales = scale_smem <= kMaxScaleBytes;
   const size_t smem =
       S::kFixedSmem + sizeof(uint2) * stage_tiles * kSteps * NT * 32 + (g.stage_scales ? scale_smem : 0);
-  auto kernel = mma_gemv_kernel<Bits, NT, RPT, MT>;
-  // Raise the shared-memory limit once per device to the most any launch of this variant asks for (not a stream
-  // operation; the first call, before any graph capture in practice, sets it).
-  static std::atomic<uint64_t> raised{0};
-  if (g.device < 0 || g.device >= 64) return static_cast<int>(cudaErrorInvalidDevice);
-  if (!(raised.load() >> g.device & 1)) {
-    const cudaError_t e =
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             int(S::kFixedSmem + kStageBytes + kMaxScaleBytes));
-    if (e != cudaSuccess) return static_cast<int>(e);
-    raised.fetch_or(uint64_t{1} << g.device);
-  }
+  constexpr auto kernel = mma_gemv_kernel<Bits, NT, RPT, MT>;
+  // The most any launch of this variant asks for.
+  if (const int e = allow_smem_once<kernel>(g.device, int(S::kFixedSmem + kStageBytes + kMaxScaleBytes)); e != 0)
+    return e;
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = dim3(static_cast<unsigned>(ks), static_cast<unsigned>(row_ctas));
   cfg.blockDim = dim3(kThreads);
