@@ -11,6 +11,7 @@
 #include <chrono>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
 
 #include "hilo/cuda.hpp"
 #include "hilo/lords.hpp"
@@ -27,6 +28,9 @@ double seconds_of(const std::function<void()>& f) {
 
 }  // namespace
 
+int run(int bits, int block, int steps, int cpu_steps, double copy_gbs, const std::string& json_path,
+        const std::vector<std::string>& shape_names);
+
 int main(int argc, char** argv) {
   CLI::App app{"LoRDS GPU PTQ benchmark (Llama-3-8B shapes)"};
   int bits = 4, block = 64, steps = 500, cpu_steps = 20;
@@ -37,10 +41,26 @@ int main(int argc, char** argv) {
   app.add_option("--block", block);
   app.add_option("--steps", steps)->check(CLI::Range(1, 100000));
   app.add_option("--cpu-steps", cpu_steps, "CPU baseline steps (0: none)")->check(CLI::Range(0, 100000));
-  app.add_option("--shapes", shape_names, "OUTxIN, comma-separated")->delimiter(',');
+  const CLI::Validator shape_format(
+      [](std::string& v) {
+        return std::regex_match(v, std::regex("[1-9][0-9]{0,6}x[1-9][0-9]{0,6}")) ? std::string()
+                                                                                  : "'" + v + "' is not OUTxIN";
+      },
+      "OUTxIN");
+  app.add_option("--shapes", shape_names, "OUTxIN, comma-separated")->delimiter(',')->check(shape_format);
   app.add_option("--copy-gbs", copy_gbs, "The card's measured copy bandwidth (GB/s, read + write) for the ratio");
   app.add_option("--json", json_path);
   CLI11_PARSE(app, argc, argv);
+  try {
+    return run(bits, block, steps, cpu_steps, copy_gbs, json_path, shape_names);
+  } catch (const std::exception& e) {  // e.g. a shape whose input dimension the block does not divide
+    fmt::print(stderr, "bench_lords_ptq: {}\n", e.what());
+    return 1;
+  }
+}
+
+int run(int bits, int block, int steps, int cpu_steps, double copy_gbs, const std::string& json_path,
+        const std::vector<std::string>& shape_names) {
   if (cuda::device_count() == 0) {
     fmt::print(stderr, "no CUDA device\n");
     return 1;
