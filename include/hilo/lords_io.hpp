@@ -40,6 +40,16 @@ QuantizedLinear load_layer(const Checkpoint& checkpoint, const LayerInfo& info);
 // The tensor name a quantized layer replaces: "<base>.weight".
 std::string weight_name(const std::string& base);
 
+// ---- Files of quantized layers (what the Python package saves and loads) ----
+// Writes the layers (and any plain tensors in `extra`) to one safetensors file with their "hilo:<base>" metadata,
+// atomically (temporary file, then rename). Names must be unique; each layer is checked as layer_tensors() does.
+void save_layers(const std::string& path, const std::map<std::string, QuantizedLinear>& layers,
+                 DType source_dtype = DType::BF16, const std::vector<NamedTensor>& extra = {});
+// Every quantized layer of a file (or checkpoint directory), by base name.
+std::map<std::string, QuantizedLinear> load_layers(const std::string& path);
+// Checks that a layer's fields are consistent (codebook, block, rank, sizes, finite scales); throws naming `where`.
+void check_layer(const QuantizedLinear& q, const std::string& where);
+
 // ---- Whole checkpoints ----
 struct Progress {
   std::string tensor;       // being processed
