@@ -79,11 +79,9 @@ nb::dict report_dict(const lords::QuantReport& r) {
   return d;
 }
 
-nb::tuple quantize(nb::handle w, const std::string& method, const std::string& codebook, int bits, int block, int rank,
-                   const std::string& optimizer, int steps, float learning_rate, uint64_t seed, int threads, int device,
-                   nb::handle act_sq, nb::object on_step) {
-  ArrayArgs args("quantize");
-  const TensorView wv = args.in(w, "w");
+lords::QuantConfig quant_config(const std::string& method, const std::string& codebook, int bits, int block, int rank,
+                                const std::string& optimizer, int steps, float learning_rate, uint64_t seed,
+                                int threads, int device) {
   lords::QuantConfig cfg;
   cfg.method = lords::parse_method(method);
   cfg.codebook = lords::parse_codebook(codebook);
@@ -96,6 +94,16 @@ nb::tuple quantize(nb::handle w, const std::string& method, const std::string& c
   cfg.seed = seed;
   cfg.threads = threads;
   cfg.device = device;
+  return cfg;
+}
+
+nb::tuple quantize(nb::handle w, const std::string& method, const std::string& codebook, int bits, int block, int rank,
+                   const std::string& optimizer, int steps, float learning_rate, uint64_t seed, int threads, int device,
+                   nb::handle act_sq, nb::object on_step) {
+  ArrayArgs args("quantize");
+  const TensorView wv = args.in(w, "w");
+  lords::QuantConfig cfg = quant_config(method, codebook, bits, block, rank, optimizer, steps, learning_rate, seed,
+                                         threads, device);
   if (!act_sq.is_none()) {
     const TensorView v = args.in(act_sq, "act_sq");
     expect_dtype(v, "quantize", "act_sq", {DType::F32});
@@ -286,18 +294,8 @@ void bind_lords(nb::module_& m) {
            int bits, int block, int rank, const std::string& optimizer, int steps, float learning_rate, uint64_t seed,
            int threads, int device, const std::string& include, bool replace, nb::object on_progress) {
           lords::CheckpointQuantOptions o;
-          auto& cfg = o.config;
-          cfg.method = lords::parse_method(method);
-          cfg.codebook = lords::parse_codebook(codebook);
-          cfg.bits = bits;
-          cfg.block = block;
-          cfg.rank = rank;
-          cfg.optimizer = lords::parse_optimizer(optimizer);
-          cfg.steps = steps;
-          cfg.learning_rate = learning_rate;
-          cfg.seed = seed;
-          cfg.threads = threads;
-          cfg.device = device;
+          o.config = quant_config(method, codebook, bits, block, rank, optimizer, steps, learning_rate, seed, threads,
+                                  device);
           o.include = include;
           o.replace_output = replace;
           o.on_progress = progress_fn(on_progress);

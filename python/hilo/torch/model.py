@@ -1,7 +1,7 @@
 """Whole models: replace the linear layers of a (Hugging Face) causal LM with LordsLinear, and save / load the result
 in hilo's checkpoint format (a directory with model.safetensors: quantized layers as <base>.qweight + factors or
 scales with "hilo:<base>" metadata, every other tensor as is; config.json when the model has one). The saved
-directory is what `hilo quantize` writes, so `hilo perplexity` / `hilo inspect` read it too."""
+directory has the layout `hilo quantize` writes (`hilo inspect` / hilo.lords.inspect_checkpoint read it; tested)."""
 from __future__ import annotations
 
 import json
