@@ -38,6 +38,20 @@ def prepare(x, *, uint8_is_fp8: bool = False):
     return x
 
 
+def parse_device(device) -> tuple[str, int]:
+    """("cpu", 0) or ("cuda", index) from "cpu", "cuda", "cuda:N" or a device index."""
+    text = str(device)
+    if text == "cpu":
+        return ("cpu", 0)
+    if text == "cuda":
+        return ("cuda", 0)
+    if text.startswith("cuda:") and text[5:].isdigit():
+        return ("cuda", int(text[5:]))
+    if isinstance(device, int) and device >= 0:
+        return ("cuda", device)
+    raise ValueError(f"device = {device!r}: expected 'cpu', 'cuda' or 'cuda:N'")
+
+
 def as_ml_dtype(x: np.ndarray, tag: str | None) -> np.ndarray:
     """The integer view `x` of fp8/bf16 bits (as the extension returns them) seen as the ml_dtypes type."""
     if tag not in ("F8_E4M3", "F8_E5M2", "BF16"):

@@ -13,7 +13,7 @@ on torch's current stream (or `stream=`).
 from __future__ import annotations
 
 from . import _hilo
-from ._arrays import as_ml_dtype, device_of, empty, prepare, stream_of
+from ._arrays import as_ml_dtype, device_of, empty, parse_device, prepare, stream_of
 
 
 def _fp8(x):
@@ -49,7 +49,7 @@ class PooledKeyCache:
 
     def __init__(self, head_dim: int = 128, block: int = 128, format: str = "fp8", device="cpu",
                  max_batch: int | None = None, max_blocks: int | None = None):
-        kind, index = _parse_device(device)
+        kind, index = parse_device(device)
         self.device = (kind, index)
         if kind == "cpu":
             self._cache = _hilo.PooledKeyCacheCpu(head_dim, block, format)
@@ -75,18 +75,6 @@ class PooledKeyCache:
                 raise ValueError("PooledKeyCache.reset: the CUDA cache resets every request at once (request=None)")
             self._cache.reset(int(getattr(stream, "cuda_stream", stream or 0)))
 
-
-def _parse_device(device) -> tuple[str, int]:
-    text = str(device)
-    if text == "cpu":
-        return ("cpu", 0)
-    if text == "cuda":
-        return ("cuda", 0)
-    if text.startswith("cuda:") and text[5:].isdigit():
-        return ("cuda", int(text[5:]))
-    if isinstance(device, int) and device >= 0:
-        return ("cuda", device)
-    raise ValueError(f"device = {device!r}: expected 'cpu', 'cuda' or 'cuda:N'")
 
 
 def _decode_outputs(q, topk: int, positions: bool, slots: bool):

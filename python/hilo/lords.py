@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _hilo
-from ._arrays import device_of, empty, is_torch, prepare, stream_of
+from ._arrays import device_of, empty, is_torch, parse_device, prepare, stream_of
 from ._progress import ProgressBar
 
 QuantizedLinear = _hilo.QuantizedLinear
@@ -28,14 +28,9 @@ def parity_rank(rows: int, cols: int, block: int) -> int:
 
 
 def _device_index(device) -> int:
-    text = str(device)
-    if text == "cpu":
-        return -1
-    if text == "cuda":
-        return 0
-    if text.startswith("cuda:") and text[5:].isdigit():
-        return int(text[5:])
-    raise ValueError(f"device = {device!r}: expected 'cpu', 'cuda' or 'cuda:N'")
+    """-1 for the CPU, else the CUDA device index (QuantConfig::device)."""
+    kind, index = parse_device(device)
+    return -1 if kind == "cpu" else index
 
 
 def quantize(w, *, method: str = "lords", bits: int = 4, codebook: str = "nf", block: int = 64, rank: int = 0,
@@ -62,12 +57,12 @@ def dequantize(q: QuantizedLinear) -> np.ndarray:
     return _hilo.dequantize(q)
 
 
-_device_layers: dict = {}
-
-
 def to_device(q: QuantizedLinear, device=0):
     """The layer uploaded to a CUDA device (codes re-laid out for the tensor-core kernels), for matmul."""
-    return _hilo.DeviceLinear(q, _device_index(device) if not isinstance(device, int) else device)
+    kind, index = parse_device(device)
+    if kind != "cuda":
+        raise ValueError(f"to_device: device = {device!r} must be a CUDA device")
+    return _hilo.DeviceLinear(q, index)
 
 
 def matmul(q, x, *, threads: int = 0, out=None, stream=None):
