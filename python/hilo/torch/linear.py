@@ -136,7 +136,7 @@ class LordsLinear(nn.Module):
         if self.latent_weight is not None:
             y = x @ self.dequantized_weight().to(x.dtype).T
         elif not needs_grad and self._fused_ok(x):
-            y = ops.lords_matmul(x, self._layer_key(x), self.out_features).to(x.dtype)
+            y = ops.lords_matmul(x, self._compiled_key(x), self.out_features).to(x.dtype)
         elif self.method == "lords":
             values = self.codebook_values[self.codes.long()]
             y = _LordsMatmul.apply(x, values, self.lords_b, self.lords_a)
@@ -146,8 +146,22 @@ class LordsLinear(nn.Module):
 
     # ---- hilo's kernels for inference ----
     def _fused_ok(self, x: torch.Tensor) -> bool:
-        return x.is_cuda and ops.built_with_cuda() and x.shape[-1] == self.in_features
+        return x.is_cuda and ops.WITH_CUDA and x.shape[-1] == self.in_features
 
+    def upload(self, device=None) -> "LordsLinear":
+        """Uploads the layer for the fused kernels now (otherwise the first CUDA forward does). Call it, or run the
+        model once, before torch.compile(fullgraph=True): the compiled graph holds the upload's id as a constant and
+        does not re-check the parameters (a frozen layer's never change)."""
+        device = torch.device(device) if device is not None else self.codes.device
+        self._layer_key(torch.empty(0, device=device))
+        return self
+
+    def _compiled_key(self, x: torch.Tensor) -> int:
+        if torch.compiler.is_compiling() and self._device_layer is not None:
+            return self._device_layer[0]
+        return self._layer_key(x)
+
+    @torch.compiler.disable  # uploads: host work outside any graph (a graph break when compiling without upload())
     def _layer_key(self, x: torch.Tensor) -> int:
         version = tuple(int(p._version) for p in self.parameters()) + (x.device.index or 0,)
         if self._device_layer is None or self._device_layer[1] != version:

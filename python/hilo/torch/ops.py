@@ -100,5 +100,8 @@ def _(x, layer, rows):
     return x.new_empty((*x.shape[:-1], rows), dtype=torch.bfloat16 if x.is_cuda else x.dtype)
 
 
+WITH_CUDA = _hilo.built_with_cuda()  # a constant, so compiled graphs need not call into the extension
+
+
 def built_with_cuda() -> bool:
-    return _hilo.built_with_cuda()
+    return WITH_CUDA
