@@ -10,6 +10,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <string>
+#include <vector>
 
 #include "hilo/hisa.hpp"
 #include "hilo/hisa_cuda.hpp"
@@ -128,6 +130,12 @@ int main(int argc, char** argv) {
   app.add_option("--decode-contexts", decode_contexts, "Decode contexts")->delimiter(',');
   app.add_option("--repeat", repeat, "Timed runs (median)");
   app.add_option("--json", json_path, "Write results as JSON");
+  std::vector<std::string> topk_shape_names{"64x8192", "64x32768", "64x131072", "8x1048576"};
+  std::vector<int> topk_clusters{4};
+  app.add_option("--topk-shapes", topk_shape_names, "Top-k shapes, ROWSxLEN")->delimiter(',');
+  app.add_option("--topk-clusters", topk_clusters, "Cluster sizes (CTAs per row) tried besides the defaults")
+      ->delimiter(',')
+      ->check(CLI::Range(2, 8));
   std::vector<std::string> parts{"prefill", "decode", "topk"};
   app.add_option("--parts", parts, "Which benchmarks to run: prefill, decode, topk")
       ->delimiter(',')
@@ -232,7 +240,15 @@ int main(int argc, char** argv) {
   all["decode"] = decode;
 
   nlohmann::json topk = nlohmann::json::array();
-  std::vector<std::pair<int64_t, int64_t>> topk_shapes{{64, 8192}, {64, 32768}, {64, 131072}, {8, 1 << 20}};
+  std::vector<std::pair<int64_t, int64_t>> topk_shapes;
+  for (const std::string& name : topk_shape_names) {
+    long rows = 0, len = 0;
+    if (std::sscanf(name.c_str(), "%ldx%ld", &rows, &len) != 2 || rows < 1 || len < 1) {
+      std::fprintf(stderr, "--topk-shapes: '%s' is not ROWSxLEN\n", name.c_str());
+      return 2;
+    }
+    topk_shapes.emplace_back(rows, len);
+  }
   if (!wanted("topk")) topk_shapes.clear();
   for (const auto& [rows, len] : topk_shapes) {
     Tensor scores(DType::F32, {rows, len});
@@ -244,17 +260,19 @@ int main(int argc, char** argv) {
     auto& tune = hilo::hisa::cuda_detail::topk_tuning();
     const auto saved = tune;
     struct Strategy {
-      const char* name;
+      std::string name;
       int64_t segment;
       int cluster;
     };
-    for (const Strategy& st : {Strategy{"one CTA per row", 0, 1}, Strategy{"segments of 16K + merge", 16384, 1},
-                               Strategy{"cluster of 4 CTAs per row", 0, 4}, Strategy{"automatic (default)", -1, -1}}) {
+    std::vector<Strategy> strategies{{"one CTA per row", 0, 1}, {"segments of 16K + merge", 16384, 1}};
+    for (int c : topk_clusters) strategies.push_back({"cluster of " + std::to_string(c) + " CTAs per row", 0, c});
+    strategies.push_back({"automatic (default)", -1, -1});
+    for (const Strategy& st : strategies) {
       tune.segment = st.segment;
       tune.cluster = st.cluster;
       const double ms = time_ms(repeat, [&] { hilo::hisa::cuda::topk_rows(ds, opt.topk, out); });
       std::printf("topk   %3ld x %8ld  k %d: %8.1f us  %6.0f GB/s  (%s)\n", static_cast<long>(rows),
-                  static_cast<long>(len), opt.topk, ms * 1e3, rows * len * 4.0 / (ms / 1e3) / 1e9, st.name);
+                  static_cast<long>(len), opt.topk, ms * 1e3, rows * len * 4.0 / (ms / 1e3) / 1e9, st.name.c_str());
       topk.push_back({{"rows", rows}, {"len", len}, {"us", ms * 1e3}, {"strategy", st.name}});
     }
     tune = saved;

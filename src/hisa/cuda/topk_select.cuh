@@ -34,6 +34,7 @@ constexpr int kTopkWarps = kTopkThreads / 32;
 constexpr int kTopkCap = 4096;    // candidates held in shared memory (>= kMaxTopk: the last digit relies on it)
 constexpr int kTopkUnroll = 8;    // elements per lane per round of the collect pass
 constexpr int kTopkBins = 4096;   // first digit: 12 bits
+constexpr int kHistogramLoads = 8;  // loads in flight per thread in a histogram pass
 static_assert(kTopkCap >= kMaxTopk, "the last digit takes up to k equal keys from the candidates");
 
 struct TopkShared {
@@ -71,8 +72,8 @@ __device__ inline void find_bin(TopkShared& sh, int bins, int remaining) {
 }
 
 // Histogram of one digit over elements [begin, n) of the row whose higher digits equal `prefix` (plain shared
-// atomics: combining a warp's increments with __match_any_sync measured 20-30% slower on an H200). Four loads in
-// flight per thread, coalesced.
+// atomics: combining a warp's increments with __match_any_sync measured 20-30% slower on an H200). kHistogramLoads
+// loads in flight per thread, coalesced: the pass is latency-bound (ncu: 16 cycles per issued instruction).
 template <class Src>
 __device__ inline void histogram(TopkShared& sh, const Src& src, int row, int64_t begin, int64_t n, uint32_t mask,
                                  uint32_t prefix, int shift, int bins) {
@@ -82,12 +83,12 @@ __device__ inline void histogram(TopkShared& sh, const Src& src, int row, int64_
     if (key != 0 && (key & mask) == prefix) atomicAdd(&sh.hist[(key >> shift) & (bins - 1)], 1u);
   };
   int64_t i = begin + threadIdx.x;
-  for (; i + 3 * kTopkThreads < n; i += 4 * kTopkThreads) {
-    uint32_t key[4];
+  for (; i + (kHistogramLoads - 1) * kTopkThreads < n; i += kHistogramLoads * kTopkThreads) {
+    uint32_t key[kHistogramLoads];
 #pragma unroll
-    for (int j = 0; j < 4; ++j) key[j] = src.key(row, i + j * kTopkThreads);
+    for (int j = 0; j < kHistogramLoads; ++j) key[j] = src.key(row, i + j * kTopkThreads);
 #pragma unroll
-    for (int j = 0; j < 4; ++j) count(key[j]);
+    for (int j = 0; j < kHistogramLoads; ++j) count(key[j]);
   }
   for (; i < n; i += kTopkThreads) count(src.key(row, i));
   __syncthreads();
@@ -108,11 +109,16 @@ __device__ inline void collect(TopkShared& sh, const Src& src, int row, int64_t 
   for (int64_t r0 = begin; r0 < n; r0 += kRound, parity ^= 1) {
     const int64_t w0 = r0 + warp * kSpan;
     unsigned sm[kTopkUnroll], cm[kTopkUnroll];
+    uint32_t keys[kTopkUnroll];  // kept for the writes below (no second load)
     int ns = 0, nc = 0;
 #pragma unroll
     for (int j = 0; j < kTopkUnroll; ++j) {
       const int64_t i = w0 + j * 32 + lane;
-      const uint32_t key = i < n ? src.key(row, i) : 0u;
+      keys[j] = i < n ? src.key(row, i) : 0u;
+    }
+#pragma unroll
+    for (int j = 0; j < kTopkUnroll; ++j) {
+      const uint32_t key = keys[j];
       const bool sure = all_sure ? key != 0 : key > top;
       const bool cand = !all_sure && key != 0 && (key & mask) == prefix;
       sm[j] = __ballot_sync(0xFFFFFFFFu, sure);
@@ -135,8 +141,7 @@ __device__ inline void collect(TopkShared& sh, const Src& src, int row, int64_t 
     for (int j = 0; j < kTopkUnroll; ++j) {
       if ((sm[j] | cm[j]) >> lane & 1u) {
         const int64_t i = w0 + j * 32 + lane;
-        const uint32_t key = src.key(row, i);
-        const uint64_t v = by_score(key, src.position(row, i));
+        const uint64_t v = by_score(keys[j], src.position(row, i));
         if (sm[j] >> lane & 1u) {
           sh.win[so + __popc(sm[j] & lower)] = v;
         } else {
@@ -478,9 +483,9 @@ void launch_topk(const Src& src, const Sink& sink, int rows, int64_t max_len, in
   }
   if (segment <= 0 || max_len <= 2 * segment) {
     int cluster = tune.cluster;
-    if (cluster < 0)  // automatic: rows of 64K or more, fewer rows than SMs: 4 CTAs per row (H200: 64 x 128K and
-                      // 8 x 1M faster than one CTA or segments; 64 x 32K slower, the gather does not pay)
-      cluster = max_len >= 65536 && rows < sms ? std::min(4, (2 * sms + rows - 1) / rows) : 1;
+    if (cluster < 0)  // automatic: about one CTA per SM, parts of at least 16K (H200, 2026-11-28: 64 x 32K and
+                      // 64 x 128K best with 2 CTAs per row, 8 x 1M with 8; 64 x 8K with 1; docs/results/hisa-cuda.md)
+      cluster = static_cast<int>(std::clamp<int64_t>(std::min<int64_t>(sms / rows, max_len / 16384), 1, 8));
     launch_topk_rows(src, sink, rows, k, sorted, stream, std::max(1, std::min(cluster, 8)));
     return;
   }
