@@ -212,14 +212,13 @@ int main(int argc, char** argv) {
       const hilo::hisa::DecodeInputs in{q, w, cache, table, lens};
       Dev fpos(DType::I32, {batch, opt.topk}), hpos(DType::I32, {batch, opt.topk});
       hilo::hisa::cuda::PooledKeyCache pooled(0, batch, static_cast<int>((context + 127) / 128), opt.block);
-      // A/B of the scratch strategy, same process: one allocation per buffer vs 32 MiB slabs.
-      for (const std::size_t slab : {std::size_t{0}, std::size_t{32} << 20}) {
-        hilo::hisa::cuda_detail::set_scratch_slab_bytes(slab);
-        const double f = time_ms(repeat, [&] { hilo::hisa::cuda::flat_decode(in, opt, {fpos, {}}); });
-        const double h = time_ms(repeat, [&] { hilo::hisa::cuda::hisa_decode(in, pooled, opt, {hpos, {}}); });
-        std::printf("  scratch %s: flat %.3f ms, hisa %.3f ms\n", slab ? "slabs" : "per buffer", f, h);
-      }
-      hilo::hisa::cuda_detail::set_scratch_slab_bytes(std::size_t{32} << 20);
+      // A/B of the top-k's automatic cluster rule, same process: the rule before 2026-11-28 against today's.
+      auto& topk_tune = hilo::hisa::cuda_detail::topk_tuning();
+      topk_tune.legacy_cluster_rule = true;
+      const double legacy_flat = time_ms(repeat, [&] { hilo::hisa::cuda::flat_decode(in, opt, {fpos, {}}); });
+      const double legacy_hisa = time_ms(repeat, [&] { hilo::hisa::cuda::hisa_decode(in, pooled, opt, {hpos, {}}); });
+      topk_tune.legacy_cluster_rule = false;
+      std::printf("  top-k cluster rule before 2026-11-28: flat %.3f ms, hisa %.3f ms\n", legacy_flat, legacy_hisa);
       const double flat_ms = time_ms(repeat, [&] { hilo::hisa::cuda::flat_decode(in, opt, {fpos, {}}); });
       const double hisa_ms = time_ms(repeat, [&] { hilo::hisa::cuda::hisa_decode(in, pooled, opt, {hpos, {}}); });
       const auto iou = hilo::hisa::iou(hpos.host(), fpos.host());
@@ -232,6 +231,7 @@ int main(int argc, char** argv) {
                   flat_ms / hisa_ms, iou.mean, iou.min);
       std::fflush(stdout);
       decode.push_back({{"context", context}, {"batch", batch}, {"flat_ms", flat_ms}, {"hisa_ms", hisa_ms},
+                        {"flat_ms_legacy_topk_rule", legacy_flat}, {"hisa_ms_legacy_topk_rule", legacy_hisa},
                         {"speedup", flat_ms / hisa_ms}, {"flat_gbs", flat_bytes / (flat_ms / 1e3) / 1e9},
                         {"hisa_gbs", hisa_bytes / (hisa_ms / 1e3) / 1e9}, {"iou_mean", iou.mean},
                         {"iou_min", iou.min}});

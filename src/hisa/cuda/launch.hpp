@@ -80,12 +80,13 @@ FlatTuning& flat_tuning();
 
 // Top-k strategy switches (benchmarks compare them; tests exercise both).
 struct TopkTuning {
-  // Rows longer than 2 segments: per-segment winners, then a merge (0: never split; -1: automatic, rows over 32K
-  // in up to 2 * SMs / rows segments of at least 16K when there are at most SMs / 32 rows).
+  // Rows split into segments of this length, per-segment winners then a merge (0: never split; -1: automatic).
   int64_t segment = -1;
-  // CTAs per row (a thread-block cluster) for rows that are not split: 1..8, or -1: automatic (rows of 64K or more
-  // and fewer rows than SMs: 4).
+  // CTAs per row (a thread-block cluster) for rows that are not split: 1..8, or -1: automatic. The automatic
+  // choice of both: automatic_topk_split in topk_select.cuh.
   int cluster = -1;
+  // The automatic rule before 2026-11-28, kept for same-process A/B measurements (bench_hisa_cuda's decode part).
+  bool legacy_cluster_rule = false;
 };
 TopkTuning& topk_tuning();
 

@@ -469,23 +469,41 @@ struct IndexOut {
 // Rows longer than this are split into segments whose winners a second pass merges: a single CTA per long row
 // would leave most of the GPU idle.
 
+struct TopkSplit {
+  int64_t segment;  // > 0: rows split into segments of this length, winners merged in a second launch
+  int cluster;      // otherwise: CTAs per row
+};
+
+// How launch_topk splits rows when not tuned (H200 sweeps of 2026-11-28, docs/results/hisa-cuda.md): clusters of
+// CTAs per row while the GPU is short of CTAs, up to 8 for a few rows but at most ~96 CTAs in all once a cluster
+// has 3 or more (larger clusters' serial tails cost more than they gain: 32 x 128K 50 us with 3, 74 with 4), parts
+// of at least 16K; segments only for rows too long for a cluster of 8 (over 2M, not measured). `legacy`: the rule
+// before that sweep (segments for rows <= SMs / 32, else 4 CTAs per row from 64K up), for A/B runs.
+inline TopkSplit automatic_topk_split(int rows, int64_t max_len, int sms, bool legacy) {
+  if (legacy) {
+    const int64_t parts = std::min<int64_t>((max_len + 16383) / 16384, (2 * sms + rows - 1) / rows);
+    if (max_len > 32768 && rows * 32 <= sms && parts > 1) return {(max_len + parts - 1) / parts, 1};
+    return {0, max_len >= 65536 && rows < sms ? std::min(4, (2 * sms + rows - 1) / rows) : 1};
+  }
+  if (rows * 32 <= sms && max_len > (int64_t{2} << 20)) {
+    const int64_t parts = std::min<int64_t>((max_len + 16383) / 16384, (2 * sms + rows - 1) / rows);
+    return {(max_len + parts - 1) / parts, 1};
+  }
+  int64_t cluster = std::min<int64_t>({int64_t{8}, sms / rows, max_len / 16384});
+  if (cluster > 2 && rows * cluster > 96) cluster = std::max<int64_t>(2, 96 / rows);
+  return {0, static_cast<int>(std::max<int64_t>(cluster, 1))};
+}
+
 // Top-k of `rows` rows of `src` (each at most max_len long) into `sink`.
 template <class Src, class Sink>
 void launch_topk(const Src& src, const Sink& sink, int rows, int64_t max_len, int k, bool sorted, cudaStream_t stream,
                  Scratch& scratch) {
   if (rows == 0) return;
   const TopkTuning& tune = topk_tuning();
-  int64_t segment = tune.segment;
-  const int sms = multiprocessor_count();
-  if (segment < 0) {  // automatic: split long rows only when there are very few (at most SMs / 32)
-    const int64_t parts = std::min<int64_t>((max_len + 16383) / 16384, (2 * sms + rows - 1) / rows);
-    segment = max_len > 32768 && rows * 32 <= sms && parts > 1 ? (max_len + parts - 1) / parts : 0;
-  }
+  const TopkSplit automatic = automatic_topk_split(rows, max_len, multiprocessor_count(), tune.legacy_cluster_rule);
+  const int64_t segment = tune.segment >= 0 ? tune.segment : automatic.segment;
   if (segment <= 0 || max_len <= 2 * segment) {
-    int cluster = tune.cluster;
-    if (cluster < 0)  // automatic: about one CTA per SM, parts of at least 16K (H200, 2026-11-28: 64 x 32K and
-                      // 64 x 128K best with 2 CTAs per row, 8 x 1M with 8; 64 x 8K with 1; docs/results/hisa-cuda.md)
-      cluster = static_cast<int>(std::clamp<int64_t>(std::min<int64_t>(sms / rows, max_len / 16384), 1, 8));
+    const int cluster = tune.cluster >= 1 ? tune.cluster : automatic.cluster;
     launch_topk_rows(src, sink, rows, k, sorted, stream, std::max(1, std::min(cluster, 8)));
     return;
   }
