@@ -11,8 +11,14 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cfloat>
+#include <climits>
+#include <cstdio>
 #include <cstdlib>
+#include <map>
+#include <mutex>
+#include <tuple>
 
 #include "../gpu_layout.hpp"
 #include "mma_common.cuh"
@@ -318,39 +324,102 @@ int ctas_per_sm() {
   return n;
 }
 
+// Column slabs per row range (the cluster size) forced for A/B sweeps: HILO_MMA_SPLIT=1..8 (unset: ctas_per_sm()).
+int forced_split() {
+  static const int n = env_override("HILO_MMA_SPLIT", 1, kMaxCluster, 0);
+  return n;
+}
+
+// HILO_MMA_VERBOSE=1: the first launches print their geometry and occupancy to stderr (for sweeps).
+template <auto Kernel>
+void describe_launch(const cudaLaunchConfig_t& cfg, const char* variant) {
+  static const bool verbose = env_override("HILO_MMA_VERBOSE", 1, 1, 0) == 1;
+  static std::atomic<int> printed{0};
+  if (!verbose || printed.fetch_add(1) >= 8) return;
+  int per_sm = 0, clusters = 0;
+  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, Kernel, static_cast<int>(cfg.blockDim.x), cfg.dynamicSmemBytes);
+  cudaOccupancyMaxActiveClusters(&clusters, Kernel, &cfg);
+  std::fprintf(stderr, "mma_gemv %s: grid %u x %u, cluster %u, smem %zu B, %d CTAs/SM, %d active clusters max\n",
+               variant, cfg.gridDim.x, cfg.gridDim.y, cfg.gridDim.x, cfg.dynamicSmemBytes, per_sm, clusters);
+}
+
+// The most clusters of cfg's shape (cluster size, threads, shared memory) the GPU holds at once; cached, since the
+// query costs host time on every launch otherwise. INT_MAX when the query fails (the launch then decides).
+template <auto Kernel>
+int max_active_clusters(const cudaLaunchConfig_t& cfg, int device) {
+  static std::mutex mu;
+  static std::map<std::tuple<int, unsigned, size_t>, int> cache;
+  const auto key = std::make_tuple(device, cfg.gridDim.x, cfg.dynamicSmemBytes);
+  const std::lock_guard lock(mu);
+  if (const auto it = cache.find(key); it != cache.end()) return it->second;
+  int n = 0;
+  if (cudaOccupancyMaxActiveClusters(&n, Kernel, &cfg) != cudaSuccess) {
+    (void)cudaGetLastError();  // the query's own error, not the caller's
+    n = INT_MAX;
+  }
+  cache.emplace(key, n);
+  return n;
+}
+
+// A launch's column split: ks slabs (the cluster size) of tiles_per_cta column tiles, and the shared memory that
+// needs.
+struct GemvGeometry {
+  int ks, tiles_per_cta, stage_tiles;
+  bool stage_scales;
+  size_t smem;
+};
+
 template <int Bits, int NT, int RPT, int MT = 1>
 int launch_variant(MmaArgs g, cudaStream_t stream) {
   using S = Shape<Bits, NT, RPT, MT>;
   const int row_ctas = (g.row_tiles + kWarps * MT - 1) / (kWarps * MT);
-  // Split the columns until about ctas_per_sm() CTAs per SM exist (clusters of at most 8).
-  const int target = ctas_per_sm() * g.sm_count;
-  int ks = std::clamp((target + row_ctas - 1) / row_ctas, 1, std::min(kMaxCluster, g.col_tiles));
-  const int tiles_per_cta = (g.col_tiles + ks - 1) / ks;
-  ks = (g.col_tiles + tiles_per_cta - 1) / tiles_per_cta;
-  const int stage_tiles = std::min(tiles_per_cta, std::max(1, kStageBytes / (kSteps * NT * 32 * 8)));
-  // Block-wise scales of the slab (at most tiles_per_cta * 128 / block + 2 blocks per row tile) go to shared memory
-  // when they fit; very wide layers read them from global memory at each block boundary.
-  const size_t scale_smem =
-      RPT > 0 ? 0 : sizeof(uint16_t) * kWarps * MT * kTileRows * (tiles_per_cta * kTileCols / g.block + 2);
-  g.stage_scales = scale_smem <= kMaxScaleBytes;
-  const size_t smem =
-      S::kFixedSmem + sizeof(uint2) * stage_tiles * kSteps * NT * 32 + (g.stage_scales ? scale_smem : 0);
+  const auto plan = [&](int ks) {
+    GemvGeometry geo{};
+    geo.tiles_per_cta = (g.col_tiles + ks - 1) / ks;
+    geo.ks = (g.col_tiles + geo.tiles_per_cta - 1) / geo.tiles_per_cta;
+    geo.stage_tiles = std::min(geo.tiles_per_cta, std::max(1, kStageBytes / (kSteps * NT * 32 * 8)));
+    // Block-wise scales of the slab (at most tiles_per_cta * 128 / block + 2 blocks per row tile) go to shared
+    // memory when they fit; very wide layers read them from global memory at each block boundary.
+    const size_t scale_smem =
+        RPT > 0 ? 0 : sizeof(uint16_t) * kWarps * MT * kTileRows * (geo.tiles_per_cta * kTileCols / g.block + 2);
+    geo.stage_scales = scale_smem <= kMaxScaleBytes;
+    geo.smem = S::kFixedSmem + sizeof(uint2) * geo.stage_tiles * kSteps * NT * 32 + (geo.stage_scales ? scale_smem : 0);
+    return geo;
+  };
   constexpr auto kernel = mma_gemv_kernel<Bits, NT, RPT, MT>;
   // The most any launch of this variant asks for.
   if (const int e = allow_smem_once<kernel>(g.device, int(S::kFixedSmem + kStageBytes + kMaxScaleBytes)); e != 0)
     return e;
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(static_cast<unsigned>(ks), static_cast<unsigned>(row_ctas));
-  cfg.blockDim = dim3(kThreads);
-  cfg.dynamicSmemBytes = smem;
-  cfg.stream = stream;
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeClusterDimension;
-  attr[0].val.clusterDim.x = static_cast<unsigned>(ks);
   attr[0].val.clusterDim.y = 1;
   attr[0].val.clusterDim.z = 1;
+  cudaLaunchConfig_t cfg = {};
+  cfg.blockDim = dim3(kThreads);
+  cfg.stream = stream;
   cfg.attrs = attr;
   cfg.numAttrs = 1;
+  const auto configure = [&](const GemvGeometry& geo) {
+    cfg.gridDim = dim3(static_cast<unsigned>(geo.ks), static_cast<unsigned>(row_ctas));
+    cfg.dynamicSmemBytes = geo.smem;
+    attr[0].val.clusterDim.x = static_cast<unsigned>(geo.ks);
+  };
+  // Split the columns until about ctas_per_sm() CTAs per SM exist (clusters of at most 8), then narrow the clusters
+  // until all of them fit on the GPU at once: a second wave costs more than the wider split saves (H200 sweep,
+  // docs/results/lords-cuda.md: 14336x4096 block-wise at batch 1, 56 clusters, 24.5 us with 8 CTAs each, two waves
+  // of at most 30 clusters, 20.1 us with 4, one wave of at most 62).
+  const int target = ctas_per_sm() * g.sm_count;
+  GemvGeometry geo = plan(forced_split() > 0 ? std::min(forced_split(), g.col_tiles)
+                                             : std::clamp((target + row_ctas - 1) / row_ctas, 1,
+                                                          std::min(kMaxCluster, g.col_tiles)));
+  configure(geo);
+  while (forced_split() == 0 && geo.ks > 1 && row_ctas > max_active_clusters<kernel>(cfg, g.device)) {
+    geo = plan(geo.ks - 1);
+    configure(geo);
+  }
+  g.stage_scales = geo.stage_scales;
+  const int tiles_per_cta = geo.tiles_per_cta, stage_tiles = geo.stage_tiles;
+  describe_launch<kernel>(cfg, S::kLords ? "lords" : "blockwise");
   const int64_t batch = g.batch;
   const uint16_t* x = g.x;
   uint16_t* y = g.y;
