@@ -98,7 +98,8 @@ test::Prefill from_problem(hisa::PrefillProblem&& pp) {
 }
 
 // The GPU top-k of every row of `scores` equals the CPU's for each k, both orders and every strategy (one CTA per
-// row, 16K segments and a merge, clusters of 3 and 4 CTAs per row, automatic); the output is poisoned before each run.
+// row, 16K segments and a merge, clusters of 3, 4 and 8 CTAs per row, automatic); the output is poisoned before each
+// run.
 void expect_topk_like_cpu(const Tensor& scores, std::initializer_list<int> ks) {
   const int64_t rows = scores.shape()[0];
   for (bool sorted : {false, true}) {
@@ -107,7 +108,7 @@ void expect_topk_like_cpu(const Tensor& scores, std::initializer_list<int> ks) {
       topk_rows(scores, k, cpu, {}, {}, {sorted, 0});
       DeviceTensor s(scores), out(DType::I32, {rows, k});
       for (const auto& [segment, cluster] : std::vector<std::pair<int64_t, int>>{{0, 1}, {16384, 1}, {0, 3}, {0, 4},
-                                                                                 {-1, -1}}) {
+                                                                                 {0, 8}, {-1, -1}}) {
         const auto saved = hisa::cuda_detail::topk_tuning();
         hisa::cuda_detail::topk_tuning().segment = segment;
         hisa::cuda_detail::topk_tuning().cluster = cluster;
