@@ -337,8 +337,10 @@ void describe_launch(const cudaLaunchConfig_t& cfg, const char* variant) {
   static std::atomic<int> printed{0};
   if (!verbose || printed.fetch_add(1) >= 8) return;
   int per_sm = 0, clusters = 0;
-  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, Kernel, static_cast<int>(cfg.blockDim.x), cfg.dynamicSmemBytes);
-  cudaOccupancyMaxActiveClusters(&clusters, Kernel, &cfg);
+  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, Kernel, static_cast<int>(cfg.blockDim.x),
+                                                    cfg.dynamicSmemBytes) != cudaSuccess ||
+      cudaOccupancyMaxActiveClusters(&clusters, Kernel, &cfg) != cudaSuccess)
+    (void)cudaGetLastError();  // a failed query is not the launch's error
   std::fprintf(stderr, "mma_gemv %s: grid %u x %u, cluster %u, smem %zu B, %d CTAs/SM, %d active clusters max\n",
                variant, cfg.gridDim.x, cfg.gridDim.y, cfg.gridDim.x, cfg.dynamicSmemBytes, per_sm, clusters);
 }
