@@ -153,21 +153,21 @@ class LordsLinear(nn.Module):
         model once, before torch.compile(fullgraph=True): the compiled graph holds the upload's id as a constant and
         does not re-check the parameters (a frozen layer's never change)."""
         device = torch.device(device) if device is not None else self.codes.device
-        self._layer_key(torch.empty(0, device=device))
+        self._layer_key(device.index or 0)
         return self
 
     def _compiled_key(self, x: torch.Tensor) -> int:
         if torch.compiler.is_compiling() and self._device_layer is not None:
             return self._device_layer[0]
-        return self._layer_key(x)
+        return self._layer_key(x.device.index or 0)
 
     @torch.compiler.disable  # uploads: host work outside any graph (a graph break when compiling without upload())
-    def _layer_key(self, x: torch.Tensor) -> int:
-        version = tuple(int(p._version) for p in self.parameters()) + (x.device.index or 0,)
+    def _layer_key(self, device_index: int) -> int:
+        version = tuple(int(p._version) for p in self.parameters()) + (device_index,)
         if self._device_layer is None or self._device_layer[1] != version:
             if self._device_layer is not None:
                 ops.unregister_layer(self._device_layer[0])
-            layer = lords.to_device(self.export(), x.device.index or 0)
+            layer = lords.to_device(self.export(), device_index)
             key = ops.register_layer(layer)
             weakref.finalize(self, ops.unregister_layer, key)  # the upload goes with the module
             self._device_layer = (key, version)

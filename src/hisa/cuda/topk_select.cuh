@@ -480,15 +480,15 @@ struct TopkSplit {
 // of at least 16K; segments only for rows too long for a cluster of 8 (over 2M, not measured). `legacy`: the rule
 // before that sweep (segments for rows <= SMs / 32, else 4 CTAs per row from 64K up), for A/B runs.
 inline TopkSplit automatic_topk_split(int rows, int64_t max_len, int sms, bool legacy) {
+  // Segments of at least 16K, up to 2 * SMs of them over all rows (rows >= 1; max_len may be 0).
+  const int64_t parts =
+      std::max<int64_t>(1, std::min<int64_t>((max_len + 16383) / 16384, (2 * sms + rows - 1) / rows));
+  const TopkSplit segmented{(max_len + parts - 1) / parts, 1};
   if (legacy) {
-    const int64_t parts = std::min<int64_t>((max_len + 16383) / 16384, (2 * sms + rows - 1) / rows);
-    if (max_len > 32768 && rows * 32 <= sms && parts > 1) return {(max_len + parts - 1) / parts, 1};
+    if (max_len > 32768 && rows * 32 <= sms && parts > 1) return segmented;
     return {0, max_len >= 65536 && rows < sms ? std::min(4, (2 * sms + rows - 1) / rows) : 1};
   }
-  if (rows * 32 <= sms && max_len > (int64_t{2} << 20)) {
-    const int64_t parts = std::min<int64_t>((max_len + 16383) / 16384, (2 * sms + rows - 1) / rows);
-    return {(max_len + parts - 1) / parts, 1};
-  }
+  if (rows * 32 <= sms && max_len > (int64_t{2} << 20)) return segmented;
   int64_t cluster = std::min<int64_t>({int64_t{8}, sms / rows, max_len / 16384});
   if (cluster > 2 && rows * cluster > 96) cluster = std::max<int64_t>(2, 96 / rows);
   return {0, static_cast<int>(std::max<int64_t>(cluster, 1))};

@@ -330,37 +330,29 @@ int forced_split() {
   return n;
 }
 
+// The most clusters of cfg's shape (cluster size, threads, shared memory) the GPU holds at once; INT_MAX when the
+// query fails (the launch then decides).
+template <auto Kernel>
+int max_active_clusters(const cudaLaunchConfig_t& cfg) {
+  int n = 0;
+  if (cudaOccupancyMaxActiveClusters(&n, Kernel, &cfg) == cudaSuccess) return n;
+  (void)cudaGetLastError();  // the query's own error, not the caller's
+  return INT_MAX;
+}
+
 // HILO_MMA_VERBOSE=1: the first launches print their geometry and occupancy to stderr (for sweeps).
 template <auto Kernel>
 void describe_launch(const cudaLaunchConfig_t& cfg, const char* variant) {
   static const bool verbose = env_override("HILO_MMA_VERBOSE", 1, 1, 0) == 1;
   static std::atomic<int> printed{0};
   if (!verbose || printed.fetch_add(1) >= 8) return;
-  int per_sm = 0, clusters = 0;
+  int per_sm = 0;
   if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, Kernel, static_cast<int>(cfg.blockDim.x),
-                                                    cfg.dynamicSmemBytes) != cudaSuccess ||
-      cudaOccupancyMaxActiveClusters(&clusters, Kernel, &cfg) != cudaSuccess)
+                                                    cfg.dynamicSmemBytes) != cudaSuccess)
     (void)cudaGetLastError();  // a failed query is not the launch's error
   std::fprintf(stderr, "mma_gemv %s: grid %u x %u, cluster %u, smem %zu B, %d CTAs/SM, %d active clusters max\n",
-               variant, cfg.gridDim.x, cfg.gridDim.y, cfg.gridDim.x, cfg.dynamicSmemBytes, per_sm, clusters);
-}
-
-// The most clusters of cfg's shape (cluster size, threads, shared memory) the GPU holds at once; cached, since the
-// query costs host time on every launch otherwise. INT_MAX when the query fails (the launch then decides).
-template <auto Kernel>
-int max_active_clusters(const cudaLaunchConfig_t& cfg, int device) {
-  static std::mutex mu;
-  static std::map<std::tuple<int, unsigned, size_t>, int> cache;
-  const auto key = std::make_tuple(device, cfg.gridDim.x, cfg.dynamicSmemBytes);
-  const std::lock_guard lock(mu);
-  if (const auto it = cache.find(key); it != cache.end()) return it->second;
-  int n = 0;
-  if (cudaOccupancyMaxActiveClusters(&n, Kernel, &cfg) != cudaSuccess) {
-    (void)cudaGetLastError();  // the query's own error, not the caller's
-    n = INT_MAX;
-  }
-  cache.emplace(key, n);
-  return n;
+               variant, cfg.gridDim.x, cfg.gridDim.y, cfg.gridDim.x, cfg.dynamicSmemBytes, per_sm,
+               max_active_clusters<Kernel>(cfg));
 }
 
 // A launch's column split: ks slabs (the cluster size) of tiles_per_cta column tiles, and the shared memory that
@@ -409,16 +401,30 @@ int launch_variant(MmaArgs g, cudaStream_t stream) {
   // Split the columns until about ctas_per_sm() CTAs per SM exist (clusters of at most 8), then narrow the clusters
   // until all of them fit on the GPU at once: a second wave costs more than the wider split saves (H200 sweep,
   // docs/results/lords-cuda.md: 14336x4096 block-wise at batch 1, 56 clusters, 24.5 us with 8 CTAs each, two waves
-  // of at most 30 clusters, 20.1 us with 4, one wave of at most 62).
-  const int target = ctas_per_sm() * g.sm_count;
-  GemvGeometry geo = plan(forced_split() > 0 ? std::min(forced_split(), g.col_tiles)
-                                             : std::clamp((target + row_ctas - 1) / row_ctas, 1,
-                                                          std::min(kMaxCluster, g.col_tiles)));
-  configure(geo);
-  while (forced_split() == 0 && geo.ks > 1 && row_ctas > max_active_clusters<kernel>(cfg, g.device)) {
-    geo = plan(geo.ks - 1);
-    configure(geo);
+  // of at most 30 clusters, 20.1 us with 4, one wave of at most 62). Chosen once per layer shape and device: the
+  // occupancy queries cost host time.
+  static std::mutex mu;
+  static std::map<std::tuple<int, int, int, int>, GemvGeometry> chosen;
+  GemvGeometry geo;
+  {
+    const std::lock_guard lock(mu);
+    const auto key = std::make_tuple(g.device, row_ctas, g.col_tiles, g.block);
+    auto it = chosen.find(key);
+    if (it == chosen.end()) {
+      const int target = ctas_per_sm() * g.sm_count;
+      geo = plan(forced_split() > 0 ? std::min(forced_split(), g.col_tiles)
+                                    : std::clamp((target + row_ctas - 1) / row_ctas, 1,
+                                                 std::min(kMaxCluster, g.col_tiles)));
+      configure(geo);
+      while (forced_split() == 0 && geo.ks > 1 && row_ctas > max_active_clusters<kernel>(cfg)) {
+        geo = plan(geo.ks - 1);
+        configure(geo);
+      }
+      it = chosen.emplace(key, geo).first;
+    }
+    geo = it->second;
   }
+  configure(geo);
   g.stage_scales = geo.stage_scales;
   const int tiles_per_cta = geo.tiles_per_cta, stage_tiles = geo.stage_tiles;
   describe_launch<kernel>(cfg, S::kLords ? "lords" : "blockwise");
