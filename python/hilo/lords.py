@@ -62,6 +62,8 @@ def to_device(q: QuantizedLinear, device=0):
     kind, index = parse_device(device)
     if kind != "cuda":
         raise ValueError(f"to_device: device = {device!r} must be a CUDA device")
+    if not _hilo.built_with_cuda():
+        raise _hilo.HiloError("to_device: this hilo was built without CUDA")
     return _hilo.DeviceLinear(q, index)
 
 

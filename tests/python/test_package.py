@@ -171,3 +171,6 @@ def test_bad_input_is_refused_naming_the_argument(tmp_path):
         hilo.lords.load(truncated)
     with pytest.raises(ValueError, match="device"):
         hilo.lords.quantize(np.ones((8, 64), np.float32), device="gpu")
+    if not hilo.built_with_cuda():
+        with pytest.raises(hilo.HiloError, match="without CUDA"):
+            hilo.lords.to_device(q4)

@@ -158,6 +158,15 @@ def quantized_tiny_block(seed=3):
     return model
 
 
+def test_upload_refuses_a_device_without_the_fused_kernels():
+    _, m = layer()
+    with pytest.raises(ValueError, match="upload: device = 'cpu'"):
+        m.upload()  # the module is on the CPU
+    if not hilo.built_with_cuda():
+        with pytest.raises(hilo.HiloError, match="without CUDA"):
+            m.upload("cuda:0")
+
+
 def test_torch_compile_fullgraph_matches_eager():
     model = quantized_tiny_block()
     x = torch.randn(2, 128)

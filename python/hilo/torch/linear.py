@@ -153,6 +153,9 @@ class LordsLinear(nn.Module):
         model once, before torch.compile(fullgraph=True): the compiled graph holds the upload's id as a constant and
         does not re-check the parameters (a frozen layer's never change)."""
         device = torch.device(device) if device is not None else self.codes.device
+        if device.type != "cuda":
+            raise ValueError(f"LordsLinear.upload: device = {str(device)!r} must be a CUDA device (the fused kernels "
+                             "run on CUDA; on the CPU the module computes with torch)")
         self._layer_key(device.index or 0)
         return self
 
