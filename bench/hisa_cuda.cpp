@@ -212,13 +212,26 @@ int main(int argc, char** argv) {
       const hilo::hisa::DecodeInputs in{q, w, cache, table, lens};
       Dev fpos(DType::I32, {batch, opt.topk}), hpos(DType::I32, {batch, opt.topk});
       hilo::hisa::cuda::PooledKeyCache pooled(0, batch, static_cast<int>((context + 127) / 128), opt.block);
-      // A/B of the top-k's automatic cluster rule, same process: the rule before 2026-11-28 against today's.
+      // A/B in the same process: the mma.sync scoring kernels (before the decode wgmma kernel), and the checked
+      // call (check_finite: a validation kernel and a synchronisation) against the serving setting.
+      auto& tuning = hilo::hisa::cuda_detail::flat_tuning();
+      tuning.wgmma = false;
+      const double mma_flat = time_ms(repeat, [&] { hilo::hisa::cuda::flat_decode(in, opt, {fpos, {}}); });
+      const double mma_hisa = time_ms(repeat, [&] { hilo::hisa::cuda::hisa_decode(in, pooled, opt, {hpos, {}}); });
+      tuning.wgmma = true;
+      hilo::hisa::HisaOptions checked = opt;
+      checked.check_finite = true;
+      const double checked_flat = time_ms(repeat, [&] { hilo::hisa::cuda::flat_decode(in, checked, {fpos, {}}); });
+      const double checked_hisa =
+          time_ms(repeat, [&] { hilo::hisa::cuda::hisa_decode(in, pooled, checked, {hpos, {}}); });
       auto& topk_tune = hilo::hisa::cuda_detail::topk_tuning();
-      topk_tune.legacy_cluster_rule = true;
-      const double legacy_flat = time_ms(repeat, [&] { hilo::hisa::cuda::flat_decode(in, opt, {fpos, {}}); });
-      const double legacy_hisa = time_ms(repeat, [&] { hilo::hisa::cuda::hisa_decode(in, pooled, opt, {hpos, {}}); });
-      topk_tune.legacy_cluster_rule = false;
-      std::printf("  top-k cluster rule before 2026-11-28: flat %.3f ms, hisa %.3f ms\n", legacy_flat, legacy_hisa);
+      topk_tune.short_rows = false;  // and the general top-k kernel for HISA's short rows
+      const double general_topk_hisa =
+          time_ms(repeat, [&] { hilo::hisa::cuda::hisa_decode(in, pooled, opt, {hpos, {}}); });
+      topk_tune.short_rows = true;
+      std::printf("  mma.sync kernels: flat %.3f ms, hisa %.3f ms | checked call: flat %.3f ms, hisa %.3f ms | "
+                  "general top-k: hisa %.3f ms\n",
+                  mma_flat, mma_hisa, checked_flat, checked_hisa, general_topk_hisa);
       const double flat_ms = time_ms(repeat, [&] { hilo::hisa::cuda::flat_decode(in, opt, {fpos, {}}); });
       const double hisa_ms = time_ms(repeat, [&] { hilo::hisa::cuda::hisa_decode(in, pooled, opt, {hpos, {}}); });
       const auto iou = hilo::hisa::iou(hpos.host(), fpos.host());
@@ -231,7 +244,9 @@ int main(int argc, char** argv) {
                   flat_ms / hisa_ms, iou.mean, iou.min);
       std::fflush(stdout);
       decode.push_back({{"context", context}, {"batch", batch}, {"flat_ms", flat_ms}, {"hisa_ms", hisa_ms},
-                        {"flat_ms_legacy_topk_rule", legacy_flat}, {"hisa_ms_legacy_topk_rule", legacy_hisa},
+                        {"flat_ms_mma_sync", mma_flat}, {"hisa_ms_mma_sync", mma_hisa},
+                        {"flat_ms_checked", checked_flat}, {"hisa_ms_checked", checked_hisa},
+                        {"hisa_ms_general_topk", general_topk_hisa},
                         {"speedup", flat_ms / hisa_ms}, {"flat_gbs", flat_bytes / (flat_ms / 1e3) / 1e9},
                         {"hisa_gbs", hisa_bytes / (hisa_ms / 1e3) / 1e9}, {"iou_mean", iou.mean},
                         {"iou_min", iou.min}});

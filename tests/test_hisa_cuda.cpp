@@ -98,8 +98,8 @@ test::Prefill from_problem(hisa::PrefillProblem&& pp) {
 }
 
 // The GPU top-k of every row of `scores` equals the CPU's for each k, both orders and every strategy (one CTA per
-// row, 16K segments and a merge, clusters of 3, 4 and 8 CTAs per row, automatic); the output is poisoned before each
-// run.
+// row, 16K segments and a merge, clusters of 3, 4 and 8 CTAs per row, all with the general kernel; the short-row
+// kernel where it applies; automatic); the output is poisoned before each run.
 void expect_topk_like_cpu(const Tensor& scores, std::initializer_list<int> ks) {
   const int64_t rows = scores.shape()[0];
   for (bool sorted : {false, true}) {
@@ -107,16 +107,19 @@ void expect_topk_like_cpu(const Tensor& scores, std::initializer_list<int> ks) {
       Tensor cpu(DType::I32, {rows, k});
       topk_rows(scores, k, cpu, {}, {}, {sorted, 0});
       DeviceTensor s(scores), out(DType::I32, {rows, k});
-      for (const auto& [segment, cluster] : std::vector<std::pair<int64_t, int>>{{0, 1}, {16384, 1}, {0, 3}, {0, 4},
-                                                                                 {0, 8}, {-1, -1}}) {
+      for (const auto& [segment, cluster, short_rows] : std::vector<std::tuple<int64_t, int, bool>>{
+               {0, 1, false}, {16384, 1, false}, {0, 3, false}, {0, 4, false}, {0, 8, false}, {0, 1, true},
+               {-1, -1, true}}) {
         const auto saved = hisa::cuda_detail::topk_tuning();
         hisa::cuda_detail::topk_tuning().segment = segment;
         hisa::cuda_detail::topk_tuning().cluster = cluster;
+        hisa::cuda_detail::topk_tuning().short_rows = short_rows;
         out.poison();
         hisa::cuda::topk_rows(s, k, out, sorted);
         hisa::cuda_detail::topk_tuning() = saved;
-        EXPECT_TRUE(test::same_rows(out.to_host(), cpu)) << "k " << k << " sorted " << sorted << " segment " << segment
-                                                         << " cluster " << cluster << " length " << scores.shape()[1];
+        EXPECT_TRUE(test::same_rows(out.to_host(), cpu))
+            << "k " << k << " sorted " << sorted << " segment " << segment << " cluster " << cluster << " short rows "
+            << short_rows << " length " << scores.shape()[1];
       }
     }
   }
@@ -151,6 +154,28 @@ TEST_F(HisaCuda, TopkRowsWithCrowdedBinsEqualCpu) {
     r[3 * len + i] = gen() % 50 == 0 ? std::nanf("") : (gen() % 2 ? 0.25f : band(gen));
   }
   expect_topk_like_cpu(scores, {100, 2048, 4096});
+}
+
+// Rows the short-row kernel takes (at most 8192): random scores with NaN and -0, a narrow band, a few distinct
+// values, a constant row, and k at, below and above the number of candidates.
+TEST_F(HisaCuda, TopkShortRowsEqualCpu) {
+  std::mt19937_64 gen(test::fresh_seed());
+  for (const int64_t len : {700, 5000, 8192}) {
+    const int64_t rows = 5;
+    Tensor scores(DType::F32, {rows, len});
+    std::normal_distribution<float> dist;
+    std::uniform_real_distribution<float> band(1.0f, 1.001f);
+    float* x = scores.ptr<float>();
+    for (int64_t i = 0; i < len; ++i) {
+      const uint64_t r = gen() % 10;
+      x[i] = r == 0 ? 1.5f : r == 1 ? std::nanf("") : r == 2 ? -0.0f : dist(gen);
+      x[len + i] = band(gen);
+      x[2 * len + i] = static_cast<float>(gen() % 3);
+      x[3 * len + i] = 0.25f;
+      x[4 * len + i] = gen() % 2 ? std::nanf("") : dist(gen);  // about len / 2 candidates
+    }
+    expect_topk_like_cpu(scores, {1, 62, 2048, 4096});
+  }
 }
 
 // Selects the scoring kernel for dense keys for a scope: wgmma (sm_90a) or mma.sync.
@@ -286,71 +311,145 @@ struct DecodeRun {
   Tensor positions, slots;
 };
 
+struct DecodeCase {
+  int H, next_n;
+  bool per_token;
+  int block, blocks_kept, topk;
+  bool negative_scales, wgmma;
+};
+
+// Flat and HISA decode on the GPU against the CPU for one configuration (outputs poisoned), slots consistent with
+// positions, and the device pooled cache equal to the CPU's bit for bit.
+void expect_decode_like_cpu(std::mt19937_64& gen, const DecodeCase& c) {
+  SCOPED_TRACE(::testing::Message() << "H " << c.H << " next_n " << c.next_n << " per_token " << c.per_token
+                                    << " block " << c.block << " negative scales " << c.negative_scales << " wgmma "
+                                    << c.wgmma);
+  const int batch = 5, D = 128;
+  test::Decode d = test::random_decode(gen, DType::F8_E4M3, c.H, D, batch, c.next_n, 300, 3000, c.per_token);
+  const int64_t num_pages = d.kv_cache.shape()[0];
+  if (c.negative_scales) {  // every third key of every page
+    for (int64_t p = 0; p < num_pages; ++p)
+      for (int r = 0; r < 64; r += 3) {
+        float* s = reinterpret_cast<float*>(static_cast<uint8_t*>(d.kv_cache.view().data()) + p * 64 * (D + 4) +
+                                            64 * D + r * 4);
+        *s = -*s;
+      }
+  }
+  hisa::HisaOptions opt;
+  opt.topk = c.topk;
+  opt.block = c.block;
+  opt.blocks_kept = c.blocks_kept;
+  const int64_t rows = int64_t{batch} * c.next_n, max_pages = d.block_table.shape()[1];
+  DeviceTensor q(d.q), w(d.w), cache(d.kv_cache), table(d.block_table), lens(d.context_lens);
+  const hisa::DecodeInputs in{q, w, cache, table, lens};
+  DeviceTensor fpos(DType::I32, {rows, opt.topk}), fslot(DType::I32, {rows, opt.topk});
+  DeviceTensor hpos(DType::I32, {rows, opt.topk}), hslot(DType::I32, {rows, opt.topk});
+  for (DeviceTensor* t : {&fpos, &fslot, &hpos, &hslot}) t->poison();
+  hisa::cuda::PooledKeyCache pooled(0, batch, static_cast<int>((max_pages * 64 + c.block - 1) / c.block), opt.block);
+  const bool saved = hisa::cuda_detail::flat_tuning().wgmma;
+  hisa::cuda_detail::flat_tuning().wgmma = c.wgmma;
+  hisa::cuda::flat_decode(in, opt, {fpos, fslot});
+  hisa::cuda::hisa_decode(in, pooled, opt, {hpos, hslot});
+  hisa::cuda_detail::flat_tuning().wgmma = saved;
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  Tensor cf(DType::I32, {rows, opt.topk}), ch(DType::I32, {rows, opt.topk});
+  hisa::flat_decode(d.inputs(), opt, {cf, {}});
+  hisa::PooledKeyCache cpu_cache(128, opt.block);
+  hisa::hisa_decode(d.inputs(), cpu_cache, opt, {ch, {}});
+  const Tensor gf = fpos.to_host(), gh = hpos.to_host(), gfs = fslot.to_host(), ghs = hslot.to_host();
+  int64_t ties = 0, bad = 0;
+  for (int64_t row = 0; row < rows; ++row) {
+    const int64_t r = row / c.next_n;
+    // The request's keys as a dense tensor, to score differences exactly.
+    const auto* base = static_cast<const uint8_t*>(d.kv_cache.view().data());
+    std::vector<uint8_t> keys(3000 * D);
+    std::vector<float> scales(3000);
+    for (int64_t pos = 0; pos < 3000 && pos / 64 < max_pages; ++pos) {
+      const int32_t page = d.block_table.ptr<int32_t>()[r * max_pages + pos / 64];
+      if (page < 0) break;
+      std::memcpy(&keys[pos * D], base + page * 64 * (D + 4) + (pos % 64) * D, D);
+      std::memcpy(&scales[pos], base + page * 64 * (D + 4) + 64 * D + (pos % 64) * 4, 4);
+    }
+    RowScorer score(d.q, row, d.w.ptr<float>() + row * c.H, keys.data(), scales.data());
+    for (const auto& [g, cpu] : {std::pair{&gf, &cf}, std::pair{&gh, &ch}}) {
+      const auto gs = test::row_set(*g, row), cs = test::row_set(*cpu, row);
+      EXPECT_EQ(gs.size(), cs.size()) << "row " << row;
+      if (gs == cs) continue;
+      double kth = INFINITY, max_abs = 0;
+      for (int32_t x : cs) kth = std::min(kth, score(x)), max_abs = std::max(max_abs, std::fabs(score(x)));
+      bad += test::unexplained_differences(gs, cs, score, kth, max_abs, kRelTol, ties);
+    }
+    for (const auto& [pos, slot] : {std::pair{&gf, &gfs}, std::pair{&gh, &ghs}})
+      for (int i = 0; i < opt.topk; ++i) {
+        const int32_t p = pos->ptr<int32_t>()[row * opt.topk + i];
+        const int32_t want = p < 0 ? -1 : d.block_table.ptr<int32_t>()[r * max_pages + p / 64] * 64 + p % 64;
+        EXPECT_EQ(slot->ptr<int32_t>()[row * opt.topk + i], want);
+      }
+  }
+  EXPECT_EQ(bad, 0);
+  std::cout << "[ info     ] tie swaps: " << ties << std::endl;
+  const Tensor codes = DeviceTensor::host_copy(pooled.codes()), scales = DeviceTensor::host_copy(pooled.scales());
+  for (int r = 0; r < batch; ++r) {
+    const TensorView cc = cpu_cache.codes(r), cs = cpu_cache.scales(r);
+    EXPECT_EQ(std::memcmp(static_cast<const uint8_t*>(codes.view().data()) + int64_t{r} * pooled.max_blocks() * 128,
+                          cc.data(), cc.nbytes()),
+              0)
+        << "request " << r;
+    EXPECT_EQ(std::memcmp(scales.ptr<float>() + int64_t{r} * pooled.max_blocks(), cs.data(), cs.nbytes()), 0);
+  }
+}
+
 TEST_F(HisaCuda, DecodeMatchesCpuAndPooledCacheIsExact) {
   std::mt19937_64 gen(test::fresh_seed());
-  for (bool per_token : {false, true}) {
-    const int next_n = per_token ? 3 : 2, batch = 5;
-    const test::Decode d = test::random_decode(gen, DType::F8_E4M3, 64, 128, batch, next_n, 300, 3000, per_token);
-    hisa::HisaOptions opt;
-    opt.topk = 256;
-    opt.block = 64;
-    opt.blocks_kept = 8;
-    const int64_t rows = int64_t{batch} * next_n, max_pages = d.block_table.shape()[1];
-    DeviceTensor q(d.q), w(d.w), cache(d.kv_cache), table(d.block_table), lens(d.context_lens);
-    const hisa::DecodeInputs in{q, w, cache, table, lens};
-    DeviceTensor fpos(DType::I32, {rows, opt.topk}), fslot(DType::I32, {rows, opt.topk});
-    DeviceTensor hpos(DType::I32, {rows, opt.topk}), hslot(DType::I32, {rows, opt.topk});
-    hisa::cuda::PooledKeyCache pooled(0, batch, static_cast<int>((max_pages * 64 + 63) / 64), opt.block);
-    hisa::cuda::flat_decode(in, opt, {fpos, fslot});
-    hisa::cuda::hisa_decode(in, pooled, opt, {hpos, hslot});
-    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    Tensor cf(DType::I32, {rows, opt.topk}), ch(DType::I32, {rows, opt.topk});
-    hisa::flat_decode(d.inputs(), opt, {cf, {}});
-    hisa::PooledKeyCache cpu_cache(128, opt.block);
-    hisa::hisa_decode(d.inputs(), cpu_cache, opt, {ch, {}});
-    const Tensor gf = fpos.to_host(), gh = hpos.to_host(), gfs = fslot.to_host(), ghs = hslot.to_host();
-    int64_t ties = 0, bad = 0;
-    for (int64_t row = 0; row < rows; ++row) {
-      const int64_t r = row / next_n;
-      // The request's keys as a dense tensor, to score differences exactly.
-      const auto* base = static_cast<const uint8_t*>(d.kv_cache.view().data());
-      std::vector<uint8_t> keys(3000 * 128);
-      std::vector<float> scales(3000);
-      for (int64_t pos = 0; pos < 3000 && pos / 64 < max_pages; ++pos) {
-        const int32_t page = d.block_table.ptr<int32_t>()[r * max_pages + pos / 64];
-        if (page < 0) break;
-        std::memcpy(&keys[pos * 128], base + page * 64 * 132 + (pos % 64) * 128, 128);
-        std::memcpy(&scales[pos], base + page * 64 * 132 + 64 * 128 + (pos % 64) * 4, 4);
-      }
-      RowScorer score(d.q, row, d.w.ptr<float>() + row * 64, keys.data(), scales.data());
-      for (const auto& [g, c] : {std::pair{&gf, &cf}, std::pair{&gh, &ch}}) {
-        const auto gs = test::row_set(*g, row), cs = test::row_set(*c, row);
-        EXPECT_EQ(gs.size(), cs.size()) << "row " << row;
-        if (gs == cs) continue;
-        double kth = INFINITY, max_abs = 0;
-        for (int32_t x : cs) kth = std::min(kth, score(x)), max_abs = std::max(max_abs, std::fabs(score(x)));
-        bad += test::unexplained_differences(gs, cs, score, kth, max_abs, kRelTol, ties);
-      }
-      for (const auto& [pos, slot] : {std::pair{&gf, &gfs}, std::pair{&gh, &ghs}})
-        for (int i = 0; i < opt.topk; ++i) {
-          const int32_t p = pos->ptr<int32_t>()[row * opt.topk + i];
-          const int32_t want = p < 0 ? -1 : d.block_table.ptr<int32_t>()[r * max_pages + p / 64] * 64 + p % 64;
-          EXPECT_EQ(slot->ptr<int32_t>()[row * opt.topk + i], want);
-        }
-    }
-    EXPECT_EQ(bad, 0);
-    std::cout << "[ info     ] tie swaps: " << ties << std::endl;
-    // The device pooled cache equals the CPU's pooled rows bit for bit.
-    const Tensor codes = DeviceTensor::host_copy(pooled.codes()), scales = DeviceTensor::host_copy(pooled.scales());
-    for (int r = 0; r < batch; ++r) {
-      const TensorView cc = cpu_cache.codes(r), cs = cpu_cache.scales(r);
-      EXPECT_EQ(std::memcmp(static_cast<const uint8_t*>(codes.view().data()) + int64_t{r} * pooled.max_blocks() * 128,
-                            cc.data(), cc.nbytes()),
-                0)
-          << "request " << r;
-      EXPECT_EQ(std::memcmp(scales.ptr<float>() + int64_t{r} * pooled.max_blocks(), cs.data(), cs.nbytes()), 0);
+  // next_n 1..4 (the wgmma decode kernel stages 1, 2 or 4 rows), 32 and 64 heads, blocks of 64 and 128, negative
+  // key scales, and the mma.sync kernels.
+  for (const DecodeCase& c : {DecodeCase{64, 2, false, 64, 8, 256, false, true},
+                              DecodeCase{64, 3, true, 64, 8, 256, false, true},
+                              DecodeCase{64, 1, false, 128, 8, 512, true, true},
+                              DecodeCase{32, 4, true, 128, 6, 256, true, true},
+                              DecodeCase{64, 1, false, 128, 8, 512, true, false},
+                              DecodeCase{64, 2, false, 64, 8, 256, false, false}})
+    expect_decode_like_cpu(gen, c);
+}
+
+// Without check_finite nothing is validated up front: a request with a bad page index or length gets no candidates
+// (-1) instead of an error, the other requests are unaffected, and nothing reads outside the cache.
+TEST_F(HisaCuda, UncheckedDecodeIsolatesBadRequests) {
+  std::mt19937_64 gen(test::fresh_seed());
+  test::Decode d = test::random_decode(gen, DType::F8_E4M3, 64, 128, 4, 1, 300, 1000, false);
+  hisa::HisaOptions opt;
+  opt.topk = 128;
+  opt.block = 128;
+  opt.blocks_kept = 4;
+  const int64_t max_pages = d.block_table.shape()[1];
+  DeviceTensor q(d.q), w(d.w), cache(d.kv_cache), lens_ok(d.context_lens), table_ok(d.block_table);
+  DeviceTensor good(DType::I32, {4, opt.topk}), hgood(DType::I32, {4, opt.topk});
+  hisa::cuda::PooledKeyCache pooled_ok(0, 4, static_cast<int>(max_pages), opt.block);
+  hisa::cuda::flat_decode({q, w, cache, table_ok, lens_ok}, opt, {good, {}});
+  hisa::cuda::hisa_decode({q, w, cache, table_ok, lens_ok}, pooled_ok, opt, {hgood, {}});
+  d.block_table.ptr<int32_t>()[1 * max_pages] = 1 << 30;   // request 1: a page far outside the cache
+  d.context_lens.ptr<int32_t>()[2] = static_cast<int32_t>(max_pages * 64 + 1);  // request 2: longer than its table
+  DeviceTensor table(d.block_table), lens(d.context_lens);
+  opt.check_finite = false;
+  DeviceTensor flat(DType::I32, {4, opt.topk}), hisa_idx(DType::I32, {4, opt.topk});
+  flat.poison();
+  hisa_idx.poison();
+  hisa::cuda::PooledKeyCache pooled(0, 4, static_cast<int>(max_pages), opt.block);
+  hisa::cuda::flat_decode({q, w, cache, table, lens}, opt, {flat, {}});
+  hisa::cuda::hisa_decode({q, w, cache, table, lens}, pooled, opt, {hisa_idx, {}});
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  const Tensor f = flat.to_host(), h = hisa_idx.to_host(), fg = good.to_host(), hg = hgood.to_host();
+  for (int64_t r = 0; r < 4; ++r) {
+    if (r == 1 || r == 2) {
+      EXPECT_TRUE(test::row_set(f, r).empty()) << "request " << r;
+      EXPECT_TRUE(test::row_set(h, r).empty()) << "request " << r;
+    } else {
+      EXPECT_EQ(test::row_set(f, r), test::row_set(fg, r)) << "request " << r;
+      EXPECT_EQ(test::row_set(h, r), test::row_set(hg, r)) << "request " << r;
     }
   }
+  opt.check_finite = true;  // the checked call reports the first bad value
+  EXPECT_HILO_ERROR(hisa::cuda::flat_decode({q, w, cache, table, lens}, opt, {flat, {}}), "context_lens[2] =");
 }
 
 TEST_F(HisaCuda, BadInputGetsTheCpuMessages) {

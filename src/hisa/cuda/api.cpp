@@ -172,8 +172,10 @@ void flat_decode(const DecodeInputs& in, const IndexerOptions& opt, const Decode
   constexpr std::string_view where = "cuda::flat_decode";
   const Decode d = check_decode(in, opt, out, where);
   DeviceScope scope(in.q.device().index);
-  // Lengths and block-table entries are always checked here: a bad page index would read outside the cache.
-  const Violations v = cuda_detail::flat_decode(d.args, opt.topk, opt.sorted, true, opt.check_finite, stream);
+  // Without check_finite nothing is validated up front (no synchronisation); a request with a bad length or page
+  // index then gets no candidates instead of an error (decode_rows_kernel), and no read leaves the cache.
+  const Violations v =
+      cuda_detail::flat_decode(d.args, opt.topk, opt.sorted, opt.check_finite, opt.check_finite, stream);
   raise_decode(v, in, d.shape, where, stream);
 }
 
@@ -193,7 +195,8 @@ void hisa_decode(const DecodeInputs& in, PooledKeyCache& cache, const HisaOption
   const cuda_detail::PooledCacheArgs c{static_cast<uint8_t*>(cache.codes().data()),
                                        static_cast<float*>(cache.scales().data()),
                                        static_cast<int32_t*>(cache.lengths().data()), cache.max_blocks()};
-  const Violations v = cuda_detail::hisa_decode(d.args, hisa_args(opt), c, true, opt.check_finite, stream, stats);
+  const Violations v =
+      cuda_detail::hisa_decode(d.args, hisa_args(opt), c, opt.check_finite, opt.check_finite, stream, stats);
   raise_decode(v, in, d.shape, where, stream);
 }
 

@@ -12,14 +12,15 @@ struct RowPlan {
   int32_t *lo, *hi, *req_len, *req_blocks;
 };
 
-RowPlan plan_rows(const DecodeArgs& a, int block, Scratch& scratch, cudaStream_t stream) {
+// isolate: a request with a bad length or page index sees no keys (the unchecked path; the checked one reports it).
+RowPlan plan_rows(const DecodeArgs& a, int block, bool isolate, Scratch& scratch, cudaStream_t stream) {
   const int64_t rows = a.batch * a.next_n;
   RowPlan p{scratch.alloc<int32_t>(rows), scratch.alloc<int32_t>(rows), scratch.alloc<int32_t>(a.batch),
             scratch.alloc<int32_t>(a.batch)};
   if (a.batch > 0) {
-    decode_rows_kernel<<<ceil_div(a.batch, 128), 128, 0, stream>>>(a.lens, a.per_token_lens, static_cast<int>(a.batch),
-                                                                   static_cast<int>(a.next_n), block, p.hi, p.lo,
-                                                                   p.req_len, p.req_blocks);
+    decode_rows_kernel<<<ceil_div(a.batch, kDecodeRowsWarps), 32 * kDecodeRowsWarps, 0, stream>>>(
+        a.lens, a.per_token_lens, static_cast<int>(a.batch), static_cast<int>(a.next_n), block, a.table,
+        static_cast<int>(a.max_pages), a.num_pages, isolate, p.hi, p.lo, p.req_len, p.req_blocks);
     HILO_CUDA_LAUNCHED("decode_rows_kernel");
   }
   return p;
@@ -37,16 +38,16 @@ DecodeOut decode_sink(const DecodeArgs& a, int topk, int first_row) {
 Violations flat_decode(const DecodeArgs& a, int topk, bool sorted, bool validate, bool finite, void* stream_ptr) {
   const cudaStream_t stream = as_stream(stream_ptr);
   Scratch scratch(stream);
-  const RowPlan plan = plan_rows(a, 1, scratch, stream);
-  const PagedKeys keys{a.cache, a.table, plan.req_len, static_cast<int>(a.max_pages)};
+  const RowPlan plan = plan_rows(a, 1, !validate, scratch, stream);
+  const PagedKeys keys{a.cache, a.table, plan.req_len, static_cast<int>(a.max_pages), a.num_pages};
   if (validate) {
     const Violations v = check_decode_values(a, keys, nullptr, finite, stream);
     if (v.any()) return v;
   }
   const int rows = static_cast<int>(a.batch * a.next_n);
   if (rows == 0) return kNoViolations;
-  const FlatJob job{a.q, a.w, plan.lo, plan.hi, rows, static_cast<int>(a.next_n), true, a.max_pages * 64, topk, sorted,
-                    stream};
+  const FlatJob job{a.q,  a.w,  plan.lo, plan.hi, rows, static_cast<int>(a.next_n), true, a.max_pages * 64,
+                    true, topk, sorted, stream};
   with_heads(a.H, [&](auto h) {
     run_flat<decltype(h)::value>(job, keys, scratch, [&](int rb) { return decode_sink(a, topk, rb); });
   });
@@ -59,8 +60,8 @@ Violations hisa_decode(const DecodeArgs& a, const HisaArgs& h, const PooledCache
   Scratch scratch(stream);
   StageClock clock(stats != nullptr, stream);
   clock.mark();
-  const RowPlan plan = plan_rows(a, h.block, scratch, stream);
-  const PagedKeys keys{a.cache, a.table, plan.req_len, static_cast<int>(a.max_pages)};
+  const RowPlan plan = plan_rows(a, h.block, !validate, scratch, stream);
+  const PagedKeys keys{a.cache, a.table, plan.req_len, static_cast<int>(a.max_pages), a.num_pages};
   if (validate) {  // only the rows the pooled cache has not seen yet: they are read once, here and when pooled
     const Violations v = check_decode_values(a, keys, cache.lengths, finite, stream);
     if (v.any()) return v;

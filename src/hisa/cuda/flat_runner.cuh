@@ -8,7 +8,7 @@
 
 #include "runtime.cuh"
 #include "score_wgmma.cuh"
-#include "topk_select.cuh"
+#include "topk_launch.cuh"
 
 namespace hilo::hisa::cuda_detail {
 
@@ -22,6 +22,7 @@ struct FlatJob {
   int group_rows;    // rows per CTA group; in decode, one group per request (group g uses source g)
   bool per_group_source;
   int64_t key_max;   // no row sees a key at or past this
+  bool from_zero;    // every row sees keys [0, row_hi) (decode): one pass needs no NaN fill of the score buffer
   int k;
   bool sorted;
   cudaStream_t stream;
@@ -54,11 +55,17 @@ void run_flat(const FlatJob& job, const Keys& keys, Scratch& scratch, MakeSink m
     for (int64_t c0 = 0; c0 < std::max<int64_t>(job.key_max, 1); c0 += chunk) {
       const int64_t len = std::min(chunk, std::max<int64_t>(job.key_max - c0, 0));
       const bool last = c0 + chunk >= job.key_max;
-      HILO_CUDA_CHECK(cudaMemsetAsync(scores, 0xFF, sizeof(float) * rows_b * chunk, job.stream));  // NaN: none
+      if (!(single && job.from_zero))  // NaN: no candidate, for keys a row does not see
+        HILO_CUDA_CHECK(cudaMemsetAsync(scores, 0xFF, sizeof(float) * rows_b * chunk, job.stream));
       if (len > 0) {
         ScoreParams p{job.q, job.w, job.row_lo, job.row_hi, rb, rb + rows_b, job.group_rows,
                       job.per_group_source ? rb / job.group_rows : 0, c0, c0 + len};
         launch_score_keys<H>(p, keys, ChunkOut{scores, rb, c0, chunk}, job.stream);
+      }
+      if (single && job.from_zero) {
+        launch_topk(RowPrefix{scores, chunk, job.row_hi + rb}, make_sink(rb), rows_b, chunk, job.k, job.sorted,
+                    job.stream, scratch);
+        break;
       }
       if (single) {
         launch_topk(RowScores{scores, chunk}, make_sink(rb), rows_b, chunk, job.k, job.sorted, job.stream, scratch);

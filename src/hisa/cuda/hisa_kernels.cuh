@@ -121,20 +121,41 @@ static __global__ void check_cache_rows_kernel(PagedKeys keys, int batch, const 
   }
 }
 
-// ---- Decode row plan: visible length of row (r, j), and each request's length ----
+// ---- Decode row plan: visible length of row (r, j), and each request's length; one warp per request ----
+// A request whose length is outside [0, max_pages * 64] or whose used block-table entries point outside the cache
+// sees no keys, so its rows get no candidates (-1). With check_finite such values are reported as errors before this
+// runs; without it (no synchronisation) this keeps every read inside the cache.
+constexpr int kDecodeRowsWarps = 4;
+// (isolate = false on the checked path: the validation kernel then sees the lengths as given.)
 static __global__ void decode_rows_kernel(const int32_t* lens, bool per_token, int batch, int next_n, int block,
-                                   int32_t* row_hi, int32_t* row_lo, int32_t* req_len, int32_t* req_blocks) {
-  const int r = blockIdx.x * blockDim.x + threadIdx.x;
+                                          const int32_t* table, int max_pages, int64_t num_pages, bool isolate,
+                                          int32_t* row_hi, int32_t* row_lo, int32_t* req_len, int32_t* req_blocks) {
+  const int r = blockIdx.x * kDecodeRowsWarps + threadIdx.x / 32, lane = threadIdx.x % 32;
   if (r >= batch) return;
+  const int64_t capacity = static_cast<int64_t>(max_pages) * 64;
   int longest = 0;
+  bool ok = true;
   for (int j = 0; j < next_n; ++j) {
-    const int vis = per_token ? lens[r * next_n + j] : max(0, lens[r] - next_n + j + 1);
+    const int len = per_token ? lens[r * next_n + j] : lens[r];
+    ok = ok && len >= 0 && len <= capacity;
+    longest = max(longest, per_token ? len : max(0, len - next_n + j + 1));
+  }
+  const int pages = ok ? (longest + 63) / 64 : 0;
+  for (int p = lane; p < pages; p += 32) {
+    const int32_t e = table[static_cast<int64_t>(r) * max_pages + p];
+    ok = ok && e >= 0 && e < num_pages;
+  }
+  ok = __all_sync(0xFFFFFFFFu, ok) || !isolate;
+  if (!ok) longest = 0;
+  for (int j = lane; j < next_n; j += 32) {
+    const int vis = !ok ? 0 : per_token ? lens[r * next_n + j] : max(0, lens[r] - next_n + j + 1);
     row_hi[r * next_n + j] = vis;
     row_lo[r * next_n + j] = 0;
-    longest = max(longest, vis);
   }
-  req_len[r] = longest;
-  if (req_blocks) req_blocks[r] = (longest + block - 1) / block;
+  if (lane == 0) {
+    req_len[r] = longest;
+    if (req_blocks) req_blocks[r] = (longest + block - 1) / block;
+  }
 }
 
 // ---- HISA block plan ----
@@ -153,11 +174,13 @@ static __global__ void block_plan_kernel(const int32_t* ks, const int32_t* ke, i
   block_lo[r] = blo, block_hi[r] = bhi;
 }
 
-// Kept blocks of each row, ascending: [first] + stage-1 winners + [last], or every eligible block.
+// Kept blocks of each row, ascending: [first] + stage-1 winners + [last], or every eligible block. One warp per row
+// (a thread per row serialised ~64 dependent global accesses: 25 us for 64 rows).
+constexpr int kKeptWarps = 4;
 static __global__ void kept_blocks_kernel(const int32_t* ks, const int32_t* ke, const int32_t* block_lo,
-                                   const int32_t* mid, const int32_t* mid_count, int mid_k, int rows, int block,
-                                   int cap, int32_t* kept, int32_t* kept_count) {
-  const int r = blockIdx.x * blockDim.x + threadIdx.x;
+                                          const int32_t* mid, const int32_t* mid_count, int mid_k, int rows, int block,
+                                          int cap, int32_t* kept, int32_t* kept_count) {
+  const int r = blockIdx.x * kKeptWarps + threadIdx.x / 32, lane = threadIdx.x % 32;
   if (r >= rows) return;
   const int64_t lo = ks[r], hi = ke[r];
   int32_t* out = kept + static_cast<int64_t>(r) * cap;
@@ -165,15 +188,17 @@ static __global__ void kept_blocks_kernel(const int32_t* ks, const int32_t* ke, 
   if (lo < hi) {
     const int64_t first = lo / block, last = (hi + block - 1) / block - 1;
     if (block_lo[r] != 0) {  // stage 1 chose (block_lo = first + 1 >= 1 then); otherwise all fit in cap
-      out[c++] = static_cast<int32_t>(first);
-      for (int i = 0; i < mid_count[r]; ++i) out[c++] = mid[static_cast<int64_t>(r) * mid_k + i];
-      out[c++] = static_cast<int32_t>(last);
+      c = mid_count[r] + 2;
+      for (int i = lane; i < c; i += 32)
+        out[i] = i == 0 ? static_cast<int32_t>(first)
+                        : i == c - 1 ? static_cast<int32_t>(last) : mid[static_cast<int64_t>(r) * mid_k + i - 1];
     } else {
-      for (int64_t b = first; b <= last; ++b) out[c++] = static_cast<int32_t>(b);
+      c = static_cast<int>(last - first + 1);
+      for (int i = lane; i < c; i += 32) out[i] = static_cast<int32_t>(first + i);
     }
   }
-  kept_count[r] = c;
-  for (int i = c; i < cap; ++i) out[i] = -1;
+  if (lane == 0) kept_count[r] = c;
+  for (int i = c + lane; i < cap; i += 32) out[i] = -1;
 }
 
 // ---- Tile unions: the distinct kept blocks of a tile of rows, ascending, with a bitmask of rows per block ----
@@ -182,6 +207,17 @@ static __global__ void tile_union_kernel(const int32_t* kept, const int32_t* kep
   __shared__ int32_t s[kUnionSort];
   __shared__ int32_t s_n;
   const int tile = blockIdx.x, first = tile * tile_rows, n_rows = min(tile_rows, rows - first);
+  int32_t* blocks = union_blocks + static_cast<int64_t>(tile) * tile_rows * cap;
+  uint32_t* mask = union_mask + static_cast<int64_t>(tile) * tile_rows * cap;
+  if (tile_rows == 1) {  // decode with next_n = 1: the row's kept list is already ascending and distinct
+    const int n = kept_count[tile];
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+      blocks[i] = kept[static_cast<int64_t>(tile) * cap + i];
+      mask[i] = 1;
+    }
+    if (threadIdx.x == 0) union_count[tile] = n;
+    return;
+  }
   const int size = pow2_at_least(tile_rows * cap);  // the sort covers 128 entries in decode, not 2048
   for (int i = threadIdx.x; i < size; i += blockDim.x) {
     const int row = i / cap, j = i % cap;
@@ -197,8 +233,6 @@ static __global__ void tile_union_kernel(const int32_t* kept, const int32_t* kep
   }
   __syncthreads();
   const int n = s_n;
-  int32_t* blocks = union_blocks + static_cast<int64_t>(tile) * tile_rows * cap;
-  uint32_t* mask = union_mask + static_cast<int64_t>(tile) * tile_rows * cap;
   for (int i = threadIdx.x; i < n; i += blockDim.x) {
     uint32_t bits = 0;
     for (int row = 0; row < n_rows; ++row) {  // binary search in the row's ascending kept list

@@ -9,7 +9,7 @@
 #include "hisa_kernels.cuh"
 #include "score_wgmma.cuh"
 #include "runtime.cuh"
-#include "topk_select.cuh"
+#include "topk_launch.cuh"
 
 namespace hilo::hisa::cuda_detail {
 
@@ -113,13 +113,13 @@ void run_hisa(const uint8_t* q, const float* w, const int32_t* lo, const int32_t
     launch_score_keys<H>(p, pooled, ChunkOut{block_scores, 0, 0, pooled_max}, stream);
   }
   if (mid_k > 0) {
-    launch_topk_rows(RowScores{block_scores, std::max<int64_t>(pooled_max, 1)}, BlockWinners{mid, mid_count, mid_k},
-                     rows, mid_k, false, stream);
+    launch_topk_rows_any(RowScores{block_scores, std::max<int64_t>(pooled_max, 1)}, BlockWinners{mid, mid_count, mid_k},
+                         rows, std::max<int64_t>(pooled_max, 1), mid_k, false, stream);
   } else {
     HILO_CUDA_CHECK(cudaMemsetAsync(mid_count, 0, sizeof(int32_t) * rows, stream));
   }
-  kept_blocks_kernel<<<ceil_div(rows, 256), 256, 0, stream>>>(lo, hi, block_lo, mid, mid_count, std::max(mid_k, 1),
-                                                              rows, B, cap, kept, kept_count);
+  kept_blocks_kernel<<<ceil_div(rows, kKeptWarps), 32 * kKeptWarps, 0, stream>>>(
+      lo, hi, block_lo, mid, mid_count, std::max(mid_k, 1), rows, B, cap, kept, kept_count);
   HILO_CUDA_LAUNCHED("kept_blocks_kernel");
   clock.mark();
 
@@ -127,10 +127,12 @@ void run_hisa(const uint8_t* q, const float* w, const int32_t* lo, const int32_t
   tile_union_kernel<<<tiles, 256, 0, stream>>>(kept, kept_count, rows, tile_rows, cap, union_blocks, union_mask,
                                                union_count);
   HILO_CUDA_LAUNCHED("tile_union_kernel");
-  HILO_CUDA_CHECK(cudaMemsetAsync(cand, 0xFF, sizeof(float) * rows * cap * B, stream));
+  if (!decode_token_kernel_applies<H, TokenKeys>(per_tile_source, tile_rows, B))  // else the kernel writes them all
+    HILO_CUDA_CHECK(cudaMemsetAsync(cand, 0xFF, sizeof(float) * rows * cap * B, stream));
   launch_token_scores<H>(q, w, lo, hi, rows, tile_rows, per_tile_source, keys, B, kept, kept_count, cap, union_blocks,
                          union_mask, union_count, cand, stream);
-  launch_topk_rows(TokenCandidates{cand, kept, kept_count, cap, B}, sink, rows, opt.topk, opt.sorted, stream);
+  launch_topk_rows_any(TokenCandidates{cand, kept, kept_count, cap, B}, sink, rows, int64_t{cap} * B, opt.topk,
+                       opt.sorted, stream);
   clock.mark();
 }
 

@@ -85,6 +85,8 @@ struct TopkTuning {
   // CTAs per row (a thread-block cluster) for rows that are not split: 1..8, or -1: automatic. The automatic
   // choice of both: automatic_topk_split in topk_select.cuh.
   int cluster = -1;
+  // Unsorted rows of at most 8192 elements go to the short-row kernel (topk_short.cuh); false: never.
+  bool short_rows = true;
   // The automatic rule before 2026-11-28, kept for same-process A/B measurements (bench_hisa_cuda's decode part).
   bool legacy_cluster_rule = false;
 };

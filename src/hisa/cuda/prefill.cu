@@ -16,7 +16,8 @@ Violations flat_prefill(const PrefillArgs& a, int topk, bool sorted, bool valida
   }
   if (a.S > 0) {
     Scratch scratch(stream);
-    const FlatJob job{a.q, a.w, a.ks, a.ke, static_cast<int>(a.S), kMaxGroupRows, false, a.N, topk, sorted, stream};
+    const FlatJob job{a.q, a.w, a.ks, a.ke, static_cast<int>(a.S), kMaxGroupRows, false, a.N, false, topk, sorted,
+                      stream};
     const DenseKeys keys{a.k, a.k_scale, a.N};
     with_heads(a.H, [&](auto h) {
       run_flat<decltype(h)::value>(job, keys, scratch,

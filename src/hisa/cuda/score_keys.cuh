@@ -193,18 +193,24 @@ struct DenseKeys {
 };
 
 // One request's keys in DeepGEMM's paged layout: pages of 64 rows (64*128 fp8 bytes, then 64 f32 scales).
+// Page indices are clamped into the cache, so an unchecked bad entry (check_finite off) cannot read outside it; the
+// row plan gives such a request no visible keys (decode_rows_kernel).
 struct PagedKeys {
   const uint8_t* cache;
   const int32_t* table;     // [batch, max_pages]
   const int32_t* lengths;   // [batch] keys of each request
   int max_pages;
+  int64_t num_pages;
   static constexpr int64_t kPageBytes = 64 * (kDim + 4);
   __device__ const uint8_t* page(int r, int64_t i) const {
-    return cache + static_cast<int64_t>(table[static_cast<int64_t>(r) * max_pages + i / 64]) * kPageBytes;
+    const int64_t p = table[static_cast<int64_t>(r) * max_pages + i / 64];
+    return cache + min64(max64(p, 0), num_pages - 1) * kPageBytes;
   }
   __device__ const uint8_t* row(int r, int64_t i) const { return page(r, i) + (i % 64) * kDim; }
-  __device__ float scale(int r, int64_t i) const {
-    return *reinterpret_cast<const float*>(page(r, i) + 64 * kDim + (i % 64) * 4);
+  __device__ float scale(int r, int64_t i) const { return *scales_at(r, i); }
+  // Scales of keys i, i + 1, ... within i's page (contiguous).
+  __device__ const float* scales_at(int r, int64_t i) const {
+    return reinterpret_cast<const float*>(page(r, i) + 64 * kDim) + i % 64;
   }
   __device__ int64_t size(int r) const { return lengths[r]; }
 };
@@ -219,6 +225,7 @@ struct PooledCacheKeys {
     return codes + (static_cast<int64_t>(r) * max_blocks + i) * kDim;
   }
   __device__ float scale(int r, int64_t i) const { return scales[static_cast<int64_t>(r) * max_blocks + i]; }
+  __device__ const float* scales_at(int r, int64_t i) const { return scales + static_cast<int64_t>(r) * max_blocks + i; }
   __device__ int64_t size(int r) const { return blocks[r]; }
 };
 

@@ -19,6 +19,7 @@
 
 #include "hisa_kernels.cuh"
 #include "runtime.cuh"
+#include "score_decode.cuh"
 #include "score_keys.cuh"
 #include "wgmma.cuh"
 
@@ -318,6 +319,23 @@ void launch_score_keys(const ScoreParams& p, const Keys& keys, const Out& out, c
   const int64_t len = p.key_end - p.key_begin;
   const int groups = ceil_div(p.row_end - p.row_begin, p.group_rows);
   if (len <= 0 || groups <= 0) return;
+  if constexpr ((std::is_same_v<Keys, PagedKeys> || std::is_same_v<Keys, PooledCacheKeys>) && (H == 32 || H == 64)) {
+    // Decode: one request's next_n rows per CTA group against its own keys.
+    if (p.group_rows <= kDecMaxRows && p.key_begin % kDecTileKeys == 0 && wgmma_usable()) {
+      with_decode_rows(p.group_rows, [&](auto rows) {
+        constexpr int R = decltype(rows)::value;
+        constexpr size_t smem = DecLayout<H, R>::kSmem;
+        allow_smem<score_decode_kernel<H, R, Keys, Out>>(smem);
+        const int tiles_per_cta = decode_units_per_cta(
+            groups, ceil_div(len, kDecTileKeys), decode_wave<score_decode_kernel<H, R, Keys, Out>>(smem), 32, 3);
+        score_decode_kernel<H, R, Keys, Out>
+            <<<dim3(ceil_div(len, int64_t{tiles_per_cta} * kDecTileKeys), groups), kDecThreads, smem, stream>>>(
+                p, keys, out, tiles_per_cta);
+        HILO_CUDA_LAUNCHED("score_decode_kernel");
+      });
+      return;
+    }
+  }
   if constexpr (std::is_same_v<Keys, DenseKeys> && (H == 32 || H == 64)) {
     if (p.group_rows == kWgRows && wgmma_usable()) {
       allow_smem<score_keys_wgmma_kernel<H, Out>>(WgLayout<H>::kSmem);
@@ -334,6 +352,14 @@ void launch_score_keys(const ScoreParams& p, const Keys& keys, const Out& out, c
   HILO_CUDA_LAUNCHED("score_keys_kernel");
 }
 
+// Whether HISA's token stage runs on the decode wgmma kernel (decode: a tile is one request's next_n rows over its
+// own pages), which writes every candidate entry itself.
+template <int H, class Keys>
+bool decode_token_kernel_applies(bool per_tile_source, int tile_rows, int block) {
+  return std::is_same_v<Keys, PagedKeys> && (H == 32 || H == 64) && per_tile_source && tile_rows <= kDecMaxRows &&
+         block % kDecTileKeys == 0 && wgmma_usable();
+}
+
 // HISA's token stage: the rows of each tile against the union of their kept blocks, into cand. The wgmma kernel
 // for 32 or 64 heads, tiles of 16 rows and blocks of 128 where usable, else the mma.sync kernel. Either way the
 // grid spreads each tile's union blocks over up to 16 CTAs, enough for two CTAs per SM in all.
@@ -343,6 +369,26 @@ void launch_token_scores(const uint8_t* q, const float* w, const int32_t* lo, co
                          const int32_t* kept_count, int cap, const int32_t* union_blocks, const uint32_t* union_mask,
                          const int32_t* union_count, float* cand, cudaStream_t stream) {
   const int tiles = ceil_div(rows, tile_rows);
+  if constexpr (std::is_same_v<Keys, PagedKeys> && (H == 32 || H == 64)) {
+    if (decode_token_kernel_applies<H, Keys>(per_tile_source, tile_rows, block)) {
+      with_decode_rows(tile_rows, [&](auto r) {
+        constexpr int R = decltype(r)::value;
+        constexpr size_t smem = DecLayout<H, R>::kSmem;
+        allow_smem<token_scores_decode_kernel<H, R>>(smem);
+        // Union blocks per CTA for the largest possible union (cap blocks per row), so that no CTA gets more than
+        // kDecMaxCtaBlocks (the kernel's shared-memory table of slots).
+        const int max_union = tile_rows * cap;
+        const int per = decode_units_per_cta(tiles, max_union, decode_wave<token_scores_decode_kernel<H, R>>(smem),
+                                             kDecMaxCtaBlocks, 2);
+        const int spread = ceil_div(max_union, per);
+        token_scores_decode_kernel<H, R><<<dim3(tiles, spread), kDecThreads, smem, stream>>>(
+            q, w, lo, hi, rows, tile_rows, keys, block, kept, kept_count, cap, union_blocks, union_mask, union_count,
+            cand);
+        HILO_CUDA_LAUNCHED("token_scores_decode_kernel");
+      });
+      return;
+    }
+  }
   if constexpr (H == 32 || H == 64) {
     if (block == kWgTileKeys && tile_rows == kWgRows && wgmma_usable()) {
       constexpr size_t smem = WgLayout<H>::kSmem;

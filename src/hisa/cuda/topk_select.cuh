@@ -378,6 +378,17 @@ struct RowScores {
   __device__ int64_t position(int, int64_t i) const { return i; }
 };
 
+// Rows of scores of which only the first len[row] entries exist (decode: a row sees keys [0, len)), so the rest of
+// the buffer needs no NaN fill and is never read.
+struct RowPrefix {
+  const float* scores;
+  int64_t ld;
+  const int32_t* len;
+  __device__ int64_t count(int row) const { return len[row]; }
+  __device__ uint32_t key(int row, int64_t i) const { return order_key(scores[static_cast<int64_t>(row) * ld + i]); }
+  __device__ int64_t position(int, int64_t i) const { return i; }
+};
+
 // The running top-k of a row (its last winners, ascending positions) followed by a chunk of new scores.
 struct MergeChunk {
   const uint32_t* prev_key;  // [rows][k]
@@ -492,30 +503,6 @@ inline TopkSplit automatic_topk_split(int rows, int64_t max_len, int sms, bool l
   int64_t cluster = std::min<int64_t>({int64_t{8}, sms / rows, max_len / 16384});
   if (cluster > 2 && rows * cluster > 96) cluster = std::max<int64_t>(2, 96 / rows);
   return {0, static_cast<int>(std::max<int64_t>(cluster, 1))};
-}
-
-// Top-k of `rows` rows of `src` (each at most max_len long) into `sink`.
-template <class Src, class Sink>
-void launch_topk(const Src& src, const Sink& sink, int rows, int64_t max_len, int k, bool sorted, cudaStream_t stream,
-                 Scratch& scratch) {
-  if (rows == 0) return;
-  const TopkTuning& tune = topk_tuning();
-  const TopkSplit automatic = automatic_topk_split(rows, max_len, multiprocessor_count(), tune.legacy_cluster_rule);
-  const int64_t segment = tune.segment >= 0 ? tune.segment : automatic.segment;
-  if (segment <= 0 || max_len <= 2 * segment) {
-    const int cluster = tune.cluster >= 1 ? tune.cluster : automatic.cluster;
-    launch_topk_rows(src, sink, rows, k, sorted, stream, std::max(1, std::min(cluster, 8)));
-    return;
-  }
-  const int segments = ceil_div(max_len, segment);
-  const int64_t vrows = static_cast<int64_t>(rows) * segments;
-  uint32_t* key = scratch.alloc<uint32_t>(vrows * k);
-  int32_t* pos = scratch.alloc<int32_t>(vrows * k);
-  int32_t* count = scratch.alloc<int32_t>(vrows);
-  uint32_t* kth = scratch.alloc<uint32_t>(vrows);
-  launch_topk_rows(Segments<Src>{src, segments, segment}, MergeState{key, pos, count, k, kth},
-                   static_cast<int>(vrows), k, false, stream);
-  launch_topk_rows(SegmentWinners{key, pos, count, segments, k}, sink, rows, k, sorted, stream);
 }
 
 }  // namespace hilo::hisa::cuda_detail

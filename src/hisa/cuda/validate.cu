@@ -18,7 +18,9 @@ namespace {
 
 Violations run_checks(cudaStream_t stream, const std::function<void(Violations*)>& launch) {
   Violations* v = nullptr;
-  HILO_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&v), sizeof(Violations), stream));
+  // From hilo's pool, which keeps its memory: the default pool would release it at the synchronisation below and
+  // map it again on the next call.
+  HILO_CUDA_CHECK(cudaMallocFromPoolAsync(reinterpret_cast<void**>(&v), sizeof(Violations), scratch_pool(), stream));
   HILO_CUDA_CHECK(cudaMemsetAsync(v, 0xFF, sizeof(Violations), stream));
   launch(v);
   Violations host{};

@@ -1,0 +1,51 @@
+// Top-k launchers: which kernel and split a set of rows gets (the short-row kernel, one CTA or a cluster per row,
+// or segments and a merge).
+#pragma once
+
+#include <algorithm>
+
+#include "runtime.cuh"
+#include "topk_select.cuh"
+#include "topk_short.cuh"
+
+namespace hilo::hisa::cuda_detail {
+
+// Top-k of `rows` rows no longer than max_len: the short-row kernel where it applies (unsorted output, rows of at
+// most kShortTopkLen, not switched off), else the general one with `cluster` CTAs per row.
+template <class Src, class Sink>
+void launch_topk_rows_any(const Src& src, const Sink& sink, int rows, int64_t max_len, int k, bool sorted,
+                          cudaStream_t stream, int cluster = 1) {
+  if (rows == 0) return;
+  if (!sorted && max_len <= kShortTopkLen && topk_tuning().short_rows) {
+    topk_short_kernel<Src, Sink><<<rows, kTopkThreads, 0, stream>>>(src, sink, k);
+    HILO_CUDA_LAUNCHED("topk_short_kernel");
+    return;
+  }
+  launch_topk_rows(src, sink, rows, k, sorted, stream, cluster);
+}
+
+// Top-k of `rows` rows of `src` (each at most max_len long) into `sink`.
+template <class Src, class Sink>
+void launch_topk(const Src& src, const Sink& sink, int rows, int64_t max_len, int k, bool sorted, cudaStream_t stream,
+                 Scratch& scratch) {
+  if (rows == 0) return;
+  const TopkTuning& tune = topk_tuning();
+  const TopkSplit automatic = automatic_topk_split(rows, max_len, multiprocessor_count(), tune.legacy_cluster_rule);
+  const int64_t segment = tune.segment >= 0 ? tune.segment : automatic.segment;
+  if (segment <= 0 || max_len <= 2 * segment) {
+    const int cluster = tune.cluster >= 1 ? tune.cluster : automatic.cluster;
+    launch_topk_rows_any(src, sink, rows, max_len, k, sorted, stream, std::max(1, std::min(cluster, 8)));
+    return;
+  }
+  const int segments = ceil_div(max_len, segment);
+  const int64_t vrows = static_cast<int64_t>(rows) * segments;
+  uint32_t* key = scratch.alloc<uint32_t>(vrows * k);
+  int32_t* pos = scratch.alloc<int32_t>(vrows * k);
+  int32_t* count = scratch.alloc<int32_t>(vrows);
+  uint32_t* kth = scratch.alloc<uint32_t>(vrows);
+  launch_topk_rows(Segments<Src>{src, segments, segment}, MergeState{key, pos, count, k, kth},
+                   static_cast<int>(vrows), k, false, stream);
+  launch_topk_rows(SegmentWinners{key, pos, count, segments, k}, sink, rows, k, sorted, stream);
+}
+
+}  // namespace hilo::hisa::cuda_detail

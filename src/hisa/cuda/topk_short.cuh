@@ -1,0 +1,119 @@
+// Exact top-k of short rows (at most 8192 elements; HISA's block scores and token candidates, flat decode of short
+// contexts): one CTA per row holds the whole row in registers (16 consecutive elements per thread), so the row is
+// read once and every later pass is register work plus a 256-bin shared histogram:
+//  1. radix select, 8 bits per pass from the top, finds the prefix of the k-th largest key and how many elements
+//     with that prefix still have to be taken (a pass stops early when the whole bin is taken);
+//  2. one block scan of (sure winners, prefix-equal elements) per thread gives every winner its output slot in
+//     ascending element order; equal keys go to the earlier elements, as in every GPU and CPU top-k here.
+// The general kernel (topk_select.cuh) spends ~10 us per launch on fixed work (a 4096-bin histogram, collects into
+// shared lists, a merge) that rows this short do not need. Same source/sink contract; `sorted` output is left to it
+// (topk_launch.cuh chooses).
+#pragma once
+
+#include <cub/block/block_scan.cuh>
+
+#include "topk_select.cuh"
+
+namespace hilo::hisa::cuda_detail {
+
+constexpr int kShortTopkPer = 16;
+constexpr int64_t kShortTopkLen = int64_t{kTopkThreads} * kShortTopkPer;
+
+template <class Src, class Sink>
+__global__ void __launch_bounds__(kTopkThreads) topk_short_kernel(Src src, Sink sink, int k) {
+  __shared__ uint32_t hist[256];
+  __shared__ typename cub::BlockScan<int, kTopkThreads>::TempStorage scan;
+  __shared__ uint32_t s_prefix, s_min;
+  __shared__ int s_remaining, s_bin_count, s_nonzero;
+  const int row = blockIdx.x, lane = threadIdx.x % 32;
+  const int64_t n = min64(src.count(row), kShortTopkLen);  // the launcher guarantees count <= kShortTopkLen
+  const int64_t begin = static_cast<int64_t>(threadIdx.x) * kShortTopkPer;
+  uint32_t key[kShortTopkPer];
+  int nonzero = 0;
+#pragma unroll
+  for (int j = 0; j < kShortTopkPer; ++j) {
+    key[j] = begin + j < n ? src.key(row, begin + j) : 0u;  // key 0: not a candidate
+    nonzero += key[j] != 0u;
+  }
+  if (threadIdx.x == 0) s_nonzero = 0, s_min = 0xFFFFFFFFu;
+  __syncthreads();
+  for (int o = 16; o > 0; o /= 2) nonzero += __shfl_xor_sync(0xFFFFFFFFu, nonzero, o);
+  if (lane == 0) atomicAdd(&s_nonzero, nonzero);
+  __syncthreads();
+  const int total_nonzero = s_nonzero;
+  // Winners: (key & mask) > prefix (sure), and the first `remaining` with (key & mask) == prefix.
+  uint32_t prefix = 0, mask = 0xFFFFFFFFu;
+  int remaining = 0;  // every nonzero key wins when there are at most k
+  if (total_nonzero > k) {
+    mask = 0;
+    remaining = k;
+    for (int shift = 24; shift >= 0; shift -= 8) {
+      if (threadIdx.x < 256) hist[threadIdx.x] = 0;
+      __syncthreads();
+#pragma unroll
+      for (int j = 0; j < kShortTopkPer; ++j)
+        if (key[j] != 0u && (key[j] & mask) == prefix) atomicAdd(&hist[(key[j] >> shift) & 255u], 1u);
+      __syncthreads();
+      if (threadIdx.x < 32) {  // the bin holding the remaining-th largest, scanning bins from the top
+        int counts[8], sum = 0;
+#pragma unroll
+        for (int i = 0; i < 8; ++i) counts[i] = static_cast<int>(hist[255 - (8 * lane + i)]), sum += counts[i];
+        int inclusive = sum;
+        for (int o = 1; o < 32; o *= 2) {
+          const int up = __shfl_up_sync(0xFFFFFFFFu, inclusive, o);
+          if (lane >= o) inclusive += up;
+        }
+        int before = inclusive - sum;
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+          if (before < remaining && before + counts[i] >= remaining) {
+            const uint32_t bin = 255u - static_cast<uint32_t>(8 * lane + i);
+            s_prefix = prefix | (bin << shift);
+            s_remaining = remaining - before;
+            s_bin_count = counts[i];
+          }
+          before += counts[i];
+        }
+      }
+      __syncthreads();
+      prefix = s_prefix;
+      mask |= 0xFFu << shift;
+      remaining = s_remaining;
+      if (s_bin_count == remaining) break;  // the whole bin wins: no need to tell its elements apart
+    }
+  }
+  int sure = 0, equal = 0;
+#pragma unroll
+  for (int j = 0; j < kShortTopkPer; ++j) {
+    sure += key[j] != 0u && (key[j] & mask) > prefix;
+    equal += key[j] != 0u && (key[j] & mask) == prefix;
+  }
+  int before;  // (sure winners << 16 | prefix-equal elements) of the earlier threads; both counts are <= 8192
+  cub::BlockScan<int, kTopkThreads>(scan).ExclusiveSum((sure << 16) | equal, before);
+  int s = before >> 16, e = before & 0xFFFF;
+  uint32_t smallest = 0xFFFFFFFFu;
+#pragma unroll
+  for (int j = 0; j < kShortTopkPer; ++j) {
+    if (key[j] == 0u) continue;
+    const uint32_t high = key[j] & mask;
+    int slot = -1;
+    if (high > prefix) {
+      slot = s + min(e, remaining);
+      ++s;
+    } else if (high == prefix) {
+      if (e < remaining) slot = s + e;
+      ++e;
+    }
+    if (slot >= 0) {
+      sink.write(row, slot, src.position(row, begin + j), key[j]);
+      smallest = min(smallest, key[j]);
+    }
+  }
+  for (int o = 16; o > 0; o /= 2) smallest = min(smallest, __shfl_xor_sync(0xFFFFFFFFu, smallest, o));
+  if (lane == 0) atomicMin(&s_min, smallest);
+  __syncthreads();
+  // kth: the k-th key when the row had more than k candidates, else 0 (the sinks' contract).
+  sink.finish(row, min(total_nonzero, k), total_nonzero > k ? s_min : 0u);
+}
+
+}  // namespace hilo::hisa::cuda_detail
