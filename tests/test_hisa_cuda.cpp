@@ -452,6 +452,51 @@ TEST_F(HisaCuda, UncheckedDecodeIsolatesBadRequests) {
   EXPECT_HILO_ERROR(hisa::cuda::flat_decode({q, w, cache, table, lens}, opt, {flat, {}}), "context_lens[2] =");
 }
 
+// Without check_finite a decode step never synchronises, so serving engines can capture it: flat and HISA decode
+// captured in a CUDA graph on a non-blocking stream give, on every replay, the bytes of the direct calls.
+TEST_F(HisaCuda, UncheckedDecodeCapturesInACudaGraph) {
+  std::mt19937_64 gen(test::fresh_seed());
+  const int batch = 6;
+  const test::Decode d = test::random_decode(gen, DType::F8_E4M3, 64, 128, batch, 1, 500, 5000, false);
+  hisa::HisaOptions opt;
+  opt.topk = 512;
+  opt.block = 128;
+  opt.blocks_kept = 8;
+  opt.check_finite = false;
+  const int64_t max_pages = d.block_table.shape()[1];
+  DeviceTensor q(d.q), w(d.w), cache(d.kv_cache), table(d.block_table), lens(d.context_lens);
+  const hisa::DecodeInputs in{q, w, cache, table, lens};
+  DeviceTensor flat(DType::I32, {batch, opt.topk}), hisa_idx(DType::I32, {batch, opt.topk});
+  DeviceTensor flat_g(DType::I32, {batch, opt.topk}), hisa_g(DType::I32, {batch, opt.topk});
+  hisa::cuda::PooledKeyCache pooled(0, batch, static_cast<int>(max_pages), opt.block);
+  cudaStream_t stream = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
+  hisa::cuda::flat_decode(in, opt, {flat, {}}, stream);
+  hisa::cuda::hisa_decode(in, pooled, opt, {hisa_idx, {}}, stream);
+  ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+  cudaGraph_t graph = nullptr;
+  ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+  hisa::cuda::flat_decode(in, opt, {flat_g, {}}, stream);
+  hisa::cuda::hisa_decode(in, pooled, opt, {hisa_g, {}}, stream);
+  ASSERT_EQ(cudaStreamEndCapture(stream, &graph), cudaSuccess);
+  cudaGraphExec_t exec = nullptr;
+  ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+  const Tensor want_flat = flat.to_host(), want_hisa = hisa_idx.to_host();
+  for (int replay = 0; replay < 2; ++replay) {
+    flat_g.poison();
+    hisa_g.poison();
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);  // the poison (default stream) lands before the replay
+    ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
+    ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+    const Tensor got_flat = flat_g.to_host(), got_hisa = hisa_g.to_host();
+    EXPECT_EQ(std::memcmp(got_flat.view().data(), want_flat.view().data(), want_flat.nbytes()), 0) << replay;
+    EXPECT_EQ(std::memcmp(got_hisa.view().data(), want_hisa.view().data(), want_hisa.nbytes()), 0) << replay;
+  }
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  cudaStreamDestroy(stream);
+}
+
 TEST_F(HisaCuda, BadInputGetsTheCpuMessages) {
   std::mt19937_64 gen(test::fresh_seed());
   test::Prefill p = test::random_prefill(gen, DType::F8_E4M3, 64, 128, 2, 300, 600, 3);
