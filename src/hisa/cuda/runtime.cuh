@@ -67,13 +67,19 @@ class Scratch {
   int64_t bytes_ = 0;
 };
 
+// The current device's entry of a per-device cache (function-local tables of 64 entries).
+template <class T>
+T& current_device_entry(T (&table)[64]) {
+  int device = 0;
+  HILO_CUDA_CHECK(cudaGetDevice(&device));
+  return table[device & 63];
+}
+
 // Raises a kernel's dynamic shared-memory limit once per kernel and device (the attribute call is not free).
 template <auto Kernel>
 void allow_smem(size_t bytes) {
   static size_t allowed[64] = {};
-  int device = 0;
-  HILO_CUDA_CHECK(cudaGetDevice(&device));
-  size_t& done = allowed[device & 63];
+  size_t& done = current_device_entry(allowed);
   if (bytes > done) {
     HILO_CUDA_CHECK(cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
     done = bytes;
@@ -84,10 +90,12 @@ void allow_smem(size_t bytes) {
 template <cudaDeviceAttr Attribute>
 int device_attribute() {
   static int known[64] = {};
+  int& value = current_device_entry(known);
   int device = 0;
-  HILO_CUDA_CHECK(cudaGetDevice(&device));
-  int& value = known[device & 63];
-  if (value == 0) HILO_CUDA_CHECK(cudaDeviceGetAttribute(&value, Attribute, device));
+  if (value == 0) {
+    HILO_CUDA_CHECK(cudaGetDevice(&device));
+    HILO_CUDA_CHECK(cudaDeviceGetAttribute(&value, Attribute, device));
+  }
   return value;
 }
 

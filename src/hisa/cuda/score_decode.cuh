@@ -290,9 +290,7 @@ void with_decode_rows(int next_n, F&& f) {
 template <auto Kernel>
 int decode_wave(size_t smem) {
   static int known[64] = {};
-  int device = 0;
-  HILO_CUDA_CHECK(cudaGetDevice(&device));
-  int& per_sm = known[device & 63];
+  int& per_sm = current_device_entry(known);
   if (per_sm == 0) {
     HILO_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, Kernel, kDecThreads, smem));
     per_sm = std::max(per_sm, 1);
