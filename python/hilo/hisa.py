@@ -33,11 +33,11 @@ def hisa_prefill(q, w, k, k_scale, ks, ke, *, topk: int = 2048, block: int = 128
                  pooled: str = "fp8", sorted: bool = False, threads: int = 0, check_finite: bool = True, out=None,
                  stream=None, return_stats: bool = False):
     """HISA: idx [S, topk] int32, the same contract as flat_prefill. With return_stats, (idx, stage times and the
-    mean blocks kept / tile union / candidates per query)."""
+    mean blocks kept / tile union / candidates per query); on CUDA the stage times wait for the stream."""
     idx = empty(q, (q.shape[0], topk), "int32") if out is None else out
     stats = _hilo.hisa_prefill(_fp8(q), prepare(w), _fp8(k), prepare(k_scale), prepare(ks), prepare(ke),
                                prepare(idx), topk, sorted, threads, check_finite, block, blocks_kept, pooled,
-                               stream_of(q, stream))
+                               stream_of(q, stream), return_stats)
     return (idx, stats) if return_stats else idx
 
 
@@ -94,7 +94,10 @@ def flat_decode(q, w, kv_cache, block_table, context_lens, *, topk: int = 2048, 
                 stream=None):
     """Flat indexer over a paged cache (DeepGEMM's SM90 layout: kv_cache [pages, 64, D + 4] uint8). q [batch,
     next_n, H, D]; w [batch * next_n, H]; block_table [batch, max_pages] int32; context_lens [batch] or
-    [batch, next_n] int32. Returns positions [batch * next_n, topk] int32 (and/or slots = page * 64 + offset)."""
+    [batch, next_n] int32. Returns positions [batch * next_n, topk] int32 (and/or slots = page * 64 + offset).
+    check_finite=False (serving, CUDA graphs) on CUDA: nothing is validated up front and nothing synchronises; a
+    request whose length or page indices are out of range then gets -1 rows instead of an error (the CPU path
+    always checks them)."""
     pos, slot = _decode_outputs(q, topk, positions, slots)
     _hilo.flat_decode(_fp8(q), prepare(w), prepare(kv_cache), prepare(block_table), prepare(context_lens),
                       prepare(pos), prepare(slot), topk, sorted, threads, check_finite, stream_of(q, stream))
@@ -105,7 +108,7 @@ def hisa_decode(q, w, kv_cache, block_table, context_lens, cache: PooledKeyCache
                 blocks_kept: int = 64, sorted: bool = False, threads: int = 0, check_finite: bool = True,
                 positions: bool = True, slots: bool = False, stream=None, return_stats: bool = False):
     """HISA decode: brings `cache` up to date with context_lens, then block selection and exact token top-k.
-    Arguments and result as flat_decode."""
+    Arguments and result as flat_decode. On CUDA, return_stats (stage timings) waits for the stream."""
     pos, slot = _decode_outputs(q, topk, positions, slots)
     if cache.device[0] == "cpu":
         stats = _hilo.hisa_decode_cpu(_fp8(q), prepare(w), prepare(kv_cache), prepare(block_table),
@@ -114,7 +117,7 @@ def hisa_decode(q, w, kv_cache, block_table, context_lens, cache: PooledKeyCache
     else:
         stats = _hilo.hisa_decode_cuda(_fp8(q), prepare(w), prepare(kv_cache), prepare(block_table),
                                        prepare(context_lens), cache._cache, prepare(pos), prepare(slot), topk, sorted,
-                                       check_finite, blocks_kept, stream_of(q, stream))
+                                       check_finite, blocks_kept, stream_of(q, stream), return_stats)
     result = _decode_result(pos, slot)
     return (result, stats) if return_stats else result
 

@@ -87,9 +87,11 @@ void flat_prefill(nb::handle q, nb::handle w, nb::handle k, nb::handle k_scale, 
   }
 }
 
-nb::dict hisa_prefill(nb::handle q, nb::handle w, nb::handle k, nb::handle k_scale, nb::handle ks, nb::handle ke,
-                      nb::handle idx, int topk, bool sorted, int threads, bool check_finite, int block,
-                      int blocks_kept, const std::string& pooled, uintptr_t stream) {
+// Stage statistics only when asked: on CUDA they wait for the stream, which a serving call (or a CUDA graph
+// capture) must not do.
+nb::object hisa_prefill(nb::handle q, nb::handle w, nb::handle k, nb::handle k_scale, nb::handle ks, nb::handle ke,
+                        nb::handle idx, int topk, bool sorted, int threads, bool check_finite, int block,
+                        int blocks_kept, const std::string& pooled, uintptr_t stream, bool with_stats) {
   Prefill p("hisa_prefill", q, w, k, k_scale, ks, ke, idx);
   const auto opt = hisa_options(topk, sorted, threads, check_finite, block, blocks_kept, pooled);
   hisa::HisaStats stats;
@@ -97,13 +99,13 @@ nb::dict hisa_prefill(nb::handle q, nb::handle w, nb::handle k, nb::handle k_sca
     nb::gil_scoped_release release;
     if (on_cuda(p.in.q, "hisa_prefill")) {
 #ifdef HILO_WITH_CUDA
-      hisa::cuda::hisa_prefill(p.in, opt, p.idx, stream_ptr(stream), &stats);
+      hisa::cuda::hisa_prefill(p.in, opt, p.idx, stream_ptr(stream), with_stats ? &stats : nullptr);
 #endif
     } else {
-      hisa::hisa_prefill(p.in, opt, p.idx, &stats);
+      hisa::hisa_prefill(p.in, opt, p.idx, with_stats ? &stats : nullptr);
     }
   }
-  return stats_dict(stats);
+  return with_stats ? nb::object(stats_dict(stats)) : nb::none();
 }
 
 void flat_decode(nb::handle q, nb::handle w, nb::handle kv_cache, nb::handle block_table, nb::handle context_lens,
@@ -199,7 +201,8 @@ void bind_hisa(nb::module_& m) {
   m.def("flat_prefill", &flat_prefill, "q"_a, "w"_a, "k"_a, "k_scale"_a, "ks"_a, "ke"_a, "idx"_a, "topk"_a,
         "sorted"_a, "threads"_a, "check_finite"_a, "stream"_a);
   m.def("hisa_prefill", &hisa_prefill, "q"_a, "w"_a, "k"_a, "k_scale"_a, "ks"_a, "ke"_a, "idx"_a, "topk"_a,
-        "sorted"_a, "threads"_a, "check_finite"_a, "block"_a, "blocks_kept"_a, "pooled"_a, "stream"_a);
+        "sorted"_a, "threads"_a, "check_finite"_a, "block"_a, "blocks_kept"_a, "pooled"_a, "stream"_a,
+        "with_stats"_a);
   m.def("flat_decode", &flat_decode, "q"_a, "w"_a, "kv_cache"_a, "block_table"_a, "context_lens"_a,
         "positions"_a.none(), "slots"_a.none(), "topk"_a, "sorted"_a, "threads"_a, "check_finite"_a, "stream"_a);
   m.def("hisa_decode_cpu", &hisa_decode_cpu, "q"_a, "w"_a, "kv_cache"_a, "block_table"_a, "context_lens"_a,
@@ -268,18 +271,19 @@ void bind_hisa(nb::module_& m) {
   m.def("hisa_decode_cuda",
         [](nb::handle q, nb::handle w, nb::handle kv_cache, nb::handle block_table, nb::handle context_lens,
            hisa::cuda::PooledKeyCache& cache, nb::handle positions, nb::handle slots, int topk, bool sorted,
-           bool check_finite, int blocks_kept, uintptr_t stream) {
+           bool check_finite, int blocks_kept, uintptr_t stream, bool with_stats) -> nb::object {
           Decode d("hisa_decode", q, w, kv_cache, block_table, context_lens, positions, slots);
           const auto opt = hisa_options(topk, sorted, 0, check_finite, cache.block(), blocks_kept, "fp8");
           hisa::HisaStats stats;
           {
+            // Stage timings wait for the stream: only when asked, so that a serving call never synchronises.
             nb::gil_scoped_release release;
-            hisa::cuda::hisa_decode(d.in, cache, opt, d.out, stream_ptr(stream), &stats);
+            hisa::cuda::hisa_decode(d.in, cache, opt, d.out, stream_ptr(stream), with_stats ? &stats : nullptr);
           }
-          return stats_dict(stats);
+          return with_stats ? nb::object(stats_dict(stats)) : nb::none();
         },
         "q"_a, "w"_a, "kv_cache"_a, "block_table"_a, "context_lens"_a, "cache"_a, "positions"_a.none(),
-        "slots"_a.none(), "topk"_a, "sorted"_a, "check_finite"_a, "blocks_kept"_a, "stream"_a);
+        "slots"_a.none(), "topk"_a, "sorted"_a, "check_finite"_a, "blocks_kept"_a, "stream"_a, "with_stats"_a);
   m.def("pool_keys_cuda",
         [](nb::handle k, nb::handle k_scale, int block, nb::handle codes, nb::handle scale, uintptr_t stream) {
           ArrayArgs args("pool_keys");
