@@ -152,7 +152,7 @@ void flat_prefill(const PrefillInputs& in, const IndexerOptions& opt, const Tens
   constexpr std::string_view where = "cuda::flat_prefill";
   const Prefill p = check_prefill(in, opt, idx, where);
   DeviceScope scope(in.q.device().index);
-  const Violations v = cuda_detail::flat_prefill(p.args, opt.topk, opt.sorted, opt.check_finite, opt.check_finite,
+  const Violations v = cuda_detail::flat_prefill(p.args, opt.topk, opt.sorted, opt.check_finite,
                                                  static_cast<int32_t*>(idx.data()), stream);
   raise_prefill(v, in, p.shape.N, where, stream);
 }
@@ -163,7 +163,7 @@ void hisa_prefill(const PrefillInputs& in, const HisaOptions& opt, const TensorV
   const Prefill p = check_prefill(in, opt, idx, where);
   check_hisa_limits(opt, 1, where);
   DeviceScope scope(in.q.device().index);
-  const Violations v = cuda_detail::hisa_prefill(p.args, hisa_args(opt), opt.check_finite, opt.check_finite,
+  const Violations v = cuda_detail::hisa_prefill(p.args, hisa_args(opt), opt.check_finite,
                                                  static_cast<int32_t*>(idx.data()), stream, stats);
   raise_prefill(v, in, p.shape.N, where, stream);
 }
@@ -174,8 +174,7 @@ void flat_decode(const DecodeInputs& in, const IndexerOptions& opt, const Decode
   DeviceScope scope(in.q.device().index);
   // Without check_finite nothing is validated up front (no synchronisation); a request with a bad length or page
   // index then gets no candidates instead of an error (decode_rows_kernel), and no read leaves the cache.
-  const Violations v =
-      cuda_detail::flat_decode(d.args, opt.topk, opt.sorted, opt.check_finite, opt.check_finite, stream);
+  const Violations v = cuda_detail::flat_decode(d.args, opt.topk, opt.sorted, opt.check_finite, stream);
   raise_decode(v, in, d.shape, where, stream);
 }
 
@@ -195,8 +194,7 @@ void hisa_decode(const DecodeInputs& in, PooledKeyCache& cache, const HisaOption
   const cuda_detail::PooledCacheArgs c{static_cast<uint8_t*>(cache.codes().data()),
                                        static_cast<float*>(cache.scales().data()),
                                        static_cast<int32_t*>(cache.lengths().data()), cache.max_blocks()};
-  const Violations v =
-      cuda_detail::hisa_decode(d.args, hisa_args(opt), c, opt.check_finite, opt.check_finite, stream, stats);
+  const Violations v = cuda_detail::hisa_decode(d.args, hisa_args(opt), c, opt.check_finite, stream, stats);
   raise_decode(v, in, d.shape, where, stream);
 }
 

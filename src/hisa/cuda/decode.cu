@@ -35,13 +35,13 @@ DecodeOut decode_sink(const DecodeArgs& a, int topk, int first_row) {
 
 }  // namespace
 
-Violations flat_decode(const DecodeArgs& a, int topk, bool sorted, bool validate, bool finite, void* stream_ptr) {
+Violations flat_decode(const DecodeArgs& a, int topk, bool sorted, bool check, void* stream_ptr) {
   const cudaStream_t stream = as_stream(stream_ptr);
   Scratch scratch(stream);
-  const RowPlan plan = plan_rows(a, 1, !validate, scratch, stream);
+  const RowPlan plan = plan_rows(a, 1, !check, scratch, stream);
   const PagedKeys keys{a.cache, a.table, plan.req_len, static_cast<int>(a.max_pages), a.num_pages};
-  if (validate) {
-    const Violations v = check_decode_values(a, keys, nullptr, finite, stream);
+  if (check) {
+    const Violations v = check_decode_values(a, keys, nullptr, stream);
     if (v.any()) return v;
   }
   const int rows = static_cast<int>(a.batch * a.next_n);
@@ -54,16 +54,16 @@ Violations flat_decode(const DecodeArgs& a, int topk, bool sorted, bool validate
   return kNoViolations;
 }
 
-Violations hisa_decode(const DecodeArgs& a, const HisaArgs& h, const PooledCacheArgs& cache, bool validate,
-                       bool finite, void* stream_ptr, HisaStats* stats) {
+Violations hisa_decode(const DecodeArgs& a, const HisaArgs& h, const PooledCacheArgs& cache, bool check,
+                       void* stream_ptr, HisaStats* stats) {
   const cudaStream_t stream = as_stream(stream_ptr);
   Scratch scratch(stream);
   StageClock clock(stats != nullptr, stream);
   clock.mark();
-  const RowPlan plan = plan_rows(a, h.block, !validate, scratch, stream);
+  const RowPlan plan = plan_rows(a, h.block, !check, scratch, stream);
   const PagedKeys keys{a.cache, a.table, plan.req_len, static_cast<int>(a.max_pages), a.num_pages};
-  if (validate) {  // only the rows the pooled cache has not seen yet: they are read once, here and when pooled
-    const Violations v = check_decode_values(a, keys, cache.lengths, finite, stream);
+  if (check) {  // only the rows the pooled cache has not seen yet: they are read once, here and when pooled
+    const Violations v = check_decode_values(a, keys, cache.lengths, stream);
     if (v.any()) return v;
   }
   const int rows = static_cast<int>(a.batch * a.next_n);

@@ -47,6 +47,8 @@ void run_flat(const FlatJob& job, const Keys& keys, Scratch& scratch, MakeSink m
   int32_t* cnt_b = scratch.alloc<int32_t>(block_rows);
   uint32_t* kth_a = scratch.alloc<uint32_t>(block_rows);
   uint32_t* kth_b = scratch.alloc<uint32_t>(block_rows);
+  // One pass over rows that see [0, hi): the top-k reads each row's prefix, so the buffer needs no NaN fill.
+  const bool prefix_rows = single && job.from_zero;
 
   for (int rb = 0; rb < job.rows; rb += block_rows) {
     const int rows_b = std::min(block_rows, job.rows - rb);
@@ -55,14 +57,14 @@ void run_flat(const FlatJob& job, const Keys& keys, Scratch& scratch, MakeSink m
     for (int64_t c0 = 0; c0 < std::max<int64_t>(job.key_max, 1); c0 += chunk) {
       const int64_t len = std::min(chunk, std::max<int64_t>(job.key_max - c0, 0));
       const bool last = c0 + chunk >= job.key_max;
-      if (!(single && job.from_zero))  // NaN: no candidate, for keys a row does not see
+      if (!prefix_rows)  // NaN: no candidate, for keys a row does not see
         HILO_CUDA_CHECK(cudaMemsetAsync(scores, 0xFF, sizeof(float) * rows_b * chunk, job.stream));
       if (len > 0) {
         ScoreParams p{job.q, job.w, job.row_lo, job.row_hi, rb, rb + rows_b, job.group_rows,
                       job.per_group_source ? rb / job.group_rows : 0, c0, c0 + len};
         launch_score_keys<H>(p, keys, ChunkOut{scores, rb, c0, chunk}, job.stream);
       }
-      if (single && job.from_zero) {
+      if (prefix_rows) {
         launch_topk(RowPrefix{scores, chunk, job.row_hi + rb}, make_sink(rb), rows_b, chunk, job.k, job.sorted,
                     job.stream, scratch);
         break;

@@ -70,11 +70,10 @@ __device__ __forceinline__ void note(unsigned long long* slot, int64_t i) {
 
 static __global__ void check_prefill_kernel(const int32_t* ks, const int32_t* ke, int64_t S, int64_t N, const uint8_t* q,
                                      int64_t q_n, const float* w, int64_t w_n, const uint8_t* k, int64_t k_n,
-                                     const float* k_scale, bool finite, Violations* v) {
+                                     const float* k_scale, Violations* v) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < max(max(q_n, k_n), S); i += stride) {
     if (i < S && (ks[i] < 0 || ks[i] > ke[i] || ke[i] > N)) note(&v->range, i);
-    if (!finite) continue;
     if (i < q_n && (q[i] & 0x7F) == 0x7F) note(&v->q, i);
     if (i < w_n && !isfinite(w[i])) note(&v->w, i);
     if (i < k_n && (k[i] & 0x7F) == 0x7F) note(&v->k, i);
@@ -86,8 +85,7 @@ static __global__ void check_prefill_kernel(const int32_t* ks, const int32_t* ke
 // of each request (every visible row for flat decode; for HISA only the rows its cache has not pooled yet).
 static __global__ void check_decode_kernel(const int32_t* lens, int64_t n_lens, int64_t capacity, PagedKeys keys,
                                     int64_t num_pages, int batch, const int32_t* req_len, const int32_t* from,
-                                    const uint8_t* q, int64_t q_n, const float* w, int64_t w_n, bool finite,
-                                    Violations* v) {
+                                    const uint8_t* q, int64_t q_n, const float* w, int64_t w_n, Violations* v) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   const int64_t tid = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   for (int64_t i = tid; i < n_lens; i += stride)
@@ -98,7 +96,6 @@ static __global__ void check_decode_kernel(const int32_t* lens, int64_t n_lens, 
     const int64_t len = min64(max(req_len[r], 0), capacity);
     if (p * 64 < len && (keys.table[i] < 0 || keys.table[i] >= num_pages)) note(&v->table, i);
   }
-  if (!finite) return;
   for (int64_t i = tid; i < q_n; i += stride)
     if ((q[i] & 0x7F) == 0x7F) note(&v->q, i);
   for (int64_t i = tid; i < w_n; i += stride)

@@ -56,15 +56,15 @@ struct PooledCacheArgs {
   int max_blocks;
 };
 
-// Each runs its validation kernels first when `validate` (ranges always; NaN/Inf when `finite`), waits for them
-// and returns their findings without computing anything if one failed.
-Violations flat_prefill(const PrefillArgs& a, int topk, bool sorted, bool validate, bool finite, int32_t* idx,
-                        void* stream);
-Violations hisa_prefill(const PrefillArgs& a, const HisaArgs& h, bool validate, bool finite, int32_t* idx,
-                        void* stream, HisaStats* stats);
-Violations flat_decode(const DecodeArgs& a, int topk, bool sorted, bool validate, bool finite, void* stream);
-Violations hisa_decode(const DecodeArgs& a, const HisaArgs& h, const PooledCacheArgs& cache, bool validate,
-                       bool finite, void* stream, HisaStats* stats);
+// Each runs its validation kernels first when `check` (IndexerOptions::check_finite: ranges, block table, NaN/Inf),
+// waits for them and returns their findings without computing anything if one failed. Without it nothing is
+// checked and nothing synchronises.
+Violations flat_prefill(const PrefillArgs& a, int topk, bool sorted, bool check, int32_t* idx, void* stream);
+Violations hisa_prefill(const PrefillArgs& a, const HisaArgs& h, bool check, int32_t* idx, void* stream,
+                        HisaStats* stats);
+Violations flat_decode(const DecodeArgs& a, int topk, bool sorted, bool check, void* stream);
+Violations hisa_decode(const DecodeArgs& a, const HisaArgs& h, const PooledCacheArgs& cache, bool check,
+                       void* stream, HisaStats* stats);
 void topk_rows(const float* scores, int64_t rows, int64_t len, int k, bool sorted, int32_t* out, void* stream);
 void pool_keys(const uint8_t* k, const float* k_scale, int64_t N, int block, uint8_t* codes, float* scale,
                void* stream);

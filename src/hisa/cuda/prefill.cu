@@ -7,11 +7,10 @@
 
 namespace hilo::hisa::cuda_detail {
 
-Violations flat_prefill(const PrefillArgs& a, int topk, bool sorted, bool validate, bool finite, int32_t* idx,
-                        void* stream_ptr) {
+Violations flat_prefill(const PrefillArgs& a, int topk, bool sorted, bool check, int32_t* idx, void* stream_ptr) {
   const cudaStream_t stream = as_stream(stream_ptr);
-  if (validate) {
-    const Violations v = check_prefill_values(a, finite, stream);
+  if (check) {
+    const Violations v = check_prefill_values(a, stream);
     if (v.any()) return v;
   }
   if (a.S > 0) {
@@ -27,11 +26,11 @@ Violations flat_prefill(const PrefillArgs& a, int topk, bool sorted, bool valida
   return kNoViolations;
 }
 
-Violations hisa_prefill(const PrefillArgs& a, const HisaArgs& h, bool validate, bool finite, int32_t* idx,
-                        void* stream_ptr, HisaStats* stats) {
+Violations hisa_prefill(const PrefillArgs& a, const HisaArgs& h, bool check, int32_t* idx, void* stream_ptr,
+                        HisaStats* stats) {
   const cudaStream_t stream = as_stream(stream_ptr);
-  if (validate) {
-    const Violations v = check_prefill_values(a, finite, stream);
+  if (check) {
+    const Violations v = check_prefill_values(a, stream);
     if (v.any()) return v;
   }
   Scratch scratch(stream);

@@ -34,26 +34,26 @@ int grid_for(int64_t n) { return static_cast<int>(std::min<int64_t>(4096, std::m
 
 }  // namespace
 
-Violations check_prefill_values(const PrefillArgs& a, bool finite, cudaStream_t stream) {
+Violations check_prefill_values(const PrefillArgs& a, cudaStream_t stream) {
   const int64_t q_n = a.S * a.H * kDim, w_n = a.S * a.H, k_n = a.N * kDim;
   return run_checks(stream, [&](Violations* v) {
     check_prefill_kernel<<<grid_for(std::max({q_n, k_n, a.S})), 256, 0, stream>>>(
-        a.ks, a.ke, a.S, a.N, a.q, q_n, a.w, w_n, a.k, k_n, a.k_scale, finite, v);
+        a.ks, a.ke, a.S, a.N, a.q, q_n, a.w, w_n, a.k, k_n, a.k_scale, v);
     HILO_CUDA_LAUNCHED("check_prefill_kernel");
   });
 }
 
-Violations check_decode_values(const DecodeArgs& a, const PagedKeys& keys, const int32_t* from, bool finite,
+Violations check_decode_values(const DecodeArgs& a, const PagedKeys& keys, const int32_t* from,
                                cudaStream_t stream) {
   const int64_t capacity = a.max_pages * 64, n_lens = a.per_token_lens ? a.batch * a.next_n : a.batch;
   const int64_t q_n = a.batch * a.next_n * a.H * kDim, w_n = a.batch * a.next_n * a.H;
   const Violations first = run_checks(stream, [&](Violations* v) {
     check_decode_kernel<<<grid_for(std::max({n_lens, a.batch * a.max_pages, q_n})), 256, 0, stream>>>(
         a.lens, n_lens, capacity, keys, a.num_pages, static_cast<int>(a.batch), keys.lengths, from, a.q, q_n, a.w, w_n,
-        finite, v);
+        v);
     HILO_CUDA_LAUNCHED("check_decode_kernel");
   });
-  if (first.any() || !finite) return first;
+  if (first.any()) return first;
   // The rows are read only once the lengths and the block table are known to be valid.
   return run_checks(stream, [&](Violations* v) {
     check_cache_rows_kernel<<<dim3(64, static_cast<unsigned>(a.batch)), 256, 0, stream>>>(keys, static_cast<int>(a.batch),

@@ -7,9 +7,9 @@
 
 namespace hilo::hisa::cuda_detail {
 
-Violations check_prefill_values(const PrefillArgs& a, bool finite, cudaStream_t stream);
-// Lengths, block table, q, w; then (finite) cache rows [from[r], keys.lengths[r]) (from = nullptr: all).
-Violations check_decode_values(const DecodeArgs& a, const PagedKeys& keys, const int32_t* from, bool finite,
-                               cudaStream_t stream);
+// Ranges and NaN/Inf of q, w, k, k_scale.
+Violations check_prefill_values(const PrefillArgs& a, cudaStream_t stream);
+// Lengths, block table, q, w; then the cache rows [from[r], keys.lengths[r]) (from = nullptr: all).
+Violations check_decode_values(const DecodeArgs& a, const PagedKeys& keys, const int32_t* from, cudaStream_t stream);
 
 }  // namespace hilo::hisa::cuda_detail
