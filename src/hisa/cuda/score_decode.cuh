@@ -301,7 +301,8 @@ int decode_wave(size_t smem) {
 // How many of a request's `units` (tiles, or union blocks) one CTA takes, for `groups` requests: the split that
 // minimises (waves of CTAs) x (units per CTA + a CTA's fixed cost in units: staging q, filling the pipeline),
 // preferring fewer, longer CTAs on ties. A plain "enough CTAs" rule left a last wave 10-30% full (b64 x 64K: 2048
-// CTAs, waves of 660); without the fixed cost, large batches got one-tile CTAs (H200: b128 x 64K 0.42 -> 0.63 ms).
+// CTAs, waves of 660); without the fixed cost the arithmetic picks one-tile CTAs for large batches (H200, that rule:
+// b128 x 64K 0.42 -> 0.63 ms).
 inline int decode_units_per_cta(int64_t groups, int64_t units, int wave, int max_per, int fixed_units) {
   int best = 1;
   int64_t best_cost = INT64_MAX;
