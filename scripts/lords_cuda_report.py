@@ -2,7 +2,9 @@
 """Tables and a plot for docs/results/lords-cuda.md from one device run of scripts/device/lords_gpu.sh: hilo's
 block-wise and LoRDS GPU matmul (bench_lords_cuda JSON files) against cuBLAS bf16 measured in the same run.
 
-    python3 scripts/lords_cuda_report.py CUBLAS.json RUN.json [RUN.json ...] [--png OUT.png]
+    python3 scripts/lords_cuda_report.py CUBLAS.json RUN.json[:LABEL] [RUN.json[:LABEL] ...] [--png OUT.png]
+
+LABEL names a run's series in the plot (e.g. an A/B run of another kernel); the default is "NF{bits} B{block}".
 """
 import argparse
 import json
@@ -16,9 +18,11 @@ def main():
     args = ap.parse_args()
     cublas = {(r["out"], r["in"], r["batch"]): r["us"] for r in json.load(open(args.cublas))["rows"]}
     points = []
-    for path in args.runs:
+    for spec in args.runs:
+        path, _, label = spec.partition(":")
         run = json.load(open(path))
         bits, block = run["bits"], run["block"]
+        label = label or f"NF{bits} B{block}"
         print(f"\n**NF{bits}, B={block}** (LoRDS at parity rank), {run['device']}, copy bandwidth {run['copy_gbs']:.0f} GB/s\n")
         print("| shape (out x in) | batch | method | rank | µs | GB/s | TFLOP/s | floor µs | cuBLAS bf16 µs | vs cuBLAS | vs block-wise |")
         print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -34,7 +38,7 @@ def main():
                     f"{tflops:.1f} | {r['floor_us']:.1f} |")
             print(f"{head} {base:.1f} | {vs} | {vs_bw} |" if base else f"{head} - | - | {vs_bw} |")
             if base:
-                points.append((f"{r['out']}x{r['in']}", f"NF{bits} B{block} {r['method']}", r["batch"], base / r["us"]))
+                points.append((f"{r['out']}x{r['in']}", f"{label} {r['method']}", r["batch"], base / r["us"]))
     if args.png and points:
         import matplotlib
 
@@ -56,10 +60,10 @@ def main():
         ax.set_ylabel("speed vs cuBLAS bf16 (same run)")
         ax.set_title("batch 1 (H200)")
         ax.legend(fontsize=7, ncol=2)
-        first = points[0][1].split()[:2]
+        first = points[0][1].rsplit(" ", 1)[0]
         for shape in shapes:
             for method in ("blockwise", "lords"):
-                name = f"{first[0]} {first[1]} {method}"
+                name = f"{first} {method}"
                 pts = sorted((p[2], p[3]) for p in points if p[0] == shape and p[1] == name)
                 if pts:
                     bx.plot([b for b, _ in pts], [v for _, v in pts], marker="o", ls="-" if method == "lords" else ":",
@@ -68,7 +72,7 @@ def main():
         bx.axhline(1.0, color="black", lw=0.8)
         bx.set_xlabel("batch (activation rows)")
         bx.set_ylabel("speed vs cuBLAS bf16 (same run)")
-        bx.set_title(f"{first[0]} {first[1]} over batch sizes (H200)")
+        bx.set_title(f"{first} over batch sizes (H200)")
         bx.legend(fontsize=6, ncol=2)
         fig.tight_layout()
         fig.savefig(args.png, dpi=120)

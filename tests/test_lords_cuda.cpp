@@ -3,8 +3,9 @@
 // across clusters, ranks of every padded width, batches on both sides of the GEMV/GEMM switch (and GEMM batches
 // across two activation tiles), activations far from 1, outputs poisoned first. Tolerances: y is rounded to bf16
 // (2^-8 relative) after an f32 accumulation in another order, plus
-//  - GEMV tensor-core path (block-wise, LoRDS rank <= 128, small batches): fp16 codebook values and fp16 x * A (2^-11
-//    relative each), so 2^-10 of sum_c |q_ic x_c| sum_k |B_ik A_kc| (for block-wise, sum |w x|);
+//  - GEMV tensor-core paths (block-wise, LoRDS rank <= 128, small batches; the row-owning GEMV or the cluster GEMV):
+//    fp16 codebook values and fp16 x * A (2^-11 relative each), so 2^-10 of sum_c |q_ic x_c| sum_k |B_ik A_kc| (for
+//    block-wise, sum |w x|);
 //  - GEMM path (larger batches): bf16 codebook values (2^-9), W = value * scale (or * S, f32) rounded to bf16 (2^-9),
 //    so 2^-8 of that sum;
 //  - CUDA-core path (LoRDS rank > 128): 1e-5 of sum |w x|.
@@ -114,6 +115,21 @@ TEST(LordsCuda, EveryRankWidthAndActivationRange) {
       check_case({method, CodebookKind::NF, 4, 64, 64, 384, 0, x_scale}, gen);
   check_case({Method::Blockwise, CodebookKind::INT, 3, 96, 40, 2016}, gen);  // blocks straddle tiles and slabs
   check_case({Method::Blockwise, CodebookKind::NF, 2, 256, 2100, 512}, gen);  // many row CTAs
+}
+
+// The row-owning GEMV (block-wise, power-of-two blocks, batch <= 8): every block size it serves, many CTAs (several
+// waves), few row tiles (column slabs over a cluster of 8), an odd number of row tiles, rows and columns that are not
+// multiples of the tiles, 3-bit tiles, x far from 1 (the rescaled path); batches above 8 in check_case run the GEMM.
+TEST(LordsCuda, RowGemvServesBlockwiseSmallBatches) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937_64 gen(test::fresh_seed());
+  using lords::CodebookKind;
+  using lords::Method;
+  for (int block : {32, 128, 256})
+    for (int bits : {2, 3, 4}) check_case({Method::Blockwise, CodebookKind::NF, bits, block, 77, 1280}, gen);
+  check_case({Method::Blockwise, CodebookKind::NF, 4, 64, 8500, 256}, gen);    // several waves of CTAs
+  check_case({Method::Blockwise, CodebookKind::INT, 3, 64, 40, 4032}, gen);    // 3 row tiles: 8 column slabs
+  check_case({Method::Blockwise, CodebookKind::NF, 4, 64, 33, 192, 0, 3e4f}, gen);  // x far from 1
 }
 
 TEST(LordsCuda, BadArgumentsAreNamed) {

@@ -1,9 +1,10 @@
 // LoRDS and block-wise quantized layers on NVIDIA GPUs: y = x . W^T straight from the packed codes (issue 5).
-// Two tensor-core kernels (Hopper, sm_90a) for block-wise layers and LoRDS layers up to rank 128, codes re-laid out at
-// upload into mma fragment order and decoded in registers: a GEMV for small batches (LoRDS in the activation-expanded
-// form, fp16 operands, split-K over a thread-block cluster) and a GEMM for larger ones (codes decoded once per CTA for
-// up to 128 activation rows, LoRDS' scale tile computed by an mma, bf16 operands, f32 accumulation). Larger ranks use a
-// CUDA-core kernel with the CPU's exact scales. Semantics: docs/lords.md section 8; speed: docs/results/lords-cuda.md.
+// Tensor-core kernels (Hopper, sm_90a) for block-wise layers and LoRDS layers up to rank 128, codes re-laid out at
+// upload into mma fragment order and decoded in registers: GEMVs for small batches (block-wise: CTAs that own whole
+// rows; LoRDS in the activation-expanded form, split-K over a thread-block cluster; fp16 operands) and a GEMM for
+// larger ones (codes decoded once per CTA for up to 128 activation rows, LoRDS' scale tile computed by an mma, bf16
+// operands, f32 accumulation). Larger ranks use a CUDA-core kernel with the CPU's exact scales. Semantics:
+// docs/lords.md section 8; speed: docs/results/lords-cuda.md.
 // This header includes no CUDA headers.
 #pragma once
 

@@ -45,8 +45,10 @@ Buffer upload(const std::vector<T>& v) {
 void upload_tiled(const QuantizedLinear& q, DeviceLinear::Impl& m) {
   namespace gl = gpu_layout;
   m.codes = upload(gl::tile_codes(q));
-  m.pairs = upload(gl::pair_table(q.codebook));
+  const std::vector<uint32_t> pairs = gl::pair_table(q.codebook);
+  m.pairs = upload(pairs);
   auto& g = m.mma_args;
+  for (int i = 0; i < (1 << q.codebook.bits); ++i) g.values_h[i] = static_cast<uint16_t>(pairs[static_cast<std::size_t>(i)]);
   g.codes = static_cast<const uint8_t*>(m.codes.get());
   g.pairs = static_cast<const uint32_t*>(m.pairs.get());
   g.rows = q.rows;

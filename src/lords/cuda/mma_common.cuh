@@ -1,11 +1,14 @@
-// Device helpers shared by the tensor-core GEMV and GEMM (mma_gemv.cu, mma_gemm.cu): bf16 halves, the tiled code
+// Device helpers shared by the tensor-core GEMVs and GEMM (mma_gemv.cu, row_gemv.cu, mma_gemm.cu): bf16 halves, the tiled code
 // loads (src/lords/gpu_layout.hpp), the pair-table lookups that turn two codes into one A-fragment register, and the
 // launchers' shared-memory limit.
 #pragma once
 
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <atomic>
+#include <cfloat>
+#include <cstdlib>
 #include <cstdint>
 
 #include "../../cuda/ptx.cuh"
@@ -61,6 +64,41 @@ template <int Bits>
 __device__ __forceinline__ uint32_t pair_offset(const uint32_t (&w)[2 * Bits], int p) {
   if constexpr (Bits == 4) return __byte_perm(w[p / 4], 0, 0x4440 | (p % 4)) * 128;
   return pair_at<Bits>(w, p) * 128;
+}
+
+// A float in the shared memory of CTA `rank` of this cluster (distributed shared memory).
+__device__ __forceinline__ float ld_cluster_f32(uint32_t local_addr, uint32_t rank) {
+  uint32_t remote;
+  float v;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(local_addr), "r"(rank));
+  asm volatile("ld.shared::cluster.f32 %0, [%1];\n" : "=f"(v) : "r"(remote));
+  return v;
+}
+
+__device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint2 b) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b.x), "r"(b.y));
+}
+
+__device__ __forceinline__ uint32_t half2_bits(float lo, float hi) {
+  const __half2 h = __floats2half2_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&h);
+}
+
+// Power of two that brings `bound` (max |operand|) just under 2^15: fp16 then holds x exactly (x * A to 11 bits).
+__device__ __forceinline__ int fp16_exponent(float bound) {
+  if (!(bound > 0.0f) || bound > FLT_MAX) return 0;  // zero or non-finite input: nothing to gain
+  return min(max(14 - ilogbf(bound), -120), 120);
+}
+
+// An integer tuning override from the environment (read once), or `fallback` when unset or outside [lo, hi].
+inline int env_override(const char* name, int lo, int hi, int fallback) {
+  const char* v = std::getenv(name);
+  const int k = v ? std::atoi(v) : 0;
+  return k >= lo && k <= hi ? k : fallback;
 }
 
 // Raises Kernel's dynamic shared-memory limit to `bytes` once per device (not a stream operation: the first call,

@@ -23,6 +23,7 @@
 #include "../gpu_layout.hpp"
 #include "mma_common.cuh"
 #include "mma_gemv.hpp"
+#include "row_gemv.hpp"
 
 namespace hilo::lords::cuda_detail {
 namespace {
@@ -37,34 +38,6 @@ constexpr int kSteps = gpu_layout::kStepsPerTile;
 constexpr int kMaxCluster = 8;
 constexpr int kStageBytes = 48 * 1024;     // B fragments staged at a time
 constexpr int kMaxScaleBytes = 64 * 1024;  // block-wise scales of a slab (8 MT row tiles x blocks x 16 rows)
-
-// A float in the shared memory of CTA `rank` of this cluster (distributed shared memory).
-__device__ __forceinline__ float ld_cluster_f32(uint32_t local_addr, uint32_t rank) {
-  uint32_t remote;
-  float v;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(local_addr), "r"(rank));
-  asm volatile("ld.shared::cluster.f32 %0, [%1];\n" : "=f"(v) : "r"(remote));
-  return v;
-}
-
-__device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint2 b) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b.x), "r"(b.y));
-}
-
-__device__ __forceinline__ uint32_t half2_bits(float lo, float hi) {
-  const __half2 h = __floats2half2_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&h);
-}
-
-// Power of two that brings `bound` (max |operand|) just under 2^15: fp16 then holds x exactly (x * A to 11 bits).
-__device__ __forceinline__ int fp16_exponent(float bound) {
-  if (!(bound > 0.0f) || bound > FLT_MAX) return 0;  // zero or non-finite input: nothing to gain
-  return min(max(14 - ilogbf(bound), -120), 120);
-}
 
 // Fills frag[] with the B fragments of tiles [c_begin, c_end): block-wise x[n, col]; LoRDS x[b, col] A[k, col]
 // for n = (b, k). Entry order (tile, step, n-tile, lane) is the read order.
@@ -310,13 +283,6 @@ __global__ void __launch_bounds__(kThreads) mma_gemv_kernel(MmaArgs g, int nb, i
   cluster.sync();  // keep this CTA's shared memory alive until the others have read it
 }
 
-// An integer tuning override from the environment (read once), or `fallback` when unset or outside [lo, hi].
-int env_override(const char* name, int lo, int hi, int fallback) {
-  const char* v = std::getenv(name);
-  const int k = v ? std::atoi(v) : 0;
-  return k >= lo && k <= hi ? k : fallback;
-}
-
 // CTAs per SM the column split aims for (4: in effect the widest split, clusters of 8 where the rows allow;
 // measured against 1 and 2 in docs/results/lords-cuda.md); HILO_MMA_CTAS_PER_SM overrides it for A/B measurements.
 int ctas_per_sm() {
@@ -471,6 +437,8 @@ int launch_bits(const MmaArgs& g, cudaStream_t stream) {
 }  // namespace
 
 int launch_mma_gemv(const MmaArgs& g, void* stream_ptr) {
+  if (row_gemv_serves(g))
+    if (const int e = launch_row_gemv(g, stream_ptr); e != -1) return e;
   const auto stream = static_cast<cudaStream_t>(stream_ptr);
   switch (g.bits) {
     case 2: return launch_bits<2>(g, stream);

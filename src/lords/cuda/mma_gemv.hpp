@@ -17,6 +17,7 @@ constexpr int kMmaMaxRank = 128;  // padded rank the LoRDS path serves; larger r
 struct MmaArgs {
   const uint8_t* codes = nullptr;      // tiled codes
   const uint32_t* pairs = nullptr;     // half2 pair table, 2^(2 bits) entries
+  uint16_t values_h[16] = {};          // the codebook values as fp16 (the pair table's halves), for the row GEMV
   const uint16_t* scales = nullptr;    // block-wise: tiled bf16 scales
   const uint16_t* b = nullptr;         // LoRDS: bf16 [row tiles * 16, rank_pad]
   const uint32_t* a = nullptr;         // LoRDS: A in fragment order
