@@ -210,6 +210,35 @@ def same_set_fraction(a: torch.Tensor, b: torch.Tensor) -> float:
     return sum(set(x.tolist()) == set(y.tolist()) for x, y in zip(a.cpu(), b.cpu())) / a.shape[0]
 
 
+def decode_scores(t: dict, row: int, next_n: int) -> torch.Tensor:
+    """Exact scores of decode query `row` against the tokens it sees (spec section 3's paged layout: per page 64
+    fp8 key rows, then their 64 f32 scales), in the reference's definition sum_h w_h relu(q_h . k scale)."""
+    b, j = divmod(row, next_n)
+    pages = t["kv_cache"].shape[0]
+    cache = t["kv_cache"].reshape(pages, -1)
+    keys = cache[:, : 64 * 128].reshape(pages, 64, 128).view(torch.float8_e4m3fn).float()
+    scales = cache[:, 64 * 128 :].contiguous().view(torch.float32).reshape(pages, 64)
+    pos = torch.arange(int(t["context_lens"][b]) - next_n + j + 1)
+    page = t["block_table"][b].long()[pos // 64]
+    logits = (keys[page, pos % 64] @ t["q"][b, j].float().T) * scales[page, pos % 64, None]
+    return (torch.relu(logits) * t["w"][row]).sum(1)
+
+
+def assert_same_up_to_ties(gpu: torch.Tensor, cpu_idx: torch.Tensor, t: dict, next_n: int, rel: float = 2e-3):
+    """Row by row, the GPU's index set equals the CPU's except for keys whose exact score ties with the CPU's k-th
+    score within `rel` of the row's largest |score| (fp8 tensor-core accumulation order and precision; the C++ GPU
+    tests use the same rule)."""
+    for row, (g, c) in enumerate(zip(gpu.cpu(), cpu_idx)):
+        g, c = set(g.tolist()) - {-1}, set(c.tolist()) - {-1}
+        assert len(g) == len(c), row
+        if g == c:
+            continue
+        scores = decode_scores(t, row, next_n)
+        kth, tol = scores[sorted(c)].min(), rel * scores.abs().max()
+        for i in g ^ c:
+            assert abs(scores[i] - kth) <= tol, (row, i, float(scores[i]), float(kth))
+
+
 @cuda
 def test_cuda_decode_topk_and_pool_keys_match_cpu():
     d = hilo.hisa.synthetic_decode(context=5000, batch=3, next_n=2, heads=64, dim=128, seed=11)
@@ -220,8 +249,9 @@ def test_cuda_decode_topk_and_pool_keys_match_cpu():
     blocks = (dev["block_table"].shape[1] * 64 + 127) // 128
     cache = hilo.hisa.PooledKeyCache(device="cuda", max_batch=3, max_blocks=blocks)
     hisa_gpu = hilo.hisa.hisa_decode(*(dev[n] for n in names), cache, topk=512, blocks_kept=blocks)
-    # Tensor-core rounding may swap near-ties with the CPU; HISA keeping every block equals flat on the device.
-    assert same_set_fraction(flat_gpu, flat_cpu) >= 0.8
+    # Tensor-core rounding may swap near-ties with the CPU (rows differ only there); HISA keeping every block equals
+    # flat on the device.
+    assert_same_up_to_ties(flat_gpu, flat_cpu, cpu, next_n=2)
     assert same_set_fraction(hisa_gpu, flat_gpu) == 1.0
     pages = dev["block_table"].long().repeat_interleave(2, dim=0).gather(1, (flat_gpu.long() // 64).clamp(min=0))
     assert torch.equal(slots, torch.where(flat_gpu < 0, -1, pages * 64 + flat_gpu % 64).int())
