@@ -3,16 +3,17 @@
 //
 // Why a second GEMV: the cluster GEMV (mma_gemv.cu) gives each warp its own 16 rows and splits the columns across a
 // cluster of CTAs, so every call pays a cluster reduction and, per CTA, a serial prologue for a few KB of codes
-// (1024x4096 at batch 1: 7.4 µs for 2 MB on an H200). Here the 8 warps of a CTA split the columns of the same 16
-// (or 32) rows and add their partial sums in shared memory, so most layers need no cluster at all; only layers with
-// too few row tiles to fill the GPU (or activations too wide for shared memory) split the columns over a cluster.
+// (1024x4096 at batch 1: 7.4 µs for 2 MB on an H200). Here the 8 warps of a CTA split the columns of the same 32 rows
+// and add their partial sums in shared memory, so most layers need no cluster at all; only layers with too few row
+// tiles to fill the GPU (or activations too wide for shared memory) split the columns over a cluster.
 //
-// Per CTA: the first tiles' codes are requested before anything else; x (bf16) and the CTA's block scales arrive by
-// cp.async while the pair table is written; x is then scaled by one power of two into fp16 range (exact) and
-// rearranged in place into mma B fragments, [step][activation row][4 lanes] x 8 bytes, which lanes of the warp
-// whose activation row exists read conflict-free. Warp w takes column tiles w, w + 8, ... of the slab (neighbouring
-// warps read neighbouring kilobytes), keeps kDepth tiles of codes in flight in registers, and scales its per-block
-// sums by the block scale in f32. Deterministic: every sum is added in a fixed order.
+// Per CTA: x (bf16) and the CTA's block scales are requested by cp.async first (L2 hits that would otherwise queue
+// behind the codes), then the first tiles' codes; the pair table is written from the kernel parameters meanwhile.
+// x then becomes mma B fragments in place, [activation row][step][4 lanes] x 8 bytes, which the lanes whose
+// activation row exists read conflict-free: fp16 unscaled where the slab's range allows, else scaled by one power of
+// two (docs/lords.md section 8). Warp w takes column tiles w, w + 8, ... of the slab (neighbouring warps read
+// neighbouring kilobytes), keeps kDepth tiles of codes in flight in registers, and scales its per-block sums by the
+// block scale in f32. Deterministic: every sum is added in a fixed order.
 #include <cooperative_groups.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -313,7 +314,7 @@ struct RowGeometry {
   size_t smem = 0;
 };
 
-// Column slabs: enough CTAs to give every SM one (1024x4096: 64 row tiles -> 3 slabs), and slabs narrow enough for
+// Column slabs: enough CTAs to give every SM one (1024x4096: 32 row CTAs -> 5 slabs), and slabs narrow enough for
 // the x fragments of nb rows; HILO_ROWS_SPLIT=1..8 forces the count for sweeps.
 template <int Bits, int MT>
 RowGeometry plan_rows(const MmaArgs& g, int row_ctas, int nb) {
