@@ -94,6 +94,27 @@ __device__ __forceinline__ int fp16_exponent(float bound) {
   return min(max(14 - ilogbf(bound), -120), 120);
 }
 
+// max(mx, |x|) over the 8 bf16 values of v, as bit patterns (bf16 magnitudes order like their bit patterns).
+__device__ __forceinline__ unsigned bf16_abs_max(const uint4& v, unsigned mx) {
+  const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int k = 0; k < 4; ++k) mx = max(mx, max(w[k] & 0x7FFFu, (w[k] >> 16) & 0x7FFFu));
+  return mx;
+}
+
+// The largest `v` over the CTA's Warps warps (every thread gets it); `warp_max` holds Warps values in shared memory.
+// Contains a __syncthreads.
+template <int Warps>
+__device__ __forceinline__ unsigned cta_max(unsigned v, unsigned* warp_max) {
+  v = __reduce_max_sync(0xFFFFFFFFu, v);
+  if (threadIdx.x % 32 == 0) warp_max[threadIdx.x / 32] = v;
+  __syncthreads();
+  unsigned m = 0;
+#pragma unroll
+  for (int w = 0; w < Warps; ++w) m = max(m, warp_max[w]);
+  return m;
+}
+
 // An integer tuning override from the environment (read once), or `fallback` when unset or outside [lo, hi].
 inline int env_override(const char* name, int lo, int hi, int fallback) {
   const char* v = std::getenv(name);

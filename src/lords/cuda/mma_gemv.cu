@@ -143,25 +143,16 @@ __global__ void __launch_bounds__(kThreads) mma_gemv_kernel(MmaArgs g, int nb, i
     for (int i = lane; i < nblk * kTileRows / 2; i += 32) own[i] = active[m] ? reinterpret_cast<const uint32_t*>(global)[i] : 0u;
     scale_base[m] = reinterpret_cast<const uint16_t*>(own);
   }
-  {  // max |x| over this slab (bf16 magnitudes order like their bit patterns), loaded with the tables above
+  unsigned xmax_bits;
+  {  // max |x| over this slab, loaded with the tables above
     const int col0 = c0 * kTileCols, vecs = (min(c1 * kTileCols, static_cast<int>(g.cols)) - col0) / 8;
     unsigned mx = 0;
     for (int b = 0; b < nb; ++b) {
       const uint4* xr = reinterpret_cast<const uint4*>(g.x + static_cast<int64_t>(b) * g.cols + col0);
-      for (int i = threadIdx.x; i < vecs; i += kThreads) {
-        const uint4 v = xr[i];
-        const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-        for (int k = 0; k < 4; ++k) mx = max(mx, max(w[k] & 0x7FFFu, (w[k] >> 16) & 0x7FFFu));
-      }
+      for (int i = threadIdx.x; i < vecs; i += kThreads) mx = bf16_abs_max(xr[i], mx);
     }
-    mx = __reduce_max_sync(0xFFFFFFFFu, mx);
-    if (lane == 0) warp_max[warp] = mx;
+    xmax_bits = cta_max<kWarps>(mx, warp_max);
   }
-  __syncthreads();
-  unsigned xmax_bits = 0;
-#pragma unroll
-  for (int w = 0; w < kWarps; ++w) xmax_bits = max(xmax_bits, warp_max[w]);
   const int e2 = fp16_exponent(__uint_as_float(xmax_bits << 16) * (kLords ? g.a_absmax : 1.0f));
   const float scale = ldexpf(1.0f, e2), unscale = ldexpf(1.0f, -e2);
 

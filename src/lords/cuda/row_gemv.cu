@@ -84,13 +84,6 @@ __device__ __forceinline__ void step_fragments(const uint32_t (&w)[8], float sca
   hi = make_uint4(f[4], f[5], f[6], f[7]);
 }
 
-__device__ __forceinline__ unsigned bf16_abs_max(const uint4& v, unsigned mx) {
-  const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-  for (int k = 0; k < 4; ++k) mx = max(mx, max(w[k] & 0x7FFFu, (w[k] >> 16) & 0x7FFFu));
-  return mx;
-}
-
 // BS: steps (16 columns) per scale block within a tile: 2, 4 or 8 (blocks of 32, 64, >= 128 columns).
 template <int Bits, int MT, int BS>
 __global__ void __launch_bounds__(kThreads, 2) row_gemv_kernel(MmaArgs g, int nb, int tiles_per_cta) {
@@ -187,12 +180,7 @@ __global__ void __launch_bounds__(kThreads, 2) row_gemv_kernel(MmaArgs g, int nb
   if (__any_sync(0xFFFFFFFFu, mx >= 0x3C80u) && lane == 0) x_has_normal = 1;  // some |x| >= 2^-6
   float unscale = 1.0f;
   if (__syncthreads_or(mx >= 0x4700u) || !x_has_normal) {  // some |x| >= 2^15 (or Inf/NaN), or all |x| < 2^-6
-    mx = __reduce_max_sync(0xFFFFFFFFu, mx);
-    if (lane == 0) warp_max[warp] = mx;
-    __syncthreads();
-    unsigned xmax_bits = 0;
-#pragma unroll
-    for (int w = 0; w < kWarps; ++w) xmax_bits = max(xmax_bits, warp_max[w]);
+    const unsigned xmax_bits = cta_max<kWarps>(mx, warp_max);
     const int e2 = fp16_exponent(__uint_as_float(xmax_bits << 16));
     const float scale = ldexpf(1.0f, e2);
     unscale = ldexpf(1.0f, -e2);
