@@ -132,6 +132,32 @@ TEST(LordsCuda, RowGemvServesBlockwiseSmallBatches) {
   check_case({Method::Blockwise, CodebookKind::NF, 4, 64, 33, 192, 0, 3e4f}, gen);  // x far from 1
 }
 
+// Non-finite activations give non-finite outputs in their own batch rows only (docs/lords.md section 8), on the row
+// GEMV (one slab, and slabs over a cluster) and on the GEMM: the Inf/NaN take the row GEMV's rescaled path.
+TEST(LordsCuda, NonFiniteActivationsStayInTheirRows) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937_64 gen(test::fresh_seed());
+  lords::QuantConfig cfg;
+  cfg.method = lords::Method::Blockwise;
+  for (int64_t rows : {2048, 48})  // 48 rows: 2 row CTAs, columns split over a cluster
+    for (int64_t batch : {3, 12}) {
+      const lords::QuantizedLinear q = lords::quantize(test::random_tensor(DType::F32, {rows, 512}, gen, 0.05f), cfg);
+      const lords::cuda::DeviceLinear dev(q);
+      Tensor x = test::random_tensor(DType::BF16, {batch, 512}, gen);
+      x.ptr<uint16_t>()[1 * 512 + 5] = f32_to_bf16(INFINITY);
+      x.ptr<uint16_t>()[2 * 512 + 300] = f32_to_bf16(NAN);
+      const DeviceTensor dx(x);
+      const DeviceTensor dy(DType::BF16, {batch, rows});  // poisoned
+      lords::cuda::matmul(dev, dx, dy);
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      const Tensor y = dy.to_host();
+      for (int64_t b = 0; b < batch; ++b)
+        for (int64_t i = 0; i < rows; ++i)
+          ASSERT_EQ(std::isfinite(bf16_to_f32(y.ptr<uint16_t>()[b * rows + i])), b != 1 && b != 2)
+              << "rows " << rows << " batch " << batch << " row " << b << " out " << i;
+    }
+}
+
 TEST(LordsCuda, BadArgumentsAreNamed) {
   SKIP_WITHOUT_GPU();
   std::mt19937_64 gen(1);
