@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <vector>
 
 #include "cuda_test_util.hpp"
 #include "hilo/error.hpp"
@@ -31,6 +32,7 @@ struct Case {
   int64_t rows, cols;
   int rank = 0;         // LoRDS: 0 = parity rank
   float x_scale = 1;    // activations ~ N(0, x_scale)
+  std::vector<int64_t> batches = {1, 3, 8, 11, 40, 130};
 };
 
 void check_case(const Case& c, std::mt19937_64& gen) {
@@ -63,10 +65,10 @@ void check_case(const Case& c, std::mt19937_64& gen) {
       }
       wmag[static_cast<std::size_t>(i * c.cols + k)] = m;
     }
-  for (int64_t batch : {1, 3, 8, 11, 40, 130}) {
+  for (int64_t batch : c.batches) {
     lords::cuda_detail::MmaArgs path;  // which kernel serves this batch (the library's own rule)
     path.batch = batch, path.lords = q.method == lords::Method::Lords;
-    path.rank_pad = lords::gpu_layout::padded_rank(q.rank);
+    path.rank = q.rank, path.rank_pad = lords::gpu_layout::padded_rank(q.rank);
     const bool gemm = tensor_cores && lords::cuda_detail::use_mma_gemm(path);
     const double rel = gemm ? std::ldexp(1.0, -8) : tensor_cores ? std::ldexp(1.0, -10) : 1e-5;
     const Tensor x = test::random_tensor(DType::BF16, {batch, c.cols}, gen, c.x_scale);
@@ -132,6 +134,28 @@ TEST(LordsCuda, RowGemvServesBlockwiseSmallBatches) {
   check_case({Method::Blockwise, CodebookKind::NF, 4, 64, 33, 192, 0, 3e4f}, gen);  // x far from 1
 }
 
+// The LoRDS GEMV for one activation row (lords_gemv.cu): every rank width it reads (2, 4, 7, 8 n-tiles of 8 ranks,
+// ranks not multiples of 8), every bit width and both codebooks, rows and columns that are not multiples of the
+// tiles, many row CTAs, one column tile, x * A staged in several chunks (14336 columns at rank 64), x far from 1
+// either way; batch 2 (the GEMM) alongside.
+TEST(LordsCuda, LordsGemvServesBatchOne) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937_64 gen(test::fresh_seed());
+  using lords::CodebookKind;
+  using lords::Method;
+  const std::vector<int64_t> one{1, 2};
+  for (int rank : {5, 12, 24, 32, 40, 49, 64})
+    check_case({Method::Lords, CodebookKind::NF, 4, 64, 300, 1280, rank, 1, one}, gen);
+  for (int bits : {2, 3})
+    for (auto cb : {CodebookKind::NF, CodebookKind::INT})
+      for (int rank : {12, 49}) check_case({Method::Lords, cb, bits, 64, 77, 1024, rank, 1, one}, gen);
+  check_case({Method::Lords, CodebookKind::INT, 4, 32, 37, 96, 32, 1, one}, gen);        // one partial tile
+  check_case({Method::Lords, CodebookKind::NF, 4, 64, 4500, 512, 32, 1, one}, gen);      // many row CTAs
+  check_case({Method::Lords, CodebookKind::NF, 4, 64, 150, 14336, 64, 1, one}, gen);     // chunked x * A
+  check_case({Method::Lords, CodebookKind::NF, 3, 128, 260, 4096, 49, 1, one}, gen);
+  for (float x_scale : {3e4f, 1e-20f}) check_case({Method::Lords, CodebookKind::NF, 4, 64, 64, 384, 0, x_scale, one}, gen);
+}
+
 // Non-finite activations give non-finite outputs in their own batch rows only (docs/lords.md section 8), on the row
 // GEMV (one slab, and slabs over a cluster) and on the GEMM: the Inf/NaN take the row GEMV's rescaled path.
 TEST(LordsCuda, NonFiniteActivationsStayInTheirRows) {
@@ -156,6 +180,21 @@ TEST(LordsCuda, NonFiniteActivationsStayInTheirRows) {
           ASSERT_EQ(std::isfinite(bf16_to_f32(y.ptr<uint16_t>()[b * rows + i])), b != 1 && b != 2)
               << "rows " << rows << " batch " << batch << " row " << b << " out " << i;
     }
+  // LoRDS at one row (its own GEMV): one Inf or NaN activation makes every output non-finite.
+  cfg.method = lords::Method::Lords;
+  cfg.steps = 2;
+  const lords::QuantizedLinear q = lords::quantize(test::random_tensor(DType::F32, {700, 1024}, gen, 0.05f), cfg);
+  const lords::cuda::DeviceLinear dev(q);
+  for (float bad : {INFINITY, NAN}) {
+    Tensor x = test::random_tensor(DType::BF16, {1, 1024}, gen);
+    x.ptr<uint16_t>()[77] = f32_to_bf16(bad);
+    const DeviceTensor dx(x);
+    const DeviceTensor dy(DType::BF16, {1, 700});  // poisoned
+    lords::cuda::matmul(dev, dx, dy);
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    const Tensor y = dy.to_host();
+    for (int64_t i = 0; i < 700; ++i) ASSERT_FALSE(std::isfinite(bf16_to_f32(y.ptr<uint16_t>()[i]))) << bad << " out " << i;
+  }
 }
 
 TEST(LordsCuda, BadArgumentsAreNamed) {

@@ -1,5 +1,5 @@
-// PTX wrappers both GPU modules use (HISA's scoring kernels, the LoRDS GEMM and GEMV): shared-memory addresses and
-// asynchronous 16/4-byte global -> shared copies (sm_80+).
+// PTX wrappers both GPU modules use (HISA's scoring kernels, the LoRDS GEMM and GEMVs): shared-memory addresses,
+// asynchronous 16/4-byte global -> shared copies (sm_80+) and the wgmma ordering instructions (sm_90a).
 #pragma once
 
 #include <cstdint>
@@ -23,5 +23,26 @@ template <int N>
 __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 }
+
+// Generic-proxy writes to shared memory (st.shared, cp.async) become visible to wgmma (the async proxy).
+__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+// Hopper warpgroup MMA ordering: fence before a wgmma reads registers written by other instructions, commit the
+// issued wgmmas as a group, wait until at most N groups are in flight.
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void wgmma_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+
+// Keeps the compiler from moving accumulator reads across wgmma_wait.
+template <int N>
+__device__ __forceinline__ void fence_operands(float (&d)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) asm volatile("" : "+f"(d[i])::"memory");
+}
+#endif
 
 }  // namespace hilo::cuda_ptx

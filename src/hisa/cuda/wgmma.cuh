@@ -28,23 +28,13 @@ __device__ __forceinline__ uint64_t smem_desc_sw128(uint32_t addr) {
          (uint64_t{1} << 62);
 }
 
-// Generic-proxy writes to shared memory (st.shared, cp.async) become visible to wgmma (the async proxy).
-__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+using cuda_ptx::fence_proxy_async;
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void wgmma_wait() {
-  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
-}
-
-// Keeps the compiler from moving accumulator reads across wgmma_wait.
-template <int N>
-__device__ __forceinline__ void fence_operands(float (&d)[N]) {
-#pragma unroll
-  for (int i = 0; i < N; ++i) asm volatile("" : "+f"(d[i])::"memory");
-}
+using cuda_ptx::fence_operands;
+using cuda_ptx::wgmma_commit;
+using cuda_ptx::wgmma_fence;
+using cuda_ptx::wgmma_wait;
 
 // D (64 x 128, f32) = A (64 x 32 e4m3, K-major) * B (128 x 32 e4m3, K-major)^T (+ D when accumulate).
 // Thread t of the warpgroup holds rows 16 * (t / 32) + (t % 32) / 4 (+ 8 for d[4j + 2], d[4j + 3]) and columns

@@ -67,6 +67,7 @@ void upload_tiled(const QuantizedLinear& q, DeviceLinear::Impl& m) {
     m.a_t = upload(gl::transpose_factor_a(q));
     m.gemm_extras.a_t = static_cast<const uint16_t*>(m.a_t.get());
     g.a_absmax = gl::factor_a_absmax(q);
+    g.rank = q.rank;
     g.rank_pad = gl::padded_rank(q.rank);
   } else {
     m.scales = upload(gl::tile_scales(q));

@@ -3,13 +3,16 @@
 // launchers' shared-memory limit.
 #pragma once
 
+#include <cooperative_groups.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <atomic>
 #include <cfloat>
+#include <climits>
 #include <cstdlib>
 #include <cstdint>
+#include <type_traits>
 
 #include "../../cuda/ptx.cuh"
 
@@ -66,6 +69,28 @@ __device__ __forceinline__ uint32_t pair_offset(const uint32_t (&w)[2 * Bits], i
   return pair_at<Bits>(w, p) * 128;
 }
 
+// Pair table rows of 256 bytes (the row GEMVs): 32 lane copies of pair p's half2 in bytes [256 p, 256 p + 128), so
+// a pair's row offset is the pair shifted by a whole byte and the 4-bit lookup address is one byte permute of the
+// code word and the lane's offset lane4 = 4 x lane. Byte offset of pair p's entry for this lane:
+template <int Bits>
+__device__ __forceinline__ uint32_t lut_offset(const uint32_t (&w)[2 * Bits], int p, uint32_t lane4) {
+  if constexpr (Bits == 4) return __byte_perm(w[p / 4], lane4, 0x7604 | (p % 4) << 4);  // byte p%4 << 8 | lane4
+  return pair_at<Bits>(w, p) << 8 | lane4;
+}
+
+// Writes that table (2^(2 Bits) rows of 256 bytes at `smem`) from the fp16 codebook values in the kernel's
+// parameters, so no global load gates it. Thread e of `threads` writes lanes 4 (e % 8) .. + 3 of pairs e / 8,
+// e / 8 + threads / 8, ...: the low code is the same for all its pairs.
+template <int Bits>
+__device__ __forceinline__ void fill_pair_table(const uint16_t (&values_h)[16], unsigned char* smem, int threads) {
+  constexpr int kPairs = 1 << (2 * Bits), kMask = (1 << Bits) - 1;
+  const int quad = threadIdx.x % 8;
+  for (int p = threadIdx.x / 8; p < kPairs; p += threads / 8) {
+    const uint32_t v = values_h[p & kMask] | static_cast<uint32_t>(values_h[p >> Bits]) << 16;
+    *reinterpret_cast<uint4*>(smem + p * 256 + quad * 16) = make_uint4(v, v, v, v);
+  }
+}
+
 // A float in the shared memory of CTA `rank` of this cluster (distributed shared memory).
 __device__ __forceinline__ float ld_cluster_f32(uint32_t local_addr, uint32_t rank) {
   uint32_t remote;
@@ -73,6 +98,27 @@ __device__ __forceinline__ float ld_cluster_f32(uint32_t local_addr, uint32_t ra
   asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(local_addr), "r"(rank));
   asm volatile("ld.shared::cluster.f32 %0, [%1];\n" : "=f"(v) : "r"(remote));
   return v;
+}
+
+// The split-column tail of the GEMVs: each CTA of the cluster holds n partial sums in `cta_sum` (shared memory);
+// element i's total over the CTAs, added in rank order (deterministic), goes to store(i, total). CTA q finishes
+// i = q * blockDim.x + threadIdx.x, stepping by the cluster's threads. Every thread of every CTA calls it: two
+// cluster barriers, the second keeping this CTA's shared memory alive until the others have read it.
+template <int MaxCluster, typename Store>
+__device__ __forceinline__ void cluster_sum(const float* cta_sum, int n, Store&& store) {
+  const cooperative_groups::cluster_group cluster = cooperative_groups::this_cluster();
+  cluster.sync();
+  const int ks = static_cast<int>(cluster.num_blocks()), threads = static_cast<int>(blockDim.x);
+  const uint32_t addr = smem_u32(cta_sum);
+  for (int i = static_cast<int>(cluster.block_rank()) * threads + static_cast<int>(threadIdx.x); i < n;
+       i += ks * threads) {
+    float total = 0.0f;
+#pragma unroll
+    for (int q = 0; q < MaxCluster; ++q)
+      if (q < ks) total += ld_cluster_f32(addr + 4 * i, q);
+    store(i, total);
+  }
+  cluster.sync();
 }
 
 __device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint2 b) {
@@ -115,11 +161,40 @@ __device__ __forceinline__ unsigned cta_max(unsigned v, unsigned* warp_max) {
   return m;
 }
 
+// Calls f(std::integral_constant<int, B>{}) for the layer's code width B in {2, 3, 4} (the launchers' template
+// argument); cudaErrorInvalidValue for any other width.
+template <class F>
+int with_bits(int bits, F&& f) {
+  switch (bits) {
+    case 2: return f(std::integral_constant<int, 2>{});
+    case 3: return f(std::integral_constant<int, 3>{});
+    case 4: return f(std::integral_constant<int, 4>{});
+    default: return static_cast<int>(cudaErrorInvalidValue);
+  }
+}
+
 // An integer tuning override from the environment (read once), or `fallback` when unset or outside [lo, hi].
 inline int env_override(const char* name, int lo, int hi, int fallback) {
   const char* v = std::getenv(name);
   const int k = v ? std::atoi(v) : 0;
   return k >= lo && k <= hi ? k : fallback;
+}
+
+// The most clusters of cfg's shape (cluster size, threads, shared memory) the GPU holds at once; INT_MAX when the
+// query fails (the launch then decides).
+template <auto Kernel>
+inline int max_active_clusters(const cudaLaunchConfig_t& cfg) {
+  int n = 0;
+  if (cudaOccupancyMaxActiveClusters(&n, Kernel, &cfg) == cudaSuccess) return n;
+  (void)cudaGetLastError();  // the query's own error, not the caller's
+  return INT_MAX;
+}
+
+// An on/off switch from the environment (read where called; callers keep it in a static): unset gives `fallback`,
+// "0" false, any other integer true.
+inline bool env_flag(const char* name, bool fallback) {
+  const char* v = std::getenv(name);
+  return v ? std::atoi(v) != 0 : fallback;
 }
 
 // Raises Kernel's dynamic shared-memory limit to `bytes` once per device (not a stream operation: the first call,

@@ -11,6 +11,7 @@
 #include <cstdlib>
 
 #include "../gpu_layout.hpp"
+#include "lords_gemv.hpp"
 #include "mma_common.cuh"
 #include "mma_gemm.hpp"
 
@@ -344,19 +345,14 @@ bool use_mma_gemm(const MmaArgs& g) {
   // GEMV's multi-row variant spends 128 / rank_pad mma columns per row (H200: 60 us against 20 us for 4 rows through
   // the GEMM at rank 32), and from 1 row at padded rank >= 64, where the GEMM's work for 1 row equals its work for 4
   // (zero-filled rows), measured at 52 / 72 us against the GEMV's 92 / 116 us on the two 14336-wide shapes
-  // (docs/results/lords-cuda.md).
-  if (g.lords) return g.batch > 1 || g.rank_pad >= 64;
+  // (docs/results/lords-cuda.md). LoRDS at 1 row and rank <= 64 goes to its own GEMV (lords_gemv.cu) first.
+  if (g.lords) return !lords_gemv_serves(g) && (g.batch > 1 || g.rank_pad >= 64);
   return g.batch > 8;
 }
 
 int launch_mma_gemm(const MmaArgs& g, const GemmExtras& ex, void* stream_ptr) {
   const auto stream = static_cast<cudaStream_t>(stream_ptr);
-  switch (g.bits) {
-    case 2: return launch_bits<2>(g, ex, stream);
-    case 3: return launch_bits<3>(g, ex, stream);
-    case 4: return launch_bits<4>(g, ex, stream);
-    default: return static_cast<int>(cudaErrorInvalidValue);
-  }
+  return with_bits(g.bits, [&](auto bits) { return launch_bits<decltype(bits)::value>(g, ex, stream); });
 }
 
 }  // namespace hilo::lords::cuda_detail

@@ -22,13 +22,13 @@
 
 #include "../gpu_layout.hpp"
 #include "mma_common.cuh"
+#include "lords_gemv.hpp"
 #include "mma_gemv.hpp"
 #include "row_gemv.hpp"
 
 namespace hilo::lords::cuda_detail {
 namespace {
 
-namespace cg = cooperative_groups;
 using gpu_layout::kTileCols;
 using gpu_layout::kTileRows;
 
@@ -95,7 +95,6 @@ __global__ void __launch_bounds__(kThreads) mma_gemv_kernel(MmaArgs g, int nb, i
   uint32_t* scale_s = reinterpret_cast<uint32_t*>(frag + stage_tiles * kSteps * NT * 32);  // bf16 [8 MT][nblk][16]
   __shared__ unsigned warp_max[kWarps];
 
-  const cg::cluster_group cluster = cg::this_cluster();
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, gq = lane / 4, t = lane % 4;
   const int c0 = blockIdx.x * tiles_per_cta, c1 = min(c0 + tiles_per_cta, g.col_tiles);
   const int mt0 = (blockIdx.y * kWarps + warp) * MT;  // this warp's row tiles: mt0 .. mt0 + MT - 1
@@ -257,21 +256,14 @@ __global__ void __launch_bounds__(kThreads) mma_gemv_kernel(MmaArgs g, int nb, i
     }
   }
 
-  cluster.sync();  // every slab's partial sums are in its CTA's shared memory
-  const int ks = static_cast<int>(cluster.num_blocks());
-  const uint32_t partial_addr = smem_u32(partial);
-  for (int i = static_cast<int>(cluster.block_rank()) * kThreads + threadIdx.x; i < nb * kCtaRows; i += ks * kThreads) {
+  // Every slab's partial sums are in its CTA's shared memory: add them in slab order.
+  cluster_sum<kMaxCluster>(partial, nb * kCtaRows, [&](int i, float v) {
     const int b = i / kCtaRows;
     const int64_t row = static_cast<int64_t>(blockIdx.y) * kCtaRows + i % kCtaRows;
-    if (row >= g.rows) continue;
-    float v = 0.0f;
-#pragma unroll
-    for (int q = 0; q < kMaxCluster; ++q)
-      if (q < ks) v += ld_cluster_f32(partial_addr + 4 * i, q);
+    if (row >= g.rows) return;
     const __nv_bfloat16 h = __float2bfloat16_rn(v);
     g.y[b * g.rows + row] = *reinterpret_cast<const uint16_t*>(&h);
-  }
-  cluster.sync();  // keep this CTA's shared memory alive until the others have read it
+  });
 }
 
 // CTAs per SM the column split aims for (4: in effect the widest split, clusters of 8 where the rows allow;
@@ -285,16 +277,6 @@ int ctas_per_sm() {
 int forced_split() {
   static const int n = env_override("HILO_MMA_SPLIT", 1, kMaxCluster, 0);
   return n;
-}
-
-// The most clusters of cfg's shape (cluster size, threads, shared memory) the GPU holds at once; INT_MAX when the
-// query fails (the launch then decides).
-template <auto Kernel>
-int max_active_clusters(const cudaLaunchConfig_t& cfg) {
-  int n = 0;
-  if (cudaOccupancyMaxActiveClusters(&n, Kernel, &cfg) == cudaSuccess) return n;
-  (void)cudaGetLastError();  // the query's own error, not the caller's
-  return INT_MAX;
 }
 
 // HILO_MMA_VERBOSE=1: the first launches print their geometry and occupancy to stderr (for sweeps).
@@ -428,15 +410,12 @@ int launch_bits(const MmaArgs& g, cudaStream_t stream) {
 }  // namespace
 
 int launch_mma_gemv(const MmaArgs& g, void* stream_ptr) {
+  if (lords_gemv_serves(g))
+    if (const int e = launch_lords_gemv(g, stream_ptr); e != -1) return e;
   if (row_gemv_serves(g))
     if (const int e = launch_row_gemv(g, stream_ptr); e != -1) return e;
   const auto stream = static_cast<cudaStream_t>(stream_ptr);
-  switch (g.bits) {
-    case 2: return launch_bits<2>(g, stream);
-    case 3: return launch_bits<3>(g, stream);
-    case 4: return launch_bits<4>(g, stream);
-    default: return static_cast<int>(cudaErrorInvalidValue);
-  }
+  return with_bits(g.bits, [&](auto bits) { return launch_bits<decltype(bits)::value>(g, stream); });
 }
 
 }  // namespace hilo::lords::cuda_detail

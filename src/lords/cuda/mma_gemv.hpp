@@ -23,7 +23,7 @@ struct MmaArgs {
   const uint32_t* a = nullptr;         // LoRDS: A in fragment order
   float a_absmax = 1;                  // LoRDS: max |A|
   int64_t rows = 0, cols = 0;
-  int row_tiles = 0, col_tiles = 0, bits = 4, block = 64, scale_blocks = 0, rank_pad = 0;
+  int row_tiles = 0, col_tiles = 0, bits = 4, block = 64, scale_blocks = 0, rank = 0, rank_pad = 0;
   int block_shift = -1;  // log2(block) where block is a power of two (the GEMM's block index is then a shift)
   bool lords = false;
   int device = 0, sm_count = 132;  // the layer's device (current during launches) and its SM count

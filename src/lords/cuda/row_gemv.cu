@@ -14,7 +14,6 @@
 // two (docs/lords.md section 8). Warp w takes column tiles w, w + 8, ... of the slab (neighbouring warps read
 // neighbouring kilobytes), keeps kDepth tiles of codes in flight in registers, and scales its per-block sums by the
 // block scale in f32. Deterministic: every sum is added in a fixed order.
-#include <cooperative_groups.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -32,7 +31,6 @@
 namespace hilo::lords::cuda_detail {
 namespace {
 
-namespace cg = cooperative_groups;
 using gpu_layout::kTileCols;
 using gpu_layout::kTileRows;
 
@@ -51,8 +49,7 @@ struct RowShape {
   // with two row tiles per CTA needs ~170 registers, one CTA per SM, and measured slower (H200, 4096x4096 at
   // batch 1: 9.6 against 7.5 µs).
   static constexpr int kDepth = 4 / MT;
-  // Pair table rows of 256 bytes (32 lane copies in the first 128): a pair's row offset is the pair shifted by a
-  // whole byte, so the 4-bit lookup address is one byte permute of the code word and the lane's offset.
+  // Pair table rows of 256 bytes (lut_offset, fill_pair_table in mma_common.cuh).
   static constexpr int kLutBytes = kPairs * 256;
 };
 
@@ -62,13 +59,6 @@ size_t row_smem_bytes(int tiles, int nb, int blocks) {
   using S = RowShape<Bits, MT>;
   return S::kLutBytes + size_t{32} * tiles * kSteps * nb + size_t{32} * MT * blocks +
          size_t{4} * (kWarps + 1) * nb * MT * kTileRows;
-}
-
-// Byte offset of pair p's entry for this lane in the pair table (lane4 = 4 x lane).
-template <int Bits>
-__device__ __forceinline__ uint32_t lut_offset(const uint32_t (&w)[2 * Bits], int p, uint32_t lane4) {
-  if constexpr (Bits == 4) return __byte_perm(w[p / 4], lane4, 0x7604 | (p % 4) << 4);  // byte p%4 << 8 | lane4
-  return pair_at<Bits>(w, p) << 8 | lane4;
 }
 
 // x[16] (bf16 pairs w[0..7]) -> the 4 lanes' B fragments of one step: lane t holds (x[2t], x[2t+1]) and
@@ -147,21 +137,8 @@ __global__ void __launch_bounds__(kThreads, 2) row_gemv_kernel(MmaArgs g, int nb
       if (d < my_tiles) load_tile<Bits>(codes[m] + static_cast<int64_t>(d) * kWarps * kTileBytes, lane, buf[d][m]);
     }
 
-  // 3. The pair table from the codebook in the kernel's parameters (no global load to wait for). Thread e writes
-  // lanes 4 (e % 8) .. + 3 of pairs e / 8 + 32 k: the low code is the same for all its pairs.
-  constexpr int kMask = (1 << Bits) - 1;
-  {
-    const int quad = threadIdx.x % 8, p0 = threadIdx.x / 8;
-    if (S::kPairs >= 32 || p0 < S::kPairs) {
-      const uint32_t lo = g.values_h[p0 & kMask];
-#pragma unroll
-      for (int k = 0; k < (S::kPairs + 31) / 32; ++k) {
-        const int p = p0 + 32 * k;
-        const uint32_t v = lo | static_cast<uint32_t>(g.values_h[p >> Bits]) << 16;
-        *reinterpret_cast<uint4*>(smem + p * 256 + quad * 16) = make_uint4(v, v, v, v);
-      }
-    }
-  }
+  // 3. The pair table from the codebook in the kernel's parameters (no global load to wait for).
+  fill_pair_table<Bits>(g.values_h, smem, kThreads);
   if (threadIdx.x == 0) x_has_normal = 0;
   cp_async_wait<0>();
   __syncthreads();
@@ -282,19 +259,8 @@ __global__ void __launch_bounds__(kThreads, 2) row_gemv_kernel(MmaArgs g, int nb
   }
   // Column slabs of one row range form a cluster: their sums are added in slab order through distributed shared
   // memory.
-  const cg::cluster_group cluster = cg::this_cluster();
   if (threadIdx.x < n_out) cta_sum[threadIdx.x] = v;
-  cluster.sync();
-  const int ks = static_cast<int>(cluster.num_blocks());
-  const uint32_t sum_addr = smem_u32(cta_sum);
-  for (int i = static_cast<int>(cluster.block_rank()) * kThreads + threadIdx.x; i < n_out; i += ks * kThreads) {
-    float total = 0.0f;
-#pragma unroll
-    for (int q = 0; q < kMaxCluster; ++q)
-      if (q < ks) total += ld_cluster_f32(sum_addr + 4 * i, q);
-    store(i, total);
-  }
-  cluster.sync();  // keep this CTA's shared memory alive until the others have read it
+  cluster_sum<kMaxCluster>(cta_sum, n_out, store);
 }
 
 struct RowGeometry {
@@ -392,21 +358,14 @@ int launch_bits(const MmaArgs& g, cudaStream_t stream) {
 }  // namespace
 
 bool row_gemv_serves(const MmaArgs& g) {
-  static const bool enabled = [] {  // HILO_GEMV_ROWS=0: the cluster GEMV serves these calls too (A/B runs)
-    const char* v = std::getenv("HILO_GEMV_ROWS");
-    return !(v && std::atoi(v) == 0);
-  }();
+  // HILO_GEMV_ROWS=0: the cluster GEMV serves these calls too (A/B runs).
+  static const bool enabled = env_flag("HILO_GEMV_ROWS", true);
   return enabled && !g.lords && g.block_shift >= 5 && g.batch >= 1 && g.batch <= kMaxRows;
 }
 
 int launch_row_gemv(const MmaArgs& g, void* stream_ptr) {
   const auto stream = static_cast<cudaStream_t>(stream_ptr);
-  switch (g.bits) {
-    case 2: return launch_bits<2>(g, stream);
-    case 3: return launch_bits<3>(g, stream);
-    case 4: return launch_bits<4>(g, stream);
-    default: return static_cast<int>(cudaErrorInvalidValue);
-  }
+  return with_bits(g.bits, [&](auto bits) { return launch_bits<decltype(bits)::value>(g, stream); });
 }
 
 }  // namespace hilo::lords::cuda_detail

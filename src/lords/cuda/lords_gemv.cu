@@ -1,0 +1,516 @@
+// LoRDS GEMV for one activation row, in the activation-expanded form of mma_gemv.hpp:
+//   y[i] = sum_k B[i, k] z[i, k],  z[i, k] = sum_c Q[i, c] (x[c] A[k, c]),
+// so z is a small GEMM whose N dimension is the rank: the decoded codes are the mma A fragments, x * A (fp16, one
+// power-of-two scale per CTA, as in the cluster GEMV) the B fragments, and B is applied once per row at the end.
+//
+// Why not the cluster GEMV (mma_gemv.cu): there each CTA serialises its set-up (pair table from global memory, a
+// max pass, fragment staging between barriers) in front of a few KB of codes per warp. This kernel takes the row
+// GEMV's fixes (row_gemv.cu): the operands it needs first (x, B, x * A) are requested before the codes, the pair
+// table comes from the kernel parameters, and the x * A staging of the next column chunk overlaps the current one.
+//
+// Work split. A CTA of 16 warps owns 32 x wr rows and a slab of column tiles; warp (r, c) of the wr x wc grid owns
+// two row tiles (32 rows: each B fragment read from shared memory feeds both) and column tiles c, c + wc, ... of the
+// slab. Why many rows per CTA: every CTA reads x * A for its slab (rank x columns x 2 bytes) from L2, which at
+// 32 rows and rank 32 would be 4x its code bytes; at 256 rows it is half. The per-warp sums over column groups are
+// added in shared memory, the slabs of one row range (a cluster of <= 8 CTAs) through distributed shared memory, all
+// in a fixed order: deterministic.
+//
+// The rank costs 2 x rank FLOPs per weight on tensor cores (batch 1 is a GEMM with N = rank); the kernel reads only
+// ceil(rank / 8) n-tiles of the padded factors (7 of 8 at rank 49).
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdint>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <tuple>
+
+#include "../gpu_layout.hpp"
+#include "lords_gemv.hpp"
+#include "mma_common.cuh"
+#include "wgmma_rs.cuh"
+
+namespace hilo::lords::cuda_detail {
+namespace {
+
+using gpu_layout::kTileCols;
+using gpu_layout::kTileRows;
+
+constexpr int kSteps = gpu_layout::kStepsPerTile;
+// Warps per CTA, one CTA per SM (the pair table and x * A are shared by all): 16 for mma.sync (128 registers
+// each), 8 for wgmma (whose asynchrony needs fewer warps; 255 registers hold a deeper code prefetch).
+constexpr int warps_per_cta(bool wg) { return wg ? 8 : 16; }
+constexpr int kMaxWarps = 16;
+constexpr int kMT = 2;  // row tiles per warp
+constexpr int kMaxCluster = 8;
+constexpr int kMaxSmemBytes = 225 * 1024;
+
+// NTR: n-tiles of 8 ranks read (2, 4, 7 or 8). Wg: the rank product on wgmma (sm_90a, NTR 7 and 8): each warpgroup
+// multiplies its 4 warps' decoded codes (64 rows per row-tile slot) by x * A in one m64n(8 NTR)k16 instruction, which
+// reads the shared-memory operand once per warpgroup instead of once per warp and runs at wgmma's rate; x * A is then
+// stored as 8 x 16-byte core matrices (K-major, no swizzle) instead of per-lane mma.sync fragments.
+template <int Bits, int NTR, bool Wg = false>
+struct LordsShape {
+  static constexpr int kWords = 2 * Bits, kTileBytes = 256 * Bits;
+  static constexpr int kLutBytes = (1 << (2 * Bits)) * 256;  // 256-byte rows (lut_offset)
+  // Code tiles in flight per warp, in registers (128 per thread at 16 warps): the accumulators take 8 NTR.
+  static constexpr int kDepth = NTR <= 4 || Wg ? 3 : 2;
+  static_assert(!Wg || NTR == 7 || NTR == 8);
+  static constexpr int kFragTileBytes = kSteps * NTR * 32 * 8;  // x * A fragments of one column tile
+  // A CTA row of B in shared memory: NTR 16-byte chunks padded to an odd count, so the 8 rows x 4 words an epilogue
+  // load touches fall in 32 distinct banks.
+  static constexpr int kBRowBytes = 16 * (NTR % 2 == 0 ? NTR + 1 : NTR + 2);
+};
+
+struct LordsGeometry {
+  int wr = 0, wc = 0;  // warps along rows (32 rows each) x along column tiles; wr x wc = warps_per_cta
+  int ks = 0, tiles_per_cta = 0;
+  int stage_tiles = 0, stages = 0;  // x * A is staged in chunks of stage_tiles column tiles (two buffers if > 1)
+  size_t smem = 0;
+};
+
+// Byte offsets of the shared-memory regions (after the pair table at 0).
+struct LordsSmem {
+  uint32_t x, frag, b, partial, sum, total;
+};
+
+template <int Bits, int NTR>
+__host__ __device__ inline LordsSmem smem_layout(const LordsGeometry& geo) {
+  using S = LordsShape<Bits, NTR>;  // the same sizes with or without wgmma
+  const uint32_t rows = 32u * geo.wr;
+  LordsSmem l{};
+  l.x = S::kLutBytes;
+  l.frag = l.x + 256u * geo.tiles_per_cta;  // x: bf16, 128 per tile
+  l.b = l.frag + (geo.stages > 1 ? 2u : 1u) * geo.stage_tiles * S::kFragTileBytes;
+  l.partial = l.b + rows * S::kBRowBytes;
+  l.sum = l.partial + 4u * geo.wc * rows;
+  l.total = l.sum + 4u * rows;
+  return l;
+}
+
+template <int Bits, int NTR, bool Wg>
+__global__ void __launch_bounds__(32 * warps_per_cta(Wg), 1) lords_gemv_kernel(MmaArgs g, LordsGeometry geo) {
+  using S = LordsShape<Bits, NTR, Wg>;
+  constexpr int kWarps = warps_per_cta(Wg), kThreads = 32 * kWarps;
+  constexpr int kWords = S::kWords, kTileBytes = S::kTileBytes, PD = S::kDepth;
+  constexpr int kFragTile = kSteps * NTR * 32;  // uint2 entries per column tile
+  extern __shared__ __align__(16) unsigned char smem[];
+  __shared__ unsigned warp_max[kWarps];
+  const LordsSmem L = smem_layout<Bits, NTR>(geo);
+  uint16_t* xs = reinterpret_cast<uint16_t*>(smem + L.x);
+  uint2* frag = reinterpret_cast<uint2*>(smem + L.frag);
+
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, gq = lane / 4, t = lane % 4;
+  const int wr = warp % geo.wr, wc = warp / geo.wr, WC = geo.wc, SPT = geo.stage_tiles;
+  const int rows = 32 * geo.wr;
+  const int c0 = blockIdx.x * geo.tiles_per_cta, ntiles = min(geo.tiles_per_cta, g.col_tiles - c0);
+  const int rt0 = blockIdx.y * kMT * geo.wr;
+  const int groups = g.rank_pad / 8;
+
+  // 1. By cp.async, before the codes (L2 hits that would otherwise queue behind them): x of the slab (zero past the
+  // layer), the CTA's rows of B (the first NTR x 8 ranks), and x * A's first two chunks still as A.
+  const int col0 = c0 * kTileCols;
+  for (int i = tid; i < ntiles * (kTileCols / 8); i += kThreads) {
+    const int col = col0 + 8 * i;
+    cp_async16(smem_u32(xs) + 16 * i, g.x + (col < g.cols ? col : 0), col < g.cols ? 16 : 0);
+  }
+  const int last_row = g.row_tiles * kTileRows - 1;
+  for (int i = tid; i < rows * NTR; i += kThreads) {
+    const int r = i / NTR, chunk = i % NTR, row = min(rt0 * kTileRows + r, last_row);
+    cp_async16(smem_u32(smem + L.b) + r * S::kBRowBytes + 16 * chunk, g.b + static_cast<int64_t>(row) * g.rank_pad + 8 * chunk,
+               16);
+  }
+  const auto copy_a = [&](int st) {  // chunk st's A fragments into buffer st % 2: (tile, step) runs of NTR x 256 bytes
+    const int lt0 = st * SPT, n = min(SPT, ntiles - lt0);
+    const uint32_t dst = smem_u32(frag + (st & 1) * SPT * kFragTile);
+    for (int e = tid; e < n * kSteps * NTR * 16; e += kThreads) {
+      const int q = e % (NTR * 16), cs = e / (NTR * 16);  // cs: tile x 8 + step within the chunk
+      const int64_t run = static_cast<int64_t>(c0 + lt0 + cs / kSteps) * kSteps + cs % kSteps;
+      cp_async16(dst + 16 * e, reinterpret_cast<const unsigned char*>(g.a) + run * groups * 256 + 16 * q, 16);
+    }
+  };
+  copy_a(0);
+  cp_async_commit();
+  if (geo.stages > 1) copy_a(1);
+  cp_async_commit();
+
+  // 2. This warp's first tiles of codes (its k-th tile is column tile wc + WC k of the slab).
+  const uint8_t* codes[kMT];
+#pragma unroll
+  for (int m = 0; m < kMT; ++m) {
+    const int rt = min(rt0 + kMT * wr + m, g.row_tiles - 1);  // a row tile past the layer repeats the last one
+    codes[m] = g.codes + (static_cast<int64_t>(rt) * g.col_tiles + c0) * kTileBytes;
+  }
+  uint32_t buf[PD][kMT][kWords];
+#pragma unroll
+  for (int d = 0; d < PD; ++d)
+#pragma unroll
+    for (int m = 0; m < kMT; ++m) {
+#pragma unroll
+      for (int i = 0; i < kWords; ++i) buf[d][m][i] = 0;
+      if (wc + WC * d < ntiles) load_tile<Bits>(codes[m] + static_cast<int64_t>(wc + WC * d) * kTileBytes, lane, buf[d][m]);
+    }
+
+  // 3. The pair table from the parameters; then x and chunk 0 have landed.
+  fill_pair_table<Bits>(g.values_h, smem, kThreads);
+  if (tid < kWarps) warp_max[tid] = 0;
+  cp_async_wait<1>();
+  __syncthreads();
+
+  // 4. One power of two for the slab brings max |x| max |A| just under 2^15 (fp16 holds x * A to 11 bits).
+  unsigned mx = 0;
+  for (int i = tid; i < ntiles * (kTileCols / 8); i += kThreads) mx = bf16_abs_max(reinterpret_cast<const uint4*>(xs)[i], mx);
+  const unsigned xmax_bits = cta_max<kWarps>(mx, warp_max);
+  const int e2 = fp16_exponent(__uint_as_float(xmax_bits << 16) * g.a_absmax);
+  const float scale = ldexpf(1.0f, e2), unscale = ldexpf(1.0f, -e2);
+  const auto convert = [&](int st) {  // A -> x * A * scale (fp16) in place, on the entries this thread copied
+    const int lt0 = st * SPT, n = min(SPT, ntiles - lt0);
+    uint2* f = frag + (st & 1) * SPT * kFragTile;
+    const uint32_t* x32 = reinterpret_cast<const uint32_t*>(xs);
+    for (int e = tid; e < n * kSteps * NTR * 16; e += kThreads) {
+      const int q = e % (NTR * 16), cs = e / (NTR * 16);
+      const int col = (lt0 + cs / kSteps) * kTileCols + cs % kSteps * 16;  // the step's first column in the slab
+      uint2 out[2];
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int tt = (2 * (q % 16) + h) % 4;  // the entry's lane % 4: columns 2 tt, 2 tt + 1 and + 8
+        const uint32_t x0 = x32[col / 2 + tt], x1 = x32[col / 2 + tt + 4];
+        const uint2 a = f[2 * e + h];
+        out[h] = make_uint2(half2_bits(bf16_lo(x0) * bf16_lo(a.x) * scale, bf16_hi(x0) * bf16_hi(a.x) * scale),
+                            half2_bits(bf16_lo(x1) * bf16_lo(a.y) * scale, bf16_hi(x1) * bf16_hi(a.y) * scale));
+      }
+      if constexpr (Wg) {
+        // Core matrices: rank 8j + g's columns 0-7 of the step at (2j) x 128 + 16 g, columns 8-15 at (2j + 1) x 128 +
+        // 16 g. The 16 threads of one (step, j) run (one half-warp) permute its 256 bytes among themselves.
+        __syncwarp(__activemask());
+        uint32_t* run = reinterpret_cast<uint32_t*>(f + (e - q % 16) * 2);
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int lane_e = 2 * (q % 16) + h, g8 = lane_e / 4, tt = lane_e % 4;
+          run[(0 * 8 + g8) * 4 + tt] = out[h].x;
+          run[(1 * 8 + g8) * 4 + tt] = out[h].y;
+        }
+      } else {
+        f[2 * e] = out[0];
+        f[2 * e + 1] = out[1];
+      }
+    }
+    if constexpr (Wg) fence_proxy_async();  // the generic-proxy writes above feed wgmma
+  };
+  convert(0);
+
+  // 5. Main loop over the chunks: per tile and step, 4 pair lookups per row tile, then per rank n-tile one B fragment
+  // and an mma per row tile.
+  const uint32_t lane4 = 4 * lane;
+  float acc[kMT][NTR * 4];  // per row tile, rank n-tile j: mma.m16n8k16's C fragment at 4j (wgmma's layout too)
+#pragma unroll
+  for (int m = 0; m < kMT; ++m)
+#pragma unroll
+    for (int i = 0; i < NTR * 4; ++i) acc[m][i] = 0.0f;
+  const auto decode = [&](const uint32_t (&w)[kMT][kWords], int s, uint32_t (&a)[kMT][4]) {
+#pragma unroll
+    for (int m = 0; m < kMT; ++m)
+#pragma unroll
+      for (int slot = 0; slot < 4; ++slot)
+        a[m][slot] = *reinterpret_cast<const uint32_t*>(smem + lut_offset<Bits>(w[m], 4 * s + slot, lane4));
+  };
+  const int per_warp = SPT / WC;  // this warp's tiles per chunk, a multiple of PD (ring slots stay aligned)
+  for (int st = 0; st < geo.stages; ++st) {
+    if (st > 0) {
+      cp_async_wait<1>();
+      convert(st);
+    }
+    __syncthreads();  // chunk st's fragments are complete
+    const uint2* fr = frag + (st & 1) * SPT * kFragTile + lane;
+    for (int i0 = 0; i0 < per_warp; i0 += PD) {
+#pragma unroll
+      for (int d = 0; d < PD; ++d) {  // ring slot d holds this warp's tile st x per_warp + i0 + d
+        const int lt = st * SPT + wc + WC * (i0 + d);
+        if (i0 + d >= per_warp || lt >= ntiles) break;
+        if constexpr (Wg) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+          // Per half tile (4 steps): the warpgroup's 8 wgmma (2 row-tile slots x 4 steps) on x * A's core matrices
+          // as one group, then the next half's 16 lookups while it runs. The A registers alternate between two half
+          // sets, rewritten only after the group that read them has completed (wait 1).
+          const uint32_t tile_addr = smem_u32(fr - lane + (lt - st * SPT) * kFragTile);
+          uint32_t a[2][kSteps / 2][kMT][4];
+#pragma unroll
+          for (int s = 0; s < kSteps / 2; ++s) decode(buf[d], s, a[0][s]);
+#pragma unroll
+          for (int half = 0; half < 2; ++half) {
+            wgmma_fence();
+#pragma unroll
+            for (int s = 0; s < kSteps / 2; ++s) {
+              const uint64_t desc = smem_desc_noswizzle(tile_addr + (half * kSteps / 2 + s) * NTR * 256, 128, 256);
+#pragma unroll
+              for (int m = 0; m < kMT; ++m) wgmma_m64nNk16_f16_rs<8 * NTR>(acc[m], a[half][s][m], desc);
+            }
+            wgmma_commit();
+            wgmma_wait<1>();
+            if (half == 0)
+#pragma unroll
+              for (int s = 0; s < kSteps / 2; ++s) decode(buf[d], kSteps / 2 + s, a[1][s]);
+          }
+#endif
+        } else {
+          const uint2* xt = fr + (lt - st * SPT) * kFragTile;
+#pragma unroll
+          for (int s = 0; s < kSteps; ++s) {
+            uint32_t a[kMT][4];
+            decode(buf[d], s, a);
+#pragma unroll
+            for (int j = 0; j < NTR; ++j) {  // each B fragment feeds both row tiles
+              const uint2 b = xt[(s * NTR + j) * 32];
+#pragma unroll
+              for (int m = 0; m < kMT; ++m) mma16816(*reinterpret_cast<float(*)[4]>(&acc[m][4 * j]), a[m], b);
+            }
+          }
+        }
+        const int next = lt + PD * WC;  // refill the slot with this warp's tile PD ahead
+        if (next < ntiles)
+#pragma unroll
+          for (int m = 0; m < kMT; ++m) load_tile<Bits>(codes[m] + static_cast<int64_t>(next) * kTileBytes, lane, buf[d][m]);
+      }
+    }
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    if constexpr (Wg) wgmma_wait<0>();  // done reading this chunk's buffer
+#endif
+    if (st + 2 < geo.stages) {
+      __syncthreads();  // every warp is done with buffer st % 2
+      copy_a(st + 2);
+    }
+    cp_async_commit();  // possibly empty: at chunk st the pending groups are always chunks st and st + 1
+  }
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  if constexpr (Wg)
+#pragma unroll
+    for (int m = 0; m < kMT; ++m) fence_operands(acc[m]);
+#endif
+
+  // 6. y = sum_k B z: per lane rows gq, gq + 8 of each row tile x ranks 8 j + 2t, + 1; the 4 lanes of a row, then the
+  // column groups (in order), then the slabs of the cluster (in order).
+  float* partial = reinterpret_cast<float*>(smem + L.partial);
+  float* cta_sum = reinterpret_cast<float*>(smem + L.sum);
+#pragma unroll
+  for (int m = 0; m < kMT; ++m)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int r = kTileRows * (kMT * wr + m) + gq + 8 * h;
+      const uint32_t* brow = reinterpret_cast<const uint32_t*>(smem + L.b + r * S::kBRowBytes);
+      float v = 0.0f;
+#pragma unroll
+      for (int j = 0; j < NTR; ++j) {
+        const uint32_t b = brow[4 * j + t];
+        v = fmaf(acc[m][4 * j + 2 * h], bf16_lo(b), v);
+        v = fmaf(acc[m][4 * j + 2 * h + 1], bf16_hi(b), v);
+      }
+      v += __shfl_xor_sync(0xFFFFFFFFu, v, 1);
+      v += __shfl_xor_sync(0xFFFFFFFFu, v, 2);
+      if (t == 0) partial[wc * rows + r] = v;
+    }
+  __syncthreads();
+  float v = 0.0f;
+  if (tid < rows) {
+    for (int w = 0; w < WC; ++w) v += partial[w * rows + tid];
+    v *= unscale;
+  }
+  const auto store = [&](int i, float value) {
+    const int64_t row = static_cast<int64_t>(rt0) * kTileRows + i;
+    if (row < g.rows) {
+      const __nv_bfloat16 h = __float2bfloat16_rn(value);
+      g.y[row] = *reinterpret_cast<const uint16_t*>(&h);
+    }
+  };
+  if (gridDim.x == 1) {
+    if (tid < rows) store(tid, v);
+    return;
+  }
+  if (tid < rows) cta_sum[tid] = v;
+  cluster_sum<kMaxCluster>(cta_sum, rows, store);
+}
+
+// Tuning overrides for sweeps: HILO_LORDS_WR (warps along rows: 2, 4, 8, 16), HILO_LORDS_SPLIT (slabs, 1..8),
+// HILO_LORDS_STAGE (tiles per x * A chunk), HILO_LORDS_WGMMA=0 (mma.sync at every rank); HILO_LORDS_VERBOSE=1 prints
+// the chosen geometry.
+struct Overrides {
+  bool wgmma = env_flag("HILO_LORDS_WGMMA", true);
+  int wr = env_override("HILO_LORDS_WR", 2, 16, 0);
+  int ks = env_override("HILO_LORDS_SPLIT", 1, kMaxCluster, 0);
+  int stage = env_override("HILO_LORDS_STAGE", 1, 1 << 16, 0);
+  bool verbose = env_override("HILO_LORDS_VERBOSE", 1, 1, 0) == 1;
+};
+const Overrides& overrides() {
+  static const Overrides o;
+  return o;
+}
+
+// The geometry for wr row warps and ks slabs, or smem = 0 where it does not fit.
+template <int Bits, int NTR, bool Wg>
+LordsGeometry make_geometry(const MmaArgs& g, int wr, int ks) {
+  using S = LordsShape<Bits, NTR, Wg>;
+  LordsGeometry geo;
+  geo.wr = wr;
+  geo.wc = warps_per_cta(Wg) / wr;
+  geo.tiles_per_cta = (g.col_tiles + ks - 1) / ks;
+  geo.ks = (g.col_tiles + geo.tiles_per_cta - 1) / geo.tiles_per_cta;
+  const int unit = geo.wc * S::kDepth;  // chunks hold whole rounds of the warps' code rings
+  const int whole = (geo.tiles_per_cta + unit - 1) / unit * unit;
+  geo.stage_tiles = whole;
+  geo.stages = 1;
+  const size_t fixed = smem_layout<Bits, NTR>(geo).total - size_t{1} * whole * S::kFragTileBytes;
+  if (fixed + size_t{1} * whole * S::kFragTileBytes > kMaxSmemBytes || overrides().stage > 0) {
+    int chunk = overrides().stage > 0 ? overrides().stage
+                                      : static_cast<int>((kMaxSmemBytes - std::min<size_t>(fixed, kMaxSmemBytes)) / 2 /
+                                                         S::kFragTileBytes);
+    chunk = std::min(overrides().stage > 0 ? std::max(unit, chunk / unit * unit) : chunk / unit * unit, whole);
+    if (chunk <= 0) return {};
+    geo.stage_tiles = chunk;
+    geo.stages = (geo.tiles_per_cta + chunk - 1) / chunk;
+  }
+  geo.smem = smem_layout<Bits, NTR>(geo).total;
+  if (geo.smem > kMaxSmemBytes) return {};
+  return geo;
+}
+
+// Clusters of ks CTAs of this kernel the GPU runs at once (0 when none fits).
+template <auto Kernel>
+int resident_clusters(const MmaArgs& g, const LordsGeometry& geo) {
+  const int threads = 32 * geo.wr * geo.wc;
+  if (geo.ks == 1) {
+    int per_sm = 0;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, Kernel, threads, geo.smem) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return g.sm_count;
+    }
+    return per_sm * g.sm_count;
+  }
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = static_cast<unsigned>(geo.ks);
+  attr[0].val.clusterDim.y = attr[0].val.clusterDim.z = 1;
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(static_cast<unsigned>(geo.ks), 1);
+  cfg.blockDim = dim3(static_cast<unsigned>(threads));
+  cfg.dynamicSmemBytes = geo.smem;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  const int n = max_active_clusters<Kernel>(cfg);
+  return n == INT_MAX ? g.sm_count / geo.ks : n;
+}
+
+// Chooses the rows per CTA and the column split by a cost model: waves x the bytes one CTA moves (codes from DRAM,
+// x * A from L2 at half weight) plus a fixed set-up cost of 8 KB-equivalents. Cached per layer shape and device.
+template <int Bits, int NTR, bool Wg>
+LordsGeometry choose_geometry(const MmaArgs& g) {
+  using S = LordsShape<Bits, NTR>;
+  constexpr auto kernel = lords_gemv_kernel<Bits, NTR, Wg>;
+  static std::mutex mu;
+  static std::map<std::tuple<int, int, int, int>, LordsGeometry> chosen;
+  const std::lock_guard lock(mu);
+  const auto key = std::make_tuple(g.device, g.row_tiles, g.col_tiles, g.rank_pad);
+  if (const auto it = chosen.find(key); it != chosen.end()) return it->second;
+  LordsGeometry best;
+  double best_cost = 0;
+  for (int wr : {16, 8, 4, 2}) {
+    // A warpgroup (wgmma) must share one column group.
+    if ((overrides().wr > 0 && wr != overrides().wr) || wr > warps_per_cta(Wg) || (Wg && wr % 4 != 0)) continue;
+    const int row_ctas = (g.row_tiles + kMT * wr - 1) / (kMT * wr);
+    for (int ks = 1; ks <= std::min(kMaxCluster, g.col_tiles); ++ks) {
+      if (overrides().ks > 0 && ks != std::min(overrides().ks, g.col_tiles)) continue;
+      const LordsGeometry geo = make_geometry<Bits, NTR, Wg>(g, wr, ks);
+      if (geo.smem == 0 || (geo.ks != ks && overrides().ks == 0)) continue;  // ks slabs collapse to fewer: seen
+      const int resident = resident_clusters<kernel>(g, geo);
+      if (resident <= 0) continue;
+      const int waves = (row_ctas + resident - 1) / resident;
+      const double kb = geo.tiles_per_cta * (2.0 * wr * S::kTileBytes + 0.5 * S::kFragTileBytes) / 1024.0 + 8.0;
+      const double cost = waves * kb;
+      if (best.smem == 0 || cost < best_cost * 0.999) best = geo, best_cost = cost;
+    }
+  }
+  if (overrides().verbose && best.smem != 0)
+    std::fprintf(stderr, "lords_gemv%s: rows %d x cols %d tiles, rank_pad %d: %d rows/CTA (%dx%d warps), %d slabs of %d "
+                 "tiles, chunks of %d (%d), smem %zu B\n", Wg ? " (wgmma)" : "", g.row_tiles, g.col_tiles, g.rank_pad,
+                 32 * best.wr, best.wr, best.wc, best.ks, best.tiles_per_cta, best.stage_tiles, best.stages, best.smem);
+  return chosen[key] = best;
+}
+
+template <int Bits, int NTR, bool Wg = false>
+int launch_ntr(const MmaArgs& g, cudaStream_t stream) {
+  constexpr auto kernel = lords_gemv_kernel<Bits, NTR, Wg>;
+  if (const int e = allow_smem_once<kernel>(g.device, kMaxSmemBytes); e != 0) return e;
+  const LordsGeometry geo = choose_geometry<Bits, NTR, Wg>(g);
+  if (geo.smem == 0) return -1;
+  const int row_ctas = (g.row_tiles + kMT * geo.wr - 1) / (kMT * geo.wr);
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = static_cast<unsigned>(geo.ks);
+  attr[0].val.clusterDim.y = attr[0].val.clusterDim.z = 1;
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(static_cast<unsigned>(geo.ks), static_cast<unsigned>(row_ctas));
+  cfg.blockDim = dim3(static_cast<unsigned>(32 * warps_per_cta(Wg)));
+  cfg.dynamicSmemBytes = geo.smem;
+  cfg.stream = stream;
+  cfg.attrs = attr;
+  cfg.numAttrs = geo.ks > 1 ? 1 : 0;  // a single slab is a plain launch
+  const cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, g, geo);
+  return static_cast<int>(e != cudaSuccess ? e : cudaGetLastError());
+}
+
+// Rank n-tiles read: ceil(rank / 8) rounded up to 2, 4, 7 or 8 (the instantiated widths).
+int rank_tiles(int rank) {
+  const int n = (rank + 7) / 8;
+  return n <= 2 ? 2 : n <= 4 ? 4 : n <= 7 ? 7 : 8;
+}
+
+// wgmma for the wide ranks where the kernel was compiled for sm_90a and runs on a 9.x device.
+bool wgmma_usable(int device) {
+#if defined(HILO_HAVE_SM90A)
+  static std::mutex mu;
+  static std::map<int, bool> known;
+  const std::lock_guard lock(mu);
+  if (const auto it = known.find(device); it != known.end()) return it->second;
+  int major = 0;
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) {
+    (void)cudaGetLastError();
+    major = 0;
+  }
+  return known[device] = overrides().wgmma && major == 9;
+#else
+  (void)device;
+  return false;
+#endif
+}
+
+template <int Bits>
+int launch_bits(const MmaArgs& g, cudaStream_t stream) {
+  const bool wg = wgmma_usable(g.device);
+  switch (rank_tiles(g.rank)) {
+    case 2: return launch_ntr<Bits, 2>(g, stream);
+    case 4: return launch_ntr<Bits, 4>(g, stream);
+#if defined(HILO_HAVE_SM90A)
+    case 7: return wg ? launch_ntr<Bits, 7, true>(g, stream) : launch_ntr<Bits, 7>(g, stream);
+    default: return wg ? launch_ntr<Bits, 8, true>(g, stream) : launch_ntr<Bits, 8>(g, stream);
+#else
+    case 7: return launch_ntr<Bits, 7>(g, stream);
+    default: return launch_ntr<Bits, 8>(g, stream);
+#endif
+  }
+}
+
+}  // namespace
+
+bool lords_gemv_serves(const MmaArgs& g) {
+  static const bool enabled = env_flag("HILO_LORDS_GEMV", true);
+  return enabled && g.lords && g.batch == 1 && g.rank >= 1 && g.rank <= 64 && g.rank_pad <= 64 &&
+         rank_tiles(g.rank) * 8 <= g.rank_pad;
+}
+
+int launch_lords_gemv(const MmaArgs& g, void* stream_ptr) {
+  const auto stream = static_cast<cudaStream_t>(stream_ptr);
+  return with_bits(g.bits, [&](auto bits) { return launch_bits<decltype(bits)::value>(g, stream); });
+}
+
+}  // namespace hilo::lords::cuda_detail

@@ -1,0 +1,15 @@
+// The LoRDS GEMV for one activation row (lords_gemv.cu; internal interface, no CUDA headers). Arguments as for the
+// cluster GEMV (mma_gemv.hpp).
+#pragma once
+
+#include "mma_gemv.hpp"
+
+namespace hilo::lords::cuda_detail {
+
+// Whether launch_lords_gemv takes this call: LoRDS, batch 1, rank <= 64 (HILO_LORDS_GEMV=0 turns it off for A/B
+// runs: the call then goes to the cluster GEMV or the GEMM as before).
+bool lords_gemv_serves(const MmaArgs& g);
+// A CUDA error code (0 = success), or -1 where no geometry fits (the caller then uses the cluster GEMV).
+int launch_lords_gemv(const MmaArgs& g, void* stream);
+
+}  // namespace hilo::lords::cuda_detail
