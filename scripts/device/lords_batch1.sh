@@ -71,5 +71,6 @@ for tool in ${SANITIZERS-memcheck racecheck}; do
     --gtest_filter='LordsCuda.LordsGemvServesBatchOne' > "$OUT/$tool.log" 2>&1
   echo "$tool rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/$tool.log" | tail -1)"
 done
-rm -f "$OUT"/memcheck.log "$OUT"/racecheck.log
+rm -f "$OUT"/memcheck.log "$OUT"/racecheck.log "$OUT"/cublas.log
+[ $rc = 0 ] && rm -f "$OUT"/tests.log "$OUT"/tests-mma.log  # the device tool returns at most 8 files
 exit $rc

@@ -123,13 +123,15 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg), 1) lords_gemv_kernel(M
     cp_async16(smem_u32(smem + L.b) + r * S::kBRowBytes + 16 * chunk, g.b + static_cast<int64_t>(row) * g.rank_pad + 8 * chunk,
                16);
   }
-  const auto copy_a = [&](int st) {  // chunk st's A fragments into buffer st % 2: (tile, step) runs of NTR x 256 bytes
-    const int lt0 = st * SPT, n = min(SPT, ntiles - lt0);
+  // A (tile, step) run of x * A is NTR x 256 bytes (32 lanes x 8 bytes per group of 8 ranks); warp w copies and
+  // converts runs w, w + kWarps, ... of a chunk, so no index needs a division.
+  const auto copy_a = [&](int st) {  // chunk st's A fragments into buffer st % 2
+    const int lt0 = st * SPT, runs = min(SPT, ntiles - lt0) * kSteps;
     const uint32_t dst = smem_u32(frag + (st & 1) * SPT * kFragTile);
-    for (int e = tid; e < n * kSteps * NTR * 16; e += kThreads) {
-      const int q = e % (NTR * 16), cs = e / (NTR * 16);  // cs: tile x 8 + step within the chunk
-      const int64_t run = static_cast<int64_t>(c0 + lt0 + cs / kSteps) * kSteps + cs % kSteps;
-      cp_async16(dst + 16 * e, reinterpret_cast<const unsigned char*>(g.a) + run * groups * 256 + 16 * q, 16);
+    for (int cs = warp; cs < runs; cs += kWarps) {
+      const unsigned char* src =
+          reinterpret_cast<const unsigned char*>(g.a) + (static_cast<int64_t>(c0 + lt0) * kSteps + cs) * groups * 256;
+      for (int q = lane; q < NTR * 16; q += 32) cp_async16(dst + (cs * NTR * 16 + q) * 16, src + 16 * q, 16);
     }
   };
   copy_a(0);
@@ -166,36 +168,30 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg), 1) lords_gemv_kernel(M
   const unsigned xmax_bits = cta_max<kWarps>(mx, warp_max);
   const int e2 = fp16_exponent(__uint_as_float(xmax_bits << 16) * g.a_absmax);
   const float scale = ldexpf(1.0f, e2), unscale = ldexpf(1.0f, -e2);
-  const auto convert = [&](int st) {  // A -> x * A * scale (fp16) in place, on the entries this thread copied
-    const int lt0 = st * SPT, n = min(SPT, ntiles - lt0);
+  const auto convert = [&](int st) {  // A -> x * A * scale (fp16) in place
+    __syncwarp();  // the runs this warp copied (after each lane's cp.async wait) are visible to all its lanes
+    const int lt0 = st * SPT, runs = min(SPT, ntiles - lt0) * kSteps;
     uint2* f = frag + (st & 1) * SPT * kFragTile;
     const uint32_t* x32 = reinterpret_cast<const uint32_t*>(xs);
-    for (int e = tid; e < n * kSteps * NTR * 16; e += kThreads) {
-      const int q = e % (NTR * 16), cs = e / (NTR * 16);
+    for (int cs = warp; cs < runs; cs += kWarps) {
       const int col = (lt0 + cs / kSteps) * kTileCols + cs % kSteps * 16;  // the step's first column in the slab
-      uint2 out[2];
+      const uint32_t x0 = x32[col / 2 + t], x1 = x32[col / 2 + t + 4];  // columns 2t, 2t + 1 and 2t + 8, 2t + 9
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int tt = (2 * (q % 16) + h) % 4;  // the entry's lane % 4: columns 2 tt, 2 tt + 1 and + 8
-        const uint32_t x0 = x32[col / 2 + tt], x1 = x32[col / 2 + tt + 4];
-        const uint2 a = f[2 * e + h];
-        out[h] = make_uint2(half2_bits(bf16_lo(x0) * bf16_lo(a.x) * scale, bf16_hi(x0) * bf16_hi(a.x) * scale),
-                            half2_bits(bf16_lo(x1) * bf16_lo(a.y) * scale, bf16_hi(x1) * bf16_hi(a.y) * scale));
-      }
-      if constexpr (Wg) {
-        // Core matrices: rank 8j + g's columns 0-7 of the step at (2j) x 128 + 16 g, columns 8-15 at (2j + 1) x 128 +
-        // 16 g. The 16 threads of one (step, j) run (one half-warp) permute its 256 bytes among themselves.
-        __syncwarp(__activemask());
-        uint32_t* run = reinterpret_cast<uint32_t*>(f + (e - q % 16) * 2);
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const int lane_e = 2 * (q % 16) + h, g8 = lane_e / 4, tt = lane_e % 4;
-          run[(0 * 8 + g8) * 4 + tt] = out[h].x;
-          run[(1 * 8 + g8) * 4 + tt] = out[h].y;
+      for (int j = 0; j < NTR; ++j) {
+        uint2* entry = f + (cs * NTR + j) * 32;
+        const uint2 a = entry[lane];
+        const uint2 out =
+            make_uint2(half2_bits(bf16_lo(x0) * bf16_lo(a.x) * scale, bf16_hi(x0) * bf16_hi(a.x) * scale),
+                       half2_bits(bf16_lo(x1) * bf16_lo(a.y) * scale, bf16_hi(x1) * bf16_hi(a.y) * scale));
+        if constexpr (Wg) {
+          // Core matrices: rank 8j + gq's columns 0-7 of the step at 16 gq, columns 8-15 at 128 + 16 gq of the run.
+          __syncwarp();  // every lane has read the run before any lane rewrites it
+          uint32_t* run = reinterpret_cast<uint32_t*>(entry);
+          run[gq * 4 + t] = out.x;
+          run[32 + gq * 4 + t] = out.y;
+        } else {
+          entry[lane] = out;
         }
-      } else {
-        f[2 * e] = out[0];
-        f[2 * e + 1] = out[1];
       }
     }
     if constexpr (Wg) fence_proxy_async();  // the generic-proxy writes above feed wgmma
