@@ -49,7 +49,9 @@ def main():
         ones = [p for p in points if p[2] == 1]
         shapes = sorted({p[0] for p in ones}, key=lambda s: [int(v) for v in s.split("x")])
         series = sorted({p[1] for p in ones})
-        fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 4.5))
+        one_batch = all(p[2] == 1 for p in points)  # batch-1 runs: the left panel only
+        fig, axes = plt.subplots(1, 1 if one_batch else 2, figsize=(6.5 if one_batch else 13, 4.5))
+        ax, bx = (axes, None) if one_batch else axes
         width = 0.8 / len(series)
         for i, name in enumerate(series):
             ys = [next((p[3] for p in ones if p[0] == s and p[1] == name), 0) for s in shapes]
@@ -60,6 +62,10 @@ def main():
         ax.set_ylabel("speed vs cuBLAS bf16 (same run)")
         ax.set_title("batch 1 (H200)")
         ax.legend(fontsize=7, ncol=2)
+        if bx is None:
+            fig.tight_layout()
+            fig.savefig(args.png, dpi=120)
+            return
         first = points[0][1].rsplit(" ", 1)[0]
         for shape in shapes:
             for method in ("blockwise", "lords"):

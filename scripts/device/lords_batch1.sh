@@ -7,7 +7,8 @@
 # wide-rank variant runs on wgmma by default; the tests and the NF4 benchmark run again with HILO_LORDS_WGMMA=0.
 # Usage (device tool, carry [".device-deps"]): scripts/device/lords_batch1.sh (NO_SWEEP=1, NO_CUBLAS=1, NO_NCU=1,
 # SANITIZERS="" skip parts; NCU_DETAIL="SHAPE ..." adds full Nsight Compute sections for those shapes; SASS=1
-# saves the 4-bit kernels' SASS). Results in $OUT: batch1-*.json, sweep.txt, cublas-baseline.json, logs.
+# saves the 4-bit kernels' SASS). Results in $OUT (the device tool returns at most 8 files): batch1-*.json, bench.log,
+# cublas-baseline.json, sweep.txt, the SASS, Nsight Compute detail; the parts run in that order.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/hilo-out}
@@ -30,41 +31,11 @@ HILO_LORDS_WGMMA=0 timeout 120 $bench --bits 4 --block 64 --batches 1 --methods 
   --json "$OUT/batch1-nf4-b64-mma-sync.json" 2>&1 | tail -5 | tee -a "$OUT/bench.log"
 HILO_LORDS_GEMV=0 timeout 120 $bench --bits 4 --block 64 --batches 1 --methods lords \
   --json "$OUT/batch1-nf4-b64-previous.json" 2>&1 | tail -5 | tee -a "$OUT/bench.log"
-timeout 90 $bench --bits 3 --block 64 --batches 1 --json "$OUT/batch1-nf3-b64.json" 2>&1 | tail -9 | tee -a "$OUT/bench.log"
-timeout 90 $bench --bits 4 --block 128 --batches 1 --json "$OUT/batch1-nf4-b128.json" 2>&1 | tail -9 |
-  tee -a "$OUT/bench.log"
-if [ -z "${NO_SWEEP:-}" ]; then  # rows per CTA (32 x WR) x column slabs
-  for wr in ${SWEEP_WR:-16 8 4 2}; do
-    for ks in ${SWEEP_SPLIT:-1 2 4 8}; do
-      HILO_LORDS_WR=$wr HILO_LORDS_SPLIT=$ks timeout 60 $bench --bits 4 --block 64 --batches 1 --methods lords 2>&1 |
-        grep -E "^ +[0-9]+x[0-9]+ +1 +lords" | awk -v wr=$wr -v ks=$ks '{printf "WR %2d split %d %s %s us\n", wr, ks, $1, $5}'
-    done
-  done | tee "$OUT/sweep.txt"
-fi
+timeout 90 $bench --bits 3 --block 64 --batches 1 2>&1 | tail -9 | tee -a "$OUT/bench.log"
+timeout 90 $bench --bits 4 --block 128 --batches 1 2>&1 | tail -9 | tee -a "$OUT/bench.log"
 if [ -z "${NO_CUBLAS:-}" ]; then
   timeout 120 python3 scripts/device/cublas_baseline.py "$OUT/cublas-baseline.json" > "$OUT/cublas.log" 2>&1
   grep -E "copy|\| [0-9]+x[0-9]+ \| 1 \|" "$OUT/cublas.log"
-fi
-if [ -z "${NO_NCU:-}" ]; then  # one launch per shape, after warm-up
-  for shape in 4096x4096 1024x4096 14336x4096 4096x14336; do
-    timeout 60 ncu --kernel-name regex:'lords_gemv|row_gemv' --launch-skip 5 --launch-count 1 \
-      --metrics gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,sm__warps_active.avg.pct_of_peak_sustained_active,smsp__inst_executed.sum,sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active,l1tex__data_pipe_lsu_wavefronts_mem_shared.avg.pct_of_peak_sustained_elapsed \
-      $bench --bits 4 --block 64 --batches 1 --methods lords --shapes $shape > "$OUT/ncu-one.txt" 2>&1
-    echo "$shape: $(grep -E 'gpu__time|dram__|warps_active|inst_executed|hmma|wavefronts' "$OUT/ncu-one.txt" |
-      awk '{printf "%s %s %s; ", $1, $(NF-1), $NF}')"
-  done | tee "$OUT/ncu.txt"
-  rm -f "$OUT/ncu-one.txt"
-  for shape in ${NCU_DETAIL:-}; do  # full sections (stall reasons, pipes) for the listed shapes
-    timeout 90 ncu --kernel-name regex:'lords_gemv' --launch-skip 5 --launch-count 1 --section SpeedOfLight \
-      --section WarpStateStats --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis --section Occupancy \
-      --section LaunchStats $bench --bits 4 --block 64 --batches 1 --methods lords --shapes $shape \
-      > "$OUT/ncu-detail-$shape.txt" 2>&1
-  done
-fi
-if [ -n "${SASS:-}" ]; then  # the 4-bit kernels' SASS, for instruction counts per step
-  cuobjdump -sass build-device/src/CMakeFiles/hilo_cuda.dir/lords/cuda/lords_gemv.cu.o |
-    awk '/Function : .*lords_gemv_kernelILi4E/{p=1} /Function : .*lords_gemv_kernelILi[23]E/{p=0} p' |
-    gzip > "$OUT/lords_gemv-4bit.sass.gz"
 fi
 for tool in ${SANITIZERS-memcheck racecheck}; do
   timeout ${SANITIZE_TIMEOUT:-150} compute-sanitizer --tool $tool --error-exitcode 9 build-device/tests/hilo_tests \
@@ -73,4 +44,33 @@ for tool in ${SANITIZERS-memcheck racecheck}; do
 done
 rm -f "$OUT"/memcheck.log "$OUT"/racecheck.log "$OUT"/cublas.log
 [ $rc = 0 ] && rm -f "$OUT"/tests.log "$OUT"/tests-mma.log  # the device tool returns at most 8 files
+if [ -n "${SASS:-}" ]; then  # the 4-bit kernels' SASS, for instruction counts per step
+  cuobjdump -sass build-device/src/CMakeFiles/hilo_cuda.dir/lords/cuda/lords_gemv.cu.o |
+    awk '/Function : .*lords_gemv_kernelILi4E/{p=1} /Function : .*lords_gemv_kernelILi[23]E/{p=0} p' |
+    gzip > "$OUT/lords_gemv-4bit.sass.gz"
+fi
+if [ -z "${NO_SWEEP:-}" ]; then  # rows per CTA (32 x WR) x column slabs
+  for wr in ${SWEEP_WR:-16 8 4 2}; do
+    for ks in ${SWEEP_SPLIT:-1 2 4 8}; do
+      HILO_LORDS_WR=$wr HILO_LORDS_SPLIT=$ks timeout 60 $bench --bits 4 --block 64 --batches 1 --methods lords 2>&1 |
+        grep -E "^ +[0-9]+x[0-9]+ +1 +lords" | awk -v wr=$wr -v ks=$ks '{printf "WR %2d split %d %s %s us\n", wr, ks, $1, $5}'
+    done
+  done | tee "$OUT/sweep.txt"
+fi
+if [ -z "${NO_NCU:-}" ]; then  # one launch per shape, after warm-up
+  for shape in 4096x4096 1024x4096 14336x4096 4096x14336; do
+    timeout 60 ncu --kernel-name regex:'lords_gemv|row_gemv' --launch-skip 5 --launch-count 1 \
+      --metrics gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,sm__warps_active.avg.pct_of_peak_sustained_active,smsp__inst_executed.sum,sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active,l1tex__data_pipe_lsu_wavefronts_mem_shared.avg.pct_of_peak_sustained_elapsed \
+      $bench --bits 4 --block 64 --batches 1 --methods lords --shapes $shape > "$OUT/ncu-one.txt" 2>&1
+    echo "$shape: $(grep -E 'gpu__time|dram__|warps_active|inst_executed|hmma|wavefronts' "$OUT/ncu-one.txt" |
+      awk '{printf "%s %s %s; ", $1, $(NF-1), $NF}')"
+  done
+  rm -f "$OUT/ncu-one.txt"
+fi
+for shape in ${NCU_DETAIL:-}; do  # full sections (stall reasons, pipes, source counters) for the listed shapes
+  timeout 90 ncu --kernel-name regex:'lords_gemv' --launch-skip 5 --launch-count 1 --section SpeedOfLight \
+    --section WarpStateStats --section ComputeWorkloadAnalysis --section Occupancy --section LaunchStats \
+    --section SourceCounters $bench --bits 4 --block 64 --batches 1 --methods lords --shapes $shape \
+    > "$OUT/ncu-detail-$shape.txt" 2>&1
+done
 exit $rc
