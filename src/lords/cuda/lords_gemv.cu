@@ -8,15 +8,16 @@
 // GEMV's fixes (row_gemv.cu): the operands it needs first (x, B, x * A) are requested before the codes, the pair
 // table comes from the kernel parameters, and the x * A staging of the next column chunk overlaps the current one.
 //
-// Work split. A CTA of 16 warps owns 32 x wr rows and a slab of column tiles; warp (r, c) of the wr x wc grid owns
-// two row tiles (32 rows: each B fragment read from shared memory feeds both) and column tiles c, c + wc, ... of the
-// slab. Why many rows per CTA: every CTA reads x * A for its slab (rank x columns x 2 bytes) from L2, which at
+// Work split. A CTA of 16 warps (8 with wgmma) owns 32 x wr rows and a slab of column tiles; warp (r, c) of the
+// wr x wc grid owns two row tiles (32 rows: each B fragment read from shared memory feeds both) and column tiles
+// c, c + wc, ... of the slab. Why many rows per CTA: every CTA reads x * A for its slab (rank x columns x 2 bytes) from L2, which at
 // 32 rows and rank 32 would be 4x its code bytes; at 256 rows it is half. The per-warp sums over column groups are
 // added in shared memory, the slabs of one row range (a cluster of <= 8 CTAs) through distributed shared memory, all
 // in a fixed order: deterministic.
 //
 // The rank costs 2 x rank FLOPs per weight on tensor cores (batch 1 is a GEMM with N = rank); the kernel reads only
-// ceil(rank / 8) n-tiles of the padded factors (7 of 8 at rank 49).
+// ceil(rank / 8) n-tiles of the padded factors (7 of 8 at rank 49), and above rank 32 multiplies on wgmma where the
+// build has sm_90a (LordsShape). Measured: docs/results/lords-cuda.md.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
