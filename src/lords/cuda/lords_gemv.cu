@@ -10,8 +10,8 @@
 //
 // Work split. A CTA of 16 warps (8 with wgmma) owns 32 x wr rows and a slab of column tiles; warp (r, c) of the
 // wr x wc grid owns two row tiles (32 rows: each B fragment read from shared memory feeds both) and column tiles
-// c, c + wc, ... of the slab. Why many rows per CTA: every CTA reads x * A for its slab (rank x columns x 2 bytes) from L2, which at
-// 32 rows and rank 32 would be 4x its code bytes; at 256 rows it is half. The per-warp sums over column groups are
+// c, c + wc, ... of the slab. Why many rows per CTA: every CTA reads x * A for its slab (rank x columns x 2 bytes)
+// from L2, which at 32 rows and rank 32 would be 4x its code bytes; at 256 rows it is half. The per-warp sums over column groups are
 // added in shared memory, the slabs of one row range (a cluster of <= 8 CTAs) through distributed shared memory, all
 // in a fixed order: deterministic.
 //
@@ -44,27 +44,28 @@ constexpr int kSteps = gpu_layout::kStepsPerTile;
 // Warps per CTA, one CTA per SM (the pair table and x * A are shared by all): 16 for mma.sync (128 registers
 // each), 8 for wgmma (whose asynchrony needs fewer warps; 255 registers hold a deeper code prefetch).
 constexpr int warps_per_cta(bool wg) { return wg ? 8 : 16; }
-constexpr int kMaxWarps = 16;
 constexpr int kMT = 2;  // row tiles per warp
 constexpr int kMaxCluster = 8;
 constexpr int kMaxSmemBytes = 225 * 1024;
 
-// NTR: n-tiles of 8 ranks read (2, 4, 7 or 8). Wg: the rank product on wgmma (sm_90a, NTR 7 and 8): each warpgroup
-// multiplies its 4 warps' decoded codes (64 rows per row-tile slot) by x * A in one m64n(8 NTR)k16 instruction, which
-// reads the shared-memory operand once per warpgroup instead of once per warp and runs at wgmma's rate; x * A is then
-// stored as 8 x 16-byte core matrices (K-major, no swizzle) instead of per-lane mma.sync fragments.
-template <int Bits, int NTR, bool Wg = false>
+// NTR: n-tiles of 8 ranks read (2, 4, 7 or 8). The sizes are the same with or without wgmma.
+template <int Bits, int NTR>
 struct LordsShape {
   static constexpr int kWords = 2 * Bits, kTileBytes = 256 * Bits;
   static constexpr int kLutBytes = (1 << (2 * Bits)) * 256;  // 256-byte rows (lut_offset)
-  // Code tiles in flight per warp, in registers (128 per thread at 16 warps): the accumulators take 8 NTR.
-  static constexpr int kDepth = NTR <= 4 || Wg ? 3 : 2;
-  static_assert(!Wg || NTR == 7 || NTR == 8);
   static constexpr int kFragTileBytes = kSteps * NTR * 32 * 8;  // x * A fragments of one column tile
   // A CTA row of B in shared memory: NTR 16-byte chunks padded to an odd count, so the 8 rows x 4 words an epilogue
   // load touches fall in 32 distinct banks.
   static constexpr int kBRowBytes = 16 * (NTR % 2 == 0 ? NTR + 1 : NTR + 2);
 };
+
+// Code tiles in flight per warp, in registers: the accumulators take 8 NTR of the 128 a thread has at 16 warps; the
+// wgmma variant has 255.
+// Wg: the rank product on wgmma (sm_90a, NTR 7 and 8): each warpgroup multiplies its 4 warps' decoded codes (64 rows
+// per row-tile slot) by x * A in one m64n(8 NTR)k16 instruction, which reads the shared-memory operand once per
+// warpgroup instead of once per warp and runs at wgmma's rate; x * A is then stored as 8 x 16-byte core matrices
+// (K-major, no swizzle) instead of per-lane mma.sync fragments.
+constexpr int code_depth(int ntr, bool wg) { return ntr <= 4 || wg ? 3 : 2; }
 
 struct LordsGeometry {
   int wr = 0, wc = 0;  // warps along rows (32 rows each) x along column tiles; wr x wc = warps_per_cta
@@ -80,7 +81,7 @@ struct LordsSmem {
 
 template <int Bits, int NTR>
 __host__ __device__ inline LordsSmem smem_layout(const LordsGeometry& geo) {
-  using S = LordsShape<Bits, NTR>;  // the same sizes with or without wgmma
+  using S = LordsShape<Bits, NTR>;
   const uint32_t rows = 32u * geo.wr;
   LordsSmem l{};
   l.x = S::kLutBytes;
@@ -94,9 +95,10 @@ __host__ __device__ inline LordsSmem smem_layout(const LordsGeometry& geo) {
 
 template <int Bits, int NTR, bool Wg>
 __global__ void __launch_bounds__(32 * warps_per_cta(Wg), 1) lords_gemv_kernel(MmaArgs g, LordsGeometry geo) {
-  using S = LordsShape<Bits, NTR, Wg>;
+  static_assert(!Wg || NTR == 7 || NTR == 8);
+  using S = LordsShape<Bits, NTR>;
   constexpr int kWarps = warps_per_cta(Wg), kThreads = 32 * kWarps;
-  constexpr int kWords = S::kWords, kTileBytes = S::kTileBytes, PD = S::kDepth;
+  constexpr int kWords = S::kWords, kTileBytes = S::kTileBytes, PD = code_depth(NTR, Wg);
   constexpr int kFragTile = kSteps * NTR * 32;  // uint2 entries per column tile
   extern __shared__ __align__(16) unsigned char smem[];
   __shared__ unsigned warp_max[kWarps];
@@ -251,6 +253,8 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg), 1) lords_gemv_kernel(M
 #pragma unroll
               for (int s = 0; s < kSteps / 2; ++s) decode(buf[d], kSteps / 2 + s, a[1][s]);
           }
+#else
+          __trap();  // the launcher picks this variant only where sm_90a code runs
 #endif
         } else {
           const uint2* xt = fr + (lt - st * SPT) * kFragTile;
@@ -347,13 +351,13 @@ const Overrides& overrides() {
 // The geometry for wr row warps and ks slabs, or smem = 0 where it does not fit.
 template <int Bits, int NTR, bool Wg>
 LordsGeometry make_geometry(const MmaArgs& g, int wr, int ks) {
-  using S = LordsShape<Bits, NTR, Wg>;
+  using S = LordsShape<Bits, NTR>;
   LordsGeometry geo;
   geo.wr = wr;
   geo.wc = warps_per_cta(Wg) / wr;
   geo.tiles_per_cta = (g.col_tiles + ks - 1) / ks;
   geo.ks = (g.col_tiles + geo.tiles_per_cta - 1) / geo.tiles_per_cta;
-  const int unit = geo.wc * S::kDepth;  // chunks hold whole rounds of the warps' code rings
+  const int unit = geo.wc * code_depth(NTR, Wg);  // chunks hold whole rounds of the warps' code rings
   const int whole = (geo.tiles_per_cta + unit - 1) / unit * unit;
   geo.stage_tiles = whole;
   geo.stages = 1;
@@ -372,29 +376,38 @@ LordsGeometry make_geometry(const MmaArgs& g, int wr, int ks) {
   return geo;
 }
 
+// Row ranges (grid rows) of a geometry with wr row warps.
+int row_ctas(const MmaArgs& g, int wr) { return (g.row_tiles + kMT * wr - 1) / (kMT * wr); }
+
+// The launch of `rows` row ranges of geo's slabs: a cluster of geo.ks CTAs per row range (a plain launch for one
+// slab). `attr` backs cfg.attrs.
+cudaLaunchConfig_t launch_config(const LordsGeometry& geo, int rows, cudaStream_t stream, cudaLaunchAttribute& attr) {
+  attr.id = cudaLaunchAttributeClusterDimension;
+  attr.val.clusterDim.x = static_cast<unsigned>(geo.ks);
+  attr.val.clusterDim.y = attr.val.clusterDim.z = 1;
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(static_cast<unsigned>(geo.ks), static_cast<unsigned>(rows));
+  cfg.blockDim = dim3(static_cast<unsigned>(32 * geo.wr * geo.wc));
+  cfg.dynamicSmemBytes = geo.smem;
+  cfg.stream = stream;
+  cfg.attrs = &attr;
+  cfg.numAttrs = geo.ks > 1 ? 1 : 0;
+  return cfg;
+}
+
 // Clusters of ks CTAs of this kernel the GPU runs at once (0 when none fits).
 template <auto Kernel>
 int resident_clusters(const MmaArgs& g, const LordsGeometry& geo) {
-  const int threads = 32 * geo.wr * geo.wc;
   if (geo.ks == 1) {
     int per_sm = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, Kernel, threads, geo.smem) != cudaSuccess) {
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, Kernel, 32 * geo.wr * geo.wc, geo.smem) != cudaSuccess) {
       (void)cudaGetLastError();
       return g.sm_count;
     }
     return per_sm * g.sm_count;
   }
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeClusterDimension;
-  attr[0].val.clusterDim.x = static_cast<unsigned>(geo.ks);
-  attr[0].val.clusterDim.y = attr[0].val.clusterDim.z = 1;
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(static_cast<unsigned>(geo.ks), 1);
-  cfg.blockDim = dim3(static_cast<unsigned>(threads));
-  cfg.dynamicSmemBytes = geo.smem;
-  cfg.attrs = attr;
-  cfg.numAttrs = 1;
-  const int n = max_active_clusters<Kernel>(cfg);
+  cudaLaunchAttribute attr;
+  const int n = max_active_clusters<Kernel>(launch_config(geo, 1, nullptr, attr));
   return n == INT_MAX ? g.sm_count / geo.ks : n;
 }
 
@@ -414,14 +427,14 @@ LordsGeometry choose_geometry(const MmaArgs& g) {
   for (int wr : {16, 8, 4, 2}) {
     // A warpgroup (wgmma) must share one column group.
     if ((overrides().wr > 0 && wr != overrides().wr) || wr > warps_per_cta(Wg) || (Wg && wr % 4 != 0)) continue;
-    const int row_ctas = (g.row_tiles + kMT * wr - 1) / (kMT * wr);
+    const int rows = row_ctas(g, wr);
     for (int ks = 1; ks <= std::min(kMaxCluster, g.col_tiles); ++ks) {
       if (overrides().ks > 0 && ks != std::min(overrides().ks, g.col_tiles)) continue;
       const LordsGeometry geo = make_geometry<Bits, NTR, Wg>(g, wr, ks);
       if (geo.smem == 0 || (geo.ks != ks && overrides().ks == 0)) continue;  // ks slabs collapse to fewer: seen
       const int resident = resident_clusters<kernel>(g, geo);
       if (resident <= 0) continue;
-      const int waves = (row_ctas + resident - 1) / resident;
+      const int waves = (rows + resident - 1) / resident;
       const double kb = geo.tiles_per_cta * (2.0 * wr * S::kTileBytes + 0.5 * S::kFragTileBytes) / 1024.0 + 8.0;
       const double cost = waves * kb;
       if (best.smem == 0 || cost < best_cost * 0.999) best = geo, best_cost = cost;
@@ -440,18 +453,8 @@ int launch_ntr(const MmaArgs& g, cudaStream_t stream) {
   if (const int e = allow_smem_once<kernel>(g.device, kMaxSmemBytes); e != 0) return e;
   const LordsGeometry geo = choose_geometry<Bits, NTR, Wg>(g);
   if (geo.smem == 0) return -1;
-  const int row_ctas = (g.row_tiles + kMT * geo.wr - 1) / (kMT * geo.wr);
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeClusterDimension;
-  attr[0].val.clusterDim.x = static_cast<unsigned>(geo.ks);
-  attr[0].val.clusterDim.y = attr[0].val.clusterDim.z = 1;
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(static_cast<unsigned>(geo.ks), static_cast<unsigned>(row_ctas));
-  cfg.blockDim = dim3(static_cast<unsigned>(32 * warps_per_cta(Wg)));
-  cfg.dynamicSmemBytes = geo.smem;
-  cfg.stream = stream;
-  cfg.attrs = attr;
-  cfg.numAttrs = geo.ks > 1 ? 1 : 0;  // a single slab is a plain launch
+  cudaLaunchAttribute attr;
+  const cudaLaunchConfig_t cfg = launch_config(geo, row_ctas(g, geo.wr), stream, attr);
   const cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, g, geo);
   return static_cast<int>(e != cudaSuccess ? e : cudaGetLastError());
 }
@@ -501,8 +504,8 @@ int launch_bits(const MmaArgs& g, cudaStream_t stream) {
 
 bool lords_gemv_serves(const MmaArgs& g) {
   static const bool enabled = env_flag("HILO_LORDS_GEMV", true);
-  return enabled && g.lords && g.batch == 1 && g.rank >= 1 && g.rank <= 64 && g.rank_pad <= 64 &&
-         rank_tiles(g.rank) * 8 <= g.rank_pad;
+  // Ranks up to 64 are padded to 16, 32 or 64, which holds the rank_tiles(rank) groups of 8 the kernel reads.
+  return enabled && g.lords && g.batch == 1 && g.rank >= 1 && g.rank <= 64;
 }
 
 int launch_lords_gemv(const MmaArgs& g, void* stream_ptr) {
