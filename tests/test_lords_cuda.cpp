@@ -18,6 +18,7 @@
 #include "hilo/error.hpp"
 #include "hilo/lords.hpp"
 #include "hilo/lords_cuda.hpp"
+#include "lords/cuda/lords_gemv.hpp"
 #include "lords/cuda/mma_gemm.hpp"
 #include "lords/gpu_layout.hpp"
 
@@ -154,6 +155,49 @@ TEST(LordsCuda, LordsGemvServesBatchOne) {
   check_case({Method::Lords, CodebookKind::NF, 4, 64, 150, 14336, 64, 1, one}, gen);     // chunked x * A
   check_case({Method::Lords, CodebookKind::NF, 3, 128, 260, 4096, 49, 1, one}, gen);
   for (float x_scale : {3e4f, 1e-20f}) check_case({Method::Lords, CodebookKind::NF, 4, 64, 64, 384, 0, x_scale, one}, gen);
+}
+
+// The x * A prepass (HILO_LORDS_XA_PREPASS) uses the GEMV's own scale and rounding: the same bits as the in-kernel
+// conversion, for every rank width, bit width, one and several slabs, chunked x * A, many row CTAs, x far from 1, and
+// Inf/NaN activations.
+TEST(LordsCuda, XaPrepassGivesTheSameBits) {
+  SKIP_WITHOUT_GPU();
+  struct Restore {
+    ~Restore() { lords::cuda_detail::force_lords_xa_prepass(-1); }
+  } restore;
+  std::mt19937_64 gen(test::fresh_seed());
+  struct Shape {
+    int bits;
+    int64_t rows, cols;
+    int rank;
+    float x_scale = 1, bad = 0;  // bad != 0: x[0, 77] = bad
+  };
+  for (const Shape& s : std::vector<Shape>{{4, 300, 1280, 12},   {4, 300, 1280, 24},     {4, 130, 1280, 49},
+                                           {3, 77, 1024, 40},    {2, 77, 1024, 64},      {4, 150, 14336, 64},
+                                           {2, 4500, 512, 32},   {4, 37, 96, 5},         {4, 64, 384, 32, 3e4f},
+                                           {4, 64, 384, 49, 1e-20f}, {4, 700, 1024, 49, 1, INFINITY},
+                                           {4, 700, 1024, 12, 1, NAN}}) {
+    lords::QuantConfig cfg;
+    cfg.bits = s.bits;
+    cfg.rank = s.rank;
+    cfg.steps = 2;
+    const lords::QuantizedLinear q = lords::quantize(test::random_tensor(DType::F32, {s.rows, s.cols}, gen, 0.05f), cfg);
+    const lords::cuda::DeviceLinear dev(q);
+    Tensor x = test::random_tensor(DType::BF16, {1, s.cols}, gen, s.x_scale);
+    if (s.bad != 0) x.ptr<uint16_t>()[77] = f32_to_bf16(s.bad);
+    const DeviceTensor dx(x);
+    std::vector<Tensor> y;
+    for (int mode : {0, 1}) {
+      lords::cuda_detail::force_lords_xa_prepass(mode);
+      const DeviceTensor dy(DType::BF16, {1, s.rows});  // poisoned
+      lords::cuda::matmul(dev, dx, dy);
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      y.push_back(dy.to_host());
+    }
+    for (int64_t i = 0; i < s.rows; ++i)
+      ASSERT_EQ(y[0].ptr<uint16_t>()[i], y[1].ptr<uint16_t>()[i])
+          << "NF" << s.bits << " [" << s.rows << ", " << s.cols << "] rank " << s.rank << " x ~ " << s.x_scale << " out " << i;
+  }
 }
 
 // Non-finite activations give non-finite outputs in their own batch rows only (docs/lords.md section 8), on the row

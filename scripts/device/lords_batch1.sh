@@ -4,7 +4,9 @@
 # benchmarks NF4 B=64 at batch 1 (both methods: LoRDS on the new GEMV, block-wise on the row GEMV), LoRDS again with
 # HILO_LORDS_GEMV=0 (the previous kernels: cluster GEMV, GEMM at rank 64), a sweep of the geometry (HILO_LORDS_WR x
 # HILO_LORDS_SPLIT), NF3 B=64 and NF4 B=128; cuBLAS bf16 in the same run; Nsight Compute on the new kernel. The
-# wide-rank variant runs on wgmma by default; the tests and the NF4 benchmark run again with HILO_LORDS_WGMMA=0.
+# wide-rank variant runs on wgmma by default; the tests and the NF4 benchmark run again with HILO_LORDS_WGMMA=0, and
+# with HILO_LORDS_XA_PREPASS=1 (x * A converted once per call by a prepass kernel; SANITIZE_ENV="HILO_LORDS_XA_PREPASS=1"
+# runs the sanitizers on that path).
 # Usage (device tool, carry [".device-deps"]): scripts/device/lords_batch1.sh (NO_SWEEP=1, NO_CUBLAS=1, NO_NCU=1,
 # SANITIZERS="" skip parts; NCU_DETAIL="SHAPE ..." adds full Nsight Compute sections for those shapes; SASS=1
 # saves the 4-bit kernels' SASS). Results in $OUT (the device tool returns at most 8 files): batch1-*.json, bench.log,
@@ -24,11 +26,22 @@ echo "tests rc $rc"; grep -E "^\[  (PASSED|FAILED)|FAILED  \]|Failure|exception|
 HILO_LORDS_WGMMA=0 timeout 200 build-device/tests/hilo_tests \
   --gtest_filter="LordsCuda.LordsGemvServesBatchOne:LordsCuda.EveryRankWidthAndActivationRange" > "$OUT/tests-mma.log" 2>&1
 echo "tests with HILO_LORDS_WGMMA=0 rc $?"; grep -E "^\[  (PASSED|FAILED)|Failure|exception" "$OUT/tests-mma.log" | head -8
+batch1_tests="LordsCuda.LordsGemvServesBatchOne:LordsCuda.EveryRankWidthAndActivationRange:LordsCuda.NonFiniteActivationsStayInTheirRows"
+for wg in 1 0; do
+  HILO_LORDS_XA_PREPASS=1 HILO_LORDS_WGMMA=$wg timeout 200 build-device/tests/hilo_tests --gtest_filter="$batch1_tests" \
+    > "$OUT/tests-prepass.log" 2>&1
+  prc=$?
+  echo "tests with HILO_LORDS_XA_PREPASS=1 HILO_LORDS_WGMMA=$wg rc $prc"
+  grep -E "^\[  (PASSED|FAILED)|Failure|exception|Expected|Which" "$OUT/tests-prepass.log" | head -12
+  [ $prc = 0 ] || rc=$prc
+done
 bench=build-device/bench/bench_lords_cuda
 export HILO_LORDS_VERBOSE=1
 timeout 120 $bench --bits 4 --block 64 --batches 1 --json "$OUT/batch1-nf4-b64.json" 2>&1 | tee "$OUT/bench.log"
 HILO_LORDS_WGMMA=0 timeout 120 $bench --bits 4 --block 64 --batches 1 --methods lords \
   --json "$OUT/batch1-nf4-b64-mma-sync.json" 2>&1 | tail -5 | tee -a "$OUT/bench.log"
+HILO_LORDS_XA_PREPASS=1 timeout 120 $bench --bits 4 --block 64 --batches 1 --methods lords \
+  --json "$OUT/batch1-nf4-b64-prepass.json" 2>&1 | tail -5 | tee -a "$OUT/bench.log"
 HILO_LORDS_GEMV=0 timeout 120 $bench --bits 4 --block 64 --batches 1 --methods lords \
   --json "$OUT/batch1-nf4-b64-previous.json" 2>&1 | tail -5 | tee -a "$OUT/bench.log"
 timeout 90 $bench --bits 3 --block 64 --batches 1 2>&1 | tail -9 | tee -a "$OUT/bench.log"
@@ -38,12 +51,12 @@ if [ -z "${NO_CUBLAS:-}" ]; then
   grep -E "copy|\| [0-9]+x[0-9]+ \| 1 \|" "$OUT/cublas.log"
 fi
 for tool in ${SANITIZERS-memcheck racecheck}; do
-  timeout ${SANITIZE_TIMEOUT:-150} compute-sanitizer --tool $tool --error-exitcode 9 build-device/tests/hilo_tests \
+  env ${SANITIZE_ENV:-} timeout ${SANITIZE_TIMEOUT:-150} compute-sanitizer --tool $tool --error-exitcode 9 build-device/tests/hilo_tests \
     --gtest_filter='LordsCuda.LordsGemvServesBatchOne' > "$OUT/$tool.log" 2>&1
   echo "$tool rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/$tool.log" | tail -1)"
 done
 rm -f "$OUT"/memcheck.log "$OUT"/racecheck.log "$OUT"/cublas.log
-[ $rc = 0 ] && rm -f "$OUT"/tests.log "$OUT"/tests-mma.log  # the device tool returns at most 8 files
+[ $rc = 0 ] && rm -f "$OUT"/tests.log "$OUT"/tests-mma.log "$OUT"/tests-prepass.log  # the device tool returns at most 8 files
 if [ -n "${SASS:-}" ]; then  # the 4-bit kernels' SASS, for instruction counts per step
   cuobjdump -sass build-device/src/CMakeFiles/hilo_cuda.dir/lords/cuda/lords_gemv.cu.o |
     awk '/Function : .*lords_gemv_kernelILi4E/{p=1} /Function : .*lords_gemv_kernelILi[23]E/{p=0} p' |

@@ -1,5 +1,6 @@
 // PTX wrappers both GPU modules use (HISA's scoring kernels, the LoRDS GEMM and GEMVs): shared-memory addresses,
-// asynchronous 16/4-byte global -> shared copies (sm_80+) and the wgmma ordering instructions (sm_90a).
+// asynchronous 16/4-byte global -> shared copies (sm_80+), programmatic dependent launch (sm_90) and the wgmma ordering
+// instructions (sm_90a).
 #pragma once
 
 #include <cstdint>
@@ -26,6 +27,21 @@ __device__ __forceinline__ void cp_async_wait() {
 
 // Generic-proxy writes to shared memory (st.shared, cp.async) become visible to wgmma (the async proxy).
 __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+
+// Programmatic dependent launch (sm_90+): a kernel launched with cudaLaunchAttributeProgrammaticStreamSerialization
+// may start while the previous kernel in the stream still runs. griddep_wait() blocks until that kernel has completed
+// and its memory writes are visible; griddep_launch_dependents() lets the next such kernel start once every CTA of
+// this grid has issued it or exited. Both are no-ops for kernels launched without the attribute.
+__device__ __forceinline__ void griddep_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void griddep_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 // Hopper warpgroup MMA ordering: fence before a wgmma reads registers written by other instructions, commit the

@@ -18,10 +18,16 @@
 // The rank costs 2 x rank FLOPs per weight on tensor cores (batch 1 is a GEMM with N = rank); the kernel reads only
 // ceil(rank / 8) n-tiles of the padded factors (7 of 8 at rank 49), and above rank 32 multiplies on wgmma where the
 // build has sm_90a (LordsShape). Measured: docs/results/lords-cuda.md.
+//
+// x * A prepass (HILO_LORDS_XA_PREPASS=1, off by default until measured on a GPU): every row range converts the same
+// slab of x * A, so a small kernel can do it once per call into a scratch buffer, in the layout the GEMV stages and
+// with the same per-slab scale (the results are bit-identical); the GEMV, launched behind it with programmatic
+// dependent launch, requests its codes, B and pair table first and copies the prepared x * A after griddep_wait().
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cstdint>
 #include <cstdio>
@@ -93,8 +99,68 @@ __host__ __device__ inline LordsSmem smem_layout(const LordsGeometry& geo) {
   return l;
 }
 
+// x * A prepared by xa_prepass_kernel (null xa: the GEMV converts in place): runs of (column tile, step) in column
+// order, NTR x 256 bytes each, laid out as the GEMV's shared-memory chunks; unscale[slab] undoes the slab's scale.
+struct PreparedXa {
+  uint2* xa = nullptr;
+  float* unscale = nullptr;
+};
+
+// One lane's entry of x * A * scale for rank n-tile j of a step: a holds A at ranks 8j + gq, columns 2t, 2t + 1
+// (a.x) and 2t + 8, 2t + 9 (a.y); x0, x1 the bf16 pairs of x at those columns.
+__device__ __forceinline__ uint2 xa_entry(uint32_t x0, uint32_t x1, uint2 a, float scale) {
+  return make_uint2(half2_bits(bf16_lo(x0) * bf16_lo(a.x) * scale, bf16_hi(x0) * bf16_hi(a.x) * scale),
+                    half2_bits(bf16_lo(x1) * bf16_lo(a.y) * scale, bf16_hi(x1) * bf16_hi(a.y) * scale));
+}
+// Stores an entry into n-tile run `entry` (32 uint2): mma.sync B-fragment order, or for wgmma as core matrices (rank
+// 8j + gq's columns 0-7 of the step at 16 gq bytes, columns 8-15 at 128 + 16 gq).
+template <bool Wg>
+__device__ __forceinline__ void put_xa(uint2* entry, int lane, uint2 out) {
+  if constexpr (Wg) {
+    uint32_t* run = reinterpret_cast<uint32_t*>(entry);
+    run[lane] = out.x;  // lane = 4 gq + t
+    run[32 + lane] = out.y;
+  } else {
+    entry[lane] = out;
+  }
+}
+
+constexpr int kPrepassWarps = 8, kPrepassRunsPerWarp = 2;
+
+// x * A for one call: CTA (slab, chunk) finds the slab's max |x| (every chunk repeats it: at most 28 KB of L2 hits),
+// then converts kPrepassWarps x kPrepassRunsPerWarp runs of the slab, with the arithmetic of the in-kernel path.
+template <int NTR, bool Wg>
+__global__ void __launch_bounds__(32 * kPrepassWarps) xa_prepass_kernel(MmaArgs g, LordsGeometry geo, PreparedXa out) {
+  griddep_launch_dependents();  // the GEMV's CTAs may start their code loads now; they wait before reading out
+  __shared__ unsigned warp_max[kPrepassWarps];
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, t = lane % 4;
+  const int slab = blockIdx.x, c0 = slab * geo.tiles_per_cta, ntiles = min(geo.tiles_per_cta, g.col_tiles - c0);
+  const int groups = g.rank_pad / 8;
+  unsigned mx = 0;
+  for (int i = tid; i < ntiles * (kTileCols / 8); i += 32 * kPrepassWarps) {
+    const int64_t col = static_cast<int64_t>(c0) * kTileCols + 8 * i;
+    if (col < g.cols) mx = bf16_abs_max(__ldg(reinterpret_cast<const uint4*>(g.x + col)), mx);
+  }
+  const unsigned xmax_bits = cta_max<kPrepassWarps>(mx, warp_max);
+  const int e2 = fp16_exponent(__uint_as_float(xmax_bits << 16) * g.a_absmax);
+  const float scale = ldexpf(1.0f, e2);
+  if (blockIdx.y == 0 && tid == 0) out.unscale[slab] = ldexpf(1.0f, -e2);
+  const int runs = ntiles * kSteps;
+  const uint32_t* x32 = reinterpret_cast<const uint32_t*>(g.x);
+  for (int cs = (blockIdx.y * kPrepassWarps + warp) * kPrepassRunsPerWarp, end = min(runs, cs + kPrepassRunsPerWarp);
+       cs < end; ++cs) {
+    const int64_t run = static_cast<int64_t>(c0) * kSteps + cs, col = run * 16;  // the step's first column
+    // cols is a multiple of 32, so a step of 16 columns is wholly inside the layer or wholly past it (x = 0 there).
+    const uint32_t x0 = col < g.cols ? __ldg(x32 + col / 2 + t) : 0u, x1 = col < g.cols ? __ldg(x32 + col / 2 + t + 4) : 0u;
+    const uint2* a = reinterpret_cast<const uint2*>(g.a) + run * groups * 32;
+#pragma unroll
+    for (int j = 0; j < NTR; ++j) put_xa<Wg>(out.xa + (run * NTR + j) * 32, lane, xa_entry(x0, x1, __ldg(a + j * 32 + lane), scale));
+  }
+}
+
 template <int Bits, int NTR, bool Wg>
-__global__ void __launch_bounds__(32 * warps_per_cta(Wg), 1) lords_gemv_kernel(MmaArgs g, LordsGeometry geo) {
+__global__ void __launch_bounds__(32 * warps_per_cta(Wg), 1)
+    lords_gemv_kernel(MmaArgs g, LordsGeometry geo, PreparedXa pre) {
   static_assert(!Wg || NTR == 7 || NTR == 8);
   using S = LordsShape<Bits, NTR>;
   constexpr int kWarps = warps_per_cta(Wg), kThreads = 32 * kWarps;
@@ -112,14 +178,17 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg), 1) lords_gemv_kernel(M
   const int c0 = blockIdx.x * geo.tiles_per_cta, ntiles = min(geo.tiles_per_cta, g.col_tiles - c0);
   const int rt0 = blockIdx.y * kMT * geo.wr;
   const int groups = g.rank_pad / 8;
+  const bool prepared = pre.xa != nullptr;
 
   // 1. By cp.async, before the codes (L2 hits that would otherwise queue behind them): x of the slab (zero past the
-  // layer), the CTA's rows of B (the first NTR x 8 ranks), and x * A's first two chunks still as A.
+  // layer), the CTA's rows of B (the first NTR x 8 ranks), and x * A's first two chunks still as A. With the prepass,
+  // only B: x * A comes after griddep_wait().
   const int col0 = c0 * kTileCols;
-  for (int i = tid; i < ntiles * (kTileCols / 8); i += kThreads) {
-    const int col = col0 + 8 * i;
-    cp_async16(smem_u32(xs) + 16 * i, g.x + (col < g.cols ? col : 0), col < g.cols ? 16 : 0);
-  }
+  if (!prepared)
+    for (int i = tid; i < ntiles * (kTileCols / 8); i += kThreads) {
+      const int col = col0 + 8 * i;
+      cp_async16(smem_u32(xs) + 16 * i, g.x + (col < g.cols ? col : 0), col < g.cols ? 16 : 0);
+    }
   const int last_row = g.row_tiles * kTileRows - 1;
   for (int i = tid; i < rows * NTR; i += kThreads) {
     const int r = i / NTR, chunk = i % NTR, row = min(rt0 * kTileRows + r, last_row);
@@ -127,20 +196,28 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg), 1) lords_gemv_kernel(M
                16);
   }
   // A (tile, step) run of x * A is NTR x 256 bytes (32 lanes x 8 bytes per group of 8 ranks); warp w copies and
-  // converts runs w, w + kWarps, ... of a chunk, so no index needs a division.
-  const auto copy_a = [&](int st) {  // chunk st's A fragments into buffer st % 2
+  // converts runs w, w + kWarps, ... of a chunk, so no index needs a division. Prepared runs are contiguous.
+  const auto copy_a = [&](int st) {  // chunk st's A fragments (or prepared x * A) into buffer st % 2
     const int lt0 = st * SPT, runs = min(SPT, ntiles - lt0) * kSteps;
     const uint32_t dst = smem_u32(frag + (st & 1) * SPT * kFragTile);
+    if (prepared) {
+      const uint4* src = reinterpret_cast<const uint4*>(pre.xa + static_cast<int64_t>(c0 + lt0) * kSteps * NTR * 32);
+      for (int q = tid; q < runs * NTR * 16; q += kThreads) cp_async16(dst + 16 * q, src + q, 16);
+      return;
+    }
     for (int cs = warp; cs < runs; cs += kWarps) {
       const unsigned char* src =
           reinterpret_cast<const unsigned char*>(g.a) + (static_cast<int64_t>(c0 + lt0) * kSteps + cs) * groups * 256;
       for (int q = lane; q < NTR * 16; q += 32) cp_async16(dst + (cs * NTR * 16 + q) * 16, src + 16 * q, 16);
     }
   };
-  copy_a(0);
-  cp_async_commit();
-  if (geo.stages > 1) copy_a(1);
-  cp_async_commit();
+  const auto request_first_chunks = [&] {
+    copy_a(0);
+    cp_async_commit();
+    if (geo.stages > 1) copy_a(1);
+    cp_async_commit();
+  };
+  if (!prepared) request_first_chunks();
 
   // 2. This warp's first tiles of codes (its k-th tile is column tile wc + WC k of the slab).
   const uint8_t* codes[kMT];
@@ -161,17 +238,32 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg), 1) lords_gemv_kernel(M
 
   // 3. The pair table from the parameters; then x and chunk 0 have landed.
   fill_pair_table<Bits>(g.values_h, smem, kThreads);
+  float unscale = 1.0f;
+  if (prepared) {
+    griddep_wait();  // the prepass has completed and its writes are visible
+    request_first_chunks();
+    unscale = pre.unscale[blockIdx.x];
+  }
   if (tid < kWarps) warp_max[tid] = 0;
   cp_async_wait<1>();
+  if (Wg && prepared) fence_proxy_async();  // cp.async writes feed wgmma
   __syncthreads();
 
   // 4. One power of two for the slab brings max |x| max |A| just under 2^15 (fp16 holds x * A to 11 bits).
-  unsigned mx = 0;
-  for (int i = tid; i < ntiles * (kTileCols / 8); i += kThreads) mx = bf16_abs_max(reinterpret_cast<const uint4*>(xs)[i], mx);
-  const unsigned xmax_bits = cta_max<kWarps>(mx, warp_max);
-  const int e2 = fp16_exponent(__uint_as_float(xmax_bits << 16) * g.a_absmax);
-  const float scale = ldexpf(1.0f, e2), unscale = ldexpf(1.0f, -e2);
+  float scale = 1.0f;
+  if (!prepared) {
+    unsigned mx = 0;
+    for (int i = tid; i < ntiles * (kTileCols / 8); i += kThreads) mx = bf16_abs_max(reinterpret_cast<const uint4*>(xs)[i], mx);
+    const unsigned xmax_bits = cta_max<kWarps>(mx, warp_max);
+    const int e2 = fp16_exponent(__uint_as_float(xmax_bits << 16) * g.a_absmax);
+    scale = ldexpf(1.0f, e2);
+    unscale = ldexpf(1.0f, -e2);
+  }
   const auto convert = [&](int st) {  // A -> x * A * scale (fp16) in place
+    if (prepared) {
+      if constexpr (Wg) fence_proxy_async();  // this thread's cp.async writes feed wgmma
+      return;
+    }
     __syncwarp();  // the runs this warp copied (after each lane's cp.async wait) are visible to all its lanes
     const int lt0 = st * SPT, runs = min(SPT, ntiles - lt0) * kSteps;
     uint2* f = frag + (st & 1) * SPT * kFragTile;
@@ -182,24 +274,14 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg), 1) lords_gemv_kernel(M
 #pragma unroll
       for (int j = 0; j < NTR; ++j) {
         uint2* entry = f + (cs * NTR + j) * 32;
-        const uint2 a = entry[lane];
-        const uint2 out =
-            make_uint2(half2_bits(bf16_lo(x0) * bf16_lo(a.x) * scale, bf16_hi(x0) * bf16_hi(a.x) * scale),
-                       half2_bits(bf16_lo(x1) * bf16_lo(a.y) * scale, bf16_hi(x1) * bf16_hi(a.y) * scale));
-        if constexpr (Wg) {
-          // Core matrices: rank 8j + gq's columns 0-7 of the step at 16 gq, columns 8-15 at 128 + 16 gq of the run.
-          __syncwarp();  // every lane has read the run before any lane rewrites it
-          uint32_t* run = reinterpret_cast<uint32_t*>(entry);
-          run[gq * 4 + t] = out.x;
-          run[32 + gq * 4 + t] = out.y;
-        } else {
-          entry[lane] = out;
-        }
+        const uint2 out = xa_entry(x0, x1, entry[lane], scale);
+        if constexpr (Wg) __syncwarp();  // every lane has read the run before any lane rewrites it
+        put_xa<Wg>(entry, lane, out);
       }
     }
     if constexpr (Wg) fence_proxy_async();  // the generic-proxy writes above feed wgmma
   };
-  convert(0);
+  if (!prepared) convert(0);
 
   // 5. Main loop over the chunks: per tile and step, 4 pair lookups per row tile, then per rank n-tile one B fragment
   // and an mma per row tile.
@@ -335,9 +417,10 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg), 1) lords_gemv_kernel(M
 
 // Tuning overrides for sweeps: HILO_LORDS_WR (warps along rows: 2, 4, 8, 16), HILO_LORDS_SPLIT (slabs, 1..8),
 // HILO_LORDS_STAGE (tiles per x * A chunk), HILO_LORDS_WGMMA=0 (mma.sync at every rank); HILO_LORDS_VERBOSE=1 prints
-// the chosen geometry.
+// the chosen geometry. HILO_LORDS_XA_PREPASS=1 converts x * A once per call (xa_prepass_kernel).
 struct Overrides {
   bool wgmma = env_flag("HILO_LORDS_WGMMA", true);
+  bool prepass = env_flag("HILO_LORDS_XA_PREPASS", false);
   int wr = env_override("HILO_LORDS_WR", 2, 16, 0);
   int ks = env_override("HILO_LORDS_SPLIT", 1, kMaxCluster, 0);
   int stage = env_override("HILO_LORDS_STAGE", 1, 1 << 16, 0);
@@ -346,6 +429,11 @@ struct Overrides {
 const Overrides& overrides() {
   static const Overrides o;
   return o;
+}
+std::atomic<int> prepass_forced{-1};  // force_lords_xa_prepass
+bool use_prepass() {
+  const int f = prepass_forced.load(std::memory_order_relaxed);
+  return f >= 0 ? f != 0 : overrides().prepass;
 }
 
 // The geometry for wr row warps and ks slabs, or smem = 0 where it does not fit.
@@ -380,18 +468,26 @@ LordsGeometry make_geometry(const MmaArgs& g, int wr, int ks) {
 int row_ctas(const MmaArgs& g, int wr) { return (g.row_tiles + kMT * wr - 1) / (kMT * wr); }
 
 // The launch of `rows` row ranges of geo's slabs: a cluster of geo.ks CTAs per row range (a plain launch for one
-// slab). `attr` backs cfg.attrs.
-cudaLaunchConfig_t launch_config(const LordsGeometry& geo, int rows, cudaStream_t stream, cudaLaunchAttribute& attr) {
-  attr.id = cudaLaunchAttributeClusterDimension;
-  attr.val.clusterDim.x = static_cast<unsigned>(geo.ks);
-  attr.val.clusterDim.y = attr.val.clusterDim.z = 1;
+// slab), behind the previous kernel by programmatic dependent launch where `dependent`. `attrs` backs cfg.attrs.
+cudaLaunchConfig_t launch_config(const LordsGeometry& geo, int rows, cudaStream_t stream, cudaLaunchAttribute (&attrs)[2],
+                                 bool dependent = false) {
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = dim3(static_cast<unsigned>(geo.ks), static_cast<unsigned>(rows));
   cfg.blockDim = dim3(static_cast<unsigned>(32 * geo.wr * geo.wc));
   cfg.dynamicSmemBytes = geo.smem;
   cfg.stream = stream;
-  cfg.attrs = &attr;
-  cfg.numAttrs = geo.ks > 1 ? 1 : 0;
+  cfg.attrs = attrs;
+  if (geo.ks > 1) {
+    cudaLaunchAttribute& a = attrs[cfg.numAttrs++];
+    a.id = cudaLaunchAttributeClusterDimension;
+    a.val.clusterDim.x = static_cast<unsigned>(geo.ks);
+    a.val.clusterDim.y = a.val.clusterDim.z = 1;
+  }
+  if (dependent) {
+    cudaLaunchAttribute& a = attrs[cfg.numAttrs++];
+    a.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    a.val.programmaticStreamSerializationAllowed = 1;
+  }
   return cfg;
 }
 
@@ -406,8 +502,8 @@ int resident_clusters(const MmaArgs& g, const LordsGeometry& geo) {
     }
     return per_sm * g.sm_count;
   }
-  cudaLaunchAttribute attr;
-  const int n = max_active_clusters<Kernel>(launch_config(geo, 1, nullptr, attr));
+  cudaLaunchAttribute attrs[2];
+  const int n = max_active_clusters<Kernel>(launch_config(geo, 1, nullptr, attrs));
   return n == INT_MAX ? g.sm_count / geo.ks : n;
 }
 
@@ -453,10 +549,30 @@ int launch_ntr(const MmaArgs& g, cudaStream_t stream) {
   if (const int e = allow_smem_once<kernel>(g.device, kMaxSmemBytes); e != 0) return e;
   const LordsGeometry geo = choose_geometry<Bits, NTR, Wg>(g);
   if (geo.smem == 0) return -1;
-  cudaLaunchAttribute attr;
-  const cudaLaunchConfig_t cfg = launch_config(geo, row_ctas(g, geo.wr), stream, attr);
-  const cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, g, geo);
-  return static_cast<int>(e != cudaSuccess ? e : cudaGetLastError());
+  cudaLaunchAttribute attrs[2];
+  if (!use_prepass()) {
+    const cudaLaunchConfig_t cfg = launch_config(geo, row_ctas(g, geo.wr), stream, attrs);
+    const cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, g, geo, PreparedXa{});
+    return static_cast<int>(e != cudaSuccess ? e : cudaGetLastError());
+  }
+  // The prepass writes x * A (NTR x 256 bytes per run) and the slab scales to stream-ordered scratch, freed behind
+  // the GEMV (the pool keeps it for the next call; CUDA graphs capture it as memory nodes).
+  const size_t xa_bytes = size_t{1} * g.col_tiles * kSteps * NTR * 256;
+  void* scratch = nullptr;
+  if (const cudaError_t e = cudaMallocAsync(&scratch, xa_bytes + sizeof(float) * kMaxCluster, stream); e != cudaSuccess)
+    return static_cast<int>(e);
+  const PreparedXa pre{static_cast<uint2*>(scratch), reinterpret_cast<float*>(static_cast<char*>(scratch) + xa_bytes)};
+  const int chunks = (geo.tiles_per_cta * kSteps + kPrepassWarps * kPrepassRunsPerWarp - 1) /
+                     (kPrepassWarps * kPrepassRunsPerWarp);
+  xa_prepass_kernel<NTR, Wg><<<dim3(geo.ks, chunks), 32 * kPrepassWarps, 0, stream>>>(g, geo, pre);
+  cudaError_t e = cudaGetLastError();
+  if (e == cudaSuccess) {
+    const cudaLaunchConfig_t cfg = launch_config(geo, row_ctas(g, geo.wr), stream, attrs, true);
+    e = cudaLaunchKernelEx(&cfg, kernel, g, geo, pre);
+    if (e == cudaSuccess) e = cudaGetLastError();
+  }
+  const cudaError_t f = cudaFreeAsync(scratch, stream);
+  return static_cast<int>(e != cudaSuccess ? e : f);
 }
 
 // Rank n-tiles read: ceil(rank / 8) rounded up to 2, 4, 7 or 8 (the instantiated widths).
@@ -507,6 +623,8 @@ bool lords_gemv_serves(const MmaArgs& g) {
   // Ranks up to 64 are padded to 16, 32 or 64, which holds the rank_tiles(rank) groups of 8 the kernel reads.
   return enabled && g.lords && g.batch == 1 && g.rank >= 1 && g.rank <= 64;
 }
+
+void force_lords_xa_prepass(int mode) { prepass_forced.store(mode < 0 ? -1 : mode != 0, std::memory_order_relaxed); }
 
 int launch_lords_gemv(const MmaArgs& g, void* stream_ptr) {
   const auto stream = static_cast<cudaStream_t>(stream_ptr);

@@ -11,5 +11,7 @@ namespace hilo::lords::cuda_detail {
 bool lords_gemv_serves(const MmaArgs& g);
 // A CUDA error code (0 = success), or -1 where no geometry fits (the caller then uses the cluster GEMV).
 int launch_lords_gemv(const MmaArgs& g, void* stream);
+// Tests: later calls form x * A in the prepass kernel (1) or in the GEMV (0), or as HILO_LORDS_XA_PREPASS says (-1).
+void force_lords_xa_prepass(int mode);
 
 }  // namespace hilo::lords::cuda_detail

@@ -21,6 +21,8 @@ namespace hilo::lords::cuda_detail {
 using cuda_ptx::cp_async16;
 using cuda_ptx::cp_async_commit;
 using cuda_ptx::cp_async_wait;
+using cuda_ptx::griddep_launch_dependents;
+using cuda_ptx::griddep_wait;
 using cuda_ptx::smem_u32;
 
 __device__ __forceinline__ float bf16_lo(uint32_t v) { return __uint_as_float(v << 16); }
