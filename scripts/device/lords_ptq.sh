@@ -3,7 +3,9 @@
 # and the synthetic-checkpoint writer (carried deps, see build_and_test.sh); runs the GPU PTQ tests (compute-sanitizer
 # memcheck on the GEMM test unless SANITIZERS=""); the per-shape benchmark on the Llama-3-8B shapes with the CPU
 # refinement as the same-run baseline; and `hilo quantize --device cuda` end to end on a 2-layer synthetic
-# Llama-3-8B-shaped checkpoint. Usage (device tool, carry [".device-deps"]): scripts/device/lords_ptq.sh [quick]
+# Llama-3-8B-shaped checkpoint (LAYERS=32: the whole model, 14 GB of bf16 on the device's disk, end to end instead of
+# summed per-shape timings; NO_BENCH=1 skips the per-shape benchmark to leave it the time).
+# Usage (device tool, carry [".device-deps"]): scripts/device/lords_ptq.sh [quick]
 # Results in $OUT: ptq-*.json, logs.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -22,17 +24,20 @@ for tool in ${SANITIZERS-memcheck}; do
 done
 bench=build-device/bench/bench_lords_ptq
 copy=${COPY_GBS:-4270}
-timeout 240 $bench --bits 4 --block 64 --copy-gbs "$copy" --json "$OUT/ptq-nf4-b64.json" 2>&1 | tee "$OUT/ptq-bench.log"
-if [ "${1:-}" != quick ]; then
+[ -z "${NO_BENCH:-}" ] && timeout 240 $bench --bits 4 --block 64 --copy-gbs "$copy" --json "$OUT/ptq-nf4-b64.json" 2>&1 | tee "$OUT/ptq-bench.log"
+if [ "${1:-}" != quick ] && [ -z "${NO_BENCH:-}" ]; then
   timeout 120 $bench --bits 3 --block 64 --cpu-steps 0 --copy-gbs "$copy" --json "$OUT/ptq-nf3-b64.json" 2>&1 |
     tee -a "$OUT/ptq-bench.log"
 fi
-# End to end: the CLI on a 2-layer checkpoint of the 8B shapes (bf16 in, hilo format out).
+# End to end: the CLI on a LAYERS-layer checkpoint of the 8B shapes (bf16 in, hilo format out).
+layers=${LAYERS:-2}
 model=/tmp/hilo-synth-8b
 rm -rf "$model" /tmp/hilo-synth-8b-q
-timeout 120 build-device/bench/lords_synth_model "$model" --layers 2 --vocab 1024 2> /dev/null
 start=$(date +%s.%N)
-build-device/cli/hilo quantize "$model" -o /tmp/hilo-synth-8b-q --device cuda --json > "$OUT/ptq-cli.json" \
+timeout $((60 + 15 * layers)) build-device/bench/lords_synth_model "$model" --layers "$layers" --vocab 1024 2> /dev/null
+echo "synthetic checkpoint: $layers layers, $(du -sh "$model" | cut -f1), $(python3 -c "print(round($(date +%s.%N) - $start, 1))") s"
+start=$(date +%s.%N)
+timeout $((60 + 12 * layers)) build-device/cli/hilo quantize "$model" -o /tmp/hilo-synth-8b-q --device cuda --json > "$OUT/ptq-cli.json" \
   2> "$OUT/ptq-cli.err"
 echo "cli rc=$? wall $(echo "$(date +%s.%N) - $start" | bc 2>/dev/null || python3 -c "print($(date +%s.%N) - $start)") s"
 python3 -c "import json; r=json.load(open('$OUT/ptq-cli.json')); print('cli', r['device'], len(r['tensors']), 'tensors', round(r['seconds'],1), 's, mean rel_error', round(r['rel_error_mean'],5))"
