@@ -12,6 +12,7 @@
 #include "hilo/eval.hpp"
 #include "hilo/llama.hpp"
 #include "hilo/safetensors.hpp"
+#include "test_util.hpp"
 
 namespace hilo {
 namespace {
@@ -109,6 +110,7 @@ TEST_F(LlamaFixture, LogitsMatchTheIndependentReference) {
 }
 
 TEST_F(LlamaFixture, ResultsDoNotDependOnTheThreadCount) {
+  SKIP_IF_HEAVY_SKIPPED();
   const auto tok = tokens();
   const int64_t n = 200, hidden = 512;
   const llama::Model one = llama::Model::load(HILO_FIXTURE_DIR, 1);

@@ -285,6 +285,7 @@ TEST(LordsQuantize, BlockwiseIsTheDefinition) {
 
 // At equal bits per weight LoRDS beats block-wise, for both codebooks and every width.
 TEST(LordsQuantize, LordsBeatsBlockwiseAtParity) {
+  SKIP_IF_HEAVY_SKIPPED();
   const uint64_t seed = test::fresh_seed();
   // Small matrices have small parity ranks (here 5): enough to win, with less margin than real layers (see
   // docs/results/lords-quality.md).

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <random>
@@ -18,6 +19,14 @@ inline std::mt19937_64& rng() {
   static std::mt19937_64 gen(std::random_device{}());
   return gen;
 }
+
+// Skips a test that only checks numbers on long runs (quality, pinned values, thread-count determinism) where
+// HILO_SKIP_HEAVY is set: the sanitizer build (scripts/test.sh --sanitize) runs several times slower, and its point,
+// memory and UB errors, is covered on the same code paths by the smaller tests. The plain build runs them.
+#define SKIP_IF_HEAVY_SKIPPED()                                                                  \
+  do {                                                                                           \
+    if (std::getenv("HILO_SKIP_HEAVY")) GTEST_SKIP() << "long numeric check (HILO_SKIP_HEAVY)"; \
+  } while (0)
 
 // A fresh seed per test, printed so a failure can be replayed with HILO_TEST_SEED.
 inline uint64_t fresh_seed() {

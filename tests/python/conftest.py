@@ -12,6 +12,19 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "heavy: long numeric check, skipped where HILO_SKIP_HEAVY is set (the "
+                            "sanitizer build, where the smaller tests cover the same code paths)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("HILO_SKIP_HEAVY"):
+        skip = pytest.mark.skip(reason="long numeric check (HILO_SKIP_HEAVY)")
+        for item in items:
+            if "heavy" in item.keywords:
+                item.add_marker(skip)
+
+
 def build_dir() -> Path:
     return Path(os.environ.get("HILO_BUILD_DIR", ROOT / "build"))
 

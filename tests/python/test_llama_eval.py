@@ -124,6 +124,7 @@ def test_kld_of_a_model_with_itself_is_zero(hilo_bin, tmp_path):
     assert k["base_ppl"] == k["quant_ppl"] and k["windows"] == 3 and k["tokens"] == 3 * 63
 
 
+@pytest.mark.heavy
 @pytest.mark.skipif(not (FIXTURE / "config.json").exists(), reason="no fixture")
 def test_fixture_slice_pinned(hilo_bin):
     """The first 4 windows of the fixture's validation tokens (the CI slice; the full set is in

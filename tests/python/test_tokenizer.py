@@ -54,6 +54,7 @@ def test_matches_the_tokenizers_package(hilo_bin, tmp_path, style):
         assert hilo_tokenize(hilo_bin, tmp_path / "m", text, tmp_path) == tok.encode(text).ids, f"text {i}"
 
 
+@pytest.mark.heavy
 @pytest.mark.skipif(not (FIXTURE / "tokenizer.json").exists(), reason="no fixture")
 def test_fixture_tokenizer_and_perplexity_from_text(hilo_bin, tmp_path):
     tok = Tokenizer.from_file(str(FIXTURE / "tokenizer.json"))
