@@ -8,6 +8,13 @@ shift || true
 if ! command -v nvcc >/dev/null 2>&1 && [ -x /usr/local/cuda/bin/nvcc ]; then
   export PATH=/usr/local/cuda/bin:$PATH
 fi
+# Ninja for a new build directory: unlike make it compiles a target's objects while the libraries they link are still
+# building, which keeps both cores busy (CI builds from scratch). An existing directory keeps its generator.
+generator=()
+if [ ! -f "$build_dir/CMakeCache.txt" ] && command -v ninja >/dev/null 2>&1; then
+  generator=(-G Ninja)
+fi
 # The Python extension is built for the python3 on PATH (the one the tests run with).
-cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DPython_EXECUTABLE="$(command -v python3)" "$@" >/dev/null
+cmake -S . -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DPython_EXECUTABLE="$(command -v python3)" "$@" \
+  >/dev/null
 cmake --build "$build_dir" -j "$(nproc)"
