@@ -4,7 +4,9 @@
 # memcheck on the GEMM test unless SANITIZERS=""); the per-shape benchmark on the Llama-3-8B shapes with the CPU
 # refinement as the same-run baseline; and `hilo quantize --device cuda` end to end on a 2-layer synthetic
 # Llama-3-8B-shaped checkpoint (LAYERS=32: the whole model, 14 GB of bf16 on the device's disk, end to end instead of
-# summed per-shape timings; NO_BENCH=1 skips the per-shape benchmark to leave it the time).
+# summed per-shape timings; NO_BENCH=1 skips the per-shape benchmark to leave it the time). The synthetic writer took
+# 43 s per layer on 2 cores (2 threads busy); the limits below assume <= 15 s per layer on the device's 16 cores, and
+# 32 layers plus the build may not fit one 600 s call: LAYERS=16 then gives half the model end to end.
 # Usage (device tool, carry [".device-deps"]): scripts/device/lords_ptq.sh [quick]
 # Results in $OUT: ptq-*.json, logs.
 set -uo pipefail
