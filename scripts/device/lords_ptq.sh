@@ -26,21 +26,24 @@ for tool in ${SANITIZERS-memcheck}; do
 done
 bench=build-device/bench/bench_lords_ptq
 copy=${COPY_GBS:-4270}
-[ -z "${NO_BENCH:-}" ] && timeout 240 $bench --bits 4 --block 64 --copy-gbs "$copy" --json "$OUT/ptq-nf4-b64.json" 2>&1 | tee "$OUT/ptq-bench.log"
-if [ "${1:-}" != quick ] && [ -z "${NO_BENCH:-}" ]; then
-  timeout 120 $bench --bits 3 --block 64 --cpu-steps 0 --copy-gbs "$copy" --json "$OUT/ptq-nf3-b64.json" 2>&1 |
-    tee -a "$OUT/ptq-bench.log"
+if [ -z "${NO_BENCH:-}" ]; then
+  timeout 240 $bench --bits 4 --block 64 --copy-gbs "$copy" --json "$OUT/ptq-nf4-b64.json" 2>&1 | tee "$OUT/ptq-bench.log"
+  if [ "${1:-}" != quick ]; then
+    timeout 120 $bench --bits 3 --block 64 --cpu-steps 0 --copy-gbs "$copy" --json "$OUT/ptq-nf3-b64.json" 2>&1 |
+      tee -a "$OUT/ptq-bench.log"
+  fi
 fi
 # End to end: the CLI on a LAYERS-layer checkpoint of the 8B shapes (bf16 in, hilo format out).
 layers=${LAYERS:-2}
 model=/tmp/hilo-synth-8b
 rm -rf "$model" /tmp/hilo-synth-8b-q
+since() { python3 -c "print(round($(date +%s.%N) - $1, 1))"; }  # seconds since a `date +%s.%N` stamp
 start=$(date +%s.%N)
 timeout $((60 + 15 * layers)) build-device/bench/lords_synth_model "$model" --layers "$layers" --vocab 1024 2> /dev/null
-echo "synthetic checkpoint: $layers layers, $(du -sh "$model" | cut -f1), $(python3 -c "print(round($(date +%s.%N) - $start, 1))") s"
+echo "synthetic checkpoint: $layers layers, $(du -sh "$model" | cut -f1), $(since "$start") s"
 start=$(date +%s.%N)
 timeout $((60 + 12 * layers)) build-device/cli/hilo quantize "$model" -o /tmp/hilo-synth-8b-q --device cuda --json > "$OUT/ptq-cli.json" \
   2> "$OUT/ptq-cli.err"
-echo "cli rc=$? wall $(echo "$(date +%s.%N) - $start" | bc 2>/dev/null || python3 -c "print($(date +%s.%N) - $start)") s"
+echo "cli rc=$? wall $(since "$start") s"
 python3 -c "import json; r=json.load(open('$OUT/ptq-cli.json')); print('cli', r['device'], len(r['tensors']), 'tensors', round(r['seconds'],1), 's, mean rel_error', round(r['rel_error_mean'],5))"
 exit $rc

@@ -246,7 +246,6 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg), 1)
   }
   if (tid < kWarps) warp_max[tid] = 0;
   cp_async_wait<1>();
-  if (Wg && prepared) fence_proxy_async();  // cp.async writes feed wgmma
   __syncthreads();
 
   // 4. One power of two for the slab brings max |x| max |A| just under 2^15 (fp16 holds x * A to 11 bits).
@@ -259,9 +258,11 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg), 1)
     scale = ldexpf(1.0f, e2);
     unscale = ldexpf(1.0f, -e2);
   }
-  const auto convert = [&](int st) {  // A -> x * A * scale (fp16) in place
+  // A -> x * A * scale (fp16) in place; prepared chunks only need their cp.async writes made visible to wgmma. The
+  // main loop's barrier follows either way.
+  const auto convert = [&](int st) {
     if (prepared) {
-      if constexpr (Wg) fence_proxy_async();  // this thread's cp.async writes feed wgmma
+      if constexpr (Wg) fence_proxy_async();
       return;
     }
     __syncwarp();  // the runs this warp copied (after each lane's cp.async wait) are visible to all its lanes
@@ -281,7 +282,7 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg), 1)
     }
     if constexpr (Wg) fence_proxy_async();  // the generic-proxy writes above feed wgmma
   };
-  if (!prepared) convert(0);
+  convert(0);
 
   // 5. Main loop over the chunks: per tile and step, 4 pair lookups per row tile, then per rank n-tile one B fragment
   // and an mma per row tile.
