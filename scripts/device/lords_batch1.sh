@@ -4,12 +4,12 @@
 # benchmarks NF4 B=64 at batch 1 (both methods: LoRDS on the new GEMV, block-wise on the row GEMV), LoRDS again with
 # HILO_LORDS_GEMV=0 (the previous kernels: cluster GEMV, GEMM at rank 64), a sweep of the geometry (HILO_LORDS_WR x
 # HILO_LORDS_SPLIT), NF3 B=64 and NF4 B=128; cuBLAS bf16 in the same run; Nsight Compute on the new kernel. The
-# wide-rank variant runs on wgmma by default; the tests and the NF4 benchmark run again with HILO_LORDS_WGMMA=0, and
-# with HILO_LORDS_XA_PREPASS=1 (x * A converted once per call by a prepass kernel; SANITIZE_ENV="HILO_LORDS_XA_PREPASS=1"
-# runs the sanitizers on that path).
+# wide-rank variant runs on wgmma by default, with x * A converted once per call by a prepass kernel; the tests and the
+# NF4 benchmark run again with HILO_LORDS_WGMMA=0, the tests with HILO_LORDS_XA_PREPASS=1 (the prepass for every
+# variant) and the NF4 benchmark with HILO_LORDS_XA_PREPASS=0 (none: the same-run baseline for the prepass).
 # Usage (device tool, carry [".device-deps"]): scripts/device/lords_batch1.sh (NO_SWEEP=1, NO_CUBLAS=1, NO_NCU=1,
-# SANITIZERS="" skip parts; NCU_DETAIL="SHAPE ..." adds full Nsight Compute sections for those shapes; SASS=1
-# saves the 4-bit kernels' SASS). Results in $OUT (the device tool returns at most 8 files): batch1-*.json, bench.log,
+# SANITIZERS="" skip parts; SANITIZE_ENV="VAR=VALUE" sets variables for the sanitizer runs; NCU_DETAIL="SHAPE ..."
+# adds full Nsight Compute sections for those shapes; SASS=1 saves the 4-bit kernels' SASS). Results in $OUT (the device tool returns at most 8 files): batch1-*.json, bench.log,
 # cublas-baseline.json, sweep.txt, the SASS, Nsight Compute detail; the parts run in that order.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -40,8 +40,8 @@ export HILO_LORDS_VERBOSE=1
 timeout 120 $bench --bits 4 --block 64 --batches 1 --json "$OUT/batch1-nf4-b64.json" 2>&1 | tee "$OUT/bench.log"
 HILO_LORDS_WGMMA=0 timeout 120 $bench --bits 4 --block 64 --batches 1 --methods lords \
   --json "$OUT/batch1-nf4-b64-mma-sync.json" 2>&1 | tail -5 | tee -a "$OUT/bench.log"
-HILO_LORDS_XA_PREPASS=1 timeout 120 $bench --bits 4 --block 64 --batches 1 --methods lords \
-  --json "$OUT/batch1-nf4-b64-prepass.json" 2>&1 | tail -5 | tee -a "$OUT/bench.log"
+HILO_LORDS_XA_PREPASS=0 timeout 120 $bench --bits 4 --block 64 --batches 1 --methods lords \
+  --json "$OUT/batch1-nf4-b64-no-prepass.json" 2>&1 | tail -5 | tee -a "$OUT/bench.log"
 HILO_LORDS_GEMV=0 timeout 120 $bench --bits 4 --block 64 --batches 1 --methods lords \
   --json "$OUT/batch1-nf4-b64-previous.json" 2>&1 | tail -5 | tee -a "$OUT/bench.log"
 timeout 90 $bench --bits 3 --block 64 --batches 1 2>&1 | tail -9 | tee -a "$OUT/bench.log"

@@ -19,10 +19,12 @@
 // ceil(rank / 8) n-tiles of the padded factors (7 of 8 at rank 49), and above rank 32 multiplies on wgmma where the
 // build has sm_90a (LordsShape). Measured: docs/results/lords-cuda.md.
 //
-// x * A prepass (HILO_LORDS_XA_PREPASS=1, off by default until measured on a GPU): every row range converts the same
-// slab of x * A, so a small kernel can do it once per call into a scratch buffer, in the layout the GEMV stages and
-// with the same per-slab scale (the results are bit-identical); the GEMV, launched behind it with programmatic
-// dependent launch, requests its codes, B and pair table first and copies the prepared x * A after griddep_wait().
+// x * A prepass (on by default for the wgmma variants, ranks 49-64; HILO_LORDS_XA_PREPASS=0/1 forces it off/on):
+// every row range converts the same slab of x * A, so a small kernel can do it once per call into a scratch buffer, in
+// the layout the GEMV stages and with the same per-slab scale (the results are bit-identical); the GEMV, launched
+// behind it with programmatic dependent launch, requests its codes, B and pair table first and copies the prepared
+// x * A after griddep_wait(). On an H100 it took the wgmma shapes from 29.5 / 33.6 to 25.4 / 28.3 us and cost the
+// mma.sync shapes 0.3-0.4 us (docs/results/lords-cuda.md), hence the default.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -418,10 +420,11 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg), 1)
 
 // Tuning overrides for sweeps: HILO_LORDS_WR (warps along rows: 2, 4, 8, 16), HILO_LORDS_SPLIT (slabs, 1..8),
 // HILO_LORDS_STAGE (tiles per x * A chunk), HILO_LORDS_WGMMA=0 (mma.sync at every rank); HILO_LORDS_VERBOSE=1 prints
-// the chosen geometry. HILO_LORDS_XA_PREPASS=1 converts x * A once per call (xa_prepass_kernel).
+// the chosen geometry. HILO_LORDS_XA_PREPASS=1 / 0 converts x * A once per call (xa_prepass_kernel) for every
+// variant / none; unset, the wgmma variants do (-1: the measured default).
 struct Overrides {
   bool wgmma = env_flag("HILO_LORDS_WGMMA", true);
-  bool prepass = env_flag("HILO_LORDS_XA_PREPASS", false);
+  int prepass = std::getenv("HILO_LORDS_XA_PREPASS") ? env_flag("HILO_LORDS_XA_PREPASS", false) : -1;
   int wr = env_override("HILO_LORDS_WR", 2, 16, 0);
   int ks = env_override("HILO_LORDS_SPLIT", 1, kMaxCluster, 0);
   int stage = env_override("HILO_LORDS_STAGE", 1, 1 << 16, 0);
@@ -432,9 +435,9 @@ const Overrides& overrides() {
   return o;
 }
 std::atomic<int> prepass_forced{-1};  // force_lords_xa_prepass
-bool use_prepass() {
-  const int f = prepass_forced.load(std::memory_order_relaxed);
-  return f >= 0 ? f != 0 : overrides().prepass;
+bool use_prepass(bool wgmma) {
+  const int f = prepass_forced.load(std::memory_order_relaxed), mode = f >= 0 ? f : overrides().prepass;
+  return mode >= 0 ? mode != 0 : wgmma;
 }
 
 // The geometry for wr row warps and ks slabs, or smem = 0 where it does not fit.
@@ -551,7 +554,7 @@ int launch_ntr(const MmaArgs& g, cudaStream_t stream) {
   const LordsGeometry geo = choose_geometry<Bits, NTR, Wg>(g);
   if (geo.smem == 0) return -1;
   cudaLaunchAttribute attrs[2];
-  if (!use_prepass()) {
+  if (!use_prepass(Wg)) {
     const cudaLaunchConfig_t cfg = launch_config(geo, row_ctas(g, geo.wr), stream, attrs);
     const cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, g, geo, PreparedXa{});
     return static_cast<int>(e != cudaSuccess ? e : cudaGetLastError());
