@@ -23,8 +23,8 @@
 // every row range converts the same slab of x * A, so a small kernel can do it once per call into a scratch buffer, in
 // the layout the GEMV stages and with the same per-slab scale (the results are bit-identical); the GEMV, launched
 // behind it with programmatic dependent launch, requests its codes, B and pair table first and copies the prepared
-// x * A after griddep_wait(). On an H100 it took the wgmma shapes from 29.5 / 33.6 to 25.4 / 28.3 us and cost the
-// mma.sync shapes 0.3-0.4 us (docs/results/lords-cuda.md), hence the default.
+// x * A after griddep_wait(). It took the wgmma shapes 14-17% faster (H100 and H200) and cost the mma.sync shapes
+// 0.3 us on the H100 (docs/results/lords-cuda.md), hence the default.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
