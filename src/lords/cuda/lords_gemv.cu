@@ -19,7 +19,7 @@
 // ceil(rank / 8) n-tiles of the padded factors (7 of 8 at rank 49), and above rank 32 multiplies on wgmma where the
 // build has sm_90a (LordsShape). Measured: docs/results/lords-cuda.md.
 //
-// x * A prepass (on by default for the wgmma variants, ranks 49-64; HILO_LORDS_XA_PREPASS=0/1 forces it off/on):
+// x * A prepass (on by default for the wgmma variants, ranks 33-64; HILO_LORDS_XA_PREPASS=0/1 forces it off/on):
 // every row range converts the same slab of x * A, so a small kernel can do it once per call into a scratch buffer, in
 // the layout the GEMV stages and with the same per-slab scale (the results are bit-identical); the GEMV, launched
 // behind it with programmatic dependent launch, requests its codes, B and pair table first and copies the prepared
