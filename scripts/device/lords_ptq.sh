@@ -4,9 +4,9 @@
 # memcheck on the GEMM test unless SANITIZERS=""); the per-shape benchmark on the Llama-3-8B shapes with the CPU
 # refinement as the same-run baseline; and `hilo quantize --device cuda` end to end on a 2-layer synthetic
 # Llama-3-8B-shaped checkpoint (LAYERS=32: the whole model, 14 GB of bf16 on the device's disk, end to end instead of
-# summed per-shape timings; NO_BENCH=1 skips the per-shape benchmark to leave it the time). The synthetic writer took
-# 43 s per layer on 2 cores (2 threads busy); the limits below assume <= 15 s per layer on the device's 16 cores, and
-# 32 layers plus the build may not fit one 600 s call: LAYERS=16 then gives half the model end to end.
+# summed per-shape timings; NO_BENCH=1 skips the per-shape benchmark to leave it the time). The writer draws UNIQUE
+# layers (default 2; drawing takes 35 s per layer on 2 cores) and writes the others as row-rotated copies of them
+# (about 1 s per layer here), so 32 layers fit one call; UNIQUE=0 draws every layer.
 # Usage (device tool, carry [".device-deps"]): scripts/device/lords_ptq.sh [quick]
 # Results in $OUT: ptq-*.json, logs.
 set -uo pipefail
@@ -39,8 +39,11 @@ model=/tmp/hilo-synth-8b
 rm -rf "$model" /tmp/hilo-synth-8b-q
 since() { python3 -c "print(round($(date +%s.%N) - $1, 1))"; }  # seconds since a `date +%s.%N` stamp
 start=$(date +%s.%N)
-timeout $((60 + 15 * layers)) build-device/bench/lords_synth_model "$model" --layers "$layers" --vocab 1024 2> /dev/null
-echo "synthetic checkpoint: $layers layers, $(du -sh "$model" | cut -f1), $(since "$start") s"
+unique=${UNIQUE:-2}
+drawn=$(( unique == 0 || unique > layers ? layers : unique ))
+timeout $((60 + 15 * drawn + 3 * layers)) build-device/bench/lords_synth_model "$model" --layers "$layers" --vocab 1024 \
+  --unique-layers "$unique" 2> /dev/null
+echo "synthetic checkpoint: $layers layers ($drawn drawn), $(du -sh "$model" | cut -f1), $(since "$start") s"
 start=$(date +%s.%N)
 timeout $((60 + 12 * layers)) build-device/cli/hilo quantize "$model" -o /tmp/hilo-synth-8b-q --device cuda --json > "$OUT/ptq-cli.json" \
   2> "$OUT/ptq-cli.err"
