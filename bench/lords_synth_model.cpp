@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
   app.add_option("--vocab", vocab)->capture_default_str();
   int unique_layers = 0;
   app.add_option("--unique-layers", unique_layers, "Draw only this many layers; the rest are row-rotated copies (0: all)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, 1 << 16));
   CLI11_PARSE(app, argc, argv);
   if (layers < 1) {
     std::fprintf(stderr, "--layers must be >= 1 (got %d)\n", layers);
