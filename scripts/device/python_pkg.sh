@@ -4,6 +4,7 @@
 # PEFT vs QLoRA vs none, QAT vs PTQ, the HISA op vs the C++ API). Results under $OUT.
 # Run with carry [".device-deps", ".fixture"] where .fixture/tinylm is a copy of ../shared/fixtures/tinylm.
 # PARTS=hisa,peft,qat (default) picks the experiment's parts (PARTS=none: tests only); EXTRA passes more arguments.
+# Time (H100, 2026-12-05): with PARTS=none, 150 s covered the build and 23 tests, not the whole suite; allow 300 s.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/hilo-out}
