@@ -20,16 +20,12 @@ int main(int argc, char** argv) {
   int layers = 2;
   int64_t vocab = 32000, hidden = 4096, kv = 1024, mlp = 14336;
   app.add_option("OUT", out, "Output directory")->required();
-  app.add_option("--layers", layers)->capture_default_str();
+  app.add_option("--layers", layers)->capture_default_str()->check(CLI::Range(1, 1 << 16));
   app.add_option("--vocab", vocab)->capture_default_str();
   int unique_layers = 0;
   app.add_option("--unique-layers", unique_layers, "Draw only this many layers; the rest are row-rotated copies (0: all)")
       ->check(CLI::Range(0, 1 << 16));
   CLI11_PARSE(app, argc, argv);
-  if (layers < 1) {
-    std::fprintf(stderr, "--layers must be >= 1 (got %d)\n", layers);
-    return 2;
-  }
   namespace fs = std::filesystem;
   fs::create_directories(out);
   std::ofstream(fs::path(out) / "config.json")
@@ -39,44 +35,27 @@ int main(int argc, char** argv) {
              .dump(2);
   nlohmann::json weight_map;
   uint64_t seed = 1;
+  // A shard of bf16 tensors named prefix + suffix; fill(suffix, shape, values) sets each one's values.
   using TensorList = std::vector<std::pair<std::string, hilo::Shape>>;
-  // `tensors` (named with prefix `to`) as the tensors of an earlier shard `source` (named with prefix `from`), rows
-  // rotated by `shift`.
-  auto copy_shard = [&](const std::string& file, const TensorList& tensors, const std::string& source,
-                        const std::string& from, const std::string& to, int64_t shift) {
-    const hilo::SafetensorsFile src = hilo::SafetensorsFile::open((fs::path(out) / source).string());
+  auto write_shard = [&](const std::string& file, const std::string& prefix, const TensorList& tensors, auto&& fill) {
     std::vector<hilo::TensorSpec> specs;
-    for (const auto& [name, shape] : tensors) specs.push_back({name, hilo::DType::BF16, shape});
+    for (const auto& [suffix, shape] : tensors) specs.push_back({prefix + suffix, hilo::DType::BF16, shape});
     hilo::SafetensorsWriter writer((fs::path(out) / file).string(), specs, {{"format", "pt"}});
-    std::vector<std::byte> rotated;
-    for (const auto& [name, shape] : tensors) {
-      const hilo::TensorEntry& e = src.at(from + name.substr(to.size()));
-      const std::size_t row_bytes = e.nbytes / static_cast<std::size_t>(shape[0]);
-      const std::size_t split = static_cast<std::size_t>(shift % shape[0]) * row_bytes;
-      rotated.resize(e.nbytes);
-      std::copy(e.data + split, e.data + e.nbytes, rotated.begin());
-      std::copy(e.data, e.data + split, rotated.begin() + static_cast<std::ptrdiff_t>(e.nbytes - split));
-      writer.write(name, rotated.data(), rotated.size());
-      weight_map[name] = file;
+    std::vector<uint16_t> values;
+    for (const auto& [suffix, shape] : tensors) {
+      values.resize(static_cast<std::size_t>(shape[0] * (shape.size() > 1 ? shape[1] : 1)));
+      fill(suffix, shape, values);
+      writer.write(prefix + suffix, values.data(), values.size() * 2);
+      weight_map[prefix + suffix] = file;
     }
     writer.commit();
   };
-  auto write_shard = [&](const std::string& file, const TensorList& tensors) {
-    std::vector<hilo::TensorSpec> specs;
-    for (const auto& [name, shape] : tensors) specs.push_back({name, hilo::DType::BF16, shape});
-    hilo::SafetensorsWriter writer((fs::path(out) / file).string(), specs, {{"format", "pt"}});
-    for (const auto& [name, shape] : tensors) {
-      hilo::lords::WeightSynthConfig c;
-      c.rows = shape[0], c.cols = shape.size() > 1 ? shape[1] : 1, c.seed = seed++;
-      std::vector<float> w(static_cast<std::size_t>(c.rows * c.cols));
-      hilo::lords::synthetic_weight(c, w.data());
-      std::vector<uint16_t> bf(w.size());
-      hilo::convert(w.data(), hilo::DType::F32, bf.data(), hilo::DType::BF16, w.size());
-      writer.write(name, bf.data(), bf.size() * 2);
-      weight_map[name] = file;
-      std::fprintf(stderr, "%s %s\n", file.c_str(), name.c_str());
-    }
-    writer.commit();
+  auto draw = [&](const std::string&, const hilo::Shape& shape, std::vector<uint16_t>& values) {
+    hilo::lords::WeightSynthConfig c;
+    c.rows = shape[0], c.cols = shape.size() > 1 ? shape[1] : 1, c.seed = seed++;
+    std::vector<float> w(values.size());
+    hilo::lords::synthetic_weight(c, w.data());
+    hilo::convert(w.data(), hilo::DType::F32, values.data(), hilo::DType::BF16, w.size());
   };
   const int shards = layers + 1;
   auto shard_name = [&](int i) {
@@ -84,24 +63,27 @@ int main(int argc, char** argv) {
     std::snprintf(buf, sizeof buf, "model-%05d-of-%05d.safetensors", i + 1, shards);
     return std::string(buf);
   };
-  write_shard(shard_name(0), {{"model.embed_tokens.weight", {vocab, hidden}}, {"model.norm.weight", {hidden}}});
+  write_shard(shard_name(0), "model.", {{"embed_tokens.weight", {vocab, hidden}}, {"norm.weight", {hidden}}}, draw);
   auto prefix = [](int l) { return "model.layers." + std::to_string(l) + "."; };
+  const TensorList layer_tensors{{"self_attn.q_proj.weight", {hidden, hidden}}, {"self_attn.k_proj.weight", {kv, hidden}},
+                                 {"self_attn.v_proj.weight", {kv, hidden}},     {"self_attn.o_proj.weight", {hidden, hidden}},
+                                 {"mlp.gate_proj.weight", {mlp, hidden}},       {"mlp.up_proj.weight", {mlp, hidden}},
+                                 {"mlp.down_proj.weight", {hidden, mlp}},       {"input_layernorm.weight", {hidden}},
+                                 {"post_attention_layernorm.weight", {hidden}}};
   for (int l = 0; l < layers; ++l) {
-    const std::string p = prefix(l);
-    const TensorList tensors{{p + "self_attn.q_proj.weight", {hidden, hidden}},
-                             {p + "self_attn.k_proj.weight", {kv, hidden}},
-                             {p + "self_attn.v_proj.weight", {kv, hidden}},
-                             {p + "self_attn.o_proj.weight", {hidden, hidden}},
-                             {p + "mlp.gate_proj.weight", {mlp, hidden}},
-                             {p + "mlp.up_proj.weight", {mlp, hidden}},
-                             {p + "mlp.down_proj.weight", {hidden, mlp}},
-                             {p + "input_layernorm.weight", {hidden}},
-                             {p + "post_attention_layernorm.weight", {hidden}}};
-    if (unique_layers > 0 && l >= unique_layers)
-      copy_shard(shard_name(l + 1), tensors, shard_name(l % unique_layers + 1), prefix(l % unique_layers), p,
-                 977 * static_cast<int64_t>(l));
-    else
-      write_shard(shard_name(l + 1), tensors);
+    if (unique_layers == 0 || l < unique_layers) {
+      write_shard(shard_name(l + 1), prefix(l), layer_tensors, draw);
+    } else {  // layer l mod K's tensors, rows rotated by a layer-dependent shift
+      const int from = l % unique_layers;
+      const hilo::SafetensorsFile src = hilo::SafetensorsFile::open((fs::path(out) / shard_name(from + 1)).string());
+      const int64_t shift = 977 * static_cast<int64_t>(l);
+      write_shard(shard_name(l + 1), prefix(l), layer_tensors,
+                  [&](const std::string& suffix, const hilo::Shape& shape, std::vector<uint16_t>& values) {
+                    const hilo::TensorEntry& e = src.at(prefix(from) + suffix);
+                    const std::size_t split = static_cast<std::size_t>(shift % shape[0]) * (e.nbytes / shape[0]);
+                    std::rotate_copy(e.data, e.data + split, e.data + e.nbytes, reinterpret_cast<std::byte*>(values.data()));
+                  });
+    }
     std::fprintf(stderr, "layer %d of %d written\n", l + 1, layers);
   }
   std::ofstream(fs::path(out) / "model.safetensors.index.json")

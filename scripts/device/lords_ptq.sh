@@ -5,8 +5,8 @@
 # refinement as the same-run baseline; and `hilo quantize --device cuda` end to end on a 2-layer synthetic
 # Llama-3-8B-shaped checkpoint (LAYERS=32: the whole model, 14 GB of bf16 on the device's disk, end to end instead of
 # summed per-shape timings; NO_BENCH=1 skips the per-shape benchmark to leave it the time). The writer draws UNIQUE
-# layers (default 2; drawing takes 35 s per layer on 2 cores) and writes the others as row-rotated copies of them
-# (about 1 s per layer here), so 32 layers fit one call; UNIQUE=0 draws every layer.
+# layers (default 2; drawing took 40 s per layer on 2 cores here) and writes the others as row-rotated copies of them
+# (2 s per layer here, disk-bound), so 32 layers fit one call; UNIQUE=0 draws every layer.
 # Usage (device tool, carry [".device-deps"]): scripts/device/lords_ptq.sh [quick]
 # Results in $OUT: ptq-*.json, logs.
 set -uo pipefail
