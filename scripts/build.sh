@@ -14,7 +14,13 @@ generator=()
 if [ ! -f "$build_dir/CMakeCache.txt" ] && command -v ninja >/dev/null 2>&1; then
   generator=(-G Ninja)
 fi
+# ccache where installed (scripts/install-deps.sh installs it): rebuilds are quicker, and CI's `pip install .` of the
+# same sources and flags finds the objects of this build.
+launcher=()
+if command -v ccache >/dev/null 2>&1; then
+  launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
+fi
 # The Python extension is built for the python3 on PATH (the one the tests run with).
-cmake -S . -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DPython_EXECUTABLE="$(command -v python3)" "$@" \
-  >/dev/null
+cmake -S . -B "$build_dir" "${generator[@]}" "${launcher[@]}" -DCMAKE_BUILD_TYPE=Release \
+  -DPython_EXECUTABLE="$(command -v python3)" "$@" >/dev/null
 cmake --build "$build_dir" -j "$(nproc)"

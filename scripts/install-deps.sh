@@ -3,7 +3,7 @@
 # Used by the README's two commands and by CI; safe to run again.
 set -euo pipefail
 
-apt_packages=(cmake g++ make ninja-build pkg-config
+apt_packages=(cmake g++ make ninja-build ccache pkg-config
   nlohmann-json3-dev libcli11-dev libfmt-dev libgtest-dev libbenchmark-dev libeigen3-dev libicu-dev)
 missing=()
 for p in "${apt_packages[@]}"; do

@@ -174,3 +174,8 @@ def test_bad_input_is_refused_naming_the_argument(tmp_path):
     if not hilo.built_with_cuda():
         with pytest.raises(hilo.HiloError, match="without CUDA"):
             hilo.lords.to_device(q4)
+    else:
+        try:
+            hilo.lords.to_device(q4)
+        except hilo.HiloError as e:  # built with CUDA, no usable GPU here: a clear error, not a crash
+            assert "CUDA" in str(e)

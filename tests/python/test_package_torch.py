@@ -18,12 +18,12 @@ import hilo.torch as ht  # noqa: E402
 cuda = pytest.mark.skipif(not (torch.cuda.is_available() and hilo.built_with_cuda()), reason="needs a CUDA GPU")
 
 
-def layer(method="lords", bits=4, rows=64, cols=256, peft=False, seed=0, bias=True):
+def layer(method="lords", bits=4, rows=64, cols=256, peft=False, seed=0, bias=True, rank=8):
     g = torch.Generator().manual_seed(seed)
     lin = torch.nn.Linear(cols, rows, bias=bias)
     with torch.no_grad():
         lin.weight.copy_(torch.randn(rows, cols, generator=g) * 0.05)
-    return lin, ht.LordsLinear.from_linear(lin, method=method, bits=bits, steps=10, rank=8 if method == "lords" else 0,
+    return lin, ht.LordsLinear.from_linear(lin, method=method, bits=bits, steps=10, rank=rank if method == "lords" else 0,
                                            peft=peft)
 
 
@@ -147,6 +147,27 @@ def test_cuda_ops_match_cpu_and_capture_in_graphs():
         with torch.cuda.graph(graph):
             out.copy_(m(x))
         graph.replay()
+        torch.cuda.synchronize()
+        assert torch.equal(out, y)
+
+
+@cuda
+def test_cuda_batch1_wide_rank_captures_in_graphs():
+    # Batch 1 at ranks 33-64 runs the wgmma GEMV behind the x * A prepass (stream-ordered scratch + programmatic
+    # dependent launch); torch's graph capture must record both.
+    _, m = layer(rows=512, cols=1024, rank=48)
+    m = m.cuda()
+    x = torch.randn(1, 1024, device="cuda", dtype=torch.bfloat16)
+    with torch.no_grad():
+        y = m(x)
+        ref = torch.from_numpy(hilo.lords.matmul(m.export(), x.float().cpu().numpy())) + m.bias.cpu()
+        torch.testing.assert_close(y.float().cpu(), ref, rtol=2e-2, atol=2e-2)
+        graph = torch.cuda.CUDAGraph()
+        out = torch.full_like(y, float("nan"))
+        with torch.cuda.graph(graph):
+            out.copy_(m(x))
+        for _ in range(3):
+            graph.replay()
         torch.cuda.synchronize()
         assert torch.equal(out, y)
 
