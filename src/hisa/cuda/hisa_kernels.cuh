@@ -1,6 +1,8 @@
 // HISA's GPU stages besides scoring and top-k: pooling, input validation, block plans, tile unions, token scores.
 #pragma once
 
+#include <cub/block/block_scan.cuh>
+
 #include "../../core/float8.hpp"
 #include "block_sort.cuh"
 #include "score_keys.cuh"
@@ -199,10 +201,18 @@ static __global__ void kept_blocks_kernel(const int32_t* ks, const int32_t* ke, 
 }
 
 // ---- Tile unions: the distinct kept blocks of a tile of rows, ascending, with a bitmask of rows per block ----
-static __global__ void tile_union_kernel(const int32_t* kept, const int32_t* kept_count, int rows, int tile_rows,
-                                         int cap, int32_t* union_blocks, uint32_t* union_mask, int32_t* union_count) {
-  __shared__ int32_t s[kUnionSort];
-  __shared__ int32_t s_n;
+// The tile's (block, row) pairs are sorted as one key each (block << 5 | row; tiles have at most 32 rows), so a
+// block's rows are adjacent: a pair starts a union entry where its block differs from the previous pair's, a block scan
+// of those starts gives each entry its place, and the entry's mask ORs the rows of its run. (The first version
+// deduplicated on one thread and searched every row's kept list in global memory per entry: 109 us of the 2048-row
+// block's 0.9 ms token stage on an H100, ncu; docs/results/hisa-cuda.md.)
+constexpr int kUnionThreads = 256;
+static_assert(kTileRows <= 32, "a tile's rows are bits of one uint32_t mask and 5 bits of the sort key");
+static __global__ void __launch_bounds__(kUnionThreads)
+    tile_union_kernel(const int32_t* kept, const int32_t* kept_count, int rows, int tile_rows, int cap,
+                      int32_t* union_blocks, uint32_t* union_mask, int32_t* union_count) {
+  __shared__ uint64_t s[kUnionSort];
+  __shared__ typename cub::BlockScan<int, kUnionThreads>::TempStorage scan;
   const int tile = blockIdx.x, first = tile * tile_rows, n_rows = min(tile_rows, rows - first);
   int32_t* blocks = union_blocks + static_cast<int64_t>(tile) * tile_rows * cap;
   uint32_t* mask = union_mask + static_cast<int64_t>(tile) * tile_rows * cap;
@@ -215,36 +225,33 @@ static __global__ void tile_union_kernel(const int32_t* kept, const int32_t* kep
     if (threadIdx.x == 0) union_count[tile] = n;
     return;
   }
+  constexpr uint64_t kNone = ~uint64_t{0};
   const int size = pow2_at_least(tile_rows * cap);  // the sort covers 128 entries in decode, not 2048
-  for (int i = threadIdx.x; i < size; i += blockDim.x) {
+  for (int i = threadIdx.x; i < size; i += kUnionThreads) {
     const int row = i / cap, j = i % cap;
-    s[i] = (row < n_rows && j < kept_count[first + row]) ? kept[static_cast<int64_t>(first + row) * cap + j]
-                                                         : INT32_MAX;
+    s[i] = (row < n_rows && j < kept_count[first + row])
+               ? static_cast<uint64_t>(kept[static_cast<int64_t>(first + row) * cap + j]) << 5 | row
+               : kNone;
   }
-  block_bitonic_sort(s, size, INT32_MAX);
-  if (threadIdx.x == 0) {  // unique (a short serial pass over at most 16 * cap entries)
-    int n = 0;
-    for (int i = 0; i < size && s[i] != INT32_MAX; ++i)
-      if (n == 0 || s[n - 1] != s[i]) s[n++] = s[i];
-    s_n = n;
-  }
-  __syncthreads();
-  const int n = s_n;
-  for (int i = threadIdx.x; i < n; i += blockDim.x) {
+  block_bitonic_sort(s, size, kNone);
+  // Thread t owns pairs [t * per, (t + 1) * per): it counts the entries starting there, is told where its first one
+  // goes, and writes them with the OR of their runs (a run may continue into the next thread's pairs).
+  const int per = (size + kUnionThreads - 1) / kUnionThreads, begin = min(size, threadIdx.x * per),
+            end = min(size, begin + per);
+  const auto starts_entry = [&](int i) { return s[i] != kNone && (i == 0 || s[i] >> 5 != s[i - 1] >> 5); };
+  int mine = 0;
+  for (int i = begin; i < end; ++i) mine += starts_entry(i);
+  int at = 0, total = 0;
+  cub::BlockScan<int, kUnionThreads>(scan).ExclusiveSum(mine, at, total);
+  for (int i = begin; i < end; ++i) {
+    if (!starts_entry(i)) continue;
     uint32_t bits = 0;
-    for (int row = 0; row < n_rows; ++row) {  // binary search in the row's ascending kept list
-      const int32_t* list = kept + static_cast<int64_t>(first + row) * cap;
-      int lo = 0, hi = kept_count[first + row];
-      while (lo < hi) {
-        const int mid = (lo + hi) / 2;
-        if (list[mid] < s[i]) lo = mid + 1; else hi = mid;
-      }
-      if (lo < kept_count[first + row] && list[lo] == s[i]) bits |= 1u << row;
-    }
-    blocks[i] = s[i];
-    mask[i] = bits;
+    for (int j = i; j < size && s[j] >> 5 == s[i] >> 5; ++j) bits |= 1u << (s[j] & 31);
+    blocks[at] = static_cast<int32_t>(s[i] >> 5);
+    mask[at] = bits;
+    ++at;
   }
-  if (threadIdx.x == 0) union_count[tile] = n;
+  if (threadIdx.x == 0) union_count[tile] = total;
 }
 
 // ---- Token stage: every row of a tile scores the tokens of each union block it kept ----

@@ -124,7 +124,7 @@ void run_hisa(const uint8_t* q, const float* w, const int32_t* lo, const int32_t
   clock.mark();
 
   // Stage 2: the tokens of the kept blocks, shared by the rows of a tile, then the exact top-k.
-  tile_union_kernel<<<tiles, 256, 0, stream>>>(kept, kept_count, rows, tile_rows, cap, union_blocks, union_mask,
+  tile_union_kernel<<<tiles, kUnionThreads, 0, stream>>>(kept, kept_count, rows, tile_rows, cap, union_blocks, union_mask,
                                                union_count);
   HILO_CUDA_LAUNCHED("tile_union_kernel");
   if (!decode_token_kernel_applies<H, TokenKeys>(per_tile_source, tile_rows, B))  // else the kernel writes them all
