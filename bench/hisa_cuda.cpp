@@ -212,6 +212,10 @@ int main(int argc, char** argv) {
     tuning.wgmma = default_kernel;
     const double flat_ms = time_ms(repeat, [&] { hilo::hisa::cuda::flat_prefill(in, opt, flat); });
     const double hisa_ms = time_ms(repeat, [&] { hilo::hisa::cuda::hisa_prefill(in, opt, hisa_idx); });
+    // And the other tile-union kernel (FlatTuning::pair_union), same process.
+    tuning.pair_union = !tuning.pair_union;
+    const double hisa_other_union_ms = time_ms(repeat, [&] { hilo::hisa::cuda::hisa_prefill(in, opt, hisa_idx); });
+    tuning.pair_union = !tuning.pair_union;
     hilo::hisa::HisaStats st;
     hilo::hisa::cuda::hisa_prefill(in, opt, hisa_idx, nullptr, &st);
     const int64_t flat_scratch = scratch_bytes([&] { hilo::hisa::cuda::flat_prefill(in, opt, flat); });
@@ -221,10 +225,12 @@ int main(int argc, char** argv) {
     for (int64_t s = 0; s < queries; ++s) pairs += p.ke.ptr<int32_t>()[s] - p.ks.ptr<int32_t>()[s];
     const double flops = 2.0 * 64 * 128 * pairs;
     std::printf("%-7s N=%7ld S=%6ld  flat %9.3f ms %6.0f TFLOP/s | hisa %8.3f ms (pool %.2f, blocks %.2f, tokens %.2f) "
-                "%6.2fx | IoU %.4f/%.4f | scratch %.0f/%.0f MiB | mma.sync kernel: flat %.3f hisa %.3f ms\n",
+                "%6.2fx | IoU %.4f/%.4f | scratch %.0f/%.0f MiB | mma.sync kernel: flat %.3f hisa %.3f ms | %s tile "
+                "unions: hisa %.3f ms\n",
                 kind, static_cast<long>(context), static_cast<long>(queries), flat_ms, flops / (flat_ms / 1e3) / 1e12,
                 hisa_ms, st.pool_ms, st.block_ms, st.token_ms, flat_ms / hisa_ms, iou.mean, iou.min,
-                flat_scratch / 1048576.0, hisa_scratch / 1048576.0, flat_mma_ms, hisa_mma_ms);
+                flat_scratch / 1048576.0, hisa_scratch / 1048576.0, flat_mma_ms, hisa_mma_ms,
+                tuning.pair_union ? "first" : "pair-sort", hisa_other_union_ms);
     std::fflush(stdout);
     return nlohmann::json{{"kind", kind},          {"context", context},       {"queries", queries},
                           {"flat_ms", flat_ms},    {"flat_tflops", flops / (flat_ms / 1e3) / 1e12},
@@ -232,7 +238,8 @@ int main(int argc, char** argv) {
                           {"pool_ms", st.pool_ms}, {"block_ms", st.block_ms}, {"token_ms", st.token_ms},
                           {"iou_mean", iou.mean},  {"iou_min", iou.min},      {"flat_scratch_bytes", flat_scratch},
                           {"hisa_scratch_bytes", hisa_scratch}, {"flat_mma_ms", flat_mma_ms},
-                          {"hisa_mma_ms", hisa_mma_ms},         {"wgmma", default_kernel}};
+                          {"hisa_mma_ms", hisa_mma_ms},         {"wgmma", default_kernel},
+                          {"pair_union", tuning.pair_union},    {"hisa_other_union_ms", hisa_other_union_ms}};
   };
   const auto wanted = [&](const char* part) { return std::find(parts.begin(), parts.end(), part) != parts.end(); };
   if (!wanted("prefill")) contexts.clear(), causal.clear();

@@ -3,6 +3,7 @@
 // only between keys whose exact scores tie with the k-th score within the tensor cores' rounding.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "cuda_test_util.hpp"
 #include "hilo/hisa_cuda.hpp"
@@ -495,6 +496,49 @@ TEST_F(HisaCuda, UncheckedDecodeCapturesInACudaGraph) {
   cudaGraphExecDestroy(exec);
   cudaGraphDestroy(graph);
   cudaStreamDestroy(stream);
+}
+
+// The pair-sort tile union (FlatTuning::pair_union) builds the same unions as the first kernel, so HISA's output is the
+// same bytes: prefill with tiles of 16 rows (ragged sequences, several tiles per sequence boundary) and decode with
+// next_n 3 (tiles of 3 rows) and next_n 1 (the shared single-row copy).
+TEST_F(HisaCuda, PairSortUnionGivesTheSameBits) {
+  struct PairUnion {
+    hisa::cuda_detail::FlatTuning saved = hisa::cuda_detail::flat_tuning();
+    explicit PairUnion(bool on) { hisa::cuda_detail::flat_tuning().pair_union = on; }
+    ~PairUnion() { hisa::cuda_detail::flat_tuning() = saved; }
+  };
+  std::mt19937_64 gen(test::fresh_seed());
+  hisa::HisaOptions opt;
+  opt.topk = 300;
+  opt.block = 64;
+  opt.blocks_kept = 16;
+  const test::Prefill p = test::random_prefill(gen, DType::F8_E4M3, 64, 128, 3, 3000, 9000, 40);
+  const auto prefill = [&](bool pairs) {
+    const PairUnion tuning(pairs);
+    return run_gpu(p, opt).hisa_idx;
+  };
+  const Tensor want = prefill(false), got = prefill(true);
+  ASSERT_EQ(got.nbytes(), want.nbytes());
+  EXPECT_EQ(std::memcmp(got.view().data(), want.view().data(), want.nbytes()), 0) << "prefill";
+  opt.block = 128;
+  opt.blocks_kept = 8;
+  for (int next_n : {3, 1}) {
+    const int batch = 4;
+    const test::Decode d = test::random_decode(gen, DType::F8_E4M3, 64, 128, batch, next_n, 500, 6000, false);
+    DeviceTensor q(d.q), w(d.w), cache(d.kv_cache), table(d.block_table), lens(d.context_lens);
+    const int max_blocks = static_cast<int>((d.block_table.shape()[1] * hisa::kPageSize + opt.block - 1) / opt.block);
+    const auto decode = [&](bool pairs) {
+      const PairUnion tuning(pairs);
+      DeviceTensor idx(DType::I32, {batch * next_n, opt.topk});
+      hisa::cuda::PooledKeyCache pooled(0, batch, max_blocks, opt.block);
+      idx.poison();
+      hisa::cuda::hisa_decode({q, w, cache, table, lens}, pooled, opt, {idx, {}});
+      EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      return idx.to_host();
+    };
+    const Tensor want_d = decode(false), got_d = decode(true);
+    EXPECT_EQ(std::memcmp(got_d.view().data(), want_d.view().data(), want_d.nbytes()), 0) << "decode, next_n " << next_n;
+  }
 }
 
 TEST_F(HisaCuda, BadInputGetsTheCpuMessages) {

@@ -2,7 +2,7 @@
 # On the GPU machine: build the tests and the HISA GPU benchmark (carried deps, see build_and_test.sh), run the
 # HISA GPU tests, compute-sanitizer memcheck and racecheck on them, then the benchmark. Logs and JSON go to $OUT.
 # Usage (device tool, carry [".device-deps"]): scripts/device/hisa_gpu.sh [quick|full]
-# (SANITIZERS="" skips compute-sanitizer; quick benchmarks fewer shapes).
+# (SANITIZERS="" skips compute-sanitizer; quick benchmarks fewer shapes; BENCH_ARGS picks the benchmark's arguments).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/hilo-out}
@@ -23,5 +23,7 @@ done
 
 bench_args=(--repeat 5 --json "$OUT/hisa-cuda.json")
 [ "$mode" = "quick" ] && bench_args+=(--contexts 16384,65536,131072 --causal 16384 --batches 8,64 --decode-contexts 65536)
+# BENCH_ARGS replaces the shape arguments, e.g. BENCH_ARGS="--parts prefill --contexts 65536 --causal 65536 --repeat 3".
+[ -n "${BENCH_ARGS:-}" ] && read -r -a bench_args <<< "$BENCH_ARGS --json $OUT/hisa-cuda.json"
 timeout 420 build-device/bench/bench_hisa_cuda "${bench_args[@]}" 2>&1 | tee "$OUT/bench.log"
 exit $rc

@@ -201,32 +201,81 @@ static __global__ void kept_blocks_kernel(const int32_t* ks, const int32_t* ke, 
 }
 
 // ---- Tile unions: the distinct kept blocks of a tile of rows, ascending, with a bitmask of rows per block ----
-// The tile's (block, row) pairs are sorted as one key each (block << 5 | row; tiles have at most 32 rows), so a
-// block's rows are adjacent: a pair starts a union entry where its block differs from the previous pair's, a block scan
-// of those starts gives each entry its place, and the entry's mask ORs the rows of its run. (The first version
-// deduplicated on one thread and searched every row's kept list in global memory per entry: 109 us of the 2048-row
-// block's 0.9 ms token stage on an H100, ncu; docs/results/hisa-cuda.md.)
 constexpr int kUnionThreads = 256;
-static_assert(kTileRows <= 32, "a tile's rows are bits of one uint32_t mask and 5 bits of the sort key");
+static_assert(kTileRows <= 32, "a tile's rows are bits of one uint32_t mask and 5 bits of the pair key");
+
+// Decode with next_n = 1 (one row per tile): the row's kept list is already ascending and distinct. True if it did.
+__device__ inline bool copy_single_row_union(const int32_t* kept, const int32_t* kept_count, int tile_rows, int cap,
+                                             int32_t* blocks, uint32_t* mask, int32_t* union_count) {
+  if (tile_rows != 1) return false;
+  const int tile = blockIdx.x, n = kept_count[tile];
+  for (int i = threadIdx.x; i < n; i += blockDim.x) {
+    blocks[i] = kept[static_cast<int64_t>(tile) * cap + i];
+    mask[i] = 1;
+  }
+  if (threadIdx.x == 0) union_count[tile] = n;
+  return true;
+}
+
+// Sorts the tile's kept blocks, deduplicates on one thread, then finds each entry's rows by binary search in every
+// row's kept list (global memory). Measured: 109 us per block of 2048 query rows under ncu on an H100, against ~740 us
+// for their token scores (docs/results/hisa-cuda.md); tile_union_pairs_kernel is the rewrite.
 static __global__ void __launch_bounds__(kUnionThreads)
     tile_union_kernel(const int32_t* kept, const int32_t* kept_count, int rows, int tile_rows, int cap,
                       int32_t* union_blocks, uint32_t* union_mask, int32_t* union_count) {
+  __shared__ int32_t s[kUnionSort];
+  __shared__ int32_t s_n;
+  const int tile = blockIdx.x, first = tile * tile_rows, n_rows = min(tile_rows, rows - first);
+  int32_t* blocks = union_blocks + static_cast<int64_t>(tile) * tile_rows * cap;
+  uint32_t* mask = union_mask + static_cast<int64_t>(tile) * tile_rows * cap;
+  if (copy_single_row_union(kept, kept_count, tile_rows, cap, blocks, mask, union_count)) return;
+  const int size = pow2_at_least(tile_rows * cap);  // the sort covers 128 entries in decode, not 2048
+  for (int i = threadIdx.x; i < size; i += blockDim.x) {
+    const int row = i / cap, j = i % cap;
+    s[i] = (row < n_rows && j < kept_count[first + row]) ? kept[static_cast<int64_t>(first + row) * cap + j]
+                                                         : INT32_MAX;
+  }
+  block_bitonic_sort(s, size, INT32_MAX);
+  if (threadIdx.x == 0) {  // unique (a short serial pass over at most 16 * cap entries)
+    int n = 0;
+    for (int i = 0; i < size && s[i] != INT32_MAX; ++i)
+      if (n == 0 || s[n - 1] != s[i]) s[n++] = s[i];
+    s_n = n;
+  }
+  __syncthreads();
+  const int n = s_n;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) {
+    uint32_t bits = 0;
+    for (int row = 0; row < n_rows; ++row) {  // binary search in the row's ascending kept list
+      const int32_t* list = kept + static_cast<int64_t>(first + row) * cap;
+      int lo = 0, hi = kept_count[first + row];
+      while (lo < hi) {
+        const int mid = (lo + hi) / 2;
+        if (list[mid] < s[i]) lo = mid + 1; else hi = mid;
+      }
+      if (lo < kept_count[first + row] && list[lo] == s[i]) bits |= 1u << row;
+    }
+    blocks[i] = s[i];
+    mask[i] = bits;
+  }
+  if (threadIdx.x == 0) union_count[tile] = n;
+}
+
+// The same union, without the serial pass and the searches (FlatTuning::pair_union; written 2026-12-05, compiled, not
+// yet run on a GPU, hence off): the tile's (block, row) pairs are sorted as one key each (block << 5 | row), so a
+// block's rows are adjacent; a pair starts an entry where its block differs from the previous pair's, a block scan of
+// those starts gives each entry its place, and the entry's mask ORs the rows of its run.
+static __global__ void __launch_bounds__(kUnionThreads)
+    tile_union_pairs_kernel(const int32_t* kept, const int32_t* kept_count, int rows, int tile_rows, int cap,
+                            int32_t* union_blocks, uint32_t* union_mask, int32_t* union_count) {
   __shared__ uint64_t s[kUnionSort];
   __shared__ typename cub::BlockScan<int, kUnionThreads>::TempStorage scan;
   const int tile = blockIdx.x, first = tile * tile_rows, n_rows = min(tile_rows, rows - first);
   int32_t* blocks = union_blocks + static_cast<int64_t>(tile) * tile_rows * cap;
   uint32_t* mask = union_mask + static_cast<int64_t>(tile) * tile_rows * cap;
-  if (tile_rows == 1) {  // decode with next_n = 1: the row's kept list is already ascending and distinct
-    const int n = kept_count[tile];
-    for (int i = threadIdx.x; i < n; i += blockDim.x) {
-      blocks[i] = kept[static_cast<int64_t>(tile) * cap + i];
-      mask[i] = 1;
-    }
-    if (threadIdx.x == 0) union_count[tile] = n;
-    return;
-  }
+  if (copy_single_row_union(kept, kept_count, tile_rows, cap, blocks, mask, union_count)) return;
   constexpr uint64_t kNone = ~uint64_t{0};
-  const int size = pow2_at_least(tile_rows * cap);  // the sort covers 128 entries in decode, not 2048
+  const int size = pow2_at_least(tile_rows * cap);
   for (int i = threadIdx.x; i < size; i += kUnionThreads) {
     const int row = i / cap, j = i % cap;
     s[i] = (row < n_rows && j < kept_count[first + row])

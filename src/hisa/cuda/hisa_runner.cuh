@@ -124,8 +124,9 @@ void run_hisa(const uint8_t* q, const float* w, const int32_t* lo, const int32_t
   clock.mark();
 
   // Stage 2: the tokens of the kept blocks, shared by the rows of a tile, then the exact top-k.
-  tile_union_kernel<<<tiles, kUnionThreads, 0, stream>>>(kept, kept_count, rows, tile_rows, cap, union_blocks, union_mask,
-                                               union_count);
+  const auto union_kernel = flat_tuning().pair_union ? tile_union_pairs_kernel : tile_union_kernel;
+  union_kernel<<<tiles, kUnionThreads, 0, stream>>>(kept, kept_count, rows, tile_rows, cap, union_blocks, union_mask,
+                                                    union_count);
   HILO_CUDA_LAUNCHED("tile_union_kernel");
   if (!decode_token_kernel_applies<H, TokenKeys>(per_tile_source, tile_rows, B))  // else the kernel writes them all
     HILO_CUDA_CHECK(cudaMemsetAsync(cand, 0xFF, sizeof(float) * rows * cap * B, stream));

@@ -75,6 +75,9 @@ struct FlatTuning {
   int64_t chunk_budget_bytes = 64ll << 20;  // else: chunk scores of a row block (about L2-sized)
   int64_t chunk_keys = 16384;
   bool wgmma = true;  // on sm_90a devices: flat dense keys and HISA's token stage score with wgmma (false: mma.sync)
+  // HISA's tile unions by one sort of (block, row) pairs and a block scan (tile_union_pairs_kernel) instead of a
+  // serial deduplication and binary searches in global memory; the same output. Off until it has run on a GPU.
+  bool pair_union = false;
 };
 FlatTuning& flat_tuning();
 
