@@ -60,23 +60,22 @@ class Dev {
   size_t bytes_ = 0;
 };
 
-// Median time in ms of `repeat` runs (after one warm-up), with CUDA events on the default stream.
+// Median over `repeat` samples of the time per call in ms, each sample `calls` calls of launch() on `stream` between
+// two CUDA events.
 template <typename F>
-double time_ms(int repeat, F&& f) {
-  f();
-  CHECK_CUDA(cudaDeviceSynchronize());
+double median_event_ms(int repeat, cudaStream_t stream, int calls, F&& launch) {
   std::vector<float> t;
   cudaEvent_t a, b;
   CHECK_CUDA(cudaEventCreate(&a));
   CHECK_CUDA(cudaEventCreate(&b));
   for (int i = 0; i < repeat; ++i) {
-    CHECK_CUDA(cudaEventRecord(a));
-    f();
-    CHECK_CUDA(cudaEventRecord(b));
+    CHECK_CUDA(cudaEventRecord(a, stream));
+    for (int c = 0; c < calls; ++c) launch();
+    CHECK_CUDA(cudaEventRecord(b, stream));
     CHECK_CUDA(cudaEventSynchronize(b));
     float ms = 0;
     CHECK_CUDA(cudaEventElapsedTime(&ms, a, b));
-    t.push_back(ms);
+    t.push_back(ms / calls);
   }
   cudaEventDestroy(a);
   cudaEventDestroy(b);
@@ -84,12 +83,19 @@ double time_ms(int repeat, F&& f) {
   return t[t.size() / 2];
 }
 
+// Median time in ms of `repeat` single calls (after one warm-up) on the default stream.
+template <typename F>
+double time_ms(int repeat, F&& f) {
+  f();
+  CHECK_CUDA(cudaDeviceSynchronize());
+  return median_event_ms(repeat, nullptr, 1, f);
+}
+
 // The serving setting of decode (vLLM and SGLang replay CUDA graphs): f(stream) captured once into a graph on a
-// non-blocking stream; median over `repeat` samples of the time per replay, each sample kReplays replays queued back
-// to back (so the graph launch's host cost is overlapped, as in a captured model step).
+// non-blocking stream; median over `repeat` samples of the time per replay, each sample 10 replays queued back to
+// back (so the graph launch's host cost is overlapped, as in a captured model step).
 template <typename F>
 double graph_ms(int repeat, F&& f) {
-  constexpr int kReplays = 10;
   cudaStream_t s;
   CHECK_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
   f(s);  // warm-up outside the capture (first-call allocations, pooled keys)
@@ -102,26 +108,11 @@ double graph_ms(int repeat, F&& f) {
   CHECK_CUDA(cudaGraphInstantiate(&exec, graph, 0));
   CHECK_CUDA(cudaGraphLaunch(exec, s));
   CHECK_CUDA(cudaStreamSynchronize(s));
-  cudaEvent_t a, b;
-  CHECK_CUDA(cudaEventCreate(&a));
-  CHECK_CUDA(cudaEventCreate(&b));
-  std::vector<float> t;
-  for (int i = 0; i < repeat; ++i) {
-    CHECK_CUDA(cudaEventRecord(a, s));
-    for (int r = 0; r < kReplays; ++r) CHECK_CUDA(cudaGraphLaunch(exec, s));
-    CHECK_CUDA(cudaEventRecord(b, s));
-    CHECK_CUDA(cudaEventSynchronize(b));
-    float ms = 0;
-    CHECK_CUDA(cudaEventElapsedTime(&ms, a, b));
-    t.push_back(ms / kReplays);
-  }
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
+  const double ms = median_event_ms(repeat, s, 10, [&] { CHECK_CUDA(cudaGraphLaunch(exec, s)); });
   cudaGraphExecDestroy(exec);
   cudaGraphDestroy(graph);
   cudaStreamDestroy(s);
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
+  return ms;
 }
 
 double copy_bandwidth_gbs() {

@@ -186,6 +186,13 @@ struct ScoreKernel {
   ~ScoreKernel() { hisa::cuda_detail::flat_tuning().wgmma = saved; }
 };
 
+// Selects HISA's tile-union kernel for a scope: the pair sort (FlatTuning::pair_union) or the first kernel.
+struct UnionKernel {
+  bool saved = hisa::cuda_detail::flat_tuning().pair_union;
+  explicit UnionKernel(bool pairs) { hisa::cuda_detail::flat_tuning().pair_union = pairs; }
+  ~UnionKernel() { hisa::cuda_detail::flat_tuning().pair_union = saved; }
+};
+
 // Shrinks the flat indexer's buffers so small inputs take the chunked, multi-block path.
 struct SmallBuffers {
   hisa::cuda_detail::FlatTuning saved = hisa::cuda_detail::flat_tuning();
@@ -502,11 +509,6 @@ TEST_F(HisaCuda, UncheckedDecodeCapturesInACudaGraph) {
 // same bytes: prefill with tiles of 16 rows (ragged sequences, several tiles per sequence boundary) and decode with
 // next_n 3 (tiles of 3 rows) and next_n 1 (the shared single-row copy).
 TEST_F(HisaCuda, PairSortUnionGivesTheSameBits) {
-  struct PairUnion {
-    hisa::cuda_detail::FlatTuning saved = hisa::cuda_detail::flat_tuning();
-    explicit PairUnion(bool on) { hisa::cuda_detail::flat_tuning().pair_union = on; }
-    ~PairUnion() { hisa::cuda_detail::flat_tuning() = saved; }
-  };
   std::mt19937_64 gen(test::fresh_seed());
   hisa::HisaOptions opt;
   opt.topk = 300;
@@ -514,7 +516,7 @@ TEST_F(HisaCuda, PairSortUnionGivesTheSameBits) {
   opt.blocks_kept = 16;
   const test::Prefill p = test::random_prefill(gen, DType::F8_E4M3, 64, 128, 3, 3000, 9000, 40);
   const auto prefill = [&](bool pairs) {
-    const PairUnion tuning(pairs);
+    const UnionKernel kernel(pairs);
     return run_gpu(p, opt).hisa_idx;
   };
   const Tensor want = prefill(false), got = prefill(true);
@@ -528,7 +530,7 @@ TEST_F(HisaCuda, PairSortUnionGivesTheSameBits) {
     DeviceTensor q(d.q), w(d.w), cache(d.kv_cache), table(d.block_table), lens(d.context_lens);
     const int max_blocks = static_cast<int>((d.block_table.shape()[1] * hisa::kPageSize + opt.block - 1) / opt.block);
     const auto decode = [&](bool pairs) {
-      const PairUnion tuning(pairs);
+      const UnionKernel kernel(pairs);
       DeviceTensor idx(DType::I32, {batch * next_n, opt.topk});
       hisa::cuda::PooledKeyCache pooled(0, batch, max_blocks, opt.block);
       idx.poison();
