@@ -14,8 +14,8 @@ build-device/tests/hilo_tests --gtest_filter='HisaCuda*' > "$OUT/test.log" 2>&1
 rc=$?
 grep -E "tie swaps|OK \]|FAILED|Failure|Expected|Which is|error" "$OUT/test.log" | head -40
 for tool in ${SANITIZERS-memcheck racecheck}; do
-  filter='HisaCuda.IdentitiesHoldExactly:HisaCuda.TopkRowsWithCrowdedBinsEqualCpu:HisaCuda.BadInputGetsTheCpuMessages'
-  [ "$tool" = racecheck ] && filter='HisaCuda.IdentitiesHoldExactly'
+  filter='HisaCuda.IdentitiesHoldExactly:HisaCuda.PairSortUnionGivesTheSameBits:HisaCuda.TopkRowsWithCrowdedBinsEqualCpu:HisaCuda.BadInputGetsTheCpuMessages'
+  [ "$tool" = racecheck ] && filter='HisaCuda.IdentitiesHoldExactly:HisaCuda.PairSortUnionGivesTheSameBits'
   timeout 300 compute-sanitizer --tool $tool --error-exitcode 9 build-device/tests/hilo_tests --gtest_filter="$filter" \
     > "$OUT/$tool.log" 2>&1
   echo "$tool rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/$tool.log" | tail -1)"

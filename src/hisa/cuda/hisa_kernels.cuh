@@ -261,10 +261,10 @@ static __global__ void __launch_bounds__(kUnionThreads)
   if (threadIdx.x == 0) union_count[tile] = n;
 }
 
-// The same union, without the serial pass and the searches (FlatTuning::pair_union; written 2026-12-05, compiled, not
-// yet run on a GPU, hence off): the tile's (block, row) pairs are sorted as one key each (block << 5 | row), so a
-// block's rows are adjacent; a pair starts an entry where its block differs from the previous pair's, a block scan of
-// those starts gives each entry its place, and the entry's mask ORs the rows of its run.
+// The same union, without the serial pass and the searches (FlatTuning::pair_union, the default): the tile's
+// (block, row) pairs are sorted as one key each (block << 5 | row), so a block's rows are adjacent; a pair starts an
+// entry where its block differs from the previous pair's, a block scan of those starts gives each entry its place,
+// and the entry's mask ORs the rows of its run.
 static __global__ void __launch_bounds__(kUnionThreads)
     tile_union_pairs_kernel(const int32_t* kept, const int32_t* kept_count, int rows, int tile_rows, int cap,
                             int32_t* union_blocks, uint32_t* union_mask, int32_t* union_count) {
@@ -378,8 +378,9 @@ struct TokenCandidates {
   __device__ uint32_t key(int row, int64_t i) const {
     return order_key(cand[static_cast<int64_t>(row) * cap * block + i]);
   }
-  __device__ int64_t position(int row, int64_t i) const {
-    return static_cast<int64_t>(kept[static_cast<int64_t>(row) * cap + i / block]) * block + i % block;
+  __device__ int64_t position(int row, int64_t i) const {  // i < 8192 here: 32-bit division, not a 64-bit call
+    const int j = static_cast<int>(i);
+    return static_cast<int64_t>(kept[static_cast<int64_t>(row) * cap + j / block]) * block + j % block;
   }
 };
 
