@@ -207,6 +207,12 @@ int main(int argc, char** argv) {
     tuning.pair_union = !tuning.pair_union;
     const double hisa_other_union_ms = time_ms(repeat, [&] { hilo::hisa::cuda::hisa_prefill(in, opt, hisa_idx); });
     tuning.pair_union = !tuning.pair_union;
+    // And the top-k kernels with element-wise loads (TopkTuning::vector_loads off), same process.
+    auto& topk_tune = hilo::hisa::cuda_detail::topk_tuning();
+    topk_tune.vector_loads = false;
+    const double flat_scalar_ms = time_ms(repeat, [&] { hilo::hisa::cuda::flat_prefill(in, opt, flat); });
+    const double hisa_scalar_ms = time_ms(repeat, [&] { hilo::hisa::cuda::hisa_prefill(in, opt, hisa_idx); });
+    topk_tune.vector_loads = true;
     hilo::hisa::HisaStats st;
     hilo::hisa::cuda::hisa_prefill(in, opt, hisa_idx, nullptr, &st);
     const int64_t flat_scratch = scratch_bytes([&] { hilo::hisa::cuda::flat_prefill(in, opt, flat); });
@@ -217,11 +223,11 @@ int main(int argc, char** argv) {
     const double flops = 2.0 * 64 * 128 * pairs;
     std::printf("%-7s N=%7ld S=%6ld  flat %9.3f ms %6.0f TFLOP/s | hisa %8.3f ms (pool %.2f, blocks %.2f, tokens %.2f) "
                 "%6.2fx | IoU %.4f/%.4f | scratch %.0f/%.0f MiB | mma.sync kernel: flat %.3f hisa %.3f ms | %s tile "
-                "unions: hisa %.3f ms\n",
+                "unions: hisa %.3f ms | element-wise top-k loads: flat %.3f hisa %.3f ms\n",
                 kind, static_cast<long>(context), static_cast<long>(queries), flat_ms, flops / (flat_ms / 1e3) / 1e12,
                 hisa_ms, st.pool_ms, st.block_ms, st.token_ms, flat_ms / hisa_ms, iou.mean, iou.min,
                 flat_scratch / 1048576.0, hisa_scratch / 1048576.0, flat_mma_ms, hisa_mma_ms,
-                tuning.pair_union ? "first" : "pair-sort", hisa_other_union_ms);
+                tuning.pair_union ? "first" : "pair-sort", hisa_other_union_ms, flat_scalar_ms, hisa_scalar_ms);
     std::fflush(stdout);
     return nlohmann::json{{"kind", kind},          {"context", context},       {"queries", queries},
                           {"flat_ms", flat_ms},    {"flat_tflops", flops / (flat_ms / 1e3) / 1e12},
@@ -230,7 +236,8 @@ int main(int argc, char** argv) {
                           {"iou_mean", iou.mean},  {"iou_min", iou.min},      {"flat_scratch_bytes", flat_scratch},
                           {"hisa_scratch_bytes", hisa_scratch}, {"flat_mma_ms", flat_mma_ms},
                           {"hisa_mma_ms", hisa_mma_ms},         {"wgmma", default_kernel},
-                          {"pair_union", tuning.pair_union},    {"hisa_other_union_ms", hisa_other_union_ms}};
+                          {"pair_union", tuning.pair_union},    {"hisa_other_union_ms", hisa_other_union_ms},
+                          {"flat_scalar_topk_ms", flat_scalar_ms},  {"hisa_scalar_topk_ms", hisa_scalar_ms}};
   };
   const auto wanted = [&](const char* part) { return std::find(parts.begin(), parts.end(), part) != parts.end(); };
   if (!wanted("prefill")) contexts.clear(), causal.clear();
@@ -267,9 +274,13 @@ int main(int argc, char** argv) {
       const double general_topk_hisa =
           time_ms(repeat, [&] { hilo::hisa::cuda::hisa_decode(in, pooled, opt, {hpos, {}}); });
       topk_tune.short_rows = true;
+      topk_tune.vector_loads = false;  // and the top-k kernels with element-wise loads
+      const double scalar_flat = time_ms(repeat, [&] { hilo::hisa::cuda::flat_decode(in, opt, {fpos, {}}); });
+      const double scalar_hisa = time_ms(repeat, [&] { hilo::hisa::cuda::hisa_decode(in, pooled, opt, {hpos, {}}); });
+      topk_tune.vector_loads = true;
       std::printf("  mma.sync kernels: flat %.3f ms, hisa %.3f ms | checked call: flat %.3f ms, hisa %.3f ms | "
-                  "general top-k: hisa %.3f ms\n",
-                  mma_flat, mma_hisa, checked_flat, checked_hisa, general_topk_hisa);
+                  "general top-k: hisa %.3f ms | element-wise top-k loads: flat %.3f ms, hisa %.3f ms\n",
+                  mma_flat, mma_hisa, checked_flat, checked_hisa, general_topk_hisa, scalar_flat, scalar_hisa);
       const double flat_ms = time_ms(repeat, [&] { hilo::hisa::cuda::flat_decode(in, opt, {fpos, {}}); });
       const double hisa_ms = time_ms(repeat, [&] { hilo::hisa::cuda::hisa_decode(in, pooled, opt, {hpos, {}}); });
       const double flat_graph_ms =
@@ -290,7 +301,8 @@ int main(int argc, char** argv) {
       decode.push_back({{"context", context}, {"batch", batch}, {"flat_ms", flat_ms}, {"hisa_ms", hisa_ms},
                         {"flat_ms_mma_sync", mma_flat}, {"hisa_ms_mma_sync", mma_hisa},
                         {"flat_ms_checked", checked_flat}, {"hisa_ms_checked", checked_hisa},
-                        {"hisa_ms_general_topk", general_topk_hisa}, {"flat_ms_graph", flat_graph_ms},
+                        {"hisa_ms_general_topk", general_topk_hisa}, {"flat_ms_scalar_topk", scalar_flat},
+                        {"hisa_ms_scalar_topk", scalar_hisa}, {"flat_ms_graph", flat_graph_ms},
                         {"hisa_ms_graph", hisa_graph_ms}, {"speedup_graph", flat_graph_ms / hisa_graph_ms},
                         {"speedup", flat_ms / hisa_ms}, {"flat_gbs", flat_bytes / (flat_ms / 1e3) / 1e9},
                         {"hisa_gbs", hisa_bytes / (hisa_ms / 1e3) / 1e9}, {"iou_mean", iou.mean},
@@ -323,13 +335,16 @@ int main(int argc, char** argv) {
       std::string name;
       int64_t segment;
       int cluster;
+      bool vector = true;
     };
     std::vector<Strategy> strategies{{"one CTA per row", 0, 1}, {"segments of 16K + merge", 16384, 1}};
     for (int c : topk_clusters) strategies.push_back({"cluster of " + std::to_string(c) + " CTAs per row", 0, c});
+    strategies.push_back({"automatic, element-wise loads", -1, -1, false});
     strategies.push_back({"automatic (default)", -1, -1});
     for (const Strategy& st : strategies) {
       tune.segment = st.segment;
       tune.cluster = st.cluster;
+      tune.vector_loads = st.vector;
       const double ms = time_ms(repeat, [&] { hilo::hisa::cuda::topk_rows(ds, opt.topk, out); });
       std::printf("topk   %3ld x %8ld  k %d: %8.1f us  %6.0f GB/s  (%s)\n", static_cast<long>(rows),
                   static_cast<long>(len), opt.topk, ms * 1e3, rows * len * 4.0 / (ms / 1e3) / 1e9, st.name.c_str());

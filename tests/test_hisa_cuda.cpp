@@ -100,7 +100,9 @@ test::Prefill from_problem(hisa::PrefillProblem&& pp) {
 
 // The GPU top-k of every row of `scores` equals the CPU's for each k, both orders and every strategy (one CTA per
 // row, 16K segments and a merge, clusters of 3, 4 and 8 CTAs per row, all with the general kernel; the short-row
-// kernel where it applies; automatic); the output is poisoned before each run.
+// kernel where it applies; automatic, with and without 16-byte loads); the output is poisoned before each run. Rows
+// of a length that is not a multiple of 4 start on 16-byte boundaries only every fourth row, so such shapes take
+// the vector and the element-wise loads in one launch.
 void expect_topk_like_cpu(const Tensor& scores, std::initializer_list<int> ks) {
   const int64_t rows = scores.shape()[0];
   for (bool sorted : {false, true}) {
@@ -108,19 +110,20 @@ void expect_topk_like_cpu(const Tensor& scores, std::initializer_list<int> ks) {
       Tensor cpu(DType::I32, {rows, k});
       topk_rows(scores, k, cpu, {}, {}, {sorted, 0});
       DeviceTensor s(scores), out(DType::I32, {rows, k});
-      for (const auto& [segment, cluster, short_rows] : std::vector<std::tuple<int64_t, int, bool>>{
-               {0, 1, false}, {16384, 1, false}, {0, 3, false}, {0, 4, false}, {0, 8, false}, {0, 1, true},
-               {-1, -1, true}}) {
+      for (const auto& [segment, cluster, short_rows, vector] : std::vector<std::tuple<int64_t, int, bool, bool>>{
+               {0, 1, false, true}, {16384, 1, false, true}, {0, 3, false, true}, {0, 4, false, true},
+               {0, 8, false, true}, {0, 1, true, true}, {-1, -1, true, true}, {-1, -1, true, false}}) {
         const auto saved = hisa::cuda_detail::topk_tuning();
         hisa::cuda_detail::topk_tuning().segment = segment;
         hisa::cuda_detail::topk_tuning().cluster = cluster;
         hisa::cuda_detail::topk_tuning().short_rows = short_rows;
+        hisa::cuda_detail::topk_tuning().vector_loads = vector;
         out.poison();
         hisa::cuda::topk_rows(s, k, out, sorted);
         hisa::cuda_detail::topk_tuning() = saved;
         EXPECT_TRUE(test::same_rows(out.to_host(), cpu))
             << "k " << k << " sorted " << sorted << " segment " << segment << " cluster " << cluster << " short rows "
-            << short_rows << " length " << scores.shape()[1];
+            << short_rows << " vector loads " << vector << " length " << scores.shape()[1];
       }
     }
   }
@@ -128,7 +131,7 @@ void expect_topk_like_cpu(const Tensor& scores, std::initializer_list<int> ks) {
 
 TEST_F(HisaCuda, TopkRowsEqualsCpu) {
   std::mt19937_64 gen(test::fresh_seed());
-  for (const int64_t len : {20000, 100000}) {  // one pass; segments and a merge pass
+  for (const int64_t len : {20000, 30001, 100000}) {  // one pass (aligned rows, mixed); segments and a merge pass
     const int64_t rows = 7;
     Tensor scores(DType::F32, {rows, len});
     std::normal_distribution<float> dist;
@@ -161,7 +164,7 @@ TEST_F(HisaCuda, TopkRowsWithCrowdedBinsEqualCpu) {
 // values, a constant row, and k at, below and above the number of candidates.
 TEST_F(HisaCuda, TopkShortRowsEqualCpu) {
   std::mt19937_64 gen(test::fresh_seed());
-  for (const int64_t len : {700, 5000, 8192}) {
+  for (const int64_t len : {700, 5000, 5001, 8192}) {
     const int64_t rows = 5;
     Tensor scores(DType::F32, {rows, len});
     std::normal_distribution<float> dist;

@@ -47,7 +47,7 @@ static __global__ void pool_dense_kernel(DenseKeys keys, int block, uint8_t* cod
 
 // Decode: brings every request's pooled rows up to `new_len` (its keys). Blocks from the first one holding a token
 // not pooled yet (or all, if the request shrank: slot reuse) are pooled again from their rows.
-static __global__ void pool_cache_kernel(PagedKeys keys, const int32_t* new_len, int32_t* pooled_len, int block,
+static __global__ void pool_cache_kernel(PagedKeys keys, const int32_t* new_len, const int32_t* pooled_len, int block,
                                   int max_blocks, uint8_t* codes, float* scales) {
   const int r = blockIdx.x;
   const int64_t len = new_len[r], old = pooled_len[r];
@@ -120,15 +120,45 @@ static __global__ void check_cache_rows_kernel(PagedKeys keys, int batch, const 
   }
 }
 
+// ---- HISA block plan ----
+// Per row: eligible blocks [first, last]; if more than m are eligible and more than topk keys are visible, stage 1
+// scores the middle ones [first + 1, last) (block_lo/hi), else every eligible block is kept.
+struct BlockPlan {
+  int32_t *block_lo, *block_hi;  // null: not asked for (decode_rows_kernel)
+  int block, m, topk;
+  __device__ void write(int r, int64_t lo, int64_t hi) const {
+    int32_t blo = 0, bhi = 0;
+    if (lo < hi) {
+      const int64_t first = lo / block, last = (hi + block - 1) / block - 1;
+      if (last - first + 1 > m && hi - lo > topk)
+        blo = static_cast<int32_t>(first + 1), bhi = static_cast<int32_t>(last);
+    }
+    block_lo[r] = blo, block_hi[r] = bhi;
+  }
+};
+
+static __global__ void block_plan_kernel(const int32_t* ks, const int32_t* ke, int rows, BlockPlan plan) {
+  const int r = blockIdx.x * blockDim.x + threadIdx.x;
+  if (r < rows) plan.write(r, ks[r], ke[r]);
+}
+
 // ---- Decode row plan: visible length of row (r, j), and each request's length; one warp per request ----
 // A request whose length is outside [0, max_pages * 64] or whose used block-table entries point outside the cache
 // sees no keys, so its rows get no candidates (-1). With check_finite such values are reported as errors before this
 // runs; without it (no synchronisation) this keeps every read inside the cache.
 constexpr int kDecodeRowsWarps = 4;
 // (isolate = false on the checked path: the validation kernel then sees the lengths as given.)
+// HISA decode also gets, in the same launch, its block plan (plan.block_lo set) and the pooled cache's new lengths
+// (pooled.len set, on the unchecked path only: the old ones go to pooled.previous for pool_cache_kernel).
+struct PooledLengths {
+  int32_t* len;
+  int32_t* previous;
+};
+
 static __global__ void decode_rows_kernel(const int32_t* lens, bool per_token, int batch, int next_n, int block,
                                           const int32_t* table, int max_pages, int64_t num_pages, bool isolate,
-                                          int32_t* row_hi, int32_t* row_lo, int32_t* req_len, int32_t* req_blocks) {
+                                          int32_t* row_hi, int32_t* row_lo, int32_t* req_len, int32_t* req_blocks,
+                                          BlockPlan plan, PooledLengths pooled) {
   const int r = blockIdx.x * kDecodeRowsWarps + threadIdx.x / 32, lane = threadIdx.x % 32;
   if (r >= batch) return;
   const int64_t capacity = static_cast<int64_t>(max_pages) * 64;
@@ -150,54 +180,44 @@ static __global__ void decode_rows_kernel(const int32_t* lens, bool per_token, i
     const int vis = !ok ? 0 : per_token ? lens[r * next_n + j] : max(0, lens[r] - next_n + j + 1);
     row_hi[r * next_n + j] = vis;
     row_lo[r * next_n + j] = 0;
+    if (plan.block_lo) plan.write(r * next_n + j, 0, vis);
   }
   if (lane == 0) {
     req_len[r] = longest;
     if (req_blocks) req_blocks[r] = (longest + block - 1) / block;
+    if (pooled.len) pooled.previous[r] = pooled.len[r], pooled.len[r] = longest;
   }
 }
 
-// ---- HISA block plan ----
-// Per row: eligible blocks [first, last]; if more than m are eligible and more than topk keys are visible, stage 1
-// scores the middle ones [first + 1, last) (block_lo/hi), else every eligible block is kept.
-static __global__ void block_plan_kernel(const int32_t* ks, const int32_t* ke, int rows, int block, int m, int topk,
-                                  int32_t* block_lo, int32_t* block_hi) {
-  const int r = blockIdx.x * blockDim.x + threadIdx.x;
-  if (r >= rows) return;
-  const int64_t lo = ks[r], hi = ke[r];
-  int32_t blo = 0, bhi = 0;
-  if (lo < hi) {
-    const int64_t first = lo / block, last = (hi + block - 1) / block - 1;
-    if (last - first + 1 > m && hi - lo > topk) blo = static_cast<int32_t>(first + 1), bhi = static_cast<int32_t>(last);
-  }
-  block_lo[r] = blo, block_hi[r] = bhi;
-}
-
-// Kept blocks of each row, ascending: [first] + stage-1 winners + [last], or every eligible block. One warp per row
-// (a thread per row serialised ~64 dependent global accesses: 25 us for 64 rows).
-constexpr int kKeptWarps = 4;
-static __global__ void kept_blocks_kernel(const int32_t* ks, const int32_t* ke, const int32_t* block_lo,
-                                          const int32_t* mid, const int32_t* mid_count, int mid_k, int rows, int block,
-                                          int cap, int32_t* kept, int32_t* kept_count) {
-  const int r = blockIdx.x * kKeptWarps + threadIdx.x / 32, lane = threadIdx.x % 32;
-  if (r >= rows) return;
-  const int64_t lo = ks[r], hi = ke[r];
-  int32_t* out = kept + static_cast<int64_t>(r) * cap;
+// Row r's kept list, ascending: [first] + stage-1 winners + [last] when stage 1 ran for it (`staged`; its n_mid
+// winners already sit in out[1, 1 + n_mid)), else every eligible block; -1 after the end. Thread t of `threads`
+// takes its share of the writes; returns the list's length.
+__device__ inline int finish_kept_list(int64_t lo, int64_t hi, int block, bool staged, int n_mid, int32_t* out,
+                                       int cap, int t, int threads) {
   int c = 0;
   if (lo < hi) {
     const int64_t first = lo / block, last = (hi + block - 1) / block - 1;
-    if (block_lo[r] != 0) {  // stage 1 chose (block_lo = first + 1 >= 1 then); otherwise all fit in cap
-      c = mid_count[r] + 2;
-      for (int i = lane; i < c; i += 32)
-        out[i] = i == 0 ? static_cast<int32_t>(first)
-                        : i == c - 1 ? static_cast<int32_t>(last) : mid[static_cast<int64_t>(r) * mid_k + i - 1];
+    if (staged) {  // block_lo = first + 1 >= 1 then; otherwise every eligible block fits in cap
+      c = n_mid + 2;
+      if (t == 0) out[0] = static_cast<int32_t>(first), out[c - 1] = static_cast<int32_t>(last);
     } else {
       c = static_cast<int>(last - first + 1);
-      for (int i = lane; i < c; i += 32) out[i] = static_cast<int32_t>(first + i);
+      for (int i = t; i < c; i += threads) out[i] = static_cast<int32_t>(first + i);
     }
   }
+  for (int i = c + t; i < cap; i += threads) out[i] = -1;
+  return c;
+}
+
+// Kept lists when stage 1 has no top-k to run (m = 2: first and last only). One warp per row.
+constexpr int kKeptWarps = 4;
+static __global__ void kept_blocks_kernel(const int32_t* ks, const int32_t* ke, const int32_t* block_lo, int rows,
+                                          int block, int cap, int32_t* kept, int32_t* kept_count) {
+  const int r = blockIdx.x * kKeptWarps + threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (r >= rows) return;
+  const int c = finish_kept_list(ks[r], ke[r], block, block_lo[r] != 0, 0, kept + static_cast<int64_t>(r) * cap, cap,
+                                 lane, 32);
   if (lane == 0) kept_count[r] = c;
-  for (int i = c + lane; i < cap; i += 32) out[i] = -1;
 }
 
 // ---- Tile unions: the distinct kept blocks of a tile of rows, ascending, with a bitmask of rows per block ----
@@ -375,9 +395,9 @@ struct TokenCandidates {
   const int32_t* kept_count;
   int cap, block;
   __device__ int64_t count(int row) const { return static_cast<int64_t>(kept_count[row]) * block; }
-  __device__ uint32_t key(int row, int64_t i) const {
-    return order_key(cand[static_cast<int64_t>(row) * cap * block + i]);
-  }
+  __device__ const float* data(int row) const { return cand + static_cast<int64_t>(row) * cap * block; }
+  __device__ uint32_t key_from(int, int64_t, float x) const { return order_key(x); }
+  __device__ uint32_t key(int row, int64_t i) const { return order_key(data(row)[i]); }
   __device__ int64_t position(int row, int64_t i) const {  // i < 8192 here: 32-bit division, not a 64-bit call
     const int j = static_cast<int>(i);
     return static_cast<int64_t>(kept[static_cast<int64_t>(row) * cap + j / block]) * block + j % block;
@@ -404,16 +424,35 @@ struct DecodeOut {
   }
 };
 
-// Stage-1 winners of each row (ascending block ids) for kept_blocks_kernel.
-struct BlockWinners {
-  int32_t* mid;
-  int32_t* count;
-  int k;
-  __device__ void write(int row, int i, int64_t p, uint32_t) const {
-    mid[static_cast<int64_t>(row) * k + i] = static_cast<int32_t>(p);
+// Stage 1's source: row r's block scores exist only in [block_lo[r], block_hi[r]) (the scoring kernels write no
+// others), so the buffer needs no NaN fill and the rest is never a candidate.
+struct BlockRange {
+  const float* scores;
+  int64_t ld;
+  const int32_t* block_lo;
+  const int32_t* block_hi;
+  __device__ int64_t count(int row) const { return __ldg(block_hi + row); }
+  __device__ const float* data(int row) const { return scores + static_cast<int64_t>(row) * ld; }
+  __device__ uint32_t key_from(int row, int64_t i, float x) const {
+    return i >= __ldg(block_lo + row) ? order_key(x) : 0u;
   }
-  __device__ void finish(int row, int total, uint32_t) const {
-    if (threadIdx.x == 0) count[row] = total;
+  __device__ uint32_t key(int row, int64_t i) const { return key_from(row, i, data(row)[i]); }
+  __device__ int64_t position(int, int64_t i) const { return i; }
+};
+
+// Stage 1's winners (ascending block ids) straight into the kept lists, which finish() completes: no winners buffer
+// and no kept_blocks_kernel launch (that kernel remains for m = 2, where stage 1 has no top-k to run).
+struct KeptBlocks {
+  const int32_t *lo, *hi, *block_lo;
+  int block, cap;
+  int32_t *kept, *kept_count;
+  __device__ void write(int row, int i, int64_t p, uint32_t) const {
+    kept[static_cast<int64_t>(row) * cap + 1 + i] = static_cast<int32_t>(p);
+  }
+  __device__ void finish(int row, int total, uint32_t) const {  // after the writes (a barrier in every top-k kernel)
+    const int c = finish_kept_list(lo[row], hi[row], block, block_lo[row] != 0, total,
+                                   kept + static_cast<int64_t>(row) * cap, cap, threadIdx.x, blockDim.x);
+    if (threadIdx.x == 0) kept_count[row] = c;
   }
 };
 

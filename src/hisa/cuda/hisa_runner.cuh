@@ -63,18 +63,16 @@ struct StageClock {
 struct HisaBuffers {
   int rows, cap, tiles;
   int64_t pooled_max;
-  int32_t *block_lo, *block_hi, *mid, *mid_count, *kept, *kept_count, *union_blocks, *union_count;
+  bool block_plan_ready = false;  // block_lo/hi already written (decode_rows_kernel does it for decode)
+  int32_t *block_lo, *block_hi, *kept, *kept_count, *union_blocks, *union_count;
   uint32_t* union_mask;
   float *block_scores, *cand;
 
   HisaBuffers(int rows_, int tile_rows, int64_t pooled_max_, const HisaArgs& opt, Scratch& scratch)
       : rows(rows_), cap(std::max(opt.blocks_kept, (opt.topk + opt.block - 1) / opt.block + 1)),
         tiles(ceil_div(rows_, tile_rows)), pooled_max(std::max<int64_t>(pooled_max_, 1)) {
-    const int mid_k = std::max(opt.blocks_kept - 2, 1);
     block_lo = scratch.alloc<int32_t>(rows);
     block_hi = scratch.alloc<int32_t>(rows);
-    mid = scratch.alloc<int32_t>(static_cast<int64_t>(rows) * mid_k);
-    mid_count = scratch.alloc<int32_t>(rows);
     kept = scratch.alloc<int32_t>(static_cast<int64_t>(rows) * cap);
     kept_count = scratch.alloc<int32_t>(rows);
     union_blocks = scratch.alloc<int32_t>(static_cast<int64_t>(tiles) * tile_rows * cap);
@@ -93,45 +91,48 @@ void run_hisa(const uint8_t* q, const float* w, const int32_t* lo, const int32_t
   const int cap = buf.cap;
   int32_t* block_lo = buf.block_lo;
   int32_t* block_hi = buf.block_hi;
-  int32_t* mid = buf.mid;
-  int32_t* mid_count = buf.mid_count;
   int32_t* kept = buf.kept;
   int32_t* kept_count = buf.kept_count;
   const int tiles = ceil_div(rows, tile_rows);
-  int32_t* union_blocks = buf.union_blocks;
-  uint32_t* union_mask = buf.union_mask;
-  int32_t* union_count = buf.union_count;
   float* block_scores = buf.block_scores;
   float* cand = buf.cand;
+  const int64_t ld = std::max<int64_t>(pooled_max, 1);
 
-  // Stage 1: scores of the middle eligible blocks, best m - 2 per row.
-  block_plan_kernel<<<ceil_div(rows, 256), 256, 0, stream>>>(lo, hi, rows, B, m, opt.topk, block_lo, block_hi);
-  HILO_CUDA_LAUNCHED("block_plan_kernel");
-  HILO_CUDA_CHECK(cudaMemsetAsync(block_scores, 0xFF, sizeof(float) * rows * std::max<int64_t>(pooled_max, 1), stream));
+  // Stage 1: scores of the middle eligible blocks, best m - 2 per row, written into the kept lists by the top-k.
+  if (!buf.block_plan_ready) {
+    block_plan_kernel<<<ceil_div(rows, 256), 256, 0, stream>>>(lo, hi, rows, BlockPlan{block_lo, block_hi, B, m,
+                                                                                       opt.topk});
+    HILO_CUDA_LAUNCHED("block_plan_kernel");
+  }
   if (pooled_max > 0) {
     const ScoreParams p{q, w, block_lo, block_hi, 0, rows, tile_rows, 0, 0, pooled_max};
     launch_score_keys<H>(p, pooled, ChunkOut{block_scores, 0, 0, pooled_max}, stream);
   }
   if (mid_k > 0) {
-    launch_topk_rows_any(RowScores{block_scores, std::max<int64_t>(pooled_max, 1)}, BlockWinners{mid, mid_count, mid_k},
-                         rows, std::max<int64_t>(pooled_max, 1), mid_k, false, stream);
+    launch_topk_rows_any(BlockRange{block_scores, ld, block_lo, block_hi},
+                         KeptBlocks{lo, hi, block_lo, B, cap, kept, kept_count}, rows, ld, mid_k, false, stream);
   } else {
-    HILO_CUDA_CHECK(cudaMemsetAsync(mid_count, 0, sizeof(int32_t) * rows, stream));
+    kept_blocks_kernel<<<ceil_div(rows, kKeptWarps), 32 * kKeptWarps, 0, stream>>>(lo, hi, block_lo, rows, B, cap,
+                                                                                    kept, kept_count);
+    HILO_CUDA_LAUNCHED("kept_blocks_kernel");
   }
-  kept_blocks_kernel<<<ceil_div(rows, kKeptWarps), 32 * kKeptWarps, 0, stream>>>(
-      lo, hi, block_lo, mid, mid_count, std::max(mid_k, 1), rows, B, cap, kept, kept_count);
-  HILO_CUDA_LAUNCHED("kept_blocks_kernel");
   clock.mark();
 
   // Stage 2: the tokens of the kept blocks, shared by the rows of a tile, then the exact top-k.
-  const auto union_kernel = flat_tuning().pair_union ? tile_union_pairs_kernel : tile_union_kernel;
-  union_kernel<<<tiles, kUnionThreads, 0, stream>>>(kept, kept_count, rows, tile_rows, cap, union_blocks, union_mask,
-                                                    union_count);
-  HILO_CUDA_LAUNCHED("tile_union_kernel");
-  if (!decode_token_kernel_applies<H, TokenKeys>(per_tile_source, tile_rows, B))  // else the kernel writes them all
+  const bool decode_kernel = decode_token_kernel_applies<H, TokenKeys>(per_tile_source, tile_rows, B);
+  // One row per tile on the decode kernel: the union is the row's kept list, which that kernel reads as it is.
+  const bool lone_rows = decode_kernel && tile_rows == 1;
+  if (!lone_rows) {
+    const auto union_kernel = flat_tuning().pair_union ? tile_union_pairs_kernel : tile_union_kernel;
+    union_kernel<<<tiles, kUnionThreads, 0, stream>>>(kept, kept_count, rows, tile_rows, cap, buf.union_blocks,
+                                                      buf.union_mask, buf.union_count);
+    HILO_CUDA_LAUNCHED("tile_union_kernel");
+  }
+  if (!decode_kernel)  // else the kernel writes every entry of cand itself
     HILO_CUDA_CHECK(cudaMemsetAsync(cand, 0xFF, sizeof(float) * rows * cap * B, stream));
-  launch_token_scores<H>(q, w, lo, hi, rows, tile_rows, per_tile_source, keys, B, kept, kept_count, cap, union_blocks,
-                         union_mask, union_count, cand, stream);
+  launch_token_scores<H>(q, w, lo, hi, rows, tile_rows, per_tile_source, keys, B, kept, kept_count, cap,
+                         lone_rows ? kept : buf.union_blocks, lone_rows ? nullptr : buf.union_mask,
+                         lone_rows ? kept_count : buf.union_count, cand, stream);
   launch_topk_rows_any(TokenCandidates{cand, kept, kept_count, cap, B}, sink, rows, int64_t{cap} * B, opt.topk,
                        opt.sorted, stream);
   clock.mark();

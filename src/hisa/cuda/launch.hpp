@@ -93,6 +93,9 @@ struct TopkTuning {
   bool short_rows = true;
   // The automatic rule before 2026-11-28, kept for same-process A/B measurements (bench_hisa_cuda's decode part).
   bool legacy_cluster_rule = false;
+  // Rows stored as contiguous, 16-byte aligned f32 values are read with 16-byte loads (false: element by element,
+  // for A/B runs; the output is the same).
+  bool vector_loads = true;
 };
 TopkTuning& topk_tuning();
 

@@ -223,7 +223,8 @@ __global__ void __launch_bounds__(kDecThreads)
   const int blocks_here = n_union > static_cast<int>(blockIdx.y) ? ceil_div(n_union - blockIdx.y, gridDim.y) : 0;
   if (blocks_here == 0) return;
   const int32_t* blocks = union_blocks + static_cast<int64_t>(request) * group_rows * cap;
-  const uint32_t* masks = union_mask + static_cast<int64_t>(request) * group_rows * cap;
+  // union_mask null: one row per request, whose union is its kept list (run_hisa passes kept and kept_count).
+  const uint32_t* masks = union_mask ? union_mask + static_cast<int64_t>(request) * group_rows * cap : nullptr;
   const int64_t n_keys = keys.size(request);
   int64_t lo[R], hi[R];
 #pragma unroll
@@ -240,7 +241,7 @@ __global__ void __launch_bounds__(kDecThreads)
   for (int c = threadIdx.x; c < blocks_here * R; c += kDecThreads) {
     const int r = c % R, u = blockIdx.y + (c / R) * gridDim.y;
     int slot = -1;
-    if (r < n_rows && (masks[u] >> r & 1u)) {
+    if (r < n_rows && (!masks || (masks[u] >> r & 1u))) {
       if (group_rows == 1) {
         slot = u;
       } else {

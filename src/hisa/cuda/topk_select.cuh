@@ -13,7 +13,9 @@
 // only count (histograms); what is kept, and the output order, depend on keys and positions alone.
 //
 // A source gives each row's element count and, per element, its order key (0 = not a candidate) and position; a
-// sink receives the winners (slot, position, key) and then the final count and the k-th key.
+// sink receives the winners (slot, position, key) and then the final count and the k-th key. A source whose row is a
+// contiguous run of f32 values (data(row)[i], key key_from(row, i, value)) is read 16 bytes per load where the row
+// is 16-byte aligned (vector_row): a quarter of the load instructions, four times the bytes in flight per thread.
 #pragma once
 
 #include <cooperative_groups.h>
@@ -51,6 +53,33 @@ __device__ __forceinline__ uint64_t by_score(uint32_t key, int64_t pos) {
   return (static_cast<uint64_t>(~key) << 32) | static_cast<uint32_t>(pos);
 }
 
+// A source whose rows are contiguous f32 values: element i of `row` is data(row)[i], its key key_from(row, i, value).
+template <class Src>
+concept ContiguousRows = requires(const Src& src, int row, int64_t i, float x) {
+  src.data(row);
+  src.key_from(row, i, x);
+};
+
+// The row as float4s when the source stores it contiguously, `vector` is on (TopkTuning::vector_loads) and the row
+// starts on a 16-byte boundary; else null (element-wise loads through src.key).
+template <class Src>
+__device__ inline const float4* vector_row(const Src& src, int row, bool vector) {
+  if constexpr (ContiguousRows<Src>) {
+    const float* p = src.data(row);
+    if (vector && (reinterpret_cast<uintptr_t>(p) & 15u) == 0) return reinterpret_cast<const float4*>(p);
+  }
+  return nullptr;
+}
+
+// Keys of the four elements [i, i + 4) of a vector row.
+template <ContiguousRows Src>
+__device__ __forceinline__ void keys_of_vector(const Src& src, int row, int64_t i, float4 v, uint32_t* key) {
+  key[0] = src.key_from(row, i, v.x);
+  key[1] = src.key_from(row, i + 1, v.y);
+  key[2] = src.key_from(row, i + 2, v.z);
+  key[3] = src.key_from(row, i + 3, v.w);
+}
+
 // Finds, in hist (bins of a digit, scanned from the top), the bin holding the `remaining`-th largest element.
 __device__ inline void find_bin(TopkShared& sh, int bins, int remaining) {
   const int per = bins / kTopkThreads;  // 8 or 2
@@ -71,17 +100,51 @@ __device__ inline void find_bin(TopkShared& sh, int bins, int remaining) {
   __syncthreads();
 }
 
+// The histogram's loop over a vector row: float4 q holds elements [4q, 4q + 4); begin is a multiple of 4.
+template <ContiguousRows Src, class Count>
+__device__ inline void histogram_vector(const Src& src, const float4* vec, int row, int64_t begin, int64_t n,
+                                        const Count& count) {
+  const int64_t q_end = n / 4;
+  int64_t q = begin / 4 + threadIdx.x;
+  for (; q + (kHistogramLoads - 1) * kTopkThreads < q_end; q += kHistogramLoads * kTopkThreads) {
+    float4 v[kHistogramLoads];
+#pragma unroll
+    for (int j = 0; j < kHistogramLoads; ++j) v[j] = vec[q + j * kTopkThreads];
+#pragma unroll
+    for (int j = 0; j < kHistogramLoads; ++j) {
+      uint32_t key[4];
+      keys_of_vector(src, row, 4 * (q + j * kTopkThreads), v[j], key);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) count(key[e]);
+    }
+  }
+  for (; q < q_end; q += kTopkThreads) {
+    uint32_t key[4];
+    keys_of_vector(src, row, 4 * q, vec[q], key);
+#pragma unroll
+    for (int e = 0; e < 4; ++e) count(key[e]);
+  }
+  for (int64_t i = 4 * q_end + threadIdx.x; i < n; i += kTopkThreads) count(src.key(row, i));
+}
+
 // Histogram of one digit over elements [begin, n) of the row whose higher digits equal `prefix` (plain shared
 // atomics: combining a warp's increments with __match_any_sync measured 20-30% slower on an H200). kHistogramLoads
 // loads in flight per thread, coalesced: the pass is latency-bound (ncu: 16 cycles per issued instruction).
 template <class Src>
-__device__ inline void histogram(TopkShared& sh, const Src& src, int row, int64_t begin, int64_t n, uint32_t mask,
-                                 uint32_t prefix, int shift, int bins) {
+__device__ inline void histogram(TopkShared& sh, const Src& src, const float4* vec, int row, int64_t begin, int64_t n,
+                                 uint32_t mask, uint32_t prefix, int shift, int bins) {
   for (int i = threadIdx.x; i < bins; i += kTopkThreads) sh.hist[i] = 0;
   __syncthreads();
   const auto count = [&](uint32_t key) {
     if (key != 0 && (key & mask) == prefix) atomicAdd(&sh.hist[(key >> shift) & (bins - 1)], 1u);
   };
+  if constexpr (ContiguousRows<Src>) {
+    if (vec) {  // begin is a multiple of 4 (parts are): float4 q holds elements [4q, 4q + 4)
+      histogram_vector(src, vec, row, begin, n, count);
+      __syncthreads();
+      return;
+    }
+  }
   int64_t i = begin + threadIdx.x;
   for (; i + (kHistogramLoads - 1) * kTopkThreads < n; i += kHistogramLoads * kTopkThreads) {
     uint32_t key[kHistogramLoads];
@@ -96,28 +159,39 @@ __device__ inline void histogram(TopkShared& sh, const Src& src, int row, int64_
 
 // Collects, in element order from elements [begin, n), the sure winners (key > top, or every candidate when
 // all_sure) into sh.win and the candidates ((key & mask) == prefix) into sh.cand (the first kTopkCap). Each warp
-// takes a span of 32 * kTopkUnroll consecutive elements per round; ballots order the lanes, a per-round table of
-// warp counts orders the warps. The counts (the candidates may exceed kTopkCap) go to sh.n_sure and sh.n_cand.
-template <class Src>
-__device__ inline void collect(TopkShared& sh, const Src& src, int row, int64_t begin, int64_t n, bool all_sure,
-                              uint32_t mask, uint32_t prefix) {
+// takes a span of 32 * G * C consecutive elements per round: C chunks of 32 lanes x G consecutive elements (G = 4:
+// one float4 per lane and chunk, G = 1: one element). Ballots order the lanes, a per-round table of warp counts
+// orders the warps. The counts (the candidates may exceed kTopkCap) go to sh.n_sure and sh.n_cand.
+template <int G, int C, class Src>
+__device__ inline void collect_rounds(TopkShared& sh, const Src& src, const float4* vec, int row, int64_t begin,
+                                      int64_t n, bool all_sure, uint32_t mask, uint32_t prefix) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const uint32_t top = prefix | ~mask;  // largest key of the bin
   const unsigned lower = (1u << lane) - 1u;
-  constexpr int64_t kSpan = 32 * kTopkUnroll, kRound = kSpan * kTopkWarps;
+  constexpr int E = G * C;  // elements per lane and round
+  constexpr int64_t kSpan = 32 * E, kRound = kSpan * kTopkWarps;
   int sure_base = 0, cand_base = 0, parity = 0;
   for (int64_t r0 = begin; r0 < n; r0 += kRound, parity ^= 1) {
     const int64_t w0 = r0 + warp * kSpan;
-    unsigned sm[kTopkUnroll], cm[kTopkUnroll];
-    uint32_t keys[kTopkUnroll];  // kept for the writes below (no second load)
+    unsigned sm[E], cm[E];
+    uint32_t keys[E];  // kept for the writes below (no second load)
     int ns = 0, nc = 0;
 #pragma unroll
-    for (int j = 0; j < kTopkUnroll; ++j) {
-      const int64_t i = w0 + j * 32 + lane;
-      keys[j] = i < n ? src.key(row, i) : 0u;
+    for (int c = 0; c < C; ++c) {
+      const int64_t i = w0 + (c * 32 + lane) * G;  // the lane's first element of chunk c
+      if constexpr (G == 4) {  // only for ContiguousRows sources
+        if (i + 3 < n) {
+          keys_of_vector(src, row, i, vec[i / 4], keys + 4 * c);
+        } else {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) keys[4 * c + e] = i + e < n ? src.key(row, i + e) : 0u;
+        }
+      } else {
+        keys[c] = i < n ? src.key(row, i) : 0u;
+      }
     }
 #pragma unroll
-    for (int j = 0; j < kTopkUnroll; ++j) {
+    for (int j = 0; j < E; ++j) {
       const uint32_t key = keys[j];
       const bool sure = all_sure ? key != 0 : key > top;
       const bool cand = !all_sure && key != 0 && (key & mask) == prefix;
@@ -138,23 +212,42 @@ __device__ inline void collect(TopkShared& sh, const Src& src, int row, int64_t 
     sure_base += round_sure, cand_base += round_cand;
     if (round_sure + round_cand == 0) continue;
 #pragma unroll
-    for (int j = 0; j < kTopkUnroll; ++j) {
-      if ((sm[j] | cm[j]) >> lane & 1u) {
-        const int64_t i = w0 + j * 32 + lane;
-        const uint64_t v = by_score(keys[j], src.position(row, i));
-        if (sm[j] >> lane & 1u) {
-          sh.win[so + __popc(sm[j] & lower)] = v;
-        } else {
-          const int at = co + __popc(cm[j] & lower);
-          if (at < kTopkCap) sh.cand[at] = v;
+    for (int c = 0; c < C; ++c) {
+      // In chunk c, element e of this lane comes after every element of the lanes below and its own e' < e.
+      int s_at = so, c_at = co, s_all = 0, c_all = 0;
+#pragma unroll
+      for (int e = 0; e < G; ++e) {
+        s_at += __popc(sm[c * G + e] & lower), c_at += __popc(cm[c * G + e] & lower);
+        s_all += __popc(sm[c * G + e]), c_all += __popc(cm[c * G + e]);
+      }
+#pragma unroll
+      for (int e = 0; e < G; ++e) {
+        const int j = c * G + e;
+        if ((sm[j] | cm[j]) >> lane & 1u) {
+          const uint64_t v = by_score(keys[j], src.position(row, w0 + (c * 32 + lane) * G + e));
+          if (sm[j] >> lane & 1u) {
+            sh.win[s_at++] = v;
+          } else {
+            if (c_at < kTopkCap) sh.cand[c_at] = v;
+            ++c_at;
+          }
         }
       }
-      so += __popc(sm[j]);
-      co += __popc(cm[j]);
+      so += s_all, co += c_all;
     }
   }
   if (threadIdx.x == 0) sh.n_sure = sure_base, sh.n_cand = cand_base;
   __syncthreads();
+}
+
+// collect_rounds with float4 loads where the row allows them (vec), else element-wise.
+template <class Src>
+__device__ inline void collect(TopkShared& sh, const Src& src, const float4* vec, int row, int64_t begin, int64_t n,
+                               bool all_sure, uint32_t mask, uint32_t prefix) {
+  if constexpr (ContiguousRows<Src>) {
+    if (vec) return collect_rounds<4, 4>(sh, src, vec, row, begin, n, all_sure, mask, prefix);
+  }
+  collect_rounds<1, kTopkUnroll>(sh, src, vec, row, begin, n, all_sure, mask, prefix);
 }
 
 __device__ __forceinline__ uint32_t key_of(uint64_t v) { return ~static_cast<uint32_t>(v >> 32); }
@@ -278,17 +371,19 @@ __device__ inline int cluster_rank_and_size(int& size) {
 }
 
 template <class Src, class Sink>
-__global__ void __launch_bounds__(kTopkThreads) topk_kernel(Src src, Sink sink, int k, bool sorted) {
+__global__ void __launch_bounds__(kTopkThreads) topk_kernel(Src src, Sink sink, int k, bool sorted, bool vector) {
   extern __shared__ __align__(16) uint8_t topk_smem[];
   TopkShared& sh = *reinterpret_cast<TopkShared*>(topk_smem);
   int parts;
   const int part = cluster_rank_and_size(parts);
   const int row = blockIdx.x / parts;
-  const int64_t n = src.count(row), per_part = (n + parts - 1) / parts;
+  const float4* vec = vector_row(src, row, vector);
+  // Parts are multiples of 4 elements, so every part of a vector row starts on a float4.
+  const int64_t n = src.count(row), per_part = ((n + parts - 1) / parts + 3) / 4 * 4;
   const int64_t begin = min64(n, part * per_part), end = min64(n, begin + per_part);
 
   // Digit 1 (bits 31..20) over every element; its histogram also counts the candidates.
-  histogram(sh, src, row, begin, end, 0u, 0u, 20, kTopkBins);
+  histogram(sh, src, vec, row, begin, end, 0u, 0u, 20, kTopkBins);
   cluster_sum_histograms(sh, kTopkBins);
   int local = 0;
   for (int i = threadIdx.x; i < kTopkBins; i += kTopkThreads) local += static_cast<int>(sh.hist[i]);
@@ -303,7 +398,7 @@ __global__ void __launch_bounds__(kTopkThreads) topk_kernel(Src src, Sink sink, 
     for (int d = 0;; ++d) {
       const int shift = d == 0 ? 20 : d == 1 ? 10 : 0, bins = d == 0 ? kTopkBins : 1024;
       if (d > 0) {
-        histogram(sh, src, row, begin, end, mask, prefix, shift, bins);
+        histogram(sh, src, vec, row, begin, end, mask, prefix, shift, bins);
         cluster_sum_histograms(sh, bins);
       }
       find_bin(sh, bins, remaining);
@@ -315,7 +410,7 @@ __global__ void __launch_bounds__(kTopkThreads) topk_kernel(Src src, Sink sink, 
       if (in_bin <= static_cast<uint32_t>(kTopkCap) || d == 2) break;
     }
   }
-  collect(sh, src, row, begin, end, all_sure, mask, prefix);
+  collect(sh, src, vec, row, begin, end, all_sure, mask, prefix);
   if (!cluster_gather(sh)) return;
   const int seen = sh.n_cand;
 
@@ -364,7 +459,8 @@ void launch_topk_rows(const Src& src, const Sink& sink, int rows, int k, bool so
   attribute.val.clusterDim.y = attribute.val.clusterDim.z = 1;
   config.attrs = &attribute;
   config.numAttrs = cluster > 1 ? 1 : 0;
-  HILO_CUDA_CHECK(cudaLaunchKernelEx(&config, topk_kernel<Src, Sink>, src, sink, k, sorted));
+  HILO_CUDA_CHECK(cudaLaunchKernelEx(&config, topk_kernel<Src, Sink>, src, sink, k, sorted,
+                                     topk_tuning().vector_loads));
 }
 
 // ---- Sources ----
@@ -374,7 +470,9 @@ struct RowScores {
   const float* scores;
   int64_t len;
   __device__ int64_t count(int) const { return len; }
-  __device__ uint32_t key(int row, int64_t i) const { return order_key(scores[static_cast<int64_t>(row) * len + i]); }
+  __device__ const float* data(int row) const { return scores + static_cast<int64_t>(row) * len; }
+  __device__ uint32_t key_from(int, int64_t, float x) const { return order_key(x); }
+  __device__ uint32_t key(int row, int64_t i) const { return order_key(data(row)[i]); }
   __device__ int64_t position(int, int64_t i) const { return i; }
 };
 
@@ -385,7 +483,9 @@ struct RowPrefix {
   int64_t ld;
   const int32_t* len;
   __device__ int64_t count(int row) const { return len[row]; }
-  __device__ uint32_t key(int row, int64_t i) const { return order_key(scores[static_cast<int64_t>(row) * ld + i]); }
+  __device__ const float* data(int row) const { return scores + static_cast<int64_t>(row) * ld; }
+  __device__ uint32_t key_from(int, int64_t, float x) const { return order_key(x); }
+  __device__ uint32_t key(int row, int64_t i) const { return order_key(data(row)[i]); }
   __device__ int64_t position(int, int64_t i) const { return i; }
 };
 
