@@ -53,6 +53,18 @@ __device__ __forceinline__ uint64_t by_score(uint32_t key, int64_t pos) {
   return (static_cast<uint64_t>(~key) << 32) | static_cast<uint32_t>(pos);
 }
 
+// Adds 1 to the shared-memory counter at shared-window address `addr` when `on`: one predicated reduction, no branch
+// (with `if (on) atomicAdd(...)` nvcc wrapped every atomic in a branch and recomputed the window base inside it:
+// 11 instructions per element in SASS instead of 3).
+__device__ __forceinline__ void count_if(bool on, uint32_t addr) {
+  asm volatile("{\n\t.reg .pred p;\n\tsetp.ne.u32 p, %0, 0;\n\t@p red.shared.add.u32 [%1], 1;\n\t}"
+               :: "r"(static_cast<uint32_t>(on)), "r"(addr) : "memory");
+}
+
+__device__ __forceinline__ uint32_t shared_address(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
 // A source whose rows are contiguous f32 values: element i of `row` is data(row)[i], its key key_from(row, i, value).
 template <class Src>
 concept ContiguousRows = requires(const Src& src, int row, int64_t i, float x) {
@@ -135,8 +147,9 @@ __device__ inline void histogram(TopkShared& sh, const Src& src, const float4* v
                                  uint32_t mask, uint32_t prefix, int shift, int bins) {
   for (int i = threadIdx.x; i < bins; i += kTopkThreads) sh.hist[i] = 0;
   __syncthreads();
+  const uint32_t hist = shared_address(sh.hist);
   const auto count = [&](uint32_t key) {
-    if (key != 0 && (key & mask) == prefix) atomicAdd(&sh.hist[(key >> shift) & (bins - 1)], 1u);
+    count_if(key != 0 && (key & mask) == prefix, hist + (((key >> shift) & (bins - 1)) << 2));
   };
   if constexpr (ContiguousRows<Src>) {
     if (vec) {  // begin is a multiple of 4 (parts are): float4 q holds elements [4q, 4q + 4)
@@ -157,41 +170,50 @@ __device__ inline void histogram(TopkShared& sh, const Src& src, const float4* v
   __syncthreads();
 }
 
+// One collect round's bookkeeping: lane `writer` of each warp publishes the warp's counts, every thread waits, then
+// `so` / `co` (this thread's offsets within its warp) move past the earlier warps' entries and the bases, and the
+// bases move past the whole round. False when the round found nothing.
+__device__ inline bool place_round(TopkShared& sh, int parity, int sure, int cand, bool writer, int& so, int& co,
+                                   int& sure_base, int& cand_base) {
+  const int warp = threadIdx.x / 32;
+  if (writer) sh.warp_sure[parity][warp] = sure, sh.warp_cand[parity][warp] = cand;
+  __syncthreads();  // the tables of the other parity are not touched until the next round's barrier
+  so += sure_base, co += cand_base;
+  int round_sure = 0, round_cand = 0;
+#pragma unroll
+  for (int w = 0; w < kTopkWarps; ++w) {
+    const int a = sh.warp_sure[parity][w], b = sh.warp_cand[parity][w];
+    if (w < warp) so += a, co += b;
+    round_sure += a, round_cand += b;
+  }
+  sure_base += round_sure, cand_base += round_cand;
+  return round_sure + round_cand != 0;
+}
+
 // Collects, in element order from elements [begin, n), the sure winners (key > top, or every candidate when
 // all_sure) into sh.win and the candidates ((key & mask) == prefix) into sh.cand (the first kTopkCap). Each warp
-// takes a span of 32 * G * C consecutive elements per round: C chunks of 32 lanes x G consecutive elements (G = 4:
-// one float4 per lane and chunk, G = 1: one element). Ballots order the lanes, a per-round table of warp counts
-// orders the warps. The counts (the candidates may exceed kTopkCap) go to sh.n_sure and sh.n_cand.
-template <int G, int C, class Src>
-__device__ inline void collect_rounds(TopkShared& sh, const Src& src, const float4* vec, int row, int64_t begin,
-                                      int64_t n, bool all_sure, uint32_t mask, uint32_t prefix) {
+// takes a span of 32 * kTopkUnroll consecutive elements per round; ballots order the lanes, a per-round table of
+// warp counts orders the warps. The counts (the candidates may exceed kTopkCap) go to sh.n_sure and sh.n_cand.
+template <class Src>
+__device__ inline void collect_rounds(TopkShared& sh, const Src& src, int row, int64_t begin, int64_t n, bool all_sure,
+                                      uint32_t mask, uint32_t prefix) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const uint32_t top = prefix | ~mask;  // largest key of the bin
   const unsigned lower = (1u << lane) - 1u;
-  constexpr int E = G * C;  // elements per lane and round
-  constexpr int64_t kSpan = 32 * E, kRound = kSpan * kTopkWarps;
+  constexpr int64_t kSpan = 32 * kTopkUnroll, kRound = kSpan * kTopkWarps;
   int sure_base = 0, cand_base = 0, parity = 0;
   for (int64_t r0 = begin; r0 < n; r0 += kRound, parity ^= 1) {
     const int64_t w0 = r0 + warp * kSpan;
-    unsigned sm[E], cm[E];
-    uint32_t keys[E];  // kept for the writes below (no second load)
+    unsigned sm[kTopkUnroll], cm[kTopkUnroll];
+    uint32_t keys[kTopkUnroll];  // kept for the writes below (no second load)
     int ns = 0, nc = 0;
 #pragma unroll
-    for (int c = 0; c < C; ++c) {
-      const int64_t i = w0 + (c * 32 + lane) * G;  // the lane's first element of chunk c
-      if constexpr (G == 4) {  // only for ContiguousRows sources
-        if (i + 3 < n) {
-          keys_of_vector(src, row, i, vec[i / 4], keys + 4 * c);
-        } else {
-#pragma unroll
-          for (int e = 0; e < 4; ++e) keys[4 * c + e] = i + e < n ? src.key(row, i + e) : 0u;
-        }
-      } else {
-        keys[c] = i < n ? src.key(row, i) : 0u;
-      }
+    for (int j = 0; j < kTopkUnroll; ++j) {
+      const int64_t i = w0 + j * 32 + lane;
+      keys[j] = i < n ? src.key(row, i) : 0u;
     }
 #pragma unroll
-    for (int j = 0; j < E; ++j) {
+    for (int j = 0; j < kTopkUnroll; ++j) {
       const uint32_t key = keys[j];
       const bool sure = all_sure ? key != 0 : key > top;
       const bool cand = !all_sure && key != 0 && (key & mask) == prefix;
@@ -200,54 +222,95 @@ __device__ inline void collect_rounds(TopkShared& sh, const Src& src, const floa
       ns += __popc(sm[j]);
       nc += __popc(cm[j]);
     }
-    if (lane == 0) sh.warp_sure[parity][warp] = ns, sh.warp_cand[parity][warp] = nc;
-    __syncthreads();  // the tables of the other parity are not touched until the next round's barrier
-    int so = sure_base, co = cand_base, round_sure = 0, round_cand = 0;
+    int so = 0, co = 0;
+    if (!place_round(sh, parity, ns, nc, lane == 0, so, co, sure_base, cand_base)) continue;
 #pragma unroll
-    for (int w = 0; w < kTopkWarps; ++w) {
-      const int a = sh.warp_sure[parity][w], b = sh.warp_cand[parity][w];
-      if (w < warp) so += a, co += b;
-      round_sure += a, round_cand += b;
-    }
-    sure_base += round_sure, cand_base += round_cand;
-    if (round_sure + round_cand == 0) continue;
-#pragma unroll
-    for (int c = 0; c < C; ++c) {
-      // In chunk c, element e of this lane comes after every element of the lanes below and its own e' < e.
-      int s_at = so, c_at = co, s_all = 0, c_all = 0;
-#pragma unroll
-      for (int e = 0; e < G; ++e) {
-        s_at += __popc(sm[c * G + e] & lower), c_at += __popc(cm[c * G + e] & lower);
-        s_all += __popc(sm[c * G + e]), c_all += __popc(cm[c * G + e]);
-      }
-#pragma unroll
-      for (int e = 0; e < G; ++e) {
-        const int j = c * G + e;
-        if ((sm[j] | cm[j]) >> lane & 1u) {
-          const uint64_t v = by_score(keys[j], src.position(row, w0 + (c * 32 + lane) * G + e));
-          if (sm[j] >> lane & 1u) {
-            sh.win[s_at++] = v;
-          } else {
-            if (c_at < kTopkCap) sh.cand[c_at] = v;
-            ++c_at;
-          }
+    for (int j = 0; j < kTopkUnroll; ++j) {
+      if ((sm[j] | cm[j]) >> lane & 1u) {
+        const int64_t i = w0 + j * 32 + lane;
+        const uint64_t v = by_score(keys[j], src.position(row, i));
+        if (sm[j] >> lane & 1u) {
+          sh.win[so + __popc(sm[j] & lower)] = v;
+        } else {
+          const int at = co + __popc(cm[j] & lower);
+          if (at < kTopkCap) sh.cand[at] = v;
         }
       }
-      so += s_all, co += c_all;
+      so += __popc(sm[j]);
+      co += __popc(cm[j]);
     }
   }
   if (threadIdx.x == 0) sh.n_sure = sure_base, sh.n_cand = cand_base;
   __syncthreads();
 }
 
-// collect_rounds with float4 loads where the row allows them (vec), else element-wise.
+// The same collect over a vector row: each lane takes kLaneRun consecutive elements per round (four 16-byte loads),
+// so lane order is element order and a lane's slots come from one warp scan of its two counts. The ballot version
+// with 16-byte loads ran 64 SASS instructions per element, most of them the per-element rank arithmetic, though only
+// a few percent of the elements are winners or candidates.
+constexpr int kLaneRun = 16;
+
+template <ContiguousRows Src>
+__device__ inline void collect_lane_runs(TopkShared& sh, const Src& src, const float4* vec, int row, int64_t begin,
+                                         int64_t n, bool all_sure, uint32_t mask, uint32_t prefix) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const uint32_t top = prefix | ~mask;  // largest key of the bin
+  constexpr int64_t kSpan = 32 * kLaneRun, kRound = kSpan * kTopkWarps;
+  int sure_base = 0, cand_base = 0, parity = 0;
+  for (int64_t r0 = begin; r0 < n; r0 += kRound, parity ^= 1) {
+    const int64_t first = r0 + warp * kSpan + lane * kLaneRun;  // a multiple of 4 (begin is)
+    uint32_t keys[kLaneRun];
+    if (first + kLaneRun <= n) {
+#pragma unroll
+      for (int q = 0; q < kLaneRun / 4; ++q) keys_of_vector(src, row, first + 4 * q, vec[first / 4 + q], keys + 4 * q);
+    } else {
+#pragma unroll
+      for (int j = 0; j < kLaneRun; ++j) keys[j] = first + j < n ? src.key(row, first + j) : 0u;
+    }
+    uint32_t sure_bits = 0, cand_bits = 0;
+#pragma unroll
+    for (int j = 0; j < kLaneRun; ++j) {
+      const bool sure = all_sure ? keys[j] != 0 : keys[j] > top;
+      const bool cand = !all_sure && keys[j] != 0 && (keys[j] & mask) == prefix;
+      sure_bits |= static_cast<uint32_t>(sure) << j;
+      cand_bits |= static_cast<uint32_t>(cand) << j;
+    }
+    // (sure << 16 | candidates) of this lane, and of the lanes up to it by an inclusive scan (at most 512 each).
+    const int mine = __popc(sure_bits) << 16 | __popc(cand_bits);
+    int upto = mine;
+#pragma unroll
+    for (int o = 1; o < 32; o *= 2) {
+      const int up = __shfl_up_sync(0xFFFFFFFFu, upto, o);
+      if (lane >= o) upto += up;
+    }
+    int so = (upto - mine) >> 16, co = (upto - mine) & 0xFFFF;  // lane 31's upto: the warp's counts
+    const bool any = place_round(sh, parity, upto >> 16, upto & 0xFFFF, lane == 31, so, co, sure_base, cand_base);
+    if (!any || (sure_bits | cand_bits) == 0) continue;
+#pragma unroll
+    for (int j = 0; j < kLaneRun; ++j) {
+      if ((sure_bits | cand_bits) >> j & 1u) {
+        const uint64_t v = by_score(keys[j], src.position(row, first + j));
+        if (sure_bits >> j & 1u) {
+          sh.win[so++] = v;
+        } else {
+          if (co < kTopkCap) sh.cand[co] = v;
+          ++co;
+        }
+      }
+    }
+  }
+  if (threadIdx.x == 0) sh.n_sure = sure_base, sh.n_cand = cand_base;
+  __syncthreads();
+}
+
+// collect_lane_runs where the row allows 16-byte loads (vec), else collect_rounds.
 template <class Src>
 __device__ inline void collect(TopkShared& sh, const Src& src, const float4* vec, int row, int64_t begin, int64_t n,
                                bool all_sure, uint32_t mask, uint32_t prefix) {
   if constexpr (ContiguousRows<Src>) {
-    if (vec) return collect_rounds<4, 4>(sh, src, vec, row, begin, n, all_sure, mask, prefix);
+    if (vec) return collect_lane_runs(sh, src, vec, row, begin, n, all_sure, mask, prefix);
   }
-  collect_rounds<1, kTopkUnroll>(sh, src, vec, row, begin, n, all_sure, mask, prefix);
+  collect_rounds(sh, src, row, begin, n, all_sure, mask, prefix);
 }
 
 __device__ __forceinline__ uint32_t key_of(uint64_t v) { return ~static_cast<uint32_t>(v >> 32); }

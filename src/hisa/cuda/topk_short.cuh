@@ -44,6 +44,7 @@ __global__ void __launch_bounds__(kTopkThreads, 3) topk_short_kernel(Src src, Si
   __shared__ typename cub::BlockScan<int, kTopkThreads>::TempStorage scan;
   __shared__ uint32_t s_prefix, s_min;
   __shared__ int s_remaining, s_bin_count, s_nonzero;
+  const uint32_t hist_base = shared_address(hist);
   const int row = blockIdx.x, lane = threadIdx.x % 32;
   const int64_t n = min64(src.count(row), kShortTopkLen);  // the launcher guarantees count <= kShortTopkLen
   const int64_t begin = static_cast<int64_t>(threadIdx.x) * kShortTopkPer;
@@ -69,7 +70,7 @@ __global__ void __launch_bounds__(kTopkThreads, 3) topk_short_kernel(Src src, Si
       __syncthreads();
 #pragma unroll
       for (int j = 0; j < kShortTopkPer; ++j)
-        if (key[j] != 0u && (key[j] & mask) == prefix) atomicAdd(&hist[(key[j] >> shift) & 255u], 1u);
+        count_if(key[j] != 0u && (key[j] & mask) == prefix, hist_base + (((key[j] >> shift) & 255u) << 2));
       __syncthreads();
       if (threadIdx.x < 32) {  // the bin holding the remaining-th largest, scanning bins from the top
         int counts[8], sum = 0;
