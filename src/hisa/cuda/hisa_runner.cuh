@@ -96,7 +96,7 @@ void run_hisa(const uint8_t* q, const float* w, const int32_t* lo, const int32_t
   const int tiles = ceil_div(rows, tile_rows);
   float* block_scores = buf.block_scores;
   float* cand = buf.cand;
-  const int64_t ld = std::max<int64_t>(pooled_max, 1);
+  const int64_t ld = buf.pooled_max;  // block_scores' row stride (at least 1)
 
   // Stage 1: scores of the middle eligible blocks, best m - 2 per row, written into the kept lists by the top-k.
   if (!buf.block_plan_ready) {
