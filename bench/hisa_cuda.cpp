@@ -278,15 +278,29 @@ int main(int argc, char** argv) {
       const double scalar_flat = time_ms(repeat, [&] { hilo::hisa::cuda::flat_decode(in, opt, {fpos, {}}); });
       const double scalar_hisa = time_ms(repeat, [&] { hilo::hisa::cuda::hisa_decode(in, pooled, opt, {hpos, {}}); });
       topk_tune.vector_loads = true;
+      // Flat and HISA, direct calls and graph replays.
+      struct Times {
+        double flat, hisa, flat_graph, hisa_graph;
+      };
+      const auto measure = [&] {
+        return Times{time_ms(repeat, [&] { hilo::hisa::cuda::flat_decode(in, opt, {fpos, {}}); }),
+                     time_ms(repeat, [&] { hilo::hisa::cuda::hisa_decode(in, pooled, opt, {hpos, {}}); }),
+                     graph_ms(repeat, [&](cudaStream_t s) { hilo::hisa::cuda::flat_decode(in, opt, {fpos, {}}, s); }),
+                     graph_ms(repeat, [&](cudaStream_t s) { hilo::hisa::cuda::hisa_decode(in, pooled, opt, {hpos, {}}, s); })};
+      };
+      bool& early = hilo::hisa::cuda_detail::early_launch();
+      const bool early_default = early;
+      early = false;  // and every kernel launched plainly (no programmatic dependent launch)
+      const Times plain = measure();
+      early = early_default;
       std::printf("  mma.sync kernels: flat %.3f ms, hisa %.3f ms | checked call: flat %.3f ms, hisa %.3f ms | "
-                  "general top-k: hisa %.3f ms | element-wise top-k loads: flat %.3f ms, hisa %.3f ms\n",
-                  mma_flat, mma_hisa, checked_flat, checked_hisa, general_topk_hisa, scalar_flat, scalar_hisa);
-      const double flat_ms = time_ms(repeat, [&] { hilo::hisa::cuda::flat_decode(in, opt, {fpos, {}}); });
-      const double hisa_ms = time_ms(repeat, [&] { hilo::hisa::cuda::hisa_decode(in, pooled, opt, {hpos, {}}); });
-      const double flat_graph_ms =
-          graph_ms(repeat, [&](cudaStream_t s) { hilo::hisa::cuda::flat_decode(in, opt, {fpos, {}}, s); });
-      const double hisa_graph_ms =
-          graph_ms(repeat, [&](cudaStream_t s) { hilo::hisa::cuda::hisa_decode(in, pooled, opt, {hpos, {}}, s); });
+                  "general top-k: hisa %.3f ms | element-wise top-k loads: flat %.3f ms, hisa %.3f ms | plain "
+                  "launches: flat %.3f ms, hisa %.3f ms (%.2fx), graph flat %.3f ms, hisa %.3f ms (%.2fx)\n",
+                  mma_flat, mma_hisa, checked_flat, checked_hisa, general_topk_hisa, scalar_flat, scalar_hisa,
+                  plain.flat, plain.hisa, plain.flat / plain.hisa, plain.flat_graph, plain.hisa_graph,
+                  plain.flat_graph / plain.hisa_graph);
+      const Times t = measure();
+      const double flat_ms = t.flat, hisa_ms = t.hisa, flat_graph_ms = t.flat_graph, hisa_graph_ms = t.hisa_graph;
       std::printf("  CUDA graph replay: flat %.3f ms, hisa %.3f ms, %.2fx\n", flat_graph_ms, hisa_graph_ms,
                   flat_graph_ms / hisa_graph_ms);
       const auto iou = hilo::hisa::iou(hpos.host(), fpos.host());
@@ -302,7 +316,9 @@ int main(int argc, char** argv) {
                         {"flat_ms_mma_sync", mma_flat}, {"hisa_ms_mma_sync", mma_hisa},
                         {"flat_ms_checked", checked_flat}, {"hisa_ms_checked", checked_hisa},
                         {"hisa_ms_general_topk", general_topk_hisa}, {"flat_ms_scalar_topk", scalar_flat},
-                        {"hisa_ms_scalar_topk", scalar_hisa}, {"flat_ms_graph", flat_graph_ms},
+                        {"hisa_ms_scalar_topk", scalar_hisa}, {"flat_ms_plain_launch", plain.flat},
+                        {"hisa_ms_plain_launch", plain.hisa}, {"flat_ms_graph_plain_launch", plain.flat_graph},
+                        {"hisa_ms_graph_plain_launch", plain.hisa_graph}, {"flat_ms_graph", flat_graph_ms},
                         {"hisa_ms_graph", hisa_graph_ms}, {"speedup_graph", flat_graph_ms / hisa_graph_ms},
                         {"speedup", flat_ms / hisa_ms}, {"flat_gbs", flat_bytes / (flat_ms / 1e3) / 1e9},
                         {"hisa_gbs", hisa_bytes / (hisa_ms / 1e3) / 1e9}, {"iou_mean", iou.mean},

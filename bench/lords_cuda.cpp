@@ -2,7 +2,9 @@
 // stored weight bytes and the ratio to the copy-bandwidth floor. Timing: 100 calls captured in one CUDA graph (as
 // serving engines run them; the host's launch rate would otherwise bound microsecond kernels) between two CUDA
 // events, cycling through >= 256 MB of weight copies so L2 (50-60 MB) never holds the next one; median of 5. Random
-// codes and factors: speed does not depend on the values.
+// codes and factors: speed does not depend on the values. "read us" is the streaming floor measured in the same
+// harness: a kernel that only reads the layer's stored bytes (stream_read.hpp), launched plainly and ("pdl") by
+// programmatic dependent launch, as the batch-1 GEMVs are unless HILO_PDL=0.
 //   bench_lords_cuda [--bits 4] [--block 64] [--batches 1,16] [--json FILE]
 #include <cuda_runtime.h>
 #include <fmt/format.h>
@@ -10,6 +12,7 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -18,6 +21,7 @@
 #include "hilo/lords.hpp"
 #include "hilo/lords_cuda.hpp"
 #include "lords_layers.hpp"
+#include "stream_read.hpp"
 
 namespace {
 using namespace hilo;
@@ -66,8 +70,35 @@ int main(int argc, char** argv) {
   cudaFree(dst);
   fmt::print("{}; copy bandwidth {:.0f} GB/s; NF{} B={} (LoRDS at parity rank)\n", cuda::device_description(0),
              copy_gbs, bits, block);
-  fmt::print("{:>12} {:>6} {:>10} {:>5} {:>10} {:>8} {:>10} {:>8}\n", "shape", "batch", "method", "rank", "us", "GB/s",
-             "floor us", "TFLOP/s");
+  fmt::print("{:>12} {:>6} {:>10} {:>5} {:>10} {:>8} {:>10} {:>8} {:>8} {:>8}\n", "shape", "batch", "method", "rank", "us",
+             "GB/s", "floor us", "read us", "read pdl", "TFLOP/s");
+  // Median over 5 replays of a graph of kCalls calls of call(i), in microseconds per call.
+  constexpr int kCalls = 100;
+  const auto time_graph = [&](const std::function<void(int)>& call) {
+    for (int i = 0; i < 10; ++i) call(i);
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal);
+    for (int i = 0; i < kCalls; ++i) call(i);
+    cudaStreamEndCapture(stream, &graph);
+    cudaGraphInstantiate(&exec, graph, 0);
+    cudaGraphLaunch(exec, stream);
+    std::vector<double> times;
+    for (int rep = 0; rep < 5; ++rep) {
+      cudaEventRecord(e0, stream);
+      cudaGraphLaunch(exec, stream);
+      cudaEventRecord(e1, stream);
+      cudaEventSynchronize(e1);
+      cudaEventElapsedTime(&ms, e0, e1);
+      times.push_back(ms * 1e3 / kCalls);
+    }
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+    std::sort(times.begin(), times.end());
+    return times[2];
+  };
+  unsigned* sink = nullptr;
+  cudaMalloc(&sink, 16);
   nlohmann::json rows = nlohmann::json::array();
   for (const std::string& shape : shape_names)
     for (const std::string& method_name : methods) {
@@ -78,6 +109,17 @@ int main(int argc, char** argv) {
       const int copies = static_cast<int>(std::max<double>(2, (256.0 * (1 << 20)) / stored_bytes(q) + 1));
       std::vector<lords::cuda::DeviceLinear> layers;
       for (int i = 0; i < copies; ++i) layers.emplace_back(q);
+      // The streaming floor over the same number of copies of the layer's stored bytes.
+      const std::size_t read_bytes = (stored_bytes(q) + 255) / 256 * 256;
+      char* read_buf = nullptr;
+      cudaMalloc(&read_buf, read_bytes * copies);
+      cudaMemset(read_buf, 1, read_bytes * copies);
+      double read_us[2];
+      for (int early = 0; early < 2; ++early)
+        read_us[early] = time_graph([&](int i) {
+          bench::stream_read(read_buf + (i % copies) * read_bytes, stored_bytes(q), sink, stream, early == 1);
+        });
+      cudaFree(read_buf);
       for (int64_t batch : batches) {
         uint16_t *x = nullptr, *y = nullptr;
         cudaMalloc(&x, static_cast<std::size_t>(batch * c * 2));
@@ -90,35 +132,17 @@ int main(int argc, char** argv) {
         }
         const TensorView xv(x, DType::BF16, {batch, c}, {}, Device{DeviceKind::CUDA, 0});
         const TensorView yv(y, DType::BF16, {batch, r}, {}, Device{DeviceKind::CUDA, 0});
-        constexpr int kCalls = 100;
-        for (int i = 0; i < 10; ++i) lords::cuda::matmul(layers[i % copies], xv, yv, stream);
-        cudaGraph_t graph;
-        cudaGraphExec_t exec;
-        cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal);
-        for (int i = 0; i < kCalls; ++i) lords::cuda::matmul(layers[i % copies], xv, yv, stream);
-        cudaStreamEndCapture(stream, &graph);
-        cudaGraphInstantiate(&exec, graph, 0);
-        cudaGraphLaunch(exec, stream);
-        std::vector<double> times;
-        for (int rep = 0; rep < 5; ++rep) {
-          cudaEventRecord(e0, stream);
-          cudaGraphLaunch(exec, stream);
-          cudaEventRecord(e1, stream);
-          cudaEventSynchronize(e1);
-          cudaEventElapsedTime(&ms, e0, e1);
-          times.push_back(ms * 1e3 / kCalls);
-        }
-        cudaGraphExecDestroy(exec);
-        cudaGraphDestroy(graph);
-        std::sort(times.begin(), times.end());
-        const double us = times[2], bytes = stored_bytes(q) + 2.0 * batch * (r + c);
+        const double us = time_graph([&](int i) { lords::cuda::matmul(layers[i % copies], xv, yv, stream); });
+        const double bytes = stored_bytes(q) + 2.0 * batch * (r + c);
         const double floor_us = bytes / (copy_gbs * 1e3);
         const std::string& name = method_name;
         const double tflops = 2.0 * batch * r * c / us / 1e6;
-        fmt::print("{:>12} {:>6} {:>10} {:>5} {:>10.1f} {:>8.0f} {:>10.1f} {:>8.1f}\n", fmt::format("{}x{}", r, c), batch,
-                   name, q.rank, us, bytes / us / 1e3, floor_us, tflops);
+        fmt::print("{:>12} {:>6} {:>10} {:>5} {:>10.1f} {:>8.0f} {:>10.1f} {:>8.1f} {:>8.1f} {:>8.1f}\n",
+                   fmt::format("{}x{}", r, c), batch, name, q.rank, us, bytes / us / 1e3, floor_us, read_us[0],
+                   read_us[1], tflops);
         rows.push_back({{"out", r}, {"in", c}, {"batch", batch}, {"method", name}, {"rank", q.rank}, {"us", us},
-                        {"gbs", bytes / us / 1e3}, {"floor_us", floor_us}, {"tflops", tflops}});
+                        {"gbs", bytes / us / 1e3}, {"floor_us", floor_us}, {"read_us", read_us[0]},
+                        {"read_pdl_us", read_us[1]}, {"tflops", tflops}});
         cudaFree(x);
         cudaFree(y);
       }

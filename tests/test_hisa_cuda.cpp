@@ -463,6 +463,58 @@ TEST_F(HisaCuda, UncheckedDecodeIsolatesBadRequests) {
   EXPECT_HILO_ERROR(hisa::cuda::flat_decode({q, w, cache, table, lens}, opt, {flat, {}}), "context_lens[2] =");
 }
 
+// A checked decode call that validation rejects changes nothing in the pooled cache: its lengths, codes and scales
+// keep the bytes of the last accepted call (the lengths move only after validation and pooling), and the next valid
+// call leaves the cache as a fresh one fed only the valid calls.
+TEST_F(HisaCuda, RejectedCheckedDecodeLeavesThePooledCacheUnchanged) {
+  std::mt19937_64 gen(test::fresh_seed());
+  const int batch = 4;
+  test::Decode d = test::random_decode(gen, DType::F8_E4M3, 64, 128, batch, 1, 300, 1000, false);
+  hisa::HisaOptions opt;
+  opt.topk = 128;
+  opt.block = 64;
+  opt.blocks_kept = 4;
+  const int64_t max_pages = d.block_table.shape()[1];
+  DeviceTensor q(d.q), w(d.w), cache(d.kv_cache), idx(DType::I32, {batch, opt.topk});
+  const auto decode = [&](hisa::cuda::PooledKeyCache& pooled, const Tensor& table_h, const Tensor& lens_h) {
+    DeviceTensor table(table_h), lens(lens_h);
+    hisa::cuda::hisa_decode({q, w, cache, table, lens}, pooled, opt, {idx, {}});
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  };
+  const auto snapshot = [](const hisa::cuda::PooledKeyCache& pooled) {
+    std::vector<Tensor> t;
+    for (const TensorView& v : {pooled.lengths(), pooled.codes(), pooled.scales()}) t.push_back(DeviceTensor::host_copy(v));
+    return t;
+  };
+  const auto expect_same = [](const std::vector<Tensor>& a, const std::vector<Tensor>& b, const char* what) {
+    for (std::size_t i = 0; i < a.size(); ++i)
+      EXPECT_EQ(std::memcmp(a[i].view().data(), b[i].view().data(), a[i].nbytes()), 0)
+          << what << ": pooled cache view " << i << " (lengths, codes, scales) differs";
+  };
+  hisa::cuda::PooledKeyCache pooled(0, batch, static_cast<int>(max_pages), opt.block);
+  const Tensor first_lens = Tensor::copy_of(d.context_lens);
+  decode(pooled, d.block_table, first_lens);
+  const std::vector<Tensor> accepted = snapshot(pooled);
+  // The next step: every request grows by up to 40 tokens inside its pages, so an accepted call would pool new rows.
+  for (int r = 0; r < batch; ++r) {
+    int32_t& len = d.context_lens.ptr<int32_t>()[r];
+    len = std::min<int32_t>(len + 40, (len + 63) / 64 * 64);
+  }
+  Tensor bad_lens = Tensor::copy_of(d.context_lens);
+  bad_lens.ptr<int32_t>()[2] = static_cast<int32_t>(max_pages * 64 + 1);
+  EXPECT_HILO_ERROR(decode(pooled, d.block_table, bad_lens), "context_lens[2] =");
+  expect_same(snapshot(pooled), accepted, "after a length past the block table");
+  Tensor bad_table = Tensor::copy_of(d.block_table);
+  bad_table.ptr<int32_t>()[1 * max_pages] = 1 << 30;
+  EXPECT_HILO_ERROR(decode(pooled, bad_table, d.context_lens), "block_table[1, 0]");
+  expect_same(snapshot(pooled), accepted, "after a page outside the cache");
+  decode(pooled, d.block_table, d.context_lens);
+  hisa::cuda::PooledKeyCache fresh(0, batch, static_cast<int>(max_pages), opt.block);
+  decode(fresh, d.block_table, first_lens);
+  decode(fresh, d.block_table, d.context_lens);
+  expect_same(snapshot(pooled), snapshot(fresh), "the valid step after the rejected ones");
+}
+
 // Without check_finite a decode step never synchronises, so serving engines can capture it: flat and HISA decode
 // captured in a CUDA graph on a non-blocking stream give, on every replay, the bytes of the direct calls.
 TEST_F(HisaCuda, UncheckedDecodeCapturesInACudaGraph) {

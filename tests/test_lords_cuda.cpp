@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <deque>
 #include <vector>
 
 #include "cuda_test_util.hpp"
@@ -36,7 +37,7 @@ struct Case {
   std::vector<int64_t> batches = {1, 3, 8, 11, 40, 130};
 };
 
-void check_case(const Case& c, std::mt19937_64& gen) {
+lords::QuantizedLinear quantize_case(const Case& c, std::mt19937_64& gen) {
   const Tensor w = test::random_tensor(DType::F32, {c.rows, c.cols}, gen, 0.05f);
   lords::QuantConfig cfg;
   cfg.method = c.method;
@@ -45,52 +46,74 @@ void check_case(const Case& c, std::mt19937_64& gen) {
   cfg.block = c.block;
   cfg.rank = c.rank;
   cfg.steps = 5;
-  const lords::QuantizedLinear q = lords::quantize(w, cfg);
-  const lords::cuda::DeviceLinear dev(q);
-  const bool tensor_cores = q.method == lords::Method::Blockwise || q.rank <= 128;
-  std::vector<float> wq(static_cast<std::size_t>(c.rows * c.cols));
-  lords::dequantize(q, wq.data());
-  // |W| as the tensor-core path sees it: |q| sum_k |B_ik A_kc| (LoRDS), |w| (block-wise).
-  std::vector<double> wmag(wq.size());
-  for (int64_t i = 0; i < c.rows; ++i)
-    for (int64_t k = 0; k < c.cols; ++k) {
-      double m = std::abs(double(wq[i * c.cols + k]));
-      if (q.method == lords::Method::Lords && tensor_cores) {
-        double s_ik = 0, sba = 0;
-        for (int r = 0; r < q.rank; ++r) {
-          const double ba = double(bf16_to_f32(q.b[i * q.rank + r])) * bf16_to_f32(q.a[r * c.cols + k]);
-          s_ik += ba;
-          sba += std::abs(ba);
+  return lords::quantize(w, cfg);
+}
+
+// A layer's CPU oracle and the tolerance scale of each output: |W| as the tensor-core path sees it, |q| sum_k |B_ik
+// A_kc| (LoRDS) or |w| (block-wise).
+class Oracle {
+ public:
+  explicit Oracle(const lords::QuantizedLinear& q) : q_(q), wmag_(static_cast<std::size_t>(q.rows * q.cols)) {
+    std::vector<float> wq(wmag_.size());
+    lords::dequantize(q, wq.data());
+    for (int64_t i = 0; i < q.rows; ++i)
+      for (int64_t k = 0; k < q.cols; ++k) {
+        double m = std::abs(double(wq[i * q.cols + k]));
+        if (q.method == lords::Method::Lords && tensor_cores()) {
+          double s_ik = 0, sba = 0;
+          for (int r = 0; r < q.rank; ++r) {
+            const double ba = double(bf16_to_f32(q.b[i * q.rank + r])) * bf16_to_f32(q.a[r * q.cols + k]);
+            s_ik += ba;
+            sba += std::abs(ba);
+          }
+          m = s_ik != 0 ? m / std::abs(s_ik) * sba : sba;  // |q| sum_k |B A| (|q| <= 1 where S = 0)
         }
-        m = s_ik != 0 ? m / std::abs(s_ik) * sba : sba;  // |q| sum_k |B A| (|q| <= 1 where S = 0)
+        wmag_[static_cast<std::size_t>(i * q.cols + k)] = m;
       }
-      wmag[static_cast<std::size_t>(i * c.cols + k)] = m;
-    }
-  for (int64_t batch : c.batches) {
-    lords::cuda_detail::MmaArgs path;  // which kernel serves this batch (the library's own rule)
-    path.batch = batch, path.lords = q.method == lords::Method::Lords;
-    path.rank = q.rank, path.rank_pad = lords::gpu_layout::padded_rank(q.rank);
-    const bool gemm = tensor_cores && lords::cuda_detail::use_mma_gemm(path);
-    const double rel = gemm ? std::ldexp(1.0, -8) : tensor_cores ? std::ldexp(1.0, -10) : 1e-5;
-    const Tensor x = test::random_tensor(DType::BF16, {batch, c.cols}, gen, c.x_scale);
-    std::vector<float> xf(static_cast<std::size_t>(batch * c.cols)), ref(static_cast<std::size_t>(batch * c.rows));
+  }
+  bool tensor_cores() const { return q_.method == lords::Method::Blockwise || q_.rank <= 128; }
+  // Whether the library serves this batch with the GEMM (its own rule).
+  bool gemm(int64_t batch) const {
+    lords::cuda_detail::MmaArgs path;
+    path.batch = batch, path.lords = q_.method == lords::Method::Lords;
+    path.rank = q_.rank, path.rank_pad = lords::gpu_layout::padded_rank(q_.rank);
+    return tensor_cores() && lords::cuda_detail::use_mma_gemm(path);
+  }
+  // y (bf16 [batch, rows], from the GPU) against the oracle applied to x (bf16 [batch, cols]).
+  void expect_matches(const Tensor& x, const Tensor& y, const std::string& label) const {
+    const int64_t batch = x.shape()[0], rows = q_.rows, cols = q_.cols;
+    const double rel = gemm(batch) ? std::ldexp(1.0, -8) : tensor_cores() ? std::ldexp(1.0, -10) : 1e-5;
+    std::vector<float> xf(static_cast<std::size_t>(batch * cols)), ref(static_cast<std::size_t>(batch * rows));
     convert(x.view().data(), DType::BF16, xf.data(), DType::F32, xf.size());
-    lords::reference::matmul(q, xf.data(), batch, ref.data());
+    lords::reference::matmul(q_, xf.data(), batch, ref.data());
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t i = 0; i < rows; ++i) {
+        double mag = 0;
+        for (int64_t k = 0; k < cols; ++k) mag += wmag_[i * cols + k] * std::abs(double(xf[b * cols + k]));
+        const double got = bf16_to_f32(y.ptr<uint16_t>()[b * rows + i]), want = ref[b * rows + i];
+        ASSERT_NEAR(got, want, std::ldexp(std::abs(want), -8) + rel * mag + 1e-30)
+            << label << lords::to_string(q_.method) << " " << q_.codebook.name() << " B" << q_.block << " rank "
+            << q_.rank << " [" << rows << ", " << cols << "] batch " << batch << (gemm(batch) ? " (gemm)" : "")
+            << " row " << b << " out " << i;
+      }
+  }
+
+ private:
+  const lords::QuantizedLinear& q_;
+  std::vector<double> wmag_;
+};
+
+void check_case(const Case& c, std::mt19937_64& gen) {
+  const lords::QuantizedLinear q = quantize_case(c, gen);
+  const lords::cuda::DeviceLinear dev(q);
+  const Oracle oracle(q);
+  for (int64_t batch : c.batches) {
+    const Tensor x = test::random_tensor(DType::BF16, {batch, c.cols}, gen, c.x_scale);
     const DeviceTensor dx(x);
     const DeviceTensor dy(DType::BF16, {batch, c.rows});  // poisoned
     lords::cuda::matmul(dev, dx, dy);
     ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    const Tensor y = dy.to_host();
-    for (int64_t b = 0; b < batch; ++b)
-      for (int64_t i = 0; i < c.rows; ++i) {
-        double mag = 0;
-        for (int64_t k = 0; k < c.cols; ++k) mag += wmag[i * c.cols + k] * std::abs(double(xf[b * c.cols + k]));
-        const double got = bf16_to_f32(y.ptr<uint16_t>()[b * c.rows + i]), want = ref[b * c.rows + i];
-        ASSERT_NEAR(got, want, std::ldexp(std::abs(want), -8) + rel * mag + 1e-30)
-            << lords::to_string(c.method) << " " << q.codebook.name() << " B" << c.block << " rank " << q.rank << " ["
-            << c.rows << ", " << c.cols << "] x ~ " << c.x_scale << " batch " << batch << (gemm ? " (gemm)" : "")
-            << " row " << b << " out " << i;
-      }
+    oracle.expect_matches(x, dy.to_host(), "x ~ " + std::to_string(c.x_scale) + ": ");
   }
 }
 
@@ -155,6 +178,56 @@ TEST(LordsCuda, LordsGemvServesBatchOne) {
   check_case({Method::Lords, CodebookKind::NF, 4, 64, 150, 14336, 64, 1, one}, gen);     // chunked x * A
   check_case({Method::Lords, CodebookKind::NF, 3, 128, 260, 4096, 49, 1, one}, gen);
   for (float x_scale : {3e4f, 1e-20f}) check_case({Method::Lords, CodebookKind::NF, 4, 64, 64, 384, 0, x_scale, one}, gen);
+}
+
+// The batch-1 GEMVs start early by programmatic dependent launch (HILO_PDL) and must still read x only after the
+// previous kernel wrote it, and write y only after the previous kernel read it. A chain of calls on one stream with
+// no synchronisation, each reading the last one's output (row GEMV, LoRDS GEMV on mma.sync, LoRDS GEMV with the
+// prepass and wgmma, the GEMM in between), checked step by step against the oracle; then a call that overwrites the
+// input of the call before it.
+TEST(LordsCuda, BackToBackCallsSeeEachOthersOutputs) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937_64 gen(test::fresh_seed());
+  using lords::CodebookKind;
+  using lords::Method;
+  const int64_t n = 768;
+  std::vector<lords::QuantizedLinear> layers;
+  for (const Case& c : {Case{Method::Blockwise, CodebookKind::NF, 4, 64, n, n}, Case{Method::Lords, CodebookKind::NF, 4, 64, n, n, 32},
+                        Case{Method::Lords, CodebookKind::NF, 4, 64, n, n, 49}, Case{Method::Lords, CodebookKind::INT, 3, 64, n, n, 12}})
+    layers.push_back(quantize_case(c, gen));
+  std::vector<lords::cuda::DeviceLinear> dev;
+  std::vector<Oracle> oracles;
+  for (const auto& q : layers) dev.emplace_back(q), oracles.emplace_back(q);
+  cudaStream_t stream;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
+  // Steps: layers 0, 1, 2, 3, 0, 2, 1, 3 at batch 1, and layer 1 at batch 16 (the GEMM, on fresh activations) between.
+  const std::vector<std::pair<int, int64_t>> steps{{0, 1}, {1, 1}, {2, 1}, {3, 1}, {1, 16}, {0, 1}, {2, 1}, {1, 1}, {3, 1}};
+  std::deque<DeviceTensor> v;  // activations; step k reads v[in[k]] and writes v[in[k] + 1]
+  std::vector<std::size_t> in;
+  v.emplace_back(test::random_tensor(DType::BF16, {1, n}, gen, 1.0f));
+  for (const auto& [layer, batch] : steps) {
+    if (batch != v.back().view().size(0)) v.emplace_back(test::random_tensor(DType::BF16, {batch, n}, gen, 1.0f));
+    in.push_back(v.size() - 1);
+    v.emplace_back(DType::BF16, Shape{batch, n});  // poisoned
+  }
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);  // the uploads and poison fills ran on the default stream
+  for (std::size_t k = 0; k < steps.size(); ++k)
+    lords::cuda::matmul(dev[static_cast<std::size_t>(steps[k].first)], v[in[k]], v[in[k] + 1], stream);
+  ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+  for (std::size_t k = 0; k < steps.size(); ++k)
+    oracles[static_cast<std::size_t>(steps[k].first)].expect_matches(v[in[k]].to_host(), v[in[k] + 1].to_host(),
+                                                                     "step " + std::to_string(k) + ": ");
+  // Write after read: call 2 overwrites the x of call 1, which must have read it first.
+  for (std::size_t layer = 0; layer < dev.size(); ++layer) {
+    const Tensor xh = test::random_tensor(DType::BF16, {1, n}, gen, 1.0f);
+    DeviceTensor x(xh), y(DType::BF16, {1, n}), other(test::random_tensor(DType::BF16, {1, n}, gen, 1.0f));
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    lords::cuda::matmul(dev[layer], x, y, stream);
+    lords::cuda::matmul(dev[(layer + 1) % dev.size()], other, x, stream);
+    ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+    oracles[layer].expect_matches(xh, y.to_host(), "write after read: ");
+  }
+  cudaStreamDestroy(stream);
 }
 
 // The x * A prepass (HILO_LORDS_XA_PREPASS) uses the GEMV's own scale and rounding: the same bits as the in-kernel

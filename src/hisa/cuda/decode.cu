@@ -20,10 +20,10 @@ RowPlan plan_rows(const DecodeArgs& a, int block, bool isolate, Scratch& scratch
   RowPlan p{scratch.alloc<int32_t>(rows), scratch.alloc<int32_t>(rows), scratch.alloc<int32_t>(a.batch),
             scratch.alloc<int32_t>(a.batch)};
   if (a.batch > 0) {
-    decode_rows_kernel<<<ceil_div(a.batch, kDecodeRowsWarps), 32 * kDecodeRowsWarps, 0, stream>>>(
-        a.lens, a.per_token_lens, static_cast<int>(a.batch), static_cast<int>(a.next_n), block, a.table,
-        static_cast<int>(a.max_pages), a.num_pages, isolate, p.hi, p.lo, p.req_len, p.req_blocks, blocks, pooled);
-    HILO_CUDA_LAUNCHED("decode_rows_kernel");
+    launch_early(decode_rows_kernel, ceil_div(a.batch, kDecodeRowsWarps), 32 * kDecodeRowsWarps, 0, stream, a.lens,
+                 a.per_token_lens, static_cast<int>(a.batch), static_cast<int>(a.next_n), block, a.table,
+                 static_cast<int>(a.max_pages), a.num_pages, isolate, p.hi, p.lo, p.req_len, p.req_blocks, blocks,
+                 pooled);
   }
   return p;
 }
@@ -78,9 +78,8 @@ Violations hisa_decode(const DecodeArgs& a, const HisaArgs& h, const PooledCache
     if (v.any()) return v;
   }
   if (rows == 0) return kNoViolations;
-  pool_cache_kernel<<<dim3(static_cast<unsigned>(a.batch), 8), kDim, 0, stream>>>(
-      keys, plan.req_len, previous, h.block, cache.max_blocks, cache.codes, cache.scales);
-  HILO_CUDA_LAUNCHED("pool_cache_kernel");
+  launch_early(pool_cache_kernel, dim3(static_cast<unsigned>(a.batch), 8), kDim, 0, stream, keys, plan.req_len, previous,
+               h.block, cache.max_blocks, cache.codes, cache.scales);
   if (check) {
     store_lengths_kernel<<<ceil_div(a.batch, 128), 128, 0, stream>>>(plan.req_len, cache.lengths,
                                                                      static_cast<int>(a.batch));

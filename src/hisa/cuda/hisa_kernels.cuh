@@ -49,6 +49,7 @@ static __global__ void pool_dense_kernel(DenseKeys keys, int block, uint8_t* cod
 // not pooled yet (or all, if the request shrank: slot reuse) are pooled again from their rows.
 static __global__ void pool_cache_kernel(PagedKeys keys, const int32_t* new_len, const int32_t* pooled_len, int block,
                                   int max_blocks, uint8_t* codes, float* scales) {
+  early_launch_prologue();
   const int r = blockIdx.x;
   const int64_t len = new_len[r], old = pooled_len[r];
   const int64_t first_block = len < old ? 0 : old / block;
@@ -159,6 +160,7 @@ static __global__ void decode_rows_kernel(const int32_t* lens, bool per_token, i
                                           const int32_t* table, int max_pages, int64_t num_pages, bool isolate,
                                           int32_t* row_hi, int32_t* row_lo, int32_t* req_len, int32_t* req_blocks,
                                           BlockPlan plan, PooledLengths pooled) {
+  early_launch_prologue();
   const int r = blockIdx.x * kDecodeRowsWarps + threadIdx.x / 32, lane = threadIdx.x % 32;
   if (r >= batch) return;
   const int64_t capacity = static_cast<int64_t>(max_pages) * 64;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "common.cuh"
@@ -73,6 +74,30 @@ T& current_device_entry(T (&table)[64]) {
   int device = 0;
   HILO_CUDA_CHECK(cudaGetDevice(&device));
   return table[device & 63];
+}
+
+// Sets `config` (which must have room for one more attribute in `attrs`) to start by programmatic dependent launch
+// where early_launch() is on. The kernel must begin with early_launch_prologue() (common.cuh).
+inline void allow_early_launch(cudaLaunchConfig_t& config, cudaLaunchAttribute* attrs) {
+  config.attrs = attrs;
+  if (!early_launch()) return;
+  cudaLaunchAttribute& a = attrs[config.numAttrs++];
+  a.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  a.val.programmaticStreamSerializationAllowed = 1;
+}
+
+// kernel<<<grid, block, smem, stream>>>(args...), started early where early_launch() is on (allow_early_launch); the
+// kernel must begin with early_launch_prologue(). Launch errors throw.
+template <typename... Params, typename... Args>
+void launch_early(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream, Args&&... args) {
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = smem;
+  config.stream = stream;
+  cudaLaunchAttribute attrs[1];
+  allow_early_launch(config, attrs);
+  HILO_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...));
 }
 
 // Raises a kernel's dynamic shared-memory limit once per kernel and device (the attribute call is not free).

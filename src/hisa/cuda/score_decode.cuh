@@ -171,6 +171,7 @@ __device__ inline void dec_mainloop(const DecSmem<H, R>& sm, int tiles, TileAt t
 template <int H, int R, class Keys, class Out>
 __global__ void __launch_bounds__(kDecThreads) score_decode_kernel(ScoreParams p, Keys keys, Out out,
                                                                    int tiles_per_cta) {
+  early_launch_prologue();
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   extern __shared__ uint8_t dec_smem_raw[];
   const DecSmem<H, R> sm(dec_smem_raw);
@@ -215,6 +216,7 @@ __global__ void __launch_bounds__(kDecThreads)
                                int rows, int group_rows, PagedKeys keys, int block, const int32_t* kept,
                                const int32_t* kept_count, int cap, const int32_t* union_blocks,
                                const uint32_t* union_mask, const int32_t* union_count, float* cand) {
+  early_launch_prologue();
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   extern __shared__ uint8_t dec_smem_raw[];
   const DecSmem<H, R> sm(dec_smem_raw);

@@ -328,10 +328,9 @@ void launch_score_keys(const ScoreParams& p, const Keys& keys, const Out& out, c
         allow_smem<score_decode_kernel<H, R, Keys, Out>>(smem);
         const int tiles_per_cta = decode_units_per_cta(
             groups, ceil_div(len, kDecTileKeys), decode_wave<score_decode_kernel<H, R, Keys, Out>>(smem), 32, 3);
-        score_decode_kernel<H, R, Keys, Out>
-            <<<dim3(ceil_div(len, int64_t{tiles_per_cta} * kDecTileKeys), groups), kDecThreads, smem, stream>>>(
-                p, keys, out, tiles_per_cta);
-        HILO_CUDA_LAUNCHED("score_decode_kernel");
+        launch_early(score_decode_kernel<H, R, Keys, Out>,
+                     dim3(ceil_div(len, int64_t{tiles_per_cta} * kDecTileKeys), groups), kDecThreads, smem, stream, p,
+                     keys, out, tiles_per_cta);
       });
       return;
     }
@@ -381,10 +380,8 @@ void launch_token_scores(const uint8_t* q, const float* w, const int32_t* lo, co
         const int per = decode_units_per_cta(tiles, max_union, decode_wave<token_scores_decode_kernel<H, R>>(smem),
                                              kDecMaxCtaBlocks, 2);
         const int spread = ceil_div(max_union, per);
-        token_scores_decode_kernel<H, R><<<dim3(tiles, spread), kDecThreads, smem, stream>>>(
-            q, w, lo, hi, rows, tile_rows, keys, block, kept, kept_count, cap, union_blocks, union_mask, union_count,
-            cand);
-        HILO_CUDA_LAUNCHED("token_scores_decode_kernel");
+        launch_early(token_scores_decode_kernel<H, R>, dim3(tiles, spread), kDecThreads, smem, stream, q, w, lo, hi,
+                     rows, tile_rows, keys, block, kept, kept_count, cap, union_blocks, union_mask, union_count, cand);
       });
       return;
     }

@@ -17,8 +17,7 @@ void launch_topk_rows_any(const Src& src, const Sink& sink, int rows, int64_t ma
                           cudaStream_t stream, int cluster = 1) {
   if (rows == 0) return;
   if (!sorted && max_len <= kShortTopkLen && topk_tuning().short_rows) {
-    topk_short_kernel<Src, Sink><<<rows, kTopkThreads, 0, stream>>>(src, sink, k, topk_tuning().vector_loads);
-    HILO_CUDA_LAUNCHED("topk_short_kernel");
+    launch_early(topk_short_kernel<Src, Sink>, rows, kTopkThreads, 0, stream, src, sink, k, topk_tuning().vector_loads);
     return;
   }
   launch_topk_rows(src, sink, rows, k, sorted, stream, cluster);

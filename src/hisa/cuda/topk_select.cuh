@@ -436,6 +436,7 @@ __device__ inline int cluster_rank_and_size(int& size) {
 
 template <class Src, class Sink>
 __global__ void __launch_bounds__(kTopkThreads) topk_kernel(Src src, Sink sink, int k, bool sorted, bool vector) {
+  early_launch_prologue();
   extern __shared__ __align__(16) uint8_t topk_smem[];
   TopkShared& sh = *reinterpret_cast<TopkShared*>(topk_smem);
   int parts;
@@ -517,12 +518,12 @@ void launch_topk_rows(const Src& src, const Sink& sink, int rows, int k, bool so
   config.blockDim = dim3(kTopkThreads);
   config.dynamicSmemBytes = sizeof(TopkShared);
   config.stream = stream;
-  cudaLaunchAttribute attribute{};
-  attribute.id = cudaLaunchAttributeClusterDimension;
-  attribute.val.clusterDim.x = cluster;
-  attribute.val.clusterDim.y = attribute.val.clusterDim.z = 1;
-  config.attrs = &attribute;
+  cudaLaunchAttribute attrs[2]{};
+  attrs[0].id = cudaLaunchAttributeClusterDimension;
+  attrs[0].val.clusterDim.x = cluster;
+  attrs[0].val.clusterDim.y = attrs[0].val.clusterDim.z = 1;
   config.numAttrs = cluster > 1 ? 1 : 0;
+  allow_early_launch(config, attrs);
   HILO_CUDA_CHECK(cudaLaunchKernelEx(&config, topk_kernel<Src, Sink>, src, sink, k, sorted,
                                      topk_tuning().vector_loads));
 }

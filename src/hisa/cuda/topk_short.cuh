@@ -40,6 +40,7 @@ __device__ __forceinline__ void load_short_keys(const Src& src, int row, int64_t
 // HISA's token top-k 150 -> 136 us under ncu. Four (32 registers) measured the same as three.
 template <class Src, class Sink>
 __global__ void __launch_bounds__(kTopkThreads, 3) topk_short_kernel(Src src, Sink sink, int k, bool vector) {
+  early_launch_prologue();
   __shared__ uint32_t hist[256];
   __shared__ typename cub::BlockScan<int, kTopkThreads>::TempStorage scan;
   __shared__ uint32_t s_prefix, s_min;

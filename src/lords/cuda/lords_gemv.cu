@@ -134,6 +134,7 @@ constexpr int kPrepassWarps = 8, kPrepassRunsPerWarp = 2;
 template <int NTR, bool Wg>
 __global__ void __launch_bounds__(32 * kPrepassWarps) xa_prepass_kernel(MmaArgs g, LordsGeometry geo, PreparedXa out) {
   griddep_launch_dependents();  // the GEMV's CTAs may start their code loads now; they wait before reading out
+  griddep_wait();               // launched early (allow_early_start): x may still be written by the previous kernel
   __shared__ unsigned warp_max[kPrepassWarps];
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, t = lane % 4;
   const int slab = blockIdx.x, c0 = slab * geo.tiles_per_cta, ntiles = min(geo.tiles_per_cta, g.col_tiles - c0);
@@ -184,13 +185,17 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg), 1)
 
   // 1. By cp.async, before the codes (L2 hits that would otherwise queue behind them): x of the slab (zero past the
   // layer), the CTA's rows of B (the first NTR x 8 ranks), and x * A's first two chunks still as A. With the prepass,
-  // only B: x * A comes after griddep_wait().
+  // only B: x * A comes after griddep_wait(). Launched early (g.early_start), x may still be written by the previous
+  // kernel: then it is requested after the codes and griddep_wait().
   const int col0 = c0 * kTileCols;
-  if (!prepared)
+  const auto request_x = [&] {
     for (int i = tid; i < ntiles * (kTileCols / 8); i += kThreads) {
       const int col = col0 + 8 * i;
       cp_async16(smem_u32(xs) + 16 * i, g.x + (col < g.cols ? col : 0), col < g.cols ? 16 : 0);
     }
+  };
+  const bool x_first = !prepared && !g.early_start;
+  if (x_first) request_x();
   const int last_row = g.row_tiles * kTileRows - 1;
   for (int i = tid; i < rows * NTR; i += kThreads) {
     const int r = i / NTR, chunk = i % NTR, row = min(rt0 * kTileRows + r, last_row);
@@ -213,13 +218,12 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg), 1)
       for (int q = lane; q < NTR * 16; q += 32) cp_async16(dst + (cs * NTR * 16 + q) * 16, src + 16 * q, 16);
     }
   };
-  const auto request_first_chunks = [&] {
+  // Commit groups at the first wait: [x, B, chunk 0], chunk 1 (x in a group of its own between them when it comes
+  // after griddep_wait), so cp_async_wait<1> leaves only chunk 1 in flight.
+  if (!prepared) {
     copy_a(0);
     cp_async_commit();
-    if (geo.stages > 1) copy_a(1);
-    cp_async_commit();
-  };
-  if (!prepared) request_first_chunks();
+  }
 
   // 2. This warp's first tiles of codes (its k-th tile is column tile wc + WC k of the slab).
   const uint8_t* codes[kMT];
@@ -238,14 +242,22 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg), 1)
       if (wc + WC * d < ntiles) load_tile<Bits>(codes[m] + static_cast<int64_t>(wc + WC * d) * kTileBytes, lane, buf[d][m]);
     }
 
-  // 3. The pair table from the parameters; then x and chunk 0 have landed.
+  // 3. The pair table from the parameters; then x and chunk 0 have landed. The next kernel may start its own weight
+  // loads now; this one reads x or the prepass's output (and writes y) only after the previous kernel has completed.
+  griddep_launch_dependents();
   fill_pair_table<Bits>(g.values_h, smem, kThreads);
   float unscale = 1.0f;
+  griddep_wait();
   if (prepared) {
-    griddep_wait();  // the prepass has completed and its writes are visible
-    request_first_chunks();
+    copy_a(0);
+    cp_async_commit();
     unscale = pre.unscale[blockIdx.x];
+  } else if (!x_first) {
+    request_x();
+    cp_async_commit();
   }
+  if (geo.stages > 1) copy_a(1);
+  cp_async_commit();
   if (tid < kWarps) warp_max[tid] = 0;
   cp_async_wait<1>();
   __syncthreads();
@@ -537,6 +549,9 @@ LordsGeometry choose_geometry(const MmaArgs& g) {
       const int waves = (rows + resident - 1) / resident;
       const double kb = geo.tiles_per_cta * (2.0 * wr * S::kTileBytes + 0.5 * S::kFragTileBytes) / 1024.0 + 8.0;
       const double cost = waves * kb;
+      if (overrides().verbose)
+        std::fprintf(stderr, "  candidate %d rows/CTA x %d slabs: %d clusters resident, %d waves, cost %.0f\n", 32 * wr,
+                     geo.ks, resident, waves, cost);
       if (best.smem == 0 || cost < best_cost * 0.999) best = geo, best_cost = cost;
     }
   }
@@ -555,8 +570,10 @@ int launch_ntr(const MmaArgs& g, cudaStream_t stream) {
   if (geo.smem == 0) return -1;
   cudaLaunchAttribute attrs[2];
   if (!use_prepass(Wg)) {
-    const cudaLaunchConfig_t cfg = launch_config(geo, row_ctas(g, geo.wr), stream, attrs);
-    const cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, g, geo, PreparedXa{});
+    cudaLaunchConfig_t cfg = launch_config(geo, row_ctas(g, geo.wr), stream, attrs);
+    MmaArgs args = g;
+    args.early_start = allow_early_start(cfg, attrs);
+    const cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, args, geo, PreparedXa{});
     return static_cast<int>(e != cudaSuccess ? e : cudaGetLastError());
   }
   // The prepass writes x * A (NTR x 256 bytes per run) and the slab scales to stream-ordered scratch, freed behind
@@ -568,8 +585,15 @@ int launch_ntr(const MmaArgs& g, cudaStream_t stream) {
   const PreparedXa pre{static_cast<uint2*>(scratch), reinterpret_cast<float*>(static_cast<char*>(scratch) + xa_bytes)};
   const int chunks = (geo.tiles_per_cta * kSteps + kPrepassWarps * kPrepassRunsPerWarp - 1) /
                      (kPrepassWarps * kPrepassRunsPerWarp);
-  xa_prepass_kernel<NTR, Wg><<<dim3(geo.ks, chunks), 32 * kPrepassWarps, 0, stream>>>(g, geo, pre);
-  cudaError_t e = cudaGetLastError();
+  cudaLaunchConfig_t pcfg = {};
+  pcfg.gridDim = dim3(static_cast<unsigned>(geo.ks), static_cast<unsigned>(chunks));
+  pcfg.blockDim = dim3(32 * kPrepassWarps);
+  pcfg.stream = stream;
+  cudaLaunchAttribute pattr[1];
+  pcfg.attrs = pattr;
+  allow_early_start(pcfg, pattr);
+  cudaError_t e = cudaLaunchKernelEx(&pcfg, xa_prepass_kernel<NTR, Wg>, g, geo, pre);
+  if (e == cudaSuccess) e = cudaGetLastError();
   if (e == cudaSuccess) {
     const cudaLaunchConfig_t cfg = launch_config(geo, row_ctas(g, geo.wr), stream, attrs, true);
     e = cudaLaunchKernelEx(&cfg, kernel, g, geo, pre);

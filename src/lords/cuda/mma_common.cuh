@@ -199,6 +199,20 @@ inline bool env_flag(const char* name, bool fallback) {
   return v ? std::atoi(v) != 0 : fallback;
 }
 
+// Programmatic dependent launch for the batch-1 GEMVs (lords_gemv.cu, row_gemv.cu): they load their weights before
+// griddep_wait() and read x / write y only after it, so a launch with this attribute may start while the previous
+// kernel on the stream still runs (its launch latency and first weight loads overlap that kernel's tail). On by
+// default; HILO_PDL=0 launches without it (A/B runs). Appends the attribute to cfg (attrs must have room).
+// Returns whether it did.
+inline bool allow_early_start(cudaLaunchConfig_t& cfg, cudaLaunchAttribute* attrs) {
+  static const bool enabled = env_flag("HILO_PDL", true);
+  if (!enabled) return false;
+  cudaLaunchAttribute& a = attrs[cfg.numAttrs++];
+  a.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  a.val.programmaticStreamSerializationAllowed = 1;
+  return true;
+}
+
 // Raises Kernel's dynamic shared-memory limit to `bytes` once per device (not a stream operation: the first call,
 // before any graph capture in practice, sets it). Returns a CUDA error code.
 template <auto Kernel>

@@ -96,17 +96,21 @@ __global__ void __launch_bounds__(kThreads, 2) row_gemv_kernel(MmaArgs g, int nb
 
   // 1. x of the slab as 16-byte chunks, [row][step][half] (zero past the layer), and the block scales, by cp.async,
   // requested before the codes: behind 32 KB of code loads per CTA these L2 hits waited ~20% of the kernel's time
-  // (H200, 14336x4096 at batch 1, Nsight Compute's stall samples).
+  // (H200, 14336x4096 at batch 1, Nsight Compute's stall samples). Launched early (g.early_start), x may still be
+  // written by the previous kernel: then it is requested after the codes and griddep_wait().
   const int col0 = c0 * kTileCols;
   const uint32_t xs_addr = smem_u32(xs);
-  for (int b = 0; b < nb; ++b) {
-    const uint16_t* xr = g.x + static_cast<int64_t>(b) * g.cols;
-    for (int i = threadIdx.x; i < steps * 2; i += kThreads) {
-      const int col = col0 + 8 * i;
-      const bool inside = col < g.cols;
-      cp_async16(xs_addr + 16 * (b * steps * 2 + i), xr + (inside ? col : 0), inside ? 16 : 0);
+  const auto request_x = [&] {
+    for (int b = 0; b < nb; ++b) {
+      const uint16_t* xr = g.x + static_cast<int64_t>(b) * g.cols;
+      for (int i = threadIdx.x; i < steps * 2; i += kThreads) {
+        const int col = col0 + 8 * i;
+        const bool inside = col < g.cols;
+        cp_async16(xs_addr + 16 * (b * steps * 2 + i), xr + (inside ? col : 0), inside ? 16 : 0);
+      }
     }
-  }
+  };
+  if (!g.early_start) request_x();
   const int blk_lo = col0 >> g.block_shift;
   const int nblk = ((c1 * kTileCols - 1) >> g.block_shift) - blk_lo + 1;
   float* partial = reinterpret_cast<float*>(scale_s + MT * nblk * kTileRows);
@@ -118,7 +122,6 @@ __global__ void __launch_bounds__(kThreads, 2) row_gemv_kernel(MmaArgs g, int nb
     const uint16_t* src = g.scales + (static_cast<int64_t>(rt) * g.scale_blocks + blk_lo) * kTileRows;
     for (int i = threadIdx.x; i < nblk * 2; i += kThreads) cp_async16(scale_addr + 16 * (m * nblk * 2 + i), src + 8 * i, 16);
   }
-  cp_async_commit();
 
   // 2. This warp's first tiles of codes: in flight while the CTA sets up.
   const uint8_t* codes[MT];
@@ -137,9 +140,14 @@ __global__ void __launch_bounds__(kThreads, 2) row_gemv_kernel(MmaArgs g, int nb
       if (d < my_tiles) load_tile<Bits>(codes[m] + static_cast<int64_t>(d) * kWarps * kTileBytes, lane, buf[d][m]);
     }
 
-  // 3. The pair table from the codebook in the kernel's parameters (no global load to wait for).
+  // 3. The pair table from the codebook in the kernel's parameters (no global load to wait for). The next kernel may
+  // start its own weight loads now; this one reads x (and writes y) only after the previous kernel has completed.
+  griddep_launch_dependents();
   fill_pair_table<Bits>(g.values_h, smem, kThreads);
   if (threadIdx.x == 0) x_has_normal = 0;
+  griddep_wait();
+  if (g.early_start) request_x();
+  cp_async_commit();
   cp_async_wait<0>();
   __syncthreads();
 
@@ -317,7 +325,7 @@ int launch_rows(MmaArgs g, cudaStream_t stream) {
   // 14336x4096 35.9 against 23.4 µs and 4096x14336 41.5 against 33.6 µs in 3-4 waves).
   if (nb_max > 4 && int64_t{geo.ks} * row_ctas > int64_t{ctas_per_sm<kernel>(g.device, geo.smem)} * g.sm_count)
     return -1;
-  cudaLaunchAttribute attr[1];
+  cudaLaunchAttribute attr[2];
   attr[0].id = cudaLaunchAttributeClusterDimension;
   attr[0].val.clusterDim.x = static_cast<unsigned>(geo.ks);
   attr[0].val.clusterDim.y = 1;
@@ -329,6 +337,7 @@ int launch_rows(MmaArgs g, cudaStream_t stream) {
   cfg.stream = stream;
   cfg.attrs = attr;
   cfg.numAttrs = geo.ks > 1 ? 1 : 0;  // a single slab is a plain launch
+  g.early_start = allow_early_start(cfg, attr);
   const uint16_t* x = g.x;
   uint16_t* y = g.y;
   for (int64_t b0 = 0; b0 < g.batch; b0 += kMaxRows) {
