@@ -5,6 +5,8 @@ block-wise and LoRDS GPU matmul (bench_lords_cuda JSON files) against cuBLAS bf1
     python3 scripts/lords_cuda_report.py CUBLAS.json RUN.json[:LABEL] [RUN.json[:LABEL] ...] [--png OUT.png]
 
 LABEL names a run's series in the plot (e.g. an A/B run of another kernel); the default is "NF{bits} B{block}".
+Runs that carry the streaming floor (bench_lords_cuda's read_us / read_pdl_us) add those columns, and the plot shows
+the first such run's floor (launched by PDL) as the most any kernel reading those bytes could reach.
 """
 import argparse
 import json
@@ -18,14 +20,20 @@ def main():
     args = ap.parse_args()
     cublas = {(r["out"], r["in"], r["batch"]): r["us"] for r in json.load(open(args.cublas))["rows"]}
     points = []
+    card = ""
+    floor_shown = False
     for spec in args.runs:
         path, _, label = spec.partition(":")
         run = json.load(open(path))
         bits, block = run["bits"], run["block"]
         label = label or f"NF{bits} B{block}"
+        card = card or run["device"].split(" (")[0]
+        has_floor = all("read_pdl_us" in r for r in run["rows"])
         print(f"\n**NF{bits}, B={block}** (LoRDS at parity rank), {run['device']}, copy bandwidth {run['copy_gbs']:.0f} GB/s\n")
-        print("| shape (out x in) | batch | method | rank | µs | GB/s | TFLOP/s | floor µs | cuBLAS bf16 µs | vs cuBLAS | vs block-wise |")
-        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        read_head = " read µs / PDL |" if has_floor else ""
+        print("| shape (out x in) | batch | method | rank | µs | GB/s | TFLOP/s | floor µs |" + read_head +
+              " cuBLAS bf16 µs | vs cuBLAS | vs block-wise |")
+        print("| --- " * (12 if has_floor else 11) + "|")
         blockwise = {(r["out"], r["in"], r["batch"]): r["us"] for r in run["rows"] if r["method"] == "blockwise"}
         for r in run["rows"]:
             key = (r["out"], r["in"], r["batch"])
@@ -36,9 +44,14 @@ def main():
             tflops = 2.0 * r["batch"] * r["out"] * r["in"] / r["us"] / 1e6
             head = (f"| {r['out']}x{r['in']} | {r['batch']} | {r['method']} | {rank} | {r['us']:.1f} | {r['gbs']:.0f} | "
                     f"{tflops:.1f} | {r['floor_us']:.1f} |")
+            if has_floor:
+                head += f" {r['read_us']:.1f} / {r['read_pdl_us']:.1f} |"
             print(f"{head} {base:.1f} | {vs} | {vs_bw} |" if base else f"{head} - | - | {vs_bw} |")
             if base:
                 points.append((f"{r['out']}x{r['in']}", f"{label} {r['method']}", r["batch"], base / r["us"]))
+                if has_floor and not floor_shown and r["method"] == "blockwise":
+                    points.append((f"{r['out']}x{r['in']}", "read-only floor (PDL)", r["batch"], base / r["read_pdl_us"]))
+        floor_shown = floor_shown or has_floor
     if args.png and points:
         import matplotlib
 
@@ -60,7 +73,7 @@ def main():
         ax.axhline(3.2, color="red", lw=0.8, ls="--", label="issue target (4-bit B64)")
         ax.set_xticks([x + 0.4 - width / 2 for x in range(len(shapes))], shapes)
         ax.set_ylabel("speed vs cuBLAS bf16 (same run)")
-        ax.set_title("batch 1 (H200)")
+        ax.set_title(f"batch 1 ({card})")
         ax.legend(fontsize=7, ncol=2)
         if bx is None:
             fig.tight_layout()
@@ -78,7 +91,7 @@ def main():
         bx.axhline(1.0, color="black", lw=0.8)
         bx.set_xlabel("batch (activation rows)")
         bx.set_ylabel("speed vs cuBLAS bf16 (same run)")
-        bx.set_title(f"{first} over batch sizes (H200)")
+        bx.set_title(f"{first} over batch sizes ({card})")
         bx.legend(fontsize=6, ncol=2)
         fig.tight_layout()
         fig.savefig(args.png, dpi=120)
