@@ -16,6 +16,7 @@
 #include "hilo/hisa.hpp"
 #include "hilo/hisa_cuda.hpp"
 #include "hilo/hisa_data.hpp"
+#include "cuda/pdl.hpp"
 #include "hisa/cuda/launch.hpp"
 
 namespace {
@@ -288,7 +289,7 @@ int main(int argc, char** argv) {
                      graph_ms(repeat, [&](cudaStream_t s) { hilo::hisa::cuda::flat_decode(in, opt, {fpos, {}}, s); }),
                      graph_ms(repeat, [&](cudaStream_t s) { hilo::hisa::cuda::hisa_decode(in, pooled, opt, {hpos, {}}, s); })};
       };
-      bool& early = hilo::hisa::cuda_detail::early_launch();
+      bool& early = hilo::cuda_detail::pdl_enabled();
       const bool early_default = early;
       early = false;  // and every kernel launched plainly (no programmatic dependent launch)
       const Times plain = measure();

@@ -1,6 +1,8 @@
 // The streaming-floor kernel (stream_read.hpp).
 #include <cuda_runtime.h>
 
+#include "cuda/pdl.hpp"
+#include "cuda/ptx.cuh"
 #include "stream_read.hpp"
 
 namespace hilo::bench {
@@ -9,9 +11,7 @@ namespace {
 constexpr int kThreads = 512, kCtasPerSm = 4, kInFlight = 4;
 
 __global__ void __launch_bounds__(kThreads) stream_read_kernel(const uint4* data, std::size_t n16, unsigned* out) {
-#if __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
-#endif
+  cuda_ptx::griddep_launch_dependents();
   const std::size_t stride = std::size_t{gridDim.x} * kThreads;
   std::size_t i = std::size_t{blockIdx.x} * kThreads + threadIdx.x;
   unsigned acc = 0;
@@ -26,9 +26,7 @@ __global__ void __launch_bounds__(kThreads) stream_read_kernel(const uint4* data
     const uint4 v = __ldcs(data + i);
     acc ^= v.x ^ v.y ^ v.z ^ v.w;
   }
-#if __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.wait;\n" ::: "memory");
-#endif
+  cuda_ptx::griddep_wait();
   if (acc == 0x9E3779B9u) *out = acc;
 }
 
@@ -43,10 +41,7 @@ int stream_read(const void* data, std::size_t bytes, unsigned* out, void* stream
   cfg.blockDim = dim3(kThreads);
   cfg.stream = static_cast<cudaStream_t>(stream);
   cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = early ? 1 : 0;
+  cuda_detail::add_pdl_attribute(cfg, attr, early);
   const cudaError_t e = cudaLaunchKernelEx(&cfg, stream_read_kernel, static_cast<const uint4*>(data), bytes / 16, out);
   return static_cast<int>(e != cudaSuccess ? e : cudaGetLastError());
 }

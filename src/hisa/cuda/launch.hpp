@@ -99,11 +99,6 @@ struct TopkTuning {
 };
 TopkTuning& topk_tuning();
 
-// Whether the CUDA path's kernels start by programmatic dependent launch (launch_early, runtime.cuh): each may begin
-// launching while the previous kernel on the stream finishes, which hides most of the launch gap between the decode
-// path's short kernels. On unless HILO_PDL=0 at start-up; benchmarks flip it for same-process A/B runs.
-bool& early_launch();
-
 // Smallest scratch slab in bytes (0: one allocation per buffer); benchmarks compare the two.
 void set_scratch_slab_bytes(std::size_t bytes);
 // Peak bytes of hilo's scratch pool on the current device since the last reset (benchmarks).

@@ -8,9 +8,12 @@
 #include <utility>
 #include <vector>
 
+#include "../../cuda/pdl.hpp"
 #include "common.cuh"
 
 namespace hilo::hisa::cuda_detail {
+
+using hilo::cuda_detail::add_pdl_attribute;
 
 // Makes the tensors' device current for the call and restores the previous one.
 class DeviceGuard {
@@ -76,18 +79,8 @@ T& current_device_entry(T (&table)[64]) {
   return table[device & 63];
 }
 
-// Sets `config` (which must have room for one more attribute in `attrs`) to start by programmatic dependent launch
-// where early_launch() is on. The kernel must begin with early_launch_prologue() (common.cuh).
-inline void allow_early_launch(cudaLaunchConfig_t& config, cudaLaunchAttribute* attrs) {
-  config.attrs = attrs;
-  if (!early_launch()) return;
-  cudaLaunchAttribute& a = attrs[config.numAttrs++];
-  a.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  a.val.programmaticStreamSerializationAllowed = 1;
-}
-
-// kernel<<<grid, block, smem, stream>>>(args...), started early where early_launch() is on (allow_early_launch); the
-// kernel must begin with early_launch_prologue(). Launch errors throw.
+// kernel<<<grid, block, smem, stream>>>(args...), started by programmatic dependent launch unless HILO_PDL=0
+// (add_pdl_attribute, src/cuda/pdl.hpp); the kernel must begin with early_launch_prologue(). Launch errors throw.
 template <typename... Params, typename... Args>
 void launch_early(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream, Args&&... args) {
   cudaLaunchConfig_t config{};
@@ -96,7 +89,7 @@ void launch_early(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem,
   config.dynamicSmemBytes = smem;
   config.stream = stream;
   cudaLaunchAttribute attrs[1];
-  allow_early_launch(config, attrs);
+  add_pdl_attribute(config, attrs);
   HILO_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...));
 }
 

@@ -523,7 +523,7 @@ void launch_topk_rows(const Src& src, const Sink& sink, int rows, int k, bool so
   attrs[0].val.clusterDim.x = cluster;
   attrs[0].val.clusterDim.y = attrs[0].val.clusterDim.z = 1;
   config.numAttrs = cluster > 1 ? 1 : 0;
-  allow_early_launch(config, attrs);
+  add_pdl_attribute(config, attrs);
   HILO_CUDA_CHECK(cudaLaunchKernelEx(&config, topk_kernel<Src, Sink>, src, sink, k, sorted,
                                      topk_tuning().vector_loads));
 }

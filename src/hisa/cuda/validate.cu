@@ -1,6 +1,5 @@
 // Value checks of a call, run on the device. The findings go back to the API layer, which words the errors.
 #include <climits>
-#include <cstdlib>
 #include <functional>
 
 #include "hisa_kernels.cuh"
@@ -106,14 +105,6 @@ FlatTuning& flat_tuning() {
 TopkTuning& topk_tuning() {
   static TopkTuning tuning;
   return tuning;
-}
-
-bool& early_launch() {
-  static bool on = [] {
-    const char* v = std::getenv("HILO_PDL");
-    return v == nullptr || std::atoi(v) != 0;
-  }();
-  return on;
 }
 
 void copy_to_host(void* dst, const void* src, std::size_t bytes, void* stream) {

@@ -134,7 +134,7 @@ constexpr int kPrepassWarps = 8, kPrepassRunsPerWarp = 2;
 template <int NTR, bool Wg>
 __global__ void __launch_bounds__(32 * kPrepassWarps) xa_prepass_kernel(MmaArgs g, LordsGeometry geo, PreparedXa out) {
   griddep_launch_dependents();  // the GEMV's CTAs may start their code loads now; they wait before reading out
-  griddep_wait();               // launched early (allow_early_start): x may still be written by the previous kernel
+  griddep_wait();               // launched early (add_pdl_attribute): x may still be written by the previous kernel
   __shared__ unsigned warp_max[kPrepassWarps];
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, t = lane % 4;
   const int slab = blockIdx.x, c0 = slab * geo.tiles_per_cta, ntiles = min(geo.tiles_per_cta, g.col_tiles - c0);
@@ -499,11 +499,7 @@ cudaLaunchConfig_t launch_config(const LordsGeometry& geo, int rows, cudaStream_
     a.val.clusterDim.x = static_cast<unsigned>(geo.ks);
     a.val.clusterDim.y = a.val.clusterDim.z = 1;
   }
-  if (dependent) {
-    cudaLaunchAttribute& a = attrs[cfg.numAttrs++];
-    a.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    a.val.programmaticStreamSerializationAllowed = 1;
-  }
+  if (dependent) add_pdl_attribute(cfg, attrs, true);
   return cfg;
 }
 
@@ -572,7 +568,7 @@ int launch_ntr(const MmaArgs& g, cudaStream_t stream) {
   if (!use_prepass(Wg)) {
     cudaLaunchConfig_t cfg = launch_config(geo, row_ctas(g, geo.wr), stream, attrs);
     MmaArgs args = g;
-    args.early_start = allow_early_start(cfg, attrs);
+    args.early_start = add_pdl_attribute(cfg, attrs);
     const cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, args, geo, PreparedXa{});
     return static_cast<int>(e != cudaSuccess ? e : cudaGetLastError());
   }
@@ -590,8 +586,7 @@ int launch_ntr(const MmaArgs& g, cudaStream_t stream) {
   pcfg.blockDim = dim3(32 * kPrepassWarps);
   pcfg.stream = stream;
   cudaLaunchAttribute pattr[1];
-  pcfg.attrs = pattr;
-  allow_early_start(pcfg, pattr);
+  add_pdl_attribute(pcfg, pattr);
   cudaError_t e = cudaLaunchKernelEx(&pcfg, xa_prepass_kernel<NTR, Wg>, g, geo, pre);
   if (e == cudaSuccess) e = cudaGetLastError();
   if (e == cudaSuccess) {

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "../../cuda/pdl.hpp"
 #include "../../cuda/ptx.cuh"
 
 namespace hilo::lords::cuda_detail {
@@ -24,6 +25,7 @@ using cuda_ptx::cp_async_wait;
 using cuda_ptx::griddep_launch_dependents;
 using cuda_ptx::griddep_wait;
 using cuda_ptx::smem_u32;
+using hilo::cuda_detail::add_pdl_attribute;  // the batch-1 GEMVs start early (HILO_PDL)
 
 __device__ __forceinline__ float bf16_lo(uint32_t v) { return __uint_as_float(v << 16); }
 __device__ __forceinline__ float bf16_hi(uint32_t v) { return __uint_as_float(v & 0xFFFF0000u); }
@@ -197,20 +199,6 @@ inline int max_active_clusters(const cudaLaunchConfig_t& cfg) {
 inline bool env_flag(const char* name, bool fallback) {
   const char* v = std::getenv(name);
   return v ? std::atoi(v) != 0 : fallback;
-}
-
-// Programmatic dependent launch for the batch-1 GEMVs (lords_gemv.cu, row_gemv.cu): they load their weights before
-// griddep_wait() and read x / write y only after it, so a launch with this attribute may start while the previous
-// kernel on the stream still runs (its launch latency and first weight loads overlap that kernel's tail). On by
-// default; HILO_PDL=0 launches without it (A/B runs). Appends the attribute to cfg (attrs must have room).
-// Returns whether it did.
-inline bool allow_early_start(cudaLaunchConfig_t& cfg, cudaLaunchAttribute* attrs) {
-  static const bool enabled = env_flag("HILO_PDL", true);
-  if (!enabled) return false;
-  cudaLaunchAttribute& a = attrs[cfg.numAttrs++];
-  a.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  a.val.programmaticStreamSerializationAllowed = 1;
-  return true;
 }
 
 // Raises Kernel's dynamic shared-memory limit to `bytes` once per device (not a stream operation: the first call,

@@ -337,7 +337,7 @@ int launch_rows(MmaArgs g, cudaStream_t stream) {
   cfg.stream = stream;
   cfg.attrs = attr;
   cfg.numAttrs = geo.ks > 1 ? 1 : 0;  // a single slab is a plain launch
-  g.early_start = allow_early_start(cfg, attr);
+  g.early_start = add_pdl_attribute(cfg, attr);
   const uint16_t* x = g.x;
   uint16_t* y = g.y;
   for (int64_t b0 = 0; b0 < g.batch; b0 += kMaxRows) {
