@@ -84,7 +84,7 @@ struct LordsGeometry {
 
 // Byte offsets of the shared-memory regions (after the pair table at 0).
 struct LordsSmem {
-  uint32_t x, frag, b, partial, sum, total;
+  uint32_t x, frag, b, partial, sum, inbox, total;
 };
 
 template <int Bits, int NTR>
@@ -97,7 +97,8 @@ __host__ __device__ inline LordsSmem smem_layout(const LordsGeometry& geo) {
   l.b = l.frag + (geo.stages > 1 ? 2u : 1u) * geo.stage_tiles * S::kFragTileBytes;
   l.partial = l.b + rows * S::kBRowBytes;
   l.sum = l.partial + 4u * geo.wc * rows;
-  l.total = l.sum + 4u * rows;
+  l.inbox = l.sum + 4u * rows;
+  l.total = l.inbox + 4u * cluster_inbox_floats(static_cast<int>(rows), geo.ks);
   return l;
 }
 
@@ -175,6 +176,7 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg), 1)
   uint16_t* xs = reinterpret_cast<uint16_t*>(smem + L.x);
   uint2* frag = reinterpret_cast<uint2*>(smem + L.frag);
 
+  if (gridDim.x > 1 && g.push_sum) cluster_arrive_relaxed();  // matched in cluster_sum_push
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, gq = lane / 4, t = lane % 4;
   const int wr = warp % geo.wr, wc = warp / geo.wr, WC = geo.wc, SPT = geo.stage_tiles;
   const int rows = 32 * geo.wr;
@@ -426,8 +428,11 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg), 1)
     if (tid < rows) store(tid, v);
     return;
   }
-  if (tid < rows) cta_sum[tid] = v;
-  cluster_sum<kMaxCluster>(cta_sum, rows, store);
+  if (tid < rows) cta_sum[tid] = v;  // each thread pushes the element it wrote
+  if (g.push_sum)
+    cluster_sum_push(cta_sum, reinterpret_cast<float*>(smem + L.inbox), rows, store);
+  else
+    cluster_sum<kMaxCluster>(cta_sum, rows, store);
 }
 
 // Tuning overrides for sweeps: HILO_LORDS_WR (warps along rows: 2, 4, 8, 16), HILO_LORDS_SPLIT (slabs, 1..8),
@@ -565,9 +570,10 @@ int launch_ntr(const MmaArgs& g, cudaStream_t stream) {
   const LordsGeometry geo = choose_geometry<Bits, NTR, Wg>(g);
   if (geo.smem == 0) return -1;
   cudaLaunchAttribute attrs[2];
+  MmaArgs args = g;
+  args.push_sum = push_sum_enabled();
   if (!use_prepass(Wg)) {
     cudaLaunchConfig_t cfg = launch_config(geo, row_ctas(g, geo.wr), stream, attrs);
-    MmaArgs args = g;
     args.early_start = add_pdl_attribute(cfg, attrs);
     const cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, args, geo, PreparedXa{});
     return static_cast<int>(e != cudaSuccess ? e : cudaGetLastError());
@@ -591,7 +597,7 @@ int launch_ntr(const MmaArgs& g, cudaStream_t stream) {
   if (e == cudaSuccess) e = cudaGetLastError();
   if (e == cudaSuccess) {
     const cudaLaunchConfig_t cfg = launch_config(geo, row_ctas(g, geo.wr), stream, attrs, true);
-    e = cudaLaunchKernelEx(&cfg, kernel, g, geo, pre);
+    e = cudaLaunchKernelEx(&cfg, kernel, args, geo, pre);
     if (e == cudaSuccess) e = cudaGetLastError();
   }
   const cudaError_t f = cudaFreeAsync(scratch, stream);

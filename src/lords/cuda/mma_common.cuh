@@ -125,6 +125,49 @@ __device__ __forceinline__ void cluster_sum(const float* cta_sum, int n, Store&&
   cluster.sync();
 }
 
+// Split cluster barrier (PTX barrier.cluster): arrive without a memory fence, and wait for every CTA's arrival.
+__device__ __forceinline__ void cluster_arrive_relaxed() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("barrier.cluster.arrive.relaxed.aligned;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void cluster_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("barrier.cluster.wait.aligned;\n" ::: "memory");
+#endif
+}
+
+// Floats of cluster_sum_push's inbox for n elements over ks CTAs.
+__host__ __device__ constexpr int cluster_inbox_floats(int n, int ks) { return ks * ((n + ks - 1) / ks); }
+
+// The same sum by pushing: each CTA stores its partial of element i into the shared `inbox` of CTA i % ks (slot
+// [rank][i / ks]: inbox holds ks x ceil(n / ks) floats), one cluster barrier (release / acquire) makes every store
+// visible, and each CTA adds its own elements' ks partials in rank order from its own shared memory. The bits of
+// cluster_sum (same order), with one fenced cluster barrier instead of two and stores instead of remote loads; no CTA
+// touches another's shared memory after the barrier, so none waits for the others before exiting. cta_sum (n
+// floats) must be complete (or each thread reads only the elements it wrote: i = threadIdx.x + k blockDim.x) and
+// distinct from inbox. Every thread of every CTA calls it, after cluster_arrive_relaxed() at the kernel's start: the
+// wait for that arrival here guarantees every CTA of the cluster runs before any stores into its shared memory.
+template <typename Store>
+__device__ __forceinline__ void cluster_sum_push(const float* cta_sum, float* inbox, int n, Store&& store) {
+  const cooperative_groups::cluster_group cluster = cooperative_groups::this_cluster();
+  const int ks = static_cast<int>(cluster.num_blocks()), rank = static_cast<int>(cluster.block_rank());
+  const int per = (n + ks - 1) / ks, threads = static_cast<int>(blockDim.x);
+  const uint32_t row = smem_u32(inbox) + 4u * static_cast<uint32_t>(rank * per);
+  cluster_wait();  // the arrival of every CTA's start (cluster_arrive_relaxed): all of them run
+  for (int i = static_cast<int>(threadIdx.x); i < n; i += threads) {
+    uint32_t remote;
+    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(row + 4u * (i / ks)), "r"(i % ks));
+    asm volatile("st.shared::cluster.f32 [%0], %1;\n" ::"r"(remote), "f"(cta_sum[i]) : "memory");
+  }
+  cluster.sync();
+  for (int j = static_cast<int>(threadIdx.x); j < per && rank + ks * j < n; j += threads) {
+    float total = 0.0f;
+    for (int q = 0; q < ks; ++q) total += inbox[q * per + j];
+    store(rank + ks * j, total);
+  }
+}
+
 __device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint2 b) {
   asm volatile(
       "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
@@ -199,6 +242,12 @@ inline int max_active_clusters(const cudaLaunchConfig_t& cfg) {
 inline bool env_flag(const char* name, bool fallback) {
   const char* v = std::getenv(name);
   return v ? std::atoi(v) != 0 : fallback;
+}
+
+// The batch-1 GEMVs' split-K reduction: cluster_sum_push (default) or cluster_sum (HILO_CLUSTER_PUSH=0), for A/B runs.
+inline bool push_sum_enabled() {
+  static const bool on = env_flag("HILO_CLUSTER_PUSH", true);
+  return on;
 }
 
 // Raises Kernel's dynamic shared-memory limit to `bytes` once per device (not a stream operation: the first call,

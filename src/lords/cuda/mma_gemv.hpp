@@ -29,6 +29,7 @@ struct MmaArgs {
   int device = 0, sm_count = 132;  // the layer's device (current during launches) and its SM count
   bool stage_scales = true;  // set by the launcher: block-wise scales of a slab staged in shared memory
   bool early_start = false;  // set by the batch-1 launchers: launched by programmatic dependent launch (add_pdl_attribute)
+  bool push_sum = true;  // set by the batch-1 launchers: split-K sums by cluster_sum_push (else cluster_sum's pull)
   const uint16_t* x = nullptr;  // bf16 [batch, cols]
   uint16_t* y = nullptr;        // bf16 [batch, rows]
   int64_t batch = 0;

@@ -58,7 +58,7 @@ template <int Bits, int MT>
 size_t row_smem_bytes(int tiles, int nb, int blocks) {
   using S = RowShape<Bits, MT>;
   return S::kLutBytes + size_t{32} * tiles * kSteps * nb + size_t{32} * MT * blocks +
-         size_t{4} * (kWarps + 1) * nb * MT * kTileRows;
+         size_t{4} * ((kWarps + 2) * nb * MT * kTileRows + kMaxCluster);  // + the inbox (cluster_inbox_floats)
 }
 
 // x[16] (bf16 pairs w[0..7]) -> the 4 lanes' B fragments of one step: lane t holds (x[2t], x[2t+1]) and
@@ -87,6 +87,7 @@ __global__ void __launch_bounds__(kThreads, 2) row_gemv_kernel(MmaArgs g, int nb
   __shared__ unsigned warp_max[kWarps];
   __shared__ int x_has_normal;
 
+  if (gridDim.x > 1 && g.push_sum) cluster_arrive_relaxed();  // matched in cluster_sum_push
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, gq = lane / 4, t = lane % 4;
   const int c0 = blockIdx.x * tiles_per_cta, c1 = min(c0 + tiles_per_cta, g.col_tiles);
   const int ntiles = c1 - c0, steps = ntiles * kSteps;
@@ -115,6 +116,7 @@ __global__ void __launch_bounds__(kThreads, 2) row_gemv_kernel(MmaArgs g, int nb
   const int nblk = ((c1 * kTileCols - 1) >> g.block_shift) - blk_lo + 1;
   float* partial = reinterpret_cast<float*>(scale_s + MT * nblk * kTileRows);
   float* cta_sum = partial + kWarps * nb * kRows;
+  float* inbox = cta_sum + nb * kRows;  // the other slabs' sums of this CTA's elements (cluster_sum_push)
   const uint32_t scale_addr = smem_u32(scale_s);
 #pragma unroll
   for (int m = 0; m < MT; ++m) {  // 2 chunks of 8 scales per block
@@ -266,9 +268,12 @@ __global__ void __launch_bounds__(kThreads, 2) row_gemv_kernel(MmaArgs g, int nb
     return;
   }
   // Column slabs of one row range form a cluster: their sums are added in slab order through distributed shared
-  // memory.
+  // memory (each thread pushes the element it wrote).
   if (threadIdx.x < n_out) cta_sum[threadIdx.x] = v;
-  cluster_sum<kMaxCluster>(cta_sum, n_out, store);
+  if (g.push_sum)
+    cluster_sum_push(cta_sum, inbox, n_out, store);
+  else
+    cluster_sum<kMaxCluster>(cta_sum, n_out, store);
 }
 
 struct RowGeometry {
@@ -338,6 +343,7 @@ int launch_rows(MmaArgs g, cudaStream_t stream) {
   cfg.attrs = attr;
   cfg.numAttrs = geo.ks > 1 ? 1 : 0;  // a single slab is a plain launch
   g.early_start = add_pdl_attribute(cfg, attr);
+  g.push_sum = push_sum_enabled();
   const uint16_t* x = g.x;
   uint16_t* y = g.y;
   for (int64_t b0 = 0; b0 < g.batch; b0 += kMaxRows) {
