@@ -34,7 +34,7 @@ struct Case {
   int64_t rows, cols;
   int rank = 0;         // LoRDS: 0 = parity rank
   float x_scale = 1;    // activations ~ N(0, x_scale)
-  std::vector<int64_t> batches = {1, 3, 8, 11, 40, 130};
+  std::vector<int64_t> batches = {1, 3, 8, 11, 24, 40, 130};
 };
 
 lords::QuantizedLinear quantize_case(const Case& c, std::mt19937_64& gen) {
@@ -141,6 +141,10 @@ TEST(LordsCuda, EveryRankWidthAndActivationRange) {
       check_case({method, CodebookKind::NF, 4, 64, 64, 384, 0, x_scale}, gen);
   check_case({Method::Blockwise, CodebookKind::INT, 3, 96, 40, 2016}, gen);  // blocks straddle tiles and slabs
   check_case({Method::Blockwise, CodebookKind::NF, 2, 256, 2100, 512}, gen);  // many row CTAs
+  // One row CTA over 32 column tiles: the small-batch GEMM splits k 16 ways, past a cluster (a partial buffer), and
+  // HILO_GEMM_SPLIT runs may force any count.
+  for (auto method : {Method::Blockwise, Method::Lords})
+    check_case({method, CodebookKind::NF, 4, 64, 64, 4096, 0, 1.0f, {11, 24}}, gen);
 }
 
 // The row-owning GEMV (block-wise, power-of-two blocks, batch <= 8): every block size it serves, many CTAs (several

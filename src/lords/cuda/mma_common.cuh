@@ -10,9 +10,12 @@
 #include <atomic>
 #include <cfloat>
 #include <climits>
+#include <map>
+#include <mutex>
 #include <cstdlib>
 #include <cstdint>
 #include <type_traits>
+#include <tuple>
 
 #include "../../cuda/pdl.hpp"
 #include "../../cuda/ptx.cuh"
@@ -248,6 +251,23 @@ inline bool env_flag(const char* name, bool fallback) {
 inline bool push_sum_enabled() {
   static const bool on = env_flag("HILO_CLUSTER_PUSH", true);
   return on;
+}
+
+// CTAs of Kernel with `threads` threads and `smem` bytes of shared memory that one SM holds (cached per device and
+// shape; 0 when the query fails).
+template <auto Kernel>
+int ctas_per_sm(int device, int threads, size_t smem) {
+  static std::mutex mu;
+  static std::map<std::tuple<int, int, size_t>, int> known;
+  const std::lock_guard lock(mu);
+  const auto key = std::make_tuple(device, threads, smem);
+  if (const auto it = known.find(key); it != known.end()) return it->second;
+  int n = 0;
+  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, Kernel, threads, smem) != cudaSuccess) {
+    (void)cudaGetLastError();  // the query's own error, not the caller's
+    n = 0;
+  }
+  return known[key] = n;
 }
 
 // Raises Kernel's dynamic shared-memory limit to `bytes` once per device (not a stream operation: the first call,

@@ -50,6 +50,7 @@ __device__ __forceinline__ void ldmatrix_x4(uint32_t addr, uint32_t (&r)[4]) {
 
 
 constexpr int kChunkBlocks = 4;  // scale blocks a 128-column chunk touches at most (blocks are >= 32 columns)
+constexpr int kMaxClusterSplits = 2;  // splits that add their sums through a cluster (launch_variant says why)
 
 // The scale block of column `col` (a shift for power-of-two blocks).
 __device__ __forceinline__ int block_of(const MmaArgs& g, int col) {
@@ -68,7 +69,18 @@ struct GemmShape {
   static constexpr int kLutBytes = 4 * kPairs * 32;
   static constexpr int kXBytes = 2 * kBatchRows * kXStride, kABytes = kLords ? 2 * kTileCols * kAStride : 0;
   static constexpr int kScaleBytes = kLords ? 0 : 2 * kRowWarps * kChunkBlocks * kTileRows * 2;
-  static constexpr int kSmem = kLutBytes + 2 * (kXBytes + kABytes) + kScaleBytes;
+  // Chunks of codes in flight per warp, a register ring: 4 for the small-batch tiles (NT <= 4, ~100 registers, two
+  // CTAs per SM; one chunk ahead left the H100 at 14-25% of its DRAM bandwidth at batch 16), 2 where NT = 16 needs
+  // the registers for its accumulators.
+  static constexpr int kDepth = NT <= 4 ? 4 : 2;
+  // Small-batch tiles add their split-k sums through the cluster (cluster_sum_push), in place of a partial buffer
+  // and a second kernel: the CTA's sums, [kBatchRows][kCtaRows] floats, over the staging ring once the main loop is
+  // done, and the inbox (+ padding) after it: the other CTAs store into it while this one may still be staging.
+  static constexpr int kCtaRows = kRowWarps * kTileRows, kSums = kBatchRows * kCtaRows;
+  static constexpr bool kClusterSum = NT <= 4;
+  static constexpr int kRingBytes = 2 * (kXBytes + kABytes) + kScaleBytes;
+  static constexpr int kInbox = kLutBytes + std::max(kRingBytes, kClusterSum ? 4 * kSums : 0);
+  static constexpr int kSmem = kInbox + (kClusterSum ? 4 * (kSums + kMaxClusterSplits) : 0);
 };
 
 template <int Bits, int NT, int RP, int WB>
@@ -82,6 +94,10 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, 1)
   uint16_t* as = reinterpret_cast<uint16_t*>(smem + S::kLutBytes + 2 * S::kXBytes);  // [2][128][kAStride]
   // Block-wise: the scales of the chunk's blocks, [2][8 row tiles][kChunkBlocks][16 rows].
   uint16_t* scale_s = reinterpret_cast<uint16_t*>(smem + S::kLutBytes + 2 * (S::kXBytes + S::kABytes));
+  // Split k over a cluster (launch_variant): every CTA of it must be running before the others store into its shared
+  // memory (cluster_sum_push waits for this arrival).
+  const bool cluster_sum = S::kClusterSum && partial == nullptr && gridDim.x > 1;
+  if (cluster_sum) cluster_arrive_relaxed();
   const int warp = threadIdx.x / 32 % kRowWarps, group = threadIdx.x / 32 / kRowWarps;
   const int lane = threadIdx.x % 32, gq = lane / 4, t = lane % 4;
   const int c0 = blockIdx.x * tiles_per_split, c1 = min(c0 + tiles_per_split, g.col_tiles);
@@ -141,8 +157,14 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, 1)
   };
 
   stage(c0);
-  uint32_t cur[S::kWords] = {}, nxt[S::kWords] = {};
-  if (active && c0 < c1) load_tile<Bits>(codes + static_cast<int64_t>(c0) * S::kTileBytes, lane, cur);
+  constexpr int PD = S::kDepth;
+  uint32_t ring[PD][S::kWords];  // slot d holds chunk c0 + d + k PD
+#pragma unroll
+  for (int d = 0; d < PD; ++d) {
+#pragma unroll
+    for (int i = 0; i < S::kWords; ++i) ring[d][i] = 0;
+    if (active && c0 + d < c1) load_tile<Bits>(codes + static_cast<int64_t>(c0 + d) * S::kTileBytes, lane, ring[d]);
+  }
   constexpr int kLutStores = (S::kPairs * 8 + kThreads - 1) / kThreads;
 #pragma unroll
   for (int k = 0; k < kLutStores; ++k) {  // 32 copies of each pair value (one per lane: conflict-free lookups)
@@ -175,9 +197,13 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, 1)
   const uint32_t x_lane =
       smem_u32(xs) + ((group * NT * 8 + lane % 8 + (lane / 16) * 8) * kXStride + (lane / 8) % 2 * 8) * 2;
 
-  for (int c = c0; c < c1; ++c) {
+  for (int cb = c0; cb < c1; cb += PD) {
+#pragma unroll
+  for (int d = 0; d < PD; ++d) {  // unrolled, so the ring stays in registers
+    const int c = cb + d;
+    if (c >= c1) break;
+    const uint32_t(&cur)[S::kWords] = ring[d];
     stage(c + 1);
-    if (active && c + 1 < c1) load_tile<Bits>(codes + static_cast<int64_t>(c + 1) * S::kTileBytes, lane, nxt);
     cp_async_wait<1>();
     __syncthreads();
     if (active) {
@@ -252,10 +278,32 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, 1)
       }
     }
     __syncthreads();  // the slot is restaged two chunks later
-#pragma unroll
-    for (int i = 0; i < S::kWords; ++i) cur[i] = nxt[i];
+    if (active && c + PD < c1) load_tile<Bits>(codes + static_cast<int64_t>(c + PD) * S::kTileBytes, lane, ring[d]);
+  }
   }
 
+  if constexpr (S::kClusterSum) {
+    if (cluster_sum) {  // the CTA's sums [batch row][CTA row], then added over the cluster in split order
+      cp_async_wait<0>();  // (the last groups are empty) the ring becomes the CTA's sums
+      float* sums = reinterpret_cast<float*>(smem + S::kLutBytes);
+#pragma unroll
+      for (int j = 0; j < NT; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+          sums[(group * NT * 8 + 8 * j + 2 * t + (e & 1)) * S::kCtaRows + warp * kTileRows + gq + 8 * (e >> 1)] =
+              acc[j][e];
+      __syncthreads();
+      const int64_t row0 = static_cast<int64_t>(blockIdx.y) * S::kCtaRows;
+      cluster_sum_push(sums, reinterpret_cast<float*>(smem + S::kInbox), S::kSums, [&](int i, float v) {
+        const int64_t b = b0 + i / S::kCtaRows, r = row0 + i % S::kCtaRows;
+        if (b < g.batch && r < g.rows) {
+          const __nv_bfloat16 h = __float2bfloat16_rn(v);
+          g.y[b * g.rows + r] = *reinterpret_cast<const uint16_t*>(&h);
+        }
+      });
+      return;
+    }
+  }
   if (!active) return;
   const int64_t row = static_cast<int64_t>(mt) * kTileRows + gq;
 #pragma unroll
@@ -293,19 +341,49 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   if (batch_tiles > 65535 || row_ctas > 65535) return static_cast<int>(cudaErrorInvalidValue);
   // Split k until the grid covers the SMs (at least 2 chunks per split); the partial sums cost
   // splits * batch * rows * 8 bytes of traffic, small where splitting is needed at all.
+  // Split k. The small-batch tiles (NT <= 4) are bound by how many code bytes are in flight, not by arithmetic: they
+  // take as many splits as fill every resident CTA slot once (at least 2 chunks each). H200, NF4 B=64, batch 16,
+  // forced counts (docs/results/lords-cuda.md): 4096x4096 8 splits 10.6 us against 14.6 (4), 11.6 (16), 14.9 (32);
+  // 1024x4096 16: 6.5 against 7.6-11.6; 4096x14336 8: 24.6 against 26.0-40.9. The large tiles keep one CTA per SM.
+  // HILO_GEMM_SPLIT=1..64 forces the count for sweeps.
+  static const int forced = env_override("HILO_GEMM_SPLIT", 1, 64, 0);
   const int64_t ctas = row_ctas * batch_tiles;
-  int splits = static_cast<int>(std::clamp<int64_t>((g.sm_count + ctas - 1) / ctas, 1, std::max(1, g.col_tiles / 2)));
+  const int64_t slots = int64_t{S::kClusterSum ? ctas_per_sm<kernel>(g.device, S::kThreads, S::kSmem) : 1} * g.sm_count;
+  int splits = forced > 0                 ? forced
+               : S::kClusterSum && slots > 0 ? static_cast<int>(std::min<int64_t>(slots / ctas, g.col_tiles))
+                                          : static_cast<int>((g.sm_count + ctas - 1) / ctas);
+  splits = std::clamp(splits, 1, std::max(1, forced > 0 ? g.col_tiles : g.col_tiles / 2));
   const int tiles_per_split = (g.col_tiles + splits - 1) / splits;
   splits = (g.col_tiles + tiles_per_split - 1) / tiles_per_split;
+  // Two splits form a cluster and add their sums in the kernel (14336x4096 at batch 16: 26.4 us; 29.0-29.3 with 4 or 8
+  // through the partial buffer). More splits go through the partial buffer and a second kernel: 8 as a cluster ran
+  // 1.6-1.7x slower than 8 through the buffer on 4096x4096 and 4096x14336 (the CTAs of a cluster are scheduled
+  // together and wait for each other). HILO_GEMM_CLUSTER=0: never a cluster, for A/B runs.
+  static const bool cluster_allowed = env_flag("HILO_GEMM_CLUSTER", true);
+  const bool cluster = cluster_allowed && S::kClusterSum && splits > 1 && splits <= kMaxClusterSplits;
   float* partial = nullptr;
   const int64_t count = g.batch * g.rows;
-  if (splits > 1) {
+  if (splits > 1 && !cluster) {
     const cudaError_t e = cudaMallocAsync(reinterpret_cast<void**>(&partial), sizeof(float) * splits * count, stream);
     if (e != cudaSuccess) return static_cast<int>(e);
   }
-  const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(row_ctas), static_cast<unsigned>(batch_tiles));
-  kernel<<<grid, S::kThreads, S::kSmem, stream>>>(g, ex, tiles_per_split, partial);
-  if (splits > 1) {
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = static_cast<unsigned>(splits);
+  attr[0].val.clusterDim.y = 1;
+  attr[0].val.clusterDim.z = 1;
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(static_cast<unsigned>(splits), static_cast<unsigned>(row_ctas), static_cast<unsigned>(batch_tiles));
+  cfg.blockDim = dim3(S::kThreads);
+  cfg.dynamicSmemBytes = S::kSmem;
+  cfg.stream = stream;
+  cfg.attrs = attr;
+  cfg.numAttrs = cluster ? 1 : 0;
+  if (const cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, g, ex, tiles_per_split, partial); e != cudaSuccess) {
+    if (partial) cudaFreeAsync(partial, stream);
+    return static_cast<int>(e);
+  }
+  if (partial) {
     const int blocks = static_cast<int>(std::min<int64_t>(4 * g.sm_count, (count + 255) / 256));
     sum_splits_kernel<<<blocks, 256, 0, stream>>>(partial, splits, count, g.y);
     cudaFreeAsync(partial, stream);
@@ -330,6 +408,9 @@ int launch_bits(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
   // 32 activation rows per CTA for small batches (less padding), 128 above (each decoded fragment feeds 16 mmas).
   // Two groups of 8 warps with 64 rows each (WB = 2) measured slower at 256 and 1024 rows on H200 (165 against
   // 183 us on 4096x4096 x 1024, docs/results/lords-cuda.md), so one group it is.
+  // 16 rows per CTA up to batch 16 (HILO_GEMM_NT4=1: 32, for A/B runs).
+  static const bool nt4 = env_flag("HILO_GEMM_NT4", false);
+  if (g.batch <= 16 && !nt4) return launch_nt<Bits, 2, 1>(g, ex, stream);
   return g.batch <= 32 ? launch_nt<Bits, 4, 1>(g, ex, stream) : launch_nt<Bits, 16, 1>(g, ex, stream);
 }
 

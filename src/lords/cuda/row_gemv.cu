@@ -20,9 +20,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
-#include <map>
-#include <mutex>
-#include <utility>
 
 #include "../gpu_layout.hpp"
 #include "mma_common.cuh"
@@ -300,23 +297,6 @@ RowGeometry plan_rows(const MmaArgs& g, int row_ctas, int nb) {
   }
 }
 
-// CTAs of `kernel` with `smem` bytes of shared memory that one SM holds (cached per device and size; 0 when the
-// query fails).
-template <auto Kernel>
-int ctas_per_sm(int device, size_t smem) {
-  static std::mutex mu;
-  static std::map<std::pair<int, size_t>, int> known;
-  const std::lock_guard lock(mu);
-  const auto key = std::make_pair(device, smem);
-  if (const auto it = known.find(key); it != known.end()) return it->second;
-  int n = 0;
-  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, Kernel, kThreads, smem) != cudaSuccess) {
-    (void)cudaGetLastError();  // the query's own error, not the caller's
-    n = 0;
-  }
-  return known[key] = n;
-}
-
 template <int Bits, int MT, int BS>
 int launch_rows(MmaArgs g, cudaStream_t stream) {
   const int row_ctas = (g.row_tiles + MT - 1) / MT;
@@ -328,7 +308,7 @@ int launch_rows(MmaArgs g, cudaStream_t stream) {
   // Above 4 activation rows the row GEMV serves the call only where all its CTAs run in one wave (H200, NF4 B=64,
   // batch 8: 4096x4096 11.4 against the cluster GEMV's 14.5 µs and 1024x4096 6.2 against 9.7 in one wave;
   // 14336x4096 35.9 against 23.4 µs and 4096x14336 41.5 against 33.6 µs in 3-4 waves).
-  if (nb_max > 4 && int64_t{geo.ks} * row_ctas > int64_t{ctas_per_sm<kernel>(g.device, geo.smem)} * g.sm_count)
+  if (nb_max > 4 && int64_t{geo.ks} * row_ctas > int64_t{ctas_per_sm<kernel>(g.device, kThreads, geo.smem)} * g.sm_count)
     return -1;
   cudaLaunchAttribute attr[2];
   attr[0].id = cudaLaunchAttributeClusterDimension;
