@@ -2,7 +2,7 @@
 """Tables and a plot for docs/results/lords-cuda.md from one device run of scripts/device/lords_gpu.sh: hilo's
 block-wise and LoRDS GPU matmul (bench_lords_cuda JSON files) against cuBLAS bf16 measured in the same run.
 
-    python3 scripts/lords_cuda_report.py CUBLAS.json RUN.json[:LABEL] [RUN.json[:LABEL] ...] [--png OUT.png]
+    python3 scripts/lords_cuda_report.py CUBLAS.json RUN.json[:LABEL] [RUN.json[:LABEL] ...] [--png OUT.png] [--batch N]
 
 LABEL names a run's series in the plot (e.g. an A/B run of another kernel); the default is "NF{bits} B{block}".
 Runs that carry the streaming floor (bench_lords_cuda's read_us / read_pdl_us) add those columns, and the plot shows
@@ -17,8 +17,13 @@ def main():
     ap.add_argument("cublas")
     ap.add_argument("runs", nargs="+")
     ap.add_argument("--png")
+    ap.add_argument("--batch", type=int, help="plot only the bars of this batch (default: batch 1, and the batch sizes "
+                    "of the first run beside them)")
     args = ap.parse_args()
-    cublas = {(r["out"], r["in"], r["batch"]): r["us"] for r in json.load(open(args.cublas))["rows"]}
+    cublas_run = json.load(open(args.cublas))
+    cublas = {(r["out"], r["in"], r["batch"]): r["us"] for r in cublas_run["rows"]}
+    vs_cublas = f"speed vs cuBLAS bf16 (cuBLAS run of {cublas_run.get('date', '?')})"
+    batch = args.batch or 1
     points = []
     card = ""
     floor_shown = False
@@ -58,11 +63,11 @@ def main():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        # Left: batch 1 on every shape; right: speed vs cuBLAS over the batch sizes of the first run (NF4 B64).
-        ones = [p for p in points if p[2] == 1]
+        # Left: --batch on every shape; right: speed vs cuBLAS over the batch sizes of the first run (NF4 B64).
+        ones = [p for p in points if p[2] == batch]
         shapes = sorted({p[0] for p in ones}, key=lambda s: [int(v) for v in s.split("x")])
         series = sorted({p[1] for p in ones})
-        one_batch = all(p[2] == 1 for p in points)  # batch-1 runs: the left panel only
+        one_batch = args.batch is not None or all(p[2] == 1 for p in points)  # the left panel only
         fig, axes = plt.subplots(1, 1 if one_batch else 2, figsize=(6.5 if one_batch else 13, 4.5))
         ax, bx = (axes, None) if one_batch else axes
         width = 0.8 / len(series)
@@ -70,10 +75,12 @@ def main():
             ys = [next((p[3] for p in ones if p[0] == s and p[1] == name), 0) for s in shapes]
             ax.bar([x + i * width for x in range(len(shapes))], ys, width, label=name)
         ax.axhline(1.0, color="black", lw=0.8)
-        ax.axhline(3.2, color="red", lw=0.8, ls="--", label="issue target (4-bit B64)")
+        target = {1: 3.2, 16: 2.0, 1024: 0.8}.get(batch)  # the issue's targets (4-bit, B=64)
+        if target:
+            ax.axhline(target, color="red", lw=0.8, ls="--", label="issue target (4-bit B64)")
         ax.set_xticks([x + 0.4 - width / 2 for x in range(len(shapes))], shapes)
-        ax.set_ylabel("speed vs cuBLAS bf16 (same run)")
-        ax.set_title(f"batch 1 ({card})")
+        ax.set_ylabel(vs_cublas)
+        ax.set_title(f"batch {batch} ({card})")
         ax.legend(fontsize=7, ncol=2)
         if bx is None:
             fig.tight_layout()
@@ -90,7 +97,7 @@ def main():
         bx.set_xscale("log", base=2)
         bx.axhline(1.0, color="black", lw=0.8)
         bx.set_xlabel("batch (activation rows)")
-        bx.set_ylabel("speed vs cuBLAS bf16 (same run)")
+        bx.set_ylabel(vs_cublas)
         bx.set_title(f"{first} over batch sizes ({card})")
         bx.legend(fontsize=6, ncol=2)
         fig.tight_layout()
