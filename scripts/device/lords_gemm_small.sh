@@ -25,14 +25,7 @@ timeout 300 build-device/tests/hilo_tests --gtest_filter="LordsCuda*:LordsGpuLay
 rc=$?
 echo "tests rc $rc" | tee -a "$OUT/bench.log"
 grep -E "^\[  (PASSED|FAILED)|FAILED  \]|Failure|exception|Expected|Which|batch" "$OUT/tests.log" | head -30
-for tool in ${SANITIZERS-memcheck racecheck}; do
-  timeout 150 compute-sanitizer --tool $tool --error-exitcode 9 build-device/tests/hilo_tests \
-    --gtest_filter="LordsCuda.BackToBack*" > "$OUT/$tool.log" 2>&1
-  r=$?
-  echo "$tool rc=$r $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/$tool.log" | tail -1)" | tee -a "$OUT/bench.log"
-  [ $r = 0 ] || { rc=$r; grep -E "=========" "$OUT/$tool.log" | head -20; }
-  rm -f "$OUT/$tool.log"
-done
+scripts/device/sanitize_chain.sh "$OUT/bench.log" || rc=$?
 [ $rc = 0 ] && rm -f "$OUT/tests.log"
 batches=${BATCHES:-8,16,32,64}
 pick() { grep -E "shape| ($(echo "$batches" | tr , '|')) +(blockwise|lords)"; }

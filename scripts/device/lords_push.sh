@@ -22,14 +22,7 @@ for push in 1 0; do
   grep -E "^\[  (PASSED|FAILED)|FAILED  \]|Failure|exception|Expected|Which" "$OUT/tests-$push.log" | head -20
   [ $r = 0 ] || rc=$r
 done
-for tool in ${SANITIZERS-memcheck racecheck}; do
-  timeout 150 compute-sanitizer --tool $tool --error-exitcode 9 build-device/tests/hilo_tests \
-    --gtest_filter="LordsCuda.BackToBack*" > "$OUT/$tool.log" 2>&1
-  r=$?
-  echo "$tool (push) rc=$r $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/$tool.log" | tail -1)" | tee -a "$OUT/bench.log"
-  [ $r = 0 ] || { rc=$r; grep -E "=========" "$OUT/$tool.log" | head -20; }
-  rm -f "$OUT/$tool.log"
-done
+scripts/device/sanitize_chain.sh "$OUT/bench.log" || rc=$?
 [ $rc = 0 ] && rm -f "$OUT"/tests-*.log
 bench=build-device/bench/bench_lords_cuda
 for push in 1 0; do

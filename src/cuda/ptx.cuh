@@ -1,6 +1,6 @@
 // PTX wrappers both GPU modules use (HISA's scoring kernels, the LoRDS GEMM and GEMVs): shared-memory addresses,
-// asynchronous 16/4-byte global -> shared copies (sm_80+), programmatic dependent launch (sm_90) and the wgmma ordering
-// instructions (sm_90a).
+// asynchronous 16/4-byte global -> shared copies (sm_80+), programmatic dependent launch and the split cluster barrier
+// (sm_90) and the wgmma ordering instructions (sm_90a).
 #pragma once
 
 #include <cstdint>
@@ -40,6 +40,19 @@ __device__ __forceinline__ void griddep_wait() {
 __device__ __forceinline__ void griddep_launch_dependents() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
+// Split cluster barrier (sm_90+, barrier.cluster): arrive without a memory fence; wait for every thread of the
+// cluster to have arrived.
+__device__ __forceinline__ void cluster_arrive_relaxed() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("barrier.cluster.arrive.relaxed.aligned;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void cluster_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("barrier.cluster.wait.aligned;\n" ::: "memory");
 #endif
 }
 

@@ -22,6 +22,8 @@
 
 namespace hilo::lords::cuda_detail {
 
+using cuda_ptx::cluster_arrive_relaxed;
+using cuda_ptx::cluster_wait;
 using cuda_ptx::cp_async16;
 using cuda_ptx::cp_async_commit;
 using cuda_ptx::cp_async_wait;
@@ -126,18 +128,6 @@ __device__ __forceinline__ void cluster_sum(const float* cta_sum, int n, Store&&
     store(i, total);
   }
   cluster.sync();
-}
-
-// Split cluster barrier (PTX barrier.cluster): arrive without a memory fence, and wait for every CTA's arrival.
-__device__ __forceinline__ void cluster_arrive_relaxed() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("barrier.cluster.arrive.relaxed.aligned;\n" ::: "memory");
-#endif
-}
-__device__ __forceinline__ void cluster_wait() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("barrier.cluster.wait.aligned;\n" ::: "memory");
-#endif
 }
 
 // Floats of cluster_sum_push's inbox for n elements over ks CTAs.
