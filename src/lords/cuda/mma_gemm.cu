@@ -199,87 +199,87 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, 1)
 
   for (int cb = c0; cb < c1; cb += PD) {
 #pragma unroll
-  for (int d = 0; d < PD; ++d) {  // unrolled, so the ring stays in registers
-    const int c = cb + d;
-    if (c >= c1) break;
-    const uint32_t(&cur)[S::kWords] = ring[d];
-    stage(c + 1);
-    cp_async_wait<1>();
-    __syncthreads();
-    if (active) {
-      const int slot = (c - c0) & 1;
-      const uint32_t x_base = x_lane + slot * S::kBatchRows * kXStride * 2;
-      const uint16_t* a_base = as + slot * kTileCols * S::kAStride + 2 * t;
-      const uint16_t* sc_base = scale_s + (slot * kRowWarps + warp) * kChunkBlocks * kTileRows + gq;
-      const int blk0 = block_of(g, c * kTileCols);
-      // Software pipeline over the 8 steps: the shared-memory loads of step s + 1 (and LoRDS' scale mma) are issued
-      // around the mmas of step s, so their latency hides behind them.
-      uint32_t bfr[2][NT / 2][4], pair[2][4], scl[2] = {};
-      uint32_t afr[S::kLords ? 2 : 1][S::kLords ? RP : 1][2];  // A^T fragments of the next step's two n-tiles
-      float sc[2][4];                                            // LoRDS: S of the next step
-      auto load_step = [&](int s, int p) {
+    for (int d = 0; d < PD; ++d) {  // unrolled, so the ring stays in registers
+      const int c = cb + d;
+      if (c >= c1) break;
+      const uint32_t(&cur)[S::kWords] = ring[d];
+      stage(c + 1);
+      cp_async_wait<1>();
+      __syncthreads();
+      if (active) {
+        const int slot = (c - c0) & 1;
+        const uint32_t x_base = x_lane + slot * S::kBatchRows * kXStride * 2;
+        const uint16_t* a_base = as + slot * kTileCols * S::kAStride + 2 * t;
+        const uint16_t* sc_base = scale_s + (slot * kRowWarps + warp) * kChunkBlocks * kTileRows + gq;
+        const int blk0 = block_of(g, c * kTileCols);
+        // Software pipeline over the 8 steps: the shared-memory loads of step s + 1 (and LoRDS' scale mma) are issued
+        // around the mmas of step s, so their latency hides behind them.
+        uint32_t bfr[2][NT / 2][4], pair[2][4], scl[2] = {};
+        uint32_t afr[S::kLords ? 2 : 1][S::kLords ? RP : 1][2];  // A^T fragments of the next step's two n-tiles
+        float sc[2][4];                                            // LoRDS: S of the next step
+        auto load_step = [&](int s, int p) {
 #pragma unroll
-        for (int j = 0; j < NT / 2; ++j) ldmatrix_x4(x_base + (j * 16 * kXStride + 16 * s) * 2, bfr[p][j]);
+          for (int j = 0; j < NT / 2; ++j) ldmatrix_x4(x_base + (j * 16 * kXStride + 16 * s) * 2, bfr[p][j]);
 #pragma unroll
-        for (int q = 0; q < 4; ++q) pair[p][q] = lds_u32(lut_lane + pair_offset<Bits>(cur, 4 * s + q));
-        if constexpr (S::kLords) {
+          for (int q = 0; q < 4; ++q) pair[p][q] = lds_u32(lut_lane + pair_offset<Bits>(cur, 4 * s + q));
+          if constexpr (S::kLords) {
 #pragma unroll
-          for (int n = 0; n < 2; ++n)
+            for (int n = 0; n < 2; ++n)
 #pragma unroll
-            for (int j = 0; j < RP; ++j) {
-              const uint16_t* ar = a_base + (16 * s + 8 * n + gq) * S::kAStride + 16 * j;
-              afr[n][j][0] = *reinterpret_cast<const uint32_t*>(ar);
-              afr[n][j][1] = *reinterpret_cast<const uint32_t*>(ar + 8);
-            }
-        } else {
-          const uint16_t* sb = sc_base + (block_of(g, c * kTileCols + 16 * s) - blk0) * kTileRows;
-          scl[p] = static_cast<uint32_t>(sb[0]) | static_cast<uint32_t>(sb[8]) << 16;
+              for (int j = 0; j < RP; ++j) {
+                const uint16_t* ar = a_base + (16 * s + 8 * n + gq) * S::kAStride + 16 * j;
+                afr[n][j][0] = *reinterpret_cast<const uint32_t*>(ar);
+                afr[n][j][1] = *reinterpret_cast<const uint32_t*>(ar + 8);
+              }
+          } else {
+            const uint16_t* sb = sc_base + (block_of(g, c * kTileCols + 16 * s) - blk0) * kTileRows;
+            scl[p] = static_cast<uint32_t>(sb[0]) | static_cast<uint32_t>(sb[8]) << 16;
+          }
+        };
+        // S for rows (g, g + 8) x columns (2t, 2t + 1) of n-tile 0 (columns 16 s .. + 7) and n-tile 1 (+ 8): the
+        // mma's output fragment has exactly the A fragment's layout.
+        auto scale_mma = [&]() {
+#pragma unroll
+          for (int n = 0; n < 2; ++n) {
+            sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = 0.0f;
+#pragma unroll
+            for (int j = 0; j < RP; ++j) mma_bf16(sc[n], bfac[j], afr[n][j][0], afr[n][j][1]);
+          }
+        };
+        auto make_a = [&](int p, uint32_t (&a)[4]) {
+          if constexpr (S::kLords) {  // W = value * S in f32, rounded once to bf16
+#pragma unroll
+            for (int q = 0; q < 4; ++q)
+              a[q] = bf16x2_bits(bf16_lo(pair[p][q]) * sc[q / 2][2 * (q % 2)],
+                                 bf16_hi(pair[p][q]) * sc[q / 2][2 * (q % 2) + 1]);
+          } else {  // W = value * scale: one bf16x2 multiply per pair (exact product, rounded once)
+            const uint32_t s0 = __byte_perm(scl[p], 0, 0x1010), s1 = __byte_perm(scl[p], 0, 0x3232);
+            a[0] = bf16x2_mul(pair[p][0], s0);
+            a[1] = bf16x2_mul(pair[p][1], s1);
+            a[2] = bf16x2_mul(pair[p][2], s0);
+            a[3] = bf16x2_mul(pair[p][3], s1);
+          }
+        };
+        load_step(0, 0);
+        if constexpr (S::kLords) scale_mma();
+#pragma unroll
+        for (int s = 0; s < kSteps; ++s) {
+          const int p = s & 1;
+          uint32_t a[4];
+          make_a(p, a);
+          if (s + 1 < kSteps) load_step(s + 1, p ^ 1);
+#pragma unroll
+          for (int j = 0; j < NT / 2; ++j) {
+            mma_bf16(acc[2 * j], a, bfr[p][j][0], bfr[p][j][1]);
+            mma_bf16(acc[2 * j + 1], a, bfr[p][j][2], bfr[p][j][3]);
+          }
+          if constexpr (S::kLords)
+            if (s + 1 < kSteps) scale_mma();
         }
-      };
-      // S for rows (g, g + 8) x columns (2t, 2t + 1) of n-tile 0 (columns 16 s .. + 7) and n-tile 1 (+ 8): the
-      // mma's output fragment has exactly the A fragment's layout.
-      auto scale_mma = [&]() {
-#pragma unroll
-        for (int n = 0; n < 2; ++n) {
-          sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = 0.0f;
-#pragma unroll
-          for (int j = 0; j < RP; ++j) mma_bf16(sc[n], bfac[j], afr[n][j][0], afr[n][j][1]);
-        }
-      };
-      auto make_a = [&](int p, uint32_t (&a)[4]) {
-        if constexpr (S::kLords) {  // W = value * S in f32, rounded once to bf16
-#pragma unroll
-          for (int q = 0; q < 4; ++q)
-            a[q] = bf16x2_bits(bf16_lo(pair[p][q]) * sc[q / 2][2 * (q % 2)],
-                               bf16_hi(pair[p][q]) * sc[q / 2][2 * (q % 2) + 1]);
-        } else {  // W = value * scale: one bf16x2 multiply per pair (exact product, rounded once)
-          const uint32_t s0 = __byte_perm(scl[p], 0, 0x1010), s1 = __byte_perm(scl[p], 0, 0x3232);
-          a[0] = bf16x2_mul(pair[p][0], s0);
-          a[1] = bf16x2_mul(pair[p][1], s1);
-          a[2] = bf16x2_mul(pair[p][2], s0);
-          a[3] = bf16x2_mul(pair[p][3], s1);
-        }
-      };
-      load_step(0, 0);
-      if constexpr (S::kLords) scale_mma();
-#pragma unroll
-      for (int s = 0; s < kSteps; ++s) {
-        const int p = s & 1;
-        uint32_t a[4];
-        make_a(p, a);
-        if (s + 1 < kSteps) load_step(s + 1, p ^ 1);
-#pragma unroll
-        for (int j = 0; j < NT / 2; ++j) {
-          mma_bf16(acc[2 * j], a, bfr[p][j][0], bfr[p][j][1]);
-          mma_bf16(acc[2 * j + 1], a, bfr[p][j][2], bfr[p][j][3]);
-        }
-        if constexpr (S::kLords)
-          if (s + 1 < kSteps) scale_mma();
       }
+      __syncthreads();  // the slot is restaged two chunks later
+      if (active && c + PD < c1) load_tile<Bits>(codes + static_cast<int64_t>(c + PD) * S::kTileBytes, lane, ring[d]);
     }
-    __syncthreads();  // the slot is restaged two chunks later
-    if (active && c + PD < c1) load_tile<Bits>(codes + static_cast<int64_t>(c + PD) * S::kTileBytes, lane, ring[d]);
-  }
   }
 
   if constexpr (S::kClusterSum) {
@@ -339,13 +339,12 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   if (const int e = allow_smem_once<kernel>(g.device, S::kSmem); e != 0) return e;
   const int64_t row_ctas = (g.row_tiles + kRowWarps - 1) / kRowWarps, batch_tiles = (g.batch + S::kBatchRows - 1) / S::kBatchRows;
   if (batch_tiles > 65535 || row_ctas > 65535) return static_cast<int>(cudaErrorInvalidValue);
-  // Split k until the grid covers the SMs (at least 2 chunks per split); the partial sums cost
-  // splits * batch * rows * 8 bytes of traffic, small where splitting is needed at all.
-  // Split k. The small-batch tiles (NT <= 4) are bound by how many code bytes are in flight, not by arithmetic: they
-  // take as many splits as fill every resident CTA slot once (at least 2 chunks each). H200, NF4 B=64, batch 16,
-  // forced counts (docs/results/lords-cuda.md): 4096x4096 8 splits 10.6 us against 14.6 (4), 11.6 (16), 14.9 (32);
-  // 1024x4096 16: 6.5 against 7.6-11.6; 4096x14336 8: 24.6 against 26.0-40.9. The large tiles keep one CTA per SM.
-  // HILO_GEMM_SPLIT=1..64 forces the count for sweeps.
+  // Split k. The large tiles (NT = 16, one CTA per SM) split until the grid covers the SMs once (at least 2 chunks
+  // per split); the partial sums cost splits * batch * rows * 8 bytes of traffic. The small-batch tiles (NT <= 4) are
+  // bound by how many code bytes are in flight, not by arithmetic: they take as many splits as fill every resident
+  // CTA slot once (at least 2 chunks each). H200, NF4 B=64, batch 16, forced counts (docs/results/lords-cuda.md):
+  // 4096x4096 8 splits 10.6 us against 14.6 (4), 11.6 (16), 14.9 (32); 1024x4096 16: 6.5 against 7.6-11.6;
+  // 4096x14336 8: 24.6 against 26.0-40.9. HILO_GEMM_SPLIT=1..64 forces the count for sweeps.
   static const int forced = env_override("HILO_GEMM_SPLIT", 1, 64, 0);
   const int64_t ctas = row_ctas * batch_tiles;
   const int64_t slots = int64_t{S::kClusterSum ? ctas_per_sm<kernel>(g.device, S::kThreads, S::kSmem) : 1} * g.sm_count;
