@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Configures build-device with the carried dependencies (see build_and_test.sh) and builds the given targets; logs
-# under $OUT. Sourced or run by the device scripts: scripts/device/build_targets.sh TARGET...
+# Configures build-device with the carried dependencies (see build_and_test.sh) and builds the given targets; the
+# logs stay under $OUT only when a step fails (the device tool returns at most 8 files). Sourced or run by the device scripts: scripts/device/build_targets.sh TARGET...
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 OUT=${OUT:-/tmp/hilo-out}
@@ -12,3 +12,4 @@ cmake -S . -B build-device -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$deps
   { tail -30 "$OUT/configure.log"; exit 1; }
 cmake --build build-device -j "$(nproc)" --target "$@" > "$OUT/build.log" 2>&1 ||
   { grep -E "error" -A3 "$OUT/build.log" | head -40; exit 1; }
+rm -f "$OUT/configure.log" "$OUT/build.log"

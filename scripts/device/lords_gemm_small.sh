@@ -18,7 +18,6 @@ if [ -n "${BASE_TAR:-}" ]; then
     (OUT=/tmp/base-out /tmp/base/scripts/device/build_targets.sh bench_lords_cuda > /tmp/base-out/log 2>&1) &
 fi
 scripts/device/build_targets.sh hilo_tests bench_lords_cuda || exit 1
-rm -f "$OUT/configure.log" "$OUT/build.log"
 wait
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader | tee "$OUT/bench.log"
 timeout 300 build-device/tests/hilo_tests --gtest_filter="LordsCuda*:LordsGpuLayout*" > "$OUT/tests.log" 2>&1

@@ -8,7 +8,6 @@ cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/hilo-out}
 mkdir -p "$OUT"
 scripts/device/build_targets.sh hilo_tests bench_lords_cuda || exit 1
-rm -f "$OUT/configure.log" "$OUT/build.log"
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader | tee "$OUT/gpu.txt"
 tests='LordsCuda*:LordsGpuLayout*'
 build-device/tests/hilo_tests --gtest_filter="$tests" > "$OUT/test.log" 2>&1

@@ -12,7 +12,6 @@ cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/hilo-out}
 mkdir -p "$OUT"
 scripts/device/build_targets.sh hilo_tests bench_lords_cuda || exit 1
-rm -f "$OUT/configure.log" "$OUT/build.log"
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader
 tests="LordsCuda*:LordsGpuLayout*${TESTS_EXTRA:+:$TESTS_EXTRA}"
 timeout 300 build-device/tests/hilo_tests --gtest_filter="$tests" > "$OUT/tests.log" 2>&1

@@ -7,7 +7,6 @@ cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/hilo-out}
 mkdir -p "$OUT"
 scripts/device/build_targets.sh bench_lords_cuda || exit 1
-rm -f "$OUT/configure.log" "$OUT/build.log"
 for method in ${METHODS:-blockwise lords}; do
   timeout 120 ncu --kernel-name regex:${KERNEL:-mma_gemv} --launch-skip 30 --launch-count 1 --section SpeedOfLight \
     --section Occupancy --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis \

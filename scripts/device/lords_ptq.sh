@@ -14,7 +14,6 @@ cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/hilo-out}
 mkdir -p "$OUT"
 scripts/device/build_targets.sh hilo_tests hilo_cli bench_lords_ptq lords_synth_model || exit 1
-rm -f "$OUT/configure.log" "$OUT/build.log"
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader | tee "$OUT/gpu.txt"
 build-device/tests/hilo_tests --gtest_filter='LordsCudaPtq*:Lords.*Refuse*' > "$OUT/ptq-test.log" 2>&1
 rc=$?

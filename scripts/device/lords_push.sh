@@ -11,7 +11,6 @@ cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/hilo-out}
 mkdir -p "$OUT"
 scripts/device/build_targets.sh hilo_tests bench_lords_cuda || exit 1
-rm -f "$OUT/configure.log" "$OUT/build.log"
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader | tee "$OUT/bench.log"
 rc=0
 for push in 1 0; do

@@ -11,7 +11,6 @@ cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/hilo-out}
 mkdir -p "$OUT"
 scripts/device/build_targets.sh hilo_tests bench_lords_cuda || exit 1
-rm -f "$OUT/configure.log" "$OUT/build.log"
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader
 timeout 300 build-device/tests/hilo_tests --gtest_filter="LordsCuda*:LordsGpuLayout*${TESTS_EXTRA:+:$TESTS_EXTRA}" \
   > "$OUT/tests.log" 2>&1

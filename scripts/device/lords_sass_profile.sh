@@ -9,7 +9,6 @@ cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/hilo-out}
 mkdir -p "$OUT"
 [ -x build-device/bench/bench_lords_cuda ] || scripts/device/build_targets.sh bench_lords_cuda || exit 1
-rm -f "$OUT/configure.log" "$OUT/build.log"
 bench=build-device/bench/bench_lords_cuda
 shape=${SHAPE:-4096x4096}
 for pair in "lords:lords_gemv" "blockwise:row_gemv"; do

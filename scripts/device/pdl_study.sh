@@ -10,7 +10,6 @@ cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/hilo-out}
 mkdir -p "$OUT"
 scripts/device/build_targets.sh hilo_tests bench_hisa_cuda bench_lords_cuda || exit 1
-rm -f "$OUT/configure.log" "$OUT/build.log"
 log="$OUT/study.log"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader | tee "$log"
 timeout 200 build-device/tests/hilo_tests \

@@ -429,10 +429,7 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg), 1)
     return;
   }
   if (tid < rows) cta_sum[tid] = v;  // each thread pushes the element it wrote
-  if (g.push_sum)
-    cluster_sum_push(cta_sum, reinterpret_cast<float*>(smem + L.inbox), rows, store);
-  else
-    cluster_sum<kMaxCluster>(cta_sum, rows, store);
+  cluster_add<kMaxCluster>(g.push_sum, cta_sum, reinterpret_cast<float*>(smem + L.inbox), rows, store);
 }
 
 // Tuning overrides for sweeps: HILO_LORDS_WR (warps along rows: 2, 4, 8, 16), HILO_LORDS_SPLIT (slabs, 1..8),

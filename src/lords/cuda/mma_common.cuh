@@ -10,12 +10,12 @@
 #include <atomic>
 #include <cfloat>
 #include <climits>
+#include <cstdint>
+#include <cstdlib>
 #include <map>
 #include <mutex>
-#include <cstdlib>
-#include <cstdint>
-#include <type_traits>
 #include <tuple>
+#include <type_traits>
 
 #include "../../cuda/pdl.hpp"
 #include "../../cuda/ptx.cuh"
@@ -159,6 +159,15 @@ __device__ __forceinline__ void cluster_sum_push(const float* cta_sum, float* in
     for (int q = 0; q < ks; ++q) total += inbox[q * per + j];
     store(rank + ks * j, total);
   }
+}
+
+// The batch-1 GEMVs' split-k tail: cluster_sum_push where `push` (MmaArgs::push_sum), else cluster_sum.
+template <int MaxCluster, typename Store>
+__device__ __forceinline__ void cluster_add(bool push, const float* cta_sum, float* inbox, int n, Store&& store) {
+  if (push)
+    cluster_sum_push(cta_sum, inbox, n, store);
+  else
+    cluster_sum<MaxCluster>(cta_sum, n, store);
 }
 
 __device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint2 b) {

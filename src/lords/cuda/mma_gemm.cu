@@ -96,8 +96,8 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, 1)
   uint16_t* scale_s = reinterpret_cast<uint16_t*>(smem + S::kLutBytes + 2 * (S::kXBytes + S::kABytes));
   // Split k over a cluster (launch_variant): every CTA of it must be running before the others store into its shared
   // memory (cluster_sum_push waits for this arrival).
-  const bool cluster_sum = S::kClusterSum && partial == nullptr && gridDim.x > 1;
-  if (cluster_sum) cluster_arrive_relaxed();
+  const bool sum_in_cluster = S::kClusterSum && partial == nullptr && gridDim.x > 1;
+  if (sum_in_cluster) cluster_arrive_relaxed();
   const int warp = threadIdx.x / 32 % kRowWarps, group = threadIdx.x / 32 / kRowWarps;
   const int lane = threadIdx.x % 32, gq = lane / 4, t = lane % 4;
   const int c0 = blockIdx.x * tiles_per_split, c1 = min(c0 + tiles_per_split, g.col_tiles);
@@ -283,7 +283,7 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, 1)
   }
 
   if constexpr (S::kClusterSum) {
-    if (cluster_sum) {  // the CTA's sums [batch row][CTA row], then added over the cluster in split order
+    if (sum_in_cluster) {  // the CTA's sums [batch row][CTA row], then added over the cluster in split order
       cp_async_wait<0>();  // (the last groups are empty) the ring becomes the CTA's sums
       float* sums = reinterpret_cast<float*>(smem + S::kLutBytes);
 #pragma unroll

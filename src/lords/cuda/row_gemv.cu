@@ -267,10 +267,7 @@ __global__ void __launch_bounds__(kThreads, 2) row_gemv_kernel(MmaArgs g, int nb
   // Column slabs of one row range form a cluster: their sums are added in slab order through distributed shared
   // memory (each thread pushes the element it wrote).
   if (threadIdx.x < n_out) cta_sum[threadIdx.x] = v;
-  if (g.push_sum)
-    cluster_sum_push(cta_sum, inbox, n_out, store);
-  else
-    cluster_sum<kMaxCluster>(cta_sum, n_out, store);
+  cluster_add<kMaxCluster>(g.push_sum, cta_sum, inbox, n_out, store);
 }
 
 struct RowGeometry {
