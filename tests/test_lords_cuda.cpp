@@ -21,6 +21,7 @@
 #include "hilo/lords_cuda.hpp"
 #include "lords/cuda/lords_gemv.hpp"
 #include "lords/cuda/mma_gemm.hpp"
+#include "lords/cuda/wgmma_gemm.hpp"
 #include "lords/gpu_layout.hpp"
 
 namespace hilo {
@@ -145,6 +146,28 @@ TEST(LordsCuda, EveryRankWidthAndActivationRange) {
   // HILO_GEMM_SPLIT runs may force any count.
   for (auto method : {Method::Blockwise, Method::Lords})
     check_case({method, CodebookKind::NF, 4, 64, 64, 4096, 0, 1.0f, {11, 24}}, gen);
+}
+
+// Batches of 33 and more run the wgmma GEMM on Hopper (64 or 128 activation rows per CTA) and the mma.sync GEMM
+// elsewhere: both against the oracle, each forced (force_wgmma_gemm; the wgmma one only where the device runs it), over
+// activation tiles that are full, partial and several, rows that are not a multiple of 8 (the epilogue's element
+// path), split k (few row CTAs), every bit width and rank 128.
+TEST(LordsCuda, BothBatchGemmsMatchTheOracle) {
+  SKIP_WITHOUT_GPU();
+  struct Restore {
+    ~Restore() { lords::cuda_detail::force_wgmma_gemm(-1); }
+  } restore;
+  std::mt19937_64 gen(test::fresh_seed());
+  using lords::CodebookKind;
+  using lords::Method;
+  const std::vector<int64_t> batches = {33, 64, 65, 200};
+  for (int mode : {0, 1}) {
+    lords::cuda_detail::force_wgmma_gemm(mode);
+    check_case({Method::Blockwise, CodebookKind::NF, 4, 64, 300, 1280, 0, 1.0f, batches}, gen);
+    check_case({Method::Lords, CodebookKind::NF, 4, 64, 300, 1280, 0, 1.0f, batches}, gen);
+    check_case({Method::Lords, CodebookKind::INT, 3, 64, 136, 640, 128, 1.0f, batches}, gen);
+    check_case({Method::Blockwise, CodebookKind::INT, 2, 32, 1040, 384, 0, 1.0f, batches}, gen);
+  }
 }
 
 // The row-owning GEMV (block-wise, power-of-two blocks, batch <= 8): every block size it serves, many CTAs (several

@@ -6,8 +6,11 @@ graph (Python dispatch would otherwise dominate small shapes; serving engines us
 holds the next weight; the median of 5 such runs.
 
     python3 scripts/device/cublas_baseline.py OUT.json      (on the device machine; torch there)
+
+HILO_CUBLAS_BATCHES=64,256,1024 measures those batches only (device scripts comparing in the same call).
 """
 import json
+import os
 import statistics
 import sys
 import time
@@ -15,7 +18,7 @@ import time
 import torch
 
 SHAPES = [(4096, 4096), (1024, 4096), (14336, 4096), (4096, 14336)]  # (out, in)
-BATCHES = [1, 4, 16, 64, 256, 1024, 4096]
+BATCHES = [int(b) for b in os.environ.get("HILO_CUBLAS_BATCHES", "1,4,16,64,256,1024,4096").split(",")]
 
 
 def timed(fn, calls=200, runs=5, graph=True):

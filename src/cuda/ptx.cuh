@@ -56,6 +56,19 @@ __device__ __forceinline__ void cluster_wait() {
 #endif
 }
 
+// wgmma's 128-byte-swizzled K-major operand layout: row r of 128 bytes at r * 128 with its 16-byte chunk c stored
+// at chunk c ^ (r % 8), in 1024-byte aligned groups of 8 rows (what TMA's SWIZZLE_128B writes). A descriptor names
+// such a tile; advancing K by 32 bytes advances its start address. Byte offset of (row, 16-byte chunk):
+__host__ __device__ __forceinline__ uint32_t swizzle128(int row, int chunk) {
+  return static_cast<uint32_t>(row * 128 + ((chunk ^ (row & 7)) << 4));
+}
+
+// Shared-memory matrix descriptor: K-major, 128B swizzle, 8-row groups 1024 bytes apart.
+__device__ __forceinline__ uint64_t smem_desc_sw128(uint32_t addr) {
+  return static_cast<uint64_t>((addr & 0x3FFFF) >> 4) | (uint64_t{1} << 16) | (uint64_t{1024 >> 4} << 32) |
+         (uint64_t{1} << 62);
+}
+
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 // Hopper warpgroup MMA ordering: fence before a wgmma reads registers written by other instructions, commit the
 // issued wgmmas as a group, wait until at most N groups are in flight.

@@ -1,8 +1,7 @@
 // Hopper (sm_90a) warpgroup MMA for the indexer's scoring kernel: thin PTX wrappers (the asynchronous copies are in
 // src/cuda/ptx.cuh).
-// Operands live in shared memory in the 128-byte-swizzled K-major layout: row r of 128 bytes at r * 128 with its
-// 16-byte chunk c stored at chunk c ^ (r % 8), in 1024-byte aligned groups of 8 rows (what TMA's SWIZZLE_128B
-// writes). A descriptor names such a tile; advancing K by 32 bytes advances its start address.
+// Operands live in shared memory in the 128-byte-swizzled K-major layout (swizzle128 and smem_desc_sw128 in
+// src/cuda/ptx.cuh).
 #pragma once
 
 #include <cstdint>
@@ -17,16 +16,8 @@ using cuda_ptx::cp_async_commit;
 using cuda_ptx::cp_async_wait;
 using cuda_ptx::smem_u32;
 
-// Byte offset of (row, 16-byte chunk) in a 128B-swizzled tile of 128-byte rows.
-__host__ __device__ __forceinline__ uint32_t swizzle128(int row, int chunk) {
-  return static_cast<uint32_t>(row * 128 + ((chunk ^ (row & 7)) << 4));
-}
-
-// Shared-memory matrix descriptor: K-major, 128B swizzle, 8-row groups 1024 bytes apart.
-__device__ __forceinline__ uint64_t smem_desc_sw128(uint32_t addr) {
-  return static_cast<uint64_t>((addr & 0x3FFFF) >> 4) | (uint64_t{1} << 16) | (uint64_t{1024 >> 4} << 32) |
-         (uint64_t{1} << 62);
-}
+using cuda_ptx::smem_desc_sw128;
+using cuda_ptx::swizzle128;
 
 using cuda_ptx::fence_proxy_async;
 

@@ -40,6 +40,7 @@
 #include "../gpu_layout.hpp"
 #include "lords_gemv.hpp"
 #include "mma_common.cuh"
+#include "wgmma_gemm.hpp"
 #include "wgmma_rs.cuh"
 
 namespace hilo::lords::cuda_detail {
@@ -608,23 +609,7 @@ int rank_tiles(int rank) {
 }
 
 // wgmma for the wide ranks where the kernel was compiled for sm_90a and runs on a 9.x device.
-bool wgmma_usable(int device) {
-#if defined(HILO_HAVE_SM90A)
-  static std::mutex mu;
-  static std::map<int, bool> known;
-  const std::lock_guard lock(mu);
-  if (const auto it = known.find(device); it != known.end()) return it->second;
-  int major = 0;
-  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) {
-    (void)cudaGetLastError();
-    major = 0;
-  }
-  return known[device] = overrides().wgmma && major == 9;
-#else
-  (void)device;
-  return false;
-#endif
-}
+bool wgmma_usable(int device) { return overrides().wgmma && sm90a_device(device); }
 
 template <int Bits>
 int launch_bits(const MmaArgs& g, cudaStream_t stream) {

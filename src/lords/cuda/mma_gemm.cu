@@ -11,9 +11,11 @@
 #include <cstdlib>
 
 #include "../gpu_layout.hpp"
+#include "gemm_common.cuh"
 #include "lords_gemv.hpp"
 #include "mma_common.cuh"
 #include "mma_gemm.hpp"
+#include "wgmma_gemm.hpp"
 
 namespace hilo::lords::cuda_detail {
 namespace {
@@ -21,41 +23,12 @@ namespace {
 using gpu_layout::kTileCols;
 using gpu_layout::kTileRows;
 
-constexpr int kRowWarps = 8;  // row tiles per CTA (one per warp of each batch group)
+constexpr int kRowWarps = kGemmRowTiles;  // row tiles per CTA (one per warp of each batch group)
 constexpr int kSteps = gpu_layout::kStepsPerTile;
 constexpr int kXStride = kTileCols + 8;  // bf16 per staged activation row: 272 bytes, so ldmatrix rows hit distinct banks
 
-__device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
 
-__device__ __forceinline__ uint32_t bf16x2_bits(float lo, float hi) {
-  const __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&h);
-}
-
-__device__ __forceinline__ uint32_t bf16x2_mul(uint32_t a, uint32_t b) {
-  const __nv_bfloat162 p = __hmul2(*reinterpret_cast<const __nv_bfloat162*>(&a), *reinterpret_cast<const __nv_bfloat162*>(&b));
-  return *reinterpret_cast<const uint32_t*>(&p);
-}
-
-__device__ __forceinline__ void ldmatrix_x4(uint32_t addr, uint32_t (&r)[4]) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
-}
-
-
-constexpr int kChunkBlocks = 4;  // scale blocks a 128-column chunk touches at most (blocks are >= 32 columns)
 constexpr int kMaxClusterSplits = 2;  // splits that add their sums through a cluster (launch_variant says why)
-
-// The scale block of column `col` (a shift for power-of-two blocks).
-__device__ __forceinline__ int block_of(const MmaArgs& g, int col) {
-  return g.block_shift >= 0 ? col >> g.block_shift : col / g.block;
-}
 
 // RP: rank_pad / 16 (0: block-wise). WB: warp groups along the batch (each group: 8 warps, one per row tile, NT
 // n-tiles each). WB = 2 doubles the warps per SM at the cost of decoding each fragment twice; it measured 10-20%
@@ -118,10 +91,6 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, 1)
 #pragma unroll
   for (int k = 0; k < kXPerThread; ++k) x_in |= (b0 + x_row + kXRowsPerPass * k < g.batch ? 1u : 0u) << k;
   const uint32_t x_dst0 = smem_u32(xs) + (x_row * kXStride + x_piece * 8) * 2;
-  constexpr int kAPieces = S::kLords ? S::kRankPad / 8 : 1, kAPerThread = (kTileCols * kAPieces + kThreads - 1) / kThreads;
-  constexpr int kARowsPerPass = kThreads / kAPieces;
-  const int a_piece = threadIdx.x % kAPieces, a_row = threadIdx.x / kAPieces;
-  const uint32_t a_dst0 = smem_u32(as) + (a_row * S::kAStride + a_piece * 8) * 2;
   auto stage = [&](int c) {  // chunk c into ring slot (c - c0) % 2; always one commit group per call
     if (c < c1) {
       const int slot = (c - c0) & 1;
@@ -133,25 +102,10 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, 1)
         const bool in = col_in && (x_in >> k & 1);
         cp_async16(xdst + k * kXRowsPerPass * kXStride * 2, in ? x_src + k * x_step + col0 : g.x, in ? 16 : 0);
       }
-      if constexpr (!S::kLords) {
-        // 8 row tiles x kChunkBlocks blocks x 16 rows: 64 pieces of 16 bytes (tiled scales are contiguous per tile).
-        if (threadIdx.x < kRowWarps * kChunkBlocks * 2) {
-          const int tile = threadIdx.x / (kChunkBlocks * 2), part = threadIdx.x % (kChunkBlocks * 2);
-          const int smt = blockIdx.y * kRowWarps + tile, blk = block_of(g, c * kTileCols) + part / 2;
-          const bool in = smt < g.row_tiles && blk < g.scale_blocks;
-          const uint16_t* src = g.scales + ((static_cast<int64_t>(smt) * g.scale_blocks + blk) * kTileRows + part % 2 * 8);
-          cp_async16(smem_u32(scale_s + ((slot * kRowWarps + tile) * kChunkBlocks * 2 + part) * 8), in ? src : g.scales,
-                     in ? 16 : 0);
-        }
-      }
-      if constexpr (S::kLords) {
-        const uint16_t* src = ex.a_t + (col0 + a_row) * S::kRankPad + a_piece * 8;
-        const uint32_t adst = a_dst0 + slot * kTileCols * S::kAStride * 2;
-#pragma unroll
-        for (int k = 0; k < kAPerThread; ++k)
-          if (a_row + k * kARowsPerPass < kTileCols)
-            cp_async16(adst + k * kARowsPerPass * S::kAStride * 2, src + k * kARowsPerPass * S::kRankPad, 16);
-      }
+      if constexpr (S::kLords)
+        stage_chunk_a_t<S::kRankPad, S::kAStride, kThreads>(ex.a_t, c, as + slot * kTileCols * S::kAStride);
+      else
+        stage_chunk_scales(g, c, scale_s + slot * kRowWarps * kChunkBlocks * kTileRows);
     }
     cp_async_commit();
   };
@@ -165,30 +119,10 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, 1)
     for (int i = 0; i < S::kWords; ++i) ring[d][i] = 0;
     if (active && c0 + d < c1) load_tile<Bits>(codes + static_cast<int64_t>(c0 + d) * S::kTileBytes, lane, ring[d]);
   }
-  constexpr int kLutStores = (S::kPairs * 8 + kThreads - 1) / kThreads;
-#pragma unroll
-  for (int k = 0; k < kLutStores; ++k) {  // 32 copies of each pair value (one per lane: conflict-free lookups)
-    const int e = k * kThreads + threadIdx.x;
-    if (S::kPairs * 8 % kThreads == 0 || e < S::kPairs * 8) {
-      // The pair table holds fp16 pairs; the GEMM's operands are bf16.
-      const uint32_t h = __ldg(g.pairs + e / 8);
-      const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&h));
-      const uint32_t v = bf16x2_bits(f.x, f.y);
-      reinterpret_cast<uint4*>(lut)[e] = make_uint4(v, v, v, v);
-    }
-  }
+  fill_bf16_pair_table<Bits>(lut, g.pairs, kThreads);
   // LoRDS: this warp's rows of B as the A operand of the scale mma (rank as k), in registers for the whole call.
   uint32_t bfac[S::kLords ? RP : 1][4];
-  if constexpr (S::kLords) {
-    const uint16_t* brow = g.b + (static_cast<int64_t>(mtc) * kTileRows + gq) * S::kRankPad + 2 * t;
-#pragma unroll
-    for (int j = 0; j < RP; ++j) {
-      bfac[j][0] = *reinterpret_cast<const uint32_t*>(brow + 16 * j);
-      bfac[j][1] = *reinterpret_cast<const uint32_t*>(brow + 8 * S::kRankPad + 16 * j);
-      bfac[j][2] = *reinterpret_cast<const uint32_t*>(brow + 16 * j + 8);
-      bfac[j][3] = *reinterpret_cast<const uint32_t*>(brow + 8 * S::kRankPad + 16 * j + 8);
-    }
-  }
+  if constexpr (S::kLords) load_b_factors<RP>(g.b, static_cast<int64_t>(mtc) * kTileRows, S::kRankPad, lane, bfac);
   float acc[NT][4];
 #pragma unroll
   for (int j = 0; j < NT; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
@@ -209,64 +143,29 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, 1)
       if (active) {
         const int slot = (c - c0) & 1;
         const uint32_t x_base = x_lane + slot * S::kBatchRows * kXStride * 2;
-        const uint16_t* a_base = as + slot * kTileCols * S::kAStride + 2 * t;
+        const uint16_t* a_base = as + slot * kTileCols * S::kAStride;
         const uint16_t* sc_base = scale_s + (slot * kRowWarps + warp) * kChunkBlocks * kTileRows + gq;
-        const int blk0 = block_of(g, c * kTileCols);
+        const uint32_t step_blocks = S::kLords ? 0 : chunk_step_blocks(g, c);
         // Software pipeline over the 8 steps: the shared-memory loads of step s + 1 (and LoRDS' scale mma) are issued
         // around the mmas of step s, so their latency hides behind them.
         uint32_t bfr[2][NT / 2][4], pair[2][4], scl[2] = {};
-        uint32_t afr[S::kLords ? 2 : 1][S::kLords ? RP : 1][2];  // A^T fragments of the next step's two n-tiles
-        float sc[2][4];                                            // LoRDS: S of the next step
+        uint32_t afr[2][S::kLords ? RP : 1][2];  // LoRDS: A^T fragments of the next step
+        float sc[2][4];                          // LoRDS: S of the next step
         auto load_step = [&](int s, int p) {
 #pragma unroll
           for (int j = 0; j < NT / 2; ++j) ldmatrix_x4(x_base + (j * 16 * kXStride + 16 * s) * 2, bfr[p][j]);
-#pragma unroll
-          for (int q = 0; q < 4; ++q) pair[p][q] = lds_u32(lut_lane + pair_offset<Bits>(cur, 4 * s + q));
-          if constexpr (S::kLords) {
-#pragma unroll
-            for (int n = 0; n < 2; ++n)
-#pragma unroll
-              for (int j = 0; j < RP; ++j) {
-                const uint16_t* ar = a_base + (16 * s + 8 * n + gq) * S::kAStride + 16 * j;
-                afr[n][j][0] = *reinterpret_cast<const uint32_t*>(ar);
-                afr[n][j][1] = *reinterpret_cast<const uint32_t*>(ar + 8);
-              }
-          } else {
-            const uint16_t* sb = sc_base + (block_of(g, c * kTileCols + 16 * s) - blk0) * kTileRows;
-            scl[p] = static_cast<uint32_t>(sb[0]) | static_cast<uint32_t>(sb[8]) << 16;
-          }
-        };
-        // S for rows (g, g + 8) x columns (2t, 2t + 1) of n-tile 0 (columns 16 s .. + 7) and n-tile 1 (+ 8): the
-        // mma's output fragment has exactly the A fragment's layout.
-        auto scale_mma = [&]() {
-#pragma unroll
-          for (int n = 0; n < 2; ++n) {
-            sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = 0.0f;
-#pragma unroll
-            for (int j = 0; j < RP; ++j) mma_bf16(sc[n], bfac[j], afr[n][j][0], afr[n][j][1]);
-          }
-        };
-        auto make_a = [&](int p, uint32_t (&a)[4]) {
-          if constexpr (S::kLords) {  // W = value * S in f32, rounded once to bf16
-#pragma unroll
-            for (int q = 0; q < 4; ++q)
-              a[q] = bf16x2_bits(bf16_lo(pair[p][q]) * sc[q / 2][2 * (q % 2)],
-                                 bf16_hi(pair[p][q]) * sc[q / 2][2 * (q % 2) + 1]);
-          } else {  // W = value * scale: one bf16x2 multiply per pair (exact product, rounded once)
-            const uint32_t s0 = __byte_perm(scl[p], 0, 0x1010), s1 = __byte_perm(scl[p], 0, 0x3232);
-            a[0] = bf16x2_mul(pair[p][0], s0);
-            a[1] = bf16x2_mul(pair[p][1], s1);
-            a[2] = bf16x2_mul(pair[p][2], s0);
-            a[3] = bf16x2_mul(pair[p][3], s1);
-          }
+          lookup_pairs<Bits>(cur, s, lut_lane, pair[p]);
+          if constexpr (S::kLords) load_a_t_frags<RP, S::kAStride>(a_base, s, lane, afr);
+          else scl[p] = step_scales(sc_base, step_blocks, s);
         };
         load_step(0, 0);
-        if constexpr (S::kLords) scale_mma();
+        if constexpr (S::kLords) scale_mma<RP>(bfac, afr, sc);
 #pragma unroll
         for (int s = 0; s < kSteps; ++s) {
           const int p = s & 1;
           uint32_t a[4];
-          make_a(p, a);
+          if constexpr (S::kLords) lords_weights(pair[p], sc, a);
+          else blockwise_weights(pair[p], scl[p], a);
           if (s + 1 < kSteps) load_step(s + 1, p ^ 1);
 #pragma unroll
           for (int j = 0; j < NT / 2; ++j) {
@@ -274,7 +173,7 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, 1)
             mma_bf16(acc[2 * j + 1], a, bfr[p][j][2], bfr[p][j][3]);
           }
           if constexpr (S::kLords)
-            if (s + 1 < kSteps) scale_mma();
+            if (s + 1 < kSteps) scale_mma<RP>(bfac, afr, sc);
         }
       }
       __syncthreads();  // the slot is restaged two chunks later
@@ -383,9 +282,9 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
     return static_cast<int>(e);
   }
   if (partial) {
-    const int blocks = static_cast<int>(std::min<int64_t>(4 * g.sm_count, (count + 255) / 256));
-    sum_splits_kernel<<<blocks, 256, 0, stream>>>(partial, splits, count, g.y);
+    const int e = launch_sum_splits(partial, splits, count, g.y, g.sm_count, stream);
     cudaFreeAsync(partial, stream);
+    if (e != 0) return e;
   }
   return static_cast<int>(cudaGetLastError());
 }
@@ -415,6 +314,12 @@ int launch_bits(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
 
 }  // namespace
 
+int launch_sum_splits(const float* partial, int splits, int64_t count, uint16_t* y, int sm_count, cudaStream_t stream) {
+  const int blocks = static_cast<int>(std::min<int64_t>(4 * sm_count, (count + 255) / 256));
+  sum_splits_kernel<<<blocks, 256, 0, stream>>>(partial, splits, count, y);
+  return static_cast<int>(cudaGetLastError());
+}
+
 bool use_mma_gemm(const MmaArgs& g) {
   static const int forced = [] {
     const char* v = std::getenv("HILO_LORDS_GEMM");
@@ -432,6 +337,7 @@ bool use_mma_gemm(const MmaArgs& g) {
 
 int launch_mma_gemm(const MmaArgs& g, const GemmExtras& ex, void* stream_ptr) {
   const auto stream = static_cast<cudaStream_t>(stream_ptr);
+  if (use_wgmma_gemm(g)) return launch_wgmma_gemm(g, ex, stream_ptr);
   return with_bits(g.bits, [&](auto bits) { return launch_bits<decltype(bits)::value>(g, ex, stream); });
 }
 

@@ -1,0 +1,177 @@
+// Device helpers of the two batch GEMMs (mma_gemm.cu on mma.sync, wgmma_gemm.cu on Hopper's wgmma): both decode a
+// warp's 16 x 16 step of codes into the same bf16 A fragment (mma.m16n8k16's layout, which is also each warp's slice
+// of wgmma's register A operand), with the same pair table, scales and rounding, so they give the same weights.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "../gpu_layout.hpp"
+#include "mma_common.cuh"
+#include "mma_gemv.hpp"
+
+namespace hilo::lords::cuda_detail {
+
+constexpr int kChunkBlocks = 4;  // scale blocks a 128-column chunk touches at most (blocks are >= 32 columns)
+constexpr int kGemmRowTiles = 8;  // 16-row weight tiles per CTA (one per warp)
+
+__device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t bf16x2_bits(float lo, float hi) {
+  const __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&h);
+}
+
+__device__ __forceinline__ uint32_t bf16x2_mul(uint32_t a, uint32_t b) {
+  const __nv_bfloat162 p = __hmul2(*reinterpret_cast<const __nv_bfloat162*>(&a), *reinterpret_cast<const __nv_bfloat162*>(&b));
+  return *reinterpret_cast<const uint32_t*>(&p);
+}
+
+// The scale block of column `col` (a shift for power-of-two blocks).
+__device__ __forceinline__ int block_of(const MmaArgs& g, int col) {
+  return g.block_shift >= 0 ? col >> g.block_shift : col / g.block;
+}
+
+// The GEMMs' pair table, [pair][32 lanes] of bf16 pairs (32 copies: conflict-free lookups), from the layer's fp16
+// pair table; `threads` threads write it.
+template <int Bits>
+__device__ __forceinline__ void fill_bf16_pair_table(uint32_t* lut, const uint32_t* pairs, int threads) {
+  constexpr int kPairs = 1 << (2 * Bits);
+  for (int e = static_cast<int>(threadIdx.x); e < kPairs * 8; e += threads) {
+    const uint32_t h = __ldg(pairs + e / 8);
+    const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&h));
+    const uint32_t v = bf16x2_bits(f.x, f.y);
+    reinterpret_cast<uint4*>(lut)[e] = make_uint4(v, v, v, v);
+  }
+}
+
+// The 4 pair-table entries of step s for this lane (lut_lane: the table's address + 4 x lane).
+template <int Bits>
+__device__ __forceinline__ void lookup_pairs(const uint32_t (&codes)[2 * Bits], int s, uint32_t lut_lane,
+                                             uint32_t (&pair)[4]) {
+#pragma unroll
+  for (int q = 0; q < 4; ++q) pair[q] = lds_u32(lut_lane + pair_offset<Bits>(codes, 4 * s + q));
+}
+
+// LoRDS: the warp's 16 rows of B (bf16 [rows][rank_pad], from row0) as the A operand of the scale mma (rank as k).
+template <int RP>
+__device__ __forceinline__ void load_b_factors(const uint16_t* b, int64_t row0, int rank_pad, int lane,
+                                               uint32_t (&bfac)[RP][4]) {
+  const uint16_t* brow = b + (row0 + lane / 4) * rank_pad + 2 * (lane % 4);
+#pragma unroll
+  for (int j = 0; j < RP; ++j) {
+    bfac[j][0] = *reinterpret_cast<const uint32_t*>(brow + 16 * j);
+    bfac[j][1] = *reinterpret_cast<const uint32_t*>(brow + 8 * rank_pad + 16 * j);
+    bfac[j][2] = *reinterpret_cast<const uint32_t*>(brow + 16 * j + 8);
+    bfac[j][3] = *reinterpret_cast<const uint32_t*>(brow + 8 * rank_pad + 16 * j + 8);
+  }
+}
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t addr, uint32_t (&r)[4]) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+
+// LoRDS: A^T's fragments of step s (columns 16 s .. + 15 of the chunk, two 8-column halves n), the B operand of the
+// scale mma, from the staged chunk a_t ([128][AStride] bf16): one ldmatrix.x4 per 16 ranks j, whose matrix m = lane / 8
+// covers half m / 2 at ranks 16 j + 8 (m % 2) .. + 7. (AStride = rank_pad + 8 puts the 8 rows of each matrix in
+// distinct banks.)
+template <int RP, int AStride>
+__device__ __forceinline__ void load_a_t_frags(const uint16_t* a_t, int s, int lane, uint32_t (&afr)[2][RP][2]) {
+  const int m = lane / 8;
+  const uint32_t base = smem_u32(a_t + (16 * s + 8 * (m / 2) + lane % 8) * AStride + 8 * (m % 2));
+#pragma unroll
+  for (int j = 0; j < RP; ++j) {
+    uint32_t r[4];
+    ldmatrix_x4(base + 32 * j, r);
+    afr[0][j][0] = r[0];
+    afr[0][j][1] = r[1];
+    afr[1][j][0] = r[2];
+    afr[1][j][1] = r[3];
+  }
+}
+
+// LoRDS: S = B A for rows (g, g + 8) x columns (2t, 2t + 1) of each 8-column half of a step, RP mmas per half. The
+// mma's output fragment has exactly the A fragment's layout.
+template <int RP>
+__device__ __forceinline__ void scale_mma(const uint32_t (&bfac)[RP][4], const uint32_t (&afr)[2][RP][2],
+                                          float (&sc)[2][4]) {
+#pragma unroll
+  for (int n = 0; n < 2; ++n) {
+    sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = 0.0f;
+#pragma unroll
+    for (int j = 0; j < RP; ++j) mma_bf16(sc[n], bfac[j], afr[n][j][0], afr[n][j][1]);
+  }
+}
+
+// LoRDS weights: value * S in f32, rounded once to bf16.
+__device__ __forceinline__ void lords_weights(const uint32_t (&pair)[4], const float (&sc)[2][4], uint32_t (&a)[4]) {
+#pragma unroll
+  for (int q = 0; q < 4; ++q)
+    a[q] = bf16x2_bits(bf16_lo(pair[q]) * sc[q / 2][2 * (q % 2)], bf16_hi(pair[q]) * sc[q / 2][2 * (q % 2) + 1]);
+}
+
+// Block-wise weights: value * scale, one bf16x2 multiply per pair (exact product, rounded once). scl: the bf16 scales
+// of rows g (low half) and g + 8 (high half).
+__device__ __forceinline__ void blockwise_weights(const uint32_t (&pair)[4], uint32_t scl, uint32_t (&a)[4]) {
+  const uint32_t s0 = __byte_perm(scl, 0, 0x1010), s1 = __byte_perm(scl, 0, 0x3232);
+  a[0] = bf16x2_mul(pair[0], s0);
+  a[1] = bf16x2_mul(pair[1], s1);
+  a[2] = bf16x2_mul(pair[2], s0);
+  a[3] = bf16x2_mul(pair[3], s1);
+}
+
+// Block-wise: for each 16-column step s of chunk c, its scale block relative to the chunk's first, in bits 2s, 2s + 1
+// (a chunk touches at most 4 blocks): one word per chunk, so the step loop does no block arithmetic.
+__device__ __forceinline__ uint32_t chunk_step_blocks(const MmaArgs& g, int c) {
+  const int col0 = c * gpu_layout::kTileCols, blk0 = block_of(g, col0);
+  uint32_t packed = 0;
+#pragma unroll
+  for (int s = 0; s < gpu_layout::kStepsPerTile; ++s)
+    packed |= static_cast<uint32_t>(block_of(g, col0 + 16 * s) - blk0) << (2 * s);
+  return packed;
+}
+
+// The scales of step s's block for rows g, g + 8 of this warp's tile. sc_base: the staged scales of the chunk
+// ([kChunkBlocks][16 rows] per tile) + gq; step_blocks: chunk_step_blocks of the chunk.
+__device__ __forceinline__ uint32_t step_scales(const uint16_t* sc_base, uint32_t step_blocks, int s) {
+  const uint16_t* sb = sc_base + (step_blocks >> (2 * s) & 3) * gpu_layout::kTileRows;
+  return static_cast<uint32_t>(sb[0]) | static_cast<uint32_t>(sb[8]) << 16;
+}
+
+// Block-wise: the scales chunk c needs of the CTA's 8 row tiles (tiled scales are contiguous per tile), [8 tiles]
+// [kChunkBlocks][16 rows] bf16 at dst: 64 pieces of 16 bytes, copied by threads 0-63 (no commit).
+__device__ __forceinline__ void stage_chunk_scales(const MmaArgs& g, int c, uint16_t* dst) {
+  if (threadIdx.x >= kGemmRowTiles * kChunkBlocks * 2) return;
+  const int tile = threadIdx.x / (kChunkBlocks * 2), part = threadIdx.x % (kChunkBlocks * 2);
+  const int smt = blockIdx.y * kGemmRowTiles + tile, blk = block_of(g, c * gpu_layout::kTileCols) + part / 2;
+  const bool in = smt < g.row_tiles && blk < g.scale_blocks;
+  const uint16_t* src = g.scales + ((static_cast<int64_t>(smt) * g.scale_blocks + blk) * gpu_layout::kTileRows + part % 2 * 8);
+  cp_async16(smem_u32(dst + (tile * kChunkBlocks * 2 + part) * 8), in ? src : g.scales, in ? 16 : 0);
+}
+
+// LoRDS: chunk c's 128 columns of A^T (bf16 [cols][rank_pad], zero padded) into [128][AStride] bf16 at dst,
+// by `Threads` threads (no commit).
+template <int RankPad, int AStride, int Threads>
+__device__ __forceinline__ void stage_chunk_a_t(const uint16_t* a_t, int c, uint16_t* dst) {
+  constexpr int kPieces = RankPad / 8, kRowsPerPass = Threads / kPieces;
+  constexpr int kPerThread = (gpu_layout::kTileCols * kPieces + Threads - 1) / Threads;
+  const int piece = threadIdx.x % kPieces, row = threadIdx.x / kPieces;
+  const uint16_t* src = a_t + (static_cast<int64_t>(c) * gpu_layout::kTileCols + row) * RankPad + piece * 8;
+  const uint32_t d0 = smem_u32(dst) + (row * AStride + piece * 8) * 2;
+#pragma unroll
+  for (int k = 0; k < kPerThread; ++k)
+    if (row + k * kRowsPerPass < gpu_layout::kTileCols)
+      cp_async16(d0 + k * kRowsPerPass * AStride * 2, src + k * kRowsPerPass * RankPad, 16);
+}
+
+// y = bf16(sum over splits in order of the partial sums [splits][count]) on `stream` (mma_gemm.cu).
+int launch_sum_splits(const float* partial, int splits, int64_t count, uint16_t* y, int sm_count, cudaStream_t stream);
+
+}  // namespace hilo::lords::cuda_detail

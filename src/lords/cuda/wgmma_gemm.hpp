@@ -1,0 +1,22 @@
+// The batch GEMM on Hopper's warpgroup MMA (internal interface, no CUDA headers): the same maths and rounding as
+// mma_gemm.hpp (weights decoded into bf16 A fragments, f32 accumulation, k split over CTAs with partial sums added
+// in split order), with the activations as wgmma's shared-memory B operand and the decoded weights as its register
+// A operand: one x read from shared memory per warpgroup and step instead of one per warp. Only the summation order
+// inside the tensor cores differs from the mma.sync GEMM.
+#pragma once
+
+#include "mma_gemm.hpp"
+
+namespace hilo::lords::cuda_detail {
+
+// Whether the wgmma GEMM serves a GEMM call of this batch: built for sm_90a, a 9.x device and batch >= 33 (the
+// small-batch tiles stay on mma.sync). HILO_GEMM_WGMMA=0 turns it off; force_wgmma_gemm(0 | 1) overrides both for
+// tests (-1: back to the rule).
+// Whether `device` runs this build's sm_90a code (compiled for it, compute capability 9.x); cached per device.
+bool sm90a_device(int device);
+
+bool use_wgmma_gemm(const MmaArgs& args);
+void force_wgmma_gemm(int mode);
+int launch_wgmma_gemm(const MmaArgs& args, const GemmExtras& extras, void* stream);
+
+}  // namespace hilo::lords::cuda_detail
