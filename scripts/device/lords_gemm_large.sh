@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # On the GPU machine: the batch GEMM on wgmma (batches >= 33) against the mma.sync GEMM (HILO_GEMM_WGMMA=0, same
-# binary) and cuBLAS bf16 (torch, same call), in one call. Builds; runs the LoRDS GPU tests, the two-GEMM test again
-# with 256 activation rows per CTA (HILO_GEMM_BN=256), compute-sanitizer memcheck and racecheck on that test and on
-# the back-to-back chain; benchmarks NF4 B=64 at BATCHES (default 64,256,1024) for both methods: wgmma (the rule's
-# width), wgmma at HILO_GEMM_BN=256 (BN256=0 skips), mma.sync; then NF3 at 1024 (BITS3=0 skips); cuBLAS last
-# (CUBLAS=0 skips). SANITIZE=0 skips the sanitizers, MMA=0 the mma.sync run; BN128=1 adds a run at HILO_GEMM_BN=128.
+# binary) and cuBLAS bf16 (torch, same call), in one call, in this order (the most needed first, should the call be
+# cut short): build; the LoRDS GPU tests, and the two-GEMM test again with 256 activation rows per CTA
+# (HILO_GEMM_BN=256); NF4 B=64 at BATCHES (default 64,256,1024), both methods, the rule's widths; cuBLAS (CUBLAS=0
+# skips); compute-sanitizer memcheck and racecheck on the two-GEMM test and the back-to-back chain (SANITIZE=0
+# skips); the benchmark at HILO_GEMM_BN=256 (BN256=0 skips) and 128 (BN128=1 adds it), at BN_BATCHES; mma.sync at
+# MMA_BATCHES (MMA=0 skips); NF3 at 1024 (BITS3=0 skips).
 # Usage (device tool, carry [".device-deps"]): scripts/device/lords_gemm_large.sh
-# Results in $OUT: bench-wgmma.json, bench-mma.json, bench-bn256.json, bench-nf3.json, cublas.json, bench.log.
+# Results in $OUT: bench-{wgmma,bn256,bn128,mma,nf3}.json, cublas.json, bench.log (tests.log on failure).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/hilo-out}
@@ -21,33 +22,33 @@ r=$?
 echo "tests HILO_GEMM_BN=256 rc $r" | tee -a "$OUT/bench.log"
 [ $r = 0 ] || rc=$r
 grep -E "^\[  (PASSED|FAILED)|FAILED  \]|Failure|exception|Expected|Which|batch" "$OUT/tests.log" | head -30
-if [ "${SANITIZE:-1}" = 1 ]; then
-  SANITIZE_FILTER="LordsCuda.BothBatchGemms*" scripts/device/sanitize_chain.sh "$OUT/bench.log" || rc=$?
-  scripts/device/sanitize_chain.sh "$OUT/bench.log" || rc=$?
-fi
-[ $rc = 0 ] && rm -f "$OUT/tests.log"
 batches=${BATCHES:-64,256,1024}
 pick() { grep -E "shape| ($(echo "$batches" | tr , '|')) +(blockwise|lords)"; }
 bench=build-device/bench/bench_lords_cuda
-run() {  # label, json, env...
-  local label=$1 json=$2
-  shift 2
+run() {  # label, json, batches, env...
+  local label=$1 json=$2 b=$3
+  shift 3
   echo "--- $label" | tee -a "$OUT/bench.log"
-  env "$@" timeout 200 $bench --bits 4 --block 64 --batches "$batches" --json "$OUT/$json" 2>&1 | pick |
+  env "$@" timeout 200 $bench --bits 4 --block 64 --batches "$b" --json "$OUT/$json" 2>&1 | pick |
     tee -a "$OUT/bench.log"
 }
-run "wgmma" bench-wgmma.json HILO_GEMM_WGMMA=1
-[ "${BN256:-1}" = 1 ] && run "wgmma, HILO_GEMM_BN=256" bench-bn256.json HILO_GEMM_BN=256
-[ "${BN128:-0}" = 1 ] && run "wgmma, HILO_GEMM_BN=128" bench-bn128.json HILO_GEMM_BN=128
-[ "${MMA:-1}" = 1 ] && run "mma.sync (HILO_GEMM_WGMMA=0)" bench-mma.json HILO_GEMM_WGMMA=0
-if [ "${BITS3:-1}" = 1 ]; then
-  echo "--- wgmma, NF3 B=64, batch 1024" | tee -a "$OUT/bench.log"
-  timeout 100 $bench --bits 3 --block 64 --batches 1024 --json "$OUT/bench-nf3.json" 2>&1 |
-    grep -E "shape| 1024 +(blockwise|lords)" | tee -a "$OUT/bench.log"
-fi
+run "wgmma" bench-wgmma.json "$batches" HILO_GEMM_WGMMA=1
 if [ "${CUBLAS:-1}" = 1 ]; then
   echo "--- cuBLAS bf16 (torch)" | tee -a "$OUT/bench.log"
   HILO_CUBLAS_BATCHES=$batches timeout 200 python3 scripts/device/cublas_baseline.py "$OUT/cublas.json" 2>&1 |
     tee -a "$OUT/bench.log"
 fi
+if [ "${SANITIZE:-1}" = 1 ]; then
+  SANITIZE_FILTER="LordsCuda.BothBatchGemms*" scripts/device/sanitize_chain.sh "$OUT/bench.log" || rc=$?
+  scripts/device/sanitize_chain.sh "$OUT/bench.log" || rc=$?
+fi
+[ "${BN256:-1}" = 1 ] && run "wgmma, HILO_GEMM_BN=256" bench-bn256.json "${BN_BATCHES:-$batches}" HILO_GEMM_BN=256
+[ "${BN128:-0}" = 1 ] && run "wgmma, HILO_GEMM_BN=128" bench-bn128.json "${BN_BATCHES:-$batches}" HILO_GEMM_BN=128
+[ "${MMA:-1}" = 1 ] && run "mma.sync (HILO_GEMM_WGMMA=0)" bench-mma.json "${MMA_BATCHES:-$batches}" HILO_GEMM_WGMMA=0
+if [ "${BITS3:-1}" = 1 ]; then
+  echo "--- wgmma, NF3 B=64, batch 1024" | tee -a "$OUT/bench.log"
+  timeout 100 $bench --bits 3 --block 64 --batches 1024 --json "$OUT/bench-nf3.json" 2>&1 |
+    grep -E "shape| 1024 +(blockwise|lords)" | tee -a "$OUT/bench.log"
+fi
+[ $rc = 0 ] && rm -f "$OUT/tests.log"
 exit $rc

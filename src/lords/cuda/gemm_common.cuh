@@ -78,23 +78,18 @@ __device__ __forceinline__ void ldmatrix_x4(uint32_t addr, uint32_t (&r)[4]) {
                : "r"(addr));
 }
 
-// LoRDS: A^T's fragments of step s (columns 16 s .. + 15 of the chunk, two 8-column halves n), the B operand of the
-// scale mma, from the staged chunk a_t ([128][AStride] bf16): one ldmatrix.x4 per 16 ranks j, whose matrix m = lane / 8
-// covers half m / 2 at ranks 16 j + 8 (m % 2) .. + 7. (AStride = rank_pad + 8 puts the 8 rows of each matrix in
-// distinct banks.)
+// LoRDS: A^T's fragments of step s (columns 16 s .. + 15 of the chunk, two 8-column halves) from the staged chunk
+// (a_base: [128][AStride] bf16, + 2t), the B operand of the scale mma.
 template <int RP, int AStride>
-__device__ __forceinline__ void load_a_t_frags(const uint16_t* a_t, int s, int lane, uint32_t (&afr)[2][RP][2]) {
-  const int m = lane / 8;
-  const uint32_t base = smem_u32(a_t + (16 * s + 8 * (m / 2) + lane % 8) * AStride + 8 * (m % 2));
+__device__ __forceinline__ void load_a_t_frags(const uint16_t* a_base, int s, int gq, uint32_t (&afr)[2][RP][2]) {
 #pragma unroll
-  for (int j = 0; j < RP; ++j) {
-    uint32_t r[4];
-    ldmatrix_x4(base + 32 * j, r);
-    afr[0][j][0] = r[0];
-    afr[0][j][1] = r[1];
-    afr[1][j][0] = r[2];
-    afr[1][j][1] = r[3];
-  }
+  for (int n = 0; n < 2; ++n)
+#pragma unroll
+    for (int j = 0; j < RP; ++j) {
+      const uint16_t* ar = a_base + (16 * s + 8 * n + gq) * AStride + 16 * j;
+      afr[n][j][0] = *reinterpret_cast<const uint32_t*>(ar);
+      afr[n][j][1] = *reinterpret_cast<const uint32_t*>(ar + 8);
+    }
 }
 
 // LoRDS: S = B A for rows (g, g + 8) x columns (2t, 2t + 1) of each 8-column half of a step, RP mmas per half. The
@@ -127,21 +122,10 @@ __device__ __forceinline__ void blockwise_weights(const uint32_t (&pair)[4], uin
   a[3] = bf16x2_mul(pair[3], s1);
 }
 
-// Block-wise: for each 16-column step s of chunk c, its scale block relative to the chunk's first, in bits 2s, 2s + 1
-// (a chunk touches at most 4 blocks): one word per chunk, so the step loop does no block arithmetic.
-__device__ __forceinline__ uint32_t chunk_step_blocks(const MmaArgs& g, int c) {
-  const int col0 = c * gpu_layout::kTileCols, blk0 = block_of(g, col0);
-  uint32_t packed = 0;
-#pragma unroll
-  for (int s = 0; s < gpu_layout::kStepsPerTile; ++s)
-    packed |= static_cast<uint32_t>(block_of(g, col0 + 16 * s) - blk0) << (2 * s);
-  return packed;
-}
-
 // The scales of step s's block for rows g, g + 8 of this warp's tile. sc_base: the staged scales of the chunk
-// ([kChunkBlocks][16 rows] per tile) + gq; step_blocks: chunk_step_blocks of the chunk.
-__device__ __forceinline__ uint32_t step_scales(const uint16_t* sc_base, uint32_t step_blocks, int s) {
-  const uint16_t* sb = sc_base + (step_blocks >> (2 * s) & 3) * gpu_layout::kTileRows;
+// ([kChunkBlocks][16 rows] per tile) + gq; blk0: the chunk's first block.
+__device__ __forceinline__ uint32_t step_scales(const MmaArgs& g, const uint16_t* sc_base, int c, int s, int blk0) {
+  const uint16_t* sb = sc_base + (block_of(g, c * gpu_layout::kTileCols + 16 * s) - blk0) * gpu_layout::kTileRows;
   return static_cast<uint32_t>(sb[0]) | static_cast<uint32_t>(sb[8]) << 16;
 }
 
@@ -173,5 +157,30 @@ __device__ __forceinline__ void stage_chunk_a_t(const uint16_t* a_t, int c, uint
 
 // y = bf16(sum over splits in order of the partial sums [splits][count]) on `stream` (mma_gemm.cu).
 int launch_sum_splits(const float* partial, int splits, int64_t count, uint16_t* y, int sm_count, cudaStream_t stream);
+
+// The tail of a GEMM launch: `launched` is the kernel launch's error; with a partial-sum buffer (split k), the second
+// kernel adds the splits into y, and the buffer is freed on the stream either way. Returns a CUDA error code.
+inline int finish_gemm_launch(cudaError_t launched, float* partial, int splits, const MmaArgs& g, cudaStream_t stream) {
+  int e = static_cast<int>(launched);
+  if (partial) {
+    if (e == 0) e = launch_sum_splits(partial, splits, g.batch * g.rows, g.y, g.sm_count, stream);
+    cudaFreeAsync(partial, stream);
+  }
+  return e != 0 ? e : static_cast<int>(cudaGetLastError());
+}
+
+// Calls f(std::integral_constant<int, RP>{}) with RP = LoRDS' padded rank / 16 (1, 2, 4 or 8), or 0 for block-wise
+// (the GEMM kernels' template argument); cudaErrorInvalidValue for another padded rank.
+template <class F>
+int with_rank_tiles(const MmaArgs& g, F&& f) {
+  if (!g.lords) return f(std::integral_constant<int, 0>{});
+  switch (g.rank_pad) {
+    case 16: return f(std::integral_constant<int, 1>{});
+    case 32: return f(std::integral_constant<int, 2>{});
+    case 64: return f(std::integral_constant<int, 4>{});
+    case 128: return f(std::integral_constant<int, 8>{});
+    default: return static_cast<int>(cudaErrorInvalidValue);
+  }
+}
 
 }  // namespace hilo::lords::cuda_detail

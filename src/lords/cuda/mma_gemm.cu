@@ -143,9 +143,9 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, 1)
       if (active) {
         const int slot = (c - c0) & 1;
         const uint32_t x_base = x_lane + slot * S::kBatchRows * kXStride * 2;
-        const uint16_t* a_base = as + slot * kTileCols * S::kAStride;
+        const uint16_t* a_base = as + slot * kTileCols * S::kAStride + 2 * t;
         const uint16_t* sc_base = scale_s + (slot * kRowWarps + warp) * kChunkBlocks * kTileRows + gq;
-        const uint32_t step_blocks = S::kLords ? 0 : chunk_step_blocks(g, c);
+        const int blk0 = block_of(g, c * kTileCols);
         // Software pipeline over the 8 steps: the shared-memory loads of step s + 1 (and LoRDS' scale mma) are issued
         // around the mmas of step s, so their latency hides behind them.
         uint32_t bfr[2][NT / 2][4], pair[2][4], scl[2] = {};
@@ -155,8 +155,8 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, 1)
 #pragma unroll
           for (int j = 0; j < NT / 2; ++j) ldmatrix_x4(x_base + (j * 16 * kXStride + 16 * s) * 2, bfr[p][j]);
           lookup_pairs<Bits>(cur, s, lut_lane, pair[p]);
-          if constexpr (S::kLords) load_a_t_frags<RP, S::kAStride>(a_base, s, lane, afr);
-          else scl[p] = step_scales(sc_base, step_blocks, s);
+          if constexpr (S::kLords) load_a_t_frags<RP, S::kAStride>(a_base, s, gq, afr);
+          else scl[p] = step_scales(g, sc_base, c, s, blk0);
         };
         load_step(0, 0);
         if constexpr (S::kLords) scale_mma<RP>(bfac, afr, sc);
@@ -277,28 +277,12 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   cfg.stream = stream;
   cfg.attrs = attr;
   cfg.numAttrs = cluster ? 1 : 0;
-  if (const cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, g, ex, tiles_per_split, partial); e != cudaSuccess) {
-    if (partial) cudaFreeAsync(partial, stream);
-    return static_cast<int>(e);
-  }
-  if (partial) {
-    const int e = launch_sum_splits(partial, splits, count, g.y, g.sm_count, stream);
-    cudaFreeAsync(partial, stream);
-    if (e != 0) return e;
-  }
-  return static_cast<int>(cudaGetLastError());
+  return finish_gemm_launch(cudaLaunchKernelEx(&cfg, kernel, g, ex, tiles_per_split, partial), partial, splits, g, stream);
 }
 
 template <int Bits, int NT, int WB>
 int launch_nt(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
-  if (!g.lords) return launch_variant<Bits, NT, 0, WB>(g, ex, stream);
-  switch (g.rank_pad) {
-    case 16: return launch_variant<Bits, NT, 1, WB>(g, ex, stream);
-    case 32: return launch_variant<Bits, NT, 2, WB>(g, ex, stream);
-    case 64: return launch_variant<Bits, NT, 4, WB>(g, ex, stream);
-    case 128: return launch_variant<Bits, NT, 8, WB>(g, ex, stream);
-    default: return static_cast<int>(cudaErrorInvalidValue);
-  }
+  return with_rank_tiles(g, [&](auto rp) { return launch_variant<Bits, NT, decltype(rp)::value, WB>(g, ex, stream); });
 }
 
 template <int Bits>

@@ -81,23 +81,22 @@ __global__ void __launch_bounds__(kThreads, 1)
   // i % 8): 8 consecutive lanes write 8 rows' swizzled pieces (distinct banks), a warp reads 64 bytes of each of 8 rows.
   constexpr int kXPerThread = BN / 16;
   const int kp = threadIdx.x / 8 % 16, r0 = threadIdx.x / 128 * 8 + threadIdx.x % 8;
-  // Rows r0 + 16 k exist for k < x_rows; their pieces start at x_src and step by x_step (fixed for the call).
-  const int x_rows = static_cast<int>(std::clamp<int64_t>((g.batch - b0 - r0 + 15) / 16, 0, kXPerThread));
-  const uint16_t* x_src = x_rows > 0 ? g.x + (b0 + r0) * g.cols + kp * 8 : g.x;
-  const int64_t x_step = 16 * g.cols;
+  const uint16_t* x_src = g.x + (b0 + r0) * g.cols + kp * 8;
+  uint32_t x_in = 0;  // bit k: row r0 + 16 k exists
+#pragma unroll
+  for (int k = 0; k < kXPerThread; ++k) x_in |= (b0 + r0 + 16 * k < g.batch ? 1u : 0u) << k;
   const uint32_t x_dst0 = smem_u32(ring) + kp / 8 * S::kHalfBytes + swizzle128(r0, kp % 8);
   auto slot_of = [&](int c) { return (c - c0) % S::kSlots; };
   auto a_t_of = [&](int slot) { return reinterpret_cast<uint16_t*>(ring + slot * S::kSlotBytes + S::kXBytes); };
   auto stage = [&](int c) {  // chunk c into its slot; always one commit group per call
     if (c < c1) {
       const int slot = slot_of(c);
-      const int col0 = c * kTileCols;
-      const int rows = col0 + kp * 8 < g.cols ? x_rows : 0;  // (cols is a multiple of 32: pieces are whole)
-      const uint16_t* src = x_src + col0;
+      const int64_t col0 = static_cast<int64_t>(c) * kTileCols;
+      const bool col_in = col0 + kp * 8 < g.cols;
 #pragma unroll
       for (int k = 0; k < kXPerThread; ++k) {
-        cp_async16(x_dst0 + slot * S::kSlotBytes + k * 16 * 128, k < rows ? src : g.x, k < rows ? 16 : 0);
-        src += x_step;
+        const bool in = col_in && (x_in >> k & 1);
+        cp_async16(x_dst0 + slot * S::kSlotBytes + k * 16 * 128, in ? x_src + 16 * k * g.cols + col0 : g.x, in ? 16 : 0);
       }
       if constexpr (S::kLords)
         stage_chunk_a_t<S::kRankPad, S::kAStride, kThreads>(ex.a_t, c, a_t_of(slot));
@@ -140,18 +139,18 @@ __global__ void __launch_bounds__(kThreads, 1)
       const int slot = slot_of(c);
       const uint32_t x_slot = smem_u32(ring) + slot * S::kSlotBytes;
       const uint16_t* side = a_t_of(slot);
-      const uint32_t step_blocks = S::kLords ? 0 : chunk_step_blocks(g, c);
+      const int blk0 = block_of(g, c * kTileCols);
       const auto decode = [&](int s, uint32_t (&w)[4]) {
         uint32_t pair[4];
         lookup_pairs<Bits>(code_ring[d], s, lut_lane, pair);
         if constexpr (S::kLords) {
           uint32_t afr[2][RP][2];
           float sc[2][4];
-          load_a_t_frags<RP, S::kAStride>(side, s, lane, afr);
+          load_a_t_frags<RP, S::kAStride>(side + 2 * t, s, gq, afr);
           scale_mma<RP>(bfac, afr, sc);
           lords_weights(pair, sc, w);
         } else {
-          blockwise_weights(pair, step_scales(side + warp * kChunkBlocks * kTileRows + gq, step_blocks, s), w);
+          blockwise_weights(pair, step_scales(g, side + warp * kChunkBlocks * kTileRows + gq, c, s, blk0), w);
         }
       };
       decode(0, a[0]);  // a[0]: step 4 of the previous chunk, complete (at most steps 5-7 are in flight)
@@ -252,16 +251,7 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   }
   const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(row_ctas), static_cast<unsigned>(batch_tiles));
   kernel<<<grid, kThreads, S::kSmem, stream>>>(g, ex, tiles_per_split, partial);
-  if (const cudaError_t e = cudaGetLastError(); e != cudaSuccess) {
-    if (partial) cudaFreeAsync(partial, stream);
-    return static_cast<int>(e);
-  }
-  if (partial) {
-    const int e = launch_sum_splits(partial, splits, count, g.y, g.sm_count, stream);
-    cudaFreeAsync(partial, stream);
-    if (e != 0) return e;
-  }
-  return static_cast<int>(cudaGetLastError());
+  return finish_gemm_launch(cudaGetLastError(), partial, splits, g, stream);
 }
 
 template <int Bits, int RP, int BN>
@@ -271,22 +261,14 @@ int launch_fitting(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
 
 template <int Bits, int BN>
 int launch_bn(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
-  if (!g.lords) return launch_fitting<Bits, 0, BN>(g, ex, stream);
-  switch (g.rank_pad) {
-    case 16: return launch_fitting<Bits, 1, BN>(g, ex, stream);
-    case 32: return launch_fitting<Bits, 2, BN>(g, ex, stream);
-    case 64: return launch_fitting<Bits, 4, BN>(g, ex, stream);
-    case 128: return launch_fitting<Bits, 8, BN>(g, ex, stream);
-    default: return static_cast<int>(cudaErrorInvalidValue);
-  }
+  return with_rank_tiles(g, [&](auto rp) { return launch_fitting<Bits, decltype(rp)::value, BN>(g, ex, stream); });
 }
 
 template <int Bits>
 int launch_bits(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
-  // Activation rows per CTA: 64 up to batch 64, 128 up to 128, else 256 (128 where 256 do not fit: rank 128);
-  // HILO_GEMM_BN=64|128|256 forces a width for sweeps.
+  // 64 activation rows per CTA up to batch 64, else 128; HILO_GEMM_BN=64|128|256 forces a width for sweeps.
   static const int forced = env_override("HILO_GEMM_BN", 64, 256, 0);
-  const int bn = forced == 64 || forced == 128 || forced == 256 ? forced : g.batch <= 64 ? 64 : g.batch <= 128 ? 128 : 256;
+  const int bn = forced == 64 || forced == 128 || forced == 256 ? forced : g.batch <= 64 ? 64 : 128;
   if (bn == 64) return launch_bn<Bits, 64>(g, ex, stream);
   if (bn == 256) return launch_bn<Bits, 256>(g, ex, stream);
   return launch_bn<Bits, 128>(g, ex, stream);
@@ -317,10 +299,15 @@ bool sm90a_device(int device) {
 void force_wgmma_gemm(int mode) { wgmma_forced.store(mode < 0 ? -1 : mode != 0, std::memory_order_relaxed); }
 
 bool use_wgmma_gemm(const MmaArgs& g) {
-  static const bool enabled = env_flag("HILO_GEMM_WGMMA", true);
+  static const int env = env_override("HILO_GEMM_WGMMA", 0, 1, -1);
   if (!sm90a_device(g.device)) return false;
   const int f = wgmma_forced.load(std::memory_order_relaxed);
-  return f >= 0 ? f != 0 : enabled && g.batch >= 33;
+  if (f >= 0) return f != 0;
+  if (g.batch < 33 || env == 0) return false;
+  // Measured on an H100 (docs/results/lords-cuda.md, 2026-12-06): faster than mma.sync at batch 64 on all four
+  // Llama-3-8B shapes and at 256-1024 on the layers of up to 2^24 weights, slower at 256-1024 on the 14336-wide
+  // ones (0.71-0.97x; not profiled). HILO_GEMM_WGMMA=1 takes it for every batch of 33 and more.
+  return env == 1 || g.batch <= 128 || g.rows * g.cols <= (int64_t{1} << 24);
 }
 
 int launch_wgmma_gemm(const MmaArgs& g, const GemmExtras& ex, void* stream_ptr) {
