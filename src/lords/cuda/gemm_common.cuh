@@ -1,6 +1,7 @@
-// Device helpers of the two batch GEMMs (mma_gemm.cu on mma.sync, wgmma_gemm.cu on Hopper's wgmma): both decode a
-// warp's 16 x 16 step of codes into the same bf16 A fragment (mma.m16n8k16's layout, which is also each warp's slice
-// of wgmma's register A operand), with the same pair table, scales and rounding, so they give the same weights.
+// Helpers of the two batch GEMMs (mma_gemm.cu on mma.sync, wgmma_gemm.cu on Hopper's wgmma). On the device: both
+// decode a warp's 16 x 16 step of codes into the same bf16 A fragment (mma.m16n8k16's layout, which is also each
+// warp's slice of wgmma's register A operand), with the same pair table, scales and rounding, so they give the same
+// weights, and stage their chunks alike. On the host: the split-k tail of a launch and the dispatch over padded ranks.
 #pragma once
 
 #include <cuda_bf16.h>

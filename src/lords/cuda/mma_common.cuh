@@ -1,6 +1,6 @@
-// Device helpers shared by the tensor-core GEMVs and GEMM (mma_gemv.cu, row_gemv.cu, mma_gemm.cu): bf16 halves, the tiled code
-// loads (src/lords/gpu_layout.hpp), the pair-table lookups that turn two codes into one A-fragment register, and the
-// launchers' shared-memory limit.
+// Device helpers shared by the tensor-core GEMVs and GEMMs (mma_gemv.cu, row_gemv.cu, mma_gemm.cu, wgmma_gemm.cu):
+// bf16 halves, the tiled code loads (src/lords/gpu_layout.hpp), the pair-table lookups that turn two codes into one
+// A-fragment register, and the launchers' shared-memory limit.
 #pragma once
 
 #include <cooperative_groups.h>

@@ -36,7 +36,7 @@ constexpr int wg_slot_bytes(int rp, int bn) {
   return bn * 2 * kTileCols + (rp > 0 ? 2 * kTileCols * (16 * rp + 8) : 2 * kGemmRowTiles * kChunkBlocks * kTileRows);
 }
 constexpr int wg_lut_bytes(int bits) { return 4 * (1 << (2 * bits)) * 32; }
-// Whether two slots fit: not 256 activation rows at rank 128 (launch_bn halves them there).
+// Whether two slots fit: not 256 activation rows at rank 128 (launch_fitting halves them there).
 constexpr bool wg_fits(int bits, int rp, int bn) { return wg_lut_bytes(bits) + 2 * wg_slot_bytes(rp, bn) <= kMaxSmem; }
 
 template <int Bits, int RP, int BN>
