@@ -2,17 +2,23 @@
 # On the GPU machine: the batch GEMM on wgmma (batches >= 33) against the mma.sync GEMM (HILO_GEMM_WGMMA=0, same
 # binary) and cuBLAS bf16 (torch, same call), in one call, in this order (the most needed first, should the call be
 # cut short): build; the LoRDS GPU tests, and the two-GEMM test again with 256 activation rows per CTA
-# (HILO_GEMM_BN=256); NF4 B=64 at BATCHES (default 64,256,1024), both methods, the rule's widths; cuBLAS (CUBLAS=0
+# (HILO_GEMM_BN=256); NF4 B=64 at BATCHES (default 64,256,1024), both methods, on wgmma (HILO_GEMM_WGMMA=1: every
+# batch of 33 and more, whatever the rule) at the rule's widths; cuBLAS (CUBLAS=0
 # skips); compute-sanitizer memcheck and racecheck on the two-GEMM test and the back-to-back chain (SANITIZE=0
 # skips); the benchmark at HILO_GEMM_BN=256 (BN256=0 skips) and 128 (BN128=1 adds it), at BN_BATCHES; mma.sync at
 # MMA_BATCHES (MMA=0 skips); NF3 at 1024 (BITS3=0 skips).
-# Usage (device tool, carry [".device-deps"]): scripts/device/lords_gemm_large.sh
-# Results in $OUT: bench-{wgmma,bn256,bn128,mma,nf3}.json, cublas.json, bench.log (tests.log on failure).
+# BASE_TAR (a `git archive` of a base revision) adds that revision's benchmark first, built alongside (base_build.sh).
+# Usage (device tool, carry [".device-deps"]): scripts/device/lords_gemm_large.sh. To try docs/notes/gpu-lords-next.patch
+# against main: `git archive HEAD -o base.tar && git apply docs/notes/gpu-lords-next.patch`, then
+# `BASE_TAR=base.tar scripts/device/lords_gemm_large.sh` (and remove base.tar before committing).
+# Results in $OUT: bench-{base,wgmma,bn256,bn128,mma,nf3}.json, cublas.json, bench.log (tests.log on failure).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/hilo-out}
 mkdir -p "$OUT"
+source scripts/device/base_build.sh
 scripts/device/build_targets.sh hilo_tests bench_lords_cuda || exit 1
+wait
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader | tee "$OUT/bench.log"
 timeout 300 build-device/tests/hilo_tests --gtest_filter="LordsCuda*:LordsGpuLayout*" > "$OUT/tests.log" 2>&1
 rc=$?
@@ -32,6 +38,14 @@ run() {  # label, json, batches, env...
   env "$@" timeout 200 $bench --bits 4 --block 64 --batches "$b" --json "$OUT/$json" 2>&1 | pick |
     tee -a "$OUT/bench.log"
 }
+base=/tmp/base/build-device/bench/bench_lords_cuda
+if [ -x $base ]; then
+  echo "--- base (BASE_TAR), wgmma (HILO_GEMM_WGMMA=1)" | tee -a "$OUT/bench.log"
+  HILO_GEMM_WGMMA=1 timeout 200 $base --bits 4 --block 64 --batches "$batches" --json "$OUT/bench-base.json" 2>&1 | pick |
+    tee -a "$OUT/bench.log"
+elif [ -n "${BASE_TAR:-}" ]; then
+  echo "no base build: $(tail -5 /tmp/base-out/log 2>/dev/null)" | tee -a "$OUT/bench.log"
+fi
 run "wgmma" bench-wgmma.json "$batches" HILO_GEMM_WGMMA=1
 if [ "${CUBLAS:-1}" = 1 ]; then
   echo "--- cuBLAS bf16 (torch)" | tee -a "$OUT/bench.log"

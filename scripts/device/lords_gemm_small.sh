@@ -11,12 +11,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/hilo-out}
 mkdir -p "$OUT"
-root=$PWD
-if [ -n "${BASE_TAR:-}" ]; then
-  rm -rf /tmp/base && mkdir -p /tmp/base /tmp/base-out && tar -xf "$BASE_TAR" -C /tmp/base &&
-    ln -s "$root/.device-deps" /tmp/base/.device-deps &&
-    (OUT=/tmp/base-out /tmp/base/scripts/device/build_targets.sh bench_lords_cuda > /tmp/base-out/log 2>&1) &
-fi
+source scripts/device/base_build.sh
 scripts/device/build_targets.sh hilo_tests bench_lords_cuda || exit 1
 wait
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader | tee "$OUT/bench.log"
