@@ -301,14 +301,15 @@ TEST(LordsCuda, XaPrepassGivesTheSameBits) {
 }
 
 // Non-finite activations give non-finite outputs in their own batch rows only (docs/lords.md section 8), on the row
-// GEMV (one slab, and slabs over a cluster) and on the GEMM: the Inf/NaN take the row GEMV's rescaled path.
+// GEMV (one slab, and slabs over a cluster) and on the GEMMs (batch 12 on mma.sync, 40 on wgmma where the device runs
+// it): the Inf/NaN take the row GEMV's rescaled path.
 TEST(LordsCuda, NonFiniteActivationsStayInTheirRows) {
   SKIP_WITHOUT_GPU();
   std::mt19937_64 gen(test::fresh_seed());
   lords::QuantConfig cfg;
   cfg.method = lords::Method::Blockwise;
   for (int64_t rows : {2048, 48})  // 48 rows: 2 row CTAs, columns split over a cluster
-    for (int64_t batch : {3, 12}) {
+    for (int64_t batch : {3, 12, 40}) {
       const lords::QuantizedLinear q = lords::quantize(test::random_tensor(DType::F32, {rows, 512}, gen, 0.05f), cfg);
       const lords::cuda::DeviceLinear dev(q);
       Tensor x = test::random_tensor(DType::BF16, {batch, 512}, gen);

@@ -7,7 +7,7 @@
 # skips); compute-sanitizer memcheck and racecheck on the two-GEMM test and the back-to-back chain (SANITIZE=0
 # skips); the benchmark at HILO_GEMM_BN=256 (BN256=0 skips) and 128 (BN128=1 adds it), at BN_BATCHES; mma.sync at
 # MMA_BATCHES (MMA=0 skips); NF3 at 1024 (BITS3=0 skips).
-# BASE_TAR (a `git archive` of a base revision) adds that revision's benchmark first, built alongside (base_build.sh).
+# BASE_TAR (a `git archive` of a base revision) adds that revision's benchmark first, built alongside (gemm_prelude.sh).
 # Usage (device tool, carry [".device-deps"]): scripts/device/lords_gemm_large.sh. To try docs/notes/gpu-lords-next.patch
 # against main: `git archive HEAD -o base.tar && git apply docs/notes/gpu-lords-next.patch`, then
 # `BASE_TAR=base.tar scripts/device/lords_gemm_large.sh` (and remove base.tar before committing).
@@ -16,18 +16,12 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/hilo-out}
 mkdir -p "$OUT"
-source scripts/device/base_build.sh
-scripts/device/build_targets.sh hilo_tests bench_lords_cuda || exit 1
-wait
-nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader | tee "$OUT/bench.log"
-timeout 300 build-device/tests/hilo_tests --gtest_filter="LordsCuda*:LordsGpuLayout*" > "$OUT/tests.log" 2>&1
-rc=$?
-echo "tests rc $rc" | tee -a "$OUT/bench.log"
+source scripts/device/gemm_prelude.sh
 HILO_GEMM_BN=256 timeout 120 build-device/tests/hilo_tests --gtest_filter="LordsCuda.BothBatchGemms*" >> "$OUT/tests.log" 2>&1
 r=$?
 echo "tests HILO_GEMM_BN=256 rc $r" | tee -a "$OUT/bench.log"
 [ $r = 0 ] || rc=$r
-grep -E "^\[  (PASSED|FAILED)|FAILED  \]|Failure|exception|Expected|Which|batch" "$OUT/tests.log" | head -30
+show_test_failures
 batches=${BATCHES:-64,256,1024}
 pick() { grep -E "shape| ($(echo "$batches" | tr , '|')) +(blockwise|lords)"; }
 bench=build-device/bench/bench_lords_cuda

@@ -11,14 +11,8 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/hilo-out}
 mkdir -p "$OUT"
-source scripts/device/base_build.sh
-scripts/device/build_targets.sh hilo_tests bench_lords_cuda || exit 1
-wait
-nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader | tee "$OUT/bench.log"
-timeout 300 build-device/tests/hilo_tests --gtest_filter="LordsCuda*:LordsGpuLayout*" > "$OUT/tests.log" 2>&1
-rc=$?
-echo "tests rc $rc" | tee -a "$OUT/bench.log"
-grep -E "^\[  (PASSED|FAILED)|FAILED  \]|Failure|exception|Expected|Which|batch" "$OUT/tests.log" | head -30
+source scripts/device/gemm_prelude.sh
+show_test_failures
 scripts/device/sanitize_chain.sh "$OUT/bench.log" || rc=$?
 [ $rc = 0 ] && rm -f "$OUT/tests.log"
 batches=${BATCHES:-8,16,32,64}

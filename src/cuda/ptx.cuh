@@ -69,6 +69,30 @@ __device__ __forceinline__ uint64_t smem_desc_sw128(uint32_t addr) {
          (uint64_t{1} << 62);
 }
 
+// Operand lists of the wgmma wrappers (src/lords/cuda/wgmma_rs.cuh, src/hisa/cuda/wgmma.cuh): the f32 accumulators
+// d[0 .. n-1] of a wrapper as "+f" operands (HILO_WGMMA_ACCn, built from runs HILO_WGMMA_Dk(first)) and their names
+// %0 .. %n-1 in the instruction text (HILO_WGMMA_Rn); a wrapper's other operands follow at %n.
+#define HILO_WGMMA_D4(i) "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3])
+#define HILO_WGMMA_D8(i) HILO_WGMMA_D4(i), HILO_WGMMA_D4(i + 4)
+#define HILO_WGMMA_D16(i) HILO_WGMMA_D8(i), HILO_WGMMA_D8(i + 8)
+#define HILO_WGMMA_D32(i) HILO_WGMMA_D16(i), HILO_WGMMA_D16(i + 16)
+#define HILO_WGMMA_ACC16 HILO_WGMMA_D16(0)
+#define HILO_WGMMA_ACC28 HILO_WGMMA_D16(0), HILO_WGMMA_D8(16), HILO_WGMMA_D4(24)
+#define HILO_WGMMA_ACC32 HILO_WGMMA_D32(0)
+#define HILO_WGMMA_ACC64 HILO_WGMMA_D32(0), HILO_WGMMA_D32(32)
+#define HILO_WGMMA_ACC128 HILO_WGMMA_ACC64, HILO_WGMMA_D32(64), HILO_WGMMA_D32(96)
+#define HILO_WGMMA_R16 "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15"
+#define HILO_WGMMA_R28 HILO_WGMMA_R16 ",%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27"
+#define HILO_WGMMA_R32 HILO_WGMMA_R16 ",%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31"
+#define HILO_WGMMA_R64 \
+  HILO_WGMMA_R32 ",%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47" \
+                 ",%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63"
+#define HILO_WGMMA_R128 \
+  HILO_WGMMA_R64 ",%64,%65,%66,%67,%68,%69,%70,%71,%72,%73,%74,%75,%76,%77,%78,%79" \
+                 ",%80,%81,%82,%83,%84,%85,%86,%87,%88,%89,%90,%91,%92,%93,%94,%95" \
+                 ",%96,%97,%98,%99,%100,%101,%102,%103,%104,%105,%106,%107,%108,%109,%110,%111" \
+                 ",%112,%113,%114,%115,%116,%117,%118,%119,%120,%121,%122,%123,%124,%125,%126,%127"
+
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 // Hopper warpgroup MMA ordering: fence before a wgmma reads registers written by other instructions, commit the
 // issued wgmmas as a group, wait until at most N groups are in flight.

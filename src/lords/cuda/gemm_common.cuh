@@ -170,6 +170,12 @@ inline int finish_gemm_launch(cudaError_t launched, float* partial, int splits, 
   return e != 0 ? e : static_cast<int>(cudaGetLastError());
 }
 
+// HILO_GEMM_SPLIT=1..64: the split-k count both GEMMs take instead of their rules, for sweeps (0: the rules).
+inline int forced_gemm_splits() {
+  static const int forced = env_override("HILO_GEMM_SPLIT", 1, 64, 0);
+  return forced;
+}
+
 // Calls f(std::integral_constant<int, RP>{}) with RP = LoRDS' padded rank / 16 (1, 2, 4 or 8), or 0 for block-wise
 // (the GEMM kernels' template argument); cudaErrorInvalidValue for another padded rank.
 template <class F>

@@ -244,7 +244,7 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   // CTA slot once (at least 2 chunks each). H200, NF4 B=64, batch 16, forced counts (docs/results/lords-cuda.md):
   // 4096x4096 8 splits 10.6 us against 14.6 (4), 11.6 (16), 14.9 (32); 1024x4096 16: 6.5 against 7.6-11.6;
   // 4096x14336 8: 24.6 against 26.0-40.9. HILO_GEMM_SPLIT=1..64 forces the count for sweeps.
-  static const int forced = env_override("HILO_GEMM_SPLIT", 1, 64, 0);
+  const int forced = forced_gemm_splits();
   const int64_t ctas = row_ctas * batch_tiles;
   const int64_t slots = int64_t{S::kClusterSum ? ctas_per_sm<kernel>(g.device, S::kThreads, S::kSmem) : 1} * g.sm_count;
   int splits = forced > 0                 ? forced

@@ -15,7 +15,6 @@
 
 #include "../gpu_layout.hpp"
 #include "gemm_common.cuh"
-#include "wgmma_bf16_rs.cuh"
 #include "wgmma_gemm.hpp"
 #include "wgmma_rs.cuh"
 
@@ -221,8 +220,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 // (ceil(ctas s / slots) / s), the smallest such, with at least 2 chunks per split. 1024x4096 at 128 activation rows
 // (64 CTAs on 132 SMs) takes 2 splits (one wave) instead of 3 (two).
 int choose_splits(int64_t ctas, int64_t slots, int col_tiles) {
-  static const int forced = env_override("HILO_GEMM_SPLIT", 1, 64, 0);
-  if (forced > 0) return std::min(forced, col_tiles);
+  if (const int forced = forced_gemm_splits(); forced > 0) return std::min(forced, col_tiles);
   int best = 1;
   double best_cost = 1e30;
   for (int s = 1; s <= std::max(1, col_tiles / 2); ++s) {
@@ -304,9 +302,10 @@ bool use_wgmma_gemm(const MmaArgs& g) {
   const int f = wgmma_forced.load(std::memory_order_relaxed);
   if (f >= 0) return f != 0;
   if (g.batch < 33 || env == 0) return false;
-  // Measured on an H100 (docs/results/lords-cuda.md, 2026-12-06): faster than mma.sync at batch 64 on all four
-  // Llama-3-8B shapes and at 256-1024 on the layers of up to 2^24 weights, slower at 256-1024 on the 14336-wide
-  // ones (0.71-0.97x; not profiled). HILO_GEMM_WGMMA=1 takes it for every batch of 33 and more.
+  // Measured on an H100 against mma.sync (docs/results/lords-cuda.md, 2026-12-06): at batch 64 (the first version)
+  // 1.06-1.90x block-wise and 0.99-1.69x LoRDS on the four Llama-3-8B shapes; at 256-1024 1.12-1.96x on the layers of
+  // up to 2^24 weights and 0.71-0.97x on the 14336-wide ones (not profiled). HILO_GEMM_WGMMA=1 takes it for every
+  // batch of 33 and more.
   return env == 1 || g.batch <= 128 || g.rows * g.cols <= (int64_t{1} << 24);
 }
 
