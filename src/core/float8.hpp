@@ -5,11 +5,7 @@
 #include <cstdint>
 #include <cstring>
 
-#if defined(__CUDACC__)
-#define HILO_HOST_DEVICE __host__ __device__ __forceinline__
-#else
-#define HILO_HOST_DEVICE inline
-#endif
+#include "host_device.hpp"
 
 namespace hilo::fp8 {
 

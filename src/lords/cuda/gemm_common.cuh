@@ -79,18 +79,23 @@ __device__ __forceinline__ void ldmatrix_x4(uint32_t addr, uint32_t (&r)[4]) {
                : "r"(addr));
 }
 
-// LoRDS: A^T's fragments of step s (columns 16 s .. + 15 of the chunk, two 8-column halves) from the staged chunk
-// (a_base: [128][AStride] bf16, + 2t), the B operand of the scale mma.
+// LoRDS: A^T's fragments of step s (columns 16 s .. + 15 of the chunk, two 8-column halves n), the B operand of the
+// scale mma, from the staged chunk a_t ([128][AStride] bf16): one ldmatrix.x4 per 16 ranks j, whose matrix m = lane / 8
+// covers half m / 2 at ranks 16 j + 8 (m % 2) .. + 7. (AStride = rank_pad + 8 puts the 8 rows of each matrix in
+// distinct banks.)
 template <int RP, int AStride>
-__device__ __forceinline__ void load_a_t_frags(const uint16_t* a_base, int s, int gq, uint32_t (&afr)[2][RP][2]) {
+__device__ __forceinline__ void load_a_t_frags(const uint16_t* a_t, int s, int lane, uint32_t (&afr)[2][RP][2]) {
+  const int m = lane / 8;
+  const uint32_t base = smem_u32(a_t + (16 * s + 8 * (m / 2) + lane % 8) * AStride + 8 * (m % 2));
 #pragma unroll
-  for (int n = 0; n < 2; ++n)
-#pragma unroll
-    for (int j = 0; j < RP; ++j) {
-      const uint16_t* ar = a_base + (16 * s + 8 * n + gq) * AStride + 16 * j;
-      afr[n][j][0] = *reinterpret_cast<const uint32_t*>(ar);
-      afr[n][j][1] = *reinterpret_cast<const uint32_t*>(ar + 8);
-    }
+  for (int j = 0; j < RP; ++j) {
+    uint32_t r[4];
+    ldmatrix_x4(base + 32 * j, r);
+    afr[0][j][0] = r[0];
+    afr[0][j][1] = r[1];
+    afr[1][j][0] = r[2];
+    afr[1][j][1] = r[3];
+  }
 }
 
 // LoRDS: S = B A for rows (g, g + 8) x columns (2t, 2t + 1) of each 8-column half of a step, RP mmas per half. The
@@ -123,19 +128,30 @@ __device__ __forceinline__ void blockwise_weights(const uint32_t (&pair)[4], uin
   a[3] = bf16x2_mul(pair[3], s1);
 }
 
+// Block-wise: for each 16-column step s of chunk c, its scale block relative to the chunk's first, in bits 2s, 2s + 1
+// (a chunk touches at most 4 blocks): one word per chunk, so the step loop does no block arithmetic.
+__device__ __forceinline__ uint32_t chunk_step_blocks(const MmaArgs& g, int c) {
+  const int col0 = c * gpu_layout::kTileCols, blk0 = block_of(g, col0);
+  uint32_t packed = 0;
+#pragma unroll
+  for (int s = 0; s < gpu_layout::kStepsPerTile; ++s)
+    packed |= static_cast<uint32_t>(block_of(g, col0 + 16 * s) - blk0) << (2 * s);
+  return packed;
+}
+
 // The scales of step s's block for rows g, g + 8 of this warp's tile. sc_base: the staged scales of the chunk
-// ([kChunkBlocks][16 rows] per tile) + gq; blk0: the chunk's first block.
-__device__ __forceinline__ uint32_t step_scales(const MmaArgs& g, const uint16_t* sc_base, int c, int s, int blk0) {
-  const uint16_t* sb = sc_base + (block_of(g, c * gpu_layout::kTileCols + 16 * s) - blk0) * gpu_layout::kTileRows;
+// ([kChunkBlocks][16 rows] per tile) + gq; step_blocks: chunk_step_blocks of the chunk.
+__device__ __forceinline__ uint32_t step_scales(const uint16_t* sc_base, uint32_t step_blocks, int s) {
+  const uint16_t* sb = sc_base + (step_blocks >> (2 * s) & 3) * gpu_layout::kTileRows;
   return static_cast<uint32_t>(sb[0]) | static_cast<uint32_t>(sb[8]) << 16;
 }
 
-// Block-wise: the scales chunk c needs of the CTA's 8 row tiles (tiled scales are contiguous per tile), [8 tiles]
-// [kChunkBlocks][16 rows] bf16 at dst: 64 pieces of 16 bytes, copied by threads 0-63 (no commit).
-__device__ __forceinline__ void stage_chunk_scales(const MmaArgs& g, int c, uint16_t* dst) {
+// Block-wise: the scales chunk c needs of the CTA's 8 row tiles from row_cta x 8 (tiled scales are contiguous per
+// tile), [8 tiles][kChunkBlocks][16 rows] bf16 at dst: 64 pieces of 16 bytes, copied by threads 0-63 (no commit).
+__device__ __forceinline__ void stage_chunk_scales(const MmaArgs& g, int row_cta, int c, uint16_t* dst) {
   if (threadIdx.x >= kGemmRowTiles * kChunkBlocks * 2) return;
   const int tile = threadIdx.x / (kChunkBlocks * 2), part = threadIdx.x % (kChunkBlocks * 2);
-  const int smt = blockIdx.y * kGemmRowTiles + tile, blk = block_of(g, c * gpu_layout::kTileCols) + part / 2;
+  const int smt = row_cta * kGemmRowTiles + tile, blk = block_of(g, c * gpu_layout::kTileCols) + part / 2;
   const bool in = smt < g.row_tiles && blk < g.scale_blocks;
   const uint16_t* src = g.scales + ((static_cast<int64_t>(smt) * g.scale_blocks + blk) * gpu_layout::kTileRows + part % 2 * 8);
   cp_async16(smem_u32(dst + (tile * kChunkBlocks * 2 + part) * 8), in ? src : g.scales, in ? 16 : 0);

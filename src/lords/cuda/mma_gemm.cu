@@ -105,7 +105,7 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, 1)
       if constexpr (S::kLords)
         stage_chunk_a_t<S::kRankPad, S::kAStride, kThreads>(ex.a_t, c, as + slot * kTileCols * S::kAStride);
       else
-        stage_chunk_scales(g, c, scale_s + slot * kRowWarps * kChunkBlocks * kTileRows);
+        stage_chunk_scales(g, blockIdx.y, c, scale_s + slot * kRowWarps * kChunkBlocks * kTileRows);
     }
     cp_async_commit();
   };
@@ -143,9 +143,9 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, 1)
       if (active) {
         const int slot = (c - c0) & 1;
         const uint32_t x_base = x_lane + slot * S::kBatchRows * kXStride * 2;
-        const uint16_t* a_base = as + slot * kTileCols * S::kAStride + 2 * t;
+        const uint16_t* a_base = as + slot * kTileCols * S::kAStride;
         const uint16_t* sc_base = scale_s + (slot * kRowWarps + warp) * kChunkBlocks * kTileRows + gq;
-        const int blk0 = block_of(g, c * kTileCols);
+        const uint32_t step_blocks = S::kLords ? 0 : chunk_step_blocks(g, c);
         // Software pipeline over the 8 steps: the shared-memory loads of step s + 1 (and LoRDS' scale mma) are issued
         // around the mmas of step s, so their latency hides behind them.
         uint32_t bfr[2][NT / 2][4], pair[2][4], scl[2] = {};
@@ -155,8 +155,8 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, 1)
 #pragma unroll
           for (int j = 0; j < NT / 2; ++j) ldmatrix_x4(x_base + (j * 16 * kXStride + 16 * s) * 2, bfr[p][j]);
           lookup_pairs<Bits>(cur, s, lut_lane, pair[p]);
-          if constexpr (S::kLords) load_a_t_frags<RP, S::kAStride>(a_base, s, gq, afr);
-          else scl[p] = step_scales(g, sc_base, c, s, blk0);
+          if constexpr (S::kLords) load_a_t_frags<RP, S::kAStride>(a_base, s, lane, afr);
+          else scl[p] = step_scales(sc_base, step_blocks, s);
         };
         load_step(0, 0);
         if constexpr (S::kLords) scale_mma<RP>(bfac, afr, sc);

@@ -15,6 +15,7 @@
 
 #include "../gpu_layout.hpp"
 #include "gemm_common.cuh"
+#include "raster.hpp"
 #include "wgmma_gemm.hpp"
 #include "wgmma_rs.cuh"
 
@@ -63,44 +64,49 @@ struct WgShape {
 
 template <int Bits, int RP, int BN>
 __global__ void __launch_bounds__(kThreads, 1)
-    wgmma_gemm_kernel(MmaArgs g, GemmExtras ex, int tiles_per_split, float* partial) {
+    wgmma_gemm_kernel(MmaArgs g, GemmExtras ex, int tiles_per_split, float* partial, int raster_group) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using S = WgShape<Bits, RP, BN>;
   extern __shared__ __align__(1024) unsigned char smem[];
   uint32_t* lut = reinterpret_cast<uint32_t*>(smem);  // [pairs][32]
   unsigned char* ring = smem + S::kLutBytes;          // [slots] x (x, then A^T or the scales)
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, gq = lane / 4, t = lane % 4;
-  const int c0 = blockIdx.x * tiles_per_split, c1 = min(c0 + tiles_per_split, g.col_tiles);
-  const int mt = blockIdx.y * kGemmRowTiles + warp;
+  const int row_ctas = (g.row_tiles + kGemmRowTiles - 1) / kGemmRowTiles;
+  const int batch_tiles = static_cast<int>((g.batch + BN - 1) / BN);
+  const raster::CtaTile tile = raster::tile_of(static_cast<int>(blockIdx.x), row_ctas, batch_tiles, raster_group);
+  const int split = blockIdx.y;
+  const int c0 = split * tiles_per_split, c1 = min(c0 + tiles_per_split, g.col_tiles);
+  const int mt = tile.row_cta * kGemmRowTiles + warp;
   const int mtc = mt < g.row_tiles ? mt : 0;  // a tile past the end decodes tile 0; its rows are never written
-  const int64_t b0 = static_cast<int64_t>(blockIdx.z) * BN;
+  const int64_t b0 = static_cast<int64_t>(tile.batch_tile) * BN;
   const uint8_t* codes = g.codes + static_cast<int64_t>(mtc) * g.col_tiles * S::kTileBytes;
 
   // x staging: thread i copies piece kp = (i / 8) % 16 (columns 8 kp .. + 7) of rows 16 k + r0 (r0 = 8 (i / 128) +
   // i % 8): 8 consecutive lanes write 8 rows' swizzled pieces (distinct banks), a warp reads 64 bytes of each of 8 rows.
   constexpr int kXPerThread = BN / 16;
   const int kp = threadIdx.x / 8 % 16, r0 = threadIdx.x / 128 * 8 + threadIdx.x % 8;
-  const uint16_t* x_src = g.x + (b0 + r0) * g.cols + kp * 8;
-  uint32_t x_in = 0;  // bit k: row r0 + 16 k exists
-#pragma unroll
-  for (int k = 0; k < kXPerThread; ++k) x_in |= (b0 + r0 + 16 * k < g.batch ? 1u : 0u) << k;
+  // Rows r0 + 16 k exist for k < x_rows; their pieces start at x_src and step by x_step (fixed for the call).
+  const int x_rows = static_cast<int>(std::clamp<int64_t>((g.batch - b0 - r0 + 15) / 16, 0, kXPerThread));
+  const uint16_t* x_src = x_rows > 0 ? g.x + (b0 + r0) * g.cols + kp * 8 : g.x;
+  const int64_t x_step = 16 * g.cols;
   const uint32_t x_dst0 = smem_u32(ring) + kp / 8 * S::kHalfBytes + swizzle128(r0, kp % 8);
   auto slot_of = [&](int c) { return (c - c0) % S::kSlots; };
   auto a_t_of = [&](int slot) { return reinterpret_cast<uint16_t*>(ring + slot * S::kSlotBytes + S::kXBytes); };
   auto stage = [&](int c) {  // chunk c into its slot; always one commit group per call
     if (c < c1) {
       const int slot = slot_of(c);
-      const int64_t col0 = static_cast<int64_t>(c) * kTileCols;
-      const bool col_in = col0 + kp * 8 < g.cols;
+      const int col0 = c * kTileCols;
+      const int rows = col0 + kp * 8 < g.cols ? x_rows : 0;  // (cols is a multiple of 32: pieces are whole)
+      const uint16_t* src = x_src + col0;
 #pragma unroll
       for (int k = 0; k < kXPerThread; ++k) {
-        const bool in = col_in && (x_in >> k & 1);
-        cp_async16(x_dst0 + slot * S::kSlotBytes + k * 16 * 128, in ? x_src + 16 * k * g.cols + col0 : g.x, in ? 16 : 0);
+        cp_async16(x_dst0 + slot * S::kSlotBytes + k * 16 * 128, k < rows ? src : g.x, k < rows ? 16 : 0);
+        src += x_step;
       }
       if constexpr (S::kLords)
         stage_chunk_a_t<S::kRankPad, S::kAStride, kThreads>(ex.a_t, c, a_t_of(slot));
       else
-        stage_chunk_scales(g, c, a_t_of(slot));  // the scales sit where LoRDS keeps A^T
+        stage_chunk_scales(g, tile.row_cta, c, a_t_of(slot));  // the scales sit where LoRDS keeps A^T
     }
     cp_async_commit();
   };
@@ -138,18 +144,18 @@ __global__ void __launch_bounds__(kThreads, 1)
       const int slot = slot_of(c);
       const uint32_t x_slot = smem_u32(ring) + slot * S::kSlotBytes;
       const uint16_t* side = a_t_of(slot);
-      const int blk0 = block_of(g, c * kTileCols);
+      const uint32_t step_blocks = S::kLords ? 0 : chunk_step_blocks(g, c);
       const auto decode = [&](int s, uint32_t (&w)[4]) {
         uint32_t pair[4];
         lookup_pairs<Bits>(code_ring[d], s, lut_lane, pair);
         if constexpr (S::kLords) {
           uint32_t afr[2][RP][2];
           float sc[2][4];
-          load_a_t_frags<RP, S::kAStride>(side + 2 * t, s, gq, afr);
+          load_a_t_frags<RP, S::kAStride>(side, s, lane, afr);
           scale_mma<RP>(bfac, afr, sc);
           lords_weights(pair, sc, w);
         } else {
-          blockwise_weights(pair, step_scales(g, side + warp * kChunkBlocks * kTileRows + gq, c, s, blk0), w);
+          blockwise_weights(pair, step_scales(side + warp * kChunkBlocks * kTileRows + gq, step_blocks, s), w);
         }
       };
       decode(0, a[0]);  // a[0]: step 4 of the previous chunk, complete (at most steps 5-7 are in flight)
@@ -173,7 +179,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   fence_operands(acc);
 
   // acc[4j + e]: CTA row 16 warp + gq + 8 (e / 2), activation row b0 + 8j + 2t + e % 2.
-  const int64_t row0 = static_cast<int64_t>(blockIdx.y) * kCtaRows;
+  const int64_t row0 = static_cast<int64_t>(tile.row_cta) * kCtaRows;
   const int lrow = warp * kTileRows + gq;
   if (partial) {
 #pragma unroll
@@ -181,7 +187,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int64_t b = b0 + 8 * j + 2 * t + (e & 1), i = row0 + lrow + 8 * (e >> 1);
-        if (b < g.batch && i < g.rows) partial[(blockIdx.x * g.batch + b) * g.rows + i] = acc[4 * j + e];
+        if (b < g.batch && i < g.rows) partial[(split * g.batch + b) * g.rows + i] = acc[4 * j + e];
       }
     return;
   }
@@ -211,23 +217,39 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
   }
 #else
-  (void)g, (void)ex, (void)tiles_per_split, (void)partial;
+  (void)g, (void)ex, (void)tiles_per_split, (void)partial, (void)raster_group;
   __trap();  // the launcher picks this kernel only where sm_90a code runs
 #endif
 }
 
-// Split k for a grid of `ctas` CTAs on `slots` resident CTA slots: the count with the fewest waves per unit of work
-// (ceil(ctas s / slots) / s), the smallest such, with at least 2 chunks per split. 1024x4096 at 128 activation rows
-// (64 CTAs on 132 SMs) takes 2 splits (one wave) instead of 3 (two).
-int choose_splits(int64_t ctas, int64_t slots, int col_tiles) {
+// Split k for a grid of `ctas` CTAs on `slots` resident CTA slots, each split costing `split_bytes` of partial sums
+// (batch x rows x 4) written and read back. The partial sums must stay in L2: at most kSplitBytes in all. Within
+// that, a grid of at least one wave is not split, and a smaller one takes the count with the fewest waves per unit
+// of work (ceil(ctas s / slots) / s), the smallest such, with at least 2 chunks per split: 1024x4096 at batch 1024
+// (32 CTAs of 256 activation rows) takes 4 splits (16 MiB). The rule before 2026-12-06 had no cap on the bytes and
+// split grids of a wave too: 5 to 33 splits and 100-470 MB of partial sums on the 14336-wide layers at batch 256
+// and 1024, which made them 1.2-2x slower than one split.
+int choose_splits(int64_t ctas, int64_t slots, int col_tiles, int64_t split_bytes) {
   if (const int forced = forced_gemm_splits(); forced > 0) return std::min(forced, col_tiles);
+  constexpr int64_t kSplitBytes = int64_t{32} << 20;
+  const int most =
+      static_cast<int>(std::min<int64_t>(std::max(1, col_tiles / 2), kSplitBytes / std::max<int64_t>(1, split_bytes)));
+  if (ctas >= slots || most <= 1) return 1;
   int best = 1;
   double best_cost = 1e30;
-  for (int s = 1; s <= std::max(1, col_tiles / 2); ++s) {
+  for (int s = 1; s <= most; ++s) {
     const double cost = static_cast<double>((ctas * s + slots - 1) / slots) / s;
     if (cost < best_cost - 1e-9) best = s, best_cost = cost;
   }
   return best;
+}
+
+// Row tiles per launch group (raster.hpp): as many as, with all batch tiles, fill the resident slots once, so a
+// wave's codes and activations come from DRAM once. HILO_GEMM_RASTER=0 launches row tiles fastest (one group).
+int raster_group(int64_t row_ctas, int64_t batch_tiles, int64_t slots) {
+  static const int grouped = env_override("HILO_GEMM_RASTER", 0, 1, 1);
+  if (!grouped) return static_cast<int>(row_ctas);
+  return static_cast<int>(std::clamp<int64_t>(slots / batch_tiles, 1, row_ctas));
 }
 
 template <int Bits, int RP, int BN>
@@ -236,9 +258,9 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   constexpr auto kernel = wgmma_gemm_kernel<Bits, RP, BN>;
   if (const int e = allow_smem_once<kernel>(g.device, S::kSmem); e != 0) return e;
   const int64_t row_ctas = (g.row_tiles + kGemmRowTiles - 1) / kGemmRowTiles, batch_tiles = (g.batch + BN - 1) / BN;
-  if (batch_tiles > 65535 || row_ctas > 65535) return static_cast<int>(cudaErrorInvalidValue);
+  if (row_ctas * batch_tiles > INT32_MAX) return static_cast<int>(cudaErrorInvalidValue);
   const int64_t slots = int64_t{std::max(1, ctas_per_sm<kernel>(g.device, kThreads, S::kSmem))} * g.sm_count;
-  int splits = choose_splits(row_ctas * batch_tiles, slots, g.col_tiles);
+  int splits = choose_splits(row_ctas * batch_tiles, slots, g.col_tiles, 4 * g.batch * g.rows);
   const int tiles_per_split = (g.col_tiles + splits - 1) / splits;
   splits = (g.col_tiles + tiles_per_split - 1) / tiles_per_split;
   float* partial = nullptr;
@@ -247,8 +269,10 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
     const cudaError_t e = cudaMallocAsync(reinterpret_cast<void**>(&partial), sizeof(float) * splits * count, stream);
     if (e != cudaSuccess) return static_cast<int>(e);
   }
-  const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(row_ctas), static_cast<unsigned>(batch_tiles));
-  kernel<<<grid, kThreads, S::kSmem, stream>>>(g, ex, tiles_per_split, partial);
+  if (splits > 65535) return static_cast<int>(cudaErrorInvalidValue);
+  const dim3 grid(static_cast<unsigned>(row_ctas * batch_tiles), static_cast<unsigned>(splits));
+  kernel<<<grid, kThreads, S::kSmem, stream>>>(g, ex, tiles_per_split, partial,
+                                               raster_group(row_ctas, batch_tiles, slots));
   return finish_gemm_launch(cudaGetLastError(), partial, splits, g, stream);
 }
 
@@ -264,9 +288,10 @@ int launch_bn(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
 
 template <int Bits>
 int launch_bits(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
-  // 64 activation rows per CTA up to batch 64, else 128; HILO_GEMM_BN=64|128|256 forces a width for sweeps.
+  // Activation rows per CTA: 64 up to batch 64, 128 up to 128, else 256 (128 where 256 do not fit: rank 128);
+  // HILO_GEMM_BN=64|128|256 forces a width for sweeps.
   static const int forced = env_override("HILO_GEMM_BN", 64, 256, 0);
-  const int bn = forced == 64 || forced == 128 || forced == 256 ? forced : g.batch <= 64 ? 64 : 128;
+  const int bn = forced == 64 || forced == 128 || forced == 256 ? forced : g.batch <= 64 ? 64 : g.batch <= 128 ? 128 : 256;
   if (bn == 64) return launch_bn<Bits, 64>(g, ex, stream);
   if (bn == 256) return launch_bn<Bits, 256>(g, ex, stream);
   return launch_bn<Bits, 128>(g, ex, stream);
@@ -301,12 +326,8 @@ bool use_wgmma_gemm(const MmaArgs& g) {
   if (!sm90a_device(g.device)) return false;
   const int f = wgmma_forced.load(std::memory_order_relaxed);
   if (f >= 0) return f != 0;
-  if (g.batch < 33 || env == 0) return false;
-  // Measured on an H100 against mma.sync (docs/results/lords-cuda.md, 2026-12-06): at batch 64 (the first version)
-  // 1.06-1.90x block-wise and 0.99-1.69x LoRDS on the four Llama-3-8B shapes; at 256-1024 1.12-1.96x on the layers of
-  // up to 2^24 weights and 0.71-0.97x on the 14336-wide ones (not profiled). HILO_GEMM_WGMMA=1 takes it for every
-  // batch of 33 and more.
-  return env == 1 || g.batch <= 128 || g.rows * g.cols <= (int64_t{1} << 24);
+  // Every batch of 33 and more: measured on an H100 against mma.sync (docs/results/lords-cuda.md, 2026-12-06).
+  return g.batch >= 33 && env != 0;
 }
 
 int launch_wgmma_gemm(const MmaArgs& g, const GemmExtras& ex, void* stream_ptr) {

@@ -9,9 +9,9 @@
 
 namespace hilo::lords::cuda_detail {
 
-// Whether the wgmma GEMM serves a GEMM call: built for sm_90a, a 9.x device, batch >= 33 (the small-batch tiles stay
-// on mma.sync), and batch <= 128 or at most 2^24 weights (where it measured faster; wgmma_gemm.cu). HILO_GEMM_WGMMA=0
-// never takes it, =1 always (batch >= 33); force_wgmma_gemm(0 | 1) overrides all of it for tests (-1: the rule).
+// Whether the wgmma GEMM serves a GEMM call: built for sm_90a, a 9.x device and batch >= 33 (the small-batch tiles
+// stay on mma.sync). HILO_GEMM_WGMMA=0 never takes it; force_wgmma_gemm(0 | 1) overrides the rule for tests (-1: the
+// rule).
 // Whether `device` runs this build's sm_90a code (compiled for it, compute capability 9.x); cached per device.
 bool sm90a_device(int device);
 
