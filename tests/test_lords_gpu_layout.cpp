@@ -7,7 +7,6 @@
 #include "hilo/dtype.hpp"
 #include "hilo/lords.hpp"
 #include "lords/codes.hpp"
-#include "lords/cuda/raster.hpp"
 #include "lords/gpu_layout.hpp"
 #include "test_util.hpp"
 
@@ -127,27 +126,6 @@ TEST(LordsGpuLayout, PairTableHoldsBothCodesInFp16) {
         EXPECT_NEAR(f16_to_f32(v & 0xFFFF), cb.values[static_cast<std::size_t>(lo)], std::ldexp(1.0, -12));
       }
   }
-}
-
-// The wgmma GEMM's launch order covers every output tile once; each group of launches stays inside its row tiles;
-// one group over the whole layer is row tiles fastest.
-TEST(LordsGpuLayout, LaunchOrderCoversEveryTileOnce) {
-  for (const auto& [row_ctas, batch_tiles] : {std::pair{1, 1}, {8, 4}, {112, 4}, {112, 16}, {33, 5}, {7, 64}})
-    for (const int group : {1, 2, 3, 16, 33, row_ctas}) {
-      if (group > row_ctas) continue;
-      std::vector<int> seen(static_cast<std::size_t>(row_ctas * batch_tiles), 0);
-      for (int linear = 0; linear < row_ctas * batch_tiles; ++linear) {
-        const auto t = lords::raster::tile_of(linear, row_ctas, batch_tiles, group);
-        ASSERT_TRUE(t.row_cta >= 0 && t.row_cta < row_ctas && t.batch_tile >= 0 && t.batch_tile < batch_tiles)
-            << row_ctas << " " << batch_tiles << " " << group << " " << linear;
-        ++seen[static_cast<std::size_t>(t.row_cta * batch_tiles + t.batch_tile)];
-        EXPECT_EQ(t.row_cta / group, linear / (group * batch_tiles));
-        if (group == row_ctas) {
-          EXPECT_EQ(t.row_cta + row_ctas * t.batch_tile, linear);
-        }
-      }
-      for (const int n : seen) EXPECT_EQ(n, 1);
-    }
 }
 
 }  // namespace

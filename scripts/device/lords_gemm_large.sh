@@ -6,10 +6,10 @@
 # batch of 33 and more, whatever the rule) at the rule's widths; cuBLAS (CUBLAS=0
 # skips); compute-sanitizer memcheck and racecheck on the two-GEMM test and the back-to-back chain (SANITIZE=0
 # skips); the benchmark at HILO_GEMM_BN=256 (BN256=0 skips) and 128 (BN128=1 adds it), at BN_BATCHES; mma.sync at
-# MMA_BATCHES (MMA=0 skips); row tiles launched fastest (HILO_GEMM_RASTER=0) at BN_BATCHES (RASTER0=1 adds it); NF3 at 1024 (BITS3=0 skips).
+# MMA_BATCHES (MMA=0 skips); NF3 at 1024 (BITS3=0 skips).
 # BASE_TAR (a `git archive` of a base revision) adds that revision's benchmark first, built alongside (gemm_prelude.sh).
-# Usage (device tool, carry [".device-deps"]): scripts/device/lords_gemm_large.sh. To try docs/notes/gpu-lords-next.patch
-# against main: `git archive HEAD -o base.tar && git apply docs/notes/gpu-lords-next.patch`, then
+# Usage (device tool, carry [".device-deps"]): scripts/device/lords_gemm_large.sh. To compare a change with the
+# committed tree in one call: `git stash; git archive HEAD -o base.tar; git stash pop` (or `git archive REV`), then
 # `BASE_TAR=base.tar scripts/device/lords_gemm_large.sh` (and remove base.tar before committing).
 # Results in $OUT: bench-{base,wgmma,bn256,bn128,mma,nf3}.json, cublas.json, bench.log (tests.log on failure).
 set -uo pipefail
@@ -52,7 +52,6 @@ if [ "${SANITIZE:-1}" = 1 ]; then
 fi
 [ "${BN256:-1}" = 1 ] && run "wgmma, HILO_GEMM_BN=256" bench-bn256.json "${BN_BATCHES:-$batches}" HILO_GEMM_BN=256
 [ "${BN128:-0}" = 1 ] && run "wgmma, HILO_GEMM_BN=128" bench-bn128.json "${BN_BATCHES:-$batches}" HILO_GEMM_BN=128
-[ "${RASTER0:-0}" = 1 ] && run "wgmma, HILO_GEMM_RASTER=0" bench-raster0.json "${BN_BATCHES:-$batches}" HILO_GEMM_WGMMA=1 HILO_GEMM_RASTER=0
 [ "${MMA:-1}" = 1 ] && run "mma.sync (HILO_GEMM_WGMMA=0)" bench-mma.json "${MMA_BATCHES:-$batches}" HILO_GEMM_WGMMA=0
 if [ "${BITS3:-1}" = 1 ]; then
   echo "--- wgmma, NF3 B=64, batch 1024" | tee -a "$OUT/bench.log"

@@ -5,7 +5,11 @@
 #include <cstdint>
 #include <cstring>
 
-#include "host_device.hpp"
+#if defined(__CUDACC__)
+#define HILO_HOST_DEVICE __host__ __device__ __forceinline__
+#else
+#define HILO_HOST_DEVICE inline
+#endif
 
 namespace hilo::fp8 {
 
