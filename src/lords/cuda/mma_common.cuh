@@ -17,6 +17,7 @@
 #include <tuple>
 #include <type_traits>
 
+#include "../../core/env.hpp"
 #include "../../cuda/pdl.hpp"
 #include "../../cuda/ptx.cuh"
 
@@ -220,16 +221,6 @@ int with_bits(int bits, F&& f) {
     case 4: return f(std::integral_constant<int, 4>{});
     default: return static_cast<int>(cudaErrorInvalidValue);
   }
-}
-
-// An integer tuning override from the environment (read once), or `fallback` when unset or outside [lo, hi].
-// (An unset variable is never read as 0: HILO_GEMM_WGMMA=0 must be set to mean "never".)
-inline int env_override(const char* name, int lo, int hi, int fallback) {
-  const char* v = std::getenv(name);
-  if (v == nullptr || *v == '\0') return fallback;
-  char* end = nullptr;
-  const long k = std::strtol(v, &end, 10);
-  return *end == '\0' && k >= lo && k <= hi ? static_cast<int>(k) : fallback;
 }
 
 // The most clusters of cfg's shape (cluster size, threads, shared memory) the GPU holds at once; INT_MAX when the
