@@ -148,10 +148,11 @@ TEST(LordsCuda, EveryRankWidthAndActivationRange) {
     check_case({method, CodebookKind::NF, 4, 64, 64, 4096, 0, 1.0f, {11, 24}}, gen);
 }
 
-// Batches of 33 and more run the wgmma GEMM on Hopper (64 or 128 activation rows per CTA) and the mma.sync GEMM
+// Batches of 33 and more run the wgmma GEMM on Hopper (64, 128 or 256 activation rows per CTA) and the mma.sync GEMM
 // elsewhere: both against the oracle, each forced (force_wgmma_gemm; the wgmma one only where the device runs it), over
 // activation tiles that are full, partial and several, rows that are not a multiple of 8 (the epilogue's element
-// path), split k (few row CTAs), every bit width and rank 128.
+// path), split k (few row CTAs), every bit width and rank 128, and a last chunk that is half past the columns (the
+// wgmma GEMM's TMA box reads zeros there, and the block-wise scales of the missing blocks are zero).
 TEST(LordsCuda, BothBatchGemmsMatchTheOracle) {
   SKIP_WITHOUT_GPU();
   struct Restore {
@@ -167,6 +168,8 @@ TEST(LordsCuda, BothBatchGemmsMatchTheOracle) {
     check_case({Method::Lords, CodebookKind::NF, 4, 64, 300, 1280, 0, 1.0f, batches}, gen);
     check_case({Method::Lords, CodebookKind::INT, 3, 64, 136, 640, 128, 1.0f, batches}, gen);
     check_case({Method::Blockwise, CodebookKind::INT, 2, 32, 1040, 384, 0, 1.0f, batches}, gen);
+    for (auto method : {Method::Blockwise, Method::Lords})  // 1216 columns: 9.5 chunks of 128
+      check_case({method, CodebookKind::NF, 4, 64, 200, 1216, 0, 1.0f, {40, 300}}, gen);
   }
 }
 

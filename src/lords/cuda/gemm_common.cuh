@@ -158,15 +158,15 @@ __device__ __forceinline__ void stage_chunk_scales(const MmaArgs& g, int row_cta
 }
 
 // LoRDS: chunk c's 128 columns of A^T (bf16 [cols][rank_pad], zero padded) into [128][AStride] bf16 at dst,
-// by `Threads` threads (no commit).
+// by `Threads` threads, of which this is `thread` (no commit).
 template <int RankPad, int AStride, int Threads>
-__device__ __forceinline__ void stage_chunk_a_t(const uint16_t* a_t, int c, uint16_t* dst) {
+__device__ __forceinline__ void stage_chunk_a_t(const uint16_t* a_t, int c, uint16_t* dst, int thread) {
   constexpr int kPieces = RankPad / 8, kRowsPerPass = Threads / kPieces;
   constexpr int kPerThread = (gpu_layout::kTileCols * kPieces + Threads - 1) / Threads;
-  const int piece = threadIdx.x % kPieces, row = threadIdx.x / kPieces;
+  const int piece = thread % kPieces, row = thread / kPieces;
   const uint16_t* src = a_t + (static_cast<int64_t>(c) * gpu_layout::kTileCols + row) * RankPad + piece * 8;
   const uint32_t d0 = smem_u32(dst) + (row * AStride + piece * 8) * 2;
-#pragma unroll
+#pragma unroll 8  // (whole for 256 threads; a producer warp's 64 copies at rank 128 would not fit its registers)
   for (int k = 0; k < kPerThread; ++k)
     if (row + k * kRowsPerPass < gpu_layout::kTileCols)
       cp_async16(d0 + k * kRowsPerPass * AStride * 2, src + k * kRowsPerPass * RankPad, 16);

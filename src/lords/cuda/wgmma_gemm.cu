@@ -1,10 +1,10 @@
-// The batch GEMM on wgmma (sm_90a; see wgmma_gemm.hpp). Work split: a CTA of two warpgroups owns 128 weight rows
-// (warp w decodes the 16-row tile w; warpgroup h multiplies rows 64 h .. + 63 as wgmma's M), BN activation rows
-// (wgmma's N) and a range of 128-column chunks (k). The activations of a chunk arrive by cp.async in a ring of
-// shared-memory slots in wgmma's 128-byte-swizzled K-major layout (two 64-column halves), LoRDS' A^T or the block
-// scales beside them. Each warp decodes its tile one 16-column step ahead of its warpgroup's wgmma, from codes
-// prefetched two chunks ahead in registers, while the two previous steps' wgmmas may still run; with three or more
-// slots they stay in flight across the barrier that opens the next chunk.
+// The batch GEMM on wgmma (sm_90a; see wgmma_gemm.hpp). Work split: a CTA of two consumer warpgroups owns 128 weight
+// rows (warp w decodes the 16-row tile w; warpgroup h multiplies rows 64 h .. + 63 as wgmma's M), BN activation rows
+// (wgmma's N) and a range of 128-column chunks (k). A producer warp brings each chunk's activations by TMA into a ring
+// of shared-memory slots, in wgmma's 128-byte-swizzled K-major layout (two 64-column boxes), and LoRDS' A^T beside
+// them by cp.async; an mbarrier per slot says it has landed, another that both warpgroups are done with it. Each
+// consumer warp decodes its tile one 16-column step ahead of its warpgroup's wgmma, from codes (and block-wise scales)
+// prefetched two chunks ahead in registers, while the two previous steps' wgmmas may still run, also across chunks.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -13,6 +13,8 @@
 #include <map>
 #include <mutex>
 
+#include "../../cuda/tensor_map.hpp"
+#include "../../cuda/tma.cuh"
 #include "../gpu_layout.hpp"
 #include "gemm_common.cuh"
 #include "wgmma_gemm.hpp"
@@ -21,54 +23,137 @@
 namespace hilo::lords::cuda_detail {
 namespace {
 
+using cuda_ptx::mbar_arrive;
+using cuda_ptx::mbar_arrive_expect_tx;
+using cuda_ptx::mbar_init;
+using cuda_ptx::mbar_init_fence;
+using cuda_ptx::mbar_wait;
+using cuda_ptx::named_barrier_sync;
+using cuda_ptx::setmaxnreg_dec;
+using cuda_ptx::setmaxnreg_inc;
+using cuda_ptx::cp_async_mbar_arrive;
 using cuda_ptx::smem_desc_sw128;
-using cuda_ptx::swizzle128;
+using cuda_ptx::tma_load_2d;
 using gpu_layout::kTileCols;
 using gpu_layout::kTileRows;
 constexpr int kSteps = gpu_layout::kStepsPerTile;
-constexpr int kThreads = 32 * kGemmRowTiles;
+constexpr int kConsumers = 32 * kGemmRowTiles;  // the decoding / multiplying warps, one per 16-row tile
+// And a producer warpgroup, of which one warp works (TMA for x, cp.async for LoRDS' A^T). A whole warpgroup, so that
+// setmaxnreg can move its registers to the consumers: a ninth warp alone would cap every thread at 168 registers (3
+// warps on one SM sub-partition's 16K registers), where the consumers need up to ~200 at 256 activation rows.
+constexpr int kThreads = kConsumers + 128;
+// CTAs per SM: two for block-wise at 64 activation rows (few registers; 96 KB of shared memory), so that small grids
+// can split k over twice the slots; else one.
+constexpr int wg_ctas_per_sm(int rp, int bn) { return rp == 0 && bn == 64 ? 2 : 1; }
+// Registers per thread after setmaxnreg: the producer's and the consumers'. One CTA per SM launches at 168 (65536 /
+// 384, rounded to 8): 128 x 40 + 256 x 232 = 384 x 168. Two launch at 80: 128 x 24 + 256 x 104 <= 384 x 80.
+constexpr int wg_producer_regs(int ctas) { return ctas == 1 ? 40 : 24; }
+constexpr int wg_consumer_regs(int ctas) { return ctas == 1 ? 232 : 104; }
 constexpr int kCtaRows = kGemmRowTiles * kTileRows;
 constexpr int kMaxSmem = 227 * 1024;  // an H100's / H200's limit per CTA
 
-// Shared memory of a ring slot: BN activation rows x 128 columns, and LoRDS' A^T chunk or the block scales.
-constexpr int wg_slot_bytes(int rp, int bn) {
-  return bn * 2 * kTileCols + (rp > 0 ? 2 * kTileCols * (16 * rp + 8) : 2 * kGemmRowTiles * kChunkBlocks * kTileRows);
-}
+// Shared memory: the pair table; a ring of x slots (BN activation rows x 128 columns, swizzled); for LoRDS a ring of
+// kASlots A^T slots (128 columns x the padded rank: wgmma's core matrices where the scales are a wgmma, else rows
+// padded by 8 for conflict-free ldmatrix); two mbarriers per slot. Block-wise scales travel in registers.
+constexpr int kASlots = 2;  // enough: a chunk's A^T is released (step 6) before the producer needs its slot again
+constexpr int wg_x_bytes(int bn) { return bn * 2 * kTileCols; }
+constexpr int wg_a_stride(int rp, bool scale_wg) { return 16 * rp + (scale_wg ? 0 : 8); }  // bf16 per A^T row
+constexpr int wg_a_bytes(int rp, bool scale_wg) { return rp > 0 ? 2 * kTileCols * wg_a_stride(rp, scale_wg) : 0; }
 constexpr int wg_lut_bytes(int bits) { return 4 * (1 << (2 * bits)) * 32; }
-// Whether two slots fit: not 256 activation rows at rank 128 (launch_fitting halves them there).
-constexpr bool wg_fits(int bits, int rp, int bn) { return wg_lut_bytes(bits) + 2 * wg_slot_bytes(rp, bn) <= kMaxSmem; }
+constexpr int wg_smem_bytes(int bits, int rp, int bn, int slots) {
+  const int a_slots = rp > 0 ? kASlots : 0;
+  return wg_lut_bytes(bits) + slots * wg_x_bytes(bn) + a_slots * wg_a_bytes(rp, false) + 16 * (slots + a_slots);
+}
+// Whether two x slots fit: not 256 activation rows at rank 128 (launch_fitting halves them there).
+constexpr bool wg_fits(int bits, int rp, int bn) { return wg_smem_bytes(bits, rp, bn, 2) <= kMaxSmem; }
 
-template <int Bits, int RP, int BN>
+// ScaleWg (LoRDS): the scales S = B A per quarter chunk on wgmma (scale_quarter_wgmma) instead of per step on
+// mma.sync (scale_mma). Its wgmma results are read while the main wgmmas run, which ptxas (C7514) answers by
+// serialising every wgmma of the kernel.
+constexpr bool kScaleWgmmaDefault = false;
+template <int Bits, int RP, int BN, bool ScaleWg>
 struct WgShape {
   static constexpr bool kLords = RP > 0;
-  static constexpr int kRankPad = 16 * RP, kAStride = kRankPad + 8;  // A^T rows padded: conflict-free fragment loads
+  static constexpr int kCtas = wg_ctas_per_sm(RP, BN);
   static constexpr int kWords = 2 * Bits, kTileBytes = 256 * Bits;
   static constexpr int kLutBytes = wg_lut_bytes(Bits);
-  static constexpr int kHalfBytes = BN * 128;  // 64 columns of the chunk for all BN rows (a swizzled tile)
-  static constexpr int kXBytes = 2 * kHalfBytes;
-  static constexpr int kABytes = kLords ? 2 * kTileCols * kAStride : 0;
-  static constexpr int kScaleBytes = kLords ? 0 : 2 * kGemmRowTiles * kChunkBlocks * kTileRows;
-  static constexpr int kSlotBytes = wg_slot_bytes(RP, BN);
-  static_assert(kSlotBytes == kXBytes + kABytes + kScaleBytes && wg_fits(Bits, RP, BN));
-  static_assert(kLutBytes % 1024 == 0 && kSlotBytes % 1024 == 0);  // swizzled tiles start 1024-byte aligned
-  // Ring slots: 4 where they fit (chunks staged two ahead), else 3 (one ahead), else 2 (one ahead, and each chunk's
-  // wgmmas complete before the next chunk's barrier).
-  static constexpr int kSlots = kLutBytes + 4 * kSlotBytes <= kMaxSmem ? 4 : kLutBytes + 3 * kSlotBytes <= kMaxSmem ? 3 : 2;
-  static constexpr int kAhead = kSlots == 4 ? 2 : 1;
-  static constexpr int kSmem = kLutBytes + kSlots * kSlotBytes;
-  static constexpr int kOutStride = kCtaRows + 8;  // bf16 per staged output row (the epilogue, over the ring)
-  static_assert(BN * kOutStride * 2 <= 2 * kSlotBytes);
+  static constexpr int kHalfBytes = BN * 128;  // 64 columns of the chunk for all BN rows (one TMA box, swizzled)
+  static constexpr int kXBytes = wg_x_bytes(BN);
+  static constexpr int kABytes = wg_a_bytes(RP, ScaleWg);
+  static_assert(kXBytes == 2 * kHalfBytes && wg_fits(Bits, RP, BN));
+  static_assert(kLutBytes % 1024 == 0 && kXBytes % 1024 == 0);  // swizzled tiles start 1024-byte aligned
+  // x slots: as many as fit, up to 4 (the producer runs up to kSlots - 1 chunks ahead of the consumers).
+  static constexpr int kSlots = wg_smem_bytes(Bits, RP, BN, 4) <= kMaxSmem   ? 4
+                                : wg_smem_bytes(Bits, RP, BN, 3) <= kMaxSmem ? 3
+                                                                             : 2;
+  static constexpr int kASlotsUsed = kLords ? kASlots : 0;
+  static constexpr int kSmem = wg_smem_bytes(Bits, RP, BN, kSlots);
+  static constexpr int kOutStride = kCtaRows + 8;  // bf16 per staged output row (the epilogue, over the x ring)
+  static_assert(BN * kOutStride * 2 <= 2 * kXBytes);
   static constexpr int kDepth = 2;  // chunks of codes per warp in the register ring
 };
 
-template <int Bits, int RP, int BN>
-__global__ void __launch_bounds__(kThreads, 1)
-    wgmma_gemm_kernel(MmaArgs g, GemmExtras ex, int tiles_per_split, float* partial) {
+// Block-wise: this lane's scales for chunk c of tile `tile`, block (the chunk's first) + t (clamped to the last) for
+// rows gq and gq + 8, into lo and hi: loaded two chunks ahead and combined when the chunk starts (chunk_scales), so
+// that nothing waits for the loads in between.
+__device__ __forceinline__ void load_chunk_scales(const MmaArgs& g, int tile, int c, int gq, int t, uint32_t& lo,
+                                                  uint32_t& hi) {
+  const int blk = min(block_of(g, c * kTileCols) + t, g.scale_blocks - 1);
+  const uint16_t* p = g.scales + (static_cast<int64_t>(tile) * g.scale_blocks + blk) * kTileRows + gq;
+  lo = __ldg(p);
+  hi = __ldg(p + 8);
+}
+// The scales of block (chunk c's first) + t for rows gq (low half) and gq + 8 (high half), zero past the last block.
+// A step's scales are then one shuffle from lane 4 gq + its block.
+__device__ __forceinline__ uint32_t chunk_scales(const MmaArgs& g, int c, int t, uint32_t lo, uint32_t hi) {
+  return block_of(g, c * kTileCols) + t < g.scale_blocks ? lo | hi << 16 : 0;
+}
+
+// LoRDS: chunk c's 128 columns of A^T (bf16 [cols][rank_pad], zero padded) as wgmma's K-major B operand without
+// swizzle: the 16-byte piece (column j, ranks 8p .. 8p + 7) at dst + ((j / 8) (RankPad / 8) + p) x 128 + (j % 8) x 16,
+// so core matrices are 128 bytes apart along K and RankPad x 16 bytes apart along the columns (no commit).
+template <int RankPad, int Threads>
+__device__ __forceinline__ void stage_a_t_cores(const uint16_t* a_t, int c, uint32_t dst, int thread) {
+  constexpr int kPieces = RankPad / 8;
+  const uint16_t* src = a_t + static_cast<int64_t>(c) * kTileCols * RankPad;
+#pragma unroll 4
+  for (int e = thread; e < kTileCols * kPieces; e += Threads) {  // consecutive threads: consecutive 16 bytes
+    const int j = e / kPieces, p = e % kPieces;
+    cp_async16(dst + ((j / 8) * kPieces + p) * 128 + (j % 8) * 16, src + static_cast<int64_t>(e) * 8, 16);
+  }
+}
+
+// LoRDS: S = B A for the warpgroup's 64 rows x columns 32 q .. + 31 of a chunk (one quarter: two steps), on wgmma
+// (A: the warp's B factors from registers, rank as K; B: the staged A^T at a_slot). sq[4n + e] is then the scale at
+// the A fragment's place for 8-column tile n (row gq + 8 (e / 2), column 8n + 2t + e % 2), as scale_mma gives.
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  using S = WgShape<Bits, RP, BN>;
+template <int RP>
+__device__ __forceinline__ void scale_quarter_wgmma(float (&sq)[16], const uint32_t (&bfac)[RP][4], uint32_t a_slot,
+                                                    int q) {
+  constexpr uint32_t kNStride = 16 * RP * 16;  // bytes between 8-column groups (RankPad / 8 core matrices)
+  const uint32_t base = a_slot + 4 * q * kNStride;
+  wgmma_m64n32k16_bf16_rs_first(sq, bfac[0], smem_desc_noswizzle(base, 128, kNStride));
+#pragma unroll
+  for (int j = 1; j < RP; ++j) wgmma_m64n32k16_bf16_rs(sq, bfac[j], smem_desc_noswizzle(base + 256 * j, 128, kNStride));
+}
+#endif
+
+template <int Bits, int RP, int BN, bool ScaleWg>
+__global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(RP, BN))
+    wgmma_gemm_kernel(MmaArgs g, GemmExtras ex, int tiles_per_split, float* partial,
+                      const __grid_constant__ CUtensorMap x_map) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using S = WgShape<Bits, RP, BN, ScaleWg>;
   extern __shared__ __align__(1024) unsigned char smem[];
   uint32_t* lut = reinterpret_cast<uint32_t*>(smem);  // [pairs][32]
-  unsigned char* ring = smem + S::kLutBytes;          // [slots] x (x, then A^T or the scales)
+  unsigned char* ring = smem + S::kLutBytes;          // [kSlots] x slots, then [kASlotsUsed] A^T slots
+  const uint32_t ring_u32 = smem_u32(ring), a_ring = ring_u32 + S::kSlots * S::kXBytes;
+  const uint32_t bars = a_ring + S::kASlotsUsed * S::kABytes;
+  // Per x slot: full (the chunk's x landed), empty (both warpgroups are done with it); likewise per A^T slot.
+  const auto full = [&](int slot) { return bars + 8 * slot; };
+  const auto empty = [&](int slot) { return bars + 8 * (S::kSlots + slot); };
+  const auto a_full = [&](int slot) { return bars + 16 * S::kSlots + 8 * slot; };
+  const auto a_empty = [&](int slot) { return bars + 16 * S::kSlots + 8 * (kASlots + slot); };
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, gq = lane / 4, t = lane % 4;
   // The CTA's output tile: blockIdx.x runs over row tiles (128 weight rows) fastest, then batch tiles (BN activation
   // rows); blockIdx.y is the split (k range). (Grouping row tiles into waves, so that a wave reads fewer codes from
@@ -77,103 +162,180 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int row_cta = static_cast<int>(blockIdx.x) % row_ctas, batch_tile = static_cast<int>(blockIdx.x) / row_ctas;
   const int split = blockIdx.y;
   const int c0 = split * tiles_per_split, c1 = min(c0 + tiles_per_split, g.col_tiles);
+  const int b0 = batch_tile * BN;  // (the launcher keeps the batch below 2^31)
+  const auto a_slot_of = [&](int c) { return a_ring + (c - c0) % kASlots * S::kABytes; };  // shared address
+  const auto a_ptr_of = [&](int c) {
+    return reinterpret_cast<uint16_t*>(ring + S::kSlots * S::kXBytes + (c - c0) % kASlots * S::kABytes);
+  };
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < S::kSlots; ++s) {
+      mbar_init(full(s), 1);
+      mbar_init(empty(s), kGemmRowTiles);
+    }
+    for (int s = 0; s < S::kASlotsUsed; ++s) {
+      mbar_init(a_full(s), 32);
+      mbar_init(a_empty(s), kGemmRowTiles);
+    }
+    mbar_init_fence();
+  }
+
+  // The consumers request their first codes (and block-wise scales, LoRDS' B factors) before the table is filled.
   const int mt = row_cta * kGemmRowTiles + warp;
   const int mtc = mt < g.row_tiles ? mt : 0;  // a tile past the end decodes tile 0; its rows are never written
-  const int64_t b0 = static_cast<int64_t>(batch_tile) * BN;
   const uint8_t* codes = g.codes + static_cast<int64_t>(mtc) * g.col_tiles * S::kTileBytes;
-
-  // x staging: thread i copies piece kp = (i / 8) % 16 (columns 8 kp .. + 7) of rows 16 k + r0 (r0 = 8 (i / 128) +
-  // i % 8): 8 consecutive lanes write 8 rows' swizzled pieces (distinct banks), a warp reads 64 bytes of each of 8 rows.
-  constexpr int kXPerThread = BN / 16;
-  const int kp = threadIdx.x / 8 % 16, r0 = threadIdx.x / 128 * 8 + threadIdx.x % 8;
-  // Rows r0 + 16 k exist for k < x_rows; their pieces start at x_src and step by x_step (fixed for the call).
-  const int x_rows = static_cast<int>(std::clamp<int64_t>((g.batch - b0 - r0 + 15) / 16, 0, kXPerThread));
-  const uint16_t* x_src = x_rows > 0 ? g.x + (b0 + r0) * g.cols + kp * 8 : g.x;
-  const int64_t x_step = 16 * g.cols;
-  const uint32_t x_dst0 = smem_u32(ring) + kp / 8 * S::kHalfBytes + swizzle128(r0, kp % 8);
-  auto slot_of = [&](int c) { return (c - c0) % S::kSlots; };
-  auto a_t_of = [&](int slot) { return reinterpret_cast<uint16_t*>(ring + slot * S::kSlotBytes + S::kXBytes); };
-  auto stage = [&](int c) {  // chunk c into its slot; always one commit group per call
-    if (c < c1) {
-      const int slot = slot_of(c);
-      const int col0 = c * kTileCols;
-      const int rows = col0 + kp * 8 < g.cols ? x_rows : 0;  // (cols is a multiple of 32: pieces are whole)
-      const uint16_t* src = x_src + col0;
-#pragma unroll
-      for (int k = 0; k < kXPerThread; ++k) {
-        cp_async16(x_dst0 + slot * S::kSlotBytes + k * 16 * 128, k < rows ? src : g.x, k < rows ? 16 : 0);
-        src += x_step;
-      }
-      if constexpr (S::kLords)
-        stage_chunk_a_t<S::kRankPad, S::kAStride, kThreads>(ex.a_t, c, a_t_of(slot));
-      else
-        stage_chunk_scales(g, row_cta, c, a_t_of(slot));  // the scales sit where LoRDS keeps A^T
-    }
-    cp_async_commit();
-  };
-
-#pragma unroll
-  for (int k = 0; k < S::kAhead; ++k) stage(c0 + k);
   constexpr int PD = S::kDepth;
-  uint32_t code_ring[PD][S::kWords];  // slot d holds chunk c0 + d + k PD
+  uint32_t code_ring[PD][S::kWords];       // slot d holds chunk c0 + d + k PD
+  uint32_t scale_lo[PD], scale_hi[PD];     // block-wise: the chunk's scales (load_chunk_scales)
+  uint32_t bfac[S::kLords ? RP : 1][4];    // LoRDS: the warp's rows of B
+  if (warp < kGemmRowTiles) {
 #pragma unroll
-  for (int d = 0; d < PD; ++d) {
+    for (int d = 0; d < PD; ++d) {
 #pragma unroll
-    for (int i = 0; i < S::kWords; ++i) code_ring[d][i] = 0;
-    if (c0 + d < c1) load_tile<Bits>(codes + static_cast<int64_t>(c0 + d) * S::kTileBytes, lane, code_ring[d]);
+      for (int i = 0; i < S::kWords; ++i) code_ring[d][i] = 0;
+      scale_lo[d] = scale_hi[d] = 0;
+      if (c0 + d < c1) {
+        load_tile<Bits>(codes + static_cast<int64_t>(c0 + d) * S::kTileBytes, lane, code_ring[d]);
+        if constexpr (!S::kLords) load_chunk_scales(g, mtc, c0 + d, gq, t, scale_lo[d], scale_hi[d]);
+      }
+    }
+    if constexpr (S::kLords) load_b_factors<RP>(g.b, static_cast<int64_t>(mtc) * kTileRows, 16 * RP, lane, bfac);
   }
   fill_bf16_pair_table<Bits>(lut, g.pairs, kThreads);
-  uint32_t bfac[S::kLords ? RP : 1][4];
-  if constexpr (S::kLords) load_b_factors<RP>(g.b, static_cast<int64_t>(mtc) * kTileRows, S::kRankPad, lane, bfac);
+  __syncthreads();  // the table and the barriers are ready (one barrier for all warps: the producer's too)
+
+  if (warp >= kGemmRowTiles) {  // the producer: chunk c into its slots once their last chunks are consumed
+    setmaxnreg_dec<wg_producer_regs(S::kCtas)>();
+    if (warp > kGemmRowTiles) return;
+    const auto stage_a_t = [&](int c) {  // LoRDS: A^T of chunk c, by the 32 lanes
+      if constexpr (S::kLords) {
+        const int i = c - c0;
+        if (i >= kASlots) mbar_wait(a_empty(i % kASlots), (i / kASlots - 1) & 1);
+        if constexpr (ScaleWg)
+          stage_a_t_cores<16 * RP, 32>(ex.a_t, c, a_slot_of(c), lane);
+        else
+          stage_chunk_a_t<16 * RP, wg_a_stride(RP, false), 32>(ex.a_t, c, a_ptr_of(c), lane);
+        cp_async_mbar_arrive(a_full(i % kASlots));
+      }
+    };
+    if constexpr (S::kLords) stage_a_t(c0);
+    for (int c = c0; c < c1; ++c) {
+      const int i = c - c0, slot = i % S::kSlots;
+      if (i >= S::kSlots) mbar_wait(empty(slot), (i / S::kSlots - 1) & 1);
+      if (lane == 0) {
+        const uint32_t dst = ring_u32 + slot * S::kXBytes;
+        mbar_arrive_expect_tx(full(slot), S::kXBytes);
+        tma_load_2d(dst, &x_map, c * kTileCols, b0, full(slot));
+        tma_load_2d(dst + S::kHalfBytes, &x_map, c * kTileCols + 64, b0, full(slot));
+      }
+      // A^T runs a chunk ahead of x: the consumers start the next chunk's scales at step 6.
+      if constexpr (S::kLords) if (c + 1 < c1) stage_a_t(c + 1);
+    }
+    cp_async_wait<0>();
+    return;
+  }
+
+  setmaxnreg_inc<wg_consumer_regs(S::kCtas)>();
   float acc[BN / 2];
 #pragma unroll
   for (int i = 0; i < BN / 2; ++i) acc[i] = 0.0f;
   const uint32_t lut_lane = smem_u32(lut) + 4 * lane;
   for (int cb = c0; cb < c1; cb += PD) {
-    // Decoded steps: step s in a[s % 4], rewritten (step s + 4) once the wgmma that read it has completed. Local to
-    // the unrolled body: values carried around the loop would be moved into registers that in-flight wgmmas still
-    // read, and ptxas would then serialise every wgmma; so the loop's end waits for all of them (every PD chunks).
+    // Decoded steps: step s in a[s % 4], rewritten (step s + 4) once the wgmma that read it has completed. LoRDS: the
+    // scales of quarter q (steps 2q, 2q + 1) in sq[q % 2], issued as their own wgmma group before the main wgmma of
+    // step 2q - 2, so that the wait before step 2q's decode covers them. Local to the unrolled body: values carried
+    // around the loop would be moved into registers that in-flight wgmmas still read, and ptxas would then serialise
+    // every wgmma; so the loop's end waits for all of them (every PD chunks), and the first quarter of each body
+    // is computed at its start.
     uint32_t a[4][4];
+    float sq[2][16];
+    if constexpr (S::kLords && ScaleWg) {
+      mbar_wait(a_full((cb - c0) % kASlots), ((cb - c0) / kASlots) & 1);
+      fence_proxy_async();  // A^T came by cp.async (the generic proxy); wgmma reads it through the async proxy
+      wgmma_fence();
+      scale_quarter_wgmma<RP>(sq[0], bfac, a_slot_of(cb), 0);
+      wgmma_commit();
+      wgmma_wait<0>();
+    }
 #pragma unroll
     for (int d = 0; d < PD; ++d) {  // unrolled, so the code ring stays in registers
       const int c = cb + d;
       if (c >= c1) break;
-      cp_async_wait<S::kAhead - 1>();
-      fence_proxy_async();  // this thread's copies of chunk c, visible to wgmma
-      __syncthreads();      // chunk c is complete; every wgmma on the slot restaged next has completed
-      stage(c + S::kAhead);
-      const int slot = slot_of(c);
-      const uint32_t x_slot = smem_u32(ring) + slot * S::kSlotBytes;
-      const uint16_t* side = a_t_of(slot);
+      const int i = c - c0, slot = i % S::kSlots;
+      mbar_wait(full(slot), (i / S::kSlots) & 1);
+      const uint32_t x_slot = ring_u32 + slot * S::kXBytes;
       const uint32_t step_blocks = S::kLords ? 0 : chunk_step_blocks(g, c);
+      const uint32_t chunk_sc = S::kLords ? 0 : chunk_scales(g, c, t, scale_lo[d], scale_hi[d]);
+      const uint16_t* a_t = a_ptr_of(c);
       const auto decode = [&](int s, uint32_t (&w)[4]) {
         uint32_t pair[4];
         lookup_pairs<Bits>(code_ring[d], s, lut_lane, pair);
         if constexpr (S::kLords) {
-          uint32_t afr[2][RP][2];
           float sc[2][4];
-          load_a_t_frags<RP, S::kAStride>(side, s, lane, afr);
-          scale_mma<RP>(bfac, afr, sc);
+          if constexpr (ScaleWg) {
+#pragma unroll
+            for (int n = 0; n < 2; ++n)
+#pragma unroll
+              for (int e = 0; e < 4; ++e) sc[n][e] = sq[s / 2 % 2][4 * (2 * (s % 2) + n) + e];
+          } else {
+            uint32_t afr[2][RP][2];
+            load_a_t_frags<RP, wg_a_stride(RP, false)>(a_t, s, lane, afr);
+            scale_mma<RP>(bfac, afr, sc);
+          }
           lords_weights(pair, sc, w);
         } else {
-          blockwise_weights(pair, step_scales(side + warp * kChunkBlocks * kTileRows + gq, step_blocks, s), w);
+          blockwise_weights(pair, __shfl_sync(0xffffffffu, chunk_sc, 4 * gq + (step_blocks >> (2 * s) & 3)), w);
         }
       };
+      if constexpr (S::kLords && !ScaleWg) mbar_wait(a_full(i % kASlots), (i / kASlots) & 1);
+      // ScaleWg: this chunk's first scales, committed before the previous chunk's step 6, are done once at most its
+      // steps 6 and 7 run (at the body's first chunk the start has waited for them).
+      if constexpr (S::kLords && ScaleWg)
+        if (d > 0) wgmma_wait<2>();
       decode(0, a[0]);  // a[0]: step 4 of the previous chunk, complete (at most steps 5-7 are in flight)
 #pragma unroll
       for (int s = 0; s < kSteps; ++s) {
+        if constexpr (S::kLords && ScaleWg) {
+          if (s % 2 == 0) {  // the next quarter's scales: this chunk's, or at step 6 the next chunk's first
+            if (s < 6) {
+              wgmma_fence();
+              scale_quarter_wgmma<RP>(sq[(s / 2 + 1) % 2], bfac, a_slot_of(c), s / 2 + 1);
+            } else if (d + 1 < PD && c + 1 < c1) {
+              mbar_wait(a_full((i + 1) % kASlots), ((i + 1) / kASlots) & 1);
+              fence_proxy_async();
+              wgmma_fence();
+              scale_quarter_wgmma<RP>(sq[0], bfac, a_slot_of(c + 1), 0);
+            }
+            wgmma_commit();  // (possibly empty: the group count stays the same)
+          }
+        }
         wgmma_fence();
         wgmma_bf16_rs<BN>(acc, a[s % 4], smem_desc_sw128(x_slot + s / 4 * S::kHalfBytes + s % 4 * 32));
         wgmma_commit();
         if (s + 1 < kSteps) {
-          wgmma_wait<2>();  // steps s - 3 and older are done: a[(s + 1) % 4] is free
+          // Steps s - 2 and older are done (a[(s + 1) % 4] is free), and after an odd step the scales of the next
+          // quarter (committed before step s - 1); after an even step those may still run.
+          if constexpr (S::kLords && ScaleWg) {
+            if (s % 2 == 0) wgmma_wait<3>();
+            else wgmma_wait<2>();
+          } else {
+            wgmma_wait<2>();
+          }
+          // After step 1: every wgmma of the previous chunk has completed.
+          if (s == 1 && i > 0 && lane == 0) mbar_arrive(empty((i - 1) % S::kSlots));
           decode(s + 1, a[(s + 1) % 4]);
+          // A^T is done with after the last decode (and ScaleWg's last scale wgmma, committed before step 4).
+          // (__syncwarp: every lane's ldmatrix reads come before lane 0's release.)
+          if constexpr (S::kLords)
+            if (s == 6) {
+              __syncwarp();
+              if (lane == 0) mbar_arrive(a_empty(i % kASlots));
+            }
         }
       }
-      // Two slots: this chunk's wgmmas finish before the next barrier (its slot is restaged right after it). More:
-      // up to three stay in flight; the next stage writes the slot of chunk c - 1, whose wgmmas are done.
-      if constexpr (S::kSlots == 2) wgmma_wait<0>();
-      if (c + PD < c1) load_tile<Bits>(codes + static_cast<int64_t>(c + PD) * S::kTileBytes, lane, code_ring[d]);
+      if (c + PD < c1) {
+        load_tile<Bits>(codes + static_cast<int64_t>(c + PD) * S::kTileBytes, lane, code_ring[d]);
+        if constexpr (!S::kLords) load_chunk_scales(g, mtc, c + PD, gq, t, scale_lo[d], scale_hi[d]);
+      }
     }
     wgmma_wait<0>();
   }
@@ -192,9 +354,10 @@ __global__ void __launch_bounds__(kThreads, 1)
       }
     return;
   }
-  // bf16 outputs through shared memory (the ring, done with), so that each activation row's 256 bytes go out whole.
-  cp_async_wait<0>();  // (the last groups are empty)
-  __syncthreads();
+  // bf16 outputs through shared memory (the x ring: every chunk has landed and every wgmma reading it has
+  // completed), so that each activation row's 256 bytes go out whole. The producer warpgroup has left: the barriers
+  // count the consumers only.
+  named_barrier_sync<kConsumers>(1);
   uint16_t* out = reinterpret_cast<uint16_t*>(ring);  // [BN][kOutStride]
 #pragma unroll
   for (int j = 0; j < BN / 8; ++j)
@@ -203,9 +366,9 @@ __global__ void __launch_bounds__(kThreads, 1)
       const __nv_bfloat16 h = __float2bfloat16_rn(acc[4 * j + e]);
       out[(8 * j + 2 * t + (e & 1)) * S::kOutStride + lrow + 8 * (e >> 1)] = *reinterpret_cast<const uint16_t*>(&h);
     }
-  __syncthreads();
+  named_barrier_sync<kConsumers>(1);
   const bool whole = g.rows % 8 == 0;  // 16-byte pieces are aligned and never straddle the end
-  for (int i = static_cast<int>(threadIdx.x); i < BN * 16; i += kThreads) {
+  for (int i = static_cast<int>(threadIdx.x); i < BN * 16; i += kConsumers) {
     const int bl = i / 16, p = i % 16;
     const int64_t b = b0 + bl, r = row0 + 8 * p;
     if (b >= g.batch || r >= g.rows) continue;
@@ -218,7 +381,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
   }
 #else
-  (void)g, (void)ex, (void)tiles_per_split, (void)partial;
+  (void)g, (void)ex, (void)tiles_per_split, (void)partial, (void)x_map;
   __trap();  // the launcher picks this kernel only where sm_90a code runs
 #endif
 }
@@ -245,10 +408,10 @@ int choose_splits(int64_t ctas, int64_t slots, int col_tiles, int64_t split_byte
   return best;
 }
 
-template <int Bits, int RP, int BN>
+template <int Bits, int RP, int BN, bool ScaleWg>
 int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
-  using S = WgShape<Bits, RP, BN>;
-  constexpr auto kernel = wgmma_gemm_kernel<Bits, RP, BN>;
+  using S = WgShape<Bits, RP, BN, ScaleWg>;
+  constexpr auto kernel = wgmma_gemm_kernel<Bits, RP, BN, ScaleWg>;
   if (const int e = allow_smem_once<kernel>(g.device, S::kSmem); e != 0) return e;
   const int64_t row_ctas = (g.row_tiles + kGemmRowTiles - 1) / kGemmRowTiles, batch_tiles = (g.batch + BN - 1) / BN;
   if (row_ctas * batch_tiles > INT32_MAX) return static_cast<int>(cudaErrorInvalidValue);
@@ -256,21 +419,31 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   int splits = choose_splits(row_ctas * batch_tiles, slots, g.col_tiles, 4 * g.batch * g.rows);
   const int tiles_per_split = (g.col_tiles + splits - 1) / splits;
   splits = (g.col_tiles + tiles_per_split - 1) / tiles_per_split;
+  if (splits > 65535) return static_cast<int>(cudaErrorInvalidValue);
+  CUtensorMap x_map;  // x [batch, cols] in boxes of BN rows x 64 columns
+  if (const int e = cuda_host::encode_bf16_rows_map(&x_map, g.x, g.batch, g.cols, BN); e != 0) return e;
   float* partial = nullptr;
   const int64_t count = g.batch * g.rows;
   if (splits > 1) {
     const cudaError_t e = cudaMallocAsync(reinterpret_cast<void**>(&partial), sizeof(float) * splits * count, stream);
     if (e != cudaSuccess) return static_cast<int>(e);
   }
-  if (splits > 65535) return static_cast<int>(cudaErrorInvalidValue);
   const dim3 grid(static_cast<unsigned>(row_ctas * batch_tiles), static_cast<unsigned>(splits));
-  kernel<<<grid, kThreads, S::kSmem, stream>>>(g, ex, tiles_per_split, partial);
+  kernel<<<grid, kThreads, S::kSmem, stream>>>(g, ex, tiles_per_split, partial, x_map);
   return finish_gemm_launch(cudaGetLastError(), partial, splits, g, stream);
 }
 
 template <int Bits, int RP, int BN>
 int launch_fitting(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
-  return launch_variant<Bits, RP, wg_fits(Bits, RP, BN) ? BN : BN / 2>(g, ex, stream);
+  constexpr int bn = wg_fits(Bits, RP, BN) ? BN : BN / 2;
+  if constexpr (RP == 0) {
+    return launch_variant<Bits, RP, bn, false>(g, ex, stream);
+  } else {
+    // HILO_GEMM_LORDS_SCALE=0|1: LoRDS' scales on mma.sync per step | on wgmma per quarter chunk, for A/B runs.
+    static const int forced = env_override("HILO_GEMM_LORDS_SCALE", 0, 1, -1);
+    const bool scale_wg = forced >= 0 ? forced == 1 : kScaleWgmmaDefault;
+    return scale_wg ? launch_variant<Bits, RP, bn, true>(g, ex, stream) : launch_variant<Bits, RP, bn, false>(g, ex, stream);
+  }
 }
 
 template <int Bits, int BN>
@@ -319,7 +492,8 @@ bool use_wgmma_gemm(const MmaArgs& g) {
   const int f = wgmma_forced.load(std::memory_order_relaxed);
   if (f >= 0) return f != 0;
   // Every batch of 33 and more: measured on an H100 against mma.sync (docs/results/lords-cuda.md, 2026-12-06).
-  return g.batch >= 33 && env != 0;
+  // (TMA's coordinates are 32-bit: the batch stays below 2^31.)
+  return g.batch >= 33 && g.batch <= INT32_MAX - 256 && env != 0;
 }
 
 int launch_wgmma_gemm(const MmaArgs& g, const GemmExtras& ex, void* stream_ptr) {
