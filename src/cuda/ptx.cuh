@@ -77,9 +77,6 @@ __device__ __forceinline__ uint64_t smem_desc_sw128(uint32_t addr) {
 #define HILO_WGMMA_D16(i) HILO_WGMMA_D8(i), HILO_WGMMA_D8(i + 8)
 #define HILO_WGMMA_D32(i) HILO_WGMMA_D16(i), HILO_WGMMA_D16(i + 16)
 #define HILO_WGMMA_ACC16 HILO_WGMMA_D16(0)
-// Write-only accumulators, for a first wgmma with scale-d = 0 (D = A B): nothing else defines its registers.
-#define HILO_WGMMA_W4(i) "=f"(d[i]), "=f"(d[i + 1]), "=f"(d[i + 2]), "=f"(d[i + 3])
-#define HILO_WGMMA_OUT16 HILO_WGMMA_W4(0), HILO_WGMMA_W4(4), HILO_WGMMA_W4(8), HILO_WGMMA_W4(12)
 #define HILO_WGMMA_ACC28 HILO_WGMMA_D16(0), HILO_WGMMA_D8(16), HILO_WGMMA_D4(24)
 #define HILO_WGMMA_ACC32 HILO_WGMMA_D32(0)
 #define HILO_WGMMA_ACC64 HILO_WGMMA_D32(0), HILO_WGMMA_D32(32)

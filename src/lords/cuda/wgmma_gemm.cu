@@ -1,8 +1,9 @@
 // The batch GEMM on wgmma (sm_90a; see wgmma_gemm.hpp). Work split: a CTA of two consumer warpgroups owns 128 weight
 // rows (warp w decodes the 16-row tile w; warpgroup h multiplies rows 64 h .. + 63 as wgmma's M), BN activation rows
 // (wgmma's N) and a range of 128-column chunks (k). A producer warp brings each chunk's activations by TMA into a ring
-// of shared-memory slots, in wgmma's 128-byte-swizzled K-major layout (two 64-column boxes), and LoRDS' A^T beside
-// them by cp.async; an mbarrier per slot says it has landed, another that both warpgroups are done with it. Each
+// of shared-memory slots, in wgmma's 128-byte-swizzled K-major layout (two 64-column boxes), and LoRDS' A^T by
+// cp.async into a ring of its own; an mbarrier per slot says it has landed, another that both warpgroups are done with
+// it (no CTA barrier in the main loop). Each
 // consumer warp decodes its tile one 16-column step ahead of its warpgroup's wgmma, from codes (and block-wise scales)
 // prefetched two chunks ahead in registers, while the two previous steps' wgmmas may still run, also across chunks.
 #include <cuda_bf16.h>
@@ -53,25 +54,23 @@ constexpr int kCtaRows = kGemmRowTiles * kTileRows;
 constexpr int kMaxSmem = 227 * 1024;  // an H100's / H200's limit per CTA
 
 // Shared memory: the pair table; a ring of x slots (BN activation rows x 128 columns, swizzled); for LoRDS a ring of
-// kASlots A^T slots (128 columns x the padded rank: wgmma's core matrices where the scales are a wgmma, else rows
-// padded by 8 for conflict-free ldmatrix); two mbarriers per slot. Block-wise scales travel in registers.
-constexpr int kASlots = 2;  // enough: a chunk's A^T is released (step 6) before the producer needs its slot again
+// kASlots A^T slots (128 columns x the padded rank); two mbarriers per slot. Block-wise scales travel in registers.
+// Two A^T slots are enough: the producer stages A^T of chunk c + 1 right after x of chunk c, into the slot of chunk
+// c - 1, which the consumers release at that chunk's step 6, before they release chunk c - 1's x (the producer's
+// next wait, at chunk c's step 1).
+constexpr int kASlots = 2;
 constexpr int wg_x_bytes(int bn) { return bn * 2 * kTileCols; }
-constexpr int wg_a_stride(int rp, bool scale_wg) { return 16 * rp + (scale_wg ? 0 : 8); }  // bf16 per A^T row
-constexpr int wg_a_bytes(int rp, bool scale_wg) { return rp > 0 ? 2 * kTileCols * wg_a_stride(rp, scale_wg) : 0; }
+constexpr int wg_a_stride(int rp) { return 16 * rp + 8; }  // bf16 per A^T row (padded: conflict-free ldmatrix)
+constexpr int wg_a_bytes(int rp) { return rp > 0 ? 2 * kTileCols * wg_a_stride(rp) : 0; }
 constexpr int wg_lut_bytes(int bits) { return 4 * (1 << (2 * bits)) * 32; }
 constexpr int wg_smem_bytes(int bits, int rp, int bn, int slots) {
   const int a_slots = rp > 0 ? kASlots : 0;
-  return wg_lut_bytes(bits) + slots * wg_x_bytes(bn) + a_slots * wg_a_bytes(rp, false) + 16 * (slots + a_slots);
+  return wg_lut_bytes(bits) + slots * wg_x_bytes(bn) + a_slots * wg_a_bytes(rp) + 16 * (slots + a_slots);
 }
 // Whether two x slots fit: not 256 activation rows at rank 128 (launch_fitting halves them there).
 constexpr bool wg_fits(int bits, int rp, int bn) { return wg_smem_bytes(bits, rp, bn, 2) <= kMaxSmem; }
 
-// ScaleWg (LoRDS): the scales S = B A per quarter chunk on wgmma (scale_quarter_wgmma) instead of per step on
-// mma.sync (scale_mma). Its wgmma results are read while the main wgmmas run, which ptxas (C7514) answers by
-// serialising every wgmma of the kernel.
-constexpr bool kScaleWgmmaDefault = false;
-template <int Bits, int RP, int BN, bool ScaleWg>
+template <int Bits, int RP, int BN>
 struct WgShape {
   static constexpr bool kLords = RP > 0;
   static constexpr int kCtas = wg_ctas_per_sm(RP, BN);
@@ -79,7 +78,7 @@ struct WgShape {
   static constexpr int kLutBytes = wg_lut_bytes(Bits);
   static constexpr int kHalfBytes = BN * 128;  // 64 columns of the chunk for all BN rows (one TMA box, swizzled)
   static constexpr int kXBytes = wg_x_bytes(BN);
-  static constexpr int kABytes = wg_a_bytes(RP, ScaleWg);
+  static constexpr int kABytes = wg_a_bytes(RP);
   static_assert(kXBytes == 2 * kHalfBytes && wg_fits(Bits, RP, BN));
   static_assert(kLutBytes % 1024 == 0 && kXBytes % 1024 == 0);  // swizzled tiles start 1024-byte aligned
   // x slots: as many as fit, up to 4 (the producer runs up to kSlots - 1 chunks ahead of the consumers).
@@ -109,41 +108,12 @@ __device__ __forceinline__ uint32_t chunk_scales(const MmaArgs& g, int c, int t,
   return block_of(g, c * kTileCols) + t < g.scale_blocks ? lo | hi << 16 : 0;
 }
 
-// LoRDS: chunk c's 128 columns of A^T (bf16 [cols][rank_pad], zero padded) as wgmma's K-major B operand without
-// swizzle: the 16-byte piece (column j, ranks 8p .. 8p + 7) at dst + ((j / 8) (RankPad / 8) + p) x 128 + (j % 8) x 16,
-// so core matrices are 128 bytes apart along K and RankPad x 16 bytes apart along the columns (no commit).
-template <int RankPad, int Threads>
-__device__ __forceinline__ void stage_a_t_cores(const uint16_t* a_t, int c, uint32_t dst, int thread) {
-  constexpr int kPieces = RankPad / 8;
-  const uint16_t* src = a_t + static_cast<int64_t>(c) * kTileCols * RankPad;
-#pragma unroll 4
-  for (int e = thread; e < kTileCols * kPieces; e += Threads) {  // consecutive threads: consecutive 16 bytes
-    const int j = e / kPieces, p = e % kPieces;
-    cp_async16(dst + ((j / 8) * kPieces + p) * 128 + (j % 8) * 16, src + static_cast<int64_t>(e) * 8, 16);
-  }
-}
-
-// LoRDS: S = B A for the warpgroup's 64 rows x columns 32 q .. + 31 of a chunk (one quarter: two steps), on wgmma
-// (A: the warp's B factors from registers, rank as K; B: the staged A^T at a_slot). sq[4n + e] is then the scale at
-// the A fragment's place for 8-column tile n (row gq + 8 (e / 2), column 8n + 2t + e % 2), as scale_mma gives.
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-template <int RP>
-__device__ __forceinline__ void scale_quarter_wgmma(float (&sq)[16], const uint32_t (&bfac)[RP][4], uint32_t a_slot,
-                                                    int q) {
-  constexpr uint32_t kNStride = 16 * RP * 16;  // bytes between 8-column groups (RankPad / 8 core matrices)
-  const uint32_t base = a_slot + 4 * q * kNStride;
-  wgmma_m64n32k16_bf16_rs_first(sq, bfac[0], smem_desc_noswizzle(base, 128, kNStride));
-#pragma unroll
-  for (int j = 1; j < RP; ++j) wgmma_m64n32k16_bf16_rs(sq, bfac[j], smem_desc_noswizzle(base + 256 * j, 128, kNStride));
-}
-#endif
-
-template <int Bits, int RP, int BN, bool ScaleWg>
+template <int Bits, int RP, int BN>
 __global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(RP, BN))
     wgmma_gemm_kernel(MmaArgs g, GemmExtras ex, int tiles_per_split, float* partial,
                       const __grid_constant__ CUtensorMap x_map) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  using S = WgShape<Bits, RP, BN, ScaleWg>;
+  using S = WgShape<Bits, RP, BN>;
   extern __shared__ __align__(1024) unsigned char smem[];
   uint32_t* lut = reinterpret_cast<uint32_t*>(smem);  // [pairs][32]
   unsigned char* ring = smem + S::kLutBytes;          // [kSlots] x slots, then [kASlotsUsed] A^T slots
@@ -163,7 +133,6 @@ __global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(RP, BN))
   const int split = blockIdx.y;
   const int c0 = split * tiles_per_split, c1 = min(c0 + tiles_per_split, g.col_tiles);
   const int b0 = batch_tile * BN;  // (the launcher keeps the batch below 2^31)
-  const auto a_slot_of = [&](int c) { return a_ring + (c - c0) % kASlots * S::kABytes; };  // shared address
   const auto a_ptr_of = [&](int c) {
     return reinterpret_cast<uint16_t*>(ring + S::kSlots * S::kXBytes + (c - c0) % kASlots * S::kABytes);
   };
@@ -210,10 +179,7 @@ __global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(RP, BN))
       if constexpr (S::kLords) {
         const int i = c - c0;
         if (i >= kASlots) mbar_wait(a_empty(i % kASlots), (i / kASlots - 1) & 1);
-        if constexpr (ScaleWg)
-          stage_a_t_cores<16 * RP, 32>(ex.a_t, c, a_slot_of(c), lane);
-        else
-          stage_chunk_a_t<16 * RP, wg_a_stride(RP, false), 32>(ex.a_t, c, a_ptr_of(c), lane);
+        stage_chunk_a_t<16 * RP, wg_a_stride(RP), 32>(ex.a_t, c, a_ptr_of(c), lane);
         cp_async_mbar_arrive(a_full(i % kASlots));
       }
     };
@@ -227,7 +193,7 @@ __global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(RP, BN))
         tma_load_2d(dst, &x_map, c * kTileCols, b0, full(slot));
         tma_load_2d(dst + S::kHalfBytes, &x_map, c * kTileCols + 64, b0, full(slot));
       }
-      // A^T runs a chunk ahead of x: the consumers start the next chunk's scales at step 6.
+      // A^T runs a chunk ahead of x (a few KB), so that the consumers never wait for it.
       if constexpr (S::kLords) if (c + 1 < c1) stage_a_t(c + 1);
     }
     cp_async_wait<0>();
@@ -240,22 +206,10 @@ __global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(RP, BN))
   for (int i = 0; i < BN / 2; ++i) acc[i] = 0.0f;
   const uint32_t lut_lane = smem_u32(lut) + 4 * lane;
   for (int cb = c0; cb < c1; cb += PD) {
-    // Decoded steps: step s in a[s % 4], rewritten (step s + 4) once the wgmma that read it has completed. LoRDS: the
-    // scales of quarter q (steps 2q, 2q + 1) in sq[q % 2], issued as their own wgmma group before the main wgmma of
-    // step 2q - 2, so that the wait before step 2q's decode covers them. Local to the unrolled body: values carried
-    // around the loop would be moved into registers that in-flight wgmmas still read, and ptxas would then serialise
-    // every wgmma; so the loop's end waits for all of them (every PD chunks), and the first quarter of each body
-    // is computed at its start.
+    // Decoded steps: step s in a[s % 4], rewritten (step s + 4) once the wgmma that read it has completed. Local to
+    // the unrolled body: values carried around the loop would be moved into registers that in-flight wgmmas still
+    // read, and ptxas would then serialise every wgmma; so the loop's end waits for all of them (every PD chunks).
     uint32_t a[4][4];
-    float sq[2][16];
-    if constexpr (S::kLords && ScaleWg) {
-      mbar_wait(a_full((cb - c0) % kASlots), ((cb - c0) / kASlots) & 1);
-      fence_proxy_async();  // A^T came by cp.async (the generic proxy); wgmma reads it through the async proxy
-      wgmma_fence();
-      scale_quarter_wgmma<RP>(sq[0], bfac, a_slot_of(cb), 0);
-      wgmma_commit();
-      wgmma_wait<0>();
-    }
 #pragma unroll
     for (int d = 0; d < PD; ++d) {  // unrolled, so the code ring stays in registers
       const int c = cb + d;
@@ -270,61 +224,29 @@ __global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(RP, BN))
         uint32_t pair[4];
         lookup_pairs<Bits>(code_ring[d], s, lut_lane, pair);
         if constexpr (S::kLords) {
+          uint32_t afr[2][RP][2];
           float sc[2][4];
-          if constexpr (ScaleWg) {
-#pragma unroll
-            for (int n = 0; n < 2; ++n)
-#pragma unroll
-              for (int e = 0; e < 4; ++e) sc[n][e] = sq[s / 2 % 2][4 * (2 * (s % 2) + n) + e];
-          } else {
-            uint32_t afr[2][RP][2];
-            load_a_t_frags<RP, wg_a_stride(RP, false)>(a_t, s, lane, afr);
-            scale_mma<RP>(bfac, afr, sc);
-          }
+          load_a_t_frags<RP, wg_a_stride(RP)>(a_t, s, lane, afr);
+          scale_mma<RP>(bfac, afr, sc);
           lords_weights(pair, sc, w);
         } else {
           blockwise_weights(pair, __shfl_sync(0xffffffffu, chunk_sc, 4 * gq + (step_blocks >> (2 * s) & 3)), w);
         }
       };
-      if constexpr (S::kLords && !ScaleWg) mbar_wait(a_full(i % kASlots), (i / kASlots) & 1);
-      // ScaleWg: this chunk's first scales, committed before the previous chunk's step 6, are done once at most its
-      // steps 6 and 7 run (at the body's first chunk the start has waited for them).
-      if constexpr (S::kLords && ScaleWg)
-        if (d > 0) wgmma_wait<2>();
+      if constexpr (S::kLords) mbar_wait(a_full(i % kASlots), (i / kASlots) & 1);
       decode(0, a[0]);  // a[0]: step 4 of the previous chunk, complete (at most steps 5-7 are in flight)
 #pragma unroll
       for (int s = 0; s < kSteps; ++s) {
-        if constexpr (S::kLords && ScaleWg) {
-          if (s % 2 == 0) {  // the next quarter's scales: this chunk's, or at step 6 the next chunk's first
-            if (s < 6) {
-              wgmma_fence();
-              scale_quarter_wgmma<RP>(sq[(s / 2 + 1) % 2], bfac, a_slot_of(c), s / 2 + 1);
-            } else if (d + 1 < PD && c + 1 < c1) {
-              mbar_wait(a_full((i + 1) % kASlots), ((i + 1) / kASlots) & 1);
-              fence_proxy_async();
-              wgmma_fence();
-              scale_quarter_wgmma<RP>(sq[0], bfac, a_slot_of(c + 1), 0);
-            }
-            wgmma_commit();  // (possibly empty: the group count stays the same)
-          }
-        }
         wgmma_fence();
         wgmma_bf16_rs<BN>(acc, a[s % 4], smem_desc_sw128(x_slot + s / 4 * S::kHalfBytes + s % 4 * 32));
         wgmma_commit();
         if (s + 1 < kSteps) {
-          // Steps s - 2 and older are done (a[(s + 1) % 4] is free), and after an odd step the scales of the next
-          // quarter (committed before step s - 1); after an even step those may still run.
-          if constexpr (S::kLords && ScaleWg) {
-            if (s % 2 == 0) wgmma_wait<3>();
-            else wgmma_wait<2>();
-          } else {
-            wgmma_wait<2>();
-          }
+          wgmma_wait<2>();  // steps s - 2 and older are done: a[(s + 1) % 4] is free
           // After step 1: every wgmma of the previous chunk has completed.
           if (s == 1 && i > 0 && lane == 0) mbar_arrive(empty((i - 1) % S::kSlots));
           decode(s + 1, a[(s + 1) % 4]);
-          // A^T is done with after the last decode (and ScaleWg's last scale wgmma, committed before step 4).
-          // (__syncwarp: every lane's ldmatrix reads come before lane 0's release.)
+          // A^T is done with after the last decode (__syncwarp: every lane's ldmatrix reads come before lane 0's
+          // release).
           if constexpr (S::kLords)
             if (s == 6) {
               __syncwarp();
@@ -408,10 +330,10 @@ int choose_splits(int64_t ctas, int64_t slots, int col_tiles, int64_t split_byte
   return best;
 }
 
-template <int Bits, int RP, int BN, bool ScaleWg>
+template <int Bits, int RP, int BN>
 int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
-  using S = WgShape<Bits, RP, BN, ScaleWg>;
-  constexpr auto kernel = wgmma_gemm_kernel<Bits, RP, BN, ScaleWg>;
+  using S = WgShape<Bits, RP, BN>;
+  constexpr auto kernel = wgmma_gemm_kernel<Bits, RP, BN>;
   if (const int e = allow_smem_once<kernel>(g.device, S::kSmem); e != 0) return e;
   const int64_t row_ctas = (g.row_tiles + kGemmRowTiles - 1) / kGemmRowTiles, batch_tiles = (g.batch + BN - 1) / BN;
   if (row_ctas * batch_tiles > INT32_MAX) return static_cast<int>(cudaErrorInvalidValue);
@@ -435,15 +357,7 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
 
 template <int Bits, int RP, int BN>
 int launch_fitting(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
-  constexpr int bn = wg_fits(Bits, RP, BN) ? BN : BN / 2;
-  if constexpr (RP == 0) {
-    return launch_variant<Bits, RP, bn, false>(g, ex, stream);
-  } else {
-    // HILO_GEMM_LORDS_SCALE=0|1: LoRDS' scales on mma.sync per step | on wgmma per quarter chunk, for A/B runs.
-    static const int forced = env_override("HILO_GEMM_LORDS_SCALE", 0, 1, -1);
-    const bool scale_wg = forced >= 0 ? forced == 1 : kScaleWgmmaDefault;
-    return scale_wg ? launch_variant<Bits, RP, bn, true>(g, ex, stream) : launch_variant<Bits, RP, bn, false>(g, ex, stream);
-  }
+  return launch_variant<Bits, RP, wg_fits(Bits, RP, BN) ? BN : BN / 2>(g, ex, stream);
 }
 
 template <int Bits, int BN>

@@ -29,37 +29,28 @@ __device__ __forceinline__ uint64_t smem_desc_noswizzle(uint32_t addr, uint32_t 
 // shared memory, K-major, described by desc_b). Warp w of the warpgroup holds rows 16 w + lane / 4 (+ 8 for
 // d[4j + 2], d[4j + 3]) and columns 8j + 2 (lane % 4) (+ 1 for odd d): mma.m16n8k16's C layout per 8-column tile.
 // NAME(d, a, desc_b) for the instruction SHAPE_TYPES ("m64nNk16.f32.<A type>.<B type>"), with N / 2 accumulators
-// listed by REGS and the trailing operand list (src/cuda/ptx.cuh) and the A registers and descriptor at
-// %N/2 .. %N/2 + 4 (TAIL). SCALE_D "1" accumulates (D += A B), "0" overwrites (D = A B, with write-only operands).
-#define HILO_WGMMA_RS_D(SCALE_D, NAME, SHAPE_TYPES, NACC, REGS, TAIL, ...)                                 \
+// listed by ACC / REGS (src/cuda/ptx.cuh) and the A registers and descriptor at %N/2 .. %N/2 + 4 (TAIL).
+#define HILO_WGMMA_RS(NAME, SHAPE_TYPES, NACC, ACC, REGS, TAIL)                                             \
   __device__ __forceinline__ void NAME(float (&d)[NACC], const uint32_t (&a)[4], uint64_t desc_b) {        \
-    asm volatile("{\n.reg .pred p;\nsetp.eq.u32 p, " SCALE_D ", 1;\n"                                     \
+    asm volatile("{\n.reg .pred p;\nsetp.eq.u32 p, 1, 1;\n"                                               \
                  "wgmma.mma_async.sync.aligned." SHAPE_TYPES " {" REGS "}, " TAIL ", p, 1, 1, 0;\n}\n" \
-                 : __VA_ARGS__                                                                             \
+                 : ACC                                                                                     \
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b));                               \
   }
-#define HILO_WGMMA_RS(NAME, SHAPE_TYPES, NACC, REGS, TAIL, ...) \
-  HILO_WGMMA_RS_D("1", NAME, SHAPE_TYPES, NACC, REGS, TAIL, __VA_ARGS__)
 
-// bf16, N = 32 (the LoRDS GEMM's scale tile S = B A of 32 columns, rank as K): the first of a sum, and the rest.
-HILO_WGMMA_RS_D("0", wgmma_m64n32k16_bf16_rs_first, "m64n32k16.f32.bf16.bf16", 16, HILO_WGMMA_R16,
-                "{%16,%17,%18,%19}, %20", HILO_WGMMA_OUT16)
-HILO_WGMMA_RS(wgmma_m64n32k16_bf16_rs, "m64n32k16.f32.bf16.bf16", 16, HILO_WGMMA_R16, "{%16,%17,%18,%19}, %20",
-              HILO_WGMMA_ACC16)
 // fp16 (the LoRDS GEMV's rank product: decoded codes times x * A).
-HILO_WGMMA_RS(wgmma_m64n56k16_f16_rs, "m64n56k16.f32.f16.f16", 28, HILO_WGMMA_R28, "{%28,%29,%30,%31}, %32",
-              HILO_WGMMA_ACC28)
-HILO_WGMMA_RS(wgmma_m64n64k16_f16_rs, "m64n64k16.f32.f16.f16", 32, HILO_WGMMA_R32, "{%32,%33,%34,%35}, %36",
-              HILO_WGMMA_ACC32)
+HILO_WGMMA_RS(wgmma_m64n56k16_f16_rs, "m64n56k16.f32.f16.f16", 28, HILO_WGMMA_ACC28, HILO_WGMMA_R28,
+              "{%28,%29,%30,%31}, %32")
+HILO_WGMMA_RS(wgmma_m64n64k16_f16_rs, "m64n64k16.f32.f16.f16", 32, HILO_WGMMA_ACC32, HILO_WGMMA_R32,
+              "{%32,%33,%34,%35}, %36")
 // bf16 (the batch GEMM: decoded weights times the activations).
-HILO_WGMMA_RS(wgmma_m64n64k16_bf16_rs, "m64n64k16.f32.bf16.bf16", 32, HILO_WGMMA_R32, "{%32,%33,%34,%35}, %36",
-              HILO_WGMMA_ACC32)
-HILO_WGMMA_RS(wgmma_m64n128k16_bf16_rs, "m64n128k16.f32.bf16.bf16", 64, HILO_WGMMA_R64, "{%64,%65,%66,%67}, %68",
-              HILO_WGMMA_ACC64)
-HILO_WGMMA_RS(wgmma_m64n256k16_bf16_rs, "m64n256k16.f32.bf16.bf16", 128, HILO_WGMMA_R128,
-              "{%128,%129,%130,%131}, %132", HILO_WGMMA_ACC128)
+HILO_WGMMA_RS(wgmma_m64n64k16_bf16_rs, "m64n64k16.f32.bf16.bf16", 32, HILO_WGMMA_ACC32, HILO_WGMMA_R32,
+              "{%32,%33,%34,%35}, %36")
+HILO_WGMMA_RS(wgmma_m64n128k16_bf16_rs, "m64n128k16.f32.bf16.bf16", 64, HILO_WGMMA_ACC64, HILO_WGMMA_R64,
+              "{%64,%65,%66,%67}, %68")
+HILO_WGMMA_RS(wgmma_m64n256k16_bf16_rs, "m64n256k16.f32.bf16.bf16", 128, HILO_WGMMA_ACC128, HILO_WGMMA_R128,
+              "{%128,%129,%130,%131}, %132")
 #undef HILO_WGMMA_RS
-#undef HILO_WGMMA_RS_D
 
 template <int N>
 __device__ __forceinline__ void wgmma_m64nNk16_f16_rs(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t desc_b) {
