@@ -3,9 +3,9 @@
 // (wgmma's N) and a range of 128-column chunks (k). A producer warp brings each chunk's activations by TMA into a ring
 // of shared-memory slots, in wgmma's 128-byte-swizzled K-major layout (two 64-column boxes), and LoRDS' A^T by
 // cp.async into a ring of its own; an mbarrier per slot says it has landed, another that both warpgroups are done with
-// it (no CTA barrier in the main loop). Each
-// consumer warp decodes its tile one 16-column step ahead of its warpgroup's wgmma, from codes (and block-wise scales)
-// prefetched two chunks ahead in registers, while the two previous steps' wgmmas may still run, also across chunks.
+// it (no CTA barrier in the main loop). Each consumer warp decodes its tile one 16-column step ahead of its
+// warpgroup's wgmma, from codes (and block-wise scales) prefetched two chunks ahead in registers, while the two
+// previous steps' wgmmas may still run, also across chunks.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -47,7 +47,10 @@ constexpr int kThreads = kConsumers + 128;
 // can split k over twice the slots; else one.
 constexpr int wg_ctas_per_sm(int rp, int bn) { return rp == 0 && bn == 64 ? 2 : 1; }
 // Registers per thread after setmaxnreg: the producer's and the consumers'. One CTA per SM launches at 168 (65536 /
-// 384, rounded to 8): 128 x 40 + 256 x 232 = 384 x 168. Two launch at 80: 128 x 24 + 256 x 104 <= 384 x 80.
+// 384, rounded to 8): 128 x 40 + 256 x 232 = 384 x 168. Two launch at 80: 128 x 24 + 256 x 104 <= 384 x 80. The
+// consumers' increase is served from what the producer gives back, so the launch count must be the bound's maximum
+// (ptxas pins it there in kernels with setmaxnreg: `-Xptxas -v` reports 168 / 80 for every variant); with fewer,
+// setmaxnreg.inc would wait forever.
 constexpr int wg_producer_regs(int ctas) { return ctas == 1 ? 40 : 24; }
 constexpr int wg_consumer_regs(int ctas) { return ctas == 1 ? 232 : 104; }
 constexpr int kCtaRows = kGemmRowTiles * kTileRows;
