@@ -3,7 +3,7 @@
 by scripts/device/lords_sass_profile.sh): total warp-state samples by stall reason, the instructions holding the most
 samples, and the samples per window of 100 instructions (where in the kernel the time goes).
 
-    python3 scripts/ncu_sass_stalls.py sass-lords_gemv-4096x4096.csv.gz [--top 40]
+    python3 scripts/ncu_sass_stalls.py sass-lords-lords_gemv-4096x4096-b1.csv.gz [--top 40]
 """
 import argparse
 import csv
