@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # On the GPU machine: build the tests and the LoRDS GPU benchmark (carried deps, see build_and_test.sh), run the
-# LoRDS GPU tests (and compute-sanitizer memcheck / racecheck on them), the benchmark at 4 and 3 bits, and cuBLAS
+# LoRDS GPU tests (and compute-sanitizer memcheck / racecheck / synccheck on them), the benchmark at 4 and 3 bits, and cuBLAS
 # bf16 on the same shapes in the same run. Usage (device tool, carry [".device-deps"]): scripts/device/lords_gpu.sh
 # [quick] (SANITIZERS="" skips compute-sanitizer; HILO_MMA_MT=2 picks two row tiles per warp). Results in $OUT: lords-cuda-*.json, cublas-baseline.json, logs.
 set -uo pipefail
@@ -18,7 +18,7 @@ grep -E "OK|FAILED|Failure|Expected|Which|near|seed|rank" "$OUT/test.log" | head
 HILO_LORDS_GEMM=0 build-device/tests/hilo_tests --gtest_filter='LordsCuda.Matmul*:LordsCuda.Every*' \
   > "$OUT/test-gemv.log" 2>&1 || rc=1
 echo "gemv passes: $(grep -cE '^\[       OK' "$OUT/test-gemv.log") ok, $(grep -c FAILED "$OUT/test-gemv.log") failed lines"
-for tool in ${SANITIZERS-memcheck racecheck}; do
+for tool in ${SANITIZERS-memcheck racecheck synccheck}; do
   timeout 150 compute-sanitizer --tool $tool --error-exitcode 9 build-device/tests/hilo_tests \
     --gtest_filter='LordsCuda.EveryRankWidthAndActivationRange' > "$OUT/$tool.log" 2>&1
   echo "$tool rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/$tool.log" | tail -1)"
