@@ -178,7 +178,7 @@ __global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(RP, BN))
   if (warp >= kGemmRowTiles) {  // the producer: chunk c into its slots once their last chunks are consumed
     setmaxnreg_dec<wg_producer_regs(S::kCtas)>();
     if (warp > kGemmRowTiles) return;
-    const auto stage_a_t = [&](int c) {  // LoRDS: A^T of chunk c, by the 32 lanes
+    const auto stage_a_t = [&](int c) {  // LoRDS: A^T of chunk c, by the 32 lanes (block-wise: nothing)
       if constexpr (S::kLords) {
         const int i = c - c0;
         if (i >= kASlots) mbar_wait(a_empty(i % kASlots), (i / kASlots - 1) & 1);
@@ -186,7 +186,7 @@ __global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(RP, BN))
         cp_async_mbar_arrive(a_full(i % kASlots));
       }
     };
-    if constexpr (S::kLords) stage_a_t(c0);
+    stage_a_t(c0);
     for (int c = c0; c < c1; ++c) {
       const int i = c - c0, slot = i % S::kSlots;
       if (i >= S::kSlots) mbar_wait(empty(slot), (i / S::kSlots - 1) & 1);
@@ -197,7 +197,7 @@ __global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(RP, BN))
         tma_load_2d(dst + S::kHalfBytes, &x_map, c * kTileCols + 64, b0, full(slot));
       }
       // A^T runs a chunk ahead of x (a few KB), so that the consumers never wait for it.
-      if constexpr (S::kLords) if (c + 1 < c1) stage_a_t(c + 1);
+      if (c + 1 < c1) stage_a_t(c + 1);
     }
     cp_async_wait<0>();
     return;
