@@ -366,6 +366,14 @@ TEST(LordsCuda, BadArgumentsAreNamed) {
   expect(x, short_y, "y");
   const Tensor host = test::random_tensor(DType::BF16, {2, 64}, gen);
   expect(host, y, "x is on cpu");
+  // The GEMMs read x with 16-byte copies (the wgmma GEMM through a TMA tensor map, which needs it): views 8 bytes
+  // into an allocation are refused by name.
+  const DeviceTensor room(DType::BF16, {3, 64});
+  unsigned char* off = static_cast<unsigned char*>(room.view().data()) + 8;
+  const TensorView x_off(off, DType::BF16, {2, 64}, {}, Device{DeviceKind::CUDA, 0});
+  const TensorView y_off(off, DType::BF16, {2, 16}, {}, Device{DeviceKind::CUDA, 0});
+  expect(x_off, y, "x must be 16-byte aligned");
+  expect(x, y_off, "y must be 16-byte aligned");
   lords::cuda::matmul(dev, x, y);
   EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
 }
