@@ -162,6 +162,10 @@ int main(int argc, char** argv) {
   app.add_option("--decode-contexts", decode_contexts, "Decode contexts")->delimiter(',');
   app.add_option("--repeat", repeat, "Timed runs (median)");
   app.add_option("--json", json_path, "Write results as JSON");
+  bool flat_only = false;
+  app.add_flag("--flat-only", flat_only,
+               "Prefill: time only the flat call with the default kernels (no HISA, no A/B variants), so that a "
+               "profiler sees the flat call's kernels alone");
   std::vector<std::string> topk_shape_names{"64x8192", "64x32768", "64x131072", "8x1048576"};
   std::vector<int> topk_clusters{4};
   app.add_option("--topk-shapes", topk_shape_names, "Top-k shapes, ROWSxLEN")->delimiter(',');
@@ -196,6 +200,34 @@ int main(int argc, char** argv) {
     const hilo::hisa::PrefillInputs in{q, w, k, ks, lo, hi};
     Dev flat(DType::I32, {queries, opt.topk}), hisa_idx(DType::I32, {queries, opt.topk});
     // A/B of the scoring kernel for dense keys in the same process: mma.sync (the first version), then the default.
+    double pairs = 0;
+    for (int64_t s = 0; s < queries; ++s) pairs += p.ke.ptr<int32_t>()[s] - p.ks.ptr<int32_t>()[s];
+    const double flops = 2.0 * 64 * 128 * pairs;
+    if (flat_only) {  // and, same process, the merges in two passes / at one CTA per SM (TopkTuning)
+      auto& topk = hilo::hisa::cuda_detail::topk_tuning();
+      const auto variant_ms = [&](bool hilo::hisa::cuda_detail::TopkTuning::*knob) {
+        const bool saved = topk.*knob;
+        topk.*knob = !saved;
+        const double ms = time_ms(repeat, [&] { hilo::hisa::cuda::flat_prefill(in, opt, flat); });
+        topk.*knob = saved;
+        return ms;
+      };
+      const double two_pass_ms = variant_ms(&hilo::hisa::cuda_detail::TopkTuning::one_read);
+      const double one_cta_ms = variant_ms(&hilo::hisa::cuda_detail::TopkTuning::two_ctas);
+      const double flat_ms = time_ms(repeat, [&] { hilo::hisa::cuda::flat_prefill(in, opt, flat); });
+      std::printf("%-7s N=%7ld S=%6ld  flat %9.3f ms %6.0f TFLOP/s (flat only) | merges in two passes %.3f ms | "
+                  "merges at one CTA per SM %.3f ms\n",
+                  kind, static_cast<long>(context), static_cast<long>(queries), flat_ms,
+                  flops / (flat_ms / 1e3) / 1e12, two_pass_ms, one_cta_ms);
+      std::fflush(stdout);
+      return nlohmann::json{{"kind", kind},
+                            {"context", context},
+                            {"queries", queries},
+                            {"flat_ms", flat_ms},
+                            {"flat_tflops", flops / (flat_ms / 1e3) / 1e12},
+                            {"flat_two_pass_merge_ms", two_pass_ms},
+                            {"flat_one_cta_merge_ms", one_cta_ms}};
+    }
     auto& tuning = hilo::hisa::cuda_detail::flat_tuning();
     const bool default_kernel = tuning.wgmma;
     tuning.wgmma = false;
@@ -219,9 +251,6 @@ int main(int argc, char** argv) {
     const int64_t flat_scratch = scratch_bytes([&] { hilo::hisa::cuda::flat_prefill(in, opt, flat); });
     const int64_t hisa_scratch = scratch_bytes([&] { hilo::hisa::cuda::hisa_prefill(in, opt, hisa_idx); });
     const auto iou = hilo::hisa::iou(hisa_idx.host(), flat.host());
-    double pairs = 0;
-    for (int64_t s = 0; s < queries; ++s) pairs += p.ke.ptr<int32_t>()[s] - p.ks.ptr<int32_t>()[s];
-    const double flops = 2.0 * 64 * 128 * pairs;
     std::printf("%-7s N=%7ld S=%6ld  flat %9.3f ms %6.0f TFLOP/s | hisa %8.3f ms (pool %.2f, blocks %.2f, tokens %.2f) "
                 "%6.2fx | IoU %.4f/%.4f | scratch %.0f/%.0f MiB | mma.sync kernel: flat %.3f hisa %.3f ms | %s tile "
                 "unions: hisa %.3f ms | element-wise top-k loads: flat %.3f hisa %.3f ms\n",
@@ -242,6 +271,7 @@ int main(int argc, char** argv) {
   };
   const auto wanted = [&](const char* part) { return std::find(parts.begin(), parts.end(), part) != parts.end(); };
   if (!wanted("prefill")) contexts.clear(), causal.clear();
+  std::erase(contexts, 0), std::erase(causal, 0);  // CLI11 parses an empty list ("--causal ''") as {0}
   if (!wanted("decode")) decode_contexts.clear();
   nlohmann::json prefill = nlohmann::json::array();
   for (int64_t c : contexts) prefill.push_back(prefill_case(c, std::min(chunk, c), "chunk"));

@@ -208,18 +208,54 @@ struct SmallBuffers {
   ~SmallBuffers() { hisa::cuda_detail::flat_tuning() = saved; }
 };
 
+// The merged chunks keep each row's winners in a prefix of the score rows, padded to 4 floats: k and chunk lengths
+// that are multiples of 4 and ones that are not; merges in one read and in two passes, at 2 and 1 CTAs per SM. With
+// k = 2048 and chunks of 4096 the second chunk brings about as many candidates as one read holds (4096 with the
+// winners): some rows take the one-read path, the others fall back to two passes.
 TEST_F(HisaCuda, ChunkedFlatPathMatchesCpu) {
   SmallBuffers small;
   std::mt19937_64 gen(test::fresh_seed());
   const test::Prefill p = test::random_prefill(gen, DType::F8_E4M3, 64, 128, 4, 3000, 9000, 20);
+  auto& topk_tune = hisa::cuda_detail::topk_tuning();
+  const auto saved = topk_tune;
+  for (const auto& [topk, chunk] : {std::pair{300, 2048}, std::pair{301, 2046}, std::pair{2048, 4096}}) {
+    hisa::HisaOptions opt;
+    opt.topk = topk;
+    opt.block = 64;
+    opt.blocks_kept = std::max(16, (topk + 63) / 64);  // HISA needs blocks_kept * block >= topk
+    const Outputs cpu = run_cpu(p, opt);
+    for (const auto& [one_read, two_ctas] : {std::pair{true, true}, std::pair{false, true}, std::pair{true, false}}) {
+      hisa::cuda_detail::flat_tuning().chunk_keys = chunk;
+      topk_tune.one_read = one_read;
+      topk_tune.two_ctas = two_ctas;
+      const Outputs gpu = run_gpu(p, opt);
+      int64_t ties = 0;
+      EXPECT_EQ(compare_prefill(p, gpu.flat, cpu.flat, ties), 0)
+          << "topk " << topk << " chunk " << chunk << " one read " << one_read << " two CTAs " << two_ctas;
+      std::cout << "[ info     ] topk " << topk << " chunk " << chunk << " one read " << one_read << " two CTAs "
+                << two_ctas << " tie swaps: " << ties << std::endl;
+    }
+  }
+  topk_tune = saved;
+}
+
+// One pass over every key (no merge): the top-k reads only each row's visible keys of the score buffer (nothing
+// fills the rest), with one CTA per row, segments (each binding its row's constants) and clusters.
+TEST_F(HisaCuda, SinglePassFlatReadsVisibleKeysOnly) {
+  std::mt19937_64 gen(test::fresh_seed());
+  const test::Prefill p = test::random_prefill(gen, DType::F8_E4M3, 64, 128, 2, 2000, 7000, 12);
   hisa::HisaOptions opt;
-  opt.topk = 300;
-  opt.block = 64;
-  opt.blocks_kept = 16;
-  const Outputs gpu = run_gpu(p, opt), cpu = run_cpu(p, opt);
-  int64_t ties = 0;
-  EXPECT_EQ(compare_prefill(p, gpu.flat, cpu.flat, ties), 0);
-  std::cout << "[ info     ] tie swaps: " << ties << std::endl;
+  opt.topk = 512;
+  const Outputs cpu = run_cpu(p, opt);
+  for (const auto& [segment, cluster] : {std::pair<int64_t, int>{0, 1}, {1000, 1}, {0, 3}, {-1, -1}}) {
+    const auto saved = hisa::cuda_detail::topk_tuning();
+    hisa::cuda_detail::topk_tuning().segment = segment;
+    hisa::cuda_detail::topk_tuning().cluster = cluster;
+    const Outputs gpu = run_gpu(p, opt);
+    hisa::cuda_detail::topk_tuning() = saved;
+    int64_t ties = 0;
+    EXPECT_EQ(compare_prefill(p, gpu.flat, cpu.flat, ties), 0) << "segment " << segment << " cluster " << cluster;
+  }
 }
 
 TEST_F(HisaCuda, PooledKeysEqualCpuBitForBit) {

@@ -35,52 +35,52 @@ void run_flat(const FlatJob& job, const Keys& keys, Scratch& scratch, MakeSink m
   const FlatTuning& tune = flat_tuning();
   const bool single = static_cast<int64_t>(job.rows) * std::max<int64_t>(job.key_max, 1) * 4 <= tune.single_pass_bytes;
   const int64_t chunk = single ? std::max<int64_t>(job.key_max, 1) : std::min<int64_t>(tune.chunk_keys, job.key_max);
+  // A row of the score buffer: `pre` slots for the running winners (merged chunks only), then the chunk's scores;
+  // both multiples of 4 floats, so that every row starts on 16 bytes (the top-k's vector loads).
+  const int pre = single ? 0 : (job.k + 3) / 4 * 4;
+  const int64_t ld = pre + (chunk + 3) / 4 * 4;
+  // The budget counts the chunk's scores (the prefix comes on top: 64 + 8 MiB at the defaults), so that a row block
+  // stays 1024 rows: 64 groups of 16, 512 scoring CTAs of 2048 keys per 16K chunk (3.9 waves on 132 SMs; with the
+  // prefix counted it was 896 rows and 448 CTAs, 3.4 waves that take 4).
   int block_rows = single ? job.rows : static_cast<int>(std::max<int64_t>(1, tune.chunk_budget_bytes / (chunk * 4)));
   block_rows = std::max(job.group_rows, block_rows / job.group_rows * job.group_rows);
   block_rows = std::min(block_rows, job.rows);
-  float* scores = scratch.alloc<float>(static_cast<int64_t>(block_rows) * chunk);
-  uint32_t* key_a = scratch.alloc<uint32_t>(static_cast<int64_t>(block_rows) * job.k);
-  uint32_t* key_b = scratch.alloc<uint32_t>(static_cast<int64_t>(block_rows) * job.k);
-  int32_t* pos_a = scratch.alloc<int32_t>(static_cast<int64_t>(block_rows) * job.k);
-  int32_t* pos_b = scratch.alloc<int32_t>(static_cast<int64_t>(block_rows) * job.k);
-  int32_t* cnt_a = scratch.alloc<int32_t>(block_rows);
-  int32_t* cnt_b = scratch.alloc<int32_t>(block_rows);
-  uint32_t* kth_a = scratch.alloc<uint32_t>(block_rows);
-  uint32_t* kth_b = scratch.alloc<uint32_t>(block_rows);
-  // One pass over rows that see [0, hi): the top-k reads each row's prefix, so the buffer needs no NaN fill.
+  float* scores = scratch.alloc<float>(static_cast<int64_t>(block_rows) * ld);
+  int32_t* pos = single ? nullptr : scratch.alloc<int32_t>(static_cast<int64_t>(block_rows) * job.k);
+  int32_t* count = single ? nullptr : scratch.alloc<int32_t>(block_rows);
+  uint32_t* kth = single ? nullptr : scratch.alloc<uint32_t>(block_rows);
+  // One pass over rows that see [0, hi): the top-k reads each row's prefix [0, hi) alone.
   const bool prefix_rows = single && job.from_zero;
 
   for (int rb = 0; rb < job.rows; rb += block_rows) {
     const int rows_b = std::min(block_rows, job.rows - rb);
-    HILO_CUDA_CHECK(cudaMemsetAsync(cnt_a, 0, sizeof(int32_t) * rows_b, job.stream));
-    HILO_CUDA_CHECK(cudaMemsetAsync(kth_a, 0, sizeof(uint32_t) * rows_b, job.stream));
+    if (!single) {  // no winners yet
+      HILO_CUDA_CHECK(cudaMemsetAsync(count, 0, sizeof(int32_t) * rows_b, job.stream));
+      HILO_CUDA_CHECK(cudaMemsetAsync(kth, 0, sizeof(uint32_t) * rows_b, job.stream));
+    }
     for (int64_t c0 = 0; c0 < std::max<int64_t>(job.key_max, 1); c0 += chunk) {
       const int64_t len = std::min(chunk, std::max<int64_t>(job.key_max - c0, 0));
       const bool last = c0 + chunk >= job.key_max;
-      if (!prefix_rows)  // NaN: no candidate, for keys a row does not see
-        HILO_CUDA_CHECK(cudaMemsetAsync(scores, 0xFF, sizeof(float) * rows_b * chunk, job.stream));
-      if (len > 0) {
+      if (len > 0) {  // writes the visible keys of each row; the merge reads nothing else, so no fill is needed
         ScoreParams p{job.q, job.w, job.row_lo, job.row_hi, rb, rb + rows_b, job.group_rows,
                       job.per_group_source ? rb / job.group_rows : 0, c0, c0 + len};
-        launch_score_keys<H>(p, keys, ChunkOut{scores, rb, c0, chunk}, job.stream);
+        launch_score_keys<H>(p, keys, ChunkOut{scores + pre, rb, c0, ld}, job.stream);
       }
       if (prefix_rows) {
-        launch_topk(RowPrefix{scores, chunk, job.row_hi + rb}, make_sink(rb), rows_b, chunk, job.k, job.sorted,
+        launch_topk(RowPrefix{scores, ld, job.row_hi + rb}, make_sink(rb), rows_b, chunk, job.k, job.sorted,
                     job.stream, scratch);
         break;
       }
+      const MergeRows src{scores, pos, count, kth, job.row_lo + rb, job.row_hi + rb, job.k, pre, ld, len, c0};
       if (single) {
-        launch_topk(RowScores{scores, chunk}, make_sink(rb), rows_b, chunk, job.k, job.sorted, job.stream, scratch);
+        launch_topk(src, make_sink(rb), rows_b, ld, job.k, job.sorted, job.stream, scratch);
         break;
       }
-      const MergeChunk src{key_a, pos_a, cnt_a, kth_a, scores, job.k, chunk, len, c0};
       if (last) {
         launch_topk_rows(src, make_sink(rb), rows_b, job.k, job.sorted, job.stream);
-      } else {
-        launch_topk_rows(src, MergeState{key_b, pos_b, cnt_b, job.k, kth_b}, rows_b, job.k, false, job.stream);
-        std::swap(key_a, key_b), std::swap(pos_a, pos_b), std::swap(cnt_a, cnt_b), std::swap(kth_a, kth_b);
+        break;
       }
-      if (last) break;
+      launch_topk_rows(src, MergePrefix{scores, pos, count, kth, ld, job.k}, rows_b, job.k, false, job.stream);
     }
   }
 }

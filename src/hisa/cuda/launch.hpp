@@ -96,6 +96,13 @@ struct TopkTuning {
   // Rows stored as contiguous, 16-byte aligned f32 values are read with 16-byte loads (false: element by element,
   // for A/B runs; the output is the same).
   bool vector_loads = true;
+  // A merge whose running top-k is full reads its row once: every candidate (above the k-th key so far) into shared
+  // memory, the selection there; a second, two-pass read only when more than 4096 turned up (false: always two
+  // passes, for A/B runs; the output is the same).
+  bool one_read = true;
+  // Sources of many medium rows (the flat indexer's merges) run the general kernel at 2 CTAs per SM (64 registers)
+  // instead of 1 (false: 1, for A/B runs).
+  bool two_ctas = true;
 };
 TopkTuning& topk_tuning();
 

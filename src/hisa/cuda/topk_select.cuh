@@ -331,18 +331,19 @@ __device__ inline int rank_of_position(const uint64_t* list, int n, int64_t pos)
 // are still missing. Finds their threshold key T with the remaining digits (shared-memory histograms), then keeps, in
 // element order, the candidates above T and the first of those equal to T: sh.cand[0, take). Returns T.
 __device__ inline uint32_t keep_best_candidates(TopkShared& sh, int n, uint32_t mask, uint32_t prefix, int take) {
-  for (int shift = 10; shift >= 0; shift -= 10) {
+  for (int shift = 20; shift >= 0; shift -= 10) {  // digits of 12, 10 and 10 bits
     if (mask & (1u << shift)) continue;  // this digit was already resolved over the row
-    for (int i = threadIdx.x; i < 1024; i += kTopkThreads) sh.hist[i] = 0;
+    const int bins = shift == 20 ? kTopkBins : 1024;
+    for (int i = threadIdx.x; i < bins; i += kTopkThreads) sh.hist[i] = 0;
     __syncthreads();
     for (int i = threadIdx.x; i < n; i += kTopkThreads) {
       const uint32_t key = key_of(sh.cand[i]);
-      if ((key & mask) == prefix) atomicAdd(&sh.hist[(key >> shift) & 1023], 1u);
+      if ((key & mask) == prefix) atomicAdd(&sh.hist[(key >> shift) & (bins - 1)], 1u);
     }
     __syncthreads();
-    find_bin(sh, 1024, take);
+    find_bin(sh, bins, take);
     prefix |= static_cast<uint32_t>(sh.bin) << shift;
-    mask |= 1023u << shift;
+    mask |= static_cast<uint32_t>(bins - 1) << shift;
     take = sh.remaining;
     __syncthreads();
   }
@@ -434,18 +435,80 @@ __device__ inline int cluster_rank_and_size(int& size) {
 #endif
 }
 
+// A source may bind a row (src.bind(row)): the row's constants (pointers, counts, thresholds) are then loaded once
+// into registers instead of once per element (the histogram's shared-memory reduction is asm volatile with a memory
+// clobber, so the compiler cannot hoist such global loads out of the element loops). The bound source has the same
+// interface; its methods ignore their row argument.
+template <class Src>
+__device__ __forceinline__ auto bind_row(const Src& src, int row) {
+  if constexpr (requires { src.bind(row); }) return src.bind(row);
+  else return src;
+}
+
+// Writes the winners to the sink: the sure winners sh.win[0, n_sure) and the chosen candidates sh.cand[0, chosen),
+// both in element order, `total` in all; then the count and the k-th key (0 when the row had at most k candidates).
+template <class Sink>
+__device__ inline void write_winners(TopkShared& sh, const Sink& sink, int row, int n_sure, int chosen, int total,
+                                     uint32_t kth, bool sorted) {
+  if (sorted) {  // one list, ordered by (score desc, position asc)
+    for (int i = threadIdx.x; i < chosen; i += kTopkThreads) sh.win[n_sure + i] = sh.cand[i];
+    __syncthreads();
+    block_bitonic_sort(sh.win, total, ~uint64_t{0});
+    for (int i = threadIdx.x; i < total; i += kTopkThreads)
+      sink.write(row, i, position_of(sh.win[i]), key_of(sh.win[i]));
+  } else {  // merge the two position-ordered lists: a winner's slot is its index plus its rank in the other list
+    for (int i = threadIdx.x; i < n_sure; i += kTopkThreads) {
+      const uint64_t v = sh.win[i];
+      sink.write(row, i + rank_of_position(sh.cand, chosen, position_of(v)), position_of(v), key_of(v));
+    }
+    for (int j = threadIdx.x; j < chosen; j += kTopkThreads) {
+      const uint64_t v = sh.cand[j];
+      sink.write(row, j + rank_of_position(sh.win, n_sure, position_of(v)), position_of(v), key_of(v));
+    }
+  }
+  __syncthreads();
+  sink.finish(row, total, kth);
+}
+
+// One read of a row that its source expects to hold few candidates (src.few_candidates(): a merge whose running
+// top-k is full, so only chunk entries above its k-th key count): every candidate into shared memory and the
+// selection there. False, with nothing written, when more than kTopkCap turned up (the caller then reads the row
+// the two-pass way).
 template <class Src, class Sink>
-__global__ void __launch_bounds__(kTopkThreads) topk_kernel(Src src, Sink sink, int k, bool sorted, bool vector) {
+__device__ inline bool topk_one_read(TopkShared& sh, const Src& src, const float4* vec, const Sink& sink, int row,
+                                     int64_t n, int k, bool sorted) {
+  collect(sh, src, vec, row, 0, n, false, 0u, 0u);  // mask 0: every nonzero key is a candidate, none sure
+  const int seen = sh.n_cand;
+  if (seen > kTopkCap) return false;
+  if (seen <= k) {
+    write_winners(sh, sink, row, 0, seen, seen, 0u, sorted);
+  } else {
+    const uint32_t kth = keep_best_candidates(sh, seen, 0u, 0u, k);
+    write_winners(sh, sink, row, 0, k, k, kth, sorted);
+  }
+  return true;
+}
+
+// Ctas: CTAs per SM the kernel is compiled for (1: up to 128 registers; 2: 64). Sources of many medium rows (the
+// flat indexer's merges: ~18K elements, ~7 rows per SM) mark themselves with `many_rows`; they may take 2
+// (TopkTuning::two_ctas), so that two rows' latency chains overlap on an SM.
+template <class Src, class Sink, int Ctas = 1>
+__global__ void __launch_bounds__(kTopkThreads, Ctas)
+    topk_kernel(Src rows_src, Sink sink, int k, bool sorted, bool vector, bool one_read) {
   early_launch_prologue();
   extern __shared__ __align__(16) uint8_t topk_smem[];
   TopkShared& sh = *reinterpret_cast<TopkShared*>(topk_smem);
   int parts;
   const int part = cluster_rank_and_size(parts);
   const int row = blockIdx.x / parts;
+  const auto src = bind_row(rows_src, row);
   const float4* vec = vector_row(src, row, vector);
   // Parts are multiples of 4 elements, so every part of a vector row starts on a float4.
   const int64_t n = src.count(row), per_part = ((n + parts - 1) / parts + 3) / 4 * 4;
   const int64_t begin = min64(n, part * per_part), end = min64(n, begin + per_part);
+  if constexpr (requires { src.few_candidates(); }) {
+    if (one_read && parts == 1 && src.few_candidates() && topk_one_read(sh, src, vec, sink, row, n, k, sorted)) return;
+  }
 
   // Digit 1 (bits 31..20) over every element; its histogram also counts the candidates.
   histogram(sh, src, vec, row, begin, end, 0u, 0u, 20, kTopkBins);
@@ -487,32 +550,14 @@ __global__ void __launch_bounds__(kTopkThreads) topk_kernel(Src src, Sink sink, 
     chosen = remaining;
     total = k;
   }
-  if (sorted) {  // one list, ordered by (score desc, position asc)
-    for (int i = threadIdx.x; i < chosen; i += kTopkThreads) sh.win[n_sure + i] = sh.cand[i];
-    __syncthreads();
-    block_bitonic_sort(sh.win, total, ~uint64_t{0});
-    for (int i = threadIdx.x; i < total; i += kTopkThreads)
-      sink.write(row, i, position_of(sh.win[i]), key_of(sh.win[i]));
-  } else {  // merge the two position-ordered lists: a winner's slot is its index plus its rank in the other list
-    for (int i = threadIdx.x; i < n_sure; i += kTopkThreads) {
-      const uint64_t v = sh.win[i];
-      sink.write(row, i + rank_of_position(sh.cand, chosen, position_of(v)), position_of(v), key_of(v));
-    }
-    for (int j = threadIdx.x; j < chosen; j += kTopkThreads) {
-      const uint64_t v = sh.cand[j];
-      sink.write(row, j + rank_of_position(sh.win, n_sure, position_of(v)), position_of(v), key_of(v));
-    }
-  }
-  __syncthreads();
-  sink.finish(row, total, kth);  // kth: the k-th key when the row had more than k candidates, else 0
+  write_winners(sh, sink, row, n_sure, chosen, total, kth, sorted);
 }
 
-// `cluster` CTAs per row of `src` (a thread-block cluster when > 1) into `sink`.
-template <class Src, class Sink>
-void launch_topk_rows(const Src& src, const Sink& sink, int rows, int k, bool sorted, cudaStream_t stream,
-                      int cluster = 1) {
-  if (rows == 0) return;
-  allow_smem<topk_kernel<Src, Sink>>(sizeof(TopkShared));
+// topk_kernel<Src, Sink, Ctas> with `cluster` CTAs per row of `src` (a thread-block cluster when > 1).
+template <int Ctas, class Src, class Sink>
+void launch_topk_kernel(const Src& src, const Sink& sink, int rows, int k, bool sorted, cudaStream_t stream,
+                        int cluster) {
+  allow_smem<topk_kernel<Src, Sink, Ctas>>(sizeof(TopkShared));
   cudaLaunchConfig_t config{};
   config.gridDim = dim3(static_cast<unsigned>(rows) * cluster);
   config.blockDim = dim3(kTopkThreads);
@@ -524,8 +569,19 @@ void launch_topk_rows(const Src& src, const Sink& sink, int rows, int k, bool so
   attrs[0].val.clusterDim.y = attrs[0].val.clusterDim.z = 1;
   config.numAttrs = cluster > 1 ? 1 : 0;
   add_pdl_attribute(config, attrs);
-  HILO_CUDA_CHECK(cudaLaunchKernelEx(&config, topk_kernel<Src, Sink>, src, sink, k, sorted,
-                                     topk_tuning().vector_loads));
+  HILO_CUDA_CHECK(cudaLaunchKernelEx(&config, topk_kernel<Src, Sink, Ctas>, src, sink, k, sorted,
+                                     topk_tuning().vector_loads, topk_tuning().one_read));
+}
+
+// `cluster` CTAs per row of `src` (a thread-block cluster when > 1) into `sink`.
+template <class Src, class Sink>
+void launch_topk_rows(const Src& src, const Sink& sink, int rows, int k, bool sorted, cudaStream_t stream,
+                      int cluster = 1) {
+  if (rows == 0) return;
+  if constexpr (requires { Src::many_rows; }) {
+    if (topk_tuning().two_ctas) return launch_topk_kernel<2>(src, sink, rows, k, sorted, stream, cluster);
+  }
+  launch_topk_kernel<1>(src, sink, rows, k, sorted, stream, cluster);
 }
 
 // ---- Sources ----
@@ -554,25 +610,77 @@ struct RowPrefix {
   __device__ int64_t position(int, int64_t i) const { return i; }
 };
 
-// The running top-k of a row (its last winners, ascending positions) followed by a chunk of new scores.
-struct MergeChunk {
-  const uint32_t* prev_key;  // [rows][k]
-  const int32_t* prev_pos;
-  const int32_t* prev_count;
-  const uint32_t* prev_kth;  // chunk entries at or below it cannot enter (later positions lose ties)
-  const float* chunk;  // [rows][ld]
-  int k;
+// A row block's scores for the chunk of keys [chunk_begin, chunk_begin + chunk_len), each row behind a prefix of
+// `pre` slots (a multiple of 4) that hold the row's running winners (prev_count of them, as f32 scores in ascending
+// position, positions in prev_pos): the merge of the winners so far with the chunk, in place (MergePrefix writes
+// the new winners back into the prefix; every read of a row precedes its writes). Chunk entries outside the row's
+// visible keys [lo, hi) are not candidates and never need a fill; nor are those at or below the row's k-th key so
+// far (prev_kth: a later position loses the tie). Rows are contiguous (16-byte loads), and bind(row) loads a row's
+// constants once. With pre = 0 and no state it is a single pass over visible keys.
+struct MergeRows {
+  static constexpr bool many_rows = true;  // topk_kernel may run 2 CTAs per SM
+  const float* scores;        // [rows][ld], ld a multiple of 4
+  const int32_t* prev_pos;    // [rows][k]; null when pre = 0
+  const int32_t* prev_count;  // [rows]; null: no winners yet
+  const uint32_t* prev_kth;   // [rows]; null: 0
+  const int32_t* row_lo;      // [rows] visible keys of row r: [row_lo[r], row_hi[r])
+  const int32_t* row_hi;
+  int k, pre;
   int64_t ld, chunk_len, chunk_begin;
-  __device__ int64_t count(int row) const { return prev_count[row] + chunk_len; }
-  __device__ uint32_t key(int row, int64_t i) const {
-    const int pc = prev_count[row];
-    if (i < pc) return prev_key[static_cast<int64_t>(row) * k + i];
-    const uint32_t key = order_key(chunk[static_cast<int64_t>(row) * ld + (i - pc)]);
-    return key > prev_kth[row] ? key : 0u;
+
+  struct Row {
+    const float* row_scores;
+    const int32_t* pos;
+    int64_t n, visible_begin, visible_end, chunk_begin;  // visible chunk entries: indices [visible_begin, visible_end)
+    int winners, pre;
+    uint32_t kth;
+    __device__ int64_t count(int) const { return n; }
+    __device__ const float* data(int) const { return row_scores; }
+    __device__ uint32_t key_from(int, int64_t i, float x) const {
+      const uint32_t key = order_key(x);
+      const bool candidate = i < pre ? i < winners : i >= visible_begin && i < visible_end && key > kth;
+      return candidate ? key : 0u;
+    }
+    __device__ uint32_t key(int row, int64_t i) const { return key_from(row, i, row_scores[i]); }
+    __device__ int64_t position(int, int64_t i) const { return i < pre ? pos[i] : chunk_begin + (i - pre); }
+    // The running top-k is full (k-th key set): only the chunk entries above it are candidates, usually few.
+    __device__ bool few_candidates() const { return kth != 0u; }
+  };
+  __device__ Row bind(int row) const {
+    const int64_t lo = max64(row_lo[row] - chunk_begin, 0), hi = min64(row_hi[row] - chunk_begin, chunk_len);
+    return Row{scores + static_cast<int64_t>(row) * ld,
+               prev_pos ? prev_pos + static_cast<int64_t>(row) * k : nullptr,
+               pre + chunk_len,
+               pre + lo,
+               pre + max64(hi, lo),
+               chunk_begin,
+               prev_count ? prev_count[row] : 0,
+               pre,
+               prev_kth ? prev_kth[row] : 0u};
   }
-  __device__ int64_t position(int row, int64_t i) const {
-    const int pc = prev_count[row];
-    return i < pc ? prev_pos[static_cast<int64_t>(row) * k + i] : chunk_begin + (i - pc);
+  // Unbound access (sources that wrap this one, e.g. Segments).
+  __device__ int64_t count(int row) const { return pre + chunk_len; }
+  __device__ uint32_t key(int row, int64_t i) const { return bind(row).key(row, i); }
+  __device__ int64_t position(int row, int64_t i) const { return bind(row).position(row, i); }
+};
+
+// Elements [offset, offset + n) of a bound row (Segments::bind).
+template <class Row>
+struct SegmentRow {
+  Row row;
+  int64_t offset, n;
+  __device__ int64_t count(int) const { return n; }
+  __device__ uint32_t key(int r, int64_t i) const { return row.key(r, offset + i); }
+  __device__ int64_t position(int r, int64_t i) const { return row.position(r, offset + i); }
+  __device__ const float* data(int r) const
+    requires ContiguousRows<Row>
+  {
+    return row.data(r) + offset;
+  }
+  __device__ uint32_t key_from(int r, int64_t i, float x) const
+    requires ContiguousRows<Row>
+  {
+    return row.key_from(r, offset + i, x);
   }
 };
 
@@ -585,6 +693,12 @@ struct Segments {
   __device__ int64_t count(int vrow) const {
     const int64_t n = src.count(vrow / segments) - (vrow % segments) * length;
     return n < 0 ? 0 : (n < length ? n : length);
+  }
+  // A segment of a source that binds rows binds too (its row's constants loaded once).
+  __device__ auto bind(int vrow) const
+    requires requires(const Src& s) { s.bind(0); }
+  {
+    return SegmentRow<decltype(src.bind(0))>{src.bind(vrow / segments), (vrow % segments) * length, count(vrow)};
   }
   __device__ uint32_t key(int vrow, int64_t i) const {
     return src.key(vrow / segments, (vrow % segments) * length + i);
@@ -624,6 +738,24 @@ struct MergeState {
     pos[static_cast<int64_t>(row) * k + i] = static_cast<int32_t>(p);
   }
   uint32_t* kth;  // per row: key a new element must beat to enter (0: the row is not full)
+  __device__ void finish(int row, int total, uint32_t kth_key) const {
+    if (threadIdx.x == 0) count[row] = total, kth[row] = kth_key;
+  }
+};
+
+// The running state of a MergeRows merge, written in place: the winners' scores into the rows' prefix, their
+// positions, the count and the k-th key per row.
+struct MergePrefix {
+  float* scores;  // [rows][ld]
+  int32_t* pos;   // [rows][k]
+  int32_t* count;
+  uint32_t* kth;  // per row: key a new element must beat to enter (0: the row is not full)
+  int64_t ld;
+  int k;
+  __device__ void write(int row, int i, int64_t p, uint32_t key) const {
+    scores[static_cast<int64_t>(row) * ld + i] = key_to_float(key);
+    pos[static_cast<int64_t>(row) * k + i] = static_cast<int32_t>(p);
+  }
   __device__ void finish(int row, int total, uint32_t kth_key) const {
     if (threadIdx.x == 0) count[row] = total, kth[row] = kth_key;
   }

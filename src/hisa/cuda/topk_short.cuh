@@ -39,7 +39,7 @@ __device__ __forceinline__ void load_short_keys(const Src& src, int row, int64_t
 // Three CTAs per SM (40 registers; 58 without the bound, two CTAs): 2048 x 8192 rows 103 -> 94 us on an H100,
 // HISA's token top-k 150 -> 136 us under ncu. Four (32 registers) measured the same as three.
 template <class Src, class Sink>
-__global__ void __launch_bounds__(kTopkThreads, 3) topk_short_kernel(Src src, Sink sink, int k, bool vector) {
+__global__ void __launch_bounds__(kTopkThreads, 3) topk_short_kernel(Src rows_src, Sink sink, int k, bool vector) {
   early_launch_prologue();
   __shared__ uint32_t hist[256];
   __shared__ typename cub::BlockScan<int, kTopkThreads>::TempStorage scan;
@@ -47,6 +47,7 @@ __global__ void __launch_bounds__(kTopkThreads, 3) topk_short_kernel(Src src, Si
   __shared__ int s_remaining, s_bin_count, s_nonzero;
   const uint32_t hist_base = shared_address(hist);
   const int row = blockIdx.x, lane = threadIdx.x % 32;
+  const auto src = bind_row(rows_src, row);
   const int64_t n = min64(src.count(row), kShortTopkLen);  // the launcher guarantees count <= kShortTopkLen
   const int64_t begin = static_cast<int64_t>(threadIdx.x) * kShortTopkPer;
   uint32_t key[kShortTopkPer];
