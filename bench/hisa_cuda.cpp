@@ -162,6 +162,11 @@ int main(int argc, char** argv) {
   app.add_option("--decode-contexts", decode_contexts, "Decode contexts")->delimiter(',');
   app.add_option("--repeat", repeat, "Timed runs (median)");
   app.add_option("--json", json_path, "Write results as JSON");
+  int64_t flat_chunk_keys = 0;
+  app.add_option("--flat-chunk-keys", flat_chunk_keys,
+                 "Keys per merged chunk of the flat indexer (FlatTuning::chunk_keys; the row block keeps 64 MiB of "
+                 "chunk scores); 0: the default")
+      ->check(CLI::NonNegativeNumber);
   bool flat_only = false;
   app.add_flag("--flat-only", flat_only,
                "Prefill: time only the flat call with the default kernels (no HISA, no A/B variants), so that a "
@@ -269,6 +274,7 @@ int main(int argc, char** argv) {
                           {"pair_union", tuning.pair_union},    {"hisa_other_union_ms", hisa_other_union_ms},
                           {"flat_scalar_topk_ms", flat_scalar_ms},  {"hisa_scalar_topk_ms", hisa_scalar_ms}};
   };
+  if (flat_chunk_keys > 0) hilo::hisa::cuda_detail::flat_tuning().chunk_keys = flat_chunk_keys;
   const auto wanted = [&](const char* part) { return std::find(parts.begin(), parts.end(), part) != parts.end(); };
   if (!wanted("prefill")) contexts.clear(), causal.clear();
   std::erase(contexts, 0), std::erase(causal, 0);  // CLI11 parses an empty list ("--causal ''") as {0}

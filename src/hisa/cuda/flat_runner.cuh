@@ -39,9 +39,10 @@ void run_flat(const FlatJob& job, const Keys& keys, Scratch& scratch, MakeSink m
   // both multiples of 4 floats, so that every row starts on 16 bytes (the top-k's vector loads).
   const int pre = single ? 0 : (job.k + 3) / 4 * 4;
   const int64_t ld = pre + (chunk + 3) / 4 * 4;
-  // The budget counts the chunk's scores (the prefix comes on top: 64 + 8 MiB at the defaults), so that a row block
-  // stays 1024 rows: 64 groups of 16, 512 scoring CTAs of 2048 keys per 16K chunk (3.9 waves on 132 SMs; with the
-  // prefix counted it was 896 rows and 448 CTAs, 3.4 waves that take 4).
+  // The budget counts the chunk's scores only (the prefix comes on top: 64 + 4 MiB at the defaults), so that the row
+  // block stays a power of two: 512 rows = 32 groups of 16 x 16 scoring CTAs of 2048 keys per 32K chunk, 512 CTAs
+  // (3.9 waves on 132 SMs). With the prefix counted it had been 896 rows at 16K chunks: 448 CTAs, 3.4 waves that
+  // take 4.
   int block_rows = single ? job.rows : static_cast<int>(std::max<int64_t>(1, tune.chunk_budget_bytes / (chunk * 4)));
   block_rows = std::max(job.group_rows, block_rows / job.group_rows * job.group_rows);
   block_rows = std::min(block_rows, job.rows);
