@@ -167,10 +167,12 @@ int main(int argc, char** argv) {
                  "Keys per merged chunk of the flat indexer (FlatTuning::chunk_keys; the row block keeps 64 MiB of "
                  "chunk scores); 0: the default")
       ->check(CLI::NonNegativeNumber);
-  bool flat_only = false;
+  bool flat_only = false, hisa_only = false;
   app.add_flag("--flat-only", flat_only,
-               "Prefill: time only the flat call with the default kernels (no HISA, no A/B variants), so that a "
-               "profiler sees the flat call's kernels alone");
+               "Prefill: time only the flat call (default kernels, and the merge variants of TopkTuning), no HISA")
+      ->excludes(app.add_flag("--hisa-only", hisa_only,
+                              "Prefill: time only the HISA call with the default kernels (no flat, no A/B variants), "
+                              "so that a profiler sees HISA's kernels alone"));
   std::vector<std::string> topk_shape_names{"64x8192", "64x32768", "64x131072", "8x1048576"};
   std::vector<int> topk_clusters{4};
   app.add_option("--topk-shapes", topk_shape_names, "Top-k shapes, ROWSxLEN")->delimiter(',');
@@ -208,6 +210,18 @@ int main(int argc, char** argv) {
     double pairs = 0;
     for (int64_t s = 0; s < queries; ++s) pairs += p.ke.ptr<int32_t>()[s] - p.ks.ptr<int32_t>()[s];
     const double flops = 2.0 * 64 * 128 * pairs;
+    if (hisa_only) {
+      const double hisa_ms = time_ms(repeat, [&] { hilo::hisa::cuda::hisa_prefill(in, opt, hisa_idx); });
+      hilo::hisa::HisaStats st;  // the stage split, from one more call (it synchronises between stages)
+      hilo::hisa::cuda::hisa_prefill(in, opt, hisa_idx, nullptr, &st);
+      std::printf("%-7s N=%7ld S=%6ld  hisa %8.3f ms (pool %.2f, blocks %.2f, tokens %.2f; HISA only)\n", kind,
+                  static_cast<long>(context), static_cast<long>(queries), hisa_ms, st.pool_ms, st.block_ms,
+                  st.token_ms);
+      std::fflush(stdout);
+      return nlohmann::json{{"kind", kind},          {"context", context},       {"queries", queries},
+                            {"hisa_ms", hisa_ms},    {"pool_ms", st.pool_ms}, {"block_ms", st.block_ms},
+                            {"token_ms", st.token_ms}};
+    }
     if (flat_only) {  // and, same process, the merges in two passes / at one CTA per SM (TopkTuning)
       auto& topk = hilo::hisa::cuda_detail::topk_tuning();
       const auto variant_ms = [&](bool hilo::hisa::cuda_detail::TopkTuning::*knob) {
