@@ -210,8 +210,9 @@ struct SmallBuffers {
 
 // The merged chunks keep each row's winners in a prefix of the score rows, padded to 4 floats: k and chunk lengths
 // that are multiples of 4 and ones that are not; merges in one read and in two passes, at 2 and 1 CTAs per SM. With
-// k = 2048 and chunks of 4096 the second chunk brings about as many candidates as one read holds (4096 with the
-// winners): some rows take the one-read path, the others fall back to two passes.
+// k = 2048 and chunks of 4096 the second chunk of a long row is expected to bring about as many candidates as one
+// read holds (4096 with the winners), so that some rows take the one-read path and others fall back to two passes
+// (expected from the distribution, not counted).
 TEST_F(HisaCuda, ChunkedFlatPathMatchesCpu) {
   SmallBuffers small;
   std::mt19937_64 gen(test::fresh_seed());
