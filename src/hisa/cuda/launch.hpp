@@ -73,8 +73,9 @@ void pool_keys(const uint8_t* k, const float* k_scale, int64_t N, int block, uin
 struct FlatTuning {
   int64_t single_pass_bytes = 128ll << 20;  // score all keys of all rows at once up to this many bytes of scores
   int64_t chunk_budget_bytes = 64ll << 20;  // else: chunk scores of a row block (about L2-sized)
-  // Keys per merged chunk. 32K measured 4-7% faster than 16K on an H100 (chunk 64K / 128K, causal 64K; same call,
-  // 2026-12-06): half the merges, each a longer row; the row block becomes 512 rows (still 512 scoring CTAs).
+  // Keys per merged chunk. 32K measured 2-7% faster than 16K on an H100 (chunk 64K / 128K, causal 64K; each pair in
+  // one call, two calls, 2026-12-06): half the merges, each a longer row; the row block becomes 512 rows (still 512
+  // scoring CTAs).
   int64_t chunk_keys = 32768;
   bool wgmma = true;  // on sm_90a devices: flat dense keys and HISA's token stage score with wgmma (false: mma.sync)
   // HISA's tile unions by one sort of (block, row) pairs and a block scan (tile_union_pairs_kernel) instead of a
