@@ -33,3 +33,18 @@ TEST(Cuda, EnvOverrideTakesOnlyWholeIntegersInRange) {
   setenv(kName, "65", 1);
   EXPECT_EQ(hilo::env_override(kName, 1, 64, 0), 0);
 }
+
+// The on/off switches (HILO_PDL, HILO_GEMM_CLUSTER, ...): unset is the fallback, "0" off, any other integer on.
+TEST(Cuda, EnvFlagIsTheFallbackOnlyWhenUnset) {
+  constexpr const char* kName = "HILO_TEST_ENV_FLAG";
+  struct Unset {
+    ~Unset() { unsetenv(kName); }
+  } unset;
+  unsetenv(kName);
+  EXPECT_TRUE(hilo::env_flag(kName, true));
+  EXPECT_FALSE(hilo::env_flag(kName, false));
+  setenv(kName, "0", 1);
+  EXPECT_FALSE(hilo::env_flag(kName, true));
+  setenv(kName, "2", 1);
+  EXPECT_TRUE(hilo::env_flag(kName, false));
+}

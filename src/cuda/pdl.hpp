@@ -1,22 +1,19 @@
 // Programmatic dependent launch (sm_90+), shared by the CUDA paths: a kernel launched with
 // cudaLaunchAttributeProgrammaticStreamSerialization may start while the previous kernel on the stream finishes.
 // Only kernels that touch nothing a previous kernel may write before griddep_wait() (ptx.cuh) may be launched so.
-// Header-only, no hilo headers: compiled by nvcc and the host compiler alike.
+// Header-only (hilo's core/env.hpp aside): compiled by nvcc and the host compiler alike.
 #pragma once
 
 #include <cuda_runtime.h>
 
-#include <cstdlib>
+#include "../core/env.hpp"
 
 namespace hilo::cuda_detail {
 
 // Whether the kernels built for it start early: on unless HILO_PDL=0 at start-up; benchmarks flip it for
 // same-process A/B runs.
 inline bool& pdl_enabled() {
-  static bool on = [] {
-    const char* v = std::getenv("HILO_PDL");
-    return v == nullptr || std::atoi(v) != 0;
-  }();
+  static bool on = env_flag("HILO_PDL", true);
   return on;
 }
 

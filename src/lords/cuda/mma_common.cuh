@@ -233,13 +233,6 @@ inline int max_active_clusters(const cudaLaunchConfig_t& cfg) {
   return INT_MAX;
 }
 
-// An on/off switch from the environment (read where called; callers keep it in a static): unset gives `fallback`,
-// "0" false, any other integer true.
-inline bool env_flag(const char* name, bool fallback) {
-  const char* v = std::getenv(name);
-  return v ? std::atoi(v) != 0 : fallback;
-}
-
 // The batch-1 GEMVs' split-K reduction: cluster_sum_push (default) or cluster_sum (HILO_CLUSTER_PUSH=0), for A/B runs.
 inline bool push_sum_enabled() {
   static const bool on = env_flag("HILO_CLUSTER_PUSH", true);
