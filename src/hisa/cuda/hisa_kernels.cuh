@@ -223,17 +223,25 @@ static __global__ void kept_blocks_kernel(const int32_t* ks, const int32_t* ke, 
 }
 
 // ---- Tile unions: the distinct kept blocks of a tile of rows, ascending, with a bitmask of rows per block ----
+// Besides the mask, every entry carries its rows' slots (tile_rows int32 per entry: the block's place in the row's
+// kept list, -1 where the row did not keep it), so the token kernel reads a row's slot instead of searching for it.
 constexpr int kUnionThreads = 256;
 static_assert(kTileRows <= 32, "a tile's rows are bits of one uint32_t mask and 5 bits of the pair key");
 
+// Where the union of tile `tile` starts in union_blocks / union_mask (entries) and union_slots (entries x rows).
+__host__ __device__ inline int64_t union_offset(int tile, int tile_rows, int cap) {
+  return static_cast<int64_t>(tile) * tile_rows * cap;
+}
+
 // Decode with next_n = 1 (one row per tile): the row's kept list is already ascending and distinct. True if it did.
 __device__ inline bool copy_single_row_union(const int32_t* kept, const int32_t* kept_count, int tile_rows, int cap,
-                                             int32_t* blocks, uint32_t* mask, int32_t* union_count) {
+                                             int32_t* blocks, uint32_t* mask, int32_t* slots, int32_t* union_count) {
   if (tile_rows != 1) return false;
   const int tile = blockIdx.x, n = kept_count[tile];
   for (int i = threadIdx.x; i < n; i += blockDim.x) {
     blocks[i] = kept[static_cast<int64_t>(tile) * cap + i];
     mask[i] = 1;
+    slots[i] = i;
   }
   if (threadIdx.x == 0) union_count[tile] = n;
   return true;
@@ -244,13 +252,14 @@ __device__ inline bool copy_single_row_union(const int32_t* kept, const int32_t*
 // for their token scores (docs/results/hisa-cuda.md); tile_union_pairs_kernel is the rewrite.
 static __global__ void __launch_bounds__(kUnionThreads)
     tile_union_kernel(const int32_t* kept, const int32_t* kept_count, int rows, int tile_rows, int cap,
-                      int32_t* union_blocks, uint32_t* union_mask, int32_t* union_count) {
+                      int32_t* union_blocks, uint32_t* union_mask, int32_t* union_slots, int32_t* union_count) {
   __shared__ int32_t s[kUnionSort];
   __shared__ int32_t s_n;
   const int tile = blockIdx.x, first = tile * tile_rows, n_rows = min(tile_rows, rows - first);
-  int32_t* blocks = union_blocks + static_cast<int64_t>(tile) * tile_rows * cap;
-  uint32_t* mask = union_mask + static_cast<int64_t>(tile) * tile_rows * cap;
-  if (copy_single_row_union(kept, kept_count, tile_rows, cap, blocks, mask, union_count)) return;
+  int32_t* blocks = union_blocks + union_offset(tile, tile_rows, cap);
+  uint32_t* mask = union_mask + union_offset(tile, tile_rows, cap);
+  int32_t* slots = union_slots + union_offset(tile, tile_rows, cap) * tile_rows;
+  if (copy_single_row_union(kept, kept_count, tile_rows, cap, blocks, mask, slots, union_count)) return;
   const int size = pow2_at_least(tile_rows * cap);  // the sort covers 128 entries in decode, not 2048
   for (int i = threadIdx.x; i < size; i += blockDim.x) {
     const int row = i / cap, j = i % cap;
@@ -268,14 +277,19 @@ static __global__ void __launch_bounds__(kUnionThreads)
   const int n = s_n;
   for (int i = threadIdx.x; i < n; i += blockDim.x) {
     uint32_t bits = 0;
-    for (int row = 0; row < n_rows; ++row) {  // binary search in the row's ascending kept list
-      const int32_t* list = kept + static_cast<int64_t>(first + row) * cap;
-      int lo = 0, hi = kept_count[first + row];
-      while (lo < hi) {
-        const int mid = (lo + hi) / 2;
-        if (list[mid] < s[i]) lo = mid + 1; else hi = mid;
+    for (int row = 0; row < tile_rows; ++row) {  // binary search in the row's ascending kept list
+      int lo = 0, found = 0;
+      if (row < n_rows) {
+        const int32_t* list = kept + static_cast<int64_t>(first + row) * cap;
+        int hi = kept_count[first + row];
+        while (lo < hi) {
+          const int mid = (lo + hi) / 2;
+          if (list[mid] < s[i]) lo = mid + 1; else hi = mid;
+        }
+        found = lo < kept_count[first + row] && list[lo] == s[i];
       }
-      if (lo < kept_count[first + row] && list[lo] == s[i]) bits |= 1u << row;
+      if (found) bits |= 1u << row;
+      slots[static_cast<int64_t>(i) * tile_rows + row] = found ? lo : -1;
     }
     blocks[i] = s[i];
     mask[i] = bits;
@@ -284,24 +298,29 @@ static __global__ void __launch_bounds__(kUnionThreads)
 }
 
 // The same union, without the serial pass and the searches (FlatTuning::pair_union, the default): the tile's
-// (block, row) pairs are sorted as one key each (block << 5 | row), so a block's rows are adjacent; a pair starts an
-// entry where its block differs from the previous pair's, a block scan of those starts gives each entry its place,
-// and the entry's mask ORs the rows of its run.
+// (block, row, slot) triples are sorted as one key each (block << 21 | row << 16 | slot), so a block's rows are
+// adjacent; a triple starts an entry where its block differs from the previous one's, a block scan of those starts
+// gives each entry its place, and the entry's mask ORs the rows of its run.
+constexpr int kPairSlotBits = 16;
+static_assert(kUnionSort <= 1 << kPairSlotBits, "a slot (< cap <= kUnionSort) fits the pair key's slot bits");
 static __global__ void __launch_bounds__(kUnionThreads)
     tile_union_pairs_kernel(const int32_t* kept, const int32_t* kept_count, int rows, int tile_rows, int cap,
-                            int32_t* union_blocks, uint32_t* union_mask, int32_t* union_count) {
+                            int32_t* union_blocks, uint32_t* union_mask, int32_t* union_slots, int32_t* union_count) {
   __shared__ uint64_t s[kUnionSort];
   __shared__ typename cub::BlockScan<int, kUnionThreads>::TempStorage scan;
   const int tile = blockIdx.x, first = tile * tile_rows, n_rows = min(tile_rows, rows - first);
-  int32_t* blocks = union_blocks + static_cast<int64_t>(tile) * tile_rows * cap;
-  uint32_t* mask = union_mask + static_cast<int64_t>(tile) * tile_rows * cap;
-  if (copy_single_row_union(kept, kept_count, tile_rows, cap, blocks, mask, union_count)) return;
+  int32_t* blocks = union_blocks + union_offset(tile, tile_rows, cap);
+  uint32_t* mask = union_mask + union_offset(tile, tile_rows, cap);
+  int32_t* slots = union_slots + union_offset(tile, tile_rows, cap) * tile_rows;
+  if (copy_single_row_union(kept, kept_count, tile_rows, cap, blocks, mask, slots, union_count)) return;
   constexpr uint64_t kNone = ~uint64_t{0};
+  constexpr int kBlockShift = kPairSlotBits + 5;
   const int size = pow2_at_least(tile_rows * cap);
   for (int i = threadIdx.x; i < size; i += kUnionThreads) {
     const int row = i / cap, j = i % cap;
     s[i] = (row < n_rows && j < kept_count[first + row])
-               ? static_cast<uint64_t>(kept[static_cast<int64_t>(first + row) * cap + j]) << 5 | row
+               ? static_cast<uint64_t>(kept[static_cast<int64_t>(first + row) * cap + j]) << kBlockShift |
+                     static_cast<uint64_t>(row) << kPairSlotBits | static_cast<uint64_t>(j)
                : kNone;
   }
   block_bitonic_sort(s, size, kNone);
@@ -309,16 +328,24 @@ static __global__ void __launch_bounds__(kUnionThreads)
   // goes, and writes them with the OR of their runs (a run may continue into the next thread's pairs).
   const int per = (size + kUnionThreads - 1) / kUnionThreads, begin = min(size, threadIdx.x * per),
             end = min(size, begin + per);
-  const auto starts_entry = [&](int i) { return s[i] != kNone && (i == 0 || s[i] >> 5 != s[i - 1] >> 5); };
+  const auto starts_entry = [&](int i) {
+    return s[i] != kNone && (i == 0 || s[i] >> kBlockShift != s[i - 1] >> kBlockShift);
+  };
   int mine = 0;
   for (int i = begin; i < end; ++i) mine += starts_entry(i);
   int at = 0, total = 0;
   cub::BlockScan<int, kUnionThreads>(scan).ExclusiveSum(mine, at, total);
   for (int i = begin; i < end; ++i) {
     if (!starts_entry(i)) continue;
+    int32_t* entry_slots = slots + static_cast<int64_t>(at) * tile_rows;
+    for (int row = 0; row < tile_rows; ++row) entry_slots[row] = -1;
     uint32_t bits = 0;
-    for (int j = i; j < size && s[j] >> 5 == s[i] >> 5; ++j) bits |= 1u << (s[j] & 31);
-    blocks[at] = static_cast<int32_t>(s[i] >> 5);
+    for (int j = i; j < size && s[j] >> kBlockShift == s[i] >> kBlockShift; ++j) {
+      const int row = static_cast<int>(s[j] >> kPairSlotBits & 31);
+      bits |= 1u << row;
+      entry_slots[row] = static_cast<int32_t>(s[j] & ((1u << kPairSlotBits) - 1));
+    }
+    blocks[at] = static_cast<int32_t>(s[i] >> kBlockShift);
     mask[at] = bits;
     ++at;
   }

@@ -64,7 +64,7 @@ struct HisaBuffers {
   int rows, cap, tiles;
   int64_t pooled_max;
   bool block_plan_ready = false;  // block_lo/hi already written (decode_rows_kernel does it for decode)
-  int32_t *block_lo, *block_hi, *kept, *kept_count, *union_blocks, *union_count;
+  int32_t *block_lo, *block_hi, *kept, *kept_count, *union_blocks, *union_slots, *union_count;
   uint32_t* union_mask;
   float *block_scores, *cand;
 
@@ -77,6 +77,7 @@ struct HisaBuffers {
     kept_count = scratch.alloc<int32_t>(rows);
     union_blocks = scratch.alloc<int32_t>(static_cast<int64_t>(tiles) * tile_rows * cap);
     union_mask = scratch.alloc<uint32_t>(static_cast<int64_t>(tiles) * tile_rows * cap);
+    union_slots = scratch.alloc<int32_t>(static_cast<int64_t>(tiles) * tile_rows * cap * tile_rows);
     union_count = scratch.alloc<int32_t>(tiles);
     block_scores = scratch.alloc<float>(static_cast<int64_t>(rows) * pooled_max);
     cand = scratch.alloc<float>(static_cast<int64_t>(rows) * cap * opt.block);
@@ -125,14 +126,15 @@ void run_hisa(const uint8_t* q, const float* w, const int32_t* lo, const int32_t
   if (!lone_rows) {
     const auto union_kernel = flat_tuning().pair_union ? tile_union_pairs_kernel : tile_union_kernel;
     union_kernel<<<tiles, kUnionThreads, 0, stream>>>(kept, kept_count, rows, tile_rows, cap, buf.union_blocks,
-                                                      buf.union_mask, buf.union_count);
+                                                      buf.union_mask, buf.union_slots, buf.union_count);
     HILO_CUDA_LAUNCHED("tile_union_kernel");
   }
   if (!decode_kernel)  // else the kernel writes every entry of cand itself
     HILO_CUDA_CHECK(cudaMemsetAsync(cand, 0xFF, sizeof(float) * rows * cap * B, stream));
   launch_token_scores<H>(q, w, lo, hi, rows, tile_rows, per_tile_source, keys, B, kept, kept_count, cap,
                          lone_rows ? kept : buf.union_blocks, lone_rows ? nullptr : buf.union_mask,
-                         lone_rows ? kept_count : buf.union_count, cand, stream);
+                         lone_rows ? nullptr : buf.union_slots, lone_rows ? kept_count : buf.union_count, cand,
+                         stream);
   launch_topk_rows_any(TokenCandidates{cand, kept, kept_count, cap, B}, sink, rows, int64_t{cap} * B, opt.topk,
                        opt.sorted, stream);
   clock.mark();

@@ -39,7 +39,9 @@ struct WgLayout {
   static constexpr int kWStride = H + 4;                    // floats per weight row (padding spreads the banks)
   static constexpr int kWeights = kKeys + 2 * kTileBytes;
   static constexpr int kRows = kWeights + kWgRows * kWStride * 4;  // per row: lo, hi (int64) and a front end's int64
-  static constexpr int kBytes = kRows + kWgRows * 3 * 8;
+  // A front end's per-tile data, copied with the tiles' keys: two tiles' 16 int32 (16-byte aligned), four int32.
+  static constexpr int kTileData = kRows + kWgRows * 3 * 8;
+  static constexpr int kBytes = kTileData + (2 * kWgRows + 4) * 4;
   static constexpr size_t kSmem = kBytes + 1024;            // slack to align the base to 1024 bytes
 };
 
@@ -94,7 +96,9 @@ struct WgSmem {
   uint8_t* q;
   uint8_t* keys;
   float* w;
-  int64_t* rows;  // [16][3]
+  int64_t* rows;       // [16][3]
+  int32_t* tile_rows;  // [2][16]: per tile (ring of 2), a front end's value per row
+  int32_t* tile_ids;   // [4]: per tile (ring of 4), a front end's value
   __device__ explicit WgSmem(uint8_t* raw) {
     // Offsetting the shared array (not casting through an integer) keeps the compiler's knowledge that these are
     // shared-memory addresses (LDS, not generic loads).
@@ -103,6 +107,8 @@ struct WgSmem {
     keys = base + WgLayout<H>::kKeys;
     w = reinterpret_cast<float*>(base + WgLayout<H>::kWeights);
     rows = reinterpret_cast<int64_t*>(base + WgLayout<H>::kRows);
+    tile_rows = reinterpret_cast<int32_t*>(base + WgLayout<H>::kTileData);
+    tile_ids = tile_rows + 2 * kWgRows;
   }
 };
 
@@ -122,11 +128,12 @@ __device__ inline void wg_stage_queries(const WgSmem<H>& sm, const uint8_t* q, c
 }
 
 // The mainloop: key tiles 0..tiles-1 of `source`, tile i covering keys [begin(i), begin(i) + 128) below end(i)
-// (keys past it are zero rows). prepare(i) runs on every thread before tile i is published (it may write shared
-// memory the emit of tile i reads); emit(i, row, offset, score) receives each (row, key) score of the tile.
-template <int H, class Keys, class Begin, class End, class Prepare, class Emit>
+// (keys past it are zero rows). fetch(i) runs on every thread as tile i's keys are copied and may add cp.async copies
+// of its own to tile i's group: they land, visible to every thread, by the barrier that publishes tile i (before
+// emit(i) and before tile i + 1's copies are issued). emit(i, row, offset, score) receives each (row, key) score.
+template <int H, class Keys, class Begin, class End, class Fetch, class Emit>
 __device__ inline void wg_mainloop(const WgSmem<H>& sm, const Keys& keys, int source, int tiles, Begin begin, End end,
-                                   Prepare prepare, Emit emit) {
+                                   Fetch fetch, Emit emit) {
   using L = WgLayout<H>;
   const auto load_tile = [&](int tile, int stage) {
     const int64_t base = begin(tile), stop = end(tile);
@@ -137,6 +144,7 @@ __device__ inline void wg_mainloop(const WgSmem<H>& sm, const Keys& keys, int so
       cp_async16(smem_u32(dst + swizzle128(r, chunk)), keys.row(source, ok ? base + r : base) + chunk * 16,
                  ok ? 16 : 0);
     }
+    fetch(tile);
     cp_async_commit();
   };
   const int wg = threadIdx.x / 128, warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32;
@@ -159,7 +167,6 @@ __device__ inline void wg_mainloop(const WgSmem<H>& sm, const Keys& keys, int so
       cp_async_wait<0>();
     }
     fence_proxy_async();
-    prepare(tile);
     float scale0 = next0, scale1 = next1;
     if (tile + 1 < tiles) next0 = key_scale(tile + 1, 0), next1 = key_scale(tile + 1, 8);
     // The barrier that publishes this stage (every thread's copies landed and were fenced) also tells whether a key
@@ -248,13 +255,15 @@ __global__ void __launch_bounds__(kWgThreads, 1) score_keys_wgmma_kernel(ScorePa
 
 // Token front end (HISA stage 2, block = 128): CTA (tile of 16 rows, blockIdx.y of gridDim.y) scores the union
 // blocks u = blockIdx.y, blockIdx.y + gridDim.y, ... of its tile for all 16 rows; a row's scores are kept only for
-// the blocks it kept and the keys it sees: cand[row][slot * 128 + offset], slot = the block's place in its list.
+// the blocks it kept and the keys it sees: cand[row][slot * 128 + offset], slot = the block's place in its list
+// (union_slots, -1 where the row did not keep the block). The block numbers and slots travel with the keys' copies,
+// so no tile waits for a global load of its own: tile i's copies bring tile i's 16 slots and the block number of
+// tile i + 2, the first tile whose keys are issued after tile i is published.
 template <int H, class Keys>
 __global__ void __launch_bounds__(kWgThreads, 1)
     token_scores_wgmma_kernel(const uint8_t* q, const float* w, const int32_t* row_lo, const int32_t* row_hi,
-                              int rows, int source_per_tile, Keys keys, const int32_t* kept, const int32_t* kept_count,
-                              int cap, const int32_t* union_blocks, const uint32_t* union_mask,
-                              const int32_t* union_count, float* cand) {
+                              int rows, int source_per_tile, Keys keys, int cap, const int32_t* union_blocks,
+                              const int32_t* union_slots, const int32_t* union_count, float* cand) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   static_assert(H == 32 || H == 64, "the wgmma kernel takes 32 or 64 heads");
   extern __shared__ uint8_t wg_smem_raw[];
@@ -264,38 +273,34 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   const int n_union = union_count[tile_id];
   const int tiles = n_union > static_cast<int>(blockIdx.y) ? ceil_div(n_union - blockIdx.y, gridDim.y) : 0;
   if (tiles == 0) return;
-  const int32_t* blocks = union_blocks + static_cast<int64_t>(tile_id) * kWgRows * cap;
-  const uint32_t* masks = union_mask + static_cast<int64_t>(tile_id) * kWgRows * cap;
+  const int32_t* blocks = union_blocks + union_offset(tile_id, kWgRows, cap);
+  const int32_t* slots = union_slots + union_offset(tile_id, kWgRows, cap) * kWgRows;
+  const auto entry = [&](int tile) { return blockIdx.y + static_cast<int64_t>(tile) * gridDim.y; };
   if (threadIdx.x < kWgRows) {
     const int r = threadIdx.x;
     sm.rows[3 * r] = r < n_rows ? row_lo[first + r] : 0;
     sm.rows[3 * r + 1] = r < n_rows ? row_hi[first + r] : 0;
+  } else if (threadIdx.x < kWgRows + 2) {  // the block numbers of tiles 0 and 1 (later ones come with the copies)
+    const int tile = threadIdx.x - kWgRows;
+    sm.tile_ids[tile] = tile < tiles ? blocks[entry(tile)] : 0;
   }
   wg_stage_queries<H>(sm, q, w, first, n_rows);
+  __syncthreads();
   const int64_t n_keys = keys.size(source);
-  const auto block_of = [&](int tile) { return blocks[blockIdx.y + static_cast<int64_t>(tile) * gridDim.y]; };
+  const auto block_of = [&](int tile) { return static_cast<int64_t>(sm.tile_ids[tile & 3]); };
   wg_mainloop<H>(
-      sm, keys, source, tiles, [&](int tile) { return static_cast<int64_t>(block_of(tile)) * kWgTileKeys; },
-      [&](int tile) { return min64(static_cast<int64_t>(block_of(tile) + 1) * kWgTileKeys, n_keys); },
-      [&](int tile) {  // per row: the slot of this block in its kept list, or -1 when it did not keep it
-        if (threadIdx.x < kWgRows) {
-          const int r = threadIdx.x, u = blockIdx.y + tile * gridDim.y;
-          int slot = -1;
-          if (r < n_rows && (masks[u] >> r & 1u)) {
-            const int32_t* list = kept + static_cast<int64_t>(first + r) * cap;
-            int lo = 0, hi = kept_count[first + r];
-            while (lo < hi) {
-              const int mid = (lo + hi) / 2;
-              if (list[mid] < blocks[u]) lo = mid + 1; else hi = mid;
-            }
-            slot = lo;
-          }
-          sm.rows[3 * r + 2] = slot;
-        }
+      sm, keys, source, tiles, [&](int tile) { return block_of(tile) * kWgTileKeys; },
+      [&](int tile) { return min64((block_of(tile) + 1) * kWgTileKeys, n_keys); },
+      [&](int tile) {
+        if (threadIdx.x < kWgRows / 4)
+          cp_async16(smem_u32(sm.tile_rows + (tile & 1) * kWgRows + 4 * threadIdx.x),
+                     slots + entry(tile) * kWgRows + 4 * threadIdx.x, 16);
+        else if (threadIdx.x == kWgRows / 4 && tile + 2 < tiles)
+          cp_async4(smem_u32(sm.tile_ids + ((tile + 2) & 3)), blocks + entry(tile + 2), 4);
       },
       [&](int tile, int row, int offset, float v) {
-        const int64_t slot = sm.rows[3 * row + 2];
-        const int64_t key = static_cast<int64_t>(block_of(tile)) * kWgTileKeys + offset;
+        const int slot = sm.tile_rows[(tile & 1) * kWgRows + row];
+        const int64_t key = block_of(tile) * kWgTileKeys + offset;
         if (slot >= 0 && key >= sm.rows[3 * row] && key < sm.rows[3 * row + 1])
           cand[((first + row) * static_cast<int64_t>(cap) + slot) * kWgTileKeys + offset] = v;
       });
@@ -366,7 +371,7 @@ template <int H, class Keys>
 void launch_token_scores(const uint8_t* q, const float* w, const int32_t* lo, const int32_t* hi, int rows,
                          int tile_rows, bool per_tile_source, const Keys& keys, int block, const int32_t* kept,
                          const int32_t* kept_count, int cap, const int32_t* union_blocks, const uint32_t* union_mask,
-                         const int32_t* union_count, float* cand, cudaStream_t stream) {
+                         const int32_t* union_slots, const int32_t* union_count, float* cand, cudaStream_t stream) {
   const int tiles = ceil_div(rows, tile_rows);
   if constexpr (std::is_same_v<Keys, PagedKeys> && (H == 32 || H == 64)) {
     if (decode_token_kernel_applies<H, Keys>(per_tile_source, tile_rows, block)) {
@@ -392,8 +397,7 @@ void launch_token_scores(const uint8_t* q, const float* w, const int32_t* lo, co
       allow_smem<token_scores_wgmma_kernel<H, Keys>>(smem);
       const int spread = std::max(1, std::min(16, (2 * multiprocessor_count() + tiles - 1) / std::max(tiles, 1)));
       token_scores_wgmma_kernel<H, Keys><<<dim3(tiles, spread), kWgThreads, smem, stream>>>(
-          q, w, lo, hi, rows, per_tile_source ? 1 : 0, keys, kept, kept_count, cap, union_blocks, union_mask,
-          union_count, cand);
+          q, w, lo, hi, rows, per_tile_source ? 1 : 0, keys, cap, union_blocks, union_slots, union_count, cand);
       HILO_CUDA_LAUNCHED("token_scores_wgmma_kernel");
       return;
     }
