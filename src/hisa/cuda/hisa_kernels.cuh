@@ -353,8 +353,8 @@ static __global__ void __launch_bounds__(kUnionThreads)
 }
 
 // ---- Token stage: every row of a tile scores the tokens of each union block it kept ----
-// Candidates of row r: cand[r][slot * block + offset] for its slot-th kept block (prefilled with NaN, so tokens
-// outside [lo, hi) stay "no candidate").
+// Candidates of row r: cand[r][slot * block + offset] for its slot-th kept block, written for its tokens in [lo, hi)
+// only (TokenCandidates reads no others).
 template <int H, class Keys>
 static __global__ void __launch_bounds__(kScoreWarps * 32)
     token_scores_kernel(const uint8_t* q, const float* w, const int32_t* row_lo, const int32_t* row_hi, int rows,
@@ -417,20 +417,47 @@ inline size_t token_scores_smem(int tile_rows, int cap) {
   return static_cast<size_t>(tile_rows) * H * kDim + tile_rows * H * sizeof(float) + tile_rows * cap * sizeof(int32_t);
 }
 
-// Candidates of the token stage as a top-k source: position = kept[slot] * block + offset.
+// Candidates of the token stage as a top-k source: position = kept[slot] * block + offset. Only a row's visible
+// tokens [lo, hi) are candidates, which the token kernels write and nothing else: the kept list is ascending and
+// starts and ends with the blocks of lo and hi - 1, so they are one run of entries, [visible_begin, + visible_len),
+// and the buffer needs no fill.
 struct TokenCandidates {
   const float* cand;
-  const int32_t* kept;
-  const int32_t* kept_count;
+  const int32_t *kept, *kept_count, *lo, *hi;
   int cap, block;
-  __device__ int64_t count(int row) const { return static_cast<int64_t>(kept_count[row]) * block; }
-  __device__ const float* data(int row) const { return cand + static_cast<int64_t>(row) * cap * block; }
-  __device__ uint32_t key_from(int, int64_t, float x) const { return order_key(x); }
-  __device__ uint32_t key(int row, int64_t i) const { return order_key(data(row)[i]); }
-  __device__ int64_t position(int row, int64_t i) const {  // i < 8192 here: 32-bit division, not a 64-bit call
-    const int j = static_cast<int>(i);
-    return static_cast<int64_t>(kept[static_cast<int64_t>(row) * cap + j / block]) * block + j % block;
+
+  struct Row {
+    const float* row_cand;
+    const int32_t* row_kept;
+    uint32_t n, visible_begin, visible_len;
+    int block;
+    __device__ int64_t count(int) const { return n; }
+    __device__ const float* data(int) const { return row_cand; }
+    __device__ uint32_t key_from(int, int64_t i, float x) const {
+      return static_cast<uint32_t>(i) - visible_begin < visible_len ? order_key(x) : 0u;
+    }
+    __device__ uint32_t key(int row, int64_t i) const { return key_from(row, i, row_cand[i]); }
+    __device__ int64_t position(int, int64_t i) const {  // i < 2^31 here: 32-bit division, not a 64-bit call
+      const int j = static_cast<int>(i);
+      return static_cast<int64_t>(row_kept[j / block]) * block + j % block;
+    }
+  };
+  __device__ Row bind(int row) const {
+    const int32_t* list = kept + static_cast<int64_t>(row) * cap;
+    const int n = kept_count[row];
+    uint32_t begin = 0, len = 0;
+    if (n > 0) {
+      const int64_t first = static_cast<int64_t>(list[0]) * block, last = static_cast<int64_t>(list[n - 1]) * block;
+      begin = static_cast<uint32_t>(lo[row] - first);
+      len = static_cast<uint32_t>(static_cast<int64_t>(n - 1) * block + (hi[row] - last) - begin);
+    }
+    return Row{cand + static_cast<int64_t>(row) * cap * block, list, static_cast<uint32_t>(n) * block, begin, len,
+               block};
   }
+  // Unbound access (sources that wrap this one).
+  __device__ int64_t count(int row) const { return static_cast<int64_t>(kept_count[row]) * block; }
+  __device__ uint32_t key(int row, int64_t i) const { return bind(row).key(row, i); }
+  __device__ int64_t position(int row, int64_t i) const { return bind(row).position(row, i); }
 };
 
 // Decode outputs: positions and/or global slots (page * 64 + offset), -1 padded.

@@ -129,13 +129,11 @@ void run_hisa(const uint8_t* q, const float* w, const int32_t* lo, const int32_t
                                                       buf.union_mask, buf.union_slots, buf.union_count);
     HILO_CUDA_LAUNCHED("tile_union_kernel");
   }
-  if (!decode_kernel)  // else the kernel writes every entry of cand itself
-    HILO_CUDA_CHECK(cudaMemsetAsync(cand, 0xFF, sizeof(float) * rows * cap * B, stream));
   launch_token_scores<H>(q, w, lo, hi, rows, tile_rows, per_tile_source, keys, B, kept, kept_count, cap,
                          lone_rows ? kept : buf.union_blocks, lone_rows ? nullptr : buf.union_mask,
                          lone_rows ? nullptr : buf.union_slots, lone_rows ? kept_count : buf.union_count, cand,
                          stream);
-  launch_topk_rows_any(TokenCandidates{cand, kept, kept_count, cap, B}, sink, rows, int64_t{cap} * B, opt.topk,
+  launch_topk_rows_any(TokenCandidates{cand, kept, kept_count, lo, hi, cap, B}, sink, rows, int64_t{cap} * B, opt.topk,
                        opt.sorted, stream);
   clock.mark();
 }
