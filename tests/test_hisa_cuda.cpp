@@ -19,9 +19,15 @@ using test::DeviceTensor;
 
 constexpr double kRelTol = 2e-3;  // of the row's largest |score|: fp8 MMA accumulation order and precision
 
+// Every call's scratch is handed out filled with 0x7F bytes (f32 3.4e38, above any score): a kernel that reads an
+// entry no kernel of the call wrote (the candidate buffers have no NaN fill) puts it among the winners.
 class HisaCuda : public ::testing::Test {
  protected:
-  void SetUp() override { SKIP_WITHOUT_GPU(); }
+  void SetUp() override {
+    SKIP_WITHOUT_GPU();
+    hisa::cuda_detail::set_scratch_poison(true);
+  }
+  void TearDown() override { hisa::cuda_detail::set_scratch_poison(false); }
 };
 
 // Exact CPU scores of one query row against keys, for explaining differences.

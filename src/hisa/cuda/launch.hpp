@@ -111,6 +111,9 @@ TopkTuning& topk_tuning();
 
 // Smallest scratch slab in bytes (0: one allocation per buffer); benchmarks compare the two.
 void set_scratch_slab_bytes(std::size_t bytes);
+// Tests: fill every scratch slab with 0x7F bytes as it is handed out (f32 3.4e38, int32 2139062143), so that reading
+// an entry nothing wrote shows in the output.
+void set_scratch_poison(bool on);
 // Peak bytes of hilo's scratch pool on the current device since the last reset (benchmarks).
 int64_t scratch_high_water(bool reset);
 

@@ -33,6 +33,8 @@ class DeviceGuard {
 cudaMemPool_t scratch_pool();
 // Smallest slab (bytes); 0: one allocation per buffer.
 size_t& scratch_slab_bytes();
+// Whether new slabs are filled with 0x7F bytes (tests; set_scratch_poison).
+bool& scratch_poison();
 
 // Scratch memory for one call, queued on the call's stream (no synchronisation). Requests are carved out of slabs
 // of at least 32 MiB from scratch_pool(), so a call makes one or two allocator calls instead of one per buffer.
@@ -51,6 +53,7 @@ class Scratch {
       size_ = std::max<size_t>(bytes, scratch_slab_bytes());
       void* p = nullptr;
       HILO_CUDA_CHECK(cudaMallocFromPoolAsync(&p, size_, pool_, stream_));
+      if (scratch_poison()) HILO_CUDA_CHECK(cudaMemsetAsync(p, 0x7F, size_, stream_));
       slabs_.push_back(p);
       base_ = static_cast<char*>(p);
       used_ = 0;

@@ -86,6 +86,13 @@ size_t& scratch_slab_bytes() {
 
 void set_scratch_slab_bytes(std::size_t bytes) { scratch_slab_bytes() = bytes; }
 
+bool& scratch_poison() {
+  static bool on = false;
+  return on;
+}
+
+void set_scratch_poison(bool on) { scratch_poison() = on; }
+
 int64_t scratch_high_water(bool reset) {
   cudaMemPool_t pool = scratch_pool();
   uint64_t value = 0;
