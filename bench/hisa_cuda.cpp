@@ -212,15 +212,21 @@ int main(int argc, char** argv) {
     const double flops = 2.0 * 64 * 128 * pairs;
     if (hisa_only) {
       const double hisa_ms = time_ms(repeat, [&] { hilo::hisa::cuda::hisa_prefill(in, opt, hisa_idx); });
+      // And the block top-k on the CTA-per-row kernel instead of a warp per row (TopkTuning::tiny_rows), same process.
+      auto& topk = hilo::hisa::cuda_detail::topk_tuning();
+      topk.tiny_rows = false;
+      const double cta_rows_ms = time_ms(repeat, [&] { hilo::hisa::cuda::hisa_prefill(in, opt, hisa_idx); });
+      topk.tiny_rows = true;
       hilo::hisa::HisaStats st;  // the stage split, from one more call (it synchronises between stages)
       hilo::hisa::cuda::hisa_prefill(in, opt, hisa_idx, nullptr, &st);
-      std::printf("%-7s N=%7ld S=%6ld  hisa %8.3f ms (pool %.2f, blocks %.2f, tokens %.2f; HISA only)\n", kind,
-                  static_cast<long>(context), static_cast<long>(queries), hisa_ms, st.pool_ms, st.block_ms,
-                  st.token_ms);
+      std::printf("%-7s N=%7ld S=%6ld  hisa %8.3f ms (pool %.2f, blocks %.2f, tokens %.2f; HISA only) | block top-k "
+                  "a CTA per row: %.3f ms\n",
+                  kind, static_cast<long>(context), static_cast<long>(queries), hisa_ms, st.pool_ms, st.block_ms,
+                  st.token_ms, cta_rows_ms);
       std::fflush(stdout);
       return nlohmann::json{{"kind", kind},          {"context", context},       {"queries", queries},
                             {"hisa_ms", hisa_ms},    {"pool_ms", st.pool_ms}, {"block_ms", st.block_ms},
-                            {"token_ms", st.token_ms}};
+                            {"token_ms", st.token_ms}, {"hisa_cta_row_topk_ms", cta_rows_ms}};
     }
     if (flat_only) {  // and, same process, the merges in two passes / at one CTA per SM (TopkTuning)
       auto& topk = hilo::hisa::cuda_detail::topk_tuning();
@@ -321,10 +327,10 @@ int main(int argc, char** argv) {
       const double checked_hisa =
           time_ms(repeat, [&] { hilo::hisa::cuda::hisa_decode(in, pooled, checked, {hpos, {}}); });
       auto& topk_tune = hilo::hisa::cuda_detail::topk_tuning();
-      topk_tune.short_rows = false;  // and the general top-k kernel for HISA's short rows
+      topk_tune.short_rows = topk_tune.tiny_rows = false;  // and the general top-k kernel for HISA's short rows
       const double general_topk_hisa =
           time_ms(repeat, [&] { hilo::hisa::cuda::hisa_decode(in, pooled, opt, {hpos, {}}); });
-      topk_tune.short_rows = true;
+      topk_tune.short_rows = topk_tune.tiny_rows = true;
       topk_tune.vector_loads = false;  // and the top-k kernels with element-wise loads
       const double scalar_flat = time_ms(repeat, [&] { hilo::hisa::cuda::flat_decode(in, opt, {fpos, {}}); });
       const double scalar_hisa = time_ms(repeat, [&] { hilo::hisa::cuda::hisa_decode(in, pooled, opt, {hpos, {}}); });

@@ -106,7 +106,8 @@ test::Prefill from_problem(hisa::PrefillProblem&& pp) {
 
 // The GPU top-k of every row of `scores` equals the CPU's for each k, both orders and every strategy (one CTA per
 // row, 16K segments and a merge, clusters of 3, 4 and 8 CTAs per row, all with the general kernel; the short-row
-// kernel where it applies; automatic, with and without 16-byte loads); the output is poisoned before each run. Rows
+// kernel where it applies; automatic (the tiny-row kernel for rows of at most 1024), with and without 16-byte loads);
+// the output is poisoned before each run. Rows
 // of a length that is not a multiple of 4 start on 16-byte boundaries only every fourth row, so such shapes take
 // the vector and the element-wise loads in one launch.
 void expect_topk_like_cpu(const Tensor& scores, std::initializer_list<int> ks) {
@@ -116,20 +117,24 @@ void expect_topk_like_cpu(const Tensor& scores, std::initializer_list<int> ks) {
       Tensor cpu(DType::I32, {rows, k});
       topk_rows(scores, k, cpu, {}, {}, {sorted, 0});
       DeviceTensor s(scores), out(DType::I32, {rows, k});
-      for (const auto& [segment, cluster, short_rows, vector] : std::vector<std::tuple<int64_t, int, bool, bool>>{
-               {0, 1, false, true}, {16384, 1, false, true}, {0, 3, false, true}, {0, 4, false, true},
-               {0, 8, false, true}, {0, 1, true, true}, {-1, -1, true, true}, {-1, -1, true, false}}) {
+      for (const auto& [segment, cluster, short_rows, tiny_rows, vector] :
+           std::vector<std::tuple<int64_t, int, bool, bool, bool>>{
+               {0, 1, false, false, true}, {16384, 1, false, false, true}, {0, 3, false, false, true},
+               {0, 4, false, false, true}, {0, 8, false, false, true}, {0, 1, true, false, true},
+               {-1, -1, true, true, true}, {-1, -1, true, true, false}}) {
         const auto saved = hisa::cuda_detail::topk_tuning();
         hisa::cuda_detail::topk_tuning().segment = segment;
         hisa::cuda_detail::topk_tuning().cluster = cluster;
         hisa::cuda_detail::topk_tuning().short_rows = short_rows;
+        hisa::cuda_detail::topk_tuning().tiny_rows = tiny_rows;
         hisa::cuda_detail::topk_tuning().vector_loads = vector;
         out.poison();
         hisa::cuda::topk_rows(s, k, out, sorted);
         hisa::cuda_detail::topk_tuning() = saved;
         EXPECT_TRUE(test::same_rows(out.to_host(), cpu))
             << "k " << k << " sorted " << sorted << " segment " << segment << " cluster " << cluster << " short rows "
-            << short_rows << " vector loads " << vector << " length " << scores.shape()[1];
+            << short_rows << " tiny rows " << tiny_rows << " vector loads " << vector << " length "
+            << scores.shape()[1];
       }
     }
   }
@@ -166,11 +171,12 @@ TEST_F(HisaCuda, TopkRowsWithCrowdedBinsEqualCpu) {
   expect_topk_like_cpu(scores, {100, 2048, 4096});
 }
 
-// Rows the short-row kernel takes (at most 8192): random scores with NaN and -0, a narrow band, a few distinct
-// values, a constant row, and k at, below and above the number of candidates.
+// Rows the short-row kernel takes (at most 8192) and the tiny-row one (at most 1024; 16 or 32 per lane): random
+// scores with NaN and -0, a narrow band, a few distinct values, a constant row, and k at, below and above the number
+// of candidates.
 TEST_F(HisaCuda, TopkShortRowsEqualCpu) {
   std::mt19937_64 gen(test::fresh_seed());
-  for (const int64_t len : {700, 5000, 5001, 8192}) {
+  for (const int64_t len : {301, 700, 1024, 5000, 5001, 8192}) {
     const int64_t rows = 5;
     Tensor scores(DType::F32, {rows, len});
     std::normal_distribution<float> dist;
@@ -641,6 +647,28 @@ TEST_F(HisaCuda, PairSortUnionGivesTheSameBits) {
     };
     const Tensor want_d = decode(false), got_d = decode(true);
     EXPECT_EQ(std::memcmp(got_d.view().data(), want_d.view().data(), want_d.nbytes()), 0) << "decode, next_n " << next_n;
+  }
+}
+
+// HISA's block top-k on the tiny-row kernel (a warp per row; TopkTuning::tiny_rows) keeps the same blocks as on the
+// CTA-per-row kernel, so the output is the same bytes: rows of up to 313 blocks (16 per lane) and 782 (32 per lane).
+TEST_F(HisaCuda, TinyRowBlockTopkGivesTheSameBits) {
+  std::mt19937_64 gen(test::fresh_seed());
+  hisa::HisaOptions opt;
+  opt.topk = 300;
+  opt.block = 64;
+  opt.blocks_kept = 16;
+  for (int len : {20000, 50000}) {
+    const test::Prefill p = test::random_prefill(gen, DType::F8_E4M3, 64, 128, 1, len, len, 30);
+    const auto prefill = [&](bool tiny) {
+      const auto saved = hisa::cuda_detail::topk_tuning();
+      hisa::cuda_detail::topk_tuning().tiny_rows = tiny;
+      Tensor idx = std::move(run_gpu(p, opt).hisa_idx);
+      hisa::cuda_detail::topk_tuning() = saved;
+      return idx;
+    };
+    const Tensor want = prefill(false), got = prefill(true);
+    EXPECT_EQ(std::memcmp(got.view().data(), want.view().data(), want.nbytes()), 0) << "context " << len;
   }
 }
 

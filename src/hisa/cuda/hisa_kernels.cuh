@@ -471,8 +471,10 @@ struct DecodeOut {
     if (positions) positions[at] = static_cast<int32_t>(p);
     if (slots) slots[at] = table[static_cast<int64_t>(row / next_n) * max_pages + p / 64] * 64 + static_cast<int32_t>(p % 64);
   }
-  __device__ void finish(int row, int total, uint32_t) const {
-    for (int i = total + threadIdx.x; i < k; i += blockDim.x) {
+  __device__ void finish(int row, int total, uint32_t) const { pad(row, total, threadIdx.x, blockDim.x); }
+  __device__ void finish_in_warp(int row, int total, uint32_t, int lane) const { pad(row, total, lane, 32); }
+  __device__ void pad(int row, int total, int t, int threads) const {
+    for (int i = total + t; i < k; i += threads) {
       const int64_t at = static_cast<int64_t>(row) * k + i;
       if (positions) positions[at] = -1;
       if (slots) slots[at] = -1;
@@ -506,9 +508,13 @@ struct KeptBlocks {
     kept[static_cast<int64_t>(row) * cap + 1 + i] = static_cast<int32_t>(p);
   }
   __device__ void finish(int row, int total, uint32_t) const {  // after the writes (a barrier in every top-k kernel)
+    finish_with(row, total, threadIdx.x, blockDim.x);
+  }
+  __device__ void finish_in_warp(int row, int total, uint32_t, int lane) const { finish_with(row, total, lane, 32); }
+  __device__ void finish_with(int row, int total, int t, int threads) const {
     const int c = finish_kept_list(lo[row], hi[row], block, block_lo[row] != 0, total,
-                                   kept + static_cast<int64_t>(row) * cap, cap, threadIdx.x, blockDim.x);
-    if (threadIdx.x == 0) kept_count[row] = c;
+                                   kept + static_cast<int64_t>(row) * cap, cap, t, threads);
+    if (t == 0) kept_count[row] = c;
   }
 };
 

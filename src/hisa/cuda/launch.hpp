@@ -94,6 +94,9 @@ struct TopkTuning {
   int cluster = -1;
   // Unsorted rows of at most 8192 elements go to the short-row kernel (topk_short.cuh); false: never.
   bool short_rows = true;
+  // Unsorted rows of at most 1024 elements into a sink that can finish in a warp (HISA's block top-k, short decode
+  // rows, topk_rows) go to the tiny-row kernel, a warp per row (topk_tiny.cuh); false: never.
+  bool tiny_rows = true;
   // The automatic rule before 2026-11-28, kept for same-process A/B measurements (bench_hisa_cuda's decode part).
   bool legacy_cluster_rule = false;
   // Rows stored as contiguous, 16-byte aligned f32 values are read with 16-byte loads (false: element by element,

@@ -7,15 +7,23 @@
 #include "runtime.cuh"
 #include "topk_select.cuh"
 #include "topk_short.cuh"
+#include "topk_tiny.cuh"
 
 namespace hilo::hisa::cuda_detail {
 
-// Top-k of `rows` rows no longer than max_len: the short-row kernel where it applies (unsorted output, rows of at
-// most kShortTopkLen, not switched off), else the general one with `cluster` CTAs per row.
+// Top-k of `rows` rows no longer than max_len: the tiny-row kernel (a warp per row) or the short-row one (a CTA per
+// row) where they apply (unsorted output, rows of at most kTinyTopkLen / kShortTopkLen, a sink that can finish in a
+// warp for the first, not switched off), else the general one with `cluster` CTAs per row.
 template <class Src, class Sink>
 void launch_topk_rows_any(const Src& src, const Sink& sink, int rows, int64_t max_len, int k, bool sorted,
                           cudaStream_t stream, int cluster = 1) {
   if (rows == 0) return;
+  if constexpr (WarpFinishingSink<Sink>) {
+    if (!sorted && max_len <= kTinyTopkLen && topk_tuning().tiny_rows) {
+      launch_topk_tiny(src, sink, rows, max_len, k, stream);
+      return;
+    }
+  }
   if (!sorted && max_len <= kShortTopkLen && topk_tuning().short_rows) {
     launch_early(topk_short_kernel<Src, Sink>, rows, kTopkThreads, 0, stream, src, sink, k, topk_tuning().vector_loads);
     return;

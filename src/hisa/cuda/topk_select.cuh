@@ -777,6 +777,9 @@ struct IndexOut {
   __device__ void finish(int row, int total, uint32_t) const {
     for (int i = total + threadIdx.x; i < k; i += kTopkThreads) out[static_cast<int64_t>(row) * k + i] = -1;
   }
+  __device__ void finish_in_warp(int row, int total, uint32_t, int lane) const {
+    for (int i = total + lane; i < k; i += 32) out[static_cast<int64_t>(row) * k + i] = -1;
+  }
 };
 
 // Rows longer than this are split into segments whose winners a second pass merges: a single CTA per long row

@@ -21,19 +21,20 @@ constexpr int64_t kShortTopkLen = int64_t{kTopkThreads} * kShortTopkPer;
 
 // Keys of elements [begin, begin + kShortTopkPer) of a row of n (0 past its end): four 16-byte loads where the
 // source and the row allow them (vector_row), else one load per element.
-template <class Src>
+template <class Src, int Per>
 __device__ __forceinline__ void load_short_keys(const Src& src, int row, int64_t begin, int64_t n, bool vector,
-                                                uint32_t (&key)[kShortTopkPer]) {
+                                                uint32_t (&key)[Per]) {
+  static_assert(Per % 4 == 0, "whole float4s per thread");
   if constexpr (ContiguousRows<Src>) {
     const float4* vec = vector_row(src, row, vector);
-    if (vec && begin + kShortTopkPer <= n) {  // begin is a multiple of 16 elements
+    if (vec && begin + Per <= n) {  // begin is a multiple of Per elements
 #pragma unroll
-      for (int j = 0; j < kShortTopkPer; j += 4) keys_of_vector(src, row, begin + j, vec[(begin + j) / 4], key + j);
+      for (int j = 0; j < Per; j += 4) keys_of_vector(src, row, begin + j, vec[(begin + j) / 4], key + j);
       return;
     }
   }
 #pragma unroll
-  for (int j = 0; j < kShortTopkPer; ++j) key[j] = begin + j < n ? src.key(row, begin + j) : 0u;  // 0: no candidate
+  for (int j = 0; j < Per; ++j) key[j] = begin + j < n ? src.key(row, begin + j) : 0u;  // 0: no candidate
 }
 
 // Three CTAs per SM (40 registers; 58 without the bound, two CTAs): 2048 x 8192 rows 103 -> 94 us on an H100,
