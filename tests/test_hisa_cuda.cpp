@@ -171,12 +171,11 @@ TEST_F(HisaCuda, TopkRowsWithCrowdedBinsEqualCpu) {
   expect_topk_like_cpu(scores, {100, 2048, 4096});
 }
 
-// Rows the short-row kernel takes (at most 8192) and the tiny-row one (at most 1024; 16 or 32 per lane): random
-// scores with NaN and -0, a narrow band, a few distinct values, a constant row, and k at, below and above the number
-// of candidates.
-TEST_F(HisaCuda, TopkShortRowsEqualCpu) {
+// Rows of each length: random scores with NaN and -0, a narrow band, a few distinct values, a constant row, and k at,
+// below and above the number of candidates, against the CPU with every strategy.
+void expect_short_rows_like_cpu(std::initializer_list<int64_t> lengths) {
   std::mt19937_64 gen(test::fresh_seed());
-  for (const int64_t len : {301, 700, 1024, 5000, 5001, 8192}) {
+  for (const int64_t len : lengths) {
     const int64_t rows = 5;
     Tensor scores(DType::F32, {rows, len});
     std::normal_distribution<float> dist;
@@ -193,6 +192,13 @@ TEST_F(HisaCuda, TopkShortRowsEqualCpu) {
     expect_topk_like_cpu(scores, {1, 62, 2048, 4096});
   }
 }
+
+// Rows the short-row kernel takes (at most 8192).
+TEST_F(HisaCuda, TopkShortRowsEqualCpu) { expect_short_rows_like_cpu({5000, 5001, 8192}); }
+
+// Rows the tiny-row kernel takes in the automatic strategy (at most 1024: 16 or 32 per lane) and the short-row kernel
+// in the short-row one.
+TEST_F(HisaCuda, TopkTinyRowsEqualCpu) { expect_short_rows_like_cpu({301, 700, 1024}); }
 
 // Selects the scoring kernel for dense keys for a scope: wgmma (sm_90a) or mma.sync.
 struct ScoreKernel {

@@ -15,10 +15,10 @@ build-device/tests/hilo_tests --gtest_filter='HisaCuda*' > "$OUT/test.log" 2>&1
 rc=$?
 grep -E "tie swaps|OK \]|FAILED|Failure|Expected|Which is|error" "$OUT/test.log" | head -40
 for tool in ${SANITIZERS-memcheck racecheck}; do
-  filter=${MEMCHECK_FILTER:-'HisaCuda.IdentitiesHoldExactly:HisaCuda.PairSortUnionGivesTheSameBits:HisaCuda.TopkRowsWithCrowdedBinsEqualCpu:HisaCuda.TopkShortRowsEqualCpu:HisaCuda.DecodeMatchesCpuAndPooledCacheIsExact:HisaCuda.UncheckedDecodeIsolatesBadRequests:HisaCuda.BadInputGetsTheCpuMessages'}
+  filter=${MEMCHECK_FILTER:-'HisaCuda.IdentitiesHoldExactly:HisaCuda.PairSortUnionGivesTheSameBits:HisaCuda.TopkRowsWithCrowdedBinsEqualCpu:HisaCuda.TopkShortRowsEqualCpu:HisaCuda.TopkTinyRowsEqualCpu:HisaCuda.DecodeMatchesCpuAndPooledCacheIsExact:HisaCuda.UncheckedDecodeIsolatesBadRequests:HisaCuda.BadInputGetsTheCpuMessages'}
   [ "$tool" = racecheck ] &&
-    filter=${RACECHECK_FILTER:-'HisaCuda.IdentitiesHoldExactly:HisaCuda.PairSortUnionGivesTheSameBits:HisaCuda.TopkShortRowsEqualCpu:HisaCuda.DecodeMatchesCpuAndPooledCacheIsExact'}
-  timeout 300 compute-sanitizer --tool $tool --error-exitcode 9 build-device/tests/hilo_tests --gtest_filter="$filter" \
+    filter=${RACECHECK_FILTER:-'HisaCuda.IdentitiesHoldExactly:HisaCuda.PairSortUnionGivesTheSameBits:HisaCuda.TopkShortRowsEqualCpu:HisaCuda.TopkTinyRowsEqualCpu:HisaCuda.DecodeMatchesCpuAndPooledCacheIsExact'}
+  timeout 420 compute-sanitizer --tool $tool --error-exitcode 9 build-device/tests/hilo_tests --gtest_filter="$filter" \
     > "$OUT/$tool.log" 2>&1
   echo "$tool rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/$tool.log" | tail -1)"
 done
