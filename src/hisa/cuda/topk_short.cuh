@@ -37,6 +37,49 @@ __device__ __forceinline__ void load_short_keys(const Src& src, int row, int64_t
   for (int j = 0; j < Per; ++j) key[j] = begin + j < n ? src.key(row, begin + j) : 0u;  // 0: no candidate
 }
 
+// After the radix passes: the thread's sure winners ((key & mask) > prefix) and prefix-equal elements, packed as
+// (sure << 16 | equal) for one exclusive scan over the row (both counts stay below 2^16).
+template <int Per>
+__device__ __forceinline__ int pack_winner_counts(const uint32_t (&key)[Per], uint32_t mask, uint32_t prefix) {
+  int sure = 0, equal = 0;
+#pragma unroll
+  for (int j = 0; j < Per; ++j) {
+    sure += key[j] != 0u && (key[j] & mask) > prefix;
+    equal += key[j] != 0u && (key[j] & mask) == prefix;
+  }
+  return (sure << 16) | equal;
+}
+
+// Writes the thread's winners (elements begin + j), given `before`, the packed counts of the earlier elements (the
+// exclusive scan of pack_winner_counts): a sure winner's slot is the sure winners before it plus the prefix-equal
+// winners before it (at most `remaining`); a prefix-equal element wins while fewer than `remaining` came before it.
+// Returns the smallest key written (0xFFFFFFFF: none).
+template <int Per, class Src, class Sink>
+__device__ __forceinline__ uint32_t write_thread_winners(const uint32_t (&key)[Per], uint32_t mask, uint32_t prefix,
+                                                         int remaining, int before, const Src& src, const Sink& sink,
+                                                         int row, int64_t begin) {
+  int s = before >> 16, e = before & 0xFFFF;
+  uint32_t smallest = 0xFFFFFFFFu;
+#pragma unroll
+  for (int j = 0; j < Per; ++j) {
+    if (key[j] == 0u) continue;
+    const uint32_t high = key[j] & mask;
+    int slot = -1;
+    if (high > prefix) {
+      slot = s + min(e, remaining);
+      ++s;
+    } else if (high == prefix) {
+      if (e < remaining) slot = s + e;
+      ++e;
+    }
+    if (slot >= 0) {
+      sink.write(row, slot, src.position(row, begin + j), key[j]);
+      smallest = min(smallest, key[j]);
+    }
+  }
+  return smallest;
+}
+
 // Three CTAs per SM (40 registers; 58 without the bound, two CTAs): 2048 x 8192 rows 103 -> 94 us on an H100,
 // HISA's token top-k 150 -> 136 us under ncu. Four (32 registers) measured the same as three.
 template <class Src, class Sink>
@@ -103,33 +146,9 @@ __global__ void __launch_bounds__(kTopkThreads, 3) topk_short_kernel(Src rows_sr
       if (s_bin_count == remaining) break;  // the whole bin wins: no need to tell its elements apart
     }
   }
-  int sure = 0, equal = 0;
-#pragma unroll
-  for (int j = 0; j < kShortTopkPer; ++j) {
-    sure += key[j] != 0u && (key[j] & mask) > prefix;
-    equal += key[j] != 0u && (key[j] & mask) == prefix;
-  }
-  int before;  // (sure winners << 16 | prefix-equal elements) of the earlier threads; both counts are <= 8192
-  cub::BlockScan<int, kTopkThreads>(scan).ExclusiveSum((sure << 16) | equal, before);
-  int s = before >> 16, e = before & 0xFFFF;
-  uint32_t smallest = 0xFFFFFFFFu;
-#pragma unroll
-  for (int j = 0; j < kShortTopkPer; ++j) {
-    if (key[j] == 0u) continue;
-    const uint32_t high = key[j] & mask;
-    int slot = -1;
-    if (high > prefix) {
-      slot = s + min(e, remaining);
-      ++s;
-    } else if (high == prefix) {
-      if (e < remaining) slot = s + e;
-      ++e;
-    }
-    if (slot >= 0) {
-      sink.write(row, slot, src.position(row, begin + j), key[j]);
-      smallest = min(smallest, key[j]);
-    }
-  }
+  int before;  // packed counts of the earlier threads (both <= 8192)
+  cub::BlockScan<int, kTopkThreads>(scan).ExclusiveSum(pack_winner_counts(key, mask, prefix), before);
+  uint32_t smallest = write_thread_winners(key, mask, prefix, remaining, before, src, sink, row, begin);
   for (int o = 16; o > 0; o /= 2) smallest = min(smallest, __shfl_xor_sync(0xFFFFFFFFu, smallest, o));
   if (lane == 0) atomicMin(&s_min, smallest);
   __syncthreads();

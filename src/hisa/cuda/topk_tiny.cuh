@@ -84,33 +84,9 @@ __global__ void __launch_bounds__(kTinyWarps * 32) topk_tiny_kernel(Src rows_src
       if (bin_count == remaining) break;  // the whole bin wins: no need to tell its elements apart
     }
   }
-  int sure = 0, equal = 0;
-#pragma unroll
-  for (int j = 0; j < Per; ++j) {
-    sure += key[j] != 0u && (key[j] & mask) > prefix;
-    equal += key[j] != 0u && (key[j] & mask) == prefix;
-  }
-  const int before = warp_exclusive_sum((sure << 16) | equal, lane);  // both counts are <= 1024
-  int s = before >> 16, e = before & 0xFFFF;
-  uint32_t smallest = 0xFFFFFFFFu;
-#pragma unroll
-  for (int j = 0; j < Per; ++j) {
-    if (key[j] == 0u) continue;
-    const uint32_t high = key[j] & mask;
-    int slot = -1;
-    if (high > prefix) {
-      slot = s + min(e, remaining);
-      ++s;
-    } else if (high == prefix) {
-      if (e < remaining) slot = s + e;
-      ++e;
-    }
-    if (slot >= 0) {
-      sink.write(row, slot, src.position(row, begin + j), key[j]);
-      smallest = min(smallest, key[j]);
-    }
-  }
-  smallest = __reduce_min_sync(0xFFFFFFFFu, smallest);
+  const int before = warp_exclusive_sum(pack_winner_counts(key, mask, prefix), lane);  // both counts <= 1024
+  const uint32_t smallest = __reduce_min_sync(
+      0xFFFFFFFFu, write_thread_winners(key, mask, prefix, remaining, before, src, sink, row, begin));
   __syncwarp();
   // kth: the k-th key when the row had more than k candidates, else 0 (the sinks' contract).
   sink.finish_in_warp(row, min(total_nonzero, k), total_nonzero > k ? smallest : 0u, lane);
