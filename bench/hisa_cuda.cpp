@@ -167,6 +167,10 @@ int main(int argc, char** argv) {
                  "Keys per merged chunk of the flat indexer (FlatTuning::chunk_keys; the row block keeps 64 MiB of "
                  "chunk scores); 0: the default")
       ->check(CLI::NonNegativeNumber);
+  bool wide_mainloop = false;
+  app.add_flag("--wide-mainloop", wide_mainloop,
+               "Score with the wgmma mainloop's wide shape (FlatTuning::wide_mainloop: four warpgroups, banks of N = "
+               "64; not yet measured)");
   bool flat_only = false, hisa_only = false;
   app.add_flag("--flat-only", flat_only,
                "Prefill: time only the flat call (default kernels, and the merge variants of TopkTuning), no HISA")
@@ -295,6 +299,7 @@ int main(int argc, char** argv) {
                           {"flat_scalar_topk_ms", flat_scalar_ms},  {"hisa_scalar_topk_ms", hisa_scalar_ms}};
   };
   if (flat_chunk_keys > 0) hilo::hisa::cuda_detail::flat_tuning().chunk_keys = flat_chunk_keys;
+  hilo::hisa::cuda_detail::flat_tuning().wide_mainloop = wide_mainloop;
   const auto wanted = [&](const char* part) { return std::find(parts.begin(), parts.end(), part) != parts.end(); };
   if (!wanted("prefill")) contexts.clear(), causal.clear();
   std::erase(contexts, 0), std::erase(causal, 0);  // CLI11 parses an empty list ("--causal ''") as {0}

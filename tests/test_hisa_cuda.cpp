@@ -289,7 +289,15 @@ TEST_F(HisaCuda, PooledKeysEqualCpuBitForBit) {
   }
 }
 
-// Both scoring kernels, 64 and 32 heads, ragged sequences, a last group of one row, some negative key scales.
+// The wgmma mainloop's wide shape (FlatTuning::wide_mainloop) for a scope.
+struct WideMainloop {
+  bool saved = hisa::cuda_detail::flat_tuning().wide_mainloop;
+  explicit WideMainloop(bool wide) { hisa::cuda_detail::flat_tuning().wide_mainloop = wide; }
+  ~WideMainloop() { hisa::cuda_detail::flat_tuning().wide_mainloop = saved; }
+};
+
+// Both scoring kernels (wgmma in both shapes), 64 and 32 heads, ragged sequences, a last group of one row, some
+// negative key scales.
 TEST_F(HisaCuda, RaggedPrefillMatchesCpuUpToTies) {
   std::mt19937_64 gen(test::fresh_seed());
   for (int H : {64, 32}) {
@@ -301,13 +309,16 @@ TEST_F(HisaCuda, RaggedPrefillMatchesCpuUpToTies) {
     opt.block = H == 32 ? 128 : 64;  // the token stage on wgmma (block 128) and on mma.sync
     opt.blocks_kept = 8;
     const Outputs cpu = run_cpu(p, opt);
-    for (bool wgmma : {true, false}) {
+    for (const auto& [wgmma, wide] : {std::pair{true, false}, std::pair{true, true}, std::pair{false, false}}) {
       ScoreKernel kernel(wgmma);
+      WideMainloop shape(wide);
       const Outputs gpu = run_gpu(p, opt);
       int64_t ties = 0;
-      EXPECT_EQ(compare_prefill(p, gpu.flat, cpu.flat, ties), 0) << "H " << H << " wgmma " << wgmma;
-      EXPECT_EQ(compare_prefill(p, gpu.hisa_idx, cpu.hisa_idx, ties), 0) << "H " << H << " wgmma " << wgmma;
-      std::cout << "[ info     ] H " << H << " wgmma " << wgmma << " tie swaps: " << ties << std::endl;
+      EXPECT_EQ(compare_prefill(p, gpu.flat, cpu.flat, ties), 0) << "H " << H << " wgmma " << wgmma << " wide " << wide;
+      EXPECT_EQ(compare_prefill(p, gpu.hisa_idx, cpu.hisa_idx, ties), 0)
+          << "H " << H << " wgmma " << wgmma << " wide " << wide;
+      std::cout << "[ info     ] H " << H << " wgmma " << wgmma << " wide " << wide << " tie swaps: " << ties
+                << std::endl;
     }
   }
 }
@@ -318,9 +329,11 @@ TEST_F(HisaCuda, GeneratedPrefillMatchesCpuUpToTies) {
   cfg.queries = 48;
   cfg.seed = test::fresh_seed();
   const test::Prefill p = from_problem(hisa::make_prefill_problem(cfg));
-  for (bool sorted : {false, true}) {
+  // Unsorted and sorted output; the wide wgmma mainloop (H = 64, HISA's token stage with blocks of 128) unsorted.
+  for (const auto& [sorted, wide] : {std::pair{false, false}, std::pair{true, false}, std::pair{false, true}}) {
     hisa::HisaOptions opt;
     opt.sorted = sorted;
+    WideMainloop shape(wide);
     const Outputs gpu = run_gpu(p, opt), cpu = run_cpu(p, opt);
     int64_t ties = 0;
     EXPECT_EQ(compare_prefill(p, gpu.flat, cpu.flat, ties), 0);

@@ -78,6 +78,9 @@ struct FlatTuning {
   // scoring CTAs).
   int64_t chunk_keys = 32768;
   bool wgmma = true;  // on sm_90a devices: flat dense keys and HISA's token stage score with wgmma (false: mma.sync)
+  // The wgmma scoring kernels' wide shape (WgShape in score_wgmma.cuh: four warpgroups with banks of N = 64 instead
+  // of two with N = 128). Written 2026-12-06 without device time left: compiled, never run, so off.
+  bool wide_mainloop = false;
   // HISA's tile unions by one sort of (block, row) pairs and a block scan (tile_union_pairs_kernel) instead of a
   // serial deduplication and binary searches in global memory (tile_union_kernel): the same bytes, ~2.3 ms less of
   // 32.5 ms at causal 64K on an H100 (2026-12-05). false keeps the first kernel for A/B and as the tests' reference.

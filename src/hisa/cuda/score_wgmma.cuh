@@ -25,10 +25,23 @@
 
 namespace hilo::hisa::cuda_detail {
 
-constexpr int kWgThreads = 256;        // two consumer warpgroups
 constexpr int kWgTileKeys = 128;       // keys per pipeline stage (64 per warpgroup)
 constexpr int kWgKeysPerCta = 2048;    // keys per CTA: the q rows are loaded once per this many keys
 constexpr int kWgRows = kMaxGroupRows;
+
+// The mainloop's shape. Narrow (the default): two warpgroups, each its 64 keys of a tile against all 16 rows in banks
+// of N = 128 (4 rows x 32 heads), two banks of 64 accumulators in flight. Wide (FlatTuning::wide_mainloop, not yet
+// measured): four warpgroups, a pair per 64 keys splitting the 16 rows (8 each), in banks of N = 64 (4 rows x 16
+// heads), two banks of 32 accumulators in flight: twice the warps per SM to hide the epilogue's weight loads, at
+// ~100 registers instead of ~250 (docs/notes/gpu-indexer.md, "The flat baseline's merges").
+template <bool Wide>
+struct WgShape {
+  static constexpr int kGroups = Wide ? 4 : 2;
+  static constexpr int kThreads = 128 * kGroups;
+  static constexpr int kRowHalves = Wide ? 2 : 1;  // warpgroups per 64 keys
+  static constexpr int kBankN = Wide ? 64 : 128;   // (row, head) columns per MMA
+  static constexpr int kAcc = kBankN / 2;          // accumulators per thread per bank
+};
 
 template <int H>
 struct WgLayout {
@@ -46,35 +59,45 @@ struct WgLayout {
 };
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-// Issues the 4 k-steps of one bank: the warpgroup's 64 keys (A) x the bank's 128 (query row, head) pairs (B).
-__device__ __forceinline__ void wg_issue(float (&acc)[64], uint32_t a_addr, uint32_t b_addr) {
+// Issues the 4 k-steps of one bank: the warpgroup's 64 keys (A) x the bank's N (query row, head) pairs (B).
+template <int N>
+__device__ __forceinline__ void wg_issue(float (&acc)[N / 2], uint32_t a_addr, uint32_t b_addr) {
   wgmma_fence();
 #pragma unroll
-  for (int kk = 0; kk < kDim / 32; ++kk)
-    wgmma_m64n128k32_e4m3(acc, smem_desc_sw128(a_addr + 32 * kk), smem_desc_sw128(b_addr + 32 * kk), kk > 0);
+  for (int kk = 0; kk < kDim / 32; ++kk) {
+    if constexpr (N == 128)
+      wgmma_m64n128k32_e4m3(acc, smem_desc_sw128(a_addr + 32 * kk), smem_desc_sw128(b_addr + 32 * kk), kk > 0);
+    else
+      wgmma_m64n64k32_e4m3(acc, smem_desc_sw128(a_addr + 32 * kk), smem_desc_sw128(b_addr + 32 * kk), kk > 0);
+  }
   wgmma_commit();
 }
+#endif
 
-// The B operand (q) is staged with its rows permuted so that the sum over heads never leaves a thread: bank b
-// holds query rows 4 * (b / (H / 32)) .. + 3 and the heads 32 * half .. + 31 (half = b % (H / 32)), and its column
-// 8j + 2t + e (the columns thread t of each quad holds) is (query row 4 * (b / (H / 32)) + t, head 32 * half + 2j + e).
-template <int H>
+// The B operand (q) is staged with its rows permuted so that the sum over heads never leaves a thread: with banks of
+// N columns, each bank holds 4 query rows and N / 4 heads: bank b holds rows 4 * (b / (H / (N / 4))) .. + 3 and heads
+// (N / 4) * (b % (H / (N / 4))) .., and its column 8j + 2t + e (the columns thread t of each quad holds) is (query row
+// 4 * (b / (H / (N / 4))) + t, head (N / 4) * (b % (H / (N / 4))) + 2j + e).
+template <int H, int N>
 __host__ __device__ __forceinline__ void wg_b_row(int n, int& row, int& head) {
-  const int bank = n / 128, c = n % 128, j = c / 8, t = (c % 8) / 2, e = c % 2;
-  row = 4 * (bank / (H / 32)) + t;
-  head = 32 * (bank % (H / 32)) + 2 * j + e;
+  constexpr int kHeads = N / 4, kPerRowGroup = H / kHeads;
+  const int bank = n / N, c = n % N, j = c / 8, t = (c % 8) / 2, e = c % 2;
+  row = 4 * (bank / kPerRowGroup) + t;
+  head = kHeads * (bank % kPerRowGroup) + 2 * j + e;
 }
 
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 // Adds bank b's share of sum_h w[h] relu(acc) for the thread's query row and its two keys (rows g, g + 8 of the
 // warp's 16) to part0 / part1. Eight independent fma chains keep two warps per scheduler busy.
-template <int H>
-__device__ __forceinline__ void wg_bank_sum(const float (&acc)[64], int bank, const float* s_w, float& part0,
+template <int H, int N>
+__device__ __forceinline__ void wg_bank_sum(const float (&acc)[N / 2], int bank, const float* s_w, float& part0,
                                             float& part1) {
+  constexpr int kHeads = N / 4, kPerRowGroup = H / kHeads;
   const int t = threadIdx.x & 3;
-  const float* w = s_w + (4 * (bank / (H / 32)) + t) * WgLayout<H>::kWStride + 32 * (bank % (H / 32));
+  const float* w = s_w + (4 * (bank / kPerRowGroup) + t) * WgLayout<H>::kWStride + kHeads * (bank % kPerRowGroup);
   float p0[4] = {}, p1[4] = {};
 #pragma unroll
-  for (int m = 0; m < 8; ++m) {
+  for (int m = 0; m < N / 16; ++m) {
     const float4 wv = *reinterpret_cast<const float4*>(w + 4 * m);  // heads 4m .. 4m + 3 = columns j = 2m, 2m + 1
     const int i = 8 * m;
     p0[0] = fmaf(fmaxf(acc[i], 0.0f), wv.x, p0[0]);
@@ -112,18 +135,19 @@ struct WgSmem {
   }
 };
 
-// Copies q rows [first, first + rows) (zero rows up to 16, swizzled) and their weights; starts a cp.async group
-// that the first tile's group completes with.
-template <int H>
+// Copies q rows [first, first + rows) (zero rows up to 16, swizzled, in the bank order of banks of N) and their
+// weights; starts a cp.async group that the first tile's group completes with.
+template <int H, bool Wide>
 __device__ inline void wg_stage_queries(const WgSmem<H>& sm, const uint8_t* q, const float* w, int first, int rows) {
-  for (int c = threadIdx.x; c < kWgRows * H * 8; c += kWgThreads) {
+  using S = WgShape<Wide>;
+  for (int c = threadIdx.x; c < kWgRows * H * 8; c += S::kThreads) {
     const int n = c / 8, chunk = c % 8;
     int r, head;
-    wg_b_row<H>(n, r, head);
+    wg_b_row<H, S::kBankN>(n, r, head);
     const uint8_t* src = q + ((static_cast<int64_t>(first) + (r < rows ? r : 0)) * H + head) * kDim + chunk * 16;
     cp_async16(smem_u32(sm.q + swizzle128(n, chunk)), src, r < rows ? 16 : 0);
   }
-  for (int i = threadIdx.x; i < kWgRows * H; i += kWgThreads)
+  for (int i = threadIdx.x; i < kWgRows * H; i += S::kThreads)
     sm.w[(i / H) * WgLayout<H>::kWStride + i % H] = i < rows * H ? w[static_cast<int64_t>(first) * H + i] : 0.0f;
 }
 
@@ -131,14 +155,16 @@ __device__ inline void wg_stage_queries(const WgSmem<H>& sm, const uint8_t* q, c
 // (keys past it are zero rows). fetch(i) runs on every thread as tile i's keys are copied and may add cp.async copies
 // of its own to tile i's group: they land, visible to every thread, by the barrier that publishes tile i (before
 // emit(i) and before tile i + 1's copies are issued). emit(i, row, offset, score) receives each (row, key) score.
-template <int H, class Keys, class Begin, class End, class Fetch, class Emit>
+template <int H, bool Wide, class Keys, class Begin, class End, class Fetch, class Emit>
 __device__ inline void wg_mainloop(const WgSmem<H>& sm, const Keys& keys, int source, int tiles, Begin begin, End end,
                                    Fetch fetch, Emit emit) {
   using L = WgLayout<H>;
+  using S = WgShape<Wide>;
+  constexpr int N = S::kBankN, kPerRowGroup = H / (N / 4);
   const auto load_tile = [&](int tile, int stage) {
     const int64_t base = begin(tile), stop = end(tile);
     uint8_t* dst = sm.keys + stage * L::kTileBytes;
-    for (int c = threadIdx.x; c < kWgTileKeys * 8; c += kWgThreads) {
+    for (int c = threadIdx.x; c < kWgTileKeys * 8; c += S::kThreads) {
       const int r = c / 8, chunk = c % 8;
       const bool ok = base + r < stop;
       cp_async16(smem_u32(dst + swizzle128(r, chunk)), keys.row(source, ok ? base + r : base) + chunk * 16,
@@ -148,7 +174,8 @@ __device__ inline void wg_mainloop(const WgSmem<H>& sm, const Keys& keys, int so
     cp_async_commit();
   };
   const int wg = threadIdx.x / 128, warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32;
-  const int key_row = wg * 64 + warp * 16 + lane / 4;  // the thread's first key in a tile (+8: its second)
+  const int key_half = Wide ? wg % 2 : wg, row_half = Wide ? wg / 2 : 0;
+  const int key_row = key_half * 64 + warp * 16 + lane / 4;  // the thread's first key in a tile (+8: its second)
   // Each thread reads the scales of its own two keys into registers, a tile ahead (no shared-memory hand-off).
   const auto key_scale = [&](int tile, int offset) {
     const int64_t key = begin(tile) + key_row + offset;
@@ -156,8 +183,9 @@ __device__ inline void wg_mainloop(const WgSmem<H>& sm, const Keys& keys, int so
   };
   load_tile(0, 0);
   float next0 = key_scale(0, 0), next1 = key_scale(0, 8);
-  constexpr int kBanks = kWgRows * H / 128;
-  float acc0[64] = {}, acc1[64] = {};
+  constexpr int kBanks = kWgRows * H / N / S::kRowHalves;  // banks of this warpgroup
+  const int bank0 = row_half * kBanks;                       // a multiple of kPerRowGroup: whole rows per warpgroup
+  float acc0[S::kAcc] = {}, acc1[S::kAcc] = {};
   for (int tile = 0; tile < tiles; ++tile) {
     const int stage = tile & 1;
     if (tile + 1 < tiles) {
@@ -178,6 +206,7 @@ __device__ inline void wg_mainloop(const WgSmem<H>& sm, const Keys& keys, int so
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
         if ((half ? scale1 : scale0) >= 0.0f) continue;
+        if (Wide && row_half != 0) continue;  // one warpgroup per key flips it (the wide shape has two per key)
         for (int chunk = 2 * quarter; chunk < 2 * quarter + 2; ++chunk) {
           uint4* c = reinterpret_cast<uint4*>(tile_codes + swizzle128(key_row + 8 * half, chunk));
           uint4 v = *c;
@@ -189,25 +218,25 @@ __device__ inline void wg_mainloop(const WgSmem<H>& sm, const Keys& keys, int so
       fence_proxy_async();
       __syncthreads();
     }
-    const uint32_t a_addr = smem_u32(sm.keys + stage * L::kTileBytes + wg * 64 * kDim);
-    const uint32_t q_addr = smem_u32(sm.q);
+    const uint32_t a_addr = smem_u32(sm.keys + stage * L::kTileBytes + key_half * 64 * kDim);
+    const uint32_t q_addr = smem_u32(sm.q) + bank0 * N * kDim;
     // Banks alternate between acc0 and acc1; bank b + 1 is issued before bank b's epilogue.
-    wg_issue(acc0, a_addr, q_addr);
+    wg_issue<N>(acc0, a_addr, q_addr);
     float part0 = 0.0f, part1 = 0.0f;
 #pragma unroll
     for (int b = 0; b < kBanks; ++b) {
-      float(&cur)[64] = (b & 1) ? acc1 : acc0;
-      float(&next)[64] = (b & 1) ? acc0 : acc1;
+      float(&cur)[S::kAcc] = (b & 1) ? acc1 : acc0;
+      float(&next)[S::kAcc] = (b & 1) ? acc0 : acc1;
       if (b + 1 < kBanks) {
-        wg_issue(next, a_addr, q_addr + (b + 1) * 128 * kDim);
+        wg_issue<N>(next, a_addr, q_addr + (b + 1) * N * kDim);
         wgmma_wait<1>();
       } else {
         wgmma_wait<0>();
       }
       fence_operands(cur);
-      wg_bank_sum<H>(cur, b, sm.w, part0, part1);
-      if ((b + 1) % (H / 32) == 0) {  // the thread's query row is complete: relu(x s) = s relu(x) for s >= 0
-        const int row = 4 * (b / (H / 32)) + (lane & 3);
+      wg_bank_sum<H, N>(cur, bank0 + b, sm.w, part0, part1);
+      if ((b + 1) % kPerRowGroup == 0) {  // the thread's query row is complete: relu(x s) = s relu(x) for s >= 0
+        const int row = 4 * ((bank0 + b) / kPerRowGroup) + (lane & 3);
         emit(tile, row, key_row, part0 * scale0);
         emit(tile, row, key_row + 8, part1 * scale1);
         part0 = part1 = 0.0f;
@@ -219,8 +248,9 @@ __device__ inline void wg_mainloop(const WgSmem<H>& sm, const Keys& keys, int so
 #endif
 
 // Flat front end: rows [p.row_begin, p.row_end) in groups of 16 (blockIdx.y) against kWgKeysPerCta keys per CTA.
-template <int H, class Out>
-__global__ void __launch_bounds__(kWgThreads, 1) score_keys_wgmma_kernel(ScoreParams p, DenseKeys keys, Out out) {
+template <int H, bool Wide, class Out>
+__global__ void __launch_bounds__(WgShape<Wide>::kThreads, 1)
+    score_keys_wgmma_kernel(ScoreParams p, DenseKeys keys, Out out) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   static_assert(H == 32 || H == 64, "the wgmma kernel takes 32 or 64 heads");
   extern __shared__ uint8_t wg_smem_raw[];
@@ -241,8 +271,8 @@ __global__ void __launch_bounds__(kWgThreads, 1) score_keys_wgmma_kernel(ScorePa
   }
   if (span_lo >= span_hi) return;  // uniform: every thread computed the same span
   const int64_t first_tile = cta_begin + (span_lo - cta_begin) / kWgTileKeys * kWgTileKeys;
-  wg_stage_queries<H>(sm, p.q, p.w, group_first, rows);
-  wg_mainloop<H>(
+  wg_stage_queries<H, Wide>(sm, p.q, p.w, group_first, rows);
+  wg_mainloop<H, Wide>(
       sm, keys, 0, ceil_div(span_hi - first_tile, kWgTileKeys),
       [&](int tile) { return first_tile + static_cast<int64_t>(tile) * kWgTileKeys; }, [&](int) { return cta_end; },
       [](int) {},
@@ -259,8 +289,8 @@ __global__ void __launch_bounds__(kWgThreads, 1) score_keys_wgmma_kernel(ScorePa
 // (union_slots, -1 where the row did not keep the block). The block numbers and slots travel with the keys' copies,
 // so no tile waits for a global load of its own: tile i's copies bring tile i's 16 slots and the block number of
 // tile i + 2, the first tile whose keys are issued after tile i is published.
-template <int H, class Keys>
-__global__ void __launch_bounds__(kWgThreads, 1)
+template <int H, bool Wide, class Keys>
+__global__ void __launch_bounds__(WgShape<Wide>::kThreads, 1)
     token_scores_wgmma_kernel(const uint8_t* q, const float* w, const int32_t* row_lo, const int32_t* row_hi,
                               int rows, int source_per_tile, Keys keys, int cap, const int32_t* union_blocks,
                               const int32_t* union_slots, const int32_t* union_count, float* cand) {
@@ -284,11 +314,11 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     const int tile = threadIdx.x - kWgRows;
     sm.tile_ids[tile] = tile < tiles ? blocks[entry(tile)] : 0;
   }
-  wg_stage_queries<H>(sm, q, w, first, n_rows);
+  wg_stage_queries<H, Wide>(sm, q, w, first, n_rows);
   __syncthreads();
   const int64_t n_keys = keys.size(source);
   const auto block_of = [&](int tile) { return static_cast<int64_t>(sm.tile_ids[tile & 3]); };
-  wg_mainloop<H>(
+  wg_mainloop<H, Wide>(
       sm, keys, source, tiles, [&](int tile) { return block_of(tile) * kWgTileKeys; },
       [&](int tile) { return min64((block_of(tile) + 1) * kWgTileKeys, n_keys); },
       [&](int tile) {
@@ -317,6 +347,13 @@ inline bool wgmma_usable() {
 #endif
 }
 
+// Calls f with std::bool_constant<FlatTuning::wide_mainloop> (the wgmma mainloop's shape, WgShape).
+template <class F>
+void with_mainloop_shape(F&& f) {
+  if (flat_tuning().wide_mainloop) f(std::true_type{});
+  else f(std::false_type{});
+}
+
 // Scores rows [p.row_begin, p.row_end) in groups of p.group_rows against keys [p.key_begin, p.key_end): the wgmma
 // kernel for dense keys with 32 or 64 heads where usable, else the mma.sync kernel.
 template <int H, class Keys, class Out>
@@ -342,10 +379,14 @@ void launch_score_keys(const ScoreParams& p, const Keys& keys, const Out& out, c
   }
   if constexpr (std::is_same_v<Keys, DenseKeys> && (H == 32 || H == 64)) {
     if (p.group_rows == kWgRows && wgmma_usable()) {
-      allow_smem<score_keys_wgmma_kernel<H, Out>>(WgLayout<H>::kSmem);
-      score_keys_wgmma_kernel<H, Out>
-          <<<dim3(ceil_div(len, kWgKeysPerCta), groups), kWgThreads, WgLayout<H>::kSmem, stream>>>(p, keys, out);
-      HILO_CUDA_LAUNCHED("score_keys_wgmma_kernel");
+      with_mainloop_shape([&](auto wide) {
+        constexpr bool Wide = decltype(wide)::value;
+        allow_smem<score_keys_wgmma_kernel<H, Wide, Out>>(WgLayout<H>::kSmem);
+        score_keys_wgmma_kernel<H, Wide, Out>
+            <<<dim3(ceil_div(len, kWgKeysPerCta), groups), WgShape<Wide>::kThreads, WgLayout<H>::kSmem, stream>>>(
+                p, keys, out);
+        HILO_CUDA_LAUNCHED("score_keys_wgmma_kernel");
+      });
       return;
     }
   }
@@ -394,11 +435,14 @@ void launch_token_scores(const uint8_t* q, const float* w, const int32_t* lo, co
   if constexpr (H == 32 || H == 64) {
     if (block == kWgTileKeys && tile_rows == kWgRows && wgmma_usable()) {
       constexpr size_t smem = WgLayout<H>::kSmem;
-      allow_smem<token_scores_wgmma_kernel<H, Keys>>(smem);
       const int spread = std::max(1, std::min(16, (2 * multiprocessor_count() + tiles - 1) / std::max(tiles, 1)));
-      token_scores_wgmma_kernel<H, Keys><<<dim3(tiles, spread), kWgThreads, smem, stream>>>(
-          q, w, lo, hi, rows, per_tile_source ? 1 : 0, keys, cap, union_blocks, union_slots, union_count, cand);
-      HILO_CUDA_LAUNCHED("token_scores_wgmma_kernel");
+      with_mainloop_shape([&](auto wide) {
+        constexpr bool Wide = decltype(wide)::value;
+        allow_smem<token_scores_wgmma_kernel<H, Wide, Keys>>(smem);
+        token_scores_wgmma_kernel<H, Wide, Keys><<<dim3(tiles, spread), WgShape<Wide>::kThreads, smem, stream>>>(
+            q, w, lo, hi, rows, per_tile_source ? 1 : 0, keys, cap, union_blocks, union_slots, union_count, cand);
+        HILO_CUDA_LAUNCHED("token_scores_wgmma_kernel");
+      });
       return;
     }
   }
