@@ -200,18 +200,12 @@ TEST_F(HisaCuda, TopkShortRowsEqualCpu) { expect_short_rows_like_cpu({5000, 5001
 // in the short-row one.
 TEST_F(HisaCuda, TopkTinyRowsEqualCpu) { expect_short_rows_like_cpu({301, 700, 1024}); }
 
-// Selects the scoring kernel for dense keys for a scope: wgmma (sm_90a) or mma.sync.
-struct ScoreKernel {
-  bool saved = hisa::cuda_detail::flat_tuning().wgmma;
-  explicit ScoreKernel(bool wgmma) { hisa::cuda_detail::flat_tuning().wgmma = wgmma; }
-  ~ScoreKernel() { hisa::cuda_detail::flat_tuning().wgmma = saved; }
-};
-
-// Selects HISA's tile-union kernel for a scope: the pair sort (FlatTuning::pair_union) or the first kernel.
-struct UnionKernel {
-  bool saved = hisa::cuda_detail::flat_tuning().pair_union;
-  explicit UnionKernel(bool pairs) { hisa::cuda_detail::flat_tuning().pair_union = pairs; }
-  ~UnionKernel() { hisa::cuda_detail::flat_tuning().pair_union = saved; }
+// Sets one on/off switch of FlatTuning or TopkTuning for a scope, e.g. TuningSwitch kernel(flat_tuning().wgmma, false).
+struct TuningSwitch {
+  bool& flag;
+  bool saved;
+  TuningSwitch(bool& f, bool on) : flag(f), saved(f) { flag = on; }
+  ~TuningSwitch() { flag = saved; }
 };
 
 // Shrinks the flat indexer's buffers so small inputs take the chunked, multi-block path.
@@ -289,15 +283,8 @@ TEST_F(HisaCuda, PooledKeysEqualCpuBitForBit) {
   }
 }
 
-// The wgmma mainloop's wide shape (FlatTuning::wide_mainloop) for a scope.
-struct WideMainloop {
-  bool saved = hisa::cuda_detail::flat_tuning().wide_mainloop;
-  explicit WideMainloop(bool wide) { hisa::cuda_detail::flat_tuning().wide_mainloop = wide; }
-  ~WideMainloop() { hisa::cuda_detail::flat_tuning().wide_mainloop = saved; }
-};
-
-// Both scoring kernels (wgmma in both shapes), 64 and 32 heads, ragged sequences, a last group of one row, some
-// negative key scales.
+// Both scoring kernels (wgmma in both shapes: FlatTuning::wide_mainloop), 64 and 32 heads, ragged sequences, a last
+// group of one row, some negative key scales.
 TEST_F(HisaCuda, RaggedPrefillMatchesCpuUpToTies) {
   std::mt19937_64 gen(test::fresh_seed());
   for (int H : {64, 32}) {
@@ -310,8 +297,8 @@ TEST_F(HisaCuda, RaggedPrefillMatchesCpuUpToTies) {
     opt.blocks_kept = 8;
     const Outputs cpu = run_cpu(p, opt);
     for (const auto& [wgmma, wide] : {std::pair{true, false}, std::pair{true, true}, std::pair{false, false}}) {
-      ScoreKernel kernel(wgmma);
-      WideMainloop shape(wide);
+      const TuningSwitch kernel(hisa::cuda_detail::flat_tuning().wgmma, wgmma);
+      const TuningSwitch shape(hisa::cuda_detail::flat_tuning().wide_mainloop, wide);
       const Outputs gpu = run_gpu(p, opt);
       int64_t ties = 0;
       EXPECT_EQ(compare_prefill(p, gpu.flat, cpu.flat, ties), 0) << "H " << H << " wgmma " << wgmma << " wide " << wide;
@@ -333,7 +320,7 @@ TEST_F(HisaCuda, GeneratedPrefillMatchesCpuUpToTies) {
   for (const auto& [sorted, wide] : {std::pair{false, false}, std::pair{true, false}, std::pair{false, true}}) {
     hisa::HisaOptions opt;
     opt.sorted = sorted;
-    WideMainloop shape(wide);
+    const TuningSwitch shape(hisa::cuda_detail::flat_tuning().wide_mainloop, wide);
     const Outputs gpu = run_gpu(p, opt), cpu = run_cpu(p, opt);
     int64_t ties = 0;
     EXPECT_EQ(compare_prefill(p, gpu.flat, cpu.flat, ties), 0);
@@ -353,7 +340,7 @@ TEST_F(HisaCuda, IdentitiesHoldExactly) {
   opt.blocks_kept = 17;
   Outputs o;
   {
-    ScoreKernel kernel(false);
+    const TuningSwitch kernel(hisa::cuda_detail::flat_tuning().wgmma, false);
     o = run_gpu(few, opt);
     EXPECT_TRUE(test::same_rows(o.flat, o.hisa_idx));
   }
@@ -629,9 +616,9 @@ TEST_F(HisaCuda, UncheckedDecodeCapturesInACudaGraph) {
 }
 
 // The pair-sort tile union (FlatTuning::pair_union) builds the same unions and slots as the first kernel, so HISA's
-// output is the same bytes: prefill with tiles of 16 rows (ragged sequences, several tiles per sequence boundary; blocks
-// of 64 on the mma.sync token kernel, 128 on the wgmma one) and decode with
-// next_n 3 (tiles of 3 rows) and next_n 1 (the shared single-row copy).
+// output is the same bytes: prefill with tiles of 16 rows (ragged sequences, several tiles per sequence boundary;
+// blocks of 64 on the mma.sync token kernel, 128 on the wgmma one) and decode with next_n 3 (tiles of 3 rows) and
+// next_n 1 (the shared single-row copy).
 TEST_F(HisaCuda, PairSortUnionGivesTheSameBits) {
   std::mt19937_64 gen(test::fresh_seed());
   hisa::HisaOptions opt;
@@ -640,7 +627,7 @@ TEST_F(HisaCuda, PairSortUnionGivesTheSameBits) {
   opt.blocks_kept = 16;
   const test::Prefill p = test::random_prefill(gen, DType::F8_E4M3, 64, 128, 3, 3000, 9000, 40);
   const auto prefill = [&](bool pairs) {
-    const UnionKernel kernel(pairs);
+    const TuningSwitch kernel(hisa::cuda_detail::flat_tuning().pair_union, pairs);
     return run_gpu(p, opt).hisa_idx;
   };
   const Tensor want = prefill(false), got = prefill(true);
@@ -656,7 +643,7 @@ TEST_F(HisaCuda, PairSortUnionGivesTheSameBits) {
     DeviceTensor q(d.q), w(d.w), cache(d.kv_cache), table(d.block_table), lens(d.context_lens);
     const int max_blocks = static_cast<int>((d.block_table.shape()[1] * hisa::kPageSize + opt.block - 1) / opt.block);
     const auto decode = [&](bool pairs) {
-      const UnionKernel kernel(pairs);
+      const TuningSwitch kernel(hisa::cuda_detail::flat_tuning().pair_union, pairs);
       DeviceTensor idx(DType::I32, {batch * next_n, opt.topk});
       hisa::cuda::PooledKeyCache pooled(0, batch, max_blocks, opt.block);
       idx.poison();
@@ -680,11 +667,8 @@ TEST_F(HisaCuda, TinyRowBlockTopkGivesTheSameBits) {
   for (int len : {20000, 50000}) {
     const test::Prefill p = test::random_prefill(gen, DType::F8_E4M3, 64, 128, 1, len, len, 30);
     const auto prefill = [&](bool tiny) {
-      const auto saved = hisa::cuda_detail::topk_tuning();
-      hisa::cuda_detail::topk_tuning().tiny_rows = tiny;
-      Tensor idx = std::move(run_gpu(p, opt).hisa_idx);
-      hisa::cuda_detail::topk_tuning() = saved;
-      return idx;
+      const TuningSwitch kernel(hisa::cuda_detail::topk_tuning().tiny_rows, tiny);
+      return run_gpu(p, opt).hisa_idx;
     };
     const Tensor want = prefill(false), got = prefill(true);
     EXPECT_EQ(std::memcmp(got.view().data(), want.view().data(), want.nbytes()), 0) << "context " << len;

@@ -15,11 +15,14 @@ mkdir -p "$OUT"
 base=/tmp/hilo-base
 case "${1:-run}" in
   build)
+    [ -f build-base/base.tar ] ||
+      { echo "hisa_ab.sh: build-base/base.tar is missing (git archive <rev> -o build-base/base.tar, then carry it)"; exit 1; }
     rm -rf "$base" && mkdir -p "$base" && tar -xf build-base/base.tar -C "$base" && ln -s "$PWD/.device-deps" "$base/.device-deps"
     (cd "$base" && OUT=$base/out scripts/device/build_targets.sh bench_hisa_cuda > "$base/build.txt" 2>&1
      echo $? > "$base/build.rc") &
     ;;
   run)
+    [ -d "$base" ] || { echo "hisa_ab.sh: no base build started (run 'scripts/device/hisa_ab.sh build' first)"; exit 1; }
     while [ ! -f "$base/build.rc" ]; do sleep 2; done
     [ "$(cat "$base/build.rc")" = 0 ] || { echo "base build failed"; cat "$base/build.txt"; exit 1; }
     read -r -a args <<< "${AB_ARGS:---parts prefill --hisa-only --contexts 16384,65536,131072 --causal 16384,65536 --repeat 5}"

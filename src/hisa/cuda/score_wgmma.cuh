@@ -120,8 +120,8 @@ struct WgSmem {
   uint8_t* keys;
   float* w;
   int64_t* rows;       // [16][3]
-  int32_t* tile_rows;  // [2][16]: per tile (ring of 2), a front end's value per row
-  int32_t* tile_ids;   // [4]: per tile (ring of 4), a front end's value
+  int32_t* tile_row_data;  // [2][16]: per tile (ring of 2), a front end's value per row
+  int32_t* tile_data;      // [4]: per tile (ring of 4), a front end's value
   __device__ explicit WgSmem(uint8_t* raw) {
     // Offsetting the shared array (not casting through an integer) keeps the compiler's knowledge that these are
     // shared-memory addresses (LDS, not generic loads).
@@ -130,8 +130,8 @@ struct WgSmem {
     keys = base + WgLayout<H>::kKeys;
     w = reinterpret_cast<float*>(base + WgLayout<H>::kWeights);
     rows = reinterpret_cast<int64_t*>(base + WgLayout<H>::kRows);
-    tile_rows = reinterpret_cast<int32_t*>(base + WgLayout<H>::kTileData);
-    tile_ids = tile_rows + 2 * kWgRows;
+    tile_row_data = reinterpret_cast<int32_t*>(base + WgLayout<H>::kTileData);
+    tile_data = tile_row_data + 2 * kWgRows;
   }
 };
 
@@ -312,24 +312,24 @@ __global__ void __launch_bounds__(WgShape<Wide>::kThreads, 1)
     sm.rows[3 * r + 1] = r < n_rows ? row_hi[first + r] : 0;
   } else if (threadIdx.x < kWgRows + 2) {  // the block numbers of tiles 0 and 1 (later ones come with the copies)
     const int tile = threadIdx.x - kWgRows;
-    sm.tile_ids[tile] = tile < tiles ? blocks[entry(tile)] : 0;
+    sm.tile_data[tile] = tile < tiles ? blocks[entry(tile)] : 0;
   }
   wg_stage_queries<H, Wide>(sm, q, w, first, n_rows);
   __syncthreads();
   const int64_t n_keys = keys.size(source);
-  const auto block_of = [&](int tile) { return static_cast<int64_t>(sm.tile_ids[tile & 3]); };
+  const auto block_of = [&](int tile) { return static_cast<int64_t>(sm.tile_data[tile & 3]); };
   wg_mainloop<H, Wide>(
       sm, keys, source, tiles, [&](int tile) { return block_of(tile) * kWgTileKeys; },
       [&](int tile) { return min64((block_of(tile) + 1) * kWgTileKeys, n_keys); },
       [&](int tile) {
         if (threadIdx.x < kWgRows / 4)
-          cp_async16(smem_u32(sm.tile_rows + (tile & 1) * kWgRows + 4 * threadIdx.x),
+          cp_async16(smem_u32(sm.tile_row_data + (tile & 1) * kWgRows + 4 * threadIdx.x),
                      slots + entry(tile) * kWgRows + 4 * threadIdx.x, 16);
         else if (threadIdx.x == kWgRows / 4 && tile + 2 < tiles)
-          cp_async4(smem_u32(sm.tile_ids + ((tile + 2) & 3)), blocks + entry(tile + 2), 4);
+          cp_async4(smem_u32(sm.tile_data + ((tile + 2) & 3)), blocks + entry(tile + 2), 4);
       },
       [&](int tile, int row, int offset, float v) {
-        const int slot = sm.tile_rows[(tile & 1) * kWgRows + row];
+        const int slot = sm.tile_row_data[(tile & 1) * kWgRows + row];
         const int64_t key = block_of(tile) * kWgTileKeys + offset;
         if (slot >= 0 && key >= sm.rows[3 * row] && key < sm.rows[3 * row + 1])
           cand[((first + row) * static_cast<int64_t>(cap) + slot) * kWgTileKeys + offset] = v;
