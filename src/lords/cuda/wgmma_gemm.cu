@@ -5,9 +5,7 @@
 // cp.async into a ring of its own; an mbarrier per slot says it has landed, another that both warpgroups are done with
 // it (no CTA barrier in the main loop). Each consumer warp decodes its tile one 16-column step ahead of its
 // warpgroup's wgmma, from codes (and block-wise scales) prefetched two chunks ahead in registers, while the two
-// previous steps' wgmmas may still run, also across chunks. LoRDS' scale tile S = B A comes either from the
-// producer warpgroup's other three warps, which compute it into shared memory a 64-column half chunk ahead
-// (wg_shared_scales), or from a per-step mma.sync in each consumer warp (the A^T ring).
+// previous steps' wgmmas may still run, also across chunks.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -48,33 +46,18 @@ constexpr int kThreads = kConsumers + 128;
 // CTAs per SM: two for block-wise at 64 activation rows (few registers; 96 KB of shared memory), so that small grids
 // can split k over twice the slots; else one.
 constexpr int wg_ctas_per_sm(int rp, int bn) { return rp == 0 && bn == 64 ? 2 : 1; }
-// LoRDS: whether the producer warpgroup's warps 1-3 compute the scale tile S = B A into shared memory (f32, in the
-// consumers' fragment order) instead of each consumer warp per step. Three warps of mma.sync must keep up with the
-// two consumer warpgroups' wgmmas: per 64-column half chunk the busiest takes 3 row tiles x 4 steps x 2 x RP
-// m16n8k16 against the consumers' 128 x BN x 64 multiply-adds. Ranks up to 32 from 128 activation rows; rank 64 at
-// 256 rows ran 2.1x slower than the consumers' own mma (H100, 2026-12-06), and rank 128 runs 128 rows (the S ring
-// would not fit beside its x slots anyway).
-constexpr bool wg_shared_scales(int rp, int bn) { return (rp == 1 || rp == 2) && bn >= 128; }
 // Registers per thread after setmaxnreg: the producer's and the consumers'. One CTA per SM launches at 168 (65536 /
-// 384, rounded to 8), and setmaxnreg only moves registers within the CTA's 384 x 168: 128 x 40 + 256 x 232. Where
-// the producer warpgroup computes S, its B factors (3 row tiles x 4 RP) and two half chunks of A^T fragments (32 RP)
-// need up to 112, and the consumers, who then hold neither, get 192 (P + 2 C <= 504; their code uses 180 in the
-// SASS). Two launch at 80: 128 x 24 + 256 x 104 <= 384 x 80. The consumers' increase is served from what the
-// producer gives back, so the launch count must be the bound's maximum (ptxas pins it there in kernels with
-// setmaxnreg: `-Xptxas -v` reports 168 / 80 for every variant); with fewer, or consumers asking for more than the
-// producer freed, setmaxnreg.inc waits forever (the first cut of the S producer asked 80 + 2 x 216 > 504 and hung).
-constexpr int wg_producer_regs(int ctas, bool shared_scales) { return ctas == 2 ? 24 : shared_scales ? 112 : 40; }
-constexpr int wg_consumer_regs(int ctas, bool shared_scales) {
-  return ctas == 2 ? 104 : (384 * 168 - 128 * wg_producer_regs(ctas, shared_scales)) / 256 / 8 * 8;
-}
-static_assert(wg_consumer_regs(1, false) == 232 && wg_consumer_regs(1, true) == 192);
-static_assert(128 * wg_producer_regs(2, false) + 256 * wg_consumer_regs(2, false) <= 384 * 80);
+// 384, rounded to 8): 128 x 40 + 256 x 232 = 384 x 168. Two launch at 80: 128 x 24 + 256 x 104 <= 384 x 80. The
+// consumers' increase is served from what the producer gives back, so the launch count must be the bound's maximum
+// (ptxas pins it there in kernels with setmaxnreg: `-Xptxas -v` reports 168 / 80 for every variant); with fewer,
+// setmaxnreg.inc would wait forever.
+constexpr int wg_producer_regs(int ctas) { return ctas == 1 ? 40 : 24; }
+constexpr int wg_consumer_regs(int ctas) { return ctas == 1 ? 232 : 104; }
 constexpr int kCtaRows = kGemmRowTiles * kTileRows;
 constexpr int kMaxSmem = 227 * 1024;  // an H100's / H200's limit per CTA
 
 // Shared memory: the pair table; a ring of x slots (BN activation rows x 128 columns, swizzled); for LoRDS a ring of
-// kASlots A^T slots (128 columns x the padded rank) or, where the producer computes S (wg_shared_scales), a ring of
-// two S halves (128 rows x 64 columns, f32); two mbarriers per slot. Block-wise scales travel in registers.
+// kASlots A^T slots (128 columns x the padded rank); two mbarriers per slot. Block-wise scales travel in registers.
 // Two A^T slots are enough: the producer stages A^T of chunk c + 1 right after x of chunk c, into the slot of chunk
 // c - 1, which the consumers release at that chunk's step 6, before they release chunk c - 1's x (the producer's
 // next wait, at chunk c's step 1).
@@ -83,13 +66,9 @@ constexpr int wg_x_bytes(int bn) { return bn * 2 * kTileCols; }
 constexpr int wg_a_stride(int rp) { return 16 * rp + 8; }  // bf16 per A^T row (padded: conflict-free ldmatrix)
 constexpr int wg_a_bytes(int rp) { return rp > 0 ? 2 * kTileCols * wg_a_stride(rp) : 0; }
 constexpr int wg_lut_bytes(int bits) { return 4 * (1 << (2 * bits)) * 32; }
-// One S half: [8 row tiles][4 steps][2 eight-column halves n][32 lanes] float4, each float4 a lane's scale_mma output.
-constexpr int kSHalfBytes = kGemmRowTiles * 4 * 2 * 32 * 16;
 constexpr int wg_smem_bytes(int bits, int rp, int bn, int slots) {
-  const bool shared_scales = rp > 0 && wg_shared_scales(rp, bn);
-  const int a_slots = rp > 0 && !shared_scales ? kASlots : 0, s_halves = shared_scales ? 2 : 0;
-  return wg_lut_bytes(bits) + slots * wg_x_bytes(bn) + a_slots * wg_a_bytes(rp) + s_halves * kSHalfBytes +
-         16 * (slots + a_slots + s_halves);
+  const int a_slots = rp > 0 ? kASlots : 0;
+  return wg_lut_bytes(bits) + slots * wg_x_bytes(bn) + a_slots * wg_a_bytes(rp) + 16 * (slots + a_slots);
 }
 // Whether two x slots fit: not 256 activation rows at rank 128 (launch_fitting halves them there).
 constexpr bool wg_fits(int bits, int rp, int bn) { return wg_smem_bytes(bits, rp, bn, 2) <= kMaxSmem; }
@@ -97,10 +76,7 @@ constexpr bool wg_fits(int bits, int rp, int bn) { return wg_smem_bytes(bits, rp
 template <int Bits, int RP, int BN>
 struct WgShape {
   static constexpr bool kLords = RP > 0;
-  static constexpr bool kSharedScales = kLords && wg_shared_scales(RP, BN);
   static constexpr int kCtas = wg_ctas_per_sm(RP, BN);
-  static constexpr int kProducerRegs = wg_producer_regs(kCtas, kSharedScales);
-  static constexpr int kConsumerRegs = wg_consumer_regs(kCtas, kSharedScales);
   static constexpr int kWords = 2 * Bits, kTileBytes = 256 * Bits;
   static constexpr int kLutBytes = wg_lut_bytes(Bits);
   static constexpr int kHalfBytes = BN * 128;  // 64 columns of the chunk for all BN rows (one TMA box, swizzled)
@@ -112,8 +88,7 @@ struct WgShape {
   static constexpr int kSlots = wg_smem_bytes(Bits, RP, BN, 4) <= kMaxSmem   ? 4
                                 : wg_smem_bytes(Bits, RP, BN, 3) <= kMaxSmem ? 3
                                                                              : 2;
-  static constexpr int kASlotsUsed = kLords && !kSharedScales ? kASlots : 0;
-  static constexpr int kSHalves = kSharedScales ? 2 : 0;
+  static constexpr int kASlotsUsed = kLords ? kASlots : 0;
   static constexpr int kSmem = wg_smem_bytes(Bits, RP, BN, kSlots);
   static constexpr int kOutStride = kCtaRows + 8;  // bf16 per staged output row (the epilogue, over the x ring)
   static_assert(BN * kOutStride * 2 <= 2 * kXBytes);
@@ -136,72 +111,6 @@ __device__ __forceinline__ uint32_t chunk_scales(const MmaArgs& g, int c, int t,
   return block_of(g, c * kTileCols) + t < g.scale_blocks ? lo | hi << 16 : 0;
 }
 
-// LoRDS, warp p (0..2) of the producer warpgroup's warps 1-3: S = B A of every 64-column half of chunks c0 .. c1 - 1
-// for row tiles p, p + 3, p + 6 of the CTA's 8, into the ring of two halves (half h of every chunk in slot h, at
-// s_ring), as [tile][step][n][lane] float4: exactly the fragment scale_mma gives that lane, so the consumers get the
-// same f32 scales, hence the same weights, as from their own mma. A^T's fragments come straight from global memory
-// (L2: the chunk's 128 x rank_pad bf16 are read by every CTA). s_full(h) completes when all 96 lanes have stored
-// their part; s_empty(h) when the 8 consumer warps have read it.
-template <int RP, class Full, class Empty>
-__device__ __forceinline__ void produce_scales(const MmaArgs& g, const uint16_t* a_t, int row_cta, int c0, int c1,
-                                               int p, int lane, float4* s_ring, Full s_full, Empty s_empty) {
-  constexpr int kRankPad = 16 * RP, kMine = (kGemmRowTiles + 2) / 3;  // row tiles per warp: 3, 3, 2
-  const int gq = lane / 4, t = lane % 4;
-  uint32_t bfac[kMine][RP][4];
-#pragma unroll
-  for (int k = 0; k < kMine; ++k) {
-    const int tile = min(p + 3 * k, kGemmRowTiles - 1), mt = row_cta * kGemmRowTiles + tile;
-    load_b_factors<RP>(g.b, static_cast<int64_t>(mt < g.row_tiles ? mt : 0) * kTileRows, kRankPad, lane, bfac[k]);
-  }
-  // A^T's fragments of a half chunk's 4 steps: the B operand of the scale mma for columns 16 s4 .. + 15 of the
-  // half (n: which 8), ranks 16 j + 2t (+ 8). Loaded a whole half ahead: a load per step, waited for at once, left
-  // the warps latency-bound at twice the consumers' time per chunk (2026-12-06).
-  using HalfFrags = uint32_t[4][2][RP][2];
-  const auto load_half = [&](int c, int h, HalfFrags& f) {
-#pragma unroll
-    for (int s4 = 0; s4 < 4; ++s4)
-#pragma unroll
-      for (int n = 0; n < 2; ++n) {
-        const int col = c * kTileCols + 64 * h + 16 * s4 + 8 * n + gq;
-        const uint16_t* src = a_t + static_cast<int64_t>(col) * kRankPad + 2 * t;
-#pragma unroll
-        for (int j = 0; j < RP; ++j) {
-          f[s4][n][j][0] = __ldg(reinterpret_cast<const uint32_t*>(src + 16 * j));
-          f[s4][n][j][1] = __ldg(reinterpret_cast<const uint32_t*>(src + 16 * j + 8));
-        }
-      }
-  };
-  HalfFrags cur;
-  load_half(c0, 0, cur);
-  for (int c = c0; c < c1; ++c)
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      HalfFrags next;
-      if (h == 0 || c + 1 < c1) load_half(h == 0 ? c : c + 1, h ^ 1, next);
-      if (c > c0) mbar_wait(s_empty(h), (c - c0 - 1) & 1);
-      float4* half = s_ring + h * (kSHalfBytes / 16) + lane;
-#pragma unroll
-      for (int s4 = 0; s4 < 4; ++s4)
-#pragma unroll
-        for (int k = 0; k < kMine; ++k) {
-          const int tile = p + 3 * k;
-          if (tile >= kGemmRowTiles) break;
-          float sc[2][4];
-          scale_mma<RP>(bfac[k], cur[s4], sc);
-#pragma unroll
-          for (int n = 0; n < 2; ++n)
-            half[((tile * 4 + s4) * 2 + n) * 32] = make_float4(sc[n][0], sc[n][1], sc[n][2], sc[n][3]);
-        }
-      mbar_arrive(s_full(h));  // (release: this lane's stores)
-#pragma unroll
-      for (int s4 = 0; s4 < 4; ++s4)
-#pragma unroll
-        for (int n = 0; n < 2; ++n)
-#pragma unroll
-          for (int j = 0; j < RP; ++j) cur[s4][n][j][0] = next[s4][n][j][0], cur[s4][n][j][1] = next[s4][n][j][1];
-    }
-}
-
 template <int Bits, int RP, int BN>
 __global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(RP, BN))
     wgmma_gemm_kernel(MmaArgs g, GemmExtras ex, int tiles_per_split, float* partial,
@@ -210,17 +119,14 @@ __global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(RP, BN))
   using S = WgShape<Bits, RP, BN>;
   extern __shared__ __align__(1024) unsigned char smem[];
   uint32_t* lut = reinterpret_cast<uint32_t*>(smem);  // [pairs][32]
-  unsigned char* ring = smem + S::kLutBytes;  // [kSlots] x slots, then [kASlotsUsed] A^T slots or [kSHalves] S halves
-  float4* s_ring = reinterpret_cast<float4*>(ring + S::kSlots * S::kXBytes);
+  unsigned char* ring = smem + S::kLutBytes;          // [kSlots] x slots, then [kASlotsUsed] A^T slots
   const uint32_t ring_u32 = smem_u32(ring), a_ring = ring_u32 + S::kSlots * S::kXBytes;
-  const uint32_t bars = a_ring + S::kASlotsUsed * S::kABytes + S::kSHalves * kSHalfBytes;
+  const uint32_t bars = a_ring + S::kASlotsUsed * S::kABytes;
   // Per x slot: full (the chunk's x landed), empty (both warpgroups are done with it); likewise per A^T slot.
   const auto full = [&](int slot) { return bars + 8 * slot; };
   const auto empty = [&](int slot) { return bars + 8 * (S::kSlots + slot); };
   const auto a_full = [&](int slot) { return bars + 16 * S::kSlots + 8 * slot; };
   const auto a_empty = [&](int slot) { return bars + 16 * S::kSlots + 8 * (kASlots + slot); };
-  const auto s_full = [&](int h) { return bars + 16 * S::kSlots + 8 * h; };  // (S halves and A^T slots: one or the other)
-  const auto s_empty = [&](int h) { return bars + 16 * S::kSlots + 8 * (2 + h); };
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, gq = lane / 4, t = lane % 4;
   // The CTA's output tile: blockIdx.x runs over row tiles (128 weight rows) fastest, then batch tiles (BN activation
   // rows); blockIdx.y is the split (k range). (Grouping row tiles into waves, so that a wave reads fewer codes from
@@ -242,10 +148,6 @@ __global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(RP, BN))
       mbar_init(a_full(s), 32);
       mbar_init(a_empty(s), kGemmRowTiles);
     }
-    for (int h = 0; h < S::kSHalves; ++h) {
-      mbar_init(s_full(h), 3 * 32);
-      mbar_init(s_empty(h), kGemmRowTiles);
-    }
     mbar_init_fence();
   }
 
@@ -256,8 +158,7 @@ __global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(RP, BN))
   constexpr int PD = S::kDepth;
   uint32_t code_ring[PD][S::kWords];       // slot d holds chunk c0 + d + k PD
   uint32_t scale_lo[PD], scale_hi[PD];     // block-wise: the chunk's scales (load_chunk_scales)
-  constexpr bool kOwnScales = S::kLords && !S::kSharedScales;  // LoRDS with the scale mma in each consumer warp
-  uint32_t bfac[kOwnScales ? RP : 1][4];  // then the warp's rows of B
+  uint32_t bfac[S::kLords ? RP : 1][4];    // LoRDS: the warp's rows of B
   if (warp < kGemmRowTiles) {
 #pragma unroll
     for (int d = 0; d < PD; ++d) {
@@ -269,20 +170,16 @@ __global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(RP, BN))
         if constexpr (!S::kLords) load_chunk_scales(g, mtc, c0 + d, gq, t, scale_lo[d], scale_hi[d]);
       }
     }
-    if constexpr (kOwnScales) load_b_factors<RP>(g.b, static_cast<int64_t>(mtc) * kTileRows, 16 * RP, lane, bfac);
+    if constexpr (S::kLords) load_b_factors<RP>(g.b, static_cast<int64_t>(mtc) * kTileRows, 16 * RP, lane, bfac);
   }
   fill_bf16_pair_table<Bits>(lut, g.pairs, kThreads);
   __syncthreads();  // the table and the barriers are ready (one barrier for all warps: the producer's too)
 
   if (warp >= kGemmRowTiles) {  // the producer: chunk c into its slots once their last chunks are consumed
-    setmaxnreg_dec<S::kProducerRegs>();
-    if (warp > kGemmRowTiles) {
-      if constexpr (S::kSharedScales)
-        produce_scales<RP>(g, ex.a_t, row_cta, c0, c1, warp - kGemmRowTiles - 1, lane, s_ring, s_full, s_empty);
-      return;
-    }
+    setmaxnreg_dec<wg_producer_regs(S::kCtas)>();
+    if (warp > kGemmRowTiles) return;
     const auto stage_a_t = [&](int c) {  // LoRDS: A^T of chunk c, by the 32 lanes (block-wise: nothing)
-      if constexpr (kOwnScales) {
+      if constexpr (S::kLords) {
         const int i = c - c0;
         if (i >= kASlots) mbar_wait(a_empty(i % kASlots), (i / kASlots - 1) & 1);
         stage_chunk_a_t<16 * RP, wg_a_stride(RP), 32>(ex.a_t, c, a_ptr_of(c), lane);
@@ -306,7 +203,7 @@ __global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(RP, BN))
     return;
   }
 
-  setmaxnreg_inc<S::kConsumerRegs>();
+  setmaxnreg_inc<wg_consumer_regs(S::kCtas)>();
   float acc[BN / 2];
 #pragma unroll
   for (int i = 0; i < BN / 2; ++i) acc[i] = 0.0f;
@@ -329,12 +226,7 @@ __global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(RP, BN))
       const auto decode = [&](int s, uint32_t (&w)[4]) {
         uint32_t pair[4];
         lookup_pairs<Bits>(code_ring[d], s, lut_lane, pair);
-        if constexpr (S::kSharedScales) {  // half s / 4 of the chunk is in slot s / 4
-          const float4* sp = s_ring + (s / 4) * (kSHalfBytes / 16) + (warp * 4 + s % 4) * 64 + lane;
-          const float4 v0 = sp[0], v1 = sp[32];
-          const float sc[2][4] = {{v0.x, v0.y, v0.z, v0.w}, {v1.x, v1.y, v1.z, v1.w}};
-          lords_weights(pair, sc, w);
-        } else if constexpr (S::kLords) {
+        if constexpr (S::kLords) {
           uint32_t afr[2][RP][2];
           float sc[2][4];
           load_a_t_frags<RP, wg_a_stride(RP)>(a_t, s, lane, afr);
@@ -344,8 +236,7 @@ __global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(RP, BN))
           blockwise_weights(pair, __shfl_sync(0xffffffffu, chunk_sc, 4 * gq + (step_blocks >> (2 * s) & 3)), w);
         }
       };
-      if constexpr (kOwnScales) mbar_wait(a_full(i % kASlots), (i / kASlots) & 1);
-      if constexpr (S::kSharedScales) mbar_wait(s_full(0), i & 1);
+      if constexpr (S::kLords) mbar_wait(a_full(i % kASlots), (i / kASlots) & 1);
       decode(0, a[0]);  // a[0]: step 4 of the previous chunk, complete (at most steps 5-7 are in flight)
 #pragma unroll
       for (int s = 0; s < kSteps; ++s) {
@@ -356,20 +247,13 @@ __global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(RP, BN))
           wgmma_wait<2>();  // steps s - 2 and older are done: a[(s + 1) % 4] is free
           // After step 1: every wgmma of the previous chunk has completed.
           if (s == 1 && i > 0 && lane == 0) mbar_arrive(empty((i - 1) % S::kSlots));
-          if constexpr (S::kSharedScales)
-            if (s == 3) mbar_wait(s_full(1), i & 1);
           decode(s + 1, a[(s + 1) % 4]);
-          // A^T (or an S half) is done with after its last decode (__syncwarp: every lane's reads come before lane
-          // 0's release).
-          if constexpr (kOwnScales)
+          // A^T is done with after the last decode (__syncwarp: every lane's ldmatrix reads come before lane 0's
+          // release).
+          if constexpr (S::kLords)
             if (s == 6) {
               __syncwarp();
               if (lane == 0) mbar_arrive(a_empty(i % kASlots));
-            }
-          if constexpr (S::kSharedScales)
-            if (s == 2 || s == 6) {
-              __syncwarp();
-              if (lane == 0) mbar_arrive(s_empty(s / 4));
             }
         }
       }
