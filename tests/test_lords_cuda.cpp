@@ -170,6 +170,10 @@ TEST(LordsCuda, BothBatchGemmsMatchTheOracle) {
     check_case({Method::Blockwise, CodebookKind::INT, 2, 32, 1040, 384, 0, 1.0f, batches}, gen);
     for (auto method : {Method::Blockwise, Method::Lords})  // 1216 columns: 9.5 chunks of 128
       check_case({method, CodebookKind::NF, 4, 64, 200, 1216, 0, 1.0f, {40, 300}}, gen);
+    // LoRDS at rank 64 (49 padded) and 32 (20 padded) from 128 and 256 activation rows per CTA, over 12.5 row tiles
+    // (a CTA's last tiles past the rows).
+    check_case({Method::Lords, CodebookKind::NF, 4, 64, 200, 1216, 49, 1.0f, {130, 300}}, gen);
+    check_case({Method::Lords, CodebookKind::INT, 3, 64, 200, 640, 20, 1.0f, {100, 257}}, gen);
   }
 }
 

@@ -2,8 +2,8 @@
 # On the GPU machine: build the tests and the HISA GPU benchmark (carried deps, see build_and_test.sh), run the
 # HISA GPU tests, compute-sanitizer memcheck and racecheck on them, then the benchmark. Logs and JSON go to $OUT.
 # Usage (device tool, carry [".device-deps"]): scripts/device/hisa_gpu.sh [quick|full]
-# (SANITIZERS="" skips compute-sanitizer, MEMCHECK_FILTER / RACECHECK_FILTER pick its tests; quick benchmarks fewer
-# shapes; BENCH_ARGS picks the benchmark's arguments).
+# (SANITIZERS="" skips compute-sanitizer, MEMCHECK_FILTER / RACECHECK_FILTER pick its tests, SANITIZER_TIMEOUT caps
+# each tool's run in seconds (420); quick benchmarks fewer shapes; BENCH_ARGS picks the benchmark's arguments).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/hilo-out}
@@ -18,7 +18,7 @@ for tool in ${SANITIZERS-memcheck racecheck}; do
   filter=${MEMCHECK_FILTER:-'HisaCuda.IdentitiesHoldExactly:HisaCuda.PairSortUnionGivesTheSameBits:HisaCuda.TopkRowsWithCrowdedBinsEqualCpu:HisaCuda.TopkShortRowsEqualCpu:HisaCuda.TopkTinyRowsEqualCpu:HisaCuda.DecodeMatchesCpuAndPooledCacheIsExact:HisaCuda.UncheckedDecodeIsolatesBadRequests:HisaCuda.BadInputGetsTheCpuMessages'}
   [ "$tool" = racecheck ] &&
     filter=${RACECHECK_FILTER:-'HisaCuda.IdentitiesHoldExactly:HisaCuda.PairSortUnionGivesTheSameBits:HisaCuda.TopkShortRowsEqualCpu:HisaCuda.TopkTinyRowsEqualCpu:HisaCuda.DecodeMatchesCpuAndPooledCacheIsExact'}
-  timeout 420 compute-sanitizer --tool $tool --error-exitcode 9 build-device/tests/hilo_tests --gtest_filter="$filter" \
+  timeout "${SANITIZER_TIMEOUT:-420}" compute-sanitizer --tool $tool --error-exitcode 9 build-device/tests/hilo_tests --gtest_filter="$filter" \
     > "$OUT/$tool.log" 2>&1
   echo "$tool rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/$tool.log" | tail -1)"
 done
