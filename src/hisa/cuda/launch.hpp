@@ -93,7 +93,7 @@ struct TopkTuning {
   // Rows split into segments of this length, per-segment winners then a merge (0: never split; -1: automatic).
   int64_t segment = -1;
   // CTAs per row (a thread-block cluster) for rows that are not split: 1..8, or -1: automatic. The automatic
-  // choice of both: automatic_topk_split in topk_select.cuh.
+  // choice of both: automatic_topk_split in topk_launch.cuh.
   int cluster = -1;
   // Unsorted rows of at most 8192 elements go to the short-row kernel (topk_short.cuh); false: never.
   bool short_rows = true;
