@@ -8,7 +8,7 @@
 if [ -n "${BASE_TAR:-}" ]; then
   rm -rf /tmp/base && mkdir -p /tmp/base /tmp/base-out && tar -xf "$BASE_TAR" -C /tmp/base &&
     ln -s "$PWD/.device-deps" /tmp/base/.device-deps &&
-    (OUT=/tmp/base-out /tmp/base/scripts/device/build_targets.sh bench_lords_cuda > /tmp/base-out/log 2>&1) &
+    (PREBUILT=0 OUT=/tmp/base-out /tmp/base/scripts/device/build_targets.sh bench_lords_cuda > /tmp/base-out/log 2>&1) &
 fi
 scripts/device/build_targets.sh hilo_tests bench_lords_cuda || exit 1
 wait

@@ -18,7 +18,7 @@ case "${1:-run}" in
     [ -f build-base/base.tar ] ||
       { echo "hisa_ab.sh: build-base/base.tar is missing (git archive <rev> -o build-base/base.tar, then carry it)"; exit 1; }
     rm -rf "$base" && mkdir -p "$base" && tar -xf build-base/base.tar -C "$base" && ln -s "$PWD/.device-deps" "$base/.device-deps"
-    (cd "$base" && OUT=$base/out scripts/device/build_targets.sh bench_hisa_cuda > "$base/build.txt" 2>&1
+    (cd "$base" && PREBUILT=0 OUT=$base/out scripts/device/build_targets.sh bench_hisa_cuda > "$base/build.txt" 2>&1
      echo $? > "$base/build.rc") &
     ;;
   run)
