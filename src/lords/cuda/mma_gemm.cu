@@ -29,6 +29,7 @@ constexpr int kXStride = kTileCols + 8;  // bf16 per staged activation row: 272 
 
 
 constexpr int kMaxClusterSplits = 2;  // splits that add their sums through a cluster (launch_variant says why)
+constexpr int kMaxSmem = 227 * 1024;  // dynamic shared memory a CTA may have (sm_90)
 
 // RP: rank_pad / 16 (0: block-wise). WB: warp groups along the batch (each group: 8 warps, one per row tile, NT
 // n-tiles each). WB = 2 doubles the warps per SM at the cost of decoding each fragment twice; it measured 10-20%
@@ -40,8 +41,17 @@ struct GemmShape {
   static constexpr int kRankPad = 16 * RP, kAStride = kRankPad + 8;  // A^T rows padded: conflict-free B loads
   static constexpr int kBatchRows = 8 * NT * WB, kPairs = 1 << (2 * Bits), kWords = 2 * Bits, kTileBytes = 256 * Bits;
   static constexpr int kLutBytes = 4 * kPairs * 32;
+  // Shared-memory ring slots for x (and LoRDS' A^T or the block scales): chunk c + kStages - 1 is requested while
+  // chunk c is used. With two slots the small-batch tiles waited for each chunk's x from L2 (their few mmas per chunk
+  // hide nothing); four keep three chunks in flight (three where four do not fit: 32 rows at rank 128). The large
+  // tiles keep two: their mmas hide the wait, and they need the shared memory.
   static constexpr int kXBytes = 2 * kBatchRows * kXStride, kABytes = kLords ? 2 * kTileCols * kAStride : 0;
-  static constexpr int kScaleBytes = kLords ? 0 : 2 * kRowWarps * kChunkBlocks * kTileRows * 2;
+  static constexpr int kSlotScaleBytes = kLords ? 0 : kRowWarps * kChunkBlocks * kTileRows * 2;
+  static constexpr int kSlotBytes = kXBytes + kABytes + kSlotScaleBytes;
+  static constexpr int kSumBytes = 4 * kBatchRows * kRowWarps * kTileRows;  // the CTA's sums, and the inbox
+  static constexpr int kStages =
+      NT > 4 ? 2 : kLutBytes + std::max(4 * kSlotBytes, kSumBytes) + kSumBytes + 16 <= kMaxSmem ? 4 : 3;
+  static constexpr int kScaleBytes = kStages * kSlotScaleBytes;
   // Chunks of codes in flight per warp, a register ring: 4 for the small-batch tiles (NT <= 4, ~100 registers, two
   // CTAs per SM; one chunk ahead left the H100 at 14-25% of its DRAM bandwidth at batch 16), 2 where NT = 16 needs
   // the registers for its accumulators.
@@ -51,9 +61,10 @@ struct GemmShape {
   // done, and the inbox (+ padding) after it: the other CTAs store into it while this one may still be staging.
   static constexpr int kCtaRows = kRowWarps * kTileRows, kSums = kBatchRows * kCtaRows;
   static constexpr bool kClusterSum = NT <= 4;
-  static constexpr int kRingBytes = 2 * (kXBytes + kABytes) + kScaleBytes;
+  static constexpr int kRingBytes = kStages * (kXBytes + kABytes) + kScaleBytes;
   static constexpr int kInbox = kLutBytes + std::max(kRingBytes, kClusterSum ? 4 * kSums : 0);
   static constexpr int kSmem = kInbox + (kClusterSum ? 4 * (kSums + kMaxClusterSplits) : 0);
+  static_assert(kSmem <= kMaxSmem, "the GEMM's shared memory exceeds the 227 KB a CTA may have");
 };
 
 template <int Bits, int NT, int RP, int WB>
@@ -63,10 +74,11 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, 1)
   constexpr int kThreads = S::kThreads;
   extern __shared__ __align__(16) unsigned char smem[];
   uint32_t* lut = reinterpret_cast<uint32_t*>(smem);                           // [kPairs][32]
-  uint16_t* xs = reinterpret_cast<uint16_t*>(smem + S::kLutBytes);              // [2][kBatchRows][kXStride]
-  uint16_t* as = reinterpret_cast<uint16_t*>(smem + S::kLutBytes + 2 * S::kXBytes);  // [2][128][kAStride]
-  // Block-wise: the scales of the chunk's blocks, [2][8 row tiles][kChunkBlocks][16 rows].
-  uint16_t* scale_s = reinterpret_cast<uint16_t*>(smem + S::kLutBytes + 2 * (S::kXBytes + S::kABytes));
+  constexpr int kStages = S::kStages;
+  uint16_t* xs = reinterpret_cast<uint16_t*>(smem + S::kLutBytes);  // [kStages][kBatchRows][kXStride]
+  uint16_t* as = reinterpret_cast<uint16_t*>(smem + S::kLutBytes + kStages * S::kXBytes);  // [kStages][128][kAStride]
+  // Block-wise: the scales of the chunk's blocks, [kStages][8 row tiles][kChunkBlocks][16 rows].
+  uint16_t* scale_s = reinterpret_cast<uint16_t*>(smem + S::kLutBytes + kStages * (S::kXBytes + S::kABytes));
   // Split k over a cluster (launch_variant): every CTA of it must be running before the others store into its shared
   // memory (cluster_sum_push waits for this arrival).
   const bool sum_in_cluster = S::kClusterSum && partial == nullptr && gridDim.x > 1;
@@ -91,9 +103,9 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, 1)
 #pragma unroll
   for (int k = 0; k < kXPerThread; ++k) x_in |= (b0 + x_row + kXRowsPerPass * k < g.batch ? 1u : 0u) << k;
   const uint32_t x_dst0 = smem_u32(xs) + (x_row * kXStride + x_piece * 8) * 2;
-  auto stage = [&](int c) {  // chunk c into ring slot (c - c0) % 2; always one commit group per call
+  auto stage = [&](int c) {  // chunk c into ring slot (c - c0) % kStages; always one commit group per call
     if (c < c1) {
-      const int slot = (c - c0) & 1;
+      const int slot = (c - c0) % kStages;
       const int64_t col0 = static_cast<int64_t>(c) * kTileCols;
       const bool col_in = col0 + x_piece * 8 < g.cols;
       const uint32_t xdst = x_dst0 + slot * S::kBatchRows * kXStride * 2;
@@ -111,7 +123,8 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, 1)
     cp_async_commit();
   };
 
-  stage(c0);
+#pragma unroll
+  for (int i = 0; i + 1 < kStages; ++i) stage(c0 + i);
   constexpr int PD = S::kDepth;
   uint32_t ring[PD][S::kWords];  // slot d holds chunk c0 + d + k PD
 #pragma unroll
@@ -120,7 +133,7 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, 1)
     for (int i = 0; i < S::kWords; ++i) ring[d][i] = 0;
     if (active && c0 + d < c1) load_tile<Bits>(codes + static_cast<int64_t>(c0 + d) * S::kTileBytes, lane, ring[d]);
   }
-  fill_bf16_pair_table<Bits>(lut, g.pairs, kThreads);
+  fill_bf16_pair_table<Bits>(lut, g.values_h, kThreads);
   // LoRDS: this warp's rows of B as the A operand of the scale mma (rank as k), in registers for the whole call.
   uint32_t bfac[S::kLords ? RP : 1][4];
   if constexpr (S::kLords) load_b_factors<RP>(g.b, static_cast<int64_t>(mtc) * kTileRows, S::kRankPad, lane, bfac);
@@ -138,11 +151,11 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, 1)
       const int c = cb + d;
       if (c >= c1) break;
       const uint32_t(&cur)[S::kWords] = ring[d];
-      stage(c + 1);
-      cp_async_wait<1>();
-      __syncthreads();
+      cp_async_wait<kStages - 2>();  // chunk c's group has landed (chunks c .. c + kStages - 2 were requested)
+      __syncthreads();               // ... for every thread, and every warp is done with chunk c - 1's slot
+      stage(c + kStages - 1);        // into chunk c - 1's slot
       if (active) {
-        const int slot = (c - c0) & 1;
+        const int slot = (c - c0) % kStages;
         const uint32_t x_base = x_lane + slot * S::kBatchRows * kXStride * 2;
         const uint16_t* a_base = as + slot * kTileCols * S::kAStride;
         const uint16_t* sc_base = scale_s + (slot * kRowWarps + warp) * kChunkBlocks * kTileRows + gq;
@@ -177,14 +190,14 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, 1)
             if (s + 1 < kSteps) scale_mma<RP>(bfac, afr, sc);
         }
       }
-      __syncthreads();  // the slot is restaged two chunks later
       if (active && c + PD < c1) load_tile<Bits>(codes + static_cast<int64_t>(c + PD) * S::kTileBytes, lane, ring[d]);
     }
   }
 
   if constexpr (S::kClusterSum) {
     if (sum_in_cluster) {  // the CTA's sums [batch row][CTA row], then added over the cluster in split order
-      cp_async_wait<0>();  // (the last groups are empty) the ring becomes the CTA's sums
+      cp_async_wait<0>();  // (the last groups are empty) the ring becomes the CTA's sums ...
+      __syncthreads();     // ... once every warp is done reading its last chunk
       float* sums = reinterpret_cast<float*>(smem + S::kLutBytes);
 #pragma unroll
       for (int j = 0; j < NT; ++j)
@@ -221,7 +234,9 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, 1)
     }
 }
 
-// y = bf16(sum over splits in order of the partial sums [splits][batch][rows]).
+// y = bf16(sum over splits in order of the partial sums [splits][batch][rows]). Two rewrites measured slower than
+// this plain loop (H100, 2026-12-06, docs/results/lords-cuda.md): 8 splits' loads in flight with a start by
+// programmatic dependent launch, then 16-byte loads of 4 elements per thread (up to 1.6x slower).
 __global__ void sum_splits_kernel(const float* partial, int splits, int64_t count, uint16_t* y) {
   for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < count;
        e += static_cast<int64_t>(gridDim.x) * blockDim.x) {

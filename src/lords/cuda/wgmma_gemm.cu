@@ -172,7 +172,7 @@ __global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(RP, BN))
     }
     if constexpr (S::kLords) load_b_factors<RP>(g.b, static_cast<int64_t>(mtc) * kTileRows, 16 * RP, lane, bfac);
   }
-  fill_bf16_pair_table<Bits>(lut, g.pairs, kThreads);
+  fill_bf16_pair_table<Bits>(lut, g.values_h, kThreads);
   __syncthreads();  // the table and the barriers are ready (one barrier for all warps: the producer's too)
 
   if (warp >= kGemmRowTiles) {  // the producer: chunk c into its slots once their last chunks are consumed
