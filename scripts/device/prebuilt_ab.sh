@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # On the GPU machine, with prebuilt binaries (carry ["build-carry"]): the LoRDS GPU tests of the new build, then the
-# LoRDS benchmark of a base build (build-carry/base_bench_lords_cuda.gz, made by scripts/prebuild_base.sh) and of
+# LoRDS benchmark of a base build (build-carry/base_bench_lords_cuda.gz, made by scripts/device/prebuild_base.sh) and of
 # the new one, alternated ROUNDS times (default 2) in the same call, and cuBLAS bf16 on the same batches. Results in
 # $OUT/results.tgz. BENCH_ARGS: the benchmark's arguments (default "--bits 4 --block 64 --batches 16,32");
 # TESTS_FILTER (default the LoRDS GPU and layout tests; "-" skips them); CUBLAS_BATCHES ("" skips cuBLAS).

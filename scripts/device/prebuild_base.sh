@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# On THIS machine: builds bench_lords_cuda of a base revision for sm_90a, the same way as prebuild.sh, into
+# build-carry/base_bench_lords_cuda.gz, for same-call A/B runs on the device (scripts/device/prebuilt_ab.sh). Run it
+# after prebuild.sh (which recreates build-carry/). The base is built in a git worktree under /tmp (ccache with
+# CCACHE_BASEDIR, so objects the two trees share compile once).
+# Usage: scripts/device/prebuild_base.sh REV
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+[ $# -eq 1 ] || { echo "usage: scripts/device/prebuild_base.sh REV" >&2; exit 2; }
+rev=$(git rev-parse --short "$1")
+tree=/tmp/hilo-base-$rev
+[ -d "$tree" ] || git worktree add --detach "$tree" "$rev" > /dev/null
+export CCACHE_BASEDIR=/tmp
+(cd "$tree" && scripts/device/prebuild.sh bench_lords_cuda > /tmp/prebuild-base.log 2>&1) ||
+  { tail -20 /tmp/prebuild-base.log; exit 1; }
+mkdir -p build-carry
+tar -xzf "$tree/build-carry/bin.tgz" -O bin/bench_lords_cuda | gzip > build-carry/base_bench_lords_cuda.gz
+echo "build-carry/base_bench_lords_cuda.gz: bench_lords_cuda of $rev"
