@@ -11,6 +11,9 @@ cd "$(dirname "$0")/../.."
 export PATH=$PATH:/usr/local/cuda/bin
 launcher=()
 command -v ccache > /dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
+# Paths relative to the tree's root in ccache's hashes: a worktree of another revision (prebuild_base.sh) reuses
+# every object the two trees share.
+export CCACHE_BASEDIR=$PWD
 cmake -S . -B build-prebuilt -G Ninja -DCMAKE_BUILD_TYPE=Release -DHILO_FMT_HEADER_ONLY=ON \
   -DCMAKE_CUDA_ARCHITECTURES=90a -DCMAKE_EXE_LINKER_FLAGS="-static-libstdc++ -static-libgcc" \
   -DPython_EXECUTABLE="$(command -v python3)" "${launcher[@]}" > /dev/null

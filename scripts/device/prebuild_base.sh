@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # On THIS machine: builds bench_lords_cuda of a base revision for sm_90a, the same way as prebuild.sh, into
 # build-carry/base_bench_lords_cuda.gz, for same-call A/B runs on the device (scripts/device/prebuilt_ab.sh). Run it
-# after prebuild.sh (which recreates build-carry/). The base is built in a git worktree under /tmp (ccache with
-# CCACHE_BASEDIR, so objects the two trees share compile once).
+# after prebuild.sh (which recreates build-carry/). The base is built in a git worktree under /tmp; prebuild.sh sets
+# CCACHE_BASEDIR to the tree's root, so objects the two trees share compile once (from the second build on).
 # Usage: scripts/device/prebuild_base.sh REV
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -10,7 +10,6 @@ cd "$(dirname "$0")/../.."
 rev=$(git rev-parse --short "$1")
 tree=/tmp/hilo-base-$rev
 [ -d "$tree" ] || git worktree add --detach "$tree" "$rev" > /dev/null
-export CCACHE_BASEDIR=/tmp
 (cd "$tree" && scripts/device/prebuild.sh bench_lords_cuda > /tmp/prebuild-base.log 2>&1) ||
   { tail -20 /tmp/prebuild-base.log; exit 1; }
 mkdir -p build-carry

@@ -96,7 +96,9 @@ __device__ __forceinline__ void sum_splits_in_last_cta(const MmaArgs& g, const f
   }
 }
 
-template <int Bits, int NT, int RP, int WB>
+// Fused: the split sum in the last split CTA (sum_splits_in_last_cta; `arrivals` its counters), a separate
+// instantiation so that the default kernel's code stays as measured.
+template <int Bits, int NT, int RP, int WB, bool Fused>
 __global__ void __launch_bounds__(32 * kRowWarps * WB, 1)
     mma_gemm_kernel(MmaArgs g, GemmExtras ex, int tiles_per_split, float* partial, int* arrivals) {
   using S = GemmShape<Bits, NT, RP, WB>;
@@ -246,6 +248,7 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, 1)
       return;
     }
   }
+  if (!Fused && !active) return;
   if (active) {
     const int64_t row = static_cast<int64_t>(mt) * kTileRows + gq;
 #pragma unroll
@@ -262,7 +265,7 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, 1)
         }
       }
   }
-  if (arrivals != nullptr) sum_splits_in_last_cta<S::kBatchRows, S::kCtaRows>(g, partial, arrivals, b0);
+  if constexpr (Fused) sum_splits_in_last_cta<S::kBatchRows, S::kCtaRows>(g, partial, arrivals, b0);
 }
 
 // y = bf16(sum over splits in order of the partial sums [splits][batch][rows]). Two rewrites measured slower than
@@ -281,7 +284,7 @@ __global__ void sum_splits_kernel(const float* partial, int splits, int64_t coun
 template <int Bits, int NT, int RP, int WB>
 int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
   using S = GemmShape<Bits, NT, RP, WB>;
-  constexpr auto kernel = mma_gemm_kernel<Bits, NT, RP, WB>;
+  constexpr auto kernel = mma_gemm_kernel<Bits, NT, RP, WB, false>;
   if (const int e = allow_smem_once<kernel>(g.device, S::kSmem); e != 0) return e;
   const int64_t row_ctas = (g.row_tiles + kRowWarps - 1) / kRowWarps, batch_tiles = (g.batch + S::kBatchRows - 1) / S::kBatchRows;
   if (batch_tiles > 65535 || row_ctas > 65535) return static_cast<int>(cudaErrorInvalidValue);
@@ -311,6 +314,9 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   // device time was spent, compiled, never run (docs/notes/gpu-lords.md says how to test and time it).
   static const bool fused_allowed = env_flag("HILO_GEMM_FUSED_SUM", false);
   const bool fused = fused_allowed && S::kClusterSum && splits > 1 && !cluster;
+  constexpr auto fused_kernel = mma_gemm_kernel<Bits, NT, RP, WB, S::kClusterSum>;  // large tiles: never fused
+  if (fused)
+    if (const int e = allow_smem_once<fused_kernel>(g.device, S::kSmem); e != 0) return e;
   float* partial = nullptr;
   int* arrivals = nullptr;
   const int64_t count = g.batch * g.rows, counters = row_ctas * batch_tiles;
@@ -339,8 +345,9 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   cfg.stream = stream;
   cfg.attrs = attr;
   cfg.numAttrs = cluster ? 1 : 0;
-  return finish_gemm_launch(cudaLaunchKernelEx(&cfg, kernel, g, ex, tiles_per_split, partial, arrivals), partial, splits,
-                            g, stream, fused);
+  const cudaError_t launched = fused ? cudaLaunchKernelEx(&cfg, fused_kernel, g, ex, tiles_per_split, partial, arrivals)
+                                     : cudaLaunchKernelEx(&cfg, kernel, g, ex, tiles_per_split, partial, arrivals);
+  return finish_gemm_launch(launched, partial, splits, g, stream, fused);
 }
 
 template <int Bits, int NT, int WB>
