@@ -31,6 +31,13 @@ constexpr int kXStride = kTileCols + 8;  // bf16 per staged activation row: 272 
 constexpr int kMaxClusterSplits = 2;  // splits that add their sums through a cluster (launch_variant says why)
 constexpr int kMaxSmem = 227 * 1024;  // dynamic shared memory a CTA may have (sm_90)
 
+// Shared memory of a GEMM CTA: the pair table, `stages` ring slots and, with the cluster sum, the CTA's sums (over the
+// ring, or past it where they are larger) and the inbox with its padding.
+constexpr int gemm_smem_bytes(int lut, int slot, int stages, int sum_bytes, bool cluster_sum) {
+  return lut + std::max(stages * slot, cluster_sum ? sum_bytes : 0) +
+         (cluster_sum ? sum_bytes + 4 * kMaxClusterSplits : 0);
+}
+
 // RP: rank_pad / 16 (0: block-wise). WB: warp groups along the batch (each group: 8 warps, one per row tile, NT
 // n-tiles each). WB = 2 doubles the warps per SM at the cost of decoding each fragment twice; it measured 10-20%
 // slower (docs/results/lords-cuda.md), so the launches use WB = 1 and the parameter stays for such A/B runs.
@@ -41,29 +48,25 @@ struct GemmShape {
   static constexpr int kRankPad = 16 * RP, kAStride = kRankPad + 8;  // A^T rows padded: conflict-free B loads
   static constexpr int kBatchRows = 8 * NT * WB, kPairs = 1 << (2 * Bits), kWords = 2 * Bits, kTileBytes = 256 * Bits;
   static constexpr int kLutBytes = 4 * kPairs * 32;
-  // Shared-memory ring slots for x (and LoRDS' A^T or the block scales): chunk c + kStages - 1 is requested while
-  // chunk c is used. With two slots the small-batch tiles waited for each chunk's x from L2 (their few mmas per chunk
-  // hide nothing); four keep three chunks in flight (three where four do not fit: 32 rows at rank 128). The large
-  // tiles keep two: their mmas hide the wait, and they need the shared memory.
-  static constexpr int kXBytes = 2 * kBatchRows * kXStride, kABytes = kLords ? 2 * kTileCols * kAStride : 0;
-  static constexpr int kSlotScaleBytes = kLords ? 0 : kRowWarps * kChunkBlocks * kTileRows * 2;
-  static constexpr int kSlotBytes = kXBytes + kABytes + kSlotScaleBytes;
-  static constexpr int kSumBytes = 4 * kBatchRows * kRowWarps * kTileRows;  // the CTA's sums, and the inbox
-  static constexpr int kStages =
-      NT > 4 ? 2 : kLutBytes + std::max(4 * kSlotBytes, kSumBytes) + kSumBytes + 16 <= kMaxSmem ? 4 : 3;
-  static constexpr int kScaleBytes = kStages * kSlotScaleBytes;
-  // Chunks of codes in flight per warp, a register ring: 4 for the small-batch tiles (NT <= 4, ~100 registers, two
-  // CTAs per SM; one chunk ahead left the H100 at 14-25% of its DRAM bandwidth at batch 16), 2 where NT = 16 needs
-  // the registers for its accumulators.
-  static constexpr int kDepth = NT <= 4 ? 4 : 2;
   // Small-batch tiles add their split-k sums through the cluster (cluster_sum_push), in place of a partial buffer
   // and a second kernel: the CTA's sums, [kBatchRows][kCtaRows] floats, over the staging ring once the main loop is
   // done, and the inbox (+ padding) after it: the other CTAs store into it while this one may still be staging.
   static constexpr int kCtaRows = kRowWarps * kTileRows, kSums = kBatchRows * kCtaRows;
   static constexpr bool kClusterSum = NT <= 4;
-  static constexpr int kRingBytes = kStages * (kXBytes + kABytes) + kScaleBytes;
-  static constexpr int kInbox = kLutBytes + std::max(kRingBytes, kClusterSum ? 4 * kSums : 0);
-  static constexpr int kSmem = kInbox + (kClusterSum ? 4 * (kSums + kMaxClusterSplits) : 0);
+  // Shared-memory ring slots for x (and LoRDS' A^T or the block scales): chunk c + kStages - 1 is requested while
+  // chunk c is used. With two slots the small-batch tiles waited for each chunk's x from L2 (their few mmas per chunk
+  // hide nothing); four keep three chunks in flight (three where four do not fit: 32 rows at rank 128). The large
+  // tiles keep two: their mmas hide the wait, and they need the shared memory.
+  static constexpr int kXBytes = 2 * kBatchRows * kXStride, kABytes = kLords ? 2 * kTileCols * kAStride : 0;
+  static constexpr int kSlotBytes = kXBytes + kABytes + (kLords ? 0 : kRowWarps * kChunkBlocks * kTileRows * 2);
+  static constexpr int kStages =
+      NT > 4 ? 2 : gemm_smem_bytes(kLutBytes, kSlotBytes, 4, 4 * kSums, kClusterSum) <= kMaxSmem ? 4 : 3;
+  // Chunks of codes in flight per warp, a register ring: 4 for the small-batch tiles (NT <= 4, ~100 registers, two
+  // CTAs per SM; one chunk ahead left the H100 at 14-25% of its DRAM bandwidth at batch 16), 2 where NT = 16 needs
+  // the registers for its accumulators.
+  static constexpr int kDepth = NT <= 4 ? 4 : 2;
+  static constexpr int kInbox = kLutBytes + std::max(kStages * kSlotBytes, kClusterSum ? 4 * kSums : 0);
+  static constexpr int kSmem = gemm_smem_bytes(kLutBytes, kSlotBytes, kStages, 4 * kSums, kClusterSum);
   static_assert(kSmem <= kMaxSmem, "the GEMM's shared memory exceeds the 227 KB a CTA may have");
 };
 
