@@ -340,15 +340,6 @@ int main(int argc, char** argv) {
       const double scalar_flat = time_ms(repeat, [&] { hilo::hisa::cuda::flat_decode(in, opt, {fpos, {}}); });
       const double scalar_hisa = time_ms(repeat, [&] { hilo::hisa::cuda::hisa_decode(in, pooled, opt, {hpos, {}}); });
       topk_tune.vector_loads = true;
-      // And flat in 1..4 row parts (FlatTuning::decode_parts; each part's top-k beside the next part's scoring).
-      int& parts = tuning.decode_parts;
-      const int parts_default = parts;
-      std::vector<double> flat_by_parts;
-      for (int n = 1; n <= 4; ++n) {
-        parts = n;
-        flat_by_parts.push_back(time_ms(repeat, [&] { hilo::hisa::cuda::flat_decode(in, opt, {fpos, {}}); }));
-      }
-      parts = parts_default;
       // Flat and HISA, direct calls and graph replays.
       struct Times {
         double flat, hisa, flat_graph, hisa_graph;
@@ -370,8 +361,6 @@ int main(int argc, char** argv) {
                   mma_flat, mma_hisa, checked_flat, checked_hisa, general_topk_hisa, scalar_flat, scalar_hisa,
                   plain.flat, plain.hisa, plain.flat / plain.hisa, plain.flat_graph, plain.hisa_graph,
                   plain.flat_graph / plain.hisa_graph);
-      std::printf("  flat in 1 / 2 / 3 / 4 row parts: %.3f / %.3f / %.3f / %.3f ms\n", flat_by_parts[0],
-                  flat_by_parts[1], flat_by_parts[2], flat_by_parts[3]);
       const Times t = measure();
       const double flat_ms = t.flat, hisa_ms = t.hisa, flat_graph_ms = t.flat_graph, hisa_graph_ms = t.hisa_graph;
       std::printf("  CUDA graph replay: flat %.3f ms, hisa %.3f ms, %.2fx\n", flat_graph_ms, hisa_graph_ms,
@@ -393,7 +382,6 @@ int main(int argc, char** argv) {
                         {"hisa_ms_plain_launch", plain.hisa}, {"flat_ms_graph_plain_launch", plain.flat_graph},
                         {"hisa_ms_graph_plain_launch", plain.hisa_graph}, {"flat_ms_graph", flat_graph_ms},
                         {"hisa_ms_graph", hisa_graph_ms}, {"speedup_graph", flat_graph_ms / hisa_graph_ms},
-                        {"flat_ms_by_parts", flat_by_parts},
                         {"speedup", flat_ms / hisa_ms}, {"flat_gbs", flat_bytes / (flat_ms / 1e3) / 1e9},
                         {"hisa_gbs", hisa_bytes / (hisa_ms / 1e3) / 1e9}, {"iou_mean", iou.mean},
                         {"iou_min", iou.min}});

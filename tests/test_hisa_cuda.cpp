@@ -615,68 +615,6 @@ TEST_F(HisaCuda, UncheckedDecodeCapturesInACudaGraph) {
   cudaStreamDestroy(stream);
 }
 
-// Flat decode in row parts (FlatTuning::decode_parts: each part's top-k runs beside the next part's scoring, which
-// skips its start-of-kernel wait and waits at its end) gives the bytes of one part: direct calls on the default
-// stream with 2, 3 and 9 parts (one request each), next_n 1 and 2, rows over and under the short top-k's 8192 keys,
-// and a replayed CUDA graph of a 3-part call. A memset queued right behind each call must land after everything the
-// call wrote (stream order through the parts' early launches).
-TEST_F(HisaCuda, FlatDecodeInPartsGivesTheSameBits) {
-  std::mt19937_64 gen(test::fresh_seed());
-  hisa::HisaOptions opt;
-  opt.topk = 512;
-  opt.check_finite = false;
-  int& parts = hisa::cuda_detail::flat_tuning().decode_parts;
-  const int saved = parts;
-  for (int next_n : {1, 2}) {
-    const int batch = 9, rows = batch * next_n;
-    const test::Decode d = test::random_decode(gen, DType::F8_E4M3, 64, 128, batch, next_n, 3000, 20000, false);
-    DeviceTensor q(d.q), w(d.w), cache(d.kv_cache), table(d.block_table), lens(d.context_lens);
-    const hisa::DecodeInputs in{q, w, cache, table, lens};
-    const auto run = [&](int n_parts) {
-      parts = n_parts;
-      DeviceTensor idx(DType::I32, {rows, opt.topk});
-      idx.poison();
-      hisa::cuda::flat_decode(in, opt, {idx, {}});
-      Tensor out = idx.to_host();
-      hisa::cuda::flat_decode(in, opt, {idx, {}});
-      EXPECT_EQ(cudaMemsetAsync(idx.view().data(), 0x7F, out.nbytes()), cudaSuccess);
-      const Tensor after = idx.to_host();
-      const auto* bytes = static_cast<const uint8_t*>(after.view().data());
-      EXPECT_EQ(std::count(bytes, bytes + after.nbytes(), uint8_t{0x7F}), static_cast<std::ptrdiff_t>(after.nbytes()))
-          << n_parts << " parts: the memset behind the call did not land last";
-      return out;
-    };
-    const Tensor want = run(1);
-    for (int n : {2, 3, 9}) {
-      const Tensor got = run(n);
-      EXPECT_EQ(std::memcmp(got.view().data(), want.view().data(), want.nbytes()), 0)
-          << n << " parts, next_n " << next_n;
-    }
-    parts = 3;
-    cudaStream_t stream = nullptr;
-    ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
-    DeviceTensor idx(DType::I32, {rows, opt.topk});
-    cudaGraph_t graph = nullptr;
-    ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
-    hisa::cuda::flat_decode(in, opt, {idx, {}}, stream);
-    ASSERT_EQ(cudaStreamEndCapture(stream, &graph), cudaSuccess);
-    cudaGraphExec_t exec = nullptr;
-    ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
-    for (int replay = 0; replay < 2; ++replay) {
-      idx.poison();
-      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-      ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
-      ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
-      const Tensor got = idx.to_host();
-      EXPECT_EQ(std::memcmp(got.view().data(), want.view().data(), want.nbytes()), 0) << "graph replay " << replay;
-    }
-    cudaGraphExecDestroy(exec);
-    cudaGraphDestroy(graph);
-    cudaStreamDestroy(stream);
-  }
-  parts = saved;
-}
-
 // The pair-sort tile union (FlatTuning::pair_union) builds the same unions and slots as the first kernel, so HISA's
 // output is the same bytes: prefill with tiles of 16 rows (ragged sequences, several tiles per sequence boundary;
 // blocks of 64 on the mma.sync token kernel, 128 on the wgmma one) and decode with next_n 3 (tiles of 3 rows) and

@@ -28,16 +28,6 @@ struct FlatJob {
   cudaStream_t stream;
 };
 
-// Parts of flat decode's single pass (run_flat): each part's rows are scored, then selected, and the top-k of one part
-// lets the next part's scoring start beside it (ScoreParams::overlap_previous), so that the scoring fills the SMs the
-// top-k leaves idle and only the last part's top-k is exposed. Only the general top-k kernel starts its successor
-// early (rows over kShortTopkLen); shorter rows stay in one part.
-inline int flat_decode_parts(int groups, int64_t row_len) {
-  const int forced = flat_tuning().decode_parts;
-  if (forced > 0) return std::min(forced, groups);
-  return row_len > kShortTopkLen ? std::min(2, groups) : 1;
-}
-
 // make_sink(first_row) returns the top-k sink for rows [first_row, ...) indexed from 0.
 template <int H, class Keys, class MakeSink>
 void run_flat(const FlatJob& job, const Keys& keys, Scratch& scratch, MakeSink make_sink) {
@@ -60,23 +50,8 @@ void run_flat(const FlatJob& job, const Keys& keys, Scratch& scratch, MakeSink m
   int32_t* pos = single ? nullptr : scratch.alloc<int32_t>(static_cast<int64_t>(block_rows) * job.k);
   int32_t* count = single ? nullptr : scratch.alloc<int32_t>(block_rows);
   uint32_t* kth = single ? nullptr : scratch.alloc<uint32_t>(block_rows);
-  // One pass over rows that see [0, hi) (decode): the top-k reads each row's prefix [0, hi) alone, part by part.
-  if (single && job.from_zero) {
-    const int groups = ceil_div(job.rows, job.group_rows), parts = flat_decode_parts(groups, chunk);
-    for (int i = 0; i < parts; ++i) {
-      const int r0 = groups * i / parts * job.group_rows;
-      const int r1 = std::min(job.rows, groups * (i + 1) / parts * job.group_rows);
-      if (job.key_max > 0) {
-        ScoreParams p{job.q, job.w, job.row_lo, job.row_hi, r0, r1, job.group_rows,
-                      job.per_group_source ? r0 / job.group_rows : 0, 0, chunk};
-        p.overlap_previous = i > 0;
-        launch_score_keys<H>(p, keys, ChunkOut{scores, 0, 0, ld}, job.stream);
-      }
-      launch_topk(RowPrefix{scores + static_cast<int64_t>(r0) * ld, ld, job.row_hi + r0}, make_sink(r0), r1 - r0,
-                  chunk, job.k, job.sorted, job.stream, scratch, i + 1 < parts);
-    }
-    return;
-  }
+  // One pass over rows that see [0, hi): the top-k reads each row's prefix [0, hi) alone.
+  const bool prefix_rows = single && job.from_zero;
 
   for (int rb = 0; rb < job.rows; rb += block_rows) {
     const int rows_b = std::min(block_rows, job.rows - rb);
@@ -91,6 +66,11 @@ void run_flat(const FlatJob& job, const Keys& keys, Scratch& scratch, MakeSink m
         ScoreParams p{job.q, job.w, job.row_lo, job.row_hi, rb, rb + rows_b, job.group_rows,
                       job.per_group_source ? rb / job.group_rows : 0, c0, c0 + len};
         launch_score_keys<H>(p, keys, ChunkOut{scores + pre, rb, c0, ld}, job.stream);
+      }
+      if (prefix_rows) {
+        launch_topk(RowPrefix{scores, ld, job.row_hi + rb}, make_sink(rb), rows_b, chunk, job.k, job.sorted,
+                    job.stream, scratch);
+        break;
       }
       const MergeRows src{scores, pos, count, kth, job.row_lo + rb, job.row_hi + rb, job.k, pre, ld, len, c0};
       if (single) {

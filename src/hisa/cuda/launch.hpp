@@ -85,9 +85,6 @@ struct FlatTuning {
   // serial deduplication and binary searches in global memory (tile_union_kernel): the same bytes, ~2.3 ms less of
   // 32.5 ms at causal 64K on an H100 (2026-12-05). false keeps the first kernel for A/B and as the tests' reference.
   bool pair_union = true;
-  // Flat decode (every row scored over all its keys at once): the rows in this many parts, each part's top-k running
-  // beside the next part's scoring (run_flat); 1: one part; 0: automatic (flat_decode_parts in flat_runner.cuh).
-  int decode_parts = 0;
 };
 FlatTuning& flat_tuning();
 

@@ -169,8 +169,9 @@ __device__ inline void dec_mainloop(const DecSmem<H, R>& sm, int tiles, TileAt t
 // tiles_per_cta tiles from key p.key_begin + blockIdx.x * tiles_per_cta * 64 (p.key_begin a multiple of 64). Row r
 // sees keys [lo[r], hi[r]) within [p.key_begin, p.key_end); Out::write as for score_keys_kernel.
 template <int H, int R, class Keys, class Out>
-__device__ __forceinline__ void score_decode_cta(const ScoreParams& p, const Keys& keys, const Out& out,
-                                                 int tiles_per_cta) {
+__global__ void __launch_bounds__(kDecThreads) score_decode_kernel(ScoreParams p, Keys keys, Out out,
+                                                                   int tiles_per_cta) {
+  early_launch_prologue();
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   extern __shared__ uint8_t dec_smem_raw[];
   const DecSmem<H, R> sm(dec_smem_raw);
@@ -202,15 +203,6 @@ __device__ __forceinline__ void score_decode_cta(const ScoreParams& p, const Key
         if (key >= lo[r] && key < hi[r]) out.write(group_first + r, source, key, v);
       });
 #endif
-}
-
-// score_decode_cta per CTA, with p.overlap_previous's wait at the end instead of the start.
-template <int H, int R, class Keys, class Out>
-__global__ void __launch_bounds__(kDecThreads) score_decode_kernel(ScoreParams p, Keys keys, Out out,
-                                                                   int tiles_per_cta) {
-  if (!p.overlap_previous) early_launch_prologue();
-  score_decode_cta<H, R>(p, keys, out, tiles_per_cta);
-  if (p.overlap_previous) cuda_ptx::griddep_wait();
 }
 
 // Token front end (HISA stage 2 in decode): request t = blockIdx.x (its rows t * group_rows .., its keys source t)

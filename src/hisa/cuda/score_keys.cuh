@@ -29,10 +29,6 @@ struct ScoreParams {
   const int32_t* hi;
   int row_begin, row_end, group_rows, source_begin;
   int64_t key_begin, key_end;
-  // Decode's scoring kernel only (score_decode_kernel): the previous kernel on the stream is a top-k of other rows
-  // that lets this one launch early (run_flat's row parts). Nothing here reads what it writes, so the kernel skips
-  // the wait at its start and waits at its end instead: it completes after that top-k, and so does all that follows.
-  bool overlap_previous = false;
 };
 
 __device__ __forceinline__ uint32_t swizzled_offset(int row, int head, int H, int chunk) {

@@ -41,11 +41,10 @@ inline TopkSplit automatic_topk_split(int rows, int64_t max_len, int sms, bool l
 
 // Top-k of `rows` rows no longer than max_len: the tiny-row kernel (a warp per row) or the short-row one (a CTA per
 // row) where they apply (unsorted output, rows of at most kTinyTopkLen / kShortTopkLen, a sink that can finish in a
-// warp for the first, not switched off), else the general one with `cluster` CTAs per row. trigger_next (topk_kernel:
-// the next kernel may launch early) is honoured by the general kernel only; the others let it start as they finish.
+// warp for the first, not switched off), else the general one with `cluster` CTAs per row.
 template <class Src, class Sink>
 void launch_topk_rows_any(const Src& src, const Sink& sink, int rows, int64_t max_len, int k, bool sorted,
-                          cudaStream_t stream, int cluster = 1, bool trigger_next = false) {
+                          cudaStream_t stream, int cluster = 1) {
   if (rows == 0) return;
   if constexpr (WarpFinishingSink<Sink>) {
     if (!sorted && max_len <= kTinyTopkLen && topk_tuning().tiny_rows) {
@@ -57,20 +56,20 @@ void launch_topk_rows_any(const Src& src, const Sink& sink, int rows, int64_t ma
     launch_early(topk_short_kernel<Src, Sink>, rows, kTopkThreads, 0, stream, src, sink, k, topk_tuning().vector_loads);
     return;
   }
-  launch_topk_rows(src, sink, rows, k, sorted, stream, cluster, trigger_next);
+  launch_topk_rows(src, sink, rows, k, sorted, stream, cluster);
 }
 
-// Top-k of `rows` rows of `src` (each at most max_len long) into `sink`. trigger_next: as for launch_topk_rows_any.
+// Top-k of `rows` rows of `src` (each at most max_len long) into `sink`.
 template <class Src, class Sink>
 void launch_topk(const Src& src, const Sink& sink, int rows, int64_t max_len, int k, bool sorted, cudaStream_t stream,
-                 Scratch& scratch, bool trigger_next = false) {
+                 Scratch& scratch) {
   if (rows == 0) return;
   const TopkTuning& tune = topk_tuning();
   const TopkSplit automatic = automatic_topk_split(rows, max_len, multiprocessor_count(), tune.legacy_cluster_rule);
   const int64_t segment = tune.segment >= 0 ? tune.segment : automatic.segment;
   if (segment <= 0 || max_len <= 2 * segment) {
     const int cluster = tune.cluster >= 1 ? tune.cluster : automatic.cluster;
-    launch_topk_rows_any(src, sink, rows, max_len, k, sorted, stream, std::max(1, std::min(cluster, 8)), trigger_next);
+    launch_topk_rows_any(src, sink, rows, max_len, k, sorted, stream, std::max(1, std::min(cluster, 8)));
     return;
   }
   const int segments = ceil_div(max_len, segment);
@@ -81,7 +80,7 @@ void launch_topk(const Src& src, const Sink& sink, int rows, int64_t max_len, in
   uint32_t* kth = scratch.alloc<uint32_t>(vrows);
   launch_topk_rows(Segments<Src>{src, segments, segment}, MergeState{key, pos, count, k, kth},
                    static_cast<int>(vrows), k, false, stream);
-  launch_topk_rows(SegmentWinners{key, pos, count, segments, k}, sink, rows, k, sorted, stream, 1, trigger_next);
+  launch_topk_rows(SegmentWinners{key, pos, count, segments, k}, sink, rows, k, sorted, stream);
 }
 
 }  // namespace hilo::hisa::cuda_detail

@@ -491,13 +491,11 @@ __device__ inline bool topk_one_read(TopkShared& sh, const Src& src, const float
 
 // Ctas: CTAs per SM the kernel is compiled for (1: up to 128 registers; 2: 64). Sources of many medium rows (the
 // flat indexer's merges: ~18K elements, ~7 rows per SM) mark themselves with `many_rows`; they may take 2
-// (TopkTuning::two_ctas), so that two rows' latency chains overlap on an SM. trigger_next: let the next kernel on the
-// stream launch as soon as every CTA of this one runs (flat decode's next scoring part, which does not wait for it).
+// (TopkTuning::two_ctas), so that two rows' latency chains overlap on an SM.
 template <class Src, class Sink, int Ctas = 1>
 __global__ void __launch_bounds__(kTopkThreads, Ctas)
-    topk_kernel(Src rows_src, Sink sink, int k, bool sorted, bool vector, bool one_read, bool trigger_next) {
+    topk_kernel(Src rows_src, Sink sink, int k, bool sorted, bool vector, bool one_read) {
   early_launch_prologue();
-  if (trigger_next) cuda_ptx::griddep_launch_dependents();
   extern __shared__ __align__(16) uint8_t topk_smem[];
   TopkShared& sh = *reinterpret_cast<TopkShared*>(topk_smem);
   int parts;
@@ -558,7 +556,7 @@ __global__ void __launch_bounds__(kTopkThreads, Ctas)
 // topk_kernel<Src, Sink, Ctas> with `cluster` CTAs per row of `src` (a thread-block cluster when > 1).
 template <int Ctas, class Src, class Sink>
 void launch_topk_kernel(const Src& src, const Sink& sink, int rows, int k, bool sorted, cudaStream_t stream,
-                        int cluster, bool trigger_next) {
+                        int cluster) {
   allow_smem<topk_kernel<Src, Sink, Ctas>>(sizeof(TopkShared));
   cudaLaunchConfig_t config{};
   config.gridDim = dim3(static_cast<unsigned>(rows) * cluster);
@@ -572,18 +570,18 @@ void launch_topk_kernel(const Src& src, const Sink& sink, int rows, int k, bool 
   config.numAttrs = cluster > 1 ? 1 : 0;
   add_pdl_attribute(config, attrs);
   HILO_CUDA_CHECK(cudaLaunchKernelEx(&config, topk_kernel<Src, Sink, Ctas>, src, sink, k, sorted,
-                                     topk_tuning().vector_loads, topk_tuning().one_read, trigger_next));
+                                     topk_tuning().vector_loads, topk_tuning().one_read));
 }
 
-// `cluster` CTAs per row of `src` (a thread-block cluster when > 1) into `sink`. trigger_next: as for topk_kernel.
+// `cluster` CTAs per row of `src` (a thread-block cluster when > 1) into `sink`.
 template <class Src, class Sink>
 void launch_topk_rows(const Src& src, const Sink& sink, int rows, int k, bool sorted, cudaStream_t stream,
-                      int cluster = 1, bool trigger_next = false) {
+                      int cluster = 1) {
   if (rows == 0) return;
   if constexpr (requires { Src::many_rows; }) {
-    if (topk_tuning().two_ctas) return launch_topk_kernel<2>(src, sink, rows, k, sorted, stream, cluster, trigger_next);
+    if (topk_tuning().two_ctas) return launch_topk_kernel<2>(src, sink, rows, k, sorted, stream, cluster);
   }
-  launch_topk_kernel<1>(src, sink, rows, k, sorted, stream, cluster, trigger_next);
+  launch_topk_kernel<1>(src, sink, rows, k, sorted, stream, cluster);
 }
 
 }  // namespace hilo::hisa::cuda_detail
