@@ -182,13 +182,11 @@ __device__ __forceinline__ void stage_chunk_a_t(const uint16_t* a_t, int c, uint
 int launch_sum_splits(const float* partial, int splits, int64_t count, uint16_t* y, int sm_count, cudaStream_t stream);
 
 // The tail of a GEMM launch: `launched` is the kernel launch's error; with a partial-sum buffer (split k), the second
-// kernel adds the splits into y unless the GEMM did (`summed`), and the buffer is freed on the stream either way.
-// Returns a CUDA error code.
-inline int finish_gemm_launch(cudaError_t launched, float* partial, int splits, const MmaArgs& g, cudaStream_t stream,
-                              bool summed = false) {
+// kernel adds the splits into y, and the buffer is freed on the stream either way. Returns a CUDA error code.
+inline int finish_gemm_launch(cudaError_t launched, float* partial, int splits, const MmaArgs& g, cudaStream_t stream) {
   int e = static_cast<int>(launched);
   if (partial) {
-    if (e == 0 && !summed) e = launch_sum_splits(partial, splits, g.batch * g.rows, g.y, g.sm_count, stream);
+    if (e == 0) e = launch_sum_splits(partial, splits, g.batch * g.rows, g.y, g.sm_count, stream);
     cudaFreeAsync(partial, stream);
   }
   return e != 0 ? e : static_cast<int>(cudaGetLastError());

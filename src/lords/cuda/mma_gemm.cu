@@ -68,42 +68,12 @@ struct GemmShape {
   static constexpr int kInbox = kLutBytes + std::max(kStages * kSlotBytes, kClusterSum ? 4 * kSums : 0);
   static constexpr int kSmem = gemm_smem_bytes(kLutBytes, kSlotBytes, kStages, 4 * kSums, kClusterSum);
   static_assert(kSmem <= kMaxSmem, "the GEMM's shared memory exceeds the 227 KB a CTA may have");
+  static_assert(!kClusterSum || kInbox + 4 * kSums <= kSmem, "the cluster sum's inbox must fit the CTA's memory");
 };
 
-// Split k without a second kernel: the last split CTA of a (row CTA, batch tile) to finish adds every split's partial
-// sums of its block, in split order (the bits of sum_splits_kernel), and writes y. `arrivals` (one zeroed counter per
-// row CTA and batch tile) counts the splits done: each CTA makes its partials visible (fence), then arrives; the one
-// that sees splits - 1 arrivals before it reads them all (fence, L2 loads). Called by every thread of the CTA.
-template <int BatchRows, int CtaRows>
-__device__ __forceinline__ void sum_splits_in_last_cta(const MmaArgs& g, const float* partial, int* arrivals,
-                                                       int64_t b0) {
-  __shared__ int last;
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0)
-    last = atomicAdd(arrivals + blockIdx.z * gridDim.y + blockIdx.y, 1) == static_cast<int>(gridDim.x) - 1;
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
-  const int splits = static_cast<int>(gridDim.x);
-  const int64_t count = g.batch * g.rows, row0 = static_cast<int64_t>(blockIdx.y) * CtaRows;
-  for (int i = static_cast<int>(threadIdx.x); i < BatchRows * CtaRows; i += static_cast<int>(blockDim.x)) {
-    const int64_t b = b0 + i / CtaRows, r = row0 + i % CtaRows;
-    if (b >= g.batch || r >= g.rows) continue;
-    const float* src = partial + b * g.rows + r;
-    float v = __ldcg(src);
-#pragma unroll 8
-    for (int z = 1; z < splits; ++z) v += __ldcg(src + z * count);
-    const __nv_bfloat16 h = __float2bfloat16_rn(v);
-    g.y[b * g.rows + r] = *reinterpret_cast<const uint16_t*>(&h);
-  }
-}
-
-// Fused: the split sum in the last split CTA (sum_splits_in_last_cta; `arrivals` its counters), a separate
-// instantiation so that the default kernel's code stays as measured.
-template <int Bits, int NT, int RP, int WB, bool Fused>
+template <int Bits, int NT, int RP, int WB>
 __global__ void __launch_bounds__(32 * kRowWarps * WB, 1)
-    mma_gemm_kernel(MmaArgs g, GemmExtras ex, int tiles_per_split, float* partial, int* arrivals) {
+    mma_gemm_kernel(MmaArgs g, GemmExtras ex, int tiles_per_split, float* partial) {
   using S = GemmShape<Bits, NT, RP, WB>;
   constexpr int kThreads = S::kThreads;
   extern __shared__ __align__(16) unsigned char smem[];
@@ -251,24 +221,21 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, 1)
       return;
     }
   }
-  if (!Fused && !active) return;
-  if (active) {
-    const int64_t row = static_cast<int64_t>(mt) * kTileRows + gq;
+  if (!active) return;
+  const int64_t row = static_cast<int64_t>(mt) * kTileRows + gq;
 #pragma unroll
-    for (int j = 0; j < NT; ++j)
+  for (int j = 0; j < NT; ++j)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int64_t b = b0 + group * NT * 8 + 8 * j + 2 * t + (e & 1), i = row + 8 * (e >> 1);
-        if (b >= g.batch || i >= g.rows) continue;
-        if (partial) {
-          partial[(blockIdx.x * g.batch + b) * g.rows + i] = acc[j][e];
-        } else {
-          const __nv_bfloat16 h = __float2bfloat16_rn(acc[j][e]);
-          g.y[b * g.rows + i] = *reinterpret_cast<const uint16_t*>(&h);
-        }
+    for (int e = 0; e < 4; ++e) {
+      const int64_t b = b0 + group * NT * 8 + 8 * j + 2 * t + (e & 1), i = row + 8 * (e >> 1);
+      if (b >= g.batch || i >= g.rows) continue;
+      if (partial) {
+        partial[(blockIdx.x * g.batch + b) * g.rows + i] = acc[j][e];
+      } else {
+        const __nv_bfloat16 h = __float2bfloat16_rn(acc[j][e]);
+        g.y[b * g.rows + i] = *reinterpret_cast<const uint16_t*>(&h);
       }
-  }
-  if constexpr (Fused) sum_splits_in_last_cta<S::kBatchRows, S::kCtaRows>(g, partial, arrivals, b0);
+    }
 }
 
 // y = bf16(sum over splits in order of the partial sums [splits][batch][rows]). Two rewrites measured slower than
@@ -287,7 +254,7 @@ __global__ void sum_splits_kernel(const float* partial, int splits, int64_t coun
 template <int Bits, int NT, int RP, int WB>
 int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
   using S = GemmShape<Bits, NT, RP, WB>;
-  constexpr auto kernel = mma_gemm_kernel<Bits, NT, RP, WB, false>;
+  constexpr auto kernel = mma_gemm_kernel<Bits, NT, RP, WB>;
   if (const int e = allow_smem_once<kernel>(g.device, S::kSmem); e != 0) return e;
   const int64_t row_ctas = (g.row_tiles + kRowWarps - 1) / kRowWarps, batch_tiles = (g.batch + S::kBatchRows - 1) / S::kBatchRows;
   if (batch_tiles > 65535 || row_ctas > 65535) return static_cast<int>(cudaErrorInvalidValue);
@@ -312,29 +279,11 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   // together and wait for each other). HILO_GEMM_CLUSTER=0: never a cluster, for A/B runs.
   static const bool cluster_allowed = env_flag("HILO_GEMM_CLUSTER", true);
   const bool cluster = cluster_allowed && S::kClusterSum && splits > 1 && splits <= kMaxClusterSplits;
-  // More splits: the partial buffer, added by sum_splits_kernel, or (HILO_GEMM_FUSED_SUM=1, small tiles) by the last
-  // CTA of each row CTA and batch tile, with no second kernel. Off by default: written after the seventh session's
-  // device time was spent, compiled, never run (docs/notes/gpu-lords.md says how to test and time it).
-  static const bool fused_allowed = env_flag("HILO_GEMM_FUSED_SUM", false);
-  const bool fused = fused_allowed && S::kClusterSum && splits > 1 && !cluster;
-  constexpr auto fused_kernel = mma_gemm_kernel<Bits, NT, RP, WB, S::kClusterSum>;  // large tiles: never fused
-  if (fused)
-    if (const int e = allow_smem_once<fused_kernel>(g.device, S::kSmem); e != 0) return e;
   float* partial = nullptr;
-  int* arrivals = nullptr;
-  const int64_t count = g.batch * g.rows, counters = row_ctas * batch_tiles;
+  const int64_t count = g.batch * g.rows;
   if (splits > 1 && !cluster) {
-    const size_t bytes = sizeof(float) * splits * count + (fused ? sizeof(int) * counters : 0);
-    cudaError_t e = cudaMallocAsync(reinterpret_cast<void**>(&partial), bytes, stream);
+    const cudaError_t e = cudaMallocAsync(reinterpret_cast<void**>(&partial), sizeof(float) * splits * count, stream);
     if (e != cudaSuccess) return static_cast<int>(e);
-    if (fused) {
-      arrivals = reinterpret_cast<int*>(partial + splits * count);
-      e = cudaMemsetAsync(arrivals, 0, sizeof(int) * counters, stream);
-      if (e != cudaSuccess) {
-        cudaFreeAsync(partial, stream);
-        return static_cast<int>(e);
-      }
-    }
   }
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeClusterDimension;
@@ -348,9 +297,7 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   cfg.stream = stream;
   cfg.attrs = attr;
   cfg.numAttrs = cluster ? 1 : 0;
-  const cudaError_t launched = fused ? cudaLaunchKernelEx(&cfg, fused_kernel, g, ex, tiles_per_split, partial, arrivals)
-                                     : cudaLaunchKernelEx(&cfg, kernel, g, ex, tiles_per_split, partial, arrivals);
-  return finish_gemm_launch(launched, partial, splits, g, stream, fused);
+  return finish_gemm_launch(cudaLaunchKernelEx(&cfg, kernel, g, ex, tiles_per_split, partial), partial, splits, g, stream);
 }
 
 template <int Bits, int NT, int WB>
