@@ -340,11 +340,6 @@ int main(int argc, char** argv) {
       const double scalar_flat = time_ms(repeat, [&] { hilo::hisa::cuda::flat_decode(in, opt, {fpos, {}}); });
       const double scalar_hisa = time_ms(repeat, [&] { hilo::hisa::cuda::hisa_decode(in, pooled, opt, {hpos, {}}); });
       topk_tune.vector_loads = true;
-      tuning.decode_histogram = false;  // and the top-k counting its first digit itself (not the scoring kernel)
-      const double own_count_flat = time_ms(repeat, [&] { hilo::hisa::cuda::flat_decode(in, opt, {fpos, {}}); });
-      const double own_count_flat_graph =
-          graph_ms(repeat, [&](cudaStream_t s) { hilo::hisa::cuda::flat_decode(in, opt, {fpos, {}}, s); });
-      tuning.decode_histogram = true;
       // Flat and HISA, direct calls and graph replays.
       struct Times {
         double flat, hisa, flat_graph, hisa_graph;
@@ -366,8 +361,6 @@ int main(int argc, char** argv) {
                   mma_flat, mma_hisa, checked_flat, checked_hisa, general_topk_hisa, scalar_flat, scalar_hisa,
                   plain.flat, plain.hisa, plain.flat / plain.hisa, plain.flat_graph, plain.hisa_graph,
                   plain.flat_graph / plain.hisa_graph);
-      std::printf("  top-k counting its own first digit: flat %.3f ms, graph %.3f ms\n", own_count_flat,
-                  own_count_flat_graph);
       const Times t = measure();
       const double flat_ms = t.flat, hisa_ms = t.hisa, flat_graph_ms = t.flat_graph, hisa_graph_ms = t.hisa_graph;
       std::printf("  CUDA graph replay: flat %.3f ms, hisa %.3f ms, %.2fx\n", flat_graph_ms, hisa_graph_ms,
@@ -389,7 +382,6 @@ int main(int argc, char** argv) {
                         {"hisa_ms_plain_launch", plain.hisa}, {"flat_ms_graph_plain_launch", plain.flat_graph},
                         {"hisa_ms_graph_plain_launch", plain.hisa_graph}, {"flat_ms_graph", flat_graph_ms},
                         {"hisa_ms_graph", hisa_graph_ms}, {"speedup_graph", flat_graph_ms / hisa_graph_ms},
-                        {"flat_ms_topk_counts", own_count_flat}, {"flat_ms_graph_topk_counts", own_count_flat_graph},
                         {"speedup", flat_ms / hisa_ms}, {"flat_gbs", flat_bytes / (flat_ms / 1e3) / 1e9},
                         {"hisa_gbs", hisa_bytes / (hisa_ms / 1e3) / 1e9}, {"iou_mean", iou.mean},
                         {"iou_min", iou.min}});

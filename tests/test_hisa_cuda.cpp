@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <tuple>
 
 #include "cuda_test_util.hpp"
 #include "hilo/hisa_cuda.hpp"
@@ -614,36 +613,6 @@ TEST_F(HisaCuda, UncheckedDecodeCapturesInACudaGraph) {
   cudaGraphExecDestroy(exec);
   cudaGraphDestroy(graph);
   cudaStreamDestroy(stream);
-}
-
-// Flat decode with the top-k's first digit counted by the scoring kernel (FlatTuning::decode_histogram) selects the
-// same keys as with the top-k's own count, so the output is the same bytes: rows of 9K-30K keys (the general top-k,
-// one CTA or a cluster per row), next_n 1 and 3, 32 and 64 heads, k 512 and 2048, checked and unchecked calls.
-TEST_F(HisaCuda, FlatDecodeCountedHistogramGivesTheSameBits) {
-  std::mt19937_64 gen(test::fresh_seed());
-  for (const auto& [H, next_n, topk, checked] : {std::tuple{64, 1, 2048, false}, std::tuple{64, 3, 512, true},
-                                                 std::tuple{32, 1, 512, true}, std::tuple{32, 2, 2048, false}}) {
-    const int batch = 7, rows = batch * next_n;
-    const test::Decode d = test::random_decode(gen, DType::F8_E4M3, H, 128, batch, next_n, 9000, 30000, false);
-    DeviceTensor q(d.q), w(d.w), cache(d.kv_cache), table(d.block_table), lens(d.context_lens);
-    hisa::HisaOptions opt;
-    opt.topk = topk;
-    opt.check_finite = checked;
-    const auto run = [&](bool counted) {
-      const TuningSwitch counts(hisa::cuda_detail::flat_tuning().decode_histogram, counted);
-      DeviceTensor idx(DType::I32, {rows, opt.topk}), slots(DType::I32, {rows, opt.topk});
-      idx.poison();
-      slots.poison();
-      hisa::cuda::flat_decode({q, w, cache, table, lens}, opt, {idx, slots});
-      EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-      return std::pair{idx.to_host(), slots.to_host()};
-    };
-    const auto want = run(false), got = run(true);
-    EXPECT_EQ(std::memcmp(got.first.view().data(), want.first.view().data(), want.first.nbytes()), 0)
-        << "positions: H " << H << " next_n " << next_n << " k " << topk;
-    EXPECT_EQ(std::memcmp(got.second.view().data(), want.second.view().data(), want.second.nbytes()), 0)
-        << "slots: H " << H << " next_n " << next_n << " k " << topk;
-  }
 }
 
 // The pair-sort tile union (FlatTuning::pair_union) builds the same unions and slots as the first kernel, so HISA's

@@ -15,7 +15,7 @@ struct RowPlan {
 // isolate: a request with a bad length or page index sees no keys (the unchecked path; the checked one reports it).
 // HISA also has the launch write its block plan and, unchecked, the pooled cache's new lengths (decode_rows_kernel).
 RowPlan plan_rows(const DecodeArgs& a, int block, bool isolate, Scratch& scratch, cudaStream_t stream,
-                  BlockPlan blocks = {}, PooledLengths pooled = {}, uint32_t* zero_hist = nullptr) {
+                  BlockPlan blocks = {}, PooledLengths pooled = {}) {
   const int64_t rows = a.batch * a.next_n;
   RowPlan p{scratch.alloc<int32_t>(rows), scratch.alloc<int32_t>(rows), scratch.alloc<int32_t>(a.batch),
             scratch.alloc<int32_t>(a.batch)};
@@ -23,7 +23,7 @@ RowPlan plan_rows(const DecodeArgs& a, int block, bool isolate, Scratch& scratch
     launch_early(decode_rows_kernel, ceil_div(a.batch, kDecodeRowsWarps), 32 * kDecodeRowsWarps, 0, stream, a.lens,
                  a.per_token_lens, static_cast<int>(a.batch), static_cast<int>(a.next_n), block, a.table,
                  static_cast<int>(a.max_pages), a.num_pages, isolate, p.hi, p.lo, p.req_len, p.req_blocks, blocks,
-                 pooled, zero_hist);
+                 pooled);
   }
   return p;
 }
@@ -40,19 +40,16 @@ DecodeOut decode_sink(const DecodeArgs& a, int topk, int first_row) {
 Violations flat_decode(const DecodeArgs& a, int topk, bool sorted, bool check, void* stream_ptr) {
   const cudaStream_t stream = as_stream(stream_ptr);
   Scratch scratch(stream);
-  const int rows = static_cast<int>(a.batch * a.next_n);
-  const int64_t key_max = a.max_pages * 64;
-  // The top-k's first digit counted by the scoring kernel (run_flat), in histograms the row plan zeroes.
-  uint32_t* hist = decode_counts_first_digit(rows, key_max) ? scratch.alloc<uint32_t>(int64_t{rows} * 4096) : nullptr;
-  const RowPlan plan = plan_rows(a, 1, !check, scratch, stream, {}, {}, hist);
+  const RowPlan plan = plan_rows(a, 1, !check, scratch, stream);
   const PagedKeys keys{a.cache, a.table, plan.req_len, static_cast<int>(a.max_pages), a.num_pages};
   if (check) {
     const Violations v = check_decode_values(a, keys, nullptr, stream);
     if (v.any()) return v;
   }
+  const int rows = static_cast<int>(a.batch * a.next_n);
   if (rows == 0) return kNoViolations;
-  const FlatJob job{a.q,  a.w,  plan.lo, plan.hi, rows, static_cast<int>(a.next_n), true, key_max,
-                    true, topk, sorted, stream, hist};
+  const FlatJob job{a.q,  a.w,  plan.lo, plan.hi, rows, static_cast<int>(a.next_n), true, a.max_pages * 64,
+                    true, topk, sorted, stream};
   with_heads(a.H, [&](auto h) {
     run_flat<decltype(h)::value>(job, keys, scratch, [&](int rb) { return decode_sink(a, topk, rb); });
   });

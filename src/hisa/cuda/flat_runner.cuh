@@ -26,19 +26,7 @@ struct FlatJob {
   int k;
   bool sorted;
   cudaStream_t stream;
-  // Decode's single pass (from_zero): the rows' first-digit histograms, zeroed, for the scoring kernel to count
-  // into and the top-k to start from (decode_counts_first_digit); null: the top-k counts.
-  uint32_t* first_hist = nullptr;
 };
-
-// Whether flat decode's scoring kernel counts the top-k's first digit (CountedChunkOut): where run_flat scores all
-// keys in one pass and the general top-k kernel takes whole rows (rows longer than the short-row kernel's, not split
-// into segments: the automatic split, which never splits rows up to 2M keys).
-inline bool decode_counts_first_digit(int rows, int64_t key_max) {
-  const FlatTuning& tune = flat_tuning();
-  return tune.decode_histogram && rows > 0 && key_max > kShortTopkLen && key_max <= (int64_t{2} << 20) &&
-         int64_t{rows} * key_max * 4 <= tune.single_pass_bytes && topk_tuning().segment < 0;
-}
 
 // make_sink(first_row) returns the top-k sink for rows [first_row, ...) indexed from 0.
 template <int H, class Keys, class MakeSink>
@@ -77,14 +65,11 @@ void run_flat(const FlatJob& job, const Keys& keys, Scratch& scratch, MakeSink m
       if (len > 0) {  // writes the visible keys of each row; the merge reads nothing else, so no fill is needed
         ScoreParams p{job.q, job.w, job.row_lo, job.row_hi, rb, rb + rows_b, job.group_rows,
                       job.per_group_source ? rb / job.group_rows : 0, c0, c0 + len};
-        if (prefix_rows && job.first_hist)
-          launch_score_keys<H>(p, keys, CountedChunkOut{ChunkOut{scores, rb, c0, ld}, job.first_hist}, job.stream);
-        else
-          launch_score_keys<H>(p, keys, ChunkOut{scores + pre, rb, c0, ld}, job.stream);
+        launch_score_keys<H>(p, keys, ChunkOut{scores + pre, rb, c0, ld}, job.stream);
       }
       if (prefix_rows) {
-        launch_topk(RowPrefix{scores, ld, job.row_hi + rb, job.first_hist}, make_sink(rb), rows_b, chunk, job.k,
-                    job.sorted, job.stream, scratch);
+        launch_topk(RowPrefix{scores, ld, job.row_hi + rb}, make_sink(rb), rows_b, chunk, job.k, job.sorted,
+                    job.stream, scratch);
         break;
       }
       const MergeRows src{scores, pos, count, kth, job.row_lo + rb, job.row_hi + rb, job.k, pre, ld, len, c0};

@@ -156,18 +156,13 @@ struct PooledLengths {
   int32_t* previous;
 };
 
-// Flat decode also has it zero its rows' first-digit histograms (zero_hist, [rows][4096]: CountedChunkOut).
 static __global__ void decode_rows_kernel(const int32_t* lens, bool per_token, int batch, int next_n, int block,
                                           const int32_t* table, int max_pages, int64_t num_pages, bool isolate,
                                           int32_t* row_hi, int32_t* row_lo, int32_t* req_len, int32_t* req_blocks,
-                                          BlockPlan plan, PooledLengths pooled, uint32_t* zero_hist) {
+                                          BlockPlan plan, PooledLengths pooled) {
   early_launch_prologue();
   const int r = blockIdx.x * kDecodeRowsWarps + threadIdx.x / 32, lane = threadIdx.x % 32;
   if (r >= batch) return;
-  if (zero_hist) {
-    uint4* h = reinterpret_cast<uint4*>(zero_hist + static_cast<int64_t>(r) * next_n * 4096);
-    for (int i = lane; i < next_n * 1024; i += 32) h[i] = make_uint4(0, 0, 0, 0);
-  }
   const int64_t capacity = static_cast<int64_t>(max_pages) * 64;
   int longest = 0;
   bool ok = true;

@@ -85,9 +85,6 @@ struct FlatTuning {
   // serial deduplication and binary searches in global memory (tile_union_kernel): the same bytes, ~2.3 ms less of
   // 32.5 ms at causal 64K on an H100 (2026-12-05). false keeps the first kernel for A/B and as the tests' reference.
   bool pair_union = true;
-  // Flat decode: the scoring kernel counts the top-k's first digit per row as it writes the scores
-  // (CountedChunkOut), and the top-k starts from those counts; false: the top-k counts them itself (A/B runs).
-  bool decode_histogram = true;
 };
 FlatTuning& flat_tuning();
 

@@ -241,21 +241,4 @@ struct ChunkOut {
   }
 };
 
-// ChunkOut that also counts each score into its row's histogram of the top-k's first digit (bits 31..20 of the
-// order key, 4096 bins, zeroed before; keys 0 = NaN not counted, as the top-k's own pass counts), so that the top-k
-// of these rows needs no pass of its own for it (RowPrefix::first_hist). Integer reductions: the counts, and so the
-// selection, do not depend on their order. The lanes writing at once that hit the same bin add once (a row's scores
-// crowd into few bins: one reduction per score was 8-22% slower on an H100).
-struct CountedChunkOut {
-  ChunkOut out;
-  uint32_t* hist;  // [rows from out.row_begin][4096]
-  __device__ void write(int row, int source, int64_t key, float v) const {
-    out.write(row, source, key, v);
-    const uint32_t k = order_key(v);
-    const int64_t at = k != 0 ? static_cast<int64_t>(row - out.row_begin) * 4096 + (k >> 20) : -1;
-    const unsigned same = __match_any_sync(__activemask(), at);
-    if (at >= 0 && static_cast<int>(threadIdx.x % 32) == __ffs(same) - 1) atomicAdd(hist + at, __popc(same));
-  }
-};
-
 }  // namespace hilo::hisa::cuda_detail

@@ -26,10 +26,6 @@ struct RowPrefix {
   const float* scores;
   int64_t ld;
   const int32_t* len;
-  const uint32_t* first_hist = nullptr;  // [rows][kTopkBins]: the rows' first-digit histograms (CountedChunkOut)
-  __device__ const uint32_t* first_histogram(int row) const {
-    return first_hist ? first_hist + static_cast<int64_t>(row) * kTopkBins : nullptr;
-  }
   __device__ int64_t count(int row) const { return len[row]; }
   __device__ const float* data(int row) const { return scores + static_cast<int64_t>(row) * ld; }
   __device__ uint32_t key_from(int, int64_t, float x) const { return order_key(x); }

@@ -510,17 +510,9 @@ __global__ void __launch_bounds__(kTopkThreads, Ctas)
     if (one_read && parts == 1 && src.few_candidates() && topk_one_read(sh, src, vec, sink, row, n, k, sorted)) return;
   }
 
-  // Digit 1 (bits 31..20) over every element; its histogram also counts the candidates. A source may bring the
-  // whole row's (counted as its scores were written: flat decode), which saves a read of the row and the cluster sum.
-  const uint32_t* given = nullptr;
-  if constexpr (requires { src.first_histogram(row); }) given = src.first_histogram(row);
-  if (given) {
-    for (int i = threadIdx.x; i < kTopkBins; i += kTopkThreads) sh.hist[i] = given[i];
-    __syncthreads();
-  } else {
-    histogram(sh, src, vec, row, begin, end, 0u, 0u, 20, kTopkBins);
-    cluster_sum_histograms(sh, kTopkBins);
-  }
+  // Digit 1 (bits 31..20) over every element; its histogram also counts the candidates.
+  histogram(sh, src, vec, row, begin, end, 0u, 0u, 20, kTopkBins);
+  cluster_sum_histograms(sh, kTopkBins);
   int local = 0;
   for (int i = threadIdx.x; i < kTopkBins; i += kTopkThreads) local += static_cast<int>(sh.hist[i]);
   int unused, valid;
