@@ -523,7 +523,12 @@ int resident_clusters(const MmaArgs& g, const LordsGeometry& geo) {
 }
 
 // Chooses the rows per CTA and the column split by a cost model: waves x the bytes one CTA moves (codes from DRAM,
-// x * A from L2 at half weight) plus a fixed set-up cost of 8 KB-equivalents. Cached per layer shape and device.
+// x * A from L2 at 1.5x the weight of a code byte) plus a fixed set-up cost of 8 KB-equivalents, over slab counts
+// whose last slab has at least half the others' column tiles. Both terms come from geometry sweeps on an H100
+// (2026-12-06, three formats, four shapes; docs/notes/gpu-lords.md): with x * A at half weight and any slab count the
+// model chose 64-256-row CTAs in 6 slabs of 32 column tiles (the last slab 2 tiles wide), 5-11% slower than the
+// geometry these terms choose on the mma.sync shapes; the wgmma shapes keep their choice. Cached per layer shape and
+// device.
 template <int Bits, int NTR, bool Wg>
 LordsGeometry choose_geometry(const MmaArgs& g) {
   using S = LordsShape<Bits, NTR>;
@@ -543,10 +548,12 @@ LordsGeometry choose_geometry(const MmaArgs& g) {
       if (overrides().ks > 0 && ks != std::min(overrides().ks, g.col_tiles)) continue;
       const LordsGeometry geo = make_geometry<Bits, NTR, Wg>(g, wr, ks);
       if (geo.smem == 0 || (geo.ks != ks && overrides().ks == 0)) continue;  // ks slabs collapse to fewer: seen
+      const int last_slab = g.col_tiles - (geo.ks - 1) * geo.tiles_per_cta;
+      if (overrides().ks == 0 && 2 * last_slab < geo.tiles_per_cta) continue;
       const int resident = resident_clusters<kernel>(g, geo);
       if (resident <= 0) continue;
       const int waves = (rows + resident - 1) / resident;
-      const double kb = geo.tiles_per_cta * (2.0 * wr * S::kTileBytes + 0.5 * S::kFragTileBytes) / 1024.0 + 8.0;
+      const double kb = geo.tiles_per_cta * (2.0 * wr * S::kTileBytes + 1.5 * S::kFragTileBytes) / 1024.0 + 8.0;
       const double cost = waves * kb;
       if (overrides().verbose)
         std::fprintf(stderr, "  candidate %d rows/CTA x %d slabs: %d clusters resident, %d waves, cost %.0f\n", 32 * wr,
