@@ -214,6 +214,34 @@ TEST(LordsCuda, LordsGemvServesBatchOne) {
   for (float x_scale : {3e4f, 1e-20f}) check_case({Method::Lords, CodebookKind::NF, 4, 64, 64, 384, 0, x_scale, one}, gen);
 }
 
+// The LoRDS GEMV's split-k sums through global memory (force_lords_grid_sum: partial sums and a per-row-range
+// counter; the last CTA adds the slabs in order; wgmma ranks only, the others keep their clusters) against the
+// oracle, with the prepass zeroing the counters (the default) and with a memset (the prepass forced off), and the
+// cluster sums (0).
+TEST(LordsCuda, LordsGemvGridSumMatchesTheOracle) {
+  SKIP_WITHOUT_GPU();
+  struct Restore {
+    ~Restore() {
+      lords::cuda_detail::force_lords_grid_sum(-1);
+      lords::cuda_detail::force_lords_xa_prepass(-1);
+    }
+  } restore;
+  std::mt19937_64 gen(test::fresh_seed());
+  using lords::CodebookKind;
+  using lords::Method;
+  const std::vector<int64_t> one{1};
+  for (int grid : {1, 0}) {
+    lords::cuda_detail::force_lords_grid_sum(grid);
+    for (int prepass : {-1, 0}) {
+      lords::cuda_detail::force_lords_xa_prepass(prepass);
+      check_case({Method::Lords, CodebookKind::NF, 4, 64, 300, 4096, 12, 1, one}, gen);
+      check_case({Method::Lords, CodebookKind::NF, 4, 64, 512, 14336, 49, 1, one}, gen);
+      check_case({Method::Lords, CodebookKind::INT, 3, 128, 260, 4096, 64, 1, one}, gen);
+      check_case({Method::Lords, CodebookKind::NF, 2, 64, 77, 2048, 32, 1, one}, gen);
+    }
+  }
+}
+
 // The batch-1 GEMVs start early by programmatic dependent launch (HILO_PDL) and must still read x only after the
 // previous kernel wrote it, and write y only after the previous kernel read it. A chain of calls on one stream with
 // no synchronisation, each reading the last one's output (row GEMV, LoRDS GEMV on mma.sync, LoRDS GEMV with the

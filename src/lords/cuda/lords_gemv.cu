@@ -79,6 +79,7 @@ constexpr int code_depth(int ntr, bool wg) { return ntr <= 4 || wg ? 3 : 2; }
 struct LordsGeometry {
   int wr = 0, wc = 0;  // warps along rows (32 rows each) x along column tiles; wr x wc = warps_per_cta
   int ks = 0, tiles_per_cta = 0;
+  bool grid_sum = false;  // slabs add their sums through global memory (GridSum) instead of a cluster
   int stage_tiles = 0, stages = 0;  // x * A is staged in chunks of stage_tiles column tiles (two buffers if > 1)
   size_t smem = 0;
 };
@@ -110,6 +111,15 @@ struct PreparedXa {
   float* unscale = nullptr;
 };
 
+// Split k without a cluster (LordsGeometry::grid_sum): every CTA writes its rows' sums to partial[slab][row] and
+// arrives on its row range's counter (zeroed by the prepass, or by a memset without one); the last to arrive adds
+// the slabs in slab order, the order and so the bits of cluster_sum_push. For geometries whose clusters the GPU
+// cannot hold in one wave (clusters of 7-8 CTAs: at most 15 resident on an H100, from its GPCs).
+struct GridSum {
+  float* partial = nullptr;  // [ks][row ranges x rows per CTA]
+  int* arrivals = nullptr;   // [row ranges]
+};
+
 // One lane's entry of x * A * scale for rank n-tile j of a step: a holds A at ranks 8j + gq, columns 2t, 2t + 1
 // (a.x) and 2t + 8, 2t + 9 (a.y); x0, x1 the bf16 pairs of x at those columns.
 __device__ __forceinline__ uint2 xa_entry(uint32_t x0, uint32_t x1, uint2 a, float scale) {
@@ -134,9 +144,12 @@ constexpr int kPrepassWarps = 8, kPrepassRunsPerWarp = 2;
 // x * A for one call: CTA (slab, chunk) finds the slab's max |x| (every chunk repeats it: at most 28 KB of L2 hits),
 // then converts kPrepassWarps x kPrepassRunsPerWarp runs of the slab, with the arithmetic of the in-kernel path.
 template <int NTR, bool Wg>
-__global__ void __launch_bounds__(32 * kPrepassWarps) xa_prepass_kernel(MmaArgs g, LordsGeometry geo, PreparedXa out) {
+__global__ void __launch_bounds__(32 * kPrepassWarps)
+    xa_prepass_kernel(MmaArgs g, LordsGeometry geo, PreparedXa out, int* zero_arrivals, int ranges) {
   griddep_launch_dependents();  // the GEMV's CTAs may start their code loads now; they wait before reading out
   griddep_wait();               // launched early (add_pdl_attribute): x may still be written by the previous kernel
+  if (zero_arrivals && blockIdx.x == 0 && blockIdx.y == 0)  // the GEMV's grid-sum counters (GridSum)
+    for (int i = threadIdx.x; i < ranges; i += blockDim.x) zero_arrivals[i] = 0;
   __shared__ unsigned warp_max[kPrepassWarps];
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, t = lane % 4;
   const int slab = blockIdx.x, c0 = slab * geo.tiles_per_cta, ntiles = min(geo.tiles_per_cta, g.col_tiles - c0);
@@ -163,9 +176,11 @@ __global__ void __launch_bounds__(32 * kPrepassWarps) xa_prepass_kernel(MmaArgs 
   }
 }
 
-template <int Bits, int NTR, bool Wg>
+// Grid: split k through GridSum (geo.grid_sum) instead of a cluster, a separate instantiation so that the cluster
+// kernels keep their code (a runtime switch in one kernel cost the wgmma shapes ~10% on an H100, same geometry).
+template <int Bits, int NTR, bool Wg, bool Grid = false>
 __global__ void __launch_bounds__(32 * warps_per_cta(Wg), 1)
-    lords_gemv_kernel(MmaArgs g, LordsGeometry geo, PreparedXa pre) {
+    lords_gemv_kernel(MmaArgs g, LordsGeometry geo, PreparedXa pre, GridSum gs) {
   static_assert(!Wg || NTR == 7 || NTR == 8);
   using S = LordsShape<Bits, NTR>;
   constexpr int kWarps = warps_per_cta(Wg), kThreads = 32 * kWarps;
@@ -177,7 +192,7 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg), 1)
   uint16_t* xs = reinterpret_cast<uint16_t*>(smem + L.x);
   uint2* frag = reinterpret_cast<uint2*>(smem + L.frag);
 
-  if (gridDim.x > 1 && g.push_sum) cluster_arrive_relaxed();  // matched in cluster_sum_push
+  if (!Grid && gridDim.x > 1 && g.push_sum) cluster_arrive_relaxed();  // matched in cluster_sum_push
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, gq = lane / 4, t = lane % 4;
   const int wr = warp % geo.wr, wc = warp / geo.wr, WC = geo.wc, SPT = geo.stage_tiles;
   const int rows = 32 * geo.wr;
@@ -429,8 +444,28 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg), 1)
     if (tid < rows) store(tid, v);
     return;
   }
-  if (tid < rows) cta_sum[tid] = v;  // each thread pushes the element it wrote
-  cluster_add<kMaxCluster>(g.push_sum, cta_sum, reinterpret_cast<float*>(smem + L.inbox), rows, store);
+  if constexpr (Grid) {
+    const int64_t ld = static_cast<int64_t>(gridDim.y) * rows;
+    if (tid < rows) gs.partial[blockIdx.x * ld + static_cast<int64_t>(blockIdx.y) * rows + tid] = v;
+    __threadfence();
+    __syncthreads();
+    __shared__ int last;
+    if (tid == 0) last = atomicAdd(gs.arrivals + blockIdx.y, 1) == static_cast<int>(gridDim.x) - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();  // the other slabs' partials, fenced before their arrivals, are visible from here on
+    if (tid < rows) {
+      float total = 0.0f;
+      for (int q = 0; q < static_cast<int>(gridDim.x); ++q)
+        total += __ldcg(gs.partial + q * ld + static_cast<int64_t>(blockIdx.y) * rows + tid);
+      store(tid, total);
+    }
+    return;
+  }
+  if constexpr (!Grid) {
+    if (tid < rows) cta_sum[tid] = v;  // each thread pushes the element it wrote
+    cluster_add<kMaxCluster>(g.push_sum, cta_sum, reinterpret_cast<float*>(smem + L.inbox), rows, store);
+  }
 }
 
 // Tuning overrides for sweeps: HILO_LORDS_WR (warps along rows: 2, 4, 8, 16), HILO_LORDS_SPLIT (slabs, 1..8),
@@ -453,6 +488,16 @@ std::atomic<int> prepass_forced{-1};  // force_lords_xa_prepass
 bool use_prepass(bool wgmma) {
   const int f = prepass_forced.load(std::memory_order_relaxed), mode = f >= 0 ? f : overrides().prepass;
   return mode >= 0 ? mode != 0 : wgmma;
+}
+// Split k through global memory (GridSum): 1 for every split geometry, 0 never, -1 where the cost model prefers it
+// (only with the prepass, which zeroes the counters: without it a memset would sit between the previous kernel and
+// the GEMV and cost the programmatic dependent launch's overlap). force_lords_grid_sum for tests, else
+// HILO_LORDS_GRID_SUM.
+std::atomic<int> grid_sum_forced{-1};
+int grid_sum_mode() {
+  static const int env = std::getenv("HILO_LORDS_GRID_SUM") ? env_flag("HILO_LORDS_GRID_SUM", false) : -1;
+  const int f = grid_sum_forced.load(std::memory_order_relaxed);
+  return f >= 0 ? f : env;
 }
 
 // The geometry for wr row warps and ks slabs, or smem = 0 where it does not fit.
@@ -496,7 +541,7 @@ cudaLaunchConfig_t launch_config(const LordsGeometry& geo, int rows, cudaStream_
   cfg.dynamicSmemBytes = geo.smem;
   cfg.stream = stream;
   cfg.attrs = attrs;
-  if (geo.ks > 1) {
+  if (geo.ks > 1 && !geo.grid_sum) {
     cudaLaunchAttribute& a = attrs[cfg.numAttrs++];
     a.id = cudaLaunchAttributeClusterDimension;
     a.val.clusterDim.x = static_cast<unsigned>(geo.ks);
@@ -506,16 +551,17 @@ cudaLaunchConfig_t launch_config(const LordsGeometry& geo, int rows, cudaStream_
   return cfg;
 }
 
-// Clusters of ks CTAs of this kernel the GPU runs at once (0 when none fits).
+// Clusters of ks CTAs of this kernel the GPU runs at once (0 when none fits); for a grid sum, row ranges of ks
+// independent CTAs.
 template <auto Kernel>
 int resident_clusters(const MmaArgs& g, const LordsGeometry& geo) {
-  if (geo.ks == 1) {
+  if (geo.ks == 1 || geo.grid_sum) {
     int per_sm = 0;
     if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, Kernel, 32 * geo.wr * geo.wc, geo.smem) != cudaSuccess) {
       (void)cudaGetLastError();
       return g.sm_count;
     }
-    return per_sm * g.sm_count;
+    return per_sm * g.sm_count / geo.ks;
   }
   cudaLaunchAttribute attrs[2];
   const int n = max_active_clusters<Kernel>(launch_config(geo, 1, nullptr, attrs));
@@ -529,14 +575,16 @@ int resident_clusters(const MmaArgs& g, const LordsGeometry& geo) {
 // model chose 64-256-row CTAs in 6 slabs of 32 column tiles (the last slab 2 tiles wide), 5-11% slower than the
 // geometry these terms choose on the mma.sync shapes; the wgmma shapes keep their choice. Cached per layer shape and
 // device.
+// A grid sum (GridSum) is a candidate only where the same split as a cluster takes more waves (grid_mode -1), at a
+// price of 2 KB-equivalents for the round trip of the partial sums; grid_mode 1 takes it for every split, 0 never.
 template <int Bits, int NTR, bool Wg>
-LordsGeometry choose_geometry(const MmaArgs& g) {
+LordsGeometry choose_geometry(const MmaArgs& g, int grid_mode) {
   using S = LordsShape<Bits, NTR>;
   constexpr auto kernel = lords_gemv_kernel<Bits, NTR, Wg>;
   static std::mutex mu;
-  static std::map<std::tuple<int, int, int, int>, LordsGeometry> chosen;
+  static std::map<std::tuple<int, int, int, int, int>, LordsGeometry> chosen;
   const std::lock_guard lock(mu);
-  const auto key = std::make_tuple(g.device, g.row_tiles, g.col_tiles, g.rank_pad);
+  const auto key = std::make_tuple(g.device, g.row_tiles, g.col_tiles, g.rank_pad, grid_mode);
   if (const auto it = chosen.find(key); it != chosen.end()) return it->second;
   LordsGeometry best;
   double best_cost = 0;
@@ -550,21 +598,30 @@ LordsGeometry choose_geometry(const MmaArgs& g) {
       if (geo.smem == 0 || (geo.ks != ks && overrides().ks == 0)) continue;  // ks slabs collapse to fewer: seen
       const int last_slab = g.col_tiles - (geo.ks - 1) * geo.tiles_per_cta;
       if (overrides().ks == 0 && 2 * last_slab < geo.tiles_per_cta) continue;
-      const int resident = resident_clusters<kernel>(g, geo);
-      if (resident <= 0) continue;
-      const int waves = (rows + resident - 1) / resident;
       const double kb = geo.tiles_per_cta * (2.0 * wr * S::kTileBytes + 1.5 * S::kFragTileBytes) / 1024.0 + 8.0;
-      const double cost = waves * kb;
-      if (overrides().verbose)
-        std::fprintf(stderr, "  candidate %d rows/CTA x %d slabs: %d clusters resident, %d waves, cost %.0f\n", 32 * wr,
-                     geo.ks, resident, waves, cost);
-      if (best.smem == 0 || cost < best_cost * 0.999) best = geo, best_cost = cost;
+      const auto consider = [&](const LordsGeometry& cand, int resident, double cost) {
+        if (overrides().verbose)
+          std::fprintf(stderr, "  candidate %d rows/CTA x %d slabs%s: %d resident, %d waves, cost %.0f\n", 32 * wr,
+                       cand.ks, cand.grid_sum ? " (grid sum)" : "", resident, (rows + resident - 1) / resident, cost);
+        if (best.smem == 0 || cost < best_cost * 0.999) best = cand, best_cost = cost;
+      };
+      const int resident = resident_clusters<kernel>(g, geo);
+      const int waves = resident > 0 ? (rows + resident - 1) / resident : INT_MAX;
+      if (resident > 0 && !(Wg && grid_mode == 1 && geo.ks > 1)) consider(geo, resident, waves * kb);
+      if (Wg && grid_mode != 0 && geo.ks > 1) {
+        LordsGeometry grid = geo;
+        grid.grid_sum = true;
+        const int resident_grid = resident_clusters<kernel>(g, grid);
+        const int waves_grid = resident_grid > 0 ? (rows + resident_grid - 1) / resident_grid : INT_MAX;
+        if (resident_grid > 0 && (grid_mode == 1 || waves_grid < waves)) consider(grid, resident_grid, waves_grid * (kb + 2.0));
+      }
     }
   }
   if (overrides().verbose && best.smem != 0)
     std::fprintf(stderr, "lords_gemv%s: rows %d x cols %d tiles, rank_pad %d: %d rows/CTA (%dx%d warps), %d slabs of %d "
-                 "tiles, chunks of %d (%d), smem %zu B\n", Wg ? " (wgmma)" : "", g.row_tiles, g.col_tiles, g.rank_pad,
-                 32 * best.wr, best.wr, best.wc, best.ks, best.tiles_per_cta, best.stage_tiles, best.stages, best.smem);
+                 "tiles%s, chunks of %d (%d), smem %zu B\n", Wg ? " (wgmma)" : "", g.row_tiles, g.col_tiles, g.rank_pad,
+                 32 * best.wr, best.wr, best.wc, best.ks, best.tiles_per_cta, best.grid_sum ? " (grid sum)" : "",
+                 best.stage_tiles, best.stages, best.smem);
   return chosen[key] = best;
 }
 
@@ -572,37 +629,59 @@ template <int Bits, int NTR, bool Wg = false>
 int launch_ntr(const MmaArgs& g, cudaStream_t stream) {
   constexpr auto kernel = lords_gemv_kernel<Bits, NTR, Wg>;
   if (const int e = allow_smem_once<kernel>(g.device, kMaxSmemBytes); e != 0) return e;
-  const LordsGeometry geo = choose_geometry<Bits, NTR, Wg>(g);
+  const bool prepass = use_prepass(Wg);
+  const int grid_mode = grid_sum_mode();
+  const LordsGeometry geo = choose_geometry<Bits, NTR, Wg>(g, grid_mode < 0 && !prepass ? 0 : grid_mode);
   if (geo.smem == 0) return -1;
+  constexpr auto grid_kernel = lords_gemv_kernel<Bits, NTR, Wg, Wg>;  // the grid sum: wgmma variants only
+  if (geo.grid_sum)
+    if (const int e = allow_smem_once<grid_kernel>(g.device, kMaxSmemBytes); e != 0) return e;
   cudaLaunchAttribute attrs[2];
   MmaArgs args = g;
   args.push_sum = push_sum_enabled();
-  if (!use_prepass(Wg)) {
-    cudaLaunchConfig_t cfg = launch_config(geo, row_ctas(g, geo.wr), stream, attrs);
+  const int ranges = row_ctas(g, geo.wr);
+  if (!prepass && !geo.grid_sum) {
+    cudaLaunchConfig_t cfg = launch_config(geo, ranges, stream, attrs);
     args.early_start = add_pdl_attribute(cfg, attrs);
-    const cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, args, geo, PreparedXa{});
+    const cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, args, geo, PreparedXa{}, GridSum{});
     return static_cast<int>(e != cudaSuccess ? e : cudaGetLastError());
   }
-  // The prepass writes x * A (NTR x 256 bytes per run) and the slab scales to stream-ordered scratch, freed behind
-  // the GEMV (the pool keeps it for the next call; CUDA graphs capture it as memory nodes).
-  const size_t xa_bytes = size_t{1} * g.col_tiles * kSteps * NTR * 256;
-  void* scratch = nullptr;
-  if (const cudaError_t e = cudaMallocAsync(&scratch, xa_bytes + sizeof(float) * kMaxCluster, stream); e != cudaSuccess)
+  // Stream-ordered scratch, freed behind the GEMV (the pool keeps it for the next call; CUDA graphs capture it as
+  // memory nodes): the prepass's x * A (NTR x 256 bytes per run) and slab scales, the grid sum's partial sums and
+  // counters.
+  const size_t xa_bytes = prepass ? size_t{1} * g.col_tiles * kSteps * NTR * 256 : 0;
+  const size_t prepass_bytes = prepass ? xa_bytes + sizeof(float) * kMaxCluster : 0;  // x * A, then the slab scales
+  const size_t partial_bytes = geo.grid_sum ? sizeof(float) * geo.ks * ranges * 32 * geo.wr : 0;
+  const size_t arrival_bytes = geo.grid_sum ? sizeof(int) * ranges : 0;
+  char* scratch = nullptr;
+  if (const cudaError_t e = cudaMallocAsync(reinterpret_cast<void**>(&scratch),
+                                            prepass_bytes + partial_bytes + arrival_bytes, stream);
+      e != cudaSuccess)
     return static_cast<int>(e);
-  const PreparedXa pre{static_cast<uint2*>(scratch), reinterpret_cast<float*>(static_cast<char*>(scratch) + xa_bytes)};
-  const int chunks = (geo.tiles_per_cta * kSteps + kPrepassWarps * kPrepassRunsPerWarp - 1) /
-                     (kPrepassWarps * kPrepassRunsPerWarp);
-  cudaLaunchConfig_t pcfg = {};
-  pcfg.gridDim = dim3(static_cast<unsigned>(geo.ks), static_cast<unsigned>(chunks));
-  pcfg.blockDim = dim3(32 * kPrepassWarps);
-  pcfg.stream = stream;
-  cudaLaunchAttribute pattr[1];
-  add_pdl_attribute(pcfg, pattr);
-  cudaError_t e = cudaLaunchKernelEx(&pcfg, xa_prepass_kernel<NTR, Wg>, g, geo, pre);
-  if (e == cudaSuccess) e = cudaGetLastError();
+  const GridSum gs = geo.grid_sum ? GridSum{reinterpret_cast<float*>(scratch + prepass_bytes),
+                                            reinterpret_cast<int*>(scratch + prepass_bytes + partial_bytes)}
+                                  : GridSum{};
+  PreparedXa pre;
+  cudaError_t e = cudaSuccess;
+  if (prepass) {  // it also zeroes the grid sum's counters
+    pre = PreparedXa{reinterpret_cast<uint2*>(scratch), reinterpret_cast<float*>(scratch + xa_bytes)};
+    const int chunks = (geo.tiles_per_cta * kSteps + kPrepassWarps * kPrepassRunsPerWarp - 1) /
+                       (kPrepassWarps * kPrepassRunsPerWarp);
+    cudaLaunchConfig_t pcfg = {};
+    pcfg.gridDim = dim3(static_cast<unsigned>(geo.ks), static_cast<unsigned>(chunks));
+    pcfg.blockDim = dim3(32 * kPrepassWarps);
+    pcfg.stream = stream;
+    cudaLaunchAttribute pattr[1];
+    add_pdl_attribute(pcfg, pattr);
+    e = cudaLaunchKernelEx(&pcfg, xa_prepass_kernel<NTR, Wg>, g, geo, pre, gs.arrivals, ranges);
+    if (e == cudaSuccess) e = cudaGetLastError();
+  } else {
+    e = cudaMemsetAsync(gs.arrivals, 0, arrival_bytes, stream);
+  }
   if (e == cudaSuccess) {
-    const cudaLaunchConfig_t cfg = launch_config(geo, row_ctas(g, geo.wr), stream, attrs, true);
-    e = cudaLaunchKernelEx(&cfg, kernel, args, geo, pre);
+    cudaLaunchConfig_t cfg = launch_config(geo, ranges, stream, attrs, prepass);
+    if (!prepass) args.early_start = add_pdl_attribute(cfg, attrs);
+    e = cudaLaunchKernelEx(&cfg, geo.grid_sum ? grid_kernel : kernel, args, geo, pre, gs);
     if (e == cudaSuccess) e = cudaGetLastError();
   }
   const cudaError_t f = cudaFreeAsync(scratch, stream);
@@ -643,6 +722,7 @@ bool lords_gemv_serves(const MmaArgs& g) {
 }
 
 void force_lords_xa_prepass(int mode) { prepass_forced.store(mode < 0 ? -1 : mode != 0, std::memory_order_relaxed); }
+void force_lords_grid_sum(int mode) { grid_sum_forced.store(mode < 0 ? -1 : mode != 0, std::memory_order_relaxed); }
 
 int launch_lords_gemv(const MmaArgs& g, void* stream_ptr) {
   const auto stream = static_cast<cudaStream_t>(stream_ptr);

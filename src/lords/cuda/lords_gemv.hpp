@@ -13,5 +13,8 @@ bool lords_gemv_serves(const MmaArgs& g);
 int launch_lords_gemv(const MmaArgs& g, void* stream);
 // Tests: later calls form x * A in the prepass kernel (1) or in the GEMV (0), or as HILO_LORDS_XA_PREPASS says (-1).
 void force_lords_xa_prepass(int mode);
+// Tests: later calls add split-k sums through global memory (1), through clusters (0), or as the cost model and
+// HILO_LORDS_GRID_SUM say (-1).
+void force_lords_grid_sum(int mode);
 
 }  // namespace hilo::lords::cuda_detail
