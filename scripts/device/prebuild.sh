@@ -18,7 +18,8 @@ cmake -S . -B build-prebuilt -G Ninja -DCMAKE_BUILD_TYPE=Release -DHILO_FMT_HEAD
   -DCMAKE_CUDA_ARCHITECTURES=90a -DCMAKE_EXE_LINKER_FLAGS="-static-libstdc++ -static-libgcc" \
   -DPython_EXECUTABLE="$(command -v python3)" "${launcher[@]}" > /dev/null
 cmake --build build-prebuilt --target "$@"
-rm -rf build-carry && mkdir -p build-carry/bin
+# A base binary of prebuild_base.sh stays (a device call that finds none has started a machine for nothing).
+rm -rf build-carry/bin build-carry/bin.tgz build-carry/REVISION && mkdir -p build-carry/bin
 for target in "$@"; do
   bin=$(find build-prebuilt -type f -name "$target" -perm -u+x | head -1)
   [ -n "$bin" ] || { echo "prebuild: no executable named $target" >&2; exit 1; }

@@ -15,7 +15,7 @@ scripts/device/build_targets.sh hilo_tests bench_lords_cuda || exit 1
 gunzip -c build-carry/base_bench_lords_cuda.gz > /tmp/base_bench_lords_cuda && chmod +x /tmp/base_bench_lords_cuda ||
   { echo "no build-carry/base_bench_lords_cuda.gz"; exit 1; }
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader | tee $work/gpu.txt
-echo "new: $(cat build-carry/REVISION)" | tee -a $work/gpu.txt
+echo "new: $(cat build-carry/REVISION), base: $(cat build-carry/BASE_REVISION 2>/dev/null || echo unknown)" | tee -a $work/gpu.txt
 rc=0
 if [ "${TESTS_FILTER:-}" != "-" ]; then
   timeout "${TESTS_TIMEOUT:-300}" build-device/tests/hilo_tests --gtest_filter="${TESTS_FILTER:-LordsCuda*:LordsGpuLayout*}" > $work/tests.log 2>&1
