@@ -51,9 +51,11 @@ using gpu_layout::kTileRows;
 
 constexpr int kSteps = gpu_layout::kStepsPerTile;
 // Warps per CTA, one CTA per SM (the pair table and x * A are shared by all): 16 for mma.sync (128 registers
-// each), 8 for wgmma (whose asynchrony needs fewer warps; 255 registers hold a deeper code prefetch).
-constexpr int warps_per_cta(bool wg) { return wg ? 8 : 16; }
-constexpr int kMT = 2;  // row tiles per warp
+// each), 8 for wgmma (whose asynchrony needs fewer warps; 255 registers hold a deeper code prefetch). mt: row tiles
+// per warp, 2 (each B fragment read from shared memory feeds both) or, for wgmma, 1 with 16 warps: its B operand is
+// read from shared memory per instruction either way, and the halved accumulators and A fragments fit 128 registers
+// (HILO_LORDS_WG_MT1; the wgmma GEMV is issue-bound at 8 warps per SM, docs/notes/gpu-lords.md).
+constexpr int warps_per_cta(bool wg, int mt = 2) { return wg ? (mt == 1 ? 16 : 8) : 16; }
 constexpr int kMaxCluster = 8;
 constexpr int kMaxSmemBytes = 225 * 1024;
 
@@ -77,7 +79,8 @@ struct LordsShape {
 constexpr int code_depth(int ntr, bool wg) { return ntr <= 4 || wg ? 3 : 2; }
 
 struct LordsGeometry {
-  int wr = 0, wc = 0;  // warps along rows (32 rows each) x along column tiles; wr x wc = warps_per_cta
+  int wr = 0, wc = 0;  // warps along rows (16 mt rows each) x along column tiles; wr x wc = warps_per_cta
+  int mt = 2;          // row tiles per warp (the kernel's MT)
   int ks = 0, tiles_per_cta = 0;
   bool grid_sum = false;  // slabs add their sums through global memory (GridSum) instead of a cluster
   int stage_tiles = 0, stages = 0;  // x * A is staged in chunks of stage_tiles column tiles (two buffers if > 1)
@@ -89,10 +92,11 @@ struct LordsSmem {
   uint32_t x, frag, b, partial, sum, inbox, total;
 };
 
+// mt: geo.mt, passed apart so that the kernel's layout arithmetic uses its compile-time MT.
 template <int Bits, int NTR>
-__host__ __device__ inline LordsSmem smem_layout(const LordsGeometry& geo) {
+__host__ __device__ inline LordsSmem smem_layout(const LordsGeometry& geo, int mt) {
   using S = LordsShape<Bits, NTR>;
-  const uint32_t rows = 32u * geo.wr;
+  const uint32_t rows = 16u * mt * geo.wr;
   LordsSmem l{};
   l.x = S::kLutBytes;
   l.frag = l.x + 256u * geo.tiles_per_cta;  // x: bf16, 128 per tile
@@ -178,24 +182,26 @@ __global__ void __launch_bounds__(32 * kPrepassWarps)
 
 // Grid: split k through GridSum (geo.grid_sum) instead of a cluster, a separate instantiation so that the cluster
 // kernels keep their code (a runtime switch in one kernel cost the wgmma shapes ~10% on an H100, same geometry).
-template <int Bits, int NTR, bool Wg, bool Grid = false>
-__global__ void __launch_bounds__(32 * warps_per_cta(Wg), 1)
+template <int Bits, int NTR, bool Wg, bool Grid = false, int MT = 2>
+__global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
     lords_gemv_kernel(MmaArgs g, LordsGeometry geo, PreparedXa pre, GridSum gs) {
   static_assert(!Wg || NTR == 7 || NTR == 8);
+  static_assert(MT == 2 || (MT == 1 && Wg));
   using S = LordsShape<Bits, NTR>;
-  constexpr int kWarps = warps_per_cta(Wg), kThreads = 32 * kWarps;
+  constexpr int kMT = MT;
+  constexpr int kWarps = warps_per_cta(Wg, MT), kThreads = 32 * kWarps;
   constexpr int kWords = S::kWords, kTileBytes = S::kTileBytes, PD = code_depth(NTR, Wg);
   constexpr int kFragTile = kSteps * NTR * 32;  // uint2 entries per column tile
   extern __shared__ __align__(16) unsigned char smem[];
   __shared__ unsigned warp_max[kWarps];
-  const LordsSmem L = smem_layout<Bits, NTR>(geo);
+  const LordsSmem L = smem_layout<Bits, NTR>(geo, kMT);
   uint16_t* xs = reinterpret_cast<uint16_t*>(smem + L.x);
   uint2* frag = reinterpret_cast<uint2*>(smem + L.frag);
 
   if (!Grid && gridDim.x > 1 && g.push_sum) cluster_arrive_relaxed();  // matched in cluster_sum_push
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, gq = lane / 4, t = lane % 4;
   const int wr = warp % geo.wr, wc = warp / geo.wr, WC = geo.wc, SPT = geo.stage_tiles;
-  const int rows = 32 * geo.wr;
+  const int rows = 16 * kMT * geo.wr;
   const int c0 = blockIdx.x * geo.tiles_per_cta, ntiles = min(geo.tiles_per_cta, g.col_tiles - c0);
   const int rt0 = blockIdx.y * kMT * geo.wr;
   const int groups = g.rank_pad / 8;
@@ -471,7 +477,9 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg), 1)
 // Tuning overrides for sweeps: HILO_LORDS_WR (warps along rows: 2, 4, 8, 16), HILO_LORDS_SPLIT (slabs, 1..8),
 // HILO_LORDS_STAGE (tiles per x * A chunk), HILO_LORDS_WGMMA=0 (mma.sync at every rank); HILO_LORDS_VERBOSE=1 prints
 // the chosen geometry. HILO_LORDS_XA_PREPASS=1 / 0 converts x * A once per call (xa_prepass_kernel) for every
-// variant / none; unset, the wgmma variants do (-1: the measured default).
+// variant / none; unset, the wgmma variants do (-1: the measured default). HILO_LORDS_GRID_SUM=1 / 0: split k through
+// global memory for every wgmma split / never (GridSum). HILO_LORDS_WG_MT1=1: the wgmma variant with one row tile per
+// warp and 16 warps (never run yet, wgmma_mt1).
 struct Overrides {
   bool wgmma = env_flag("HILO_LORDS_WGMMA", true);
   int prepass = std::getenv("HILO_LORDS_XA_PREPASS") ? env_flag("HILO_LORDS_XA_PREPASS", false) : -1;
@@ -501,19 +509,20 @@ int grid_sum_mode() {
 }
 
 // The geometry for wr row warps and ks slabs, or smem = 0 where it does not fit.
-template <int Bits, int NTR, bool Wg>
+template <int Bits, int NTR, bool Wg, int MT>
 LordsGeometry make_geometry(const MmaArgs& g, int wr, int ks) {
   using S = LordsShape<Bits, NTR>;
   LordsGeometry geo;
   geo.wr = wr;
-  geo.wc = warps_per_cta(Wg) / wr;
+  geo.mt = MT;
+  geo.wc = warps_per_cta(Wg, MT) / wr;
   geo.tiles_per_cta = (g.col_tiles + ks - 1) / ks;
   geo.ks = (g.col_tiles + geo.tiles_per_cta - 1) / geo.tiles_per_cta;
   const int unit = geo.wc * code_depth(NTR, Wg);  // chunks hold whole rounds of the warps' code rings
   const int whole = (geo.tiles_per_cta + unit - 1) / unit * unit;
   geo.stage_tiles = whole;
   geo.stages = 1;
-  const size_t fixed = smem_layout<Bits, NTR>(geo).total - size_t{1} * whole * S::kFragTileBytes;
+  const size_t fixed = smem_layout<Bits, NTR>(geo, geo.mt).total - size_t{1} * whole * S::kFragTileBytes;
   if (fixed + size_t{1} * whole * S::kFragTileBytes > kMaxSmemBytes || overrides().stage > 0) {
     int chunk = overrides().stage > 0 ? overrides().stage
                                       : static_cast<int>((kMaxSmemBytes - std::min<size_t>(fixed, kMaxSmemBytes)) / 2 /
@@ -523,13 +532,13 @@ LordsGeometry make_geometry(const MmaArgs& g, int wr, int ks) {
     geo.stage_tiles = chunk;
     geo.stages = (geo.tiles_per_cta + chunk - 1) / chunk;
   }
-  geo.smem = smem_layout<Bits, NTR>(geo).total;
+  geo.smem = smem_layout<Bits, NTR>(geo, geo.mt).total;
   if (geo.smem > kMaxSmemBytes) return {};
   return geo;
 }
 
-// Row ranges (grid rows) of a geometry with wr row warps.
-int row_ctas(const MmaArgs& g, int wr) { return (g.row_tiles + kMT * wr - 1) / (kMT * wr); }
+// Row ranges (grid rows) of a geometry with wr row warps of mt row tiles.
+int row_ctas(const MmaArgs& g, int wr, int mt) { return (g.row_tiles + mt * wr - 1) / (mt * wr); }
 
 // The launch of `rows` row ranges of geo's slabs: a cluster of geo.ks CTAs per row range (a plain launch for one
 // slab), behind the previous kernel by programmatic dependent launch where `dependent`. `attrs` backs cfg.attrs.
@@ -577,10 +586,10 @@ int resident_clusters(const MmaArgs& g, const LordsGeometry& geo) {
 // device.
 // A grid sum (GridSum) is a candidate only where the same split as a cluster takes more waves (grid_mode -1), at a
 // price of 2 KB-equivalents for the round trip of the partial sums; grid_mode 1 takes it for every split, 0 never.
-template <int Bits, int NTR, bool Wg>
+template <int Bits, int NTR, bool Wg, int MT>
 LordsGeometry choose_geometry(const MmaArgs& g, int grid_mode) {
   using S = LordsShape<Bits, NTR>;
-  constexpr auto kernel = lords_gemv_kernel<Bits, NTR, Wg>;
+  constexpr auto kernel = lords_gemv_kernel<Bits, NTR, Wg, false, MT>;
   static std::mutex mu;
   static std::map<std::tuple<int, int, int, int, int>, LordsGeometry> chosen;
   const std::lock_guard lock(mu);
@@ -590,18 +599,18 @@ LordsGeometry choose_geometry(const MmaArgs& g, int grid_mode) {
   double best_cost = 0;
   for (int wr : {16, 8, 4, 2}) {
     // A warpgroup (wgmma) must share one column group.
-    if ((overrides().wr > 0 && wr != overrides().wr) || wr > warps_per_cta(Wg) || (Wg && wr % 4 != 0)) continue;
-    const int rows = row_ctas(g, wr);
+    if ((overrides().wr > 0 && wr != overrides().wr) || wr > warps_per_cta(Wg, MT) || (Wg && wr % 4 != 0)) continue;
+    const int rows = row_ctas(g, wr, MT);
     for (int ks = 1; ks <= std::min(kMaxCluster, g.col_tiles); ++ks) {
       if (overrides().ks > 0 && ks != std::min(overrides().ks, g.col_tiles)) continue;
-      const LordsGeometry geo = make_geometry<Bits, NTR, Wg>(g, wr, ks);
+      const LordsGeometry geo = make_geometry<Bits, NTR, Wg, MT>(g, wr, ks);
       if (geo.smem == 0 || (geo.ks != ks && overrides().ks == 0)) continue;  // ks slabs collapse to fewer: seen
       const int last_slab = g.col_tiles - (geo.ks - 1) * geo.tiles_per_cta;
       if (overrides().ks == 0 && 2 * last_slab < geo.tiles_per_cta) continue;
-      const double kb = geo.tiles_per_cta * (2.0 * wr * S::kTileBytes + 1.5 * S::kFragTileBytes) / 1024.0 + 8.0;
+      const double kb = geo.tiles_per_cta * (1.0 * MT * wr * S::kTileBytes + 1.5 * S::kFragTileBytes) / 1024.0 + 8.0;
       const auto consider = [&](const LordsGeometry& cand, int resident, double cost) {
         if (overrides().verbose)
-          std::fprintf(stderr, "  candidate %d rows/CTA x %d slabs%s: %d resident, %d waves, cost %.0f\n", 32 * wr,
+          std::fprintf(stderr, "  candidate %d rows/CTA x %d slabs%s: %d resident, %d waves, cost %.0f\n", 16 * MT * wr,
                        cand.ks, cand.grid_sum ? " (grid sum)" : "", resident, (rows + resident - 1) / resident, cost);
         if (best.smem == 0 || cost < best_cost * 0.999) best = cand, best_cost = cost;
       };
@@ -620,26 +629,26 @@ LordsGeometry choose_geometry(const MmaArgs& g, int grid_mode) {
   if (overrides().verbose && best.smem != 0)
     std::fprintf(stderr, "lords_gemv%s: rows %d x cols %d tiles, rank_pad %d: %d rows/CTA (%dx%d warps), %d slabs of %d "
                  "tiles%s, chunks of %d (%d), smem %zu B\n", Wg ? " (wgmma)" : "", g.row_tiles, g.col_tiles, g.rank_pad,
-                 32 * best.wr, best.wr, best.wc, best.ks, best.tiles_per_cta, best.grid_sum ? " (grid sum)" : "",
+                 16 * MT * best.wr, best.wr, best.wc, best.ks, best.tiles_per_cta, best.grid_sum ? " (grid sum)" : "",
                  best.stage_tiles, best.stages, best.smem);
   return chosen[key] = best;
 }
 
-template <int Bits, int NTR, bool Wg = false>
+template <int Bits, int NTR, bool Wg = false, int MT = 2>
 int launch_ntr(const MmaArgs& g, cudaStream_t stream) {
-  constexpr auto kernel = lords_gemv_kernel<Bits, NTR, Wg>;
+  constexpr auto kernel = lords_gemv_kernel<Bits, NTR, Wg, false, MT>;
   if (const int e = allow_smem_once<kernel>(g.device, kMaxSmemBytes); e != 0) return e;
   const bool prepass = use_prepass(Wg);
   const int grid_mode = grid_sum_mode();
-  const LordsGeometry geo = choose_geometry<Bits, NTR, Wg>(g, grid_mode < 0 && !prepass ? 0 : grid_mode);
+  const LordsGeometry geo = choose_geometry<Bits, NTR, Wg, MT>(g, grid_mode < 0 && !prepass ? 0 : grid_mode);
   if (geo.smem == 0) return -1;
-  constexpr auto grid_kernel = lords_gemv_kernel<Bits, NTR, Wg, Wg>;  // the grid sum: wgmma variants only
+  constexpr auto grid_kernel = lords_gemv_kernel<Bits, NTR, Wg, Wg, MT>;  // the grid sum: wgmma variants only
   if (geo.grid_sum)
     if (const int e = allow_smem_once<grid_kernel>(g.device, kMaxSmemBytes); e != 0) return e;
   cudaLaunchAttribute attrs[2];
   MmaArgs args = g;
   args.push_sum = push_sum_enabled();
-  const int ranges = row_ctas(g, geo.wr);
+  const int ranges = row_ctas(g, geo.wr, MT);
   if (!prepass && !geo.grid_sum) {
     cudaLaunchConfig_t cfg = launch_config(geo, ranges, stream, attrs);
     args.early_start = add_pdl_attribute(cfg, attrs);
@@ -651,7 +660,7 @@ int launch_ntr(const MmaArgs& g, cudaStream_t stream) {
   // counters.
   const size_t xa_bytes = prepass ? size_t{1} * g.col_tiles * kSteps * NTR * 256 : 0;
   const size_t prepass_bytes = prepass ? xa_bytes + sizeof(float) * kMaxCluster : 0;  // x * A, then the slab scales
-  const size_t partial_bytes = geo.grid_sum ? sizeof(float) * geo.ks * ranges * 32 * geo.wr : 0;
+  const size_t partial_bytes = geo.grid_sum ? sizeof(float) * geo.ks * ranges * 16 * MT * geo.wr : 0;
   const size_t arrival_bytes = geo.grid_sum ? sizeof(int) * ranges : 0;
   char* scratch = nullptr;
   if (const cudaError_t e = cudaMallocAsync(reinterpret_cast<void**>(&scratch),
@@ -697,6 +706,13 @@ int rank_tiles(int rank) {
 // wgmma for the wide ranks where the kernel was compiled for sm_90a and runs on a 9.x device.
 bool wgmma_usable(int device) { return overrides().wgmma && sm90a_device(device); }
 
+// The wgmma variant with one row tile per warp and 16 warps (warps_per_cta): written after the eighth session's
+// device time was spent, compiled (ptxas: no spills), never run, so off unless HILO_LORDS_WG_MT1=1.
+bool wgmma_mt1() {
+  static const bool on = env_flag("HILO_LORDS_WG_MT1", false);
+  return on;
+}
+
 template <int Bits>
 int launch_bits(const MmaArgs& g, cudaStream_t stream) {
   const bool wg = wgmma_usable(g.device);
@@ -704,8 +720,12 @@ int launch_bits(const MmaArgs& g, cudaStream_t stream) {
     case 2: return launch_ntr<Bits, 2>(g, stream);
     case 4: return launch_ntr<Bits, 4>(g, stream);
 #if defined(HILO_HAVE_SM90A)
-    case 7: return wg ? launch_ntr<Bits, 7, true>(g, stream) : launch_ntr<Bits, 7>(g, stream);
-    default: return wg ? launch_ntr<Bits, 8, true>(g, stream) : launch_ntr<Bits, 8>(g, stream);
+    case 7:
+      if (!wg) return launch_ntr<Bits, 7>(g, stream);
+      return wgmma_mt1() ? launch_ntr<Bits, 7, true, 1>(g, stream) : launch_ntr<Bits, 7, true>(g, stream);
+    default:
+      if (!wg) return launch_ntr<Bits, 8>(g, stream);
+      return wgmma_mt1() ? launch_ntr<Bits, 8, true, 1>(g, stream) : launch_ntr<Bits, 8, true>(g, stream);
 #else
     case 7: return launch_ntr<Bits, 7>(g, stream);
     default: return launch_ntr<Bits, 8>(g, stream);
