@@ -56,6 +56,8 @@ constexpr int kSteps = gpu_layout::kStepsPerTile;
 // read from shared memory per instruction either way, and the halved accumulators and A fragments fit 128 registers
 // (HILO_LORDS_WG_MT1; the wgmma GEMV is issue-bound at 8 warps per SM, docs/notes/gpu-lords.md).
 constexpr int warps_per_cta(bool wg, int mt = 2) { return wg ? (mt == 1 ? 16 : 8) : 16; }
+// Rows of a CTA with wr row warps of mt row tiles (16 rows each).
+constexpr int cta_rows(int wr, int mt) { return 16 * mt * wr; }
 constexpr int kMaxCluster = 8;
 constexpr int kMaxSmemBytes = 225 * 1024;
 
@@ -79,8 +81,7 @@ struct LordsShape {
 constexpr int code_depth(int ntr, bool wg) { return ntr <= 4 || wg ? 3 : 2; }
 
 struct LordsGeometry {
-  int wr = 0, wc = 0;  // warps along rows (16 mt rows each) x along column tiles; wr x wc = warps_per_cta
-  int mt = 2;          // row tiles per warp (the kernel's MT)
+  int wr = 0, wc = 0;  // warps along rows (the kernel's MT row tiles each) x along column tiles; wr x wc = warps_per_cta
   int ks = 0, tiles_per_cta = 0;
   bool grid_sum = false;  // slabs add their sums through global memory (GridSum) instead of a cluster
   int stage_tiles = 0, stages = 0;  // x * A is staged in chunks of stage_tiles column tiles (two buffers if > 1)
@@ -92,11 +93,11 @@ struct LordsSmem {
   uint32_t x, frag, b, partial, sum, inbox, total;
 };
 
-// mt: geo.mt, passed apart so that the kernel's layout arithmetic uses its compile-time MT.
+// mt: the kernel's row tiles per warp (MT).
 template <int Bits, int NTR>
 __host__ __device__ inline LordsSmem smem_layout(const LordsGeometry& geo, int mt) {
   using S = LordsShape<Bits, NTR>;
-  const uint32_t rows = 16u * mt * geo.wr;
+  const uint32_t rows = cta_rows(geo.wr, mt);
   LordsSmem l{};
   l.x = S::kLutBytes;
   l.frag = l.x + 256u * geo.tiles_per_cta;  // x: bf16, 128 per tile
@@ -201,7 +202,7 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
   if (!Grid && gridDim.x > 1 && g.push_sum) cluster_arrive_relaxed();  // matched in cluster_sum_push
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, gq = lane / 4, t = lane % 4;
   const int wr = warp % geo.wr, wc = warp / geo.wr, WC = geo.wc, SPT = geo.stage_tiles;
-  const int rows = 16 * kMT * geo.wr;
+  const int rows = cta_rows(geo.wr, kMT);
   const int c0 = blockIdx.x * geo.tiles_per_cta, ntiles = min(geo.tiles_per_cta, g.col_tiles - c0);
   const int rt0 = blockIdx.y * kMT * geo.wr;
   const int groups = g.rank_pad / 8;
@@ -466,9 +467,7 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
         total += __ldcg(gs.partial + q * ld + static_cast<int64_t>(blockIdx.y) * rows + tid);
       store(tid, total);
     }
-    return;
-  }
-  if constexpr (!Grid) {
+  } else {
     if (tid < rows) cta_sum[tid] = v;  // each thread pushes the element it wrote
     cluster_add<kMaxCluster>(g.push_sum, cta_sum, reinterpret_cast<float*>(smem + L.inbox), rows, store);
   }
@@ -479,7 +478,7 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
 // the chosen geometry. HILO_LORDS_XA_PREPASS=1 / 0 converts x * A once per call (xa_prepass_kernel) for every
 // variant / none; unset, the wgmma variants do (-1: the measured default). HILO_LORDS_GRID_SUM=1 / 0: split k through
 // global memory for every wgmma split / never (GridSum). HILO_LORDS_WG_MT1=1: the wgmma variant with one row tile per
-// warp and 16 warps (never run yet, wgmma_mt1).
+// warp and 16 warps (never run yet).
 struct Overrides {
   bool wgmma = env_flag("HILO_LORDS_WGMMA", true);
   int prepass = std::getenv("HILO_LORDS_XA_PREPASS") ? env_flag("HILO_LORDS_XA_PREPASS", false) : -1;
@@ -487,6 +486,8 @@ struct Overrides {
   int ks = env_override("HILO_LORDS_SPLIT", 1, kMaxCluster, 0);
   int stage = env_override("HILO_LORDS_STAGE", 1, 1 << 16, 0);
   bool verbose = env_override("HILO_LORDS_VERBOSE", 1, 1, 0) == 1;
+  int grid_sum = std::getenv("HILO_LORDS_GRID_SUM") ? env_flag("HILO_LORDS_GRID_SUM", false) : -1;
+  bool wg_mt1 = env_flag("HILO_LORDS_WG_MT1", false);  // written after the eighth session's device time: never run
 };
 const Overrides& overrides() {
   static const Overrides o;
@@ -503,9 +504,8 @@ bool use_prepass(bool wgmma) {
 // HILO_LORDS_GRID_SUM.
 std::atomic<int> grid_sum_forced{-1};
 int grid_sum_mode() {
-  static const int env = std::getenv("HILO_LORDS_GRID_SUM") ? env_flag("HILO_LORDS_GRID_SUM", false) : -1;
   const int f = grid_sum_forced.load(std::memory_order_relaxed);
-  return f >= 0 ? f : env;
+  return f >= 0 ? f : overrides().grid_sum;
 }
 
 // The geometry for wr row warps and ks slabs, or smem = 0 where it does not fit.
@@ -514,7 +514,6 @@ LordsGeometry make_geometry(const MmaArgs& g, int wr, int ks) {
   using S = LordsShape<Bits, NTR>;
   LordsGeometry geo;
   geo.wr = wr;
-  geo.mt = MT;
   geo.wc = warps_per_cta(Wg, MT) / wr;
   geo.tiles_per_cta = (g.col_tiles + ks - 1) / ks;
   geo.ks = (g.col_tiles + geo.tiles_per_cta - 1) / geo.tiles_per_cta;
@@ -522,7 +521,7 @@ LordsGeometry make_geometry(const MmaArgs& g, int wr, int ks) {
   const int whole = (geo.tiles_per_cta + unit - 1) / unit * unit;
   geo.stage_tiles = whole;
   geo.stages = 1;
-  const size_t fixed = smem_layout<Bits, NTR>(geo, geo.mt).total - size_t{1} * whole * S::kFragTileBytes;
+  const size_t fixed = smem_layout<Bits, NTR>(geo, MT).total - size_t{1} * whole * S::kFragTileBytes;
   if (fixed + size_t{1} * whole * S::kFragTileBytes > kMaxSmemBytes || overrides().stage > 0) {
     int chunk = overrides().stage > 0 ? overrides().stage
                                       : static_cast<int>((kMaxSmemBytes - std::min<size_t>(fixed, kMaxSmemBytes)) / 2 /
@@ -532,7 +531,7 @@ LordsGeometry make_geometry(const MmaArgs& g, int wr, int ks) {
     geo.stage_tiles = chunk;
     geo.stages = (geo.tiles_per_cta + chunk - 1) / chunk;
   }
-  geo.smem = smem_layout<Bits, NTR>(geo, geo.mt).total;
+  geo.smem = smem_layout<Bits, NTR>(geo, MT).total;
   if (geo.smem > kMaxSmemBytes) return {};
   return geo;
 }
@@ -610,7 +609,7 @@ LordsGeometry choose_geometry(const MmaArgs& g, int grid_mode) {
       const double kb = geo.tiles_per_cta * (1.0 * MT * wr * S::kTileBytes + 1.5 * S::kFragTileBytes) / 1024.0 + 8.0;
       const auto consider = [&](const LordsGeometry& cand, int resident, double cost) {
         if (overrides().verbose)
-          std::fprintf(stderr, "  candidate %d rows/CTA x %d slabs%s: %d resident, %d waves, cost %.0f\n", 16 * MT * wr,
+          std::fprintf(stderr, "  candidate %d rows/CTA x %d slabs%s: %d resident, %d waves, cost %.0f\n", cta_rows(wr, MT),
                        cand.ks, cand.grid_sum ? " (grid sum)" : "", resident, (rows + resident - 1) / resident, cost);
         if (best.smem == 0 || cost < best_cost * 0.999) best = cand, best_cost = cost;
       };
@@ -629,7 +628,7 @@ LordsGeometry choose_geometry(const MmaArgs& g, int grid_mode) {
   if (overrides().verbose && best.smem != 0)
     std::fprintf(stderr, "lords_gemv%s: rows %d x cols %d tiles, rank_pad %d: %d rows/CTA (%dx%d warps), %d slabs of %d "
                  "tiles%s, chunks of %d (%d), smem %zu B\n", Wg ? " (wgmma)" : "", g.row_tiles, g.col_tiles, g.rank_pad,
-                 16 * MT * best.wr, best.wr, best.wc, best.ks, best.tiles_per_cta, best.grid_sum ? " (grid sum)" : "",
+                 cta_rows(best.wr, MT), best.wr, best.wc, best.ks, best.tiles_per_cta, best.grid_sum ? " (grid sum)" : "",
                  best.stage_tiles, best.stages, best.smem);
   return chosen[key] = best;
 }
@@ -660,7 +659,7 @@ int launch_ntr(const MmaArgs& g, cudaStream_t stream) {
   // counters.
   const size_t xa_bytes = prepass ? size_t{1} * g.col_tiles * kSteps * NTR * 256 : 0;
   const size_t prepass_bytes = prepass ? xa_bytes + sizeof(float) * kMaxCluster : 0;  // x * A, then the slab scales
-  const size_t partial_bytes = geo.grid_sum ? sizeof(float) * geo.ks * ranges * 16 * MT * geo.wr : 0;
+  const size_t partial_bytes = geo.grid_sum ? sizeof(float) * geo.ks * ranges * cta_rows(geo.wr, MT) : 0;
   const size_t arrival_bytes = geo.grid_sum ? sizeof(int) * ranges : 0;
   char* scratch = nullptr;
   if (const cudaError_t e = cudaMallocAsync(reinterpret_cast<void**>(&scratch),
@@ -706,13 +705,6 @@ int rank_tiles(int rank) {
 // wgmma for the wide ranks where the kernel was compiled for sm_90a and runs on a 9.x device.
 bool wgmma_usable(int device) { return overrides().wgmma && sm90a_device(device); }
 
-// The wgmma variant with one row tile per warp and 16 warps (warps_per_cta): written after the eighth session's
-// device time was spent, compiled (ptxas: no spills), never run, so off unless HILO_LORDS_WG_MT1=1.
-bool wgmma_mt1() {
-  static const bool on = env_flag("HILO_LORDS_WG_MT1", false);
-  return on;
-}
-
 template <int Bits>
 int launch_bits(const MmaArgs& g, cudaStream_t stream) {
   const bool wg = wgmma_usable(g.device);
@@ -722,10 +714,10 @@ int launch_bits(const MmaArgs& g, cudaStream_t stream) {
 #if defined(HILO_HAVE_SM90A)
     case 7:
       if (!wg) return launch_ntr<Bits, 7>(g, stream);
-      return wgmma_mt1() ? launch_ntr<Bits, 7, true, 1>(g, stream) : launch_ntr<Bits, 7, true>(g, stream);
+      return overrides().wg_mt1 ? launch_ntr<Bits, 7, true, 1>(g, stream) : launch_ntr<Bits, 7, true>(g, stream);
     default:
       if (!wg) return launch_ntr<Bits, 8>(g, stream);
-      return wgmma_mt1() ? launch_ntr<Bits, 8, true, 1>(g, stream) : launch_ntr<Bits, 8, true>(g, stream);
+      return overrides().wg_mt1 ? launch_ntr<Bits, 8, true, 1>(g, stream) : launch_ntr<Bits, 8, true>(g, stream);
 #else
     case 7: return launch_ntr<Bits, 7>(g, stream);
     default: return launch_ntr<Bits, 8>(g, stream);

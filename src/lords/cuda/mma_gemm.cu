@@ -32,10 +32,15 @@ constexpr int kMaxClusterSplits = 2;  // splits that add their sums through a cl
 constexpr int kMaxSmem = 227 * 1024;  // dynamic shared memory a CTA may have (sm_90)
 
 // Shared memory of a GEMM CTA: the pair table, `stages` ring slots and, with the cluster sum, the CTA's sums (over the
-// ring, or past it where they are larger) and the inbox with its padding.
+// ring, or past it where they are larger), then the inbox with its padding. gemm_inbox_offset: where the inbox starts.
+constexpr int gemm_inbox_offset(int lut, int slot, int stages, int sum_bytes, bool cluster_sum) {
+  return lut + std::max(stages * slot, cluster_sum ? sum_bytes : 0);
+}
+constexpr int gemm_inbox_bytes(int sum_bytes, bool cluster_sum) {
+  return cluster_sum ? sum_bytes + 4 * kMaxClusterSplits : 0;
+}
 constexpr int gemm_smem_bytes(int lut, int slot, int stages, int sum_bytes, bool cluster_sum) {
-  return lut + std::max(stages * slot, cluster_sum ? sum_bytes : 0) +
-         (cluster_sum ? sum_bytes + 4 * kMaxClusterSplits : 0);
+  return gemm_inbox_offset(lut, slot, stages, sum_bytes, cluster_sum) + gemm_inbox_bytes(sum_bytes, cluster_sum);
 }
 
 // RP: rank_pad / 16 (0: block-wise). WB: warp groups along the batch (each group: 8 warps, one per row tile, NT
@@ -65,10 +70,9 @@ struct GemmShape {
   // CTAs per SM; one chunk ahead left the H100 at 14-25% of its DRAM bandwidth at batch 16), 2 where NT = 16 needs
   // the registers for its accumulators.
   static constexpr int kDepth = NT <= 4 ? 4 : 2;
-  static constexpr int kInbox = kLutBytes + std::max(kStages * kSlotBytes, kClusterSum ? 4 * kSums : 0);
-  static constexpr int kSmem = gemm_smem_bytes(kLutBytes, kSlotBytes, kStages, 4 * kSums, kClusterSum);
+  static constexpr int kInbox = gemm_inbox_offset(kLutBytes, kSlotBytes, kStages, 4 * kSums, kClusterSum);
+  static constexpr int kSmem = kInbox + gemm_inbox_bytes(4 * kSums, kClusterSum);
   static_assert(kSmem <= kMaxSmem, "the GEMM's shared memory exceeds the 227 KB a CTA may have");
-  static_assert(!kClusterSum || kInbox + 4 * kSums <= kSmem, "the cluster sum's inbox must fit the CTA's memory");
 };
 
 template <int Bits, int NT, int RP, int WB>
