@@ -8,17 +8,17 @@
 // GEMV's fixes (row_gemv.cu): the operands it needs first (x, B, x * A) are requested before the codes, the pair
 // table comes from the kernel parameters, and the x * A staging of the next column chunk overlaps the current one.
 //
-// Work split. A CTA of 16 warps owns 32 x wr rows (16 x wr with wgmma) and a slab of column tiles; warp (r, c) of
-// the wr x wc grid owns two row tiles (32 rows: each B fragment read from shared memory feeds both; one with wgmma)
-// and column tiles c, c + wc, ... of the slab. Why many rows per CTA: every CTA reads x * A for its slab (rank x
-// columns x 2 bytes) from L2, which at 32 rows and rank 32 would be 4x its code bytes; at 256 rows it is half. The
-// per-warp sums over column groups are added in shared memory, the slabs of one row range (a cluster of <= 8 CTAs)
-// through distributed shared memory, all
-// in a fixed order: deterministic.
+// Work split. A CTA of 16 warps owns 32 x wr rows and a slab of column tiles (wgmma: 16 warps of one row tile or 8 of
+// two, wgmma_row_tiles); warp (r, c) of the wr x wc grid owns two row tiles (32 rows: each B fragment read from
+// shared memory feeds both) and column tiles c, c + wc, ... of the slab. Why many rows per CTA: every CTA reads x * A
+// for its slab (rank x columns x 2 bytes) from L2, which at 32 rows and rank 32 would be 4x its code bytes; at 256
+// rows it is half. The per-warp sums over column groups are added in shared memory, the slabs of one row range (a
+// cluster of <= 8 CTAs) through distributed shared memory or, split wider, through global memory (GridSum), all in a
+// fixed order: deterministic.
 //
 // The rank costs 2 x rank FLOPs per weight on tensor cores (batch 1 is a GEMM with N = rank); the kernel reads only
-// ceil(rank / 8) n-tiles of the padded factors (7 of 8 at rank 49), and above rank 32 multiplies on wgmma where the
-// build has sm_90a (LordsShape). Measured: docs/results/lords-cuda.md.
+// ceil(rank / 8) n-tiles of the padded factors (7 of 8 at rank 49), and above rank 32 (or 16 on wide layers)
+// multiplies on wgmma where the build has sm_90a (wgmma_rank_product). Measured: docs/results/lords-cuda.md.
 //
 // x * A prepass (on by default for the wgmma variants, ranks 33-64; HILO_LORDS_XA_PREPASS=0/1 forces it off/on):
 // every row range converts the same slab of x * A, so a small kernel can do it once per call into a scratch buffer, in
@@ -51,11 +51,10 @@ using gpu_layout::kTileCols;
 using gpu_layout::kTileRows;
 
 constexpr int kSteps = gpu_layout::kStepsPerTile;
-// Warps per CTA, one CTA per SM (the pair table and x * A are shared by all): 16 (128 registers each). mt: row tiles
-// per warp: 2 for mma.sync (each B fragment read from shared memory feeds both); 1 for wgmma, whose B operand is read
-// from shared memory per instruction either way: the halved accumulators and A fragments fit 128 registers. The
-// 8-warp wgmma variant with 2 row tiles (255 registers, HILO_LORDS_WG_MT2=1) was 1.5-2% slower on the H100
-// (docs/results/lords-cuda.md, ninth session).
+// Warps per CTA, one CTA per SM (the pair table and x * A are shared by all). mt: row tiles per warp. mma.sync: 16
+// warps of 2 row tiles (each B fragment read from shared memory feeds both; 128 registers). wgmma, whose B operand
+// is read from shared memory per instruction either way: 16 warps of 1 row tile (128 registers) or 8 of 2 (255
+// registers, a deeper code prefetch); which is faster depends on the code width (wgmma_row_tiles).
 constexpr int warps_per_cta(bool wg, int mt = 2) { return wg ? (mt == 1 ? 16 : 8) : 16; }
 // Rows of a CTA with wr row warps of mt row tiles (16 rows each).
 constexpr int cta_rows(int wr, int mt) { return 16 * mt * wr; }
@@ -74,10 +73,10 @@ struct LordsShape {
 };
 
 // Code tiles in flight per warp, in registers: the accumulators take 8 NTR of the 128 a thread has at 16 warps.
-// Wg: the rank product on wgmma (sm_90a; ranks 49-64 by default, any NTR with HILO_LORDS_WG_NTR): each warpgroup
-// multiplies its 4 warps' decoded codes (64 rows per row-tile slot) by x * A in one m64n(8 NTR)k16 instruction, which
-// reads the shared-memory operand once per warpgroup instead of once per warp and runs at wgmma's rate; x * A is then
-// stored as 8 x 16-byte core matrices (K-major, no swizzle) instead of per-lane mma.sync fragments.
+// Wg: the rank product on wgmma (sm_90a; NTR 4, 7, 8: wgmma_rank_product): each warpgroup multiplies its 4 warps'
+// decoded codes (64 rows per row-tile slot) by x * A in one m64n(8 NTR)k16 instruction, which reads the shared-memory
+// operand once per warpgroup instead of once per warp and runs at wgmma's rate; x * A is then stored as 8 x 16-byte
+// core matrices (K-major, no swizzle) instead of per-lane mma.sync fragments.
 constexpr int code_depth(int ntr, bool wg) { return ntr <= 4 || wg ? 3 : 2; }
 
 struct LordsGeometry {
@@ -187,6 +186,7 @@ template <int Bits, int NTR, bool Wg, bool Grid = false, int MT = 2>
 __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
     lords_gemv_kernel(MmaArgs g, LordsGeometry geo, PreparedXa pre, GridSum gs) {
   static_assert(MT == 2 || (MT == 1 && Wg));
+  static_assert(!Wg || NTR >= 4);               // ranks <= 16 measured slower on wgmma (wgmma_rank_product)
   static_assert(!Wg || MT == 1 || NTR >= 7);  // the 8-warp wgmma variant (MT = 2) only at its measured ranks
   using S = LordsShape<Bits, NTR>;
   constexpr int kMT = MT;
@@ -477,9 +477,9 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
 // HILO_LORDS_STAGE (tiles per x * A chunk), HILO_LORDS_WGMMA=0 (mma.sync at every rank); HILO_LORDS_VERBOSE=1 prints
 // the chosen geometry. HILO_LORDS_XA_PREPASS=1 / 0 converts x * A once per call (xa_prepass_kernel) for every
 // variant / none; unset, the wgmma variants do (-1: the measured default). HILO_LORDS_GRID_SUM=1 / 0: split k through
-// global memory for every wgmma split / never (GridSum). HILO_LORDS_WG_MT2=1: the 8-warp wgmma variant (2 row tiles per
-// warp) at ranks 49-64. HILO_LORDS_WG_NTR=2 / 4 / 7: wgmma from that many rank n-tiles up (unset: wgmma_rank_product's rule).
-constexpr int kDefaultWgMinNtr = 0;  // HILO_LORDS_WG_NTR unset: wgmma_rank_product's rule
+// global memory for every wgmma split / never (GridSum). HILO_LORDS_WG_MT=1 / 2: the wgmma variant with 16 warps of one
+// row tile / 8 warps of two at ranks 49-64 (unset: wgmma_row_tiles' rule). HILO_LORDS_WG_NTR=4 / 7: wgmma from that
+// many rank n-tiles up, ranks 17-32 / 49-64 (unset: wgmma_rank_product's rule).
 struct Overrides {
   bool wgmma = env_flag("HILO_LORDS_WGMMA", true);
   int prepass = std::getenv("HILO_LORDS_XA_PREPASS") ? env_flag("HILO_LORDS_XA_PREPASS", false) : -1;
@@ -488,8 +488,8 @@ struct Overrides {
   int stage = env_override("HILO_LORDS_STAGE", 1, 1 << 16, 0);
   bool verbose = env_override("HILO_LORDS_VERBOSE", 1, 1, 0) == 1;
   int grid_sum = std::getenv("HILO_LORDS_GRID_SUM") ? env_flag("HILO_LORDS_GRID_SUM", false) : -1;
-  bool wg_mt2 = env_flag("HILO_LORDS_WG_MT2", false);
-  int wg_min_ntr = env_override("HILO_LORDS_WG_NTR", 2, 8, kDefaultWgMinNtr);
+  int wg_mt = env_override("HILO_LORDS_WG_MT", 1, 2, 0);
+  int wg_min_ntr = env_override("HILO_LORDS_WG_NTR", 4, 8, 0);
 };
 const Overrides& overrides() {
   static const Overrides o;
@@ -707,24 +707,32 @@ int rank_tiles(int rank) {
 // wgmma for the wide ranks where the kernel was compiled for sm_90a and runs on a 9.x device.
 bool wgmma_usable(int device) { return overrides().wgmma && sm90a_device(device); }
 
-// Whether NTR rank n-tiles multiply on wgmma: ranks 49-64 always; 17-32 on layers at least twice as long (columns)
-// as tall, where mma.sync's clusters cannot split k far enough and the wgmma kernel's grid sum can (H100, NF4 B=128
-// rank 24: 4096x14336 1.07x faster, 14336x4096 and 4096x4096 slower; ranks <= 16 slower on every shape: 1024x4096
-// rank 12 7.3 against 5.0 us; docs/results/lords-cuda.md, ninth session). HILO_LORDS_WG_NTR overrides the threshold.
+// Whether NTR rank n-tiles (4, 7 or 8) multiply on wgmma: ranks 49-64 always; 17-32 on layers at least twice as
+// long (columns) as tall, where mma.sync's clusters cannot split k far enough and the wgmma kernel's grid sum can.
+// H100, ninth session (docs/results/lords-cuda.md): NF4 B=128 rank 24 4096x14336 23.1-23.2 -> 21.8 us, 14336x4096
+// 19.3 -> 19.8, rank 32 at 4096x4096 10.2 -> 11.6; ranks <= 16 were slower on every shape (1024x4096 rank 12 5.0 ->
+// 7.3 us), so they have no wgmma variant. HILO_LORDS_WG_NTR overrides the threshold.
 bool wgmma_rank_product(const MmaArgs& g, int ntr) {
-  if (overrides().wg_min_ntr != kDefaultWgMinNtr) return ntr >= overrides().wg_min_ntr;
+  if (overrides().wg_min_ntr > 0) return ntr >= overrides().wg_min_ntr;
   return ntr >= 7 || (ntr == 4 && g.col_tiles * kTileCols >= 2 * g.row_tiles * kTileRows);
 }
 
-// The kernel for NTR rank n-tiles: wgmma (16 warps, MT = 1) where chosen and usable, else mma.sync.
+// Row tiles per warp of the wgmma variant at ranks 49-64: 1 (16 warps) for 4-bit codes, 2 (8 warps) otherwise. H100,
+// ninth session, same binary and call: NF4 B=64 14336x4096 24.1-24.3 -> 23.7 us and 4096x14336 26.1-26.2 -> 25.8
+// with 1; NF3 B=64 25.0-25.1 against 25.6-25.9 and 26.1-26.2 against 26.3-26.4 with 2; 2-bit not measured (keeps 2,
+// the earlier default). HILO_LORDS_WG_MT overrides it.
+int wgmma_row_tiles(int bits) { return overrides().wg_mt > 0 ? overrides().wg_mt : bits == 4 ? 1 : 2; }
+
+// The kernel for NTR rank n-tiles: wgmma where chosen and usable, else mma.sync.
 template <int Bits, int NTR>
 int launch_rank_tiles(const MmaArgs& g, cudaStream_t stream) {
 #if defined(HILO_HAVE_SM90A)
-  if (wgmma_usable(g.device) && wgmma_rank_product(g, NTR)) {
-    if constexpr (NTR >= 7)
-      if (overrides().wg_mt2) return launch_ntr<Bits, NTR, true, 2>(g, stream);
-    return launch_ntr<Bits, NTR, true, 1>(g, stream);
-  }
+  if constexpr (NTR >= 4)
+    if (wgmma_usable(g.device) && wgmma_rank_product(g, NTR)) {
+      if constexpr (NTR >= 7)
+        if (wgmma_row_tiles(Bits) == 2) return launch_ntr<Bits, NTR, true, 2>(g, stream);
+      return launch_ntr<Bits, NTR, true, 1>(g, stream);
+    }
 #endif
   return launch_ntr<Bits, NTR>(g, stream);
 }

@@ -16,7 +16,6 @@
 #include "mma_common.cuh"
 #include "mma_gemm.hpp"
 #include "wgmma_gemm.hpp"
-#include "wgmma_rs.cuh"
 
 namespace hilo::lords::cuda_detail {
 namespace {
@@ -47,12 +46,8 @@ constexpr int gemm_smem_bytes(int lut, int slot, int stages, int sum_bytes, bool
 // RP: rank_pad / 16 (0: block-wise). WB: warp groups along the batch (each group: 8 warps, one per row tile, NT
 // n-tiles each). WB = 2 doubles the warps per SM at the cost of decoding each fragment twice; it measured 10-20%
 // slower (docs/results/lords-cuda.md), so the launches use WB = 1 and the parameter stays for such A/B runs.
-// WgS (LoRDS on sm_90a): the scale tile S = B A of each step by one wgmma per 16 ranks per warpgroup (B's rows from
-// registers, A^T's core matrices from shared memory) instead of 2 mma.sync per 16 ranks per warp, each warp reading
-// the same A^T fragments by ldmatrix: at rank 64 those were 16 of a warp's 24 shared-memory wavefronts per step.
-template <int Bits, int NT, int RP, int WB, bool WgS = false>
+template <int Bits, int NT, int RP, int WB>
 struct GemmShape {
-  static_assert(!WgS || (RP > 0 && WB == 1));
   static constexpr int kThreads = 32 * kRowWarps * WB;
   static constexpr bool kLords = RP > 0;
   static constexpr int kRankPad = 16 * RP, kAStride = kRankPad + 8;  // A^T rows padded: conflict-free B loads
@@ -67,8 +62,7 @@ struct GemmShape {
   // chunk c is used. With two slots the small-batch tiles waited for each chunk's x from L2 (their few mmas per chunk
   // hide nothing); four keep three chunks in flight (three where four do not fit: 32 rows at rank 128). The large
   // tiles keep two: their mmas hide the wait, and they need the shared memory.
-  static constexpr int kXBytes = 2 * kBatchRows * kXStride;
-  static constexpr int kABytes = kLords ? 2 * kTileCols * (WgS ? kRankPad : kAStride) : 0;
+  static constexpr int kXBytes = 2 * kBatchRows * kXStride, kABytes = kLords ? 2 * kTileCols * kAStride : 0;
   static constexpr int kSlotBytes = kXBytes + kABytes + (kLords ? 0 : kRowWarps * kChunkBlocks * kTileRows * 2);
   static constexpr int kStages =
       NT > 4 ? 2 : gemm_smem_bytes(kLutBytes, kSlotBytes, 4, 4 * kSums, kClusterSum) <= kMaxSmem ? 4 : 3;
@@ -81,74 +75,16 @@ struct GemmShape {
   static_assert(kSmem <= kMaxSmem, "the GEMM's shared memory exceeds the 227 KB a CTA may have");
 };
 
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-// S = B A of step s (columns 16 s .. + 15 of the chunk) for the warpgroup's 64 rows: one m64n16k16 per 16 ranks, B's
-// rows (bfac, mma.sync's A fragments) from registers, A^T from its core matrices at a_base (stage_chunk_a_t_cores),
-// committed as one group. sc gets mma.m16n8k16's C layout per 8-column half: sc[4 n + e] = scale_mma's sc[n][e].
-template <int RP>
-__device__ __forceinline__ void scale_wgmma(const uint32_t (&bfac)[RP][4], uint32_t a_base, int s, float (&sc)[8]) {
-  constexpr uint32_t kGroupBytes = 256 * RP;  // one group of 8 columns: 2 RP core matrices of 8 ranks
-#pragma unroll
-  for (int i = 0; i < 8; ++i) sc[i] = 0.0f;
-  wgmma_fence();
-#pragma unroll
-  for (int j = 0; j < RP; ++j)
-    wgmma_m64n16k16_bf16_rs(sc, bfac[j], smem_desc_noswizzle(a_base + 2 * s * kGroupBytes + 256 * j, 128, kGroupBytes));
-  wgmma_commit();
-}
-#endif
-
-// One chunk of a warp's LoRDS steps with the scale product on wgmma (GemmShape's WgS): S of step s + 1 runs while
-// step s is weighted and multiplied. x_base: this lane's ldmatrix address in the chunk's x slot; a_base: the slot's
-// A^T.
-template <int Bits, int NT, int RP>
-__device__ __forceinline__ void wgs_chunk(const uint32_t (&cur)[2 * Bits], uint32_t lut_lane, uint32_t x_base,
-                                          uint32_t a_base, const uint32_t (&bfac)[RP][4], float (&acc)[NT][4]) {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  uint32_t bfr[2][NT / 2][4], pair[2][4];
-  float sc[2][8];
-  const auto load_step = [&](int s, int p) {
-#pragma unroll
-    for (int j = 0; j < NT / 2; ++j) ldmatrix_x4(x_base + (j * 16 * kXStride + 16 * s) * 2, bfr[p][j]);
-    lookup_pairs<Bits>(cur, s, lut_lane, pair[p]);
-  };
-  load_step(0, 0);
-  scale_wgmma<RP>(bfac, a_base, 0, sc[0]);
-#pragma unroll
-  for (int s = 0; s < kSteps; ++s) {
-    const int p = s & 1;
-    if (s + 1 < kSteps) {
-      scale_wgmma<RP>(bfac, a_base, s + 1, sc[p ^ 1]);
-      wgmma_wait<1>();  // step s's S is done
-    } else {
-      wgmma_wait<0>();
-    }
-    fence_operands(sc[p]);
-    uint32_t a[4];
-    lords_weights(pair[p], *reinterpret_cast<const float(*)[2][4]>(&sc[p]), a);
-    if (s + 1 < kSteps) load_step(s + 1, p ^ 1);
-#pragma unroll
-    for (int j = 0; j < NT / 2; ++j) {
-      mma_bf16(acc[2 * j], a, bfr[p][j][0], bfr[p][j][1]);
-      mma_bf16(acc[2 * j + 1], a, bfr[p][j][2], bfr[p][j][3]);
-    }
-  }
-#else
-  __trap();  // the launcher picks WgS only where sm_90a code runs
-#endif
-}
-
-template <int Bits, int NT, int RP, int WB, bool WgS = false>
+template <int Bits, int NT, int RP, int WB>
 __global__ void __launch_bounds__(32 * kRowWarps * WB, 1)
     mma_gemm_kernel(MmaArgs g, GemmExtras ex, int tiles_per_split, float* partial) {
-  using S = GemmShape<Bits, NT, RP, WB, WgS>;
+  using S = GemmShape<Bits, NT, RP, WB>;
   constexpr int kThreads = S::kThreads;
   extern __shared__ __align__(16) unsigned char smem[];
   uint32_t* lut = reinterpret_cast<uint32_t*>(smem);                           // [kPairs][32]
   constexpr int kStages = S::kStages;
   uint16_t* xs = reinterpret_cast<uint16_t*>(smem + S::kLutBytes);  // [kStages][kBatchRows][kXStride]
-  // [kStages][128][kAStride], or with WgS [kStages] x stage_chunk_a_t_cores' layout
-  uint16_t* as = reinterpret_cast<uint16_t*>(smem + S::kLutBytes + kStages * S::kXBytes);
+  uint16_t* as = reinterpret_cast<uint16_t*>(smem + S::kLutBytes + kStages * S::kXBytes);  // [kStages][128][kAStride]
   // Block-wise: the scales of the chunk's blocks, [kStages][8 row tiles][kChunkBlocks][16 rows].
   uint16_t* scale_s = reinterpret_cast<uint16_t*>(smem + S::kLutBytes + kStages * (S::kXBytes + S::kABytes));
   // Split k over a cluster (launch_variant): every CTA of it must be running before the others store into its shared
@@ -186,9 +122,7 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, 1)
         const bool in = col_in && (x_in >> k & 1);
         cp_async16(xdst + k * kXRowsPerPass * kXStride * 2, in ? x_src + k * x_step + col0 : g.x, in ? 16 : 0);
       }
-      if constexpr (WgS)
-        stage_chunk_a_t_cores<S::kRankPad, kThreads>(ex.a_t, c, as + slot * S::kABytes / 2, threadIdx.x);
-      else if constexpr (S::kLords)
+      if constexpr (S::kLords)
         stage_chunk_a_t<S::kRankPad, S::kAStride, kThreads>(ex.a_t, c, as + slot * kTileCols * S::kAStride,
                                                             threadIdx.x);
       else
@@ -226,16 +160,9 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, 1)
       if (c >= c1) break;
       const uint32_t(&cur)[S::kWords] = ring[d];
       cp_async_wait<kStages - 2>();  // chunk c's group has landed (chunks c .. c + kStages - 2 were requested)
-      if constexpr (WgS) fence_proxy_async();  // this thread's copies of A^T are visible to wgmma
       __syncthreads();               // ... for every thread, and every warp is done with chunk c - 1's slot
       stage(c + kStages - 1);        // into chunk c - 1's slot
-      if constexpr (WgS) {
-        // Every warp of a warpgroup takes part in its wgmmas: a warp past the layer decodes row tile 0 (zero codes)
-        // and never stores (the epilogue checks the rows).
-        const int slot = (c - c0) % kStages;
-        wgs_chunk<Bits, NT, RP>(cur, lut_lane, x_lane + slot * S::kBatchRows * kXStride * 2,
-                                smem_u32(as) + slot * S::kABytes, bfac, acc);
-      } else if (active) {
+      if (active) {
         const int slot = (c - c0) % kStages;
         const uint32_t x_base = x_lane + slot * S::kBatchRows * kXStride * 2;
         const uint16_t* a_base = as + slot * kTileCols * S::kAStride;
@@ -285,7 +212,7 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, 1)
 #pragma unroll
         for (int e = 0; e < 4; ++e)
           sums[(group * NT * 8 + 8 * j + 2 * t + (e & 1)) * S::kCtaRows + warp * kTileRows + gq + 8 * (e >> 1)] =
-              active ? acc[j][e] : 0.0f;
+              acc[j][e];
       __syncthreads();
       const int64_t row0 = static_cast<int64_t>(blockIdx.y) * S::kCtaRows;
       cluster_sum_push(sums, reinterpret_cast<float*>(smem + S::kInbox), S::kSums, [&](int i, float v) {
@@ -328,10 +255,10 @@ __global__ void sum_splits_kernel(const float* partial, int splits, int64_t coun
   }
 }
 
-template <int Bits, int NT, int RP, int WB, bool WgS = false>
+template <int Bits, int NT, int RP, int WB>
 int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
-  using S = GemmShape<Bits, NT, RP, WB, WgS>;
-  constexpr auto kernel = mma_gemm_kernel<Bits, NT, RP, WB, WgS>;
+  using S = GemmShape<Bits, NT, RP, WB>;
+  constexpr auto kernel = mma_gemm_kernel<Bits, NT, RP, WB>;
   if (const int e = allow_smem_once<kernel>(g.device, S::kSmem); e != 0) return e;
   const int64_t row_ctas = (g.row_tiles + kRowWarps - 1) / kRowWarps, batch_tiles = (g.batch + S::kBatchRows - 1) / S::kBatchRows;
   if (batch_tiles > 65535 || row_ctas > 65535) return static_cast<int>(cudaErrorInvalidValue);
@@ -377,23 +304,9 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   return finish_gemm_launch(cudaLaunchKernelEx(&cfg, kernel, g, ex, tiles_per_split, partial), partial, splits, g, stream);
 }
 
-// LoRDS' scale product on wgmma (WgS) for the small-batch tiles where the build has sm_90a and the device runs it;
-// HILO_GEMM_WG_SCALE=0: mma.sync, for A/B runs.
-bool wgmma_scale_product(const MmaArgs& g) {
-  static const bool allowed = env_flag("HILO_GEMM_WG_SCALE", true);
-  return allowed && g.lords && sm90a_device(g.device);
-}
-
 template <int Bits, int NT, int WB>
 int launch_nt(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
-  return with_rank_tiles(g, [&](auto rp) {
-    constexpr int RP = decltype(rp)::value;
-#if defined(HILO_HAVE_SM90A)
-    if constexpr (RP > 0 && NT <= 4 && WB == 1)
-      if (wgmma_scale_product(g)) return launch_variant<Bits, NT, RP, WB, true>(g, ex, stream);
-#endif
-    return launch_variant<Bits, NT, RP, WB>(g, ex, stream);
-  });
+  return with_rank_tiles(g, [&](auto rp) { return launch_variant<Bits, NT, decltype(rp)::value, WB>(g, ex, stream); });
 }
 
 template <int Bits>

@@ -39,18 +39,13 @@ __device__ __forceinline__ uint64_t smem_desc_noswizzle(uint32_t addr, uint32_t 
   }
 
 // fp16 (the LoRDS GEMV's rank product: decoded codes times x * A).
-HILO_WGMMA_RS(wgmma_m64n16k16_f16_rs, "m64n16k16.f32.f16.f16", 8, HILO_WGMMA_ACC8, HILO_WGMMA_R8,
-              "{%8,%9,%10,%11}, %12")
 HILO_WGMMA_RS(wgmma_m64n32k16_f16_rs, "m64n32k16.f32.f16.f16", 16, HILO_WGMMA_ACC16, HILO_WGMMA_R16,
               "{%16,%17,%18,%19}, %20")
 HILO_WGMMA_RS(wgmma_m64n56k16_f16_rs, "m64n56k16.f32.f16.f16", 28, HILO_WGMMA_ACC28, HILO_WGMMA_R28,
               "{%28,%29,%30,%31}, %32")
 HILO_WGMMA_RS(wgmma_m64n64k16_f16_rs, "m64n64k16.f32.f16.f16", 32, HILO_WGMMA_ACC32, HILO_WGMMA_R32,
               "{%32,%33,%34,%35}, %36")
-// bf16 (the batch GEMM: decoded weights times the activations; the small-batch GEMM's LoRDS scale tile S = B A, with
-// B's rows as A and A^T as B).
-HILO_WGMMA_RS(wgmma_m64n16k16_bf16_rs, "m64n16k16.f32.bf16.bf16", 8, HILO_WGMMA_ACC8, HILO_WGMMA_R8,
-              "{%8,%9,%10,%11}, %12")
+// bf16 (the batch GEMM: decoded weights times the activations).
 HILO_WGMMA_RS(wgmma_m64n64k16_bf16_rs, "m64n64k16.f32.bf16.bf16", 32, HILO_WGMMA_ACC32, HILO_WGMMA_R32,
               "{%32,%33,%34,%35}, %36")
 HILO_WGMMA_RS(wgmma_m64n128k16_bf16_rs, "m64n128k16.f32.bf16.bf16", 64, HILO_WGMMA_ACC64, HILO_WGMMA_R64,
@@ -61,9 +56,8 @@ HILO_WGMMA_RS(wgmma_m64n256k16_bf16_rs, "m64n256k16.f32.bf16.bf16", 128, HILO_WG
 
 template <int N>
 __device__ __forceinline__ void wgmma_m64nNk16_f16_rs(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t desc_b) {
-  static_assert(N == 16 || N == 32 || N == 56 || N == 64);
-  if constexpr (N == 16) wgmma_m64n16k16_f16_rs(d, a, desc_b);
-  else if constexpr (N == 32) wgmma_m64n32k16_f16_rs(d, a, desc_b);
+  static_assert(N == 32 || N == 56 || N == 64);
+  if constexpr (N == 32) wgmma_m64n32k16_f16_rs(d, a, desc_b);
   else if constexpr (N == 56) wgmma_m64n56k16_f16_rs(d, a, desc_b);
   else wgmma_m64n64k16_f16_rs(d, a, desc_b);
 }
