@@ -242,6 +242,47 @@ TEST(LordsCuda, LordsGemvGridSumMatchesTheOracle) {
   }
 }
 
+// Which kernel the LoRDS GEMV takes (host code, no GPU needed; HILO_LORDS_WG* unset): mma.sync with two row tiles
+// per warp without sm_90a and at ranks <= 16; wgmma at ranks 49-64, with one row tile per warp for 4-bit codes and
+// two for 3- and 2-bit codes; at ranks 17-32 only on layers at least twice as wide as tall, one row tile per warp.
+TEST(LordsCuda, LordsGemvPicksItsKernelByRankShapeAndBits) {
+  lords::cuda_detail::MmaArgs g;
+  g.lords = true;
+  g.batch = 1;
+  const auto pick = [&](int64_t rows, int64_t cols, int rank, int bits, bool sm90a) {
+    g.rows = rows;
+    g.cols = cols;
+    g.row_tiles = static_cast<int>((rows + 15) / 16);
+    g.col_tiles = static_cast<int>((cols + 127) / 128);
+    g.rank = rank;
+    g.bits = bits;
+    return lords::cuda_detail::lords_gemv_variant(g, sm90a);
+  };
+  for (int rank : {5, 12, 32, 49, 64}) {
+    const auto v = pick(4096, 14336, rank, 4, false);
+    EXPECT_FALSE(v.wgmma) << rank;
+    EXPECT_EQ(v.row_tiles_per_warp, 2) << rank;
+  }
+  EXPECT_EQ(pick(4096, 4096, 12, 4, false).rank_tiles, 2);
+  EXPECT_EQ(pick(4096, 4096, 24, 4, false).rank_tiles, 4);
+  EXPECT_EQ(pick(4096, 4096, 49, 4, false).rank_tiles, 7);
+  EXPECT_EQ(pick(4096, 4096, 64, 4, false).rank_tiles, 8);
+  if (!pick(4096, 4096, 49, 4, true).wgmma) GTEST_SKIP() << "built without sm_90a: no wgmma variant";
+  for (int bits : {2, 3, 4}) {
+    const auto wide = pick(14336, 4096, 49, bits, true);
+    EXPECT_TRUE(wide.wgmma) << bits;
+    EXPECT_EQ(wide.row_tiles_per_warp, bits == 4 ? 1 : 2) << bits;
+  }
+  EXPECT_FALSE(pick(1024, 4096, 12, 4, true).wgmma);       // ranks <= 16: mma.sync on any shape
+  EXPECT_FALSE(pick(1024, 40960, 16, 4, true).wgmma);
+  EXPECT_FALSE(pick(4096, 4096, 32, 4, true).wgmma);       // ranks 17-32: square
+  EXPECT_FALSE(pick(14336, 4096, 24, 4, true).wgmma);      // ... tall
+  const auto long_layer = pick(4096, 14336, 24, 3, true);  // ... twice as wide as tall
+  EXPECT_TRUE(long_layer.wgmma);
+  EXPECT_EQ(long_layer.row_tiles_per_warp, 1);
+  EXPECT_TRUE(pick(4096, 8192, 32, 4, true).wgmma);
+}
+
 // The batch-1 GEMVs start early by programmatic dependent launch (HILO_PDL) and must still read x only after the
 // previous kernel wrote it, and write y only after the previous kernel read it. A chain of calls on one stream with
 // no synchronisation, each reading the last one's output (row GEMV, LoRDS GEMV on mma.sync, LoRDS GEMV with the

@@ -704,9 +704,6 @@ int rank_tiles(int rank) {
   return n <= 2 ? 2 : n <= 4 ? 4 : n <= 7 ? 7 : 8;
 }
 
-// wgmma for the wide ranks where the kernel was compiled for sm_90a and runs on a 9.x device.
-bool wgmma_usable(int device) { return overrides().wgmma && sm90a_device(device); }
-
 // Whether NTR rank n-tiles (4, 7 or 8) multiply on wgmma: ranks 49-64 always; 17-32 on layers at least twice as
 // long (columns) as tall, where mma.sync's clusters cannot split k far enough and the wgmma kernel's grid sum can.
 // H100, ninth session (docs/results/lords-cuda.md): NF4 B=128 rank 24 4096x14336 23.1-23.2 -> 21.8 us, 14336x4096
@@ -723,16 +720,33 @@ bool wgmma_rank_product(const MmaArgs& g, int ntr) {
 // the earlier default). HILO_LORDS_WG_MT overrides it.
 int wgmma_row_tiles(int bits) { return overrides().wg_mt > 0 ? overrides().wg_mt : bits == 4 ? 1 : 2; }
 
-// The kernel for NTR rank n-tiles: wgmma where chosen and usable, else mma.sync.
+}  // namespace
+
+LordsGemvVariant lords_gemv_variant(const MmaArgs& g, bool sm90a) {
+#if !defined(HILO_HAVE_SM90A)
+  sm90a = false;  // no wgmma variant was compiled
+#endif
+  LordsGemvVariant v;
+  v.rank_tiles = rank_tiles(g.rank);
+  v.wgmma = sm90a && overrides().wgmma && v.rank_tiles >= 4 && wgmma_rank_product(g, v.rank_tiles);
+  v.row_tiles_per_warp = !v.wgmma ? 2 : v.rank_tiles >= 7 ? wgmma_row_tiles(g.bits) : 1;
+  return v;
+}
+
+namespace {
+
+// The kernel for NTR rank n-tiles (lords_gemv_variant).
 template <int Bits, int NTR>
 int launch_rank_tiles(const MmaArgs& g, cudaStream_t stream) {
 #if defined(HILO_HAVE_SM90A)
-  if constexpr (NTR >= 4)
-    if (wgmma_usable(g.device) && wgmma_rank_product(g, NTR)) {
+  if constexpr (NTR >= 4) {
+    const LordsGemvVariant v = lords_gemv_variant(g, sm90a_device(g.device));
+    if (v.wgmma) {
       if constexpr (NTR >= 7)
-        if (wgmma_row_tiles(Bits) == 2) return launch_ntr<Bits, NTR, true, 2>(g, stream);
+        if (v.row_tiles_per_warp == 2) return launch_ntr<Bits, NTR, true, 2>(g, stream);
       return launch_ntr<Bits, NTR, true, 1>(g, stream);
     }
+  }
 #endif
   return launch_ntr<Bits, NTR>(g, stream);
 }

@@ -11,6 +11,15 @@ namespace hilo::lords::cuda_detail {
 bool lords_gemv_serves(const MmaArgs& g);
 // A CUDA error code (0 = success), or -1 where no geometry fits (the caller then uses the cluster GEMV).
 int launch_lords_gemv(const MmaArgs& g, void* stream);
+// The kernel launch_lords_gemv takes for a call: the rank product on wgmma or mma.sync, row tiles per warp, and the
+// rank n-tiles read (2, 4, 7 or 8). sm90a: the device runs sm_90a code (false is taken where the build has none).
+// Host code only, so that the CPU tests check the choice.
+struct LordsGemvVariant {
+  bool wgmma = false;
+  int row_tiles_per_warp = 2;
+  int rank_tiles = 0;
+};
+LordsGemvVariant lords_gemv_variant(const MmaArgs& g, bool sm90a);
 // Tests: later calls form x * A in the prepass kernel (1) or in the GEMV (0), or as HILO_LORDS_XA_PREPASS says (-1).
 void force_lords_xa_prepass(int mode);
 // Tests: later calls add split-k sums through global memory (1), through clusters (0), or as the cost model and
