@@ -720,21 +720,6 @@ bool wgmma_rank_product(const MmaArgs& g, int ntr) {
 // the earlier default). HILO_LORDS_WG_MT overrides it.
 int wgmma_row_tiles(int bits) { return overrides().wg_mt > 0 ? overrides().wg_mt : bits == 4 ? 1 : 2; }
 
-}  // namespace
-
-LordsGemvVariant lords_gemv_variant(const MmaArgs& g, bool sm90a) {
-#if !defined(HILO_HAVE_SM90A)
-  sm90a = false;  // no wgmma variant was compiled
-#endif
-  LordsGemvVariant v;
-  v.rank_tiles = rank_tiles(g.rank);
-  v.wgmma = sm90a && overrides().wgmma && v.rank_tiles >= 4 && wgmma_rank_product(g, v.rank_tiles);
-  v.row_tiles_per_warp = !v.wgmma ? 2 : v.rank_tiles >= 7 ? wgmma_row_tiles(g.bits) : 1;
-  return v;
-}
-
-namespace {
-
 // The kernel for NTR rank n-tiles (lords_gemv_variant).
 template <int Bits, int NTR>
 int launch_rank_tiles(const MmaArgs& g, cudaStream_t stream) {
@@ -767,6 +752,17 @@ bool lords_gemv_serves(const MmaArgs& g) {
   static const bool enabled = env_flag("HILO_LORDS_GEMV", true);
   // Ranks up to 64 are padded to 16, 32 or 64, which holds the rank_tiles(rank) groups of 8 the kernel reads.
   return enabled && g.lords && g.batch == 1 && g.rank >= 1 && g.rank <= 64;
+}
+
+LordsGemvVariant lords_gemv_variant(const MmaArgs& g, bool sm90a) {
+#if !defined(HILO_HAVE_SM90A)
+  sm90a = false;  // no wgmma variant was compiled
+#endif
+  LordsGemvVariant v;
+  v.rank_tiles = rank_tiles(g.rank);
+  v.wgmma = sm90a && overrides().wgmma && v.rank_tiles >= 4 && wgmma_rank_product(g, v.rank_tiles);
+  v.row_tiles_per_warp = !v.wgmma ? 2 : v.rank_tiles >= 7 ? wgmma_row_tiles(g.bits) : 1;
+  return v;
 }
 
 void force_lords_xa_prepass(int mode) { prepass_forced.store(mode < 0 ? -1 : mode != 0, std::memory_order_relaxed); }
