@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
-# On THIS machine: builds bench_lords_cuda of a base revision for sm_90a, the same way as prebuild.sh, into
-# build-carry/base_bench_lords_cuda.gz, for same-call A/B runs on the device (scripts/device/prebuilt_ab.sh). Run it
+# On THIS machine: builds a benchmark (bench_lords_cuda unless named) of a base revision for sm_90a, the same way as
+# prebuild.sh, into build-carry/base_<target>.gz, for same-call A/B runs on the device (scripts/device/prebuilt_ab.sh,
+# scripts/device/decode_ab.sh). Run it
 # before or after prebuild.sh (which keeps it; build-carry/BASE_REVISION names it). The base is built in a git worktree under /tmp; prebuild.sh sets
 # CCACHE_BASEDIR to the tree's root, so objects the two trees share compile once (from the second build on).
-# Usage: scripts/device/prebuild_base.sh REV
+# Usage: scripts/device/prebuild_base.sh REV [TARGET]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-[ $# -eq 1 ] || { echo "usage: scripts/device/prebuild_base.sh REV" >&2; exit 2; }
+[ $# -ge 1 ] && [ $# -le 2 ] || { echo "usage: scripts/device/prebuild_base.sh REV [TARGET]" >&2; exit 2; }
 rev=$(git rev-parse --short "$1")
+target=${2:-bench_lords_cuda}
 tree=/tmp/hilo-base-$rev
 [ -d "$tree" ] || git worktree add --detach "$tree" "$rev" > /dev/null
-(cd "$tree" && scripts/device/prebuild.sh bench_lords_cuda > /tmp/prebuild-base.log 2>&1) ||
+(cd "$tree" && scripts/device/prebuild.sh "$target" > /tmp/prebuild-base.log 2>&1) ||
   { tail -20 /tmp/prebuild-base.log; exit 1; }
 mkdir -p build-carry
-tar -xzf "$tree/build-carry/bin.tgz" -O bin/bench_lords_cuda | gzip > build-carry/base_bench_lords_cuda.gz
+tar -xzf "$tree/build-carry/bin.tgz" -O "bin/$target" | gzip > "build-carry/base_$target.gz"
 echo "$rev" > build-carry/BASE_REVISION
-echo "build-carry/base_bench_lords_cuda.gz: bench_lords_cuda of $rev"
+echo "build-carry/base_$target.gz: $target of $rev"

@@ -69,7 +69,7 @@ void launch_topk(const Src& src, const Sink& sink, int rows, int64_t max_len, in
   const int64_t segment = tune.segment >= 0 ? tune.segment : automatic.segment;
   if (segment <= 0 || max_len <= 2 * segment) {
     const int cluster = tune.cluster >= 1 ? tune.cluster : automatic.cluster;
-    launch_topk_rows_any(src, sink, rows, max_len, k, sorted, stream, std::max(1, std::min(cluster, 8)));
+    launch_topk_rows_any(src, sink, rows, max_len, k, sorted, stream, std::max(1, std::min(cluster, kMaxTopkCluster)));
     return;
   }
   const int segments = ceil_div(max_len, segment);

@@ -37,10 +37,12 @@ constexpr int kTopkCap = 4096;    // candidates held in shared memory (>= kMaxTo
 constexpr int kTopkUnroll = 8;    // elements per lane per round of the collect pass
 constexpr int kTopkBins = 4096;   // first digit: 12 bits
 constexpr int kHistogramLoads = 8;  // loads in flight per thread in a histogram pass
+constexpr int kMaxTopkCluster = 8;  // CTAs per row at most (a portable cluster size)
 static_assert(kTopkCap >= kMaxTopk, "the last digit takes up to k equal keys from the candidates");
 
 struct TopkShared {
   uint32_t hist[kTopkBins];
+  uint32_t row_hist[kTopkBins];  // a cluster's summed histogram (the peers may still read `hist` meanwhile)
   uint64_t cand[kTopkCap];  // (~key << 32 | position): ascending = best first
   uint64_t win[kMaxTopk];   // the sure winners, same form
   typename cub::BlockScan<int, kTopkThreads>::TempStorage scan;
@@ -93,12 +95,12 @@ __device__ __forceinline__ void keys_of_vector(const Src& src, int row, int64_t 
   key[3] = src.key_from(row, i + 3, v.w);
 }
 
-// Finds, in hist (bins of a digit, scanned from the top), the bin holding the `remaining`-th largest element.
-__device__ inline void find_bin(TopkShared& sh, int bins, int remaining) {
+// Finds, in `hist` (bins of a digit, scanned from the top), the bin holding the `remaining`-th largest element.
+__device__ inline void find_bin(TopkShared& sh, const uint32_t* hist, int bins, int remaining) {
   const int per = bins / kTopkThreads;  // 8 or 2
   int counts[kTopkBins / kTopkThreads] = {}, sum = 0;
   for (int i = 0; i < per; ++i) {
-    counts[i] = static_cast<int>(sh.hist[bins - 1 - (threadIdx.x * per + i)]);
+    counts[i] = static_cast<int>(hist[bins - 1 - (threadIdx.x * per + i)]);
     sum += counts[i];
   }
   int before;
@@ -341,7 +343,7 @@ __device__ inline uint32_t keep_best_candidates(TopkShared& sh, int n, uint32_t 
       if ((key & mask) == prefix) atomicAdd(&sh.hist[(key >> shift) & (bins - 1)], 1u);
     }
     __syncthreads();
-    find_bin(sh, bins, take);
+    find_bin(sh, sh.hist, bins, take);
     prefix |= static_cast<uint32_t>(sh.bin) << shift;
     mask |= static_cast<uint32_t>(bins - 1) << shift;
     take = sh.remaining;
@@ -380,21 +382,61 @@ __device__ inline uint32_t keep_best_candidates(TopkShared& sh, int n, uint32_t 
 
 // ---- Several CTAs per row (a thread-block cluster on sm_90): each takes a contiguous part of the row ----
 
-// Sums the cluster's histograms (bins of one digit) so that every CTA holds the row's; all CTAs call it.
-__device__ inline void cluster_sum_histograms(TopkShared& sh, int bins) {
+// Sums the cluster's histograms (bins of one digit) into sh.row_hist and returns it; sh.hist itself on a single CTA.
+// All CTAs call it. Each thread reads its 16-byte runs of every peer's bins at once (one remote round trip, not one
+// per bin and peer). A peer may still be reading this CTA's sh.hist when it returns: the next write to it must come
+// after a cluster barrier (the next digit's cluster_sync_parts, or cluster_gather's).
+__device__ inline const uint32_t* cluster_sum_histograms(TopkShared& sh, int bins) {
 #if __CUDA_ARCH__ >= 900
   cg::cluster_group cluster = cg::this_cluster();
-  if (cluster.num_blocks() == 1) return;
+  const unsigned parts = cluster.num_blocks();
+  if (parts == 1) return sh.hist;
   cluster.sync();  // every part's histogram is complete
-  uint32_t sum[kTopkBins / kTopkThreads] = {};
-  for (unsigned r = 0; r < cluster.num_blocks(); ++r) {
-    const uint32_t* peer = cluster.map_shared_rank(sh.hist, r);
-    for (int j = 0, i = threadIdx.x; i < bins; ++j, i += kTopkThreads) sum[j] += peer[i];
+  constexpr int kRuns = kTopkBins / 4 / kTopkThreads;  // 16-byte runs per thread at the first digit's bins
+  uint4 sum[kRuns] = {};
+#pragma unroll
+  for (unsigned r = 0; r < kMaxTopkCluster; ++r) {
+    if (r < parts) {
+      const uint4* peer = reinterpret_cast<const uint4*>(cluster.map_shared_rank(sh.hist, r));
+#pragma unroll
+      for (int j = 0; j < kRuns; ++j) {
+        const int run = threadIdx.x + j * kTopkThreads;
+        if (run * 4 < bins) {
+          const uint4 v = peer[run];
+          sum[j].x += v.x, sum[j].y += v.y, sum[j].z += v.z, sum[j].w += v.w;
+        }
+      }
+    }
   }
-  cluster.sync();  // every CTA has read every histogram before any is overwritten
-  for (int j = 0, i = threadIdx.x; i < bins; ++j, i += kTopkThreads) sh.hist[i] = sum[j];
+#pragma unroll
+  for (int j = 0; j < kRuns; ++j) {
+    const int run = threadIdx.x + j * kTopkThreads;
+    if (run * 4 < bins) reinterpret_cast<uint4*>(sh.row_hist)[run] = sum[j];
+  }
   __syncthreads();
+  return sh.row_hist;
+#else
+  return sh.hist;
 #endif
+}
+
+// A cluster barrier where the row has several parts (no-op on a single CTA).
+__device__ inline void cluster_sync_parts() {
+#if __CUDA_ARCH__ >= 900
+  cg::cluster_group cluster = cg::this_cluster();
+  if (cluster.num_blocks() > 1) cluster.sync();
+#endif
+}
+
+// dst[0, n) = a peer CTA's src[0, n) (src 16-byte aligned, n <= its capacity rounded down to even) by 16-byte
+// remote loads.
+__device__ inline void copy_from_peer(uint64_t* dst, const uint64_t* src, int n) {
+  const uint4* runs = reinterpret_cast<const uint4*>(src);
+  for (int p = threadIdx.x; 2 * p < n; p += kTopkThreads) {
+    const uint4 v = runs[p];
+    dst[2 * p] = static_cast<uint64_t>(v.y) << 32 | v.x;
+    if (2 * p + 1 < n) dst[2 * p + 1] = static_cast<uint64_t>(v.w) << 32 | v.z;
+  }
 }
 
 // Appends the other CTAs' sure winners and candidates (in rank order = element order) to CTA 0's lists. Returns
@@ -409,8 +451,8 @@ __device__ inline bool cluster_gather(TopkShared& sh) {
     for (unsigned r = 1; r < cluster.num_blocks(); ++r) {
       const TopkShared* peer = cluster.map_shared_rank(&sh, r);
       const int ps = peer->n_sure, pc = peer->n_cand;
-      for (int i = threadIdx.x; i < ps; i += kTopkThreads) sh.win[sure + i] = peer->win[i];
-      for (int i = threadIdx.x; i < pc && cand + i < kTopkCap; i += kTopkThreads) sh.cand[cand + i] = peer->cand[i];
+      copy_from_peer(sh.win + sure, peer->win, ps);
+      copy_from_peer(sh.cand + min(cand, kTopkCap), peer->cand, max(0, min(pc, kTopkCap - cand)));
       sure += ps, cand += pc;
     }
     __syncthreads();
@@ -512,9 +554,9 @@ __global__ void __launch_bounds__(kTopkThreads, Ctas)
 
   // Digit 1 (bits 31..20) over every element; its histogram also counts the candidates.
   histogram(sh, src, vec, row, begin, end, 0u, 0u, 20, kTopkBins);
-  cluster_sum_histograms(sh, kTopkBins);
+  const uint32_t* row_hist = cluster_sum_histograms(sh, kTopkBins);
   int local = 0;
-  for (int i = threadIdx.x; i < kTopkBins; i += kTopkThreads) local += static_cast<int>(sh.hist[i]);
+  for (int i = threadIdx.x; i < kTopkBins; i += kTopkThreads) local += static_cast<int>(row_hist[i]);
   int unused, valid;
   cub::BlockScan<int, kTopkThreads>(sh.scan).ExclusiveSum(local, unused, valid);  // aggregate: the candidates
   __syncthreads();
@@ -526,14 +568,15 @@ __global__ void __launch_bounds__(kTopkThreads, Ctas)
     for (int d = 0;; ++d) {
       const int shift = d == 0 ? 20 : d == 1 ? 10 : 0, bins = d == 0 ? kTopkBins : 1024;
       if (d > 0) {
+        cluster_sync_parts();  // the peers are done reading this CTA's previous histogram
         histogram(sh, src, vec, row, begin, end, mask, prefix, shift, bins);
-        cluster_sum_histograms(sh, bins);
+        row_hist = cluster_sum_histograms(sh, bins);
       }
-      find_bin(sh, bins, remaining);
+      find_bin(sh, row_hist, bins, remaining);
       prefix |= static_cast<uint32_t>(sh.bin) << shift;
       mask |= static_cast<uint32_t>(bins - 1) << shift;
       remaining = sh.remaining;
-      const uint32_t in_bin = sh.hist[sh.bin];
+      const uint32_t in_bin = row_hist[sh.bin];
       __syncthreads();  // everyone has read hist and bin before the next digit clears them
       if (in_bin <= static_cast<uint32_t>(kTopkCap) || d == 2) break;
     }
