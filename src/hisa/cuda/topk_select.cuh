@@ -41,8 +41,8 @@ constexpr int kMaxTopkCluster = 8;  // CTAs per row at most (a portable cluster 
 static_assert(kTopkCap >= kMaxTopk, "the last digit takes up to k equal keys from the candidates");
 
 struct TopkShared {
-  uint32_t hist[kTopkBins];
-  uint32_t row_hist[kTopkBins];  // a cluster's summed histogram (the peers may still read `hist` meanwhile)
+  // This CTA's histogram, then (second half) a cluster's sum of its CTAs' ones, which the peers may still be reading.
+  uint32_t hist[2 * kTopkBins];
   uint64_t cand[kTopkCap];  // (~key << 32 | position): ascending = best first
   uint64_t win[kMaxTopk];   // the sure winners, same form
   typename cub::BlockScan<int, kTopkThreads>::TempStorage scan;
@@ -116,17 +116,17 @@ __device__ inline void find_bin(TopkShared& sh, const uint32_t* hist, int bins, 
 }
 
 // The histogram's loop over a vector row: float4 q holds elements [4q, 4q + 4); begin is a multiple of 4.
-template <ContiguousRows Src, class Count>
+template <int Loads, ContiguousRows Src, class Count>
 __device__ inline void histogram_vector(const Src& src, const float4* vec, int row, int64_t begin, int64_t n,
                                         const Count& count) {
   const int64_t q_end = n / 4;
   int64_t q = begin / 4 + threadIdx.x;
-  for (; q + (kHistogramLoads - 1) * kTopkThreads < q_end; q += kHistogramLoads * kTopkThreads) {
-    float4 v[kHistogramLoads];
+  for (; q + (Loads - 1) * kTopkThreads < q_end; q += Loads * kTopkThreads) {
+    float4 v[Loads];
 #pragma unroll
-    for (int j = 0; j < kHistogramLoads; ++j) v[j] = vec[q + j * kTopkThreads];
+    for (int j = 0; j < Loads; ++j) v[j] = vec[q + j * kTopkThreads];
 #pragma unroll
-    for (int j = 0; j < kHistogramLoads; ++j) {
+    for (int j = 0; j < Loads; ++j) {
       uint32_t key[4];
       keys_of_vector(src, row, 4 * (q + j * kTopkThreads), v[j], key);
 #pragma unroll
@@ -144,8 +144,8 @@ __device__ inline void histogram_vector(const Src& src, const float4* vec, int r
 
 // Histogram of one digit over elements [begin, n) of the row whose higher digits equal `prefix` (one shared
 // reduction per element: combining a warp's increments with __match_any_sync measured 20-30% slower on an H200).
-// kHistogramLoads loads (float4s on vector rows) in flight per thread, coalesced: the pass is latency-bound.
-template <class Src>
+// `Loads` loads (float4s on vector rows) in flight per thread, coalesced: the pass is latency-bound.
+template <int Loads = kHistogramLoads, class Src>
 __device__ inline void histogram(TopkShared& sh, const Src& src, const float4* vec, int row, int64_t begin, int64_t n,
                                  uint32_t mask, uint32_t prefix, int shift, int bins) {
   for (int i = threadIdx.x; i < bins; i += kTopkThreads) sh.hist[i] = 0;
@@ -156,18 +156,18 @@ __device__ inline void histogram(TopkShared& sh, const Src& src, const float4* v
   };
   if constexpr (ContiguousRows<Src>) {
     if (vec) {  // begin is a multiple of 4 (parts are): float4 q holds elements [4q, 4q + 4)
-      histogram_vector(src, vec, row, begin, n, count);
+      histogram_vector<Loads>(src, vec, row, begin, n, count);
       __syncthreads();
       return;
     }
   }
   int64_t i = begin + threadIdx.x;
-  for (; i + (kHistogramLoads - 1) * kTopkThreads < n; i += kHistogramLoads * kTopkThreads) {
-    uint32_t key[kHistogramLoads];
+  for (; i + (Loads - 1) * kTopkThreads < n; i += Loads * kTopkThreads) {
+    uint32_t key[Loads];
 #pragma unroll
-    for (int j = 0; j < kHistogramLoads; ++j) key[j] = src.key(row, i + j * kTopkThreads);
+    for (int j = 0; j < Loads; ++j) key[j] = src.key(row, i + j * kTopkThreads);
 #pragma unroll
-    for (int j = 0; j < kHistogramLoads; ++j) count(key[j]);
+    for (int j = 0; j < Loads; ++j) count(key[j]);
   }
   for (; i < n; i += kTopkThreads) count(src.key(row, i));
   __syncthreads();
@@ -382,41 +382,39 @@ __device__ inline uint32_t keep_best_candidates(TopkShared& sh, int n, uint32_t 
 
 // ---- Several CTAs per row (a thread-block cluster on sm_90): each takes a contiguous part of the row ----
 
-// Sums the cluster's histograms (bins of one digit) into sh.row_hist and returns it; sh.hist itself on a single CTA.
-// All CTAs call it. Each thread reads its 16-byte runs of every peer's bins at once (one remote round trip, not one
-// per bin and peer). A peer may still be reading this CTA's sh.hist when it returns: the next write to it must come
+// Sums the cluster's histograms (bins of one digit) into the second half of sh.hist; returns where the row's
+// histogram starts in sh.hist (0 on a single CTA, whose own histogram is the row's).
+// All CTAs call it. Each thread reads its 16-byte runs of a peer's bins at once (one remote round trip per peer, not
+// one per bin and peer). A peer may still be reading this CTA's sh.hist when it returns: the next write to it must come
 // after a cluster barrier (the next digit's cluster_sync_parts, or cluster_gather's).
-__device__ inline const uint32_t* cluster_sum_histograms(TopkShared& sh, int bins) {
+__device__ inline int cluster_sum_histograms(TopkShared& sh, int bins) {
 #if __CUDA_ARCH__ >= 900
   cg::cluster_group cluster = cg::this_cluster();
   const unsigned parts = cluster.num_blocks();
-  if (parts == 1) return sh.hist;
+  if (parts == 1) return 0;
   cluster.sync();  // every part's histogram is complete
   constexpr int kRuns = kTopkBins / 4 / kTopkThreads;  // 16-byte runs per thread at the first digit's bins
   uint4 sum[kRuns] = {};
+  for (unsigned r = 0; r < parts; ++r) {  // not unrolled: the 64-register variant would spill
+    const uint4* peer = reinterpret_cast<const uint4*>(cluster.map_shared_rank(sh.hist, r));
+    uint4 v[kRuns];
 #pragma unroll
-  for (unsigned r = 0; r < kMaxTopkCluster; ++r) {
-    if (r < parts) {
-      const uint4* peer = reinterpret_cast<const uint4*>(cluster.map_shared_rank(sh.hist, r));
-#pragma unroll
-      for (int j = 0; j < kRuns; ++j) {
-        const int run = threadIdx.x + j * kTopkThreads;
-        if (run * 4 < bins) {
-          const uint4 v = peer[run];
-          sum[j].x += v.x, sum[j].y += v.y, sum[j].z += v.z, sum[j].w += v.w;
-        }
-      }
+    for (int j = 0; j < kRuns; ++j) {
+      const int run = threadIdx.x + j * kTopkThreads;
+      v[j] = run * 4 < bins ? peer[run] : make_uint4(0, 0, 0, 0);
     }
+#pragma unroll
+    for (int j = 0; j < kRuns; ++j) sum[j].x += v[j].x, sum[j].y += v[j].y, sum[j].z += v[j].z, sum[j].w += v[j].w;
   }
 #pragma unroll
   for (int j = 0; j < kRuns; ++j) {
     const int run = threadIdx.x + j * kTopkThreads;
-    if (run * 4 < bins) reinterpret_cast<uint4*>(sh.row_hist)[run] = sum[j];
+    if (run * 4 < bins) reinterpret_cast<uint4*>(sh.hist + kTopkBins)[run] = sum[j];
   }
   __syncthreads();
-  return sh.row_hist;
+  return kTopkBins;
 #else
-  return sh.hist;
+  return 0;
 #endif
 }
 
@@ -553,10 +551,12 @@ __global__ void __launch_bounds__(kTopkThreads, Ctas)
   }
 
   // Digit 1 (bits 31..20) over every element; its histogram also counts the candidates.
-  histogram(sh, src, vec, row, begin, end, 0u, 0u, 20, kTopkBins);
-  const uint32_t* row_hist = cluster_sum_histograms(sh, kTopkBins);
+  // Twice the loads in flight where the registers allow it (one CTA per SM: 128 per thread).
+  constexpr int kLoads = Ctas == 1 ? 2 * kHistogramLoads : kHistogramLoads;
+  histogram<kLoads>(sh, src, vec, row, begin, end, 0u, 0u, 20, kTopkBins);
+  int row_hist = cluster_sum_histograms(sh, kTopkBins);  // where the row's histogram is in sh.hist
   int local = 0;
-  for (int i = threadIdx.x; i < kTopkBins; i += kTopkThreads) local += static_cast<int>(row_hist[i]);
+  for (int i = threadIdx.x; i < kTopkBins; i += kTopkThreads) local += static_cast<int>(sh.hist[row_hist + i]);
   int unused, valid;
   cub::BlockScan<int, kTopkThreads>(sh.scan).ExclusiveSum(local, unused, valid);  // aggregate: the candidates
   __syncthreads();
@@ -569,14 +569,14 @@ __global__ void __launch_bounds__(kTopkThreads, Ctas)
       const int shift = d == 0 ? 20 : d == 1 ? 10 : 0, bins = d == 0 ? kTopkBins : 1024;
       if (d > 0) {
         cluster_sync_parts();  // the peers are done reading this CTA's previous histogram
-        histogram(sh, src, vec, row, begin, end, mask, prefix, shift, bins);
+        histogram<kLoads>(sh, src, vec, row, begin, end, mask, prefix, shift, bins);
         row_hist = cluster_sum_histograms(sh, bins);
       }
-      find_bin(sh, row_hist, bins, remaining);
+      find_bin(sh, sh.hist + row_hist, bins, remaining);
       prefix |= static_cast<uint32_t>(sh.bin) << shift;
       mask |= static_cast<uint32_t>(bins - 1) << shift;
       remaining = sh.remaining;
-      const uint32_t in_bin = row_hist[sh.bin];
+      const uint32_t in_bin = sh.hist[row_hist + sh.bin];
       __syncthreads();  // everyone has read hist and bin before the next digit clears them
       if (in_bin <= static_cast<uint32_t>(kTopkCap) || d == 2) break;
     }
