@@ -2,12 +2,13 @@
 # On the GPU machine, with prebuilt binaries (PREBUILT=1, carry ["build-carry"]): the HISA decode and top-k
 # benchmark of a base build (build-carry/base_bench_hisa_cuda.gz: scripts/device/prebuild_base.sh REV
 # bench_hisa_cuda) and of this tree's build, alternated for ROUNDS rounds (default 2) in one call, so that a change
-# is measured against its base on the same card. AB_ARGS: the benchmark's arguments. Output: $OUT/ab.log and
-# $OUT/{base,new}-<round>.json.
+# is measured against its base on the same card. AB_ARGS: the benchmark's arguments. Output: $OUT/decode-ab.tgz
+# (ab.log, {base,new}-<round>.json).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-OUT=${OUT:-/tmp/hilo-out}
-mkdir -p "$OUT"
+final=${OUT:-/tmp/hilo-out}
+OUT=/tmp/decode-ab && rm -rf $OUT && mkdir -p "$OUT" "$final"
+trap 'tar -czf "$final/decode-ab.tgz" -C "$OUT" .' EXIT
 scripts/device/build_targets.sh bench_hisa_cuda > /dev/null || exit 1
 gunzip -c build-carry/base_bench_hisa_cuda.gz > /tmp/base_bench_hisa_cuda && chmod +x /tmp/base_bench_hisa_cuda ||
   { echo "no build-carry/base_bench_hisa_cuda.gz"; exit 1; }

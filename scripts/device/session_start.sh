@@ -3,11 +3,13 @@
 # hilo_tests bench_lords_cuda bench_hisa_cuda): a session's first call. Every LoRDS and HISA GPU test, the LoRDS
 # batch-1 benchmark (LORDS_ARGS), the flat / HISA decode benchmark (DECODE_ARGS) and, unless NO_NCU is set,
 # Nsight Compute counters of the decode call's scoring and top-k kernels (scripts/device/ncu_sass.sh).
-# Output under $OUT: tests.log, lords.json / lords.log, decode.json / decode.log, ncu/.
+# Output: $OUT/results.tgz with tests.log, lords.json / lords.log, decode.json / decode.log, ncu/ (one tarball: the
+# device tool returns at most 8 files).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-OUT=${OUT:-/tmp/hilo-out}
-mkdir -p "$OUT/ncu"
+final=${OUT:-/tmp/hilo-out}
+OUT=/tmp/session-start && rm -rf $OUT && mkdir -p "$OUT/ncu" "$final"
+trap 'tar -czf "$final/results.tgz" -C "$OUT" .' EXIT
 scripts/device/build_targets.sh hilo_tests bench_lords_cuda bench_hisa_cuda > /dev/null || exit 1
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader | tee "$OUT/gpu.txt"
 timeout 300 build-device/tests/hilo_tests --gtest_filter="${TESTS:-LordsCuda*:LordsGpuLayout*:HisaCuda*}" \
