@@ -4,6 +4,8 @@
 # scripts/device/decode_ab.sh). Run it
 # before or after prebuild.sh (which keeps it; build-carry/BASE_REVISION names it). The base is built in a git worktree under /tmp; prebuild.sh sets
 # CCACHE_BASEDIR to the tree's root, so objects the two trees share compile once (from the second build on).
+# NAME (default base) names the copy: build-carry/<NAME>_<target>.gz and <NAME>_REVISION, e.g. a second revision for
+# a three-way A/B (scripts/device/decode_ab.sh SIDES).
 # Usage: scripts/device/prebuild_base.sh REV [TARGET]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -15,6 +17,7 @@ tree=/tmp/hilo-base-$rev
 (cd "$tree" && scripts/device/prebuild.sh "$target" > /tmp/prebuild-base.log 2>&1) ||
   { tail -20 /tmp/prebuild-base.log; exit 1; }
 mkdir -p build-carry
-tar -xzf "$tree/build-carry/bin.tgz" -O "bin/$target" | gzip > "build-carry/base_$target.gz"
-echo "$rev" > build-carry/BASE_REVISION
-echo "build-carry/base_$target.gz: $target of $rev"
+name=${NAME:-base}
+tar -xzf "$tree/build-carry/bin.tgz" -O "bin/$target" | gzip > "build-carry/${name}_$target.gz"
+echo "$rev" > "build-carry/${name^^}_REVISION"
+echo "build-carry/${name}_$target.gz: $target of $rev"

@@ -202,10 +202,13 @@ struct PagedKeys {
   int max_pages;
   int64_t num_pages;
   static constexpr int64_t kPageBytes = 64 * (kDim + 4);
-  __device__ const uint8_t* page(int r, int64_t i) const {
+  // The cache page holding key i of request r (its table entry, clamped to the cache).
+  __device__ int32_t page_index(int r, int64_t i) const {
     const int64_t p = table[static_cast<int64_t>(r) * max_pages + i / 64];
-    return cache + min64(max64(p, 0), num_pages - 1) * kPageBytes;
+    return static_cast<int32_t>(min64(max64(p, 0), num_pages - 1));
   }
+  __device__ const uint8_t* page_at(int32_t index) const { return cache + index * kPageBytes; }
+  __device__ const uint8_t* page(int r, int64_t i) const { return page_at(page_index(r, i)); }
   __device__ const uint8_t* row(int r, int64_t i) const { return page(r, i) + (i % 64) * kDim; }
   __device__ float scale(int r, int64_t i) const { return *scales_at(r, i); }
   // Scales of keys i, i + 1, ... within i's page (contiguous).

@@ -116,17 +116,17 @@ __device__ inline void find_bin(TopkShared& sh, const uint32_t* hist, int bins, 
 }
 
 // The histogram's loop over a vector row: float4 q holds elements [4q, 4q + 4); begin is a multiple of 4.
-template <int Loads, ContiguousRows Src, class Count>
+template <ContiguousRows Src, class Count>
 __device__ inline void histogram_vector(const Src& src, const float4* vec, int row, int64_t begin, int64_t n,
                                         const Count& count) {
   const int64_t q_end = n / 4;
   int64_t q = begin / 4 + threadIdx.x;
-  for (; q + (Loads - 1) * kTopkThreads < q_end; q += Loads * kTopkThreads) {
-    float4 v[Loads];
+  for (; q + (kHistogramLoads - 1) * kTopkThreads < q_end; q += kHistogramLoads * kTopkThreads) {
+    float4 v[kHistogramLoads];
 #pragma unroll
-    for (int j = 0; j < Loads; ++j) v[j] = vec[q + j * kTopkThreads];
+    for (int j = 0; j < kHistogramLoads; ++j) v[j] = vec[q + j * kTopkThreads];
 #pragma unroll
-    for (int j = 0; j < Loads; ++j) {
+    for (int j = 0; j < kHistogramLoads; ++j) {
       uint32_t key[4];
       keys_of_vector(src, row, 4 * (q + j * kTopkThreads), v[j], key);
 #pragma unroll
@@ -144,8 +144,9 @@ __device__ inline void histogram_vector(const Src& src, const float4* vec, int r
 
 // Histogram of one digit over elements [begin, n) of the row whose higher digits equal `prefix` (one shared
 // reduction per element: combining a warp's increments with __match_any_sync measured 20-30% slower on an H200).
-// `Loads` loads (float4s on vector rows) in flight per thread, coalesced: the pass is latency-bound.
-template <int Loads = kHistogramLoads, class Src>
+// kHistogramLoads loads (float4s on vector rows) in flight per thread, coalesced: the pass is latency-bound. (16 at
+// one CTA per SM, 128 registers, made the flat decode call at 64 x 64K 1% slower: H100, 2026-12-06, same call.)
+template <class Src>
 __device__ inline void histogram(TopkShared& sh, const Src& src, const float4* vec, int row, int64_t begin, int64_t n,
                                  uint32_t mask, uint32_t prefix, int shift, int bins) {
   for (int i = threadIdx.x; i < bins; i += kTopkThreads) sh.hist[i] = 0;
@@ -156,18 +157,18 @@ __device__ inline void histogram(TopkShared& sh, const Src& src, const float4* v
   };
   if constexpr (ContiguousRows<Src>) {
     if (vec) {  // begin is a multiple of 4 (parts are): float4 q holds elements [4q, 4q + 4)
-      histogram_vector<Loads>(src, vec, row, begin, n, count);
+      histogram_vector(src, vec, row, begin, n, count);
       __syncthreads();
       return;
     }
   }
   int64_t i = begin + threadIdx.x;
-  for (; i + (Loads - 1) * kTopkThreads < n; i += Loads * kTopkThreads) {
-    uint32_t key[Loads];
+  for (; i + (kHistogramLoads - 1) * kTopkThreads < n; i += kHistogramLoads * kTopkThreads) {
+    uint32_t key[kHistogramLoads];
 #pragma unroll
-    for (int j = 0; j < Loads; ++j) key[j] = src.key(row, i + j * kTopkThreads);
+    for (int j = 0; j < kHistogramLoads; ++j) key[j] = src.key(row, i + j * kTopkThreads);
 #pragma unroll
-    for (int j = 0; j < Loads; ++j) count(key[j]);
+    for (int j = 0; j < kHistogramLoads; ++j) count(key[j]);
   }
   for (; i < n; i += kTopkThreads) count(src.key(row, i));
   __syncthreads();
@@ -253,19 +254,37 @@ __device__ inline void collect_rounds(TopkShared& sh, const Src& src, int row, i
 // a few percent of the elements are winners or candidates.
 constexpr int kLaneRun = 16;
 
-template <ContiguousRows Src>
+// Prefetch (one CTA per SM: the registers allow it): the next round's run is loaded before this round's barrier.
+template <bool Prefetch, ContiguousRows Src>
 __device__ inline void collect_lane_runs(TopkShared& sh, const Src& src, const float4* vec, int row, int64_t begin,
                                          int64_t n, bool all_sure, uint32_t mask, uint32_t prefix) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const uint32_t top = prefix | ~mask;  // largest key of the bin
   constexpr int64_t kSpan = 32 * kLaneRun, kRound = kSpan * kTopkWarps;
+  const int64_t offset = warp * kSpan + lane * kLaneRun;  // of this lane's run in a round
+  const auto load_run = [&](int64_t first, float4* run) {
+#pragma unroll
+    for (int q = 0; q < kLaneRun / 4; ++q) run[q] = vec[first / 4 + q];
+  };
+  float4 next[kLaneRun / 4];
+  if constexpr (Prefetch) {
+    if (begin + offset + kLaneRun <= n) load_run(begin + offset, next);
+  }
   int sure_base = 0, cand_base = 0, parity = 0;
   for (int64_t r0 = begin; r0 < n; r0 += kRound, parity ^= 1) {
-    const int64_t first = r0 + warp * kSpan + lane * kLaneRun;  // a multiple of 4 (begin is)
+    const int64_t first = r0 + offset;  // a multiple of 4 (begin is)
     uint32_t keys[kLaneRun];
     if (first + kLaneRun <= n) {
+      float4 run[kLaneRun / 4];
+      if constexpr (Prefetch) {
 #pragma unroll
-      for (int q = 0; q < kLaneRun / 4; ++q) keys_of_vector(src, row, first + 4 * q, vec[first / 4 + q], keys + 4 * q);
+        for (int q = 0; q < kLaneRun / 4; ++q) run[q] = next[q];
+        if (first + kRound + kLaneRun <= n) load_run(first + kRound, next);
+      } else {
+        load_run(first, run);
+      }
+#pragma unroll
+      for (int q = 0; q < kLaneRun / 4; ++q) keys_of_vector(src, row, first + 4 * q, run[q], keys + 4 * q);
     } else {
 #pragma unroll
       for (int j = 0; j < kLaneRun; ++j) keys[j] = first + j < n ? src.key(row, first + j) : 0u;
@@ -306,12 +325,13 @@ __device__ inline void collect_lane_runs(TopkShared& sh, const Src& src, const f
   __syncthreads();
 }
 
-// collect_lane_runs where the row allows 16-byte loads (vec), else collect_rounds.
-template <class Src>
+// collect_lane_runs where the row allows 16-byte loads (vec), else collect_rounds. Ctas: CTAs per SM the kernel is
+// compiled for.
+template <int Ctas, class Src>
 __device__ inline void collect(TopkShared& sh, const Src& src, const float4* vec, int row, int64_t begin, int64_t n,
                                bool all_sure, uint32_t mask, uint32_t prefix) {
   if constexpr (ContiguousRows<Src>) {
-    if (vec) return collect_lane_runs(sh, src, vec, row, begin, n, all_sure, mask, prefix);
+    if (vec) return collect_lane_runs<Ctas == 1>(sh, src, vec, row, begin, n, all_sure, mask, prefix);
   }
   collect_rounds(sh, src, row, begin, n, all_sure, mask, prefix);
 }
@@ -514,10 +534,10 @@ __device__ inline void write_winners(TopkShared& sh, const Sink& sink, int row, 
 // top-k is full, so only chunk entries above its k-th key count): every candidate into shared memory and the
 // selection there. False, with nothing written, when more than kTopkCap turned up (the caller then reads the row
 // the two-pass way).
-template <class Src, class Sink>
+template <int Ctas, class Src, class Sink>
 __device__ inline bool topk_one_read(TopkShared& sh, const Src& src, const float4* vec, const Sink& sink, int row,
                                      int64_t n, int k, bool sorted) {
-  collect(sh, src, vec, row, 0, n, false, 0u, 0u);  // mask 0: every nonzero key is a candidate, none sure
+  collect<Ctas>(sh, src, vec, row, 0, n, false, 0u, 0u);  // mask 0: every nonzero key is a candidate, none sure
   const int seen = sh.n_cand;
   if (seen > kTopkCap) return false;
   if (seen <= k) {
@@ -547,14 +567,11 @@ __global__ void __launch_bounds__(kTopkThreads, Ctas)
   const int64_t n = src.count(row), per_part = ((n + parts - 1) / parts + 3) / 4 * 4;
   const int64_t begin = min64(n, part * per_part), end = min64(n, begin + per_part);
   if constexpr (requires { src.few_candidates(); }) {
-    if (one_read && parts == 1 && src.few_candidates() && topk_one_read(sh, src, vec, sink, row, n, k, sorted)) return;
+    if (one_read && parts == 1 && src.few_candidates() && topk_one_read<Ctas>(sh, src, vec, sink, row, n, k, sorted)) return;
   }
 
   // Digit 1 (bits 31..20) over every element; its histogram also counts the candidates.
-  // (16 loads in flight at one CTA per SM, 128 registers, made the flat decode call at 64 x 64K 1% slower: H100,
-  // 2026-12-06, three rounds of the same call.)
-  constexpr int kLoads = kHistogramLoads;
-  histogram<kLoads>(sh, src, vec, row, begin, end, 0u, 0u, 20, kTopkBins);
+  histogram(sh, src, vec, row, begin, end, 0u, 0u, 20, kTopkBins);
   int row_hist = cluster_sum_histograms(sh, kTopkBins);  // where the row's histogram is in sh.hist
   int local = 0;
   for (int i = threadIdx.x; i < kTopkBins; i += kTopkThreads) local += static_cast<int>(sh.hist[row_hist + i]);
@@ -570,7 +587,7 @@ __global__ void __launch_bounds__(kTopkThreads, Ctas)
       const int shift = d == 0 ? 20 : d == 1 ? 10 : 0, bins = d == 0 ? kTopkBins : 1024;
       if (d > 0) {
         cluster_sync_parts();  // the peers are done reading this CTA's previous histogram
-        histogram<kLoads>(sh, src, vec, row, begin, end, mask, prefix, shift, bins);
+        histogram(sh, src, vec, row, begin, end, mask, prefix, shift, bins);
         row_hist = cluster_sum_histograms(sh, bins);
       }
       find_bin(sh, sh.hist + row_hist, bins, remaining);
@@ -582,7 +599,7 @@ __global__ void __launch_bounds__(kTopkThreads, Ctas)
       if (in_bin <= static_cast<uint32_t>(kTopkCap) || d == 2) break;
     }
   }
-  collect(sh, src, vec, row, begin, end, all_sure, mask, prefix);
+  collect<Ctas>(sh, src, vec, row, begin, end, all_sure, mask, prefix);
   if (!cluster_gather(sh)) return;
   const int seen = sh.n_cand;
 
