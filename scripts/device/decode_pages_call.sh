@@ -4,7 +4,8 @@
 # the decode changes in one call - every HISA GPU test, memcheck / racecheck on the top-k's cluster paths and the
 # decode tests, a decode / top-k A/B of build-carry/mid_bench_hisa_cuda.gz against this tree (SIDES, ROUNDS 3), the
 # decode table of the issue (this tree), then Nsight Compute per-instruction profiles of the LoRDS kernels the notes
-# ask for (batch 1 GEMV and batch 16 mma.sync GEMM on 14336x4096, NF4 B=64; NO_LORDS=1 skips them).
+# ask for (batch 1 GEMV and batch 16 mma.sync GEMM on 14336x4096, NF4 B=64; NO_LORDS=1 skips them). SANITIZERS
+# picks the compute-sanitizer tools (default memcheck racecheck).
 # Output: $OUT/x.tgz.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -17,7 +18,7 @@ timeout 200 build-device/tests/hilo_tests --gtest_filter='HisaCuda*' > $work/tes
 echo "tests rc=$? $(grep -cE '^\[       OK' $work/tests.log) ok"
 grep -E "FAILED|Failure" $work/tests.log | head
 filter='HisaCuda.TopkRowsWithCrowdedBinsEqualCpu:HisaCuda.DecodeMatchesCpuAndPooledCacheIsExact:HisaCuda.UncheckedDecodeIsolatesBadRequests'
-for t in memcheck racecheck; do
+for t in ${SANITIZERS-memcheck racecheck}; do
   timeout 150 compute-sanitizer --tool $t build-device/tests/hilo_tests --gtest_filter="$filter" > $work/$t.log 2>&1
   echo "$t rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' $work/$t.log | tail -1)"
 done
