@@ -26,11 +26,14 @@ constexpr int kDecThreads = 128;   // one warpgroup
 constexpr int kDecTileKeys = 64;   // keys per stage: the MMA's M, one cache page
 constexpr int kDecStages = 4;
 constexpr int kDecMaxRows = 4;     // query rows per request (next_n) the kernel takes
-// Token stage: union blocks per CTA (their slots sit in shared memory); flat front end: tiles per CTA (their pages).
-constexpr int kDecMaxCtaBlocks = 32;
+constexpr int kDecMaxCtaBlocks = 32;  // token stage: union blocks per CTA (their slots sit in shared memory)
+// Page numbers of a CTA's tiles held in shared memory: a block-table load in front of every tile's copies held each
+// copy back by an L2 round trip (15.8% of the flat decode kernel's stall samples, H100). The flat front end takes at
+// most this many tiles per CTA; the token stage stages them where its tiles fit.
+constexpr int kDecMaxPages = 64;
 
-// Shared memory: q rows (R x H rows of 128 bytes, swizzled), the key ring, the keys' scales, the rows' weights and
-// the token stage's slot of each of the CTA's blocks per row.
+// Shared memory: q rows (R x H rows of 128 bytes, swizzled), the key ring, the keys' scales, the rows' weights, the
+// token stage's slot of each of the CTA's blocks per row and the page numbers of the CTA's tiles (paged cache).
 template <int H, int R>
 struct DecLayout {
   static constexpr int kTileBytes = kDecTileKeys * kDim;
@@ -39,7 +42,8 @@ struct DecLayout {
   static constexpr int kScales = kKeys + kDecStages * kTileBytes;
   static constexpr int kWeights = kScales + kDecStages * kDecTileKeys * 4;
   static constexpr int kAux = kWeights + R * H * 4;
-  static constexpr int kBytes = kAux + kDecMaxCtaBlocks * R * 4;
+  static constexpr int kPages = kAux + kDecMaxCtaBlocks * R * 4;
+  static constexpr int kBytes = kPages + kDecMaxPages * 4;
   static constexpr size_t kSmem = kBytes + 1024;  // slack to align the base to 1024 bytes
 };
 
@@ -49,7 +53,8 @@ struct DecSmem {
   uint8_t* keys;
   float* scales;
   float* w;
-  int32_t* aux;  // token stage: [block of the CTA][row] slots; flat front end on the paged cache: [tile] pages
+  int32_t* aux;    // [block of the CTA][row]
+  int32_t* pages;  // [tile of the CTA]
   __device__ explicit DecSmem(uint8_t* raw) {
     uint8_t* base = raw + ((1024 - (smem_u32(raw) & 1023)) & 1023);
     q = base + DecLayout<H, R>::kQ;
@@ -57,6 +62,7 @@ struct DecSmem {
     scales = reinterpret_cast<float*>(base + DecLayout<H, R>::kScales);
     w = reinterpret_cast<float*>(base + DecLayout<H, R>::kWeights);
     aux = reinterpret_cast<int32_t*>(base + DecLayout<H, R>::kAux);
+    pages = reinterpret_cast<int32_t*>(base + DecLayout<H, R>::kPages);
   }
 };
 
@@ -191,12 +197,10 @@ __global__ void __launch_bounds__(kDecThreads) score_decode_kernel(ScoreParams p
   }
   if (span_lo >= span_hi) return;  // uniform over the CTA
   const int64_t first = span_lo / kDecTileKeys * kDecTileKeys;
-  const int tiles = static_cast<int>(ceil_div(span_hi - first, kDecTileKeys));  // <= tiles_per_cta <= aux's size
+  const int tiles = static_cast<int>(ceil_div(span_hi - first, kDecTileKeys));  // <= tiles_per_cta <= kDecMaxPages
   constexpr bool kPaged = std::is_same_v<Keys, PagedKeys>;
-  if constexpr (kPaged) {
-    // The CTA's page numbers, read once: a block-table load in front of every tile's copies held each copy back by
-    // an L2 round trip (15.8% of the kernel's stall samples, H100).
-    for (int t = threadIdx.x; t < tiles; t += kDecThreads) sm.aux[t] = keys.page_index(source, first + t * kDecTileKeys);
+  if constexpr (kPaged) {  // the CTA's page numbers, read once (the first tiles' copies are issued before any barrier)
+    for (int t = threadIdx.x; t < tiles; t += kDecThreads) sm.pages[t] = keys.page_index(source, first + t * kDecTileKeys);
     __syncthreads();
   }
   dec_stage_queries<H, R>(sm, p.q, p.w, group_first, rows);
@@ -206,7 +210,7 @@ __global__ void __launch_bounds__(kDecThreads) score_decode_kernel(ScoreParams p
         const int64_t base = first + static_cast<int64_t>(i) * kDecTileKeys;
         const int valid = static_cast<int>(min64(kDecTileKeys, span_hi - base));
         if constexpr (kPaged) {
-          const uint8_t* page = keys.page_at(sm.aux[i]);
+          const uint8_t* page = keys.page_at(sm.pages[i]);
           return DecTile{page, reinterpret_cast<const float*>(page + kDecTileKeys * kDim), valid};
         } else {
           return DecTile{keys.row(source, base), keys.scales_at(source, base), valid};
@@ -272,14 +276,21 @@ __global__ void __launch_bounds__(kDecThreads)
     }
     sm.aux[c] = slot;
   }
+  const int tiles = blocks_here * tiles_per_block;
+  const bool staged = tiles <= kDecMaxPages;  // the tiles' page numbers in shared memory (else a table load per tile)
+  const auto tile_at_key = [&](int64_t base) { return base < n_keys ? base : 0; };  // past the end: any page will do
+  if (staged) {
+    for (int t = threadIdx.x; t < tiles; t += kDecThreads) sm.pages[t] = keys.page_index(request, tile_at_key(tile_key(t)));
+  }
+  __syncthreads();  // the first tiles' copies are issued before the mainloop's first barrier
   dec_stage_queries<H, R>(sm, q, w, first, n_rows);
   dec_mainloop<H, R>(
-      sm, blocks_here * tiles_per_block,
+      sm, tiles,
       [&](int i) {
         const int64_t base = tile_key(i);
         const int valid = static_cast<int>(max64(0, min64(kDecTileKeys, n_keys - base)));
-        const int64_t at = valid > 0 ? base : 0;  // a tile past the request's end reads nothing: any page will do
-        return DecTile{keys.row(request, at), keys.scales_at(request, at), valid};
+        const uint8_t* page = staged ? keys.page_at(sm.pages[i]) : keys.page(request, tile_at_key(base));
+        return DecTile{page, reinterpret_cast<const float*>(page + kDecTileKeys * kDim), valid};  // base % 64 == 0
       },
       [&](int i, int r, int offset, float v) {
         const int slot = sm.aux[(i / tiles_per_block) * R + r];
