@@ -27,10 +27,11 @@ constexpr int kDecTileKeys = 64;   // keys per stage: the MMA's M, one cache pag
 constexpr int kDecStages = 4;
 constexpr int kDecMaxRows = 4;     // query rows per request (next_n) the kernel takes
 constexpr int kDecMaxCtaBlocks = 32;  // token stage: union blocks per CTA (their slots sit in shared memory)
-// Page numbers of a CTA's tiles held in shared memory: a block-table load in front of every tile's copies held each
-// copy back by an L2 round trip (15.8% of the flat decode kernel's stall samples, H100). The flat front end takes at
-// most this many tiles per CTA; the token stage stages them where its tiles fit.
-constexpr int kDecMaxPages = 64;
+// The flat front end's tiles per CTA at most: their page numbers are read once into shared memory (a block-table
+// load in front of every tile's copies was 15.8% of the kernel's stall samples; staged, the flat decode call is up
+// to 1% faster, H100). The token stage reads them per tile: staging its few tiles per CTA made HISA decode 1-5%
+// slower (the reads, in series, and a barrier before its first copies).
+constexpr int kDecMaxPages = 32;
 
 // Shared memory: q rows (R x H rows of 128 bytes, swizzled), the key ring, the keys' scales, the rows' weights, the
 // token stage's slot of each of the CTA's blocks per row and the page numbers of the CTA's tiles (paged cache).
@@ -54,7 +55,7 @@ struct DecSmem {
   float* scales;
   float* w;
   int32_t* aux;    // [block of the CTA][row]
-  int32_t* pages;  // [tile of the CTA]
+  int32_t* pages;  // [tile of the CTA] (flat front end, paged cache)
   __device__ explicit DecSmem(uint8_t* raw) {
     uint8_t* base = raw + ((1024 - (smem_u32(raw) & 1023)) & 1023);
     q = base + DecLayout<H, R>::kQ;
@@ -200,7 +201,8 @@ __global__ void __launch_bounds__(kDecThreads) score_decode_kernel(ScoreParams p
   const int tiles = static_cast<int>(ceil_div(span_hi - first, kDecTileKeys));  // <= tiles_per_cta <= kDecMaxPages
   constexpr bool kPaged = std::is_same_v<Keys, PagedKeys>;
   if constexpr (kPaged) {  // the CTA's page numbers, read once (the first tiles' copies are issued before any barrier)
-    for (int t = threadIdx.x; t < tiles; t += kDecThreads) sm.pages[t] = keys.page_index(source, first + t * kDecTileKeys);
+    for (int t = threadIdx.x; t < tiles; t += kDecThreads)
+      sm.pages[t] = keys.page_index(source, first + t * kDecTileKeys);
     __syncthreads();
   }
   dec_stage_queries<H, R>(sm, p.q, p.w, group_first, rows);
@@ -276,21 +278,14 @@ __global__ void __launch_bounds__(kDecThreads)
     }
     sm.aux[c] = slot;
   }
-  const int tiles = blocks_here * tiles_per_block;
-  const bool staged = tiles <= kDecMaxPages;  // the tiles' page numbers in shared memory (else a table load per tile)
-  const auto tile_at_key = [&](int64_t base) { return base < n_keys ? base : 0; };  // past the end: any page will do
-  if (staged) {
-    for (int t = threadIdx.x; t < tiles; t += kDecThreads) sm.pages[t] = keys.page_index(request, tile_at_key(tile_key(t)));
-  }
-  __syncthreads();  // the first tiles' copies are issued before the mainloop's first barrier
   dec_stage_queries<H, R>(sm, q, w, first, n_rows);
   dec_mainloop<H, R>(
-      sm, tiles,
+      sm, blocks_here * tiles_per_block,
       [&](int i) {
         const int64_t base = tile_key(i);
         const int valid = static_cast<int>(max64(0, min64(kDecTileKeys, n_keys - base)));
-        const uint8_t* page = staged ? keys.page_at(sm.pages[i]) : keys.page(request, tile_at_key(base));
-        return DecTile{page, reinterpret_cast<const float*>(page + kDecTileKeys * kDim), valid};  // base % 64 == 0
+        const int64_t at = valid > 0 ? base : 0;  // a tile past the request's end reads nothing: any page will do
+        return DecTile{keys.row(request, at), keys.scales_at(request, at), valid};
       },
       [&](int i, int r, int offset, float v) {
         const int slot = sm.aux[(i / tiles_per_block) * R + r];

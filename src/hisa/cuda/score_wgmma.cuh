@@ -368,10 +368,10 @@ void launch_score_keys(const ScoreParams& p, const Keys& keys, const Out& out, c
         constexpr int R = decltype(rows)::value;
         constexpr size_t smem = DecLayout<H, R>::kSmem;
         allow_smem<score_decode_kernel<H, R, Keys, Out>>(smem);
-        // At most 32 tiles per CTA (<= kDecMaxPages: the paged kernel keeps their page numbers in shared memory).
-        static_assert(kDecMaxPages >= 32);
-        const int tiles_per_cta = decode_units_per_cta(
-            groups, ceil_div(len, kDecTileKeys), decode_wave<score_decode_kernel<H, R, Keys, Out>>(smem), 32, 3);
+        // At most kDecMaxPages (32) tiles per CTA: the paged kernel keeps their page numbers in shared memory.
+        const int tiles_per_cta = decode_units_per_cta(groups, ceil_div(len, kDecTileKeys),
+                                                       decode_wave<score_decode_kernel<H, R, Keys, Out>>(smem),
+                                                       kDecMaxPages, 3);
         launch_early(score_decode_kernel<H, R, Keys, Out>,
                      dim3(ceil_div(len, int64_t{tiles_per_cta} * kDecTileKeys), groups), kDecThreads, smem, stream, p,
                      keys, out, tiles_per_cta);

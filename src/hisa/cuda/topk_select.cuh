@@ -254,37 +254,19 @@ __device__ inline void collect_rounds(TopkShared& sh, const Src& src, int row, i
 // a few percent of the elements are winners or candidates.
 constexpr int kLaneRun = 16;
 
-// Prefetch (one CTA per SM: the registers allow it): the next round's run is loaded before this round's barrier.
-template <bool Prefetch, ContiguousRows Src>
+template <ContiguousRows Src>
 __device__ inline void collect_lane_runs(TopkShared& sh, const Src& src, const float4* vec, int row, int64_t begin,
                                          int64_t n, bool all_sure, uint32_t mask, uint32_t prefix) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const uint32_t top = prefix | ~mask;  // largest key of the bin
   constexpr int64_t kSpan = 32 * kLaneRun, kRound = kSpan * kTopkWarps;
-  const int64_t offset = warp * kSpan + lane * kLaneRun;  // of this lane's run in a round
-  const auto load_run = [&](int64_t first, float4* run) {
-#pragma unroll
-    for (int q = 0; q < kLaneRun / 4; ++q) run[q] = vec[first / 4 + q];
-  };
-  float4 next[kLaneRun / 4];
-  if constexpr (Prefetch) {
-    if (begin + offset + kLaneRun <= n) load_run(begin + offset, next);
-  }
   int sure_base = 0, cand_base = 0, parity = 0;
   for (int64_t r0 = begin; r0 < n; r0 += kRound, parity ^= 1) {
-    const int64_t first = r0 + offset;  // a multiple of 4 (begin is)
+    const int64_t first = r0 + warp * kSpan + lane * kLaneRun;  // a multiple of 4 (begin is)
     uint32_t keys[kLaneRun];
     if (first + kLaneRun <= n) {
-      float4 run[kLaneRun / 4];
-      if constexpr (Prefetch) {
 #pragma unroll
-        for (int q = 0; q < kLaneRun / 4; ++q) run[q] = next[q];
-        if (first + kRound + kLaneRun <= n) load_run(first + kRound, next);
-      } else {
-        load_run(first, run);
-      }
-#pragma unroll
-      for (int q = 0; q < kLaneRun / 4; ++q) keys_of_vector(src, row, first + 4 * q, run[q], keys + 4 * q);
+      for (int q = 0; q < kLaneRun / 4; ++q) keys_of_vector(src, row, first + 4 * q, vec[first / 4 + q], keys + 4 * q);
     } else {
 #pragma unroll
       for (int j = 0; j < kLaneRun; ++j) keys[j] = first + j < n ? src.key(row, first + j) : 0u;
@@ -325,13 +307,12 @@ __device__ inline void collect_lane_runs(TopkShared& sh, const Src& src, const f
   __syncthreads();
 }
 
-// collect_lane_runs where the row allows 16-byte loads (vec), else collect_rounds. Ctas: CTAs per SM the kernel is
-// compiled for.
-template <int Ctas, class Src>
+// collect_lane_runs where the row allows 16-byte loads (vec), else collect_rounds.
+template <class Src>
 __device__ inline void collect(TopkShared& sh, const Src& src, const float4* vec, int row, int64_t begin, int64_t n,
                                bool all_sure, uint32_t mask, uint32_t prefix) {
   if constexpr (ContiguousRows<Src>) {
-    if (vec) return collect_lane_runs<Ctas == 1>(sh, src, vec, row, begin, n, all_sure, mask, prefix);
+    if (vec) return collect_lane_runs(sh, src, vec, row, begin, n, all_sure, mask, prefix);
   }
   collect_rounds(sh, src, row, begin, n, all_sure, mask, prefix);
 }
@@ -534,10 +515,10 @@ __device__ inline void write_winners(TopkShared& sh, const Sink& sink, int row, 
 // top-k is full, so only chunk entries above its k-th key count): every candidate into shared memory and the
 // selection there. False, with nothing written, when more than kTopkCap turned up (the caller then reads the row
 // the two-pass way).
-template <int Ctas, class Src, class Sink>
+template <class Src, class Sink>
 __device__ inline bool topk_one_read(TopkShared& sh, const Src& src, const float4* vec, const Sink& sink, int row,
                                      int64_t n, int k, bool sorted) {
-  collect<Ctas>(sh, src, vec, row, 0, n, false, 0u, 0u);  // mask 0: every nonzero key is a candidate, none sure
+  collect(sh, src, vec, row, 0, n, false, 0u, 0u);  // mask 0: every nonzero key is a candidate, none sure
   const int seen = sh.n_cand;
   if (seen > kTopkCap) return false;
   if (seen <= k) {
@@ -567,7 +548,7 @@ __global__ void __launch_bounds__(kTopkThreads, Ctas)
   const int64_t n = src.count(row), per_part = ((n + parts - 1) / parts + 3) / 4 * 4;
   const int64_t begin = min64(n, part * per_part), end = min64(n, begin + per_part);
   if constexpr (requires { src.few_candidates(); }) {
-    if (one_read && parts == 1 && src.few_candidates() && topk_one_read<Ctas>(sh, src, vec, sink, row, n, k, sorted)) return;
+    if (one_read && parts == 1 && src.few_candidates() && topk_one_read(sh, src, vec, sink, row, n, k, sorted)) return;
   }
 
   // Digit 1 (bits 31..20) over every element; its histogram also counts the candidates.
@@ -599,7 +580,7 @@ __global__ void __launch_bounds__(kTopkThreads, Ctas)
       if (in_bin <= static_cast<uint32_t>(kTopkCap) || d == 2) break;
     }
   }
-  collect<Ctas>(sh, src, vec, row, begin, end, all_sure, mask, prefix);
+  collect(sh, src, vec, row, begin, end, all_sure, mask, prefix);
   if (!cluster_gather(sh)) return;
   const int seen = sh.n_cand;
 
