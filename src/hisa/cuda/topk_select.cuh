@@ -427,8 +427,8 @@ __device__ inline void cluster_sync_parts() {
 #endif
 }
 
-// dst[0, n) = a peer CTA's src[0, n) (src 16-byte aligned, n <= its capacity rounded down to even) by 16-byte
-// remote loads.
+// dst[0, n) = a peer CTA's src[0, n) by 16-byte remote loads. src is 16-byte aligned; for an odd n, src[n] is read
+// (and dropped), so it must lie inside src's array.
 __device__ inline void copy_from_peer(uint64_t* dst, const uint64_t* src, int n) {
   const uint4* runs = reinterpret_cast<const uint4*>(src);
   for (int p = threadIdx.x; 2 * p < n; p += kTopkThreads) {
