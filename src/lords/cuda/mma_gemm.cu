@@ -29,7 +29,8 @@ constexpr int kXStride = kTileCols + 8;  // bf16 per staged activation row: 272 
 
 
 constexpr int kMaxClusterSplits = 2;  // splits that add their sums through a cluster (launch_variant says why)
-constexpr int kMaxSmem = 227 * 1024;  // dynamic shared memory a CTA may have (sm_90)
+constexpr int kMaxSmem = 227 * 1024;    // dynamic shared memory a CTA may have (sm_90)
+constexpr int kSmemPerSm = 228 * 1024;  // shared memory of an SM
 
 // Shared memory of a GEMM CTA: the pair table, `stages` ring slots and, with the cluster sum, the CTA's sums (over the
 // ring, or past it where they are larger), then the inbox with its padding. gemm_inbox_offset: where the inbox starts.
@@ -46,7 +47,8 @@ constexpr int gemm_smem_bytes(int lut, int slot, int stages, int sum_bytes, bool
 // RP: rank_pad / 16 (0: block-wise). WB: warp groups along the batch (each group: 8 warps, one per row tile, NT
 // n-tiles each). WB = 2 doubles the warps per SM at the cost of decoding each fragment twice; it measured 10-20%
 // slower (docs/results/lords-cuda.md), so the launches use WB = 1 and the parameter stays for such A/B runs.
-template <int Bits, int NT, int RP, int WB>
+// Occ: CTAs per SM the kernel is built for (registers and shared memory of one CTA within 1 / Occ of the SM's).
+template <int Bits, int NT, int RP, int WB, int Occ = 1>
 struct GemmShape {
   static constexpr int kThreads = 32 * kRowWarps * WB;
   static constexpr bool kLords = RP > 0;
@@ -64,21 +66,25 @@ struct GemmShape {
   // tiles keep two: their mmas hide the wait, and they need the shared memory.
   static constexpr int kXBytes = 2 * kBatchRows * kXStride, kABytes = kLords ? 2 * kTileCols * kAStride : 0;
   static constexpr int kSlotBytes = kXBytes + kABytes + (kLords ? 0 : kRowWarps * kChunkBlocks * kTileRows * 2);
-  static constexpr int kStages =
-      NT > 4 ? 2 : gemm_smem_bytes(kLutBytes, kSlotBytes, 4, 4 * kSums, kClusterSum) <= kMaxSmem ? 4 : 3;
+  static constexpr int kSmemLimit = Occ == 1 ? kMaxSmem : kSmemPerSm / Occ - 1024;  // (1 KB per CTA is reserved)
+  static constexpr int kStages = NT > 4 ? 2
+                                 : gemm_smem_bytes(kLutBytes, kSlotBytes, 4, 4 * kSums, kClusterSum) <= kSmemLimit ? 4
+                                 : gemm_smem_bytes(kLutBytes, kSlotBytes, 3, 4 * kSums, kClusterSum) <= kSmemLimit ? 3
+                                                                                                                   : 2;
   // Chunks of codes in flight per warp, a register ring: 4 for the small-batch tiles (NT <= 4, ~100 registers, two
   // CTAs per SM; one chunk ahead left the H100 at 14-25% of its DRAM bandwidth at batch 16), 2 where NT = 16 needs
   // the registers for its accumulators.
-  static constexpr int kDepth = NT <= 4 ? 4 : 2;
+  // Two CTAs per SM (Occ = 2) hold 2 chunks: 128 registers a thread.
+  static constexpr int kDepth = NT <= 4 && Occ == 1 ? 4 : 2;
   static constexpr int kInbox = gemm_inbox_offset(kLutBytes, kSlotBytes, kStages, 4 * kSums, kClusterSum);
   static constexpr int kSmem = kInbox + gemm_inbox_bytes(4 * kSums, kClusterSum);
-  static_assert(kSmem <= kMaxSmem, "the GEMM's shared memory exceeds the 227 KB a CTA may have");
+  static_assert(kSmem <= kSmemLimit, "the GEMM's shared memory exceeds what a CTA may have");
 };
 
-template <int Bits, int NT, int RP, int WB>
-__global__ void __launch_bounds__(32 * kRowWarps * WB, 1)
+template <int Bits, int NT, int RP, int WB, int Occ>
+__global__ void __launch_bounds__(32 * kRowWarps * WB, Occ)
     mma_gemm_kernel(MmaArgs g, GemmExtras ex, int tiles_per_split, float* partial) {
-  using S = GemmShape<Bits, NT, RP, WB>;
+  using S = GemmShape<Bits, NT, RP, WB, Occ>;
   constexpr int kThreads = S::kThreads;
   extern __shared__ __align__(16) unsigned char smem[];
   uint32_t* lut = reinterpret_cast<uint32_t*>(smem);                           // [kPairs][32]
@@ -255,10 +261,10 @@ __global__ void sum_splits_kernel(const float* partial, int splits, int64_t coun
   }
 }
 
-template <int Bits, int NT, int RP, int WB>
+template <int Bits, int NT, int RP, int WB, int Occ>
 int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
-  using S = GemmShape<Bits, NT, RP, WB>;
-  constexpr auto kernel = mma_gemm_kernel<Bits, NT, RP, WB>;
+  using S = GemmShape<Bits, NT, RP, WB, Occ>;
+  constexpr auto kernel = mma_gemm_kernel<Bits, NT, RP, WB, Occ>;
   if (const int e = allow_smem_once<kernel>(g.device, S::kSmem); e != 0) return e;
   const int64_t row_ctas = (g.row_tiles + kRowWarps - 1) / kRowWarps, batch_tiles = (g.batch + S::kBatchRows - 1) / S::kBatchRows;
   if (batch_tiles > 65535 || row_ctas > 65535) return static_cast<int>(cudaErrorInvalidValue);
@@ -306,7 +312,13 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
 
 template <int Bits, int NT, int WB>
 int launch_nt(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
-  return with_rank_tiles(g, [&](auto rp) { return launch_variant<Bits, NT, decltype(rp)::value, WB>(g, ex, stream); });
+  static const bool two_ctas = env_flag("HILO_GEMM_OCC2", false);
+  return with_rank_tiles(g, [&](auto rp) {
+    constexpr int kRp = decltype(rp)::value;
+    if constexpr (NT <= 4 && (kRp == 2 || kRp == 4))
+      if (two_ctas) return launch_variant<Bits, NT, kRp, WB, 2>(g, ex, stream);
+    return launch_variant<Bits, NT, kRp, WB, 1>(g, ex, stream);
+  });
 }
 
 template <int Bits>
