@@ -8,7 +8,8 @@
 # variant, and ROUNDS (2) rounds time the benchmark without and with each, alternately, and the base build
 # build-carry/base_bench_lords_cuda.gz where there is one (scripts/device/prebuild_base.sh). Output: $OUT/lp.tgz (one
 # tarball: the device tool returns at most 8 files); read the CSVs with scripts/ncu_sass_stalls.py and the rounds
-# with scripts/lords_variants_table.py.
+# with scripts/lords_variants_table.py. MEMCHECK (a gtest filter): compute-sanitizer memcheck on those tests.
+# CUBLAS_BATCHES (e.g. "1,4,16"): cuBLAS bf16 on the four Llama shapes at those batches (cublas.json).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 final=${OUT:-/tmp/hilo-out}
@@ -21,6 +22,11 @@ if [ -z "${NO_TESTS:-}" ]; then
     > $work/tests.log 2>&1
   echo "tests rc=$? $(grep -cE '^\[       OK' $work/tests.log) ok"
   grep -E "FAILED|Failure|Expected|Which is" $work/tests.log | head -20
+fi
+if [ -n "${MEMCHECK:-}" ]; then
+  timeout 200 compute-sanitizer --tool memcheck build-device/tests/hilo_tests --gtest_filter="$MEMCHECK" \
+    > $work/memcheck.log 2>&1
+  echo "memcheck rc=$? $(grep -E 'ERROR SUMMARY' $work/memcheck.log | tail -1)"
 fi
 v=0
 for variant in ${NEW_ENV:-}; do
@@ -51,6 +57,11 @@ for round in $(seq 1 "${ROUNDS:-2}"); do
       --json $work/env$v-$round.json 2>&1 | tail -n +2
   done
 done
+if [ -n "${CUBLAS_BATCHES:-}" ]; then
+  HILO_CUBLAS_BATCHES=$CUBLAS_BATCHES timeout 120 python3 scripts/device/cublas_baseline.py $work/cublas.json \
+    > $work/cublas.log 2>&1
+  tail -8 $work/cublas.log
+fi
 i=0
 for p in ${PROFILES-14336x4096:16:lords:mma_gemm 14336x4096:16:blockwise:mma_gemm 14336x4096:1:lords:lords_gemv}; do
   IFS=: read -r shape batch method kernel var <<< "$p"

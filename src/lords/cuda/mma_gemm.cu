@@ -48,12 +48,9 @@ constexpr int gemm_smem_bytes(int lut, int slot, int stages, int sum_bytes, bool
 // n-tiles each). WB = 2 doubles the warps per SM at the cost of decoding each fragment twice; it measured 10-20%
 // slower (docs/results/lords-cuda.md), so the launches use WB = 1 and the parameter stays for such A/B runs.
 // Occ: CTAs per SM the kernel is built for (registers and shared memory of one CTA within 1 / Occ of the SM's).
-// MT: row tiles per warp (kRowWarps / MT warps per batch group), which share each step's x and A^T fragments.
-template <int Bits, int NT, int RP, int WB, int Occ = 1, int MT = 1>
+template <int Bits, int NT, int RP, int WB, int Occ = 1>
 struct GemmShape {
-  static_assert(kRowWarps % MT == 0, "the CTA's row tiles split evenly over its warps");
-  static constexpr int kWarps = kRowWarps / MT;
-  static constexpr int kThreads = 32 * kWarps * WB;
+  static constexpr int kThreads = 32 * kRowWarps * WB;
   static constexpr bool kLords = RP > 0;
   static constexpr int kRankPad = 16 * RP, kAStride = kRankPad + 8;  // A^T rows padded: conflict-free B loads
   static constexpr int kBatchRows = 8 * NT * WB, kPairs = 1 << (2 * Bits), kWords = 2 * Bits, kTileBytes = 256 * Bits;
@@ -74,20 +71,19 @@ struct GemmShape {
                                  : gemm_smem_bytes(kLutBytes, kSlotBytes, 4, 4 * kSums, kClusterSum) <= kSmemLimit ? 4
                                  : gemm_smem_bytes(kLutBytes, kSlotBytes, 3, 4 * kSums, kClusterSum) <= kSmemLimit ? 3
                                                                                                                    : 2;
-  // Chunks of codes in flight per warp, a register ring: 4 for the small-batch tiles (NT <= 4, ~100 registers, two
-  // CTAs per SM; one chunk ahead left the H100 at 14-25% of its DRAM bandwidth at batch 16), 2 where NT = 16 needs
-  // the registers for its accumulators.
-  // Two CTAs per SM (Occ = 2) hold 2 chunks: 128 registers a thread.
-  static constexpr int kDepth = NT <= 4 && Occ == 1 && MT == 1 ? 4 : 2;
+  // Chunks of codes in flight per warp, a register ring: 4 for the small-batch tiles (NT <= 4; one chunk ahead left
+  // the H100 at 14-25% of its DRAM bandwidth at batch 16 with one CTA per SM), 2 where NT = 16 needs the registers for
+  // its accumulators, and 2 in the two-CTA build (Occ = 2: 128 registers a thread, twice the warps per SM).
+  static constexpr int kDepth = NT <= 4 && Occ == 1 ? 4 : 2;
   static constexpr int kInbox = gemm_inbox_offset(kLutBytes, kSlotBytes, kStages, 4 * kSums, kClusterSum);
   static constexpr int kSmem = kInbox + gemm_inbox_bytes(4 * kSums, kClusterSum);
   static_assert(kSmem <= kSmemLimit, "the GEMM's shared memory exceeds what a CTA may have");
 };
 
-template <int Bits, int NT, int RP, int WB, int Occ, int MT>
-__global__ void __launch_bounds__(32 * (kRowWarps / MT) * WB, Occ)
+template <int Bits, int NT, int RP, int WB, int Occ>
+__global__ void __launch_bounds__(32 * kRowWarps * WB, Occ)
     mma_gemm_kernel(MmaArgs g, GemmExtras ex, int tiles_per_split, float* partial) {
-  using S = GemmShape<Bits, NT, RP, WB, Occ, MT>;
+  using S = GemmShape<Bits, NT, RP, WB, Occ>;
   constexpr int kThreads = S::kThreads;
   extern __shared__ __align__(16) unsigned char smem[];
   uint32_t* lut = reinterpret_cast<uint32_t*>(smem);                           // [kPairs][32]
@@ -100,18 +96,14 @@ __global__ void __launch_bounds__(32 * (kRowWarps / MT) * WB, Occ)
   // memory (cluster_sum_push waits for this arrival).
   const bool sum_in_cluster = S::kClusterSum && partial == nullptr && gridDim.x > 1;
   if (sum_in_cluster) cluster_arrive_relaxed();
-  const int warp = threadIdx.x / 32 % S::kWarps, group = threadIdx.x / 32 / S::kWarps;
+  const int warp = threadIdx.x / 32 % kRowWarps, group = threadIdx.x / 32 / kRowWarps;
   const int lane = threadIdx.x % 32, gq = lane / 4, t = lane % 4;
   const int c0 = blockIdx.x * tiles_per_split, c1 = min(c0 + tiles_per_split, g.col_tiles);
-  // The warp's row tiles: MT consecutive ones of the CTA's kRowWarps (an absent tile computes on tile 0's data and
-  // stores nothing).
-  const int mt0 = blockIdx.y * kRowWarps + warp * MT;
-  const bool active = mt0 < g.row_tiles;  // the warp's first tile exists
-  const uint8_t* codes[MT];
-#pragma unroll
-  for (int m = 0; m < MT; ++m)
-    codes[m] = g.codes + static_cast<int64_t>(mt0 + m < g.row_tiles ? mt0 + m : 0) * g.col_tiles * S::kTileBytes;
+  const int mt = blockIdx.y * kRowWarps + warp;
+  const bool active = mt < g.row_tiles;
+  const int mtc = active ? mt : 0;
   const int64_t b0 = static_cast<int64_t>(blockIdx.z) * S::kBatchRows;
+  const uint8_t* codes = g.codes + static_cast<int64_t>(mtc) * g.col_tiles * S::kTileBytes;
 
   // Staging: each thread copies the same 16-byte piece of fixed rows every chunk, so the row pointers and the
   // batch bounds are worked out once here; only the column moves.
@@ -147,29 +139,20 @@ __global__ void __launch_bounds__(32 * (kRowWarps / MT) * WB, Occ)
 #pragma unroll
   for (int i = 0; i + 1 < kStages; ++i) stage(c0 + i);
   constexpr int PD = S::kDepth;
-  uint32_t ring[PD][MT][S::kWords];  // slot d holds chunk c0 + d + k PD of each of the warp's tiles
+  uint32_t ring[PD][S::kWords];  // slot d holds chunk c0 + d + k PD
 #pragma unroll
-  for (int d = 0; d < PD; ++d)
+  for (int d = 0; d < PD; ++d) {
 #pragma unroll
-    for (int m = 0; m < MT; ++m) {
-#pragma unroll
-      for (int i = 0; i < S::kWords; ++i) ring[d][m][i] = 0;
-      if (active && c0 + d < c1)
-        load_tile<Bits>(codes[m] + static_cast<int64_t>(c0 + d) * S::kTileBytes, lane, ring[d][m]);
-    }
+    for (int i = 0; i < S::kWords; ++i) ring[d][i] = 0;
+    if (active && c0 + d < c1) load_tile<Bits>(codes + static_cast<int64_t>(c0 + d) * S::kTileBytes, lane, ring[d]);
+  }
   fill_bf16_pair_table<Bits>(lut, g.values_h, kThreads);
-  // LoRDS: each tile's rows of B as the A operand of the scale mma (rank as k), in registers for the whole call.
-  uint32_t bfac[MT][S::kLords ? RP : 1][4];
-  if constexpr (S::kLords)
+  // LoRDS: this warp's rows of B as the A operand of the scale mma (rank as k), in registers for the whole call.
+  uint32_t bfac[S::kLords ? RP : 1][4];
+  if constexpr (S::kLords) load_b_factors<RP>(g.b, static_cast<int64_t>(mtc) * kTileRows, S::kRankPad, lane, bfac);
+  float acc[NT][4];
 #pragma unroll
-    for (int m = 0; m < MT; ++m)
-      load_b_factors<RP>(g.b, static_cast<int64_t>(mt0 + m < g.row_tiles ? mt0 + m : 0) * kTileRows, S::kRankPad,
-                         lane, bfac[m]);
-  float acc[MT][NT][4];
-#pragma unroll
-  for (int m = 0; m < MT; ++m)
-#pragma unroll
-    for (int j = 0; j < NT; ++j) acc[m][j][0] = acc[m][j][1] = acc[m][j][2] = acc[m][j][3] = 0.0f;
+  for (int j = 0; j < NT; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
   const uint32_t lut_lane = smem_u32(lut) + 4 * lane;
   // ldmatrix.x4 row addresses: matrix m = lane / 8 covers n-rows 8 (m / 2) .. + 7 at k offset 8 (m % 2).
   const uint32_t x_lane =
@@ -180,7 +163,7 @@ __global__ void __launch_bounds__(32 * (kRowWarps / MT) * WB, Occ)
     for (int d = 0; d < PD; ++d) {  // unrolled, so the ring stays in registers
       const int c = cb + d;
       if (c >= c1) break;
-      const uint32_t(&cur)[MT][S::kWords] = ring[d];
+      const uint32_t(&cur)[S::kWords] = ring[d];
       cp_async_wait<kStages - 2>();  // chunk c's group has landed (chunks c .. c + kStages - 2 were requested)
       __syncthreads();               // ... for every thread, and every warp is done with chunk c - 1's slot
       stage(c + kStages - 1);        // into chunk c - 1's slot
@@ -188,56 +171,39 @@ __global__ void __launch_bounds__(32 * (kRowWarps / MT) * WB, Occ)
         const int slot = (c - c0) % kStages;
         const uint32_t x_base = x_lane + slot * S::kBatchRows * kXStride * 2;
         const uint16_t* a_base = as + slot * kTileCols * S::kAStride;
-        const uint16_t* sc_base = scale_s + (slot * kRowWarps + warp * MT) * kChunkBlocks * kTileRows + gq;
+        const uint16_t* sc_base = scale_s + (slot * kRowWarps + warp) * kChunkBlocks * kTileRows + gq;
         const uint32_t step_blocks = S::kLords ? 0 : chunk_step_blocks(g, c);
         // Software pipeline over the 8 steps: the shared-memory loads of step s + 1 (and LoRDS' scale mma) are issued
-        // around the mmas of step s, so their latency hides behind them. x's and A^T's fragments serve all MT tiles.
-        uint32_t bfr[2][NT / 2][4], pair[2][MT][4], scl[2][MT] = {};
+        // around the mmas of step s, so their latency hides behind them.
+        uint32_t bfr[2][NT / 2][4], pair[2][4], scl[2] = {};
         uint32_t afr[2][S::kLords ? RP : 1][2];  // LoRDS: A^T fragments of the next step
-        float sc[MT][2][4];                      // LoRDS: S of the next step
+        float sc[2][4];                          // LoRDS: S of the next step
         auto load_step = [&](int s, int p) {
 #pragma unroll
           for (int j = 0; j < NT / 2; ++j) ldmatrix_x4(x_base + (j * 16 * kXStride + 16 * s) * 2, bfr[p][j]);
-#pragma unroll
-          for (int m = 0; m < MT; ++m) lookup_pairs<Bits>(cur[m], s, lut_lane, pair[p][m]);
-          if constexpr (S::kLords) {
-            load_a_t_frags<RP, S::kAStride>(a_base, s, lane, afr);
-          } else {
-#pragma unroll
-            for (int m = 0; m < MT; ++m) scl[p][m] = step_scales(sc_base + m * kChunkBlocks * kTileRows, step_blocks, s);
-          }
+          lookup_pairs<Bits>(cur, s, lut_lane, pair[p]);
+          if constexpr (S::kLords) load_a_t_frags<RP, S::kAStride>(a_base, s, lane, afr);
+          else scl[p] = step_scales(sc_base, step_blocks, s);
         };
         load_step(0, 0);
-        if constexpr (S::kLords)
-#pragma unroll
-          for (int m = 0; m < MT; ++m) scale_mma<RP>(bfac[m], afr, sc[m]);
+        if constexpr (S::kLords) scale_mma<RP>(bfac, afr, sc);
 #pragma unroll
         for (int s = 0; s < kSteps; ++s) {
           const int p = s & 1;
-          uint32_t a[MT][4];
-#pragma unroll
-          for (int m = 0; m < MT; ++m) {
-            if constexpr (S::kLords) lords_weights(pair[p][m], sc[m], a[m]);
-            else blockwise_weights(pair[p][m], scl[p][m], a[m]);
-          }
+          uint32_t a[4];
+          if constexpr (S::kLords) lords_weights(pair[p], sc, a);
+          else blockwise_weights(pair[p], scl[p], a);
           if (s + 1 < kSteps) load_step(s + 1, p ^ 1);
 #pragma unroll
-          for (int m = 0; m < MT; ++m)
-#pragma unroll
-            for (int j = 0; j < NT / 2; ++j) {
-              mma_bf16(acc[m][2 * j], a[m], bfr[p][j][0], bfr[p][j][1]);
-              mma_bf16(acc[m][2 * j + 1], a[m], bfr[p][j][2], bfr[p][j][3]);
-            }
+          for (int j = 0; j < NT / 2; ++j) {
+            mma_bf16(acc[2 * j], a, bfr[p][j][0], bfr[p][j][1]);
+            mma_bf16(acc[2 * j + 1], a, bfr[p][j][2], bfr[p][j][3]);
+          }
           if constexpr (S::kLords)
-            if (s + 1 < kSteps)
-#pragma unroll
-              for (int m = 0; m < MT; ++m) scale_mma<RP>(bfac[m], afr, sc[m]);
+            if (s + 1 < kSteps) scale_mma<RP>(bfac, afr, sc);
         }
       }
-      if (active && c + PD < c1)
-#pragma unroll
-        for (int m = 0; m < MT; ++m)
-          load_tile<Bits>(codes[m] + static_cast<int64_t>(c + PD) * S::kTileBytes, lane, ring[d][m]);
+      if (active && c + PD < c1) load_tile<Bits>(codes + static_cast<int64_t>(c + PD) * S::kTileBytes, lane, ring[d]);
     }
   }
 
@@ -247,13 +213,11 @@ __global__ void __launch_bounds__(32 * (kRowWarps / MT) * WB, Occ)
       __syncthreads();     // ... once every warp is done reading its last chunk
       float* sums = reinterpret_cast<float*>(smem + S::kLutBytes);
 #pragma unroll
-      for (int m = 0; m < MT; ++m)
+      for (int j = 0; j < NT; ++j)
 #pragma unroll
-        for (int j = 0; j < NT; ++j)
-#pragma unroll
-          for (int e = 0; e < 4; ++e)
-            sums[(group * NT * 8 + 8 * j + 2 * t + (e & 1)) * S::kCtaRows + (warp * MT + m) * kTileRows + gq +
-                 8 * (e >> 1)] = acc[m][j][e];
+        for (int e = 0; e < 4; ++e)
+          sums[(group * NT * 8 + 8 * j + 2 * t + (e & 1)) * S::kCtaRows + warp * kTileRows + gq + 8 * (e >> 1)] =
+              acc[j][e];
       __syncthreads();
       const int64_t row0 = static_cast<int64_t>(blockIdx.y) * S::kCtaRows;
       cluster_sum_push(sums, reinterpret_cast<float*>(smem + S::kInbox), S::kSums, [&](int i, float v) {
@@ -266,24 +230,21 @@ __global__ void __launch_bounds__(32 * (kRowWarps / MT) * WB, Occ)
       return;
     }
   }
+  if (!active) return;
+  const int64_t row = static_cast<int64_t>(mt) * kTileRows + gq;
 #pragma unroll
-  for (int m = 0; m < MT; ++m) {
-    if (mt0 + m >= g.row_tiles) break;
-    const int64_t row = static_cast<int64_t>(mt0 + m) * kTileRows + gq;
+  for (int j = 0; j < NT; ++j)
 #pragma unroll
-    for (int j = 0; j < NT; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int64_t b = b0 + group * NT * 8 + 8 * j + 2 * t + (e & 1), i = row + 8 * (e >> 1);
-        if (b >= g.batch || i >= g.rows) continue;
-        if (partial) {
-          partial[(blockIdx.x * g.batch + b) * g.rows + i] = acc[m][j][e];
-        } else {
-          const __nv_bfloat16 h = __float2bfloat16_rn(acc[m][j][e]);
-          g.y[b * g.rows + i] = *reinterpret_cast<const uint16_t*>(&h);
-        }
+    for (int e = 0; e < 4; ++e) {
+      const int64_t b = b0 + group * NT * 8 + 8 * j + 2 * t + (e & 1), i = row + 8 * (e >> 1);
+      if (b >= g.batch || i >= g.rows) continue;
+      if (partial) {
+        partial[(blockIdx.x * g.batch + b) * g.rows + i] = acc[j][e];
+      } else {
+        const __nv_bfloat16 h = __float2bfloat16_rn(acc[j][e]);
+        g.y[b * g.rows + i] = *reinterpret_cast<const uint16_t*>(&h);
       }
-  }
+    }
 }
 
 // y = bf16(sum over splits in order of the partial sums [splits][batch][rows]). Two rewrites measured slower than
@@ -299,10 +260,10 @@ __global__ void sum_splits_kernel(const float* partial, int splits, int64_t coun
   }
 }
 
-template <int Bits, int NT, int RP, int WB, int Occ, int MT = 1>
+template <int Bits, int NT, int RP, int WB, int Occ>
 int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
-  using S = GemmShape<Bits, NT, RP, WB, Occ, MT>;
-  constexpr auto kernel = mma_gemm_kernel<Bits, NT, RP, WB, Occ, MT>;
+  using S = GemmShape<Bits, NT, RP, WB, Occ>;
+  constexpr auto kernel = mma_gemm_kernel<Bits, NT, RP, WB, Occ>;
   if (const int e = allow_smem_once<kernel>(g.device, S::kSmem); e != 0) return e;
   const int64_t row_ctas = (g.row_tiles + kRowWarps - 1) / kRowWarps, batch_tiles = (g.batch + S::kBatchRows - 1) / S::kBatchRows;
   if (batch_tiles > 65535 || row_ctas > 65535) return static_cast<int>(cudaErrorInvalidValue);
@@ -350,14 +311,15 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
 
 template <int Bits, int NT, int WB>
 int launch_nt(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
-  static const bool two_ctas = env_flag("HILO_GEMM_OCC2", false);
-  static const bool two_tiles = env_flag("HILO_GEMM_MT2", false);
+  // LoRDS at padded rank 64 with up to 32 rows: two CTAs per SM (128 registers, 2-chunk code ring, 2-3 ring slots).
+  // The one-CTA build takes 198 registers there, so an SM ran 8 warps, latency-bound (H100, NF4 B=64, same call:
+  // 14336x4096 batch 16 52.4 -> 45.5 us, 4096x14336 48.7 -> 41.5; batch 32 1.08-1.12x; docs/results/lords-cuda.md).
+  // At rank 32 it measured 0.98-1.02x, so the others keep one CTA. HILO_GEMM_OCC2=0|1 forces either (ranks 17-64).
+  static const int two_ctas = env_override("HILO_GEMM_OCC2", 0, 1, -1);
   return with_rank_tiles(g, [&](auto rp) {
     constexpr int kRp = decltype(rp)::value;
-    if constexpr (NT <= 4 && (kRp == 2 || kRp == 4)) {
-      if (two_tiles) return launch_variant<Bits, NT, kRp, WB, 2, 2>(g, ex, stream);
-      if (two_ctas) return launch_variant<Bits, NT, kRp, WB, 2>(g, ex, stream);
-    }
+    if constexpr (NT <= 4 && (kRp == 2 || kRp == 4))
+      if (two_ctas == 1 || (two_ctas < 0 && kRp == 4)) return launch_variant<Bits, NT, kRp, WB, 2>(g, ex, stream);
     return launch_variant<Bits, NT, kRp, WB, 1>(g, ex, stream);
   });
 }
