@@ -8,7 +8,8 @@
 # variant, and ROUNDS (2) rounds time the benchmark without and with each, alternately, and the base build
 # build-carry/base_bench_lords_cuda.gz where there is one (scripts/device/prebuild_base.sh). Output: $OUT/lp.tgz (one
 # tarball: the device tool returns at most 8 files); read the CSVs with scripts/ncu_sass_stalls.py and the rounds
-# with scripts/lords_variants_table.py. MEMCHECK (a gtest filter): compute-sanitizer memcheck on those tests.
+# with scripts/lords_variants_table.py. MEMCHECK (a gtest filter): compute-sanitizer memcheck on those tests, once
+# as built and once with each of MEMCHECK_ENV's variants.
 # CUBLAS_BATCHES (e.g. "1,4,16"): cuBLAS bf16 on the four Llama shapes at those batches (cublas.json).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -24,9 +25,13 @@ if [ -z "${NO_TESTS:-}" ]; then
   grep -E "FAILED|Failure|Expected|Which is" $work/tests.log | head -20
 fi
 if [ -n "${MEMCHECK:-}" ]; then
-  timeout 200 compute-sanitizer --tool memcheck build-device/tests/hilo_tests --gtest_filter="$MEMCHECK" \
-    > $work/memcheck.log 2>&1
-  echo "memcheck rc=$? $(grep -E 'ERROR SUMMARY' $work/memcheck.log | tail -1)"
+  v=0
+  for variant in "" ${MEMCHECK_ENV:-}; do
+    timeout 200 env ${variant//,/ } compute-sanitizer --tool memcheck build-device/tests/hilo_tests \
+      --gtest_filter="$MEMCHECK" > $work/memcheck$v.log 2>&1
+    echo "memcheck ${variant:-as built} rc=$? $(grep -E 'ERROR SUMMARY' $work/memcheck$v.log | tail -1)"
+    v=$((v + 1))
+  done
 fi
 v=0
 for variant in ${NEW_ENV:-}; do
