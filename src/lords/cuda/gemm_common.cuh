@@ -178,21 +178,6 @@ __device__ __forceinline__ void stage_chunk_a_t(const uint16_t* a_t, int c, uint
       cp_async16(d0 + k * kRowsPerPass * AStride * 2, src + k * kRowsPerPass * RankPad, 16);
 }
 
-// LoRDS, for the scale product on wgmma: chunk c's A^T as wgmma's K-major B operand without swizzle (rank as K,
-// columns as N): 8 x 16-byte core matrices, column group col / 8 at RankPad x 16 bytes, rank group rank / 8 at 128
-// bytes: byte ((col / 8) (RankPad / 8) + rank / 8) 128 + 16 (col % 8) + 2 (rank % 8). No padding: a core matrix's
-// 8 rows are one 128-byte line. By `Threads` threads, of which this is `thread` (no commit).
-template <int RankPad, int Threads>
-__device__ __forceinline__ void stage_chunk_a_t_cores(const uint16_t* a_t, int c, uint16_t* dst, int thread) {
-  constexpr int kPieces = RankPad / 8, kCopies = gpu_layout::kTileCols * kPieces;
-#pragma unroll 4
-  for (int i = thread; i < kCopies; i += Threads) {
-    const int col = i / kPieces, piece = i % kPieces;  // consecutive threads read consecutive 16 bytes of a column
-    cp_async16(smem_u32(dst) + ((col / 8 * kPieces + piece) * 128 + 16 * (col % 8)),
-               a_t + (static_cast<int64_t>(c) * gpu_layout::kTileCols + col) * RankPad + piece * 8, 16);
-  }
-}
-
 // y = bf16(sum over splits in order of the partial sums [splits][count]) on `stream` (mma_gemm.cu).
 int launch_sum_splits(const float* partial, int splits, int64_t count, uint16_t* y, int sm_count, cudaStream_t stream);
 

@@ -16,7 +16,6 @@
 #include "mma_common.cuh"
 #include "mma_gemm.hpp"
 #include "wgmma_gemm.hpp"
-#include "wgmma_rs.cuh"
 
 namespace hilo::lords::cuda_detail {
 namespace {
@@ -49,13 +48,8 @@ constexpr int gemm_smem_bytes(int lut, int slot, int stages, int sum_bytes, bool
 // n-tiles each). WB = 2 doubles the warps per SM at the cost of decoding each fragment twice; it measured 10-20%
 // slower (docs/results/lords-cuda.md), so the launches use WB = 1 and the parameter stays for such A/B runs.
 // Occ: CTAs per SM the kernel is built for (registers and shared memory of one CTA within 1 / Occ of the SM's).
-// WgS (LoRDS on sm_90a): the scale tile S = B A of each half chunk (64 columns) by one m64n64k16 wgmma per 16 ranks
-// per warpgroup (B's rows from registers, A^T's core matrices from shared memory) instead of 2 mma.sync per 16 ranks
-// per warp and step, each warp reading the same A^T fragments by ldmatrix (16 of a warp's 24 shared-memory
-// wavefronts per step at rank 64).
-template <int Bits, int NT, int RP, int WB, int Occ = 1, bool WgS = false>
+template <int Bits, int NT, int RP, int WB, int Occ = 1>
 struct GemmShape {
-  static_assert(!WgS || (RP > 0 && WB == 1), "the wgmma scale product is LoRDS' with one batch group");
   static constexpr int kThreads = 32 * kRowWarps * WB;
   static constexpr bool kLords = RP > 0;
   static constexpr int kRankPad = 16 * RP, kAStride = kRankPad + 8;  // A^T rows padded: conflict-free B loads
@@ -70,8 +64,7 @@ struct GemmShape {
   // chunk c is used. With two slots the small-batch tiles waited for each chunk's x from L2 (their few mmas per chunk
   // hide nothing); four keep three chunks in flight (three where four do not fit: 32 rows at rank 128). The large
   // tiles keep two: their mmas hide the wait, and they need the shared memory.
-  static constexpr int kXBytes = 2 * kBatchRows * kXStride;
-  static constexpr int kABytes = kLords ? 2 * kTileCols * (WgS ? kRankPad : kAStride) : 0;
+  static constexpr int kXBytes = 2 * kBatchRows * kXStride, kABytes = kLords ? 2 * kTileCols * kAStride : 0;
   static constexpr int kSlotBytes = kXBytes + kABytes + (kLords ? 0 : kRowWarps * kChunkBlocks * kTileRows * 2);
   static constexpr int kSmemLimit = Occ == 1 ? kMaxSmem : kSmemPerSm / Occ - 1024;  // (1 KB per CTA is reserved)
   static constexpr int kStages = NT > 4 ? 2
@@ -87,81 +80,16 @@ struct GemmShape {
   static_assert(kSmem <= kSmemLimit, "the GEMM's shared memory exceeds what a CTA may have");
 };
 
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-// S = B A of half h (columns 64 h .. + 63) of the chunk for the warpgroup's 64 rows: one m64n64k16 per 16 ranks, B's
-// rows (bfac, mma.sync's A fragments) from registers, A^T's core matrices (stage_chunk_a_t_cores) at a_base, one
-// commit group. sc gets mma.m16n8k16's C layout per 8-column group n: sc[4 n + e] = scale_mma's sc[n % 2][e] of step
-// 4 h + n / 2.
-template <int RP>
-__device__ __forceinline__ void scale_wgmma_half(const uint32_t (&bfac)[RP][4], uint32_t a_base, int h,
-                                                 float (&sc)[32]) {
-  constexpr uint32_t kGroupBytes = 256 * RP;  // one group of 8 columns: 2 RP core matrices of 8 ranks
-#pragma unroll
-  for (int i = 0; i < 32; ++i) sc[i] = 0.0f;
-  wgmma_fence();
-#pragma unroll
-  for (int j = 0; j < RP; ++j)
-    wgmma_m64n64k16_bf16_rs(sc, bfac[j],
-                            smem_desc_noswizzle(a_base + 8 * h * kGroupBytes + 256 * j, 128, kGroupBytes));
-  wgmma_commit();
-}
-#endif
-
-// One chunk of a warp's LoRDS steps with the scale product on wgmma (WgS): both halves' S are issued first, and
-// half 1's runs while half 0's steps are weighted and multiplied. x_base: this lane's ldmatrix address in the
-// chunk's x slot; a_base: the slot's A^T. Every warp of the warpgroup calls it (wgmma is warpgroup-wide).
-template <int Bits, int NT, int RP>
-__device__ __forceinline__ void wgs_chunk(const uint32_t (&cur)[2 * Bits], uint32_t lut_lane, uint32_t x_base,
-                                          uint32_t a_base, const uint32_t (&bfac)[RP][4], float (&acc)[NT][4]) {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  float sc[2][32];
-  scale_wgmma_half<RP>(bfac, a_base, 0, sc[0]);
-  scale_wgmma_half<RP>(bfac, a_base, 1, sc[1]);
-  uint32_t bfr[2][NT / 2][4], pair[2][4];
-  const auto load_step = [&](int s, int p) {
-#pragma unroll
-    for (int j = 0; j < NT / 2; ++j) ldmatrix_x4(x_base + (j * 16 * kXStride + 16 * s) * 2, bfr[p][j]);
-    lookup_pairs<Bits>(cur, s, lut_lane, pair[p]);
-  };
-  load_step(0, 0);
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    if (h == 0) {
-      wgmma_wait<1>();  // half 0's S is done
-      fence_operands(sc[0]);
-    } else {
-      wgmma_wait<0>();
-      fence_operands(sc[1]);
-    }
-#pragma unroll
-    for (int q = 0; q < 4; ++q) {
-      const int s = 4 * h + q, p = s & 1;
-      uint32_t a[4];
-      lords_weights(pair[p], *reinterpret_cast<const float(*)[2][4]>(&sc[h][8 * q]), a);
-      if (s + 1 < kSteps) load_step(s + 1, p ^ 1);
-#pragma unroll
-      for (int j = 0; j < NT / 2; ++j) {
-        mma_bf16(acc[2 * j], a, bfr[p][j][0], bfr[p][j][1]);
-        mma_bf16(acc[2 * j + 1], a, bfr[p][j][2], bfr[p][j][3]);
-      }
-    }
-  }
-#else
-  __trap();  // the launcher picks WgS only where sm_90a code runs
-#endif
-}
-
-template <int Bits, int NT, int RP, int WB, int Occ, bool WgS>
+template <int Bits, int NT, int RP, int WB, int Occ>
 __global__ void __launch_bounds__(32 * kRowWarps * WB, Occ)
     mma_gemm_kernel(MmaArgs g, GemmExtras ex, int tiles_per_split, float* partial) {
-  using S = GemmShape<Bits, NT, RP, WB, Occ, WgS>;
+  using S = GemmShape<Bits, NT, RP, WB, Occ>;
   constexpr int kThreads = S::kThreads;
   extern __shared__ __align__(16) unsigned char smem[];
   uint32_t* lut = reinterpret_cast<uint32_t*>(smem);                           // [kPairs][32]
   constexpr int kStages = S::kStages;
   uint16_t* xs = reinterpret_cast<uint16_t*>(smem + S::kLutBytes);  // [kStages][kBatchRows][kXStride]
-  // [kStages][128][kAStride], or with WgS [kStages] x stage_chunk_a_t_cores' layout
-  uint16_t* as = reinterpret_cast<uint16_t*>(smem + S::kLutBytes + kStages * S::kXBytes);
+  uint16_t* as = reinterpret_cast<uint16_t*>(smem + S::kLutBytes + kStages * S::kXBytes);  // [kStages][128][kAStride]
   // Block-wise: the scales of the chunk's blocks, [kStages][8 row tiles][kChunkBlocks][16 rows].
   uint16_t* scale_s = reinterpret_cast<uint16_t*>(smem + S::kLutBytes + kStages * (S::kXBytes + S::kABytes));
   // Split k over a cluster (launch_variant): every CTA of it must be running before the others store into its shared
@@ -199,9 +127,7 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, Occ)
         const bool in = col_in && (x_in >> k & 1);
         cp_async16(xdst + k * kXRowsPerPass * kXStride * 2, in ? x_src + k * x_step + col0 : g.x, in ? 16 : 0);
       }
-      if constexpr (WgS)
-        stage_chunk_a_t_cores<S::kRankPad, kThreads>(ex.a_t, c, as + slot * S::kABytes / 2, threadIdx.x);
-      else if constexpr (S::kLords)
+      if constexpr (S::kLords)
         stage_chunk_a_t<S::kRankPad, S::kAStride, kThreads>(ex.a_t, c, as + slot * kTileCols * S::kAStride,
                                                             threadIdx.x);
       else
@@ -239,16 +165,9 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, Occ)
       if (c >= c1) break;
       const uint32_t(&cur)[S::kWords] = ring[d];
       cp_async_wait<kStages - 2>();  // chunk c's group has landed (chunks c .. c + kStages - 2 were requested)
-      if constexpr (WgS) fence_proxy_async();  // this thread's copies of A^T are visible to wgmma
       __syncthreads();               // ... for every thread, and every warp is done with chunk c - 1's slot
       stage(c + kStages - 1);        // into chunk c - 1's slot
-      if constexpr (WgS) {
-        // Every warp of a warpgroup takes part in its wgmmas: a warp past the layer decodes row tile 0 (zero codes)
-        // and stores nothing (the epilogues check the rows).
-        const int slot = (c - c0) % kStages;
-        wgs_chunk<Bits, NT, RP>(cur, lut_lane, x_lane + slot * S::kBatchRows * kXStride * 2,
-                                smem_u32(as) + slot * S::kABytes, bfac, acc);
-      } else if (active) {
+      if (active) {
         const int slot = (c - c0) % kStages;
         const uint32_t x_base = x_lane + slot * S::kBatchRows * kXStride * 2;
         const uint16_t* a_base = as + slot * kTileCols * S::kAStride;
@@ -298,7 +217,7 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, Occ)
 #pragma unroll
         for (int e = 0; e < 4; ++e)
           sums[(group * NT * 8 + 8 * j + 2 * t + (e & 1)) * S::kCtaRows + warp * kTileRows + gq + 8 * (e >> 1)] =
-              active ? acc[j][e] : 0.0f;
+              acc[j][e];
       __syncthreads();
       const int64_t row0 = static_cast<int64_t>(blockIdx.y) * S::kCtaRows;
       cluster_sum_push(sums, reinterpret_cast<float*>(smem + S::kInbox), S::kSums, [&](int i, float v) {
@@ -341,10 +260,10 @@ __global__ void sum_splits_kernel(const float* partial, int splits, int64_t coun
   }
 }
 
-template <int Bits, int NT, int RP, int WB, int Occ, bool WgS = false>
+template <int Bits, int NT, int RP, int WB, int Occ>
 int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
-  using S = GemmShape<Bits, NT, RP, WB, Occ, WgS>;
-  constexpr auto kernel = mma_gemm_kernel<Bits, NT, RP, WB, Occ, WgS>;
+  using S = GemmShape<Bits, NT, RP, WB, Occ>;
+  constexpr auto kernel = mma_gemm_kernel<Bits, NT, RP, WB, Occ>;
   if (const int e = allow_smem_once<kernel>(g.device, S::kSmem); e != 0) return e;
   const int64_t row_ctas = (g.row_tiles + kRowWarps - 1) / kRowWarps, batch_tiles = (g.batch + S::kBatchRows - 1) / S::kBatchRows;
   if (batch_tiles > 65535 || row_ctas > 65535) return static_cast<int>(cudaErrorInvalidValue);
@@ -397,13 +316,8 @@ int launch_nt(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
   // 14336x4096 batch 16 52.4 -> 45.5 us, 4096x14336 48.7 -> 41.5; batch 32 1.08-1.12x; docs/results/lords-cuda.md).
   // At rank 32 it measured 0.98-1.02x, so the others keep one CTA. HILO_GEMM_OCC2=0|1 forces either (ranks 17-64).
   static const int two_ctas = env_override("HILO_GEMM_OCC2", 0, 1, -1);
-  static const bool wgmma_scale = env_flag("HILO_GEMM_WG_SCALE", false);
   return with_rank_tiles(g, [&](auto rp) {
     constexpr int kRp = decltype(rp)::value;
-#if defined(HILO_HAVE_SM90A)
-    if constexpr (NT <= 4 && kRp >= 2 && kRp <= 4 && WB == 1)
-      if (wgmma_scale && sm90a_device(g.device)) return launch_variant<Bits, NT, kRp, WB, 1, true>(g, ex, stream);
-#endif
     if constexpr (NT <= 4 && (kRp == 2 || kRp == 4))
       if (two_ctas == 1 || (two_ctas < 0 && kRp == 4)) return launch_variant<Bits, NT, kRp, WB, 2>(g, ex, stream);
     return launch_variant<Bits, NT, kRp, WB, 1>(g, ex, stream);
