@@ -3,8 +3,8 @@
 // Codebook values are rounded to bf16 (2^-9 relative);
 //  - block-wise: W = value * scale, one bf16 multiply (exact product, rounded to bf16);
 //  - LoRDS: the scale fragment S = B A is itself an mma (bf16 factors, f32 accumulation, rank as k) whose output
-//    fragment is exactly an A fragment, then W = value * S rounded to bf16. Its cost relative to the main product is
-//    rank_pad / (activation rows per CTA).
+//    fragment is exactly an A fragment, rounded to bf16, then W = value * S, one bf16 multiply (rounded to bf16).
+//    Its cost relative to the main product is rank_pad / (activation rows per CTA).
 // bf16 x (exact), f32 accumulation, k split over CTAs for small grids with partial sums added in split order
 // (deterministic, no atomics).
 #pragma once
