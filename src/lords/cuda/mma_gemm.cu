@@ -314,12 +314,14 @@ int launch_nt(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
   // LoRDS at padded rank 64 with up to 32 rows: two CTAs per SM (128 registers, 2-chunk code ring, 2-3 ring slots).
   // The one-CTA build takes 198 registers there, so an SM ran 8 warps, latency-bound (H100, NF4 B=64, same call:
   // 14336x4096 batch 16 52.4 -> 45.5 us, 4096x14336 48.7 -> 41.5; batch 32 1.08-1.12x; docs/results/lords-cuda.md).
-  // At rank 32 it measured 0.98-1.02x, so the others keep one CTA. HILO_GEMM_OCC2=0|1 forces either (ranks 17-64).
+  // At rank 32 it measured 0.98-1.02x, so the others keep one CTA; 3- and 2-bit codes too until measured (the 3-bit
+  // build spills 4 bytes). HILO_GEMM_OCC2=0|1 forces either (ranks 17-64, every code width).
   static const int two_ctas = env_override("HILO_GEMM_OCC2", 0, 1, -1);
   return with_rank_tiles(g, [&](auto rp) {
     constexpr int kRp = decltype(rp)::value;
     if constexpr (NT <= 4 && (kRp == 2 || kRp == 4))
-      if (two_ctas == 1 || (two_ctas < 0 && kRp == 4)) return launch_variant<Bits, NT, kRp, WB, 2>(g, ex, stream);
+      if (two_ctas == 1 || (two_ctas < 0 && kRp == 4 && Bits == 4))
+        return launch_variant<Bits, NT, kRp, WB, 2>(g, ex, stream);
     return launch_variant<Bits, NT, kRp, WB, 1>(g, ex, stream);
   });
 }
