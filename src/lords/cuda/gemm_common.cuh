@@ -117,8 +117,9 @@ __device__ __forceinline__ void scale_mma(const uint32_t (&bfac)[RP][4], const u
   }
 }
 
-// LoRDS weights: S rounded to bf16, then value * S as one bf16x2 multiply (rounded): two instructions per pair. (In
-// f32 with one rounding the unpacking took five: 12 of the small-batch GEMM's ~69 instructions per step.)
+// LoRDS weights: S rounded to bf16, then value * S as one bf16x2 multiply (rounded): two instructions per pair. (The
+// f32 form with one rounding took five per pair, 20 of the small-batch GEMM's ~69 instructions per step; this one
+// measured 1.00-1.05x faster at batches 4-1024, docs/results/lords-cuda.md.)
 __device__ __forceinline__ void lords_weights(const uint32_t (&pair)[4], const float (&sc)[2][4], uint32_t (&a)[4]) {
 #pragma unroll
   for (int q = 0; q < 4; ++q)
