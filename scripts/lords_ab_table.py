@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Markdown table of same-call A/B runs of bench_lords_cuda (scripts/device/prebuilt_ab.sh writes base-N.json and
-new-N.json): µs per call of every round, the ratio of the medians (base / new: above 1 = the new build is faster),
-and, given cuBLAS' JSON (scripts/device/cublas_baseline.py), the new build against cuBLAS bf16. Where the run has
-env-N.json (prebuilt_ab.sh with NEW_ENV), two more columns: the new build with that setting, and new / with it.
+"""Markdown table of same-call A/B runs of bench_lords_cuda (scripts/device/prebuilt_ab.sh and
+scripts/device/lords_profile_call.sh write base-N.json and new-N.json): µs per call of every round, the ratio of the
+medians (base / new: above 1 = the new build is faster), and, given cuBLAS' JSON (scripts/device/cublas_baseline.py),
+the new build against cuBLAS bf16. For each variant of the new build (env-N.json from prebuilt_ab.sh's NEW_ENV, or
+envV-N.json from lords_profile_call.sh's V-th variant) two more columns: its µs, and new / it.
 
     python3 scripts/lords_ab_table.py DIR [--cublas DIR/cublas.json]
 """
@@ -10,6 +11,7 @@ import argparse
 import glob
 import json
 import os
+import re
 import statistics
 
 
@@ -21,6 +23,20 @@ def load(paths):
     return runs
 
 
+def variants(directory):
+    """{name: runs} of the variant files: env-N.json as "env", envV-N.json as "envV"."""
+    names = set()
+    for p in glob.glob(os.path.join(directory, "env*-*.json")):
+        m = re.fullmatch(r"(env\d*)-\d+\.json", os.path.basename(p))
+        if m:
+            names.add(m.group(1))
+    return {n: load(sorted(glob.glob(os.path.join(directory, f"{n}-*.json")))) for n in sorted(names)}
+
+
+def rounds(us):
+    return " / ".join(f"{u:.1f}" for u in us) or "-"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dir", help="directory holding base-*.json and new-*.json")
@@ -28,14 +44,14 @@ def main():
     args = ap.parse_args()
     base = load(sorted(glob.glob(os.path.join(args.dir, "base-*.json"))))
     new = load(sorted(glob.glob(os.path.join(args.dir, "new-*.json"))))
-    env = load(sorted(glob.glob(os.path.join(args.dir, "env-*.json"))))
+    envs = variants(args.dir)
     cublas = {}
     if args.cublas:
         for r in json.load(open(args.cublas))["rows"]:
             cublas[(r["out"], r["in"], r["batch"])] = r["us"]
-    env_head, env_rule = (" with NEW_ENV µs | new / with it |", " --- | --- |") if env else ("", "")
-    print("| shape | batch | method (rank) | base µs | new µs | base / new | new vs cuBLAS |" + env_head)
-    print("| --- | --- | --- | --- | --- | --- | --- |" + env_rule)
+    print("| shape | batch | method (rank) | base µs | new µs | base / new | new vs cuBLAS |" +
+          "".join(f" {n} µs | new / {n} |" for n in envs))
+    print("| --- | --- | --- | --- | --- | --- | --- |" + " --- | --- |" * len(envs))
     for key in sorted(new, key=lambda k: (k[2], k[3], -k[0] * k[1], k[0])):
         out, inp, batch, method, rank = key
         b, n = base.get(key, []), new[key]
@@ -44,12 +60,10 @@ def main():
         vs = f"{cb / statistics.median(n):.2f}x" if cb else "-"
         label = method + (f" ({rank})" if method == "lords" else "")
         extra = ""
-        if env:
-            e = env.get(key, [])
-            extra = (f" {' / '.join(f'{u:.1f}' for u in e)} | {statistics.median(n) / statistics.median(e):.2f}x |"
-                     if e else " - | - |")
-        print(f"| {out}x{inp} | {batch} | {label} | {' / '.join(f'{u:.1f}' for u in b) or '-'} | "
-              f"{' / '.join(f'{u:.1f}' for u in n)} | {ratio} | {vs} |" + extra)
+        for runs in envs.values():
+            e = runs.get(key, [])
+            extra += f" {rounds(e)} | {statistics.median(n) / statistics.median(e):.2f}x |" if e else " - | - |"
+        print(f"| {out}x{inp} | {batch} | {label} | {rounds(b)} | {rounds(n)} | {ratio} | {vs} |" + extra)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # On the GPU machine, with prebuilt binaries (PREBUILT=1, carry ["build-carry"]; scripts/device/prebuild.sh
-# hilo_tests bench_lords_cuda bench_hisa_cuda): every LoRDS and HISA GPU test (TESTS), the LoRDS benchmark
+# hilo_tests bench_lords_cuda): every LoRDS and HISA GPU test (TESTS), the LoRDS benchmark
 # (LORDS_ARGS), then per-instruction Nsight Compute profiles (scripts/device/lords_sass_profile.sh) of the
 # kernels PROFILES names, each "SHAPE:BATCH:method:kernel-regex[:VAR=VALUE]" (default: the batch-16 mma.sync GEMM,
 # LoRDS and block-wise, and the batch-1 LoRDS GEMV, on 14336x4096; NF4 B=64), profile i in prof-i/. NEW_ENV (e.g.
@@ -8,7 +8,7 @@
 # variant, and ROUNDS (2) rounds time the benchmark without and with each, alternately, and the base build
 # build-carry/base_bench_lords_cuda.gz where there is one (scripts/device/prebuild_base.sh). Output: $OUT/lp.tgz (one
 # tarball: the device tool returns at most 8 files); read the CSVs with scripts/ncu_sass_stalls.py and the rounds
-# with scripts/lords_variants_table.py. MEMCHECK (a gtest filter): compute-sanitizer memcheck on those tests, once
+# with scripts/lords_ab_table.py. MEMCHECK (a gtest filter): compute-sanitizer memcheck on those tests, once
 # as built and once with each of MEMCHECK_ENV's variants.
 # CUBLAS_BATCHES (e.g. "1,4,16"): cuBLAS bf16 on the four Llama shapes at those batches (cublas.json).
 set -uo pipefail
@@ -53,7 +53,7 @@ for round in $(seq 1 "${ROUNDS:-2}"); do
     timeout 150 $base "${lords_args[@]}" --json $work/base-$round.json 2>&1 | tail -n +2
   fi
   echo "=== round $round"
-  timeout 150 build-device/bench/bench_lords_cuda "${lords_args[@]}" --json $work/lords-$round.json 2>&1 | tail -n +2
+  timeout 150 build-device/bench/bench_lords_cuda "${lords_args[@]}" --json $work/new-$round.json 2>&1 | tail -n +2
   v=0
   for variant in ${NEW_ENV:-}; do
     v=$((v + 1))
