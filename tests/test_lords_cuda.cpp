@@ -138,7 +138,9 @@ TEST(LordsCuda, EveryRankWidthAndActivationRange) {
   std::mt19937_64 gen(test::fresh_seed());
   using lords::CodebookKind;
   using lords::Method;
-  for (int rank : {16, 17, 40, 64, 100, 128, 129})  // padded to 16, 32, 64, 64, 128, 128; 129: CUDA-core kernel
+  // Padded to 16, 32, 64, 64, 128, 128; the GEMMs' scale products take 2, 3, 7, 8, 16, 16 groups of 8 ranks (odd
+  // counts end in a k = 8 mma); 129: the CUDA-core kernel.
+  for (int rank : {16, 17, 40, 64, 100, 128, 129})
     check_case({Method::Lords, CodebookKind::NF, 4, 64, 150, 640, rank}, gen);
   for (float x_scale : {3e4f, 1e-20f})  // the fp16 operands are scaled by powers of two
     for (auto method : {Method::Blockwise, Method::Lords})
@@ -173,8 +175,8 @@ TEST(LordsCuda, BothBatchGemmsMatchTheOracle) {
     check_case({Method::Blockwise, CodebookKind::INT, 2, 32, 1040, 384, 0, 1.0f, batches}, gen);
     for (auto method : {Method::Blockwise, Method::Lords})  // 1216 columns: 9.5 chunks of 128
       check_case({method, CodebookKind::NF, 4, 64, 200, 1216, 0, 1.0f, {40, 300}}, gen);
-    // LoRDS at rank 64 (49 padded) and 32 (20 padded) from 128 and 256 activation rows per CTA, over 12.5 row tiles
-    // (a CTA's last tiles past the rows).
+    // LoRDS at rank 49 (padded to 64; 7 groups of 8 ranks) and 20 (padded to 32; 3 groups) from 128 and 256
+    // activation rows per CTA, over 12.5 row tiles (a CTA's last tiles past the rows).
     check_case({Method::Lords, CodebookKind::NF, 4, 64, 200, 1216, 49, 1.0f, {130, 300}}, gen);
     check_case({Method::Lords, CodebookKind::INT, 3, 64, 200, 640, 20, 1.0f, {100, 257}}, gen);
   }

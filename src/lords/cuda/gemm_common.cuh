@@ -23,6 +23,24 @@ __device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], 
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// The k = 8 form (A: rows g, g + 8 at k 2t, 2t + 1; B: k 2t, 2t + 1 at column g): LoRDS' scale product for an odd
+// last group of 8 ranks.
+__device__ __forceinline__ void mma_bf16_k8(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t b0) {
+  asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%0,%1,%2,%3};\n"
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+               : "r"(a0), "r"(a1), "r"(b0));
+}
+
+// LoRDS' scale product S = B A runs over R8 groups of 8 ranks (0: block-wise): an m16n8k16 per two groups and an
+// m16n8k8 for an odd last one. So the B = 64 parity rank of the 14336-wide layers, 49, costs 7 groups instead of its
+// padded 64 ranks' 8, and rank 24 costs 3 instead of 4. The stored factors stay padded to rank_pad_of(R8) (zeros past
+// the rank); the groups read only the first 8 R8 ranks of each row.
+constexpr int k16_groups(int r8) { return (r8 + 1) / 2; }
+constexpr int rank_pad_of(int r8) { return r8 <= 2 ? 16 : r8 <= 4 ? 32 : r8 <= 8 ? 64 : 128; }
+// bf16 per staged A^T row: the 8 R8 ranks used, plus 8 where that is an even number of 16-byte pieces, so that the
+// 8 rows of each ldmatrix matrix start in distinct banks (a row stride of an odd number of 16-byte pieces).
+constexpr int a_t_stride(int r8) { return r8 % 2 ? 8 * r8 : 8 * r8 + 8; }
+
 __device__ __forceinline__ uint32_t bf16x2_bits(float lo, float hi) {
   const __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
   return *reinterpret_cast<const uint32_t*>(&h);
@@ -65,13 +83,14 @@ __device__ __forceinline__ void lookup_pairs(const uint32_t (&codes)[2 * Bits], 
   for (int q = 0; q < 4; ++q) pair[q] = lds_u32(lut_lane + pair_offset<Bits>(codes, 4 * s + q));
 }
 
-// LoRDS: the warp's 16 rows of B (bf16 [rows][rank_pad], from row0) as the A operand of the scale mma (rank as k).
-template <int RP>
+// LoRDS: the warp's 16 rows of B (bf16 [rows][rank_pad], from row0) as the A operand of the scale mma (rank as k),
+// G groups of 16 ranks (an odd last group of 8 uses the first two words).
+template <int G>
 __device__ __forceinline__ void load_b_factors(const uint16_t* b, int64_t row0, int rank_pad, int lane,
-                                               uint32_t (&bfac)[RP][4]) {
+                                               uint32_t (&bfac)[G][4]) {
   const uint16_t* brow = b + (row0 + lane / 4) * rank_pad + 2 * (lane % 4);
 #pragma unroll
-  for (int j = 0; j < RP; ++j) {
+  for (int j = 0; j < G; ++j) {
     bfac[j][0] = *reinterpret_cast<const uint32_t*>(brow + 16 * j);
     bfac[j][1] = *reinterpret_cast<const uint32_t*>(brow + 8 * rank_pad + 16 * j);
     bfac[j][2] = *reinterpret_cast<const uint32_t*>(brow + 16 * j + 8);
@@ -85,16 +104,21 @@ __device__ __forceinline__ void ldmatrix_x4(uint32_t addr, uint32_t (&r)[4]) {
                : "r"(addr));
 }
 
+__device__ __forceinline__ void ldmatrix_x2(uint32_t addr, uint32_t& r0, uint32_t& r1) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n" : "=r"(r0), "=r"(r1) : "r"(addr));
+}
+
 // LoRDS: A^T's fragments of step s (columns 16 s .. + 15 of the chunk, two 8-column halves n), the B operand of the
 // scale mma, from the staged chunk a_t ([128][AStride] bf16): one ldmatrix.x4 per 16 ranks j, whose matrix m = lane / 8
-// covers half m / 2 at ranks 16 j + 8 (m % 2) .. + 7. (AStride = rank_pad + 8 puts the 8 rows of each matrix in
-// distinct banks.)
-template <int RP, int AStride>
-__device__ __forceinline__ void load_a_t_frags(const uint16_t* a_t, int s, int lane, uint32_t (&afr)[2][RP][2]) {
+// covers half m / 2 at ranks 16 j + 8 (m % 2) .. + 7, and for an odd last group of 8 ranks one ldmatrix.x2, whose
+// matrix m (lanes 0-15 give the addresses) covers half m.
+template <int R8, int AStride>
+__device__ __forceinline__ void load_a_t_frags(const uint16_t* a_t, int s, int lane,
+                                               uint32_t (&afr)[2][k16_groups(R8)][2]) {
   const int m = lane / 8;
   const uint32_t base = smem_u32(a_t + (16 * s + 8 * (m / 2) + lane % 8) * AStride + 8 * (m % 2));
 #pragma unroll
-  for (int j = 0; j < RP; ++j) {
+  for (int j = 0; j < R8 / 2; ++j) {
     uint32_t r[4];
     ldmatrix_x4(base + 32 * j, r);
     afr[0][j][0] = r[0];
@@ -102,18 +126,24 @@ __device__ __forceinline__ void load_a_t_frags(const uint16_t* a_t, int s, int l
     afr[1][j][0] = r[2];
     afr[1][j][1] = r[3];
   }
+  if constexpr (R8 % 2 == 1) {
+    constexpr int j = R8 / 2;
+    ldmatrix_x2(smem_u32(a_t + (16 * s + 8 * (m % 2) + lane % 8) * AStride + 16 * j), afr[0][j][0], afr[1][j][0]);
+    afr[0][j][1] = afr[1][j][1] = 0;  // (unused by the k = 8 mma)
+  }
 }
 
-// LoRDS: S = B A for rows (g, g + 8) x columns (2t, 2t + 1) of each 8-column half of a step, RP mmas per half. The
-// mma's output fragment has exactly the A fragment's layout.
-template <int RP>
-__device__ __forceinline__ void scale_mma(const uint32_t (&bfac)[RP][4], const uint32_t (&afr)[2][RP][2],
-                                          float (&sc)[2][4]) {
+// LoRDS: S = B A for rows (g, g + 8) x columns (2t, 2t + 1) of each 8-column half of a step, one mma per 16 ranks
+// and half (k = 8 for an odd last group). The mma's output fragment has exactly the A fragment's layout.
+template <int R8>
+__device__ __forceinline__ void scale_mma(const uint32_t (&bfac)[k16_groups(R8)][4],
+                                          const uint32_t (&afr)[2][k16_groups(R8)][2], float (&sc)[2][4]) {
 #pragma unroll
   for (int n = 0; n < 2; ++n) {
     sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = 0.0f;
 #pragma unroll
-    for (int j = 0; j < RP; ++j) mma_bf16(sc[n], bfac[j], afr[n][j][0], afr[n][j][1]);
+    for (int j = 0; j < R8 / 2; ++j) mma_bf16(sc[n], bfac[j], afr[n][j][0], afr[n][j][1]);
+    if constexpr (R8 % 2 == 1) mma_bf16_k8(sc[n], bfac[R8 / 2][0], bfac[R8 / 2][1], afr[n][R8 / 2][0]);
   }
 }
 
@@ -165,13 +195,14 @@ __device__ __forceinline__ void stage_chunk_scales(const MmaArgs& g, int row_cta
   cp_async16(smem_u32(dst + (tile * kChunkBlocks * 2 + part) * 8), in ? src : g.scales, in ? 16 : 0);
 }
 
-// LoRDS: chunk c's 128 columns of A^T (bf16 [cols][rank_pad], zero padded) into [128][AStride] bf16 at dst,
-// by `Threads` threads, of which this is `thread` (no commit).
-template <int RankPad, int AStride, int Threads>
+// LoRDS: chunk c's 128 columns of A^T (bf16 [cols][RankPad], zero padded), their first 8 Pieces ranks, into
+// [128][AStride] bf16 at dst, by `Threads` threads, of which this is `thread` (no commit).
+template <int RankPad, int Pieces, int AStride, int Threads>
 __device__ __forceinline__ void stage_chunk_a_t(const uint16_t* a_t, int c, uint16_t* dst, int thread) {
-  constexpr int kPieces = RankPad / 8, kRowsPerPass = Threads / kPieces;
-  constexpr int kPerThread = (gpu_layout::kTileCols * kPieces + Threads - 1) / Threads;
-  const int piece = thread % kPieces, row = thread / kPieces;
+  constexpr int kRowsPerPass = Threads / Pieces;
+  constexpr int kPerThread = (gpu_layout::kTileCols + kRowsPerPass - 1) / kRowsPerPass;
+  const int piece = thread % Pieces, row = thread / Pieces;
+  if (row >= kRowsPerPass) return;  // (the threads left over where Pieces does not divide Threads)
   const uint16_t* src = a_t + (static_cast<int64_t>(c) * gpu_layout::kTileCols + row) * RankPad + piece * 8;
   const uint32_t d0 = smem_u32(dst) + (row * AStride + piece * 8) * 2;
 #pragma unroll 8  // (whole for 256 threads; a producer warp's 64 copies at rank 128 would not fit its registers)
@@ -200,16 +231,20 @@ inline int forced_gemm_splits() {
   return forced;
 }
 
-// Calls f(std::integral_constant<int, RP>{}) with RP = LoRDS' padded rank / 16 (1, 2, 4 or 8), or 0 for block-wise
-// (the GEMM kernels' template argument); cudaErrorInvalidValue for another padded rank.
+// Calls f(std::integral_constant<int, R8>{}) with R8 = the groups of 8 ranks LoRDS' scale product runs (2, 3, 4, 7, 8
+// or 16: the rank rounded up to the next of these within its padded rank), or 0 for block-wise (the GEMM kernels'
+// template argument); cudaErrorInvalidValue for another padded rank. HILO_GEMM_RANK8=0 runs every padded rank, as
+// before the groups of 8 (for A/B runs).
 template <class F>
-int with_rank_tiles(const MmaArgs& g, F&& f) {
+int with_rank_groups(const MmaArgs& g, F&& f) {
   if (!g.lords) return f(std::integral_constant<int, 0>{});
+  static const bool by_eight = env_flag("HILO_GEMM_RANK8", true);
+  const int r8 = by_eight ? (g.rank + 7) / 8 : g.rank_pad / 8;
   switch (g.rank_pad) {
-    case 16: return f(std::integral_constant<int, 1>{});
-    case 32: return f(std::integral_constant<int, 2>{});
-    case 64: return f(std::integral_constant<int, 4>{});
-    case 128: return f(std::integral_constant<int, 8>{});
+    case 16: return f(std::integral_constant<int, 2>{});
+    case 32: return r8 <= 3 ? f(std::integral_constant<int, 3>{}) : f(std::integral_constant<int, 4>{});
+    case 64: return r8 <= 7 ? f(std::integral_constant<int, 7>{}) : f(std::integral_constant<int, 8>{});
+    case 128: return f(std::integral_constant<int, 16>{});
     default: return static_cast<int>(cudaErrorInvalidValue);
   }
 }

@@ -44,15 +44,15 @@ constexpr int gemm_smem_bytes(int lut, int slot, int stages, int sum_bytes, bool
   return gemm_inbox_offset(lut, slot, stages, sum_bytes, cluster_sum) + gemm_inbox_bytes(sum_bytes, cluster_sum);
 }
 
-// RP: rank_pad / 16 (0: block-wise). WB: warp groups along the batch (each group: 8 warps, one per row tile, NT
+// R8: LoRDS' groups of 8 ranks (with_rank_groups; 0: block-wise). WB: warp groups along the batch (each group: 8 warps, one per row tile, NT
 // n-tiles each). WB = 2 doubles the warps per SM at the cost of decoding each fragment twice; it measured 10-20%
 // slower (docs/results/lords-cuda.md), so the launches use WB = 1 and the parameter stays for such A/B runs.
 // Occ: CTAs per SM the kernel is built for (registers and shared memory of one CTA within 1 / Occ of the SM's).
-template <int Bits, int NT, int RP, int WB, int Occ = 1>
+template <int Bits, int NT, int R8, int WB, int Occ = 1>
 struct GemmShape {
   static constexpr int kThreads = 32 * kRowWarps * WB;
-  static constexpr bool kLords = RP > 0;
-  static constexpr int kRankPad = 16 * RP, kAStride = kRankPad + 8;  // A^T rows padded: conflict-free B loads
+  static constexpr bool kLords = R8 > 0;
+  static constexpr int kRankPad = rank_pad_of(R8), kAStride = a_t_stride(R8), kGroups = k16_groups(R8);
   static constexpr int kBatchRows = 8 * NT * WB, kPairs = 1 << (2 * Bits), kWords = 2 * Bits, kTileBytes = 256 * Bits;
   static constexpr int kLutBytes = 4 * kPairs * 32;
   // Small-batch tiles add their split-k sums through the cluster (cluster_sum_push), in place of a partial buffer
@@ -80,10 +80,10 @@ struct GemmShape {
   static_assert(kSmem <= kSmemLimit, "the GEMM's shared memory exceeds what a CTA may have");
 };
 
-template <int Bits, int NT, int RP, int WB, int Occ>
+template <int Bits, int NT, int R8, int WB, int Occ>
 __global__ void __launch_bounds__(32 * kRowWarps * WB, Occ)
     mma_gemm_kernel(MmaArgs g, GemmExtras ex, int tiles_per_split, float* partial) {
-  using S = GemmShape<Bits, NT, RP, WB, Occ>;
+  using S = GemmShape<Bits, NT, R8, WB, Occ>;
   constexpr int kThreads = S::kThreads;
   extern __shared__ __align__(16) unsigned char smem[];
   uint32_t* lut = reinterpret_cast<uint32_t*>(smem);                           // [kPairs][32]
@@ -128,7 +128,7 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, Occ)
         cp_async16(xdst + k * kXRowsPerPass * kXStride * 2, in ? x_src + k * x_step + col0 : g.x, in ? 16 : 0);
       }
       if constexpr (S::kLords)
-        stage_chunk_a_t<S::kRankPad, S::kAStride, kThreads>(ex.a_t, c, as + slot * kTileCols * S::kAStride,
+        stage_chunk_a_t<S::kRankPad, R8, S::kAStride, kThreads>(ex.a_t, c, as + slot * kTileCols * S::kAStride,
                                                             threadIdx.x);
       else
         stage_chunk_scales(g, blockIdx.y, c, scale_s + slot * kRowWarps * kChunkBlocks * kTileRows);
@@ -148,8 +148,8 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, Occ)
   }
   fill_bf16_pair_table<Bits>(lut, g.values_h, kThreads);
   // LoRDS: this warp's rows of B as the A operand of the scale mma (rank as k), in registers for the whole call.
-  uint32_t bfac[S::kLords ? RP : 1][4];
-  if constexpr (S::kLords) load_b_factors<RP>(g.b, static_cast<int64_t>(mtc) * kTileRows, S::kRankPad, lane, bfac);
+  uint32_t bfac[S::kLords ? S::kGroups : 1][4];
+  if constexpr (S::kLords) load_b_factors<S::kGroups>(g.b, static_cast<int64_t>(mtc) * kTileRows, S::kRankPad, lane, bfac);
   float acc[NT][4];
 #pragma unroll
   for (int j = 0; j < NT; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
@@ -176,17 +176,17 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, Occ)
         // Software pipeline over the 8 steps: the shared-memory loads of step s + 1 (and LoRDS' scale mma) are issued
         // around the mmas of step s, so their latency hides behind them.
         uint32_t bfr[2][NT / 2][4], pair[2][4], scl[2] = {};
-        uint32_t afr[2][S::kLords ? RP : 1][2];  // LoRDS: A^T fragments of the next step
+        uint32_t afr[2][S::kLords ? S::kGroups : 1][2];  // LoRDS: A^T fragments of the next step
         float sc[2][4];                          // LoRDS: S of the next step
         auto load_step = [&](int s, int p) {
 #pragma unroll
           for (int j = 0; j < NT / 2; ++j) ldmatrix_x4(x_base + (j * 16 * kXStride + 16 * s) * 2, bfr[p][j]);
           lookup_pairs<Bits>(cur, s, lut_lane, pair[p]);
-          if constexpr (S::kLords) load_a_t_frags<RP, S::kAStride>(a_base, s, lane, afr);
+          if constexpr (S::kLords) load_a_t_frags<R8, S::kAStride>(a_base, s, lane, afr);
           else scl[p] = step_scales(sc_base, step_blocks, s);
         };
         load_step(0, 0);
-        if constexpr (S::kLords) scale_mma<RP>(bfac, afr, sc);
+        if constexpr (S::kLords) scale_mma<R8>(bfac, afr, sc);
 #pragma unroll
         for (int s = 0; s < kSteps; ++s) {
           const int p = s & 1;
@@ -200,7 +200,7 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, Occ)
             mma_bf16(acc[2 * j + 1], a, bfr[p][j][2], bfr[p][j][3]);
           }
           if constexpr (S::kLords)
-            if (s + 1 < kSteps) scale_mma<RP>(bfac, afr, sc);
+            if (s + 1 < kSteps) scale_mma<R8>(bfac, afr, sc);
         }
       }
       if (active && c + PD < c1) load_tile<Bits>(codes + static_cast<int64_t>(c + PD) * S::kTileBytes, lane, ring[d]);
@@ -260,10 +260,10 @@ __global__ void sum_splits_kernel(const float* partial, int splits, int64_t coun
   }
 }
 
-template <int Bits, int NT, int RP, int WB, int Occ>
+template <int Bits, int NT, int R8, int WB, int Occ>
 int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
-  using S = GemmShape<Bits, NT, RP, WB, Occ>;
-  constexpr auto kernel = mma_gemm_kernel<Bits, NT, RP, WB, Occ>;
+  using S = GemmShape<Bits, NT, R8, WB, Occ>;
+  constexpr auto kernel = mma_gemm_kernel<Bits, NT, R8, WB, Occ>;
   if (const int e = allow_smem_once<kernel>(g.device, S::kSmem); e != 0) return e;
   const int64_t row_ctas = (g.row_tiles + kRowWarps - 1) / kRowWarps, batch_tiles = (g.batch + S::kBatchRows - 1) / S::kBatchRows;
   if (batch_tiles > 65535 || row_ctas > 65535) return static_cast<int>(cudaErrorInvalidValue);
@@ -311,18 +311,19 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
 
 template <int Bits, int NT, int WB>
 int launch_nt(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
-  // LoRDS at padded rank 64 with up to 32 rows: two CTAs per SM (128 registers, 2-chunk code ring, 2-3 ring slots).
+  // LoRDS at ranks 49-64 (7 or 8 groups of 8) with up to 32 rows: two CTAs per SM (128 registers, 2-chunk code ring,
+  // 2-3 ring slots).
   // The one-CTA build takes 198 registers there, so an SM ran 8 warps, latency-bound (H100, NF4 B=64, same call:
   // 14336x4096 batch 16 52.4 -> 45.5 us, 4096x14336 48.7 -> 41.5; batch 32 1.08-1.12x; docs/results/lords-cuda.md).
   // At rank 32 it measured 0.98-1.02x, so the others keep one CTA; 3- and 2-bit codes too until measured (the 3-bit
   // build spills 4 bytes). HILO_GEMM_OCC2=0|1 forces either (ranks 17-64, every code width).
   static const int two_ctas = env_override("HILO_GEMM_OCC2", 0, 1, -1);
-  return with_rank_tiles(g, [&](auto rp) {
-    constexpr int kRp = decltype(rp)::value;
-    if constexpr (NT <= 4 && (kRp == 2 || kRp == 4))
-      if (two_ctas == 1 || (two_ctas < 0 && kRp == 4 && Bits == 4))
-        return launch_variant<Bits, NT, kRp, WB, 2>(g, ex, stream);
-    return launch_variant<Bits, NT, kRp, WB, 1>(g, ex, stream);
+  return with_rank_groups(g, [&](auto r8) {
+    constexpr int kR8 = decltype(r8)::value;
+    if constexpr (NT <= 4 && kR8 >= 3 && kR8 <= 8)
+      if (two_ctas == 1 || (two_ctas < 0 && kR8 >= 7 && Bits == 4))
+        return launch_variant<Bits, NT, kR8, WB, 2>(g, ex, stream);
+    return launch_variant<Bits, NT, kR8, WB, 1>(g, ex, stream);
   });
 }
 

@@ -45,7 +45,7 @@ constexpr int kConsumers = 32 * kGemmRowTiles;  // the decoding / multiplying wa
 constexpr int kThreads = kConsumers + 128;
 // CTAs per SM: two for block-wise at 64 activation rows (few registers; 96 KB of shared memory), so that small grids
 // can split k over twice the slots; else one.
-constexpr int wg_ctas_per_sm(int rp, int bn) { return rp == 0 && bn == 64 ? 2 : 1; }
+constexpr int wg_ctas_per_sm(int r8, int bn) { return r8 == 0 && bn == 64 ? 2 : 1; }
 // Registers per thread after setmaxnreg: the producer's and the consumers'. One CTA per SM launches at 168 (65536 /
 // 384, rounded to 8): 128 x 40 + 256 x 232 = 384 x 168. Two launch at 80: 128 x 24 + 256 x 104 <= 384 x 80. The
 // consumers' increase is served from what the producer gives back, so the launch count must be the bound's maximum
@@ -57,39 +57,38 @@ constexpr int kCtaRows = kGemmRowTiles * kTileRows;
 constexpr int kMaxSmem = 227 * 1024;  // an H100's / H200's limit per CTA
 
 // Shared memory: the pair table; a ring of x slots (BN activation rows x 128 columns, swizzled); for LoRDS a ring of
-// kASlots A^T slots (128 columns x the padded rank); two mbarriers per slot. Block-wise scales travel in registers.
+// kASlots A^T slots (128 columns x the ranks of the scale product); two mbarriers per slot. Block-wise scales travel in registers.
 // Two A^T slots are enough: the producer stages A^T of chunk c + 1 right after x of chunk c, into the slot of chunk
 // c - 1, which the consumers release at that chunk's step 6, before they release chunk c - 1's x (the producer's
 // next wait, at chunk c's step 1).
 constexpr int kASlots = 2;
 constexpr int wg_x_bytes(int bn) { return bn * 2 * kTileCols; }
-constexpr int wg_a_stride(int rp) { return 16 * rp + 8; }  // bf16 per A^T row (padded: conflict-free ldmatrix)
-constexpr int wg_a_bytes(int rp) { return rp > 0 ? 2 * kTileCols * wg_a_stride(rp) : 0; }
+constexpr int wg_a_bytes(int r8) { return r8 > 0 ? 2 * kTileCols * a_t_stride(r8) : 0; }
 constexpr int wg_lut_bytes(int bits) { return 4 * (1 << (2 * bits)) * 32; }
-constexpr int wg_smem_bytes(int bits, int rp, int bn, int slots) {
-  const int a_slots = rp > 0 ? kASlots : 0;
-  return wg_lut_bytes(bits) + slots * wg_x_bytes(bn) + a_slots * wg_a_bytes(rp) + 16 * (slots + a_slots);
+constexpr int wg_smem_bytes(int bits, int r8, int bn, int slots) {
+  const int a_slots = r8 > 0 ? kASlots : 0;
+  return wg_lut_bytes(bits) + slots * wg_x_bytes(bn) + a_slots * wg_a_bytes(r8) + 16 * (slots + a_slots);
 }
 // Whether two x slots fit: not 256 activation rows at rank 128 (launch_fitting halves them there).
-constexpr bool wg_fits(int bits, int rp, int bn) { return wg_smem_bytes(bits, rp, bn, 2) <= kMaxSmem; }
+constexpr bool wg_fits(int bits, int r8, int bn) { return wg_smem_bytes(bits, r8, bn, 2) <= kMaxSmem; }
 
-template <int Bits, int RP, int BN>
+template <int Bits, int R8, int BN>
 struct WgShape {
-  static constexpr bool kLords = RP > 0;
-  static constexpr int kCtas = wg_ctas_per_sm(RP, BN);
+  static constexpr bool kLords = R8 > 0;
+  static constexpr int kCtas = wg_ctas_per_sm(R8, BN);
   static constexpr int kWords = 2 * Bits, kTileBytes = 256 * Bits;
   static constexpr int kLutBytes = wg_lut_bytes(Bits);
   static constexpr int kHalfBytes = BN * 128;  // 64 columns of the chunk for all BN rows (one TMA box, swizzled)
   static constexpr int kXBytes = wg_x_bytes(BN);
-  static constexpr int kABytes = wg_a_bytes(RP);
-  static_assert(kXBytes == 2 * kHalfBytes && wg_fits(Bits, RP, BN));
+  static constexpr int kABytes = wg_a_bytes(R8);
+  static_assert(kXBytes == 2 * kHalfBytes && wg_fits(Bits, R8, BN));
   static_assert(kLutBytes % 1024 == 0 && kXBytes % 1024 == 0);  // swizzled tiles start 1024-byte aligned
   // x slots: as many as fit, up to 4 (the producer runs up to kSlots - 1 chunks ahead of the consumers).
-  static constexpr int kSlots = wg_smem_bytes(Bits, RP, BN, 4) <= kMaxSmem   ? 4
-                                : wg_smem_bytes(Bits, RP, BN, 3) <= kMaxSmem ? 3
+  static constexpr int kSlots = wg_smem_bytes(Bits, R8, BN, 4) <= kMaxSmem   ? 4
+                                : wg_smem_bytes(Bits, R8, BN, 3) <= kMaxSmem ? 3
                                                                              : 2;
   static constexpr int kASlotsUsed = kLords ? kASlots : 0;
-  static constexpr int kSmem = wg_smem_bytes(Bits, RP, BN, kSlots);
+  static constexpr int kSmem = wg_smem_bytes(Bits, R8, BN, kSlots);
   static constexpr int kOutStride = kCtaRows + 8;  // bf16 per staged output row (the epilogue, over the x ring)
   static_assert(BN * kOutStride * 2 <= 2 * kXBytes);
   static constexpr int kDepth = 2;  // chunks of codes per warp in the register ring
@@ -111,12 +110,12 @@ __device__ __forceinline__ uint32_t chunk_scales(const MmaArgs& g, int c, int t,
   return block_of(g, c * kTileCols) + t < g.scale_blocks ? lo | hi << 16 : 0;
 }
 
-template <int Bits, int RP, int BN>
-__global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(RP, BN))
+template <int Bits, int R8, int BN>
+__global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(R8, BN))
     wgmma_gemm_kernel(MmaArgs g, GemmExtras ex, int tiles_per_split, float* partial,
                       const __grid_constant__ CUtensorMap x_map) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  using S = WgShape<Bits, RP, BN>;
+  using S = WgShape<Bits, R8, BN>;
   extern __shared__ __align__(1024) unsigned char smem[];
   uint32_t* lut = reinterpret_cast<uint32_t*>(smem);  // [pairs][32]
   unsigned char* ring = smem + S::kLutBytes;          // [kSlots] x slots, then [kASlotsUsed] A^T slots
@@ -158,7 +157,7 @@ __global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(RP, BN))
   constexpr int PD = S::kDepth;
   uint32_t code_ring[PD][S::kWords];       // slot d holds chunk c0 + d + k PD
   uint32_t scale_lo[PD], scale_hi[PD];     // block-wise: the chunk's scales (load_chunk_scales)
-  uint32_t bfac[S::kLords ? RP : 1][4];    // LoRDS: the warp's rows of B
+  uint32_t bfac[S::kLords ? k16_groups(R8) : 1][4];  // LoRDS: the warp's rows of B
   if (warp < kGemmRowTiles) {
 #pragma unroll
     for (int d = 0; d < PD; ++d) {
@@ -170,7 +169,8 @@ __global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(RP, BN))
         if constexpr (!S::kLords) load_chunk_scales(g, mtc, c0 + d, gq, t, scale_lo[d], scale_hi[d]);
       }
     }
-    if constexpr (S::kLords) load_b_factors<RP>(g.b, static_cast<int64_t>(mtc) * kTileRows, 16 * RP, lane, bfac);
+    if constexpr (S::kLords)
+      load_b_factors<k16_groups(R8)>(g.b, static_cast<int64_t>(mtc) * kTileRows, rank_pad_of(R8), lane, bfac);
   }
   fill_bf16_pair_table<Bits>(lut, g.values_h, kThreads);
   __syncthreads();  // the table and the barriers are ready (one barrier for all warps: the producer's too)
@@ -182,7 +182,7 @@ __global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(RP, BN))
       if constexpr (S::kLords) {
         const int i = c - c0;
         if (i >= kASlots) mbar_wait(a_empty(i % kASlots), (i / kASlots - 1) & 1);
-        stage_chunk_a_t<16 * RP, wg_a_stride(RP), 32>(ex.a_t, c, a_ptr_of(c), lane);
+        stage_chunk_a_t<rank_pad_of(R8), R8, a_t_stride(R8), 32>(ex.a_t, c, a_ptr_of(c), lane);
         cp_async_mbar_arrive(a_full(i % kASlots));
       }
     };
@@ -227,10 +227,10 @@ __global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(RP, BN))
         uint32_t pair[4];
         lookup_pairs<Bits>(code_ring[d], s, lut_lane, pair);
         if constexpr (S::kLords) {
-          uint32_t afr[2][RP][2];
+          uint32_t afr[2][k16_groups(R8)][2];
           float sc[2][4];
-          load_a_t_frags<RP, wg_a_stride(RP)>(a_t, s, lane, afr);
-          scale_mma<RP>(bfac, afr, sc);
+          load_a_t_frags<R8, a_t_stride(R8)>(a_t, s, lane, afr);
+          scale_mma<R8>(bfac, afr, sc);
           lords_weights(pair, sc, w);
         } else {
           blockwise_weights(pair, __shfl_sync(0xffffffffu, chunk_sc, 4 * gq + (step_blocks >> (2 * s) & 3)), w);
@@ -333,10 +333,10 @@ int choose_splits(int64_t ctas, int64_t slots, int col_tiles, int64_t split_byte
   return best;
 }
 
-template <int Bits, int RP, int BN>
+template <int Bits, int R8, int BN>
 int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
-  using S = WgShape<Bits, RP, BN>;
-  constexpr auto kernel = wgmma_gemm_kernel<Bits, RP, BN>;
+  using S = WgShape<Bits, R8, BN>;
+  constexpr auto kernel = wgmma_gemm_kernel<Bits, R8, BN>;
   if (const int e = allow_smem_once<kernel>(g.device, S::kSmem); e != 0) return e;
   const int64_t row_ctas = (g.row_tiles + kGemmRowTiles - 1) / kGemmRowTiles, batch_tiles = (g.batch + BN - 1) / BN;
   if (row_ctas * batch_tiles > INT32_MAX) return static_cast<int>(cudaErrorInvalidValue);
@@ -358,14 +358,14 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   return finish_gemm_launch(cudaGetLastError(), partial, splits, g, stream);
 }
 
-template <int Bits, int RP, int BN>
+template <int Bits, int R8, int BN>
 int launch_fitting(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
-  return launch_variant<Bits, RP, wg_fits(Bits, RP, BN) ? BN : BN / 2>(g, ex, stream);
+  return launch_variant<Bits, R8, wg_fits(Bits, R8, BN) ? BN : BN / 2>(g, ex, stream);
 }
 
 template <int Bits, int BN>
 int launch_bn(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
-  return with_rank_tiles(g, [&](auto rp) { return launch_fitting<Bits, decltype(rp)::value, BN>(g, ex, stream); });
+  return with_rank_groups(g, [&](auto r8) { return launch_fitting<Bits, decltype(r8)::value, BN>(g, ex, stream); });
 }
 
 template <int Bits>
