@@ -52,7 +52,7 @@ template <int Bits, int NT, int R8, int WB, int Occ = 1>
 struct GemmShape {
   static constexpr int kThreads = 32 * kRowWarps * WB;
   static constexpr bool kLords = R8 > 0;
-  static constexpr int kRankPad = rank_pad_of(R8), kAStride = a_t_stride(R8), kGroups = k16_groups(R8);
+  static constexpr int kAStride = a_t_stride(R8), kGroups = k16_groups(R8);
   static constexpr int kBatchRows = 8 * NT * WB, kPairs = 1 << (2 * Bits), kWords = 2 * Bits, kTileBytes = 256 * Bits;
   static constexpr int kLutBytes = 4 * kPairs * 32;
   // Small-batch tiles add their split-k sums through the cluster (cluster_sum_push), in place of a partial buffer
@@ -128,7 +128,7 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, Occ)
         cp_async16(xdst + k * kXRowsPerPass * kXStride * 2, in ? x_src + k * x_step + col0 : g.x, in ? 16 : 0);
       }
       if constexpr (S::kLords)
-        stage_chunk_a_t<S::kRankPad, R8, S::kAStride, kThreads>(ex.a_t, c, as + slot * kTileCols * S::kAStride,
+        stage_chunk_a_t<rank_pad_of(R8), R8, S::kAStride, kThreads>(ex.a_t, c, as + slot * kTileCols * S::kAStride,
                                                             threadIdx.x);
       else
         stage_chunk_scales(g, blockIdx.y, c, scale_s + slot * kRowWarps * kChunkBlocks * kTileRows);
@@ -149,7 +149,7 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, Occ)
   fill_bf16_pair_table<Bits>(lut, g.values_h, kThreads);
   // LoRDS: this warp's rows of B as the A operand of the scale mma (rank as k), in registers for the whole call.
   uint32_t bfac[S::kLords ? S::kGroups : 1][4];
-  if constexpr (S::kLords) load_b_factors<S::kGroups>(g.b, static_cast<int64_t>(mtc) * kTileRows, S::kRankPad, lane, bfac);
+  if constexpr (S::kLords) load_b_factors<S::kGroups>(g.b, static_cast<int64_t>(mtc) * kTileRows, rank_pad_of(R8), lane, bfac);
   float acc[NT][4];
 #pragma unroll
   for (int j = 0; j < NT; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
@@ -312,16 +312,15 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
 template <int Bits, int NT, int WB>
 int launch_nt(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
   // LoRDS at ranks 49-64 (7 or 8 groups of 8) with up to 32 rows: two CTAs per SM (128 registers, 2-chunk code ring,
-  // 2-3 ring slots).
-  // The one-CTA build takes 198 registers there, so an SM ran 8 warps, latency-bound (H100, NF4 B=64, same call:
-  // 14336x4096 batch 16 52.4 -> 45.5 us, 4096x14336 48.7 -> 41.5; batch 32 1.08-1.12x; docs/results/lords-cuda.md).
-  // At rank 32 it measured 0.98-1.02x, so the others keep one CTA; 3- and 2-bit codes too until measured (the 3-bit
-  // build spills 4 bytes). HILO_GEMM_OCC2=0|1 forces either (ranks 17-64, every code width).
+  // 2-3 ring slots). The one-CTA build takes 170-200 registers there, so an SM ran 8 warps, latency-bound. H100, B=64,
+  // the two 14336-wide layers at batches 4-32, same call: NF4 1.09-1.20x (e.g. 14336x4096 batch 16 52.4 -> 45.5 us),
+  // NF3 1.05-1.12x, NF2 1.04-1.10x (docs/results/lords-cuda.md). At ranks 17-32 it measured 0.98-1.02x (NF4), so they
+  // keep one CTA. HILO_GEMM_OCC2=0|1 forces either (ranks 17-64).
   static const int two_ctas = env_override("HILO_GEMM_OCC2", 0, 1, -1);
   return with_rank_groups(g, [&](auto r8) {
     constexpr int kR8 = decltype(r8)::value;
     if constexpr (NT <= 4 && kR8 >= 3 && kR8 <= 8)
-      if (two_ctas == 1 || (two_ctas < 0 && kR8 >= 7 && Bits == 4))
+      if (two_ctas == 1 || (two_ctas < 0 && kR8 >= 7))
         return launch_variant<Bits, NT, kR8, WB, 2>(g, ex, stream);
     return launch_variant<Bits, NT, kR8, WB, 1>(g, ex, stream);
   });
