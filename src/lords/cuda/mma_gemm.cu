@@ -149,7 +149,8 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, Occ)
   fill_bf16_pair_table<Bits>(lut, g.values_h, kThreads);
   // LoRDS: this warp's rows of B as the A operand of the scale mma (rank as k), in registers for the whole call.
   uint32_t bfac[S::kLords ? S::kGroups : 1][4];
-  if constexpr (S::kLords) load_b_factors<S::kGroups>(g.b, static_cast<int64_t>(mtc) * kTileRows, rank_pad_of(R8), lane, bfac);
+  if constexpr (S::kLords)
+    load_b_factors<S::kGroups>(g.b, static_cast<int64_t>(mtc) * kTileRows, rank_pad_of(R8), lane, bfac);
   float acc[NT][4];
 #pragma unroll
   for (int j = 0; j < NT; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
