@@ -44,8 +44,8 @@ constexpr int gemm_smem_bytes(int lut, int slot, int stages, int sum_bytes, bool
   return gemm_inbox_offset(lut, slot, stages, sum_bytes, cluster_sum) + gemm_inbox_bytes(sum_bytes, cluster_sum);
 }
 
-// R8: LoRDS' groups of 8 ranks (with_rank_groups; 0: block-wise). WB: warp groups along the batch (each group: 8 warps, one per row tile, NT
-// n-tiles each). WB = 2 doubles the warps per SM at the cost of decoding each fragment twice; it measured 10-20%
+// R8: LoRDS' groups of 8 ranks (with_rank_groups; 0: block-wise). WB: warp groups along the batch (each group: 8
+// warps, one per row tile, NT n-tiles each). WB = 2 doubles the warps per SM at the cost of decoding each fragment twice; it measured 10-20%
 // slower (docs/results/lords-cuda.md), so the launches use WB = 1 and the parameter stays for such A/B runs.
 // Occ: CTAs per SM the kernel is built for (registers and shared memory of one CTA within 1 / Occ of the SM's).
 template <int Bits, int NT, int R8, int WB, int Occ = 1>

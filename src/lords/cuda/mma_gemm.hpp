@@ -5,7 +5,7 @@
 //  - LoRDS: the scale fragment S = B A is itself an mma (bf16 factors, f32 accumulation, rank as k) whose output
 //    fragment is exactly an A fragment, rounded to bf16, then W = value * S, one bf16 multiply (rounded to bf16).
 //    It runs over the rank in groups of 8 (rounded up to 2, 3, 4, 7, 8 or 16 groups, not to the padded rank), so its
-//    cost relative to the main product is 8 groups / (activation rows per CTA).
+//    cost relative to the main product is (8 x groups) / (activation rows per CTA).
 // bf16 x (exact), f32 accumulation, k split over CTAs for small grids with partial sums added in split order
 // (deterministic, no atomics).
 #pragma once

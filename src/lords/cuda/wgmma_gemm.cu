@@ -57,7 +57,8 @@ constexpr int kCtaRows = kGemmRowTiles * kTileRows;
 constexpr int kMaxSmem = 227 * 1024;  // an H100's / H200's limit per CTA
 
 // Shared memory: the pair table; a ring of x slots (BN activation rows x 128 columns, swizzled); for LoRDS a ring of
-// kASlots A^T slots (128 columns x the ranks of the scale product); two mbarriers per slot. Block-wise scales travel in registers.
+// kASlots A^T slots (128 columns x the ranks of the scale product); two mbarriers per slot. Block-wise scales travel
+// in registers.
 // Two A^T slots are enough: the producer stages A^T of chunk c + 1 right after x of chunk c, into the slot of chunk
 // c - 1, which the consumers release at that chunk's step 6, before they release chunk c - 1's x (the producer's
 // next wait, at chunk c's step 1).
