@@ -21,6 +21,7 @@
 #include "hilo/lords_cuda.hpp"
 #include "lords/cuda/lords_gemv.hpp"
 #include "lords/cuda/mma_gemm.hpp"
+#include "lords/cuda/wgmma_cluster_gemm.hpp"
 #include "lords/cuda/wgmma_gemm.hpp"
 #include "lords/gpu_layout.hpp"
 
@@ -179,6 +180,59 @@ TEST(LordsCuda, BothBatchGemmsMatchTheOracle) {
     // activation rows per CTA, over 12.5 row tiles (a CTA's last tiles past the rows).
     check_case({Method::Lords, CodebookKind::NF, 4, 64, 200, 1216, 49, 1.0f, {130, 300}}, gen);
     check_case({Method::Lords, CodebookKind::INT, 3, 64, 200, 640, 20, 1.0f, {100, 257}}, gen);
+  }
+}
+
+// The cluster-decoded wgmma GEMM (2 or 4 activation tiles of 256 rows per cluster, each CTA decoding a part of every
+// chunk for all): against the oracle with it on and off, over 2 tiles (C = 2, the second partial), 4 (C = 4, the
+// last partial) and 8 (two clusters on the same rows), every bit width, block-wise and LoRDS at 3, 4 and 7 groups of
+// 8 ranks, split k (few row CTAs), an odd count of chunks and a half last chunk; then bitwise against the one-CTA
+// kernel where both take one split (grids of more than a wave): same weights, same rounding, same wgmma order.
+TEST(LordsCuda, ClusterDecodedGemmMatchesTheOneCtaGemm) {
+  SKIP_WITHOUT_GPU();
+  int device = 0;
+  ASSERT_EQ(cudaGetDevice(&device), cudaSuccess);
+  if (!lords::cuda_detail::sm90a_device(device)) GTEST_SKIP() << "needs sm_90a (wgmma)";
+  struct Restore {
+    ~Restore() { lords::cuda_detail::force_wgmma_cluster_gemm(-1); }
+  } restore;
+  std::mt19937_64 gen(test::fresh_seed());
+  using lords::CodebookKind;
+  using lords::Method;
+  for (int mode : {1, 0}) {
+    lords::cuda_detail::force_wgmma_cluster_gemm(mode);
+    check_case({Method::Lords, CodebookKind::NF, 4, 64, 200, 1216, 49, 1.0f, {300, 1000}}, gen);
+    check_case({Method::Blockwise, CodebookKind::NF, 4, 64, 130, 1216, 0, 1.0f, {1024}}, gen);
+    check_case({Method::Blockwise, CodebookKind::INT, 3, 96, 136, 640, 0, 1.0f, {512, 2048}}, gen);
+    check_case({Method::Lords, CodebookKind::INT, 2, 32, 72, 384, 20, 1.0f, {1024}}, gen);
+    check_case({Method::Lords, CodebookKind::NF, 3, 64, 150, 896, 32, 1.0f, {2000}}, gen);
+  }
+  struct Big {
+    Method method;
+    int bits;
+    int64_t rows, batch;
+    int rank;
+  };
+  for (const Big& c : {Big{Method::Lords, 4, 8448, 1024, 49}, Big{Method::Blockwise, 4, 8448, 1024, 0},
+                       Big{Method::Lords, 3, 8448 * 2, 512, 64}, Big{Method::Blockwise, 2, 8448 * 2, 512, 0}}) {
+    const Case shape{c.method, CodebookKind::NF, c.bits, 64, c.rows, 1216, c.rank};
+    const lords::QuantizedLinear q = quantize_case(shape, gen);
+    const lords::cuda::DeviceLinear dev(q);
+    const Tensor x = test::random_tensor(DType::BF16, {c.batch, shape.cols}, gen, 1.0f);
+    const DeviceTensor dx(x);
+    std::vector<Tensor> ys;
+    for (int mode : {1, 0}) {
+      lords::cuda_detail::force_wgmma_cluster_gemm(mode);
+      const DeviceTensor dy(DType::BF16, {c.batch, c.rows});  // poisoned
+      lords::cuda::matmul(dev, dx, dy);
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      ys.push_back(dy.to_host());
+    }
+    const auto* a = ys[0].ptr<uint16_t>();
+    const auto* b = ys[1].ptr<uint16_t>();
+    for (int64_t i = 0; i < c.batch * c.rows; ++i)
+      ASSERT_EQ(a[i], b[i]) << lords::to_string(c.method) << " NF" << c.bits << " rank " << c.rank << " ["
+                            << c.rows << ", 1216] batch " << c.batch << " element " << i;
   }
 }
 

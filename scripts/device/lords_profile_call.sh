@@ -19,6 +19,15 @@ work=/tmp/lp && rm -rf $work && mkdir -p $work "$final"
 trap 'tar -czf "$final/lp.tgz" -C $work .' EXIT
 scripts/device/build_targets.sh hilo_tests bench_lords_cuda > /dev/null || exit 1
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader | tee $work/gpu.txt
+# FIRST_TESTS (a gtest filter): run before anything else with a short limit (FIRST_LIMIT, 90 s), and nothing else
+# runs if they fail or hang (a new kernel's first call).
+if [ -n "${FIRST_TESTS:-}" ]; then
+  timeout "${FIRST_LIMIT:-90}" build-device/tests/hilo_tests --gtest_filter="$FIRST_TESTS" > $work/first.log 2>&1
+  rc=$?
+  echo "first tests rc=$rc $(grep -cE '^\[       OK' $work/first.log) ok"
+  grep -E "FAILED|Failure|Expected|Which is|error" $work/first.log | head -20
+  [ $rc -eq 0 ] || exit 1
+fi
 if [ -z "${NO_TESTS:-}" ]; then
   timeout 300 build-device/tests/hilo_tests --gtest_filter="${TESTS:-LordsCuda*:LordsGpuLayout*:HisaCuda*}" \
     > $work/tests.log 2>&1

@@ -37,6 +37,44 @@ __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
       : "memory");
 }
 
+// Distributed shared memory (a cluster's CTAs, sm_90): this CTA's rank in its cluster; the address of the same
+// shared-memory offset in CTA `rank` (for the shared::cluster forms below).
+__device__ __forceinline__ uint32_t cluster_rank() {
+  uint32_t r;
+  asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
+  return r;
+}
+__device__ __forceinline__ uint32_t cluster_addr(uint32_t local, uint32_t rank) {
+  uint32_t remote;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(local), "r"(rank));
+  return remote;
+}
+// One arrival on an mbarrier of any CTA of the cluster (release: this thread's earlier shared-memory reads and writes
+// are ordered before it).
+__device__ __forceinline__ void mbar_arrive_cluster(uint32_t remote_bar) {
+  asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];\n" ::"r"(remote_bar) : "memory");
+}
+// mbar_wait for phases completed by other CTAs of the cluster (their arrivals, their st.async bytes).
+__device__ __forceinline__ void mbar_wait_cluster(uint32_t bar, uint32_t parity) {
+  asm volatile(
+      "{\n.reg .pred done;\nWAIT:\nmbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 done, [%0], %1;\n"
+      "@!done bra WAIT;\n}\n" ::"r"(bar),
+      "r"(parity)
+      : "memory");
+}
+// 16 bytes into another CTA's shared memory, counted as 16 complete_tx bytes on that CTA's mbarrier remote_bar.
+__device__ __forceinline__ void st_async_16(uint32_t remote, const uint32_t (&v)[4], uint32_t remote_bar) {
+  asm volatile("st.async.shared::cluster.mbarrier::complete_tx::bytes.v4.b32 [%0], {%1, %2, %3, %4}, [%5];\n" ::"r"(
+                   remote),
+               "r"(v[0]), "r"(v[1]), "r"(v[2]), "r"(v[3]), "r"(remote_bar)
+               : "memory");
+}
+// Every thread of the cluster: the barriers initialised before it (mbar_init_fence) and the shared memory written
+// before it are visible to every CTA of the cluster after it.
+__device__ __forceinline__ void cluster_sync() {
+  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+}
+
 // The box of the 2D tensor map `map` (a __grid_constant__ kernel parameter) at element (x: inner, y: outer) into
 // shared memory at dst (aligned as the map's swizzle needs); its bytes complete_tx on `bar`. Out-of-range elements
 // are written as zeros and counted.

@@ -56,31 +56,32 @@ __device__ __forceinline__ int block_of(const MmaArgs& g, int col) {
   return g.block_shift >= 0 ? col >> g.block_shift : col / g.block;
 }
 
-// The GEMMs' pair table, [pair][32 lanes] of bf16 pairs (32 copies: conflict-free lookups), from the fp16 codebook
+// The GEMMs' pair table, [pair][32 lanes] of bf16 pairs (32 copies: conflict-free lookups; Copies = 16 halves it
+// for the cluster-decoded GEMM, where lanes l and l + 16 share a copy: 2-way conflicts), from the fp16 codebook
 // values in the kernel's parameters (pair p = value[p % 2^Bits] | value[p / 2^Bits] << 16, as gpu_layout::pair_table),
 // so no global load gates it: loaded from global memory, the table waited behind the CTA's code loads for 29% of the
 // small-batch GEMM's samples (H100, 4096x4096, batch 16, Nsight Compute). Lane i holds value i and the others take it
 // by shuffle (indexing the parameters per pair made divergent constant loads). All `threads` threads (whole warps)
 // call it.
-template <int Bits>
+template <int Bits, int Copies = 32>
 __device__ __forceinline__ void fill_bf16_pair_table(uint32_t* lut, const uint16_t (&values_h)[16], int threads) {
-  constexpr int kPairs = 1 << (2 * Bits), kMask = (1 << Bits) - 1;
-  static_assert(kPairs * 8 % 32 == 0, "every lane of a warp takes the same number of iterations");
+  constexpr int kPairs = 1 << (2 * Bits), kMask = (1 << Bits) - 1, kQuads = Copies / 4;
+  static_assert(kPairs * kQuads % 32 == 0, "every lane of a warp takes the same number of iterations");
   const uint16_t own = values_h[threadIdx.x & kMask];
   const float value = __half2float(*reinterpret_cast<const __half*>(&own));
-  for (int e = static_cast<int>(threadIdx.x); e < kPairs * 8; e += threads) {
-    const int p = e / 8;
+  for (int e = static_cast<int>(threadIdx.x); e < kPairs * kQuads; e += threads) {
+    const int p = e / kQuads;
     const uint32_t v = bf16x2_bits(__shfl_sync(~0u, value, p & kMask), __shfl_sync(~0u, value, p >> Bits));
     reinterpret_cast<uint4*>(lut)[e] = make_uint4(v, v, v, v);
   }
 }
 
-// The 4 pair-table entries of step s for this lane (lut_lane: the table's address + 4 x lane).
-template <int Bits>
+// The 4 pair-table entries of step s for this lane (lut_lane: the table's address + 4 x (lane % Copies)).
+template <int Bits, int Copies = 32>
 __device__ __forceinline__ void lookup_pairs(const uint32_t (&codes)[2 * Bits], int s, uint32_t lut_lane,
                                              uint32_t (&pair)[4]) {
 #pragma unroll
-  for (int q = 0; q < 4; ++q) pair[q] = lds_u32(lut_lane + pair_offset<Bits>(codes, 4 * s + q));
+  for (int q = 0; q < 4; ++q) pair[q] = lds_u32(lut_lane + pair_offset<Bits, Copies>(codes, 4 * s + q));
 }
 
 // LoRDS: the warp's 16 rows of B (bf16 [rows][rank_pad], from row0) as the A operand of the scale mma (rank as k),
@@ -195,19 +196,20 @@ __device__ __forceinline__ void stage_chunk_scales(const MmaArgs& g, int row_cta
   cp_async16(smem_u32(dst + (tile * kChunkBlocks * 2 + part) * 8), in ? src : g.scales, in ? 16 : 0);
 }
 
-// LoRDS: chunk c's 128 columns of A^T (bf16 [cols][RankPad], zero padded), their first 8 Pieces ranks, into
-// [128][AStride] bf16 at dst, by `Threads` threads, of which this is `thread` (no commit).
-template <int RankPad, int Pieces, int AStride, int Threads>
-__device__ __forceinline__ void stage_chunk_a_t(const uint16_t* a_t, int c, uint16_t* dst, int thread) {
+// LoRDS: Cols columns of A^T from column col0 (bf16 [cols][RankPad], zero padded; the GEMMs stage whole chunks of
+// 128, the cluster-decoded GEMM its CTA's part), their first 8 Pieces ranks, into [Cols][AStride] bf16 at dst, by
+// `Threads` threads, of which this is `thread` (no commit).
+template <int RankPad, int Pieces, int AStride, int Threads, int Cols = gpu_layout::kTileCols>
+__device__ __forceinline__ void stage_chunk_a_t(const uint16_t* a_t, int64_t col0, uint16_t* dst, int thread) {
   constexpr int kRowsPerPass = Threads / Pieces;
-  constexpr int kPerThread = (gpu_layout::kTileCols + kRowsPerPass - 1) / kRowsPerPass;
+  constexpr int kPerThread = (Cols + kRowsPerPass - 1) / kRowsPerPass;
   const int piece = thread % Pieces, row = thread / Pieces;
   if (row >= kRowsPerPass) return;  // (the threads left over where Pieces does not divide Threads)
-  const uint16_t* src = a_t + (static_cast<int64_t>(c) * gpu_layout::kTileCols + row) * RankPad + piece * 8;
+  const uint16_t* src = a_t + (col0 + row) * RankPad + piece * 8;
   const uint32_t d0 = smem_u32(dst) + (row * AStride + piece * 8) * 2;
 #pragma unroll 8  // (whole for 256 threads; a producer warp's 64 copies at rank 128 would not fit its registers)
   for (int k = 0; k < kPerThread; ++k)
-    if (row + k * kRowsPerPass < gpu_layout::kTileCols)
+    if (row + k * kRowsPerPass < Cols)
       cp_async16(d0 + k * kRowsPerPass * AStride * 2, src + k * kRowsPerPass * RankPad, 16);
 }
 

@@ -71,12 +71,12 @@ __device__ __forceinline__ uint32_t lds_u32(uint32_t addr) {
   asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(v) : "r"(addr));
   return v;
 }
-// Shared-memory byte offset of pair p's table entry for this lane (table [pair][32 lanes] of u32), minus the lane
+// Shared-memory byte offset of pair p's table entry for this lane (table [pair][Copies lanes] of u32), minus the lane
 // part: the 4-bit case takes the pair straight out of a byte.
-template <int Bits>
+template <int Bits, int Copies = 32>
 __device__ __forceinline__ uint32_t pair_offset(const uint32_t (&w)[2 * Bits], int p) {
-  if constexpr (Bits == 4) return __byte_perm(w[p / 4], 0, 0x4440 | (p % 4)) * 128;
-  return pair_at<Bits>(w, p) * 128;
+  if constexpr (Bits == 4) return __byte_perm(w[p / 4], 0, 0x4440 | (p % 4)) * (4 * Copies);
+  return pair_at<Bits>(w, p) * (4 * Copies);
 }
 
 // Pair table rows of 256 bytes (the row GEMVs): 32 lane copies of pair p's half2 in bytes [256 p, 256 p + 128), so

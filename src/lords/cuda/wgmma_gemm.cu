@@ -18,7 +18,9 @@
 #include "../../cuda/tma.cuh"
 #include "../gpu_layout.hpp"
 #include "gemm_common.cuh"
+#include "wgmma_cluster_gemm.hpp"
 #include "wgmma_gemm.hpp"
+#include "wgmma_gemm_parts.cuh"
 #include "wgmma_rs.cuh"
 
 namespace hilo::lords::cuda_detail {
@@ -29,7 +31,6 @@ using cuda_ptx::mbar_arrive_expect_tx;
 using cuda_ptx::mbar_init;
 using cuda_ptx::mbar_init_fence;
 using cuda_ptx::mbar_wait;
-using cuda_ptx::named_barrier_sync;
 using cuda_ptx::setmaxnreg_dec;
 using cuda_ptx::setmaxnreg_inc;
 using cuda_ptx::cp_async_mbar_arrive;
@@ -37,24 +38,12 @@ using cuda_ptx::smem_desc_sw128;
 using cuda_ptx::tma_load_2d;
 using gpu_layout::kTileCols;
 using gpu_layout::kTileRows;
-constexpr int kSteps = gpu_layout::kStepsPerTile;
-constexpr int kConsumers = 32 * kGemmRowTiles;  // the decoding / multiplying warps, one per 16-row tile
-// And a producer warpgroup, of which one warp works (TMA for x, cp.async for LoRDS' A^T). A whole warpgroup, so that
-// setmaxnreg can move its registers to the consumers: a ninth warp alone would cap every thread at 168 registers (3
-// warps on one SM sub-partition's 16K registers), where the consumers need up to ~200 at 256 activation rows.
-constexpr int kThreads = kConsumers + 128;
+constexpr int kSteps = kWgSteps;
+constexpr int kThreads = kWgThreads;
+constexpr int kMaxSmem = kWgMaxSmem;
 // CTAs per SM: two for block-wise at 64 activation rows (few registers; 96 KB of shared memory), so that small grids
 // can split k over twice the slots; else one.
 constexpr int wg_ctas_per_sm(int r8, int bn) { return r8 == 0 && bn == 64 ? 2 : 1; }
-// Registers per thread after setmaxnreg: the producer's and the consumers'. One CTA per SM launches at 168 (65536 /
-// 384, rounded to 8): 128 x 40 + 256 x 232 = 384 x 168. Two launch at 80: 128 x 24 + 256 x 104 <= 384 x 80. The
-// consumers' increase is served from what the producer gives back, so the launch count must be the bound's maximum
-// (ptxas pins it there in kernels with setmaxnreg: `-Xptxas -v` reports 168 / 80 for every variant); with fewer,
-// setmaxnreg.inc would wait forever.
-constexpr int wg_producer_regs(int ctas) { return ctas == 1 ? 40 : 24; }
-constexpr int wg_consumer_regs(int ctas) { return ctas == 1 ? 232 : 104; }
-constexpr int kCtaRows = kGemmRowTiles * kTileRows;
-constexpr int kMaxSmem = 227 * 1024;  // an H100's / H200's limit per CTA
 
 // Shared memory: the pair table; a ring of x slots (BN activation rows x 128 columns, swizzled); for LoRDS a ring of
 // kASlots A^T slots (128 columns x the ranks of the scale product); two mbarriers per slot. Block-wise scales travel
@@ -63,9 +52,7 @@ constexpr int kMaxSmem = 227 * 1024;  // an H100's / H200's limit per CTA
 // c - 1, which the consumers release at that chunk's step 6, before they release chunk c - 1's x (the producer's
 // next wait, at chunk c's step 1).
 constexpr int kASlots = 2;
-constexpr int wg_x_bytes(int bn) { return bn * 2 * kTileCols; }
 constexpr int wg_a_bytes(int r8) { return r8 > 0 ? 2 * kTileCols * a_t_stride(r8) : 0; }
-constexpr int wg_lut_bytes(int bits) { return 4 * (1 << (2 * bits)) * 32; }
 constexpr int wg_smem_bytes(int bits, int r8, int bn, int slots) {
   const int a_slots = r8 > 0 ? kASlots : 0;
   return wg_lut_bytes(bits) + slots * wg_x_bytes(bn) + a_slots * wg_a_bytes(r8) + 16 * (slots + a_slots);
@@ -90,26 +77,9 @@ struct WgShape {
                                                                              : 2;
   static constexpr int kASlotsUsed = kLords ? kASlots : 0;
   static constexpr int kSmem = wg_smem_bytes(Bits, R8, BN, kSlots);
-  static constexpr int kOutStride = kCtaRows + 8;  // bf16 per staged output row (the epilogue, over the x ring)
-  static_assert(BN * kOutStride * 2 <= 2 * kXBytes);
+  static_assert(BN * kWgOutStride * 2 <= 2 * kXBytes);
   static constexpr int kDepth = 2;  // chunks of codes per warp in the register ring
 };
-
-// Block-wise: this lane's scales for chunk c of tile `tile`, block (the chunk's first) + t (clamped to the last) for
-// rows gq and gq + 8, into lo and hi: loaded two chunks ahead and combined when the chunk starts (chunk_scales), so
-// that nothing waits for the loads in between.
-__device__ __forceinline__ void load_chunk_scales(const MmaArgs& g, int tile, int c, int gq, int t, uint32_t& lo,
-                                                  uint32_t& hi) {
-  const int blk = min(block_of(g, c * kTileCols) + t, g.scale_blocks - 1);
-  const uint16_t* p = g.scales + (static_cast<int64_t>(tile) * g.scale_blocks + blk) * kTileRows + gq;
-  lo = __ldg(p);
-  hi = __ldg(p + 8);
-}
-// The scales of block (chunk c's first) + t for rows gq (low half) and gq + 8 (high half), zero past the last block.
-// A step's scales are then one shuffle from lane 4 gq + its block.
-__device__ __forceinline__ uint32_t chunk_scales(const MmaArgs& g, int c, int t, uint32_t lo, uint32_t hi) {
-  return block_of(g, c * kTileCols) + t < g.scale_blocks ? lo | hi << 16 : 0;
-}
 
 template <int Bits, int R8, int BN>
 __global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(R8, BN))
@@ -183,7 +153,8 @@ __global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(R8, BN))
       if constexpr (S::kLords) {
         const int i = c - c0;
         if (i >= kASlots) mbar_wait(a_empty(i % kASlots), (i / kASlots - 1) & 1);
-        stage_chunk_a_t<rank_pad_of(R8), R8, a_t_stride(R8), 32>(ex.a_t, c, a_ptr_of(c), lane);
+        stage_chunk_a_t<rank_pad_of(R8), R8, a_t_stride(R8), 32>(ex.a_t, int64_t{c} * kTileCols, a_ptr_of(c),
+                                                                  lane);
         cp_async_mbar_arrive(a_full(i % kASlots));
       }
     };
@@ -267,71 +238,11 @@ __global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(R8, BN))
   }
   fence_operands(acc);
 
-  // acc[4j + e]: CTA row 16 warp + gq + 8 (e / 2), activation row b0 + 8j + 2t + e % 2.
-  const int64_t row0 = static_cast<int64_t>(row_cta) * kCtaRows;
-  const int lrow = warp * kTileRows + gq;
-  if (partial) {
-#pragma unroll
-    for (int j = 0; j < BN / 8; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int64_t b = b0 + 8 * j + 2 * t + (e & 1), i = row0 + lrow + 8 * (e >> 1);
-        if (b < g.batch && i < g.rows) partial[(split * g.batch + b) * g.rows + i] = acc[4 * j + e];
-      }
-    return;
-  }
-  // bf16 outputs through shared memory (the x ring: every chunk has landed and every wgmma reading it has
-  // completed), so that each activation row's 256 bytes go out whole. The producer warpgroup has left: the barriers
-  // count the consumers only.
-  named_barrier_sync<kConsumers>(1);
-  uint16_t* out = reinterpret_cast<uint16_t*>(ring);  // [BN][kOutStride]
-#pragma unroll
-  for (int j = 0; j < BN / 8; ++j)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const __nv_bfloat16 h = __float2bfloat16_rn(acc[4 * j + e]);
-      out[(8 * j + 2 * t + (e & 1)) * S::kOutStride + lrow + 8 * (e >> 1)] = *reinterpret_cast<const uint16_t*>(&h);
-    }
-  named_barrier_sync<kConsumers>(1);
-  const bool whole = g.rows % 8 == 0;  // 16-byte pieces are aligned and never straddle the end
-  for (int i = static_cast<int>(threadIdx.x); i < BN * 16; i += kConsumers) {
-    const int bl = i / 16, p = i % 16;
-    const int64_t b = b0 + bl, r = row0 + 8 * p;
-    if (b >= g.batch || r >= g.rows) continue;
-    const uint16_t* src = out + bl * S::kOutStride + 8 * p;
-    uint16_t* dst = g.y + b * g.rows + r;
-    if (whole) {
-      *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(src);
-    } else {
-      for (int q = 0; q < 8 && r + q < g.rows; ++q) dst[q] = src[q];
-    }
-  }
+  store_wg_tile<BN>(g, acc, partial, split, row_cta, b0, ring);
 #else
   (void)g, (void)ex, (void)tiles_per_split, (void)partial, (void)x_map;
   __trap();  // the launcher picks this kernel only where sm_90a code runs
 #endif
-}
-
-// Split k for a grid of `ctas` CTAs on `slots` resident CTA slots, each split costing `split_bytes` of partial sums
-// (batch x rows x 4) written and read back. The partial sums must stay in L2: at most kSplitBytes in all. Within
-// that, a grid of at least one wave is not split, and a smaller one takes the count with the fewest waves per unit
-// of work (ceil(ctas s / slots) / s), the smallest such, with at least 2 chunks per split: 1024x4096 at batch 1024
-// (32 CTAs of 256 activation rows) takes 4 splits (16 MiB). The rule before 2026-12-06 had no cap on the bytes and
-// split grids of a wave too: 5 to 33 splits and 100-470 MB of partial sums on the 14336-wide layers at batch 256
-// and 1024, which made them 1.2-2x slower than one split.
-int choose_splits(int64_t ctas, int64_t slots, int col_tiles, int64_t split_bytes) {
-  if (const int forced = forced_gemm_splits(); forced > 0) return std::min(forced, col_tiles);
-  constexpr int64_t kSplitBytes = int64_t{32} << 20;
-  const int most =
-      static_cast<int>(std::min<int64_t>(std::max(1, col_tiles / 2), kSplitBytes / std::max<int64_t>(1, split_bytes)));
-  if (ctas >= slots || most <= 1) return 1;
-  int best = 1;
-  double best_cost = 1e30;
-  for (int s = 1; s <= most; ++s) {
-    const double cost = static_cast<double>((ctas * s + slots - 1) / slots) / s;
-    if (cost < best_cost - 1e-9) best = s, best_cost = cost;
-  }
-  return best;
 }
 
 template <int Bits, int R8, int BN>
@@ -376,6 +287,8 @@ int launch_bits(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
   static const int forced = env_override("HILO_GEMM_BN", 64, 256, 0);
   const int bn = forced == 64 || forced == 128 || forced == 256 ? forced : g.batch <= 64 ? 64 : g.batch <= 128 ? 128 : 256;
   if (bn == 64) return launch_bn<Bits, 64>(g, ex, stream);
+  if (const int cluster = bn == 256 ? wgmma_cluster_size(g) : 1; cluster > 1)
+    return launch_wgmma_cluster_gemm(g, ex, cluster, stream);
   if (bn == 256) return launch_bn<Bits, 256>(g, ex, stream);
   return launch_bn<Bits, 128>(g, ex, stream);
 }
@@ -383,6 +296,28 @@ int launch_bits(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
 std::atomic<int> wgmma_forced{-1};
 
 }  // namespace
+
+// Split k for a grid of `ctas` CTAs on `slots` resident CTA slots, each split costing `split_bytes` of partial sums
+// (batch x rows x 4) written and read back. The partial sums must stay in L2: at most kSplitBytes in all. Within
+// that, a grid of at least one wave is not split, and a smaller one takes the count with the fewest waves per unit
+// of work (ceil(ctas s / slots) / s), the smallest such, with at least 2 chunks per split: 1024x4096 at batch 1024
+// (32 CTAs of 256 activation rows) takes 4 splits (16 MiB). The rule before 2026-12-06 had no cap on the bytes and
+// split grids of a wave too: 5 to 33 splits and 100-470 MB of partial sums on the 14336-wide layers at batch 256
+// and 1024, which made them 1.2-2x slower than one split.
+int choose_splits(int64_t ctas, int64_t slots, int col_tiles, int64_t split_bytes) {
+  if (const int forced = forced_gemm_splits(); forced > 0) return std::min(forced, col_tiles);
+  constexpr int64_t kSplitBytes = int64_t{32} << 20;
+  const int most =
+      static_cast<int>(std::min<int64_t>(std::max(1, col_tiles / 2), kSplitBytes / std::max<int64_t>(1, split_bytes)));
+  if (ctas >= slots || most <= 1) return 1;
+  int best = 1;
+  double best_cost = 1e30;
+  for (int s = 1; s <= most; ++s) {
+    const double cost = static_cast<double>((ctas * s + slots - 1) / slots) / s;
+    if (cost < best_cost - 1e-9) best = s, best_cost = cost;
+  }
+  return best;
+}
 
 bool sm90a_device(int device) {
 #if defined(HILO_HAVE_SM90A)

@@ -1,0 +1,18 @@
+// The wgmma batch GEMM over clusters of 2 or 4 activation tiles of 256 rows (internal interface, no CUDA headers):
+// the CTAs of a cluster share 128 weight rows, each decodes 1 / C of every chunk and sends its bf16 fragments to the
+// others (distributed shared memory), so decoding, and LoRDS' scale product with it, is done once per cluster
+// instead of once per activation tile. Same weights, rounding and summation order as wgmma_gemm.hpp's kernel.
+#pragma once
+
+#include "mma_gemm.hpp"
+
+namespace hilo::lords::cuda_detail {
+
+// The cluster size a wgmma GEMM call at 256 activation rows per CTA takes: 4 or 2 where they divide its activation
+// tiles (ranks up to 64), else 1 (the one-CTA kernel). HILO_GEMM_XDECODE=0 or force_wgmma_cluster_gemm(0) keeps
+// every call on the one-CTA kernel (A/B runs, tests); force_wgmma_cluster_gemm(-1) restores the rule.
+int wgmma_cluster_size(const MmaArgs& args);
+void force_wgmma_cluster_gemm(int mode);
+int launch_wgmma_cluster_gemm(const MmaArgs& args, const GemmExtras& extras, int cluster, void* stream);
+
+}  // namespace hilo::lords::cuda_detail

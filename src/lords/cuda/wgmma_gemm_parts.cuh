@@ -1,0 +1,100 @@
+// What the two wgmma GEMM kernels share (wgmma_gemm.cu: each CTA decodes its own weights; wgmma_cluster_gemm.cu:
+// the CTAs of a cluster decode a part each and exchange them): the warp layout and its register split, the block-wise
+// scales' loads, the epilogue and the split-k rule.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include "../../cuda/tma.cuh"
+#include "../gpu_layout.hpp"
+#include "gemm_common.cuh"
+
+namespace hilo::lords::cuda_detail {
+
+constexpr int kWgSteps = gpu_layout::kStepsPerTile;
+constexpr int kWgConsumers = 32 * kGemmRowTiles;  // the decoding / multiplying warps, one per 16-row tile
+// And a producer warpgroup, of which one warp works (TMA for x, cp.async for LoRDS' A^T). A whole warpgroup, so that
+// setmaxnreg can move its registers to the consumers: a ninth warp alone would cap every thread at 168 registers (3
+// warps on one SM sub-partition's 16K registers), where the consumers need up to ~200 at 256 activation rows.
+constexpr int kWgThreads = kWgConsumers + 128;
+// Registers per thread after setmaxnreg: the producer's and the consumers'. One CTA per SM launches at 168 (65536 /
+// 384, rounded to 8): 128 x 40 + 256 x 232 = 384 x 168. Two launch at 80: 128 x 24 + 256 x 104 <= 384 x 80. The
+// consumers' increase is served from what the producer gives back, so the launch count must be the bound's maximum
+// (ptxas pins it there in kernels with setmaxnreg: `-Xptxas -v` reports 168 / 80 for every variant); with fewer,
+// setmaxnreg.inc would wait forever.
+constexpr int wg_producer_regs(int ctas) { return ctas == 1 ? 40 : 24; }
+constexpr int wg_consumer_regs(int ctas) { return ctas == 1 ? 232 : 104; }
+constexpr int kWgCtaRows = kGemmRowTiles * gpu_layout::kTileRows;
+constexpr int kWgMaxSmem = 227 * 1024;  // an H100's / H200's limit per CTA
+constexpr int wg_x_bytes(int bn) { return bn * 2 * gpu_layout::kTileCols; }
+constexpr int wg_lut_bytes(int bits, int copies = 32) { return 4 * (1 << (2 * bits)) * copies; }
+constexpr int kWgOutStride = kWgCtaRows + 8;  // bf16 per staged output row (the epilogue, over the x ring)
+
+// Block-wise: this lane's scales for chunk c of tile `tile`, block (the chunk's first) + t (clamped to the last) for
+// rows gq and gq + 8, into lo and hi: loaded two chunks ahead and combined when the chunk starts (chunk_scales), so
+// that nothing waits for the loads in between.
+__device__ __forceinline__ void load_chunk_scales(const MmaArgs& g, int tile, int c, int gq, int t, uint32_t& lo,
+                                                  uint32_t& hi) {
+  const int blk = min(block_of(g, c * gpu_layout::kTileCols) + t, g.scale_blocks - 1);
+  const uint16_t* p = g.scales + (static_cast<int64_t>(tile) * g.scale_blocks + blk) * gpu_layout::kTileRows + gq;
+  lo = __ldg(p);
+  hi = __ldg(p + 8);
+}
+// The scales of block (chunk c's first) + t for rows gq (low half) and gq + 8 (high half), zero past the last block.
+// A step's scales are then one shuffle from lane 4 gq + its block.
+__device__ __forceinline__ uint32_t chunk_scales(const MmaArgs& g, int c, int t, uint32_t lo, uint32_t hi) {
+  return block_of(g, c * gpu_layout::kTileCols) + t < g.scale_blocks ? lo | hi << 16 : 0;
+}
+
+// The epilogue of a CTA's tile (rows row_cta x 128 .., activation rows b0 .. + BN - 1), called by the consumer warps
+// alone. acc[4j + e]: CTA row 16 warp + gq + 8 (e / 2), activation row b0 + 8j + 2t + e % 2. With split k, the f32
+// partial sums of split `split`; else bf16 outputs through shared memory at `staging` (the x ring: every chunk has
+// landed and every wgmma reading it has completed), so that each activation row's 256 bytes go out whole.
+template <int BN>
+__device__ __forceinline__ void store_wg_tile(const MmaArgs& g, const float (&acc)[BN / 2], float* partial, int split,
+                                              int row_cta, int b0, unsigned char* staging) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, gq = lane / 4, t = lane % 4;
+  const int64_t row0 = static_cast<int64_t>(row_cta) * kWgCtaRows;
+  const int lrow = warp * gpu_layout::kTileRows + gq;
+  if (partial) {
+#pragma unroll
+    for (int j = 0; j < BN / 8; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int64_t b = b0 + 8 * j + 2 * t + (e & 1), i = row0 + lrow + 8 * (e >> 1);
+        if (b < g.batch && i < g.rows) partial[(split * g.batch + b) * g.rows + i] = acc[4 * j + e];
+      }
+    return;
+  }
+  // The producer warpgroup has left: the barriers count the consumers only.
+  cuda_ptx::named_barrier_sync<kWgConsumers>(1);
+  uint16_t* out = reinterpret_cast<uint16_t*>(staging);  // [BN][kWgOutStride]
+#pragma unroll
+  for (int j = 0; j < BN / 8; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const __nv_bfloat16 h = __float2bfloat16_rn(acc[4 * j + e]);
+      out[(8 * j + 2 * t + (e & 1)) * kWgOutStride + lrow + 8 * (e >> 1)] = *reinterpret_cast<const uint16_t*>(&h);
+    }
+  cuda_ptx::named_barrier_sync<kWgConsumers>(1);
+  const bool whole = g.rows % 8 == 0;  // 16-byte pieces are aligned and never straddle the end
+  for (int i = static_cast<int>(threadIdx.x); i < BN * 16; i += kWgConsumers) {
+    const int bl = i / 16, p = i % 16;
+    const int64_t b = b0 + bl, r = row0 + 8 * p;
+    if (b >= g.batch || r >= g.rows) continue;
+    const uint16_t* src = out + bl * kWgOutStride + 8 * p;
+    uint16_t* dst = g.y + b * g.rows + r;
+    if (whole) {
+      *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(src);
+    } else {
+      for (int q = 0; q < 8 && r + q < g.rows; ++q) dst[q] = src[q];
+    }
+  }
+}
+
+// Split k for a grid of `ctas` CTAs on `slots` resident CTA slots, each split costing `split_bytes` of partial sums
+// (wgmma_gemm.cu).
+int choose_splits(int64_t ctas, int64_t slots, int col_tiles, int64_t split_bytes);
+
+}  // namespace hilo::lords::cuda_detail
