@@ -203,7 +203,7 @@ TEST(LordsCuda, ClusterDecodedGemmMatchesTheOneCtaGemm) {
     lords::cuda_detail::force_wgmma_cluster_gemm(mode);
     check_case({Method::Lords, CodebookKind::NF, 4, 64, 200, 1216, 49, 1.0f, {300, 1000}}, gen);
     check_case({Method::Blockwise, CodebookKind::NF, 4, 64, 130, 1216, 0, 1.0f, {1024}}, gen);
-    check_case({Method::Blockwise, CodebookKind::INT, 3, 96, 136, 640, 0, 1.0f, {512, 2048}}, gen);
+    check_case({Method::Blockwise, CodebookKind::INT, 3, 96, 136, 672, 0, 1.0f, {512, 2048}}, gen);
     check_case({Method::Lords, CodebookKind::INT, 2, 32, 72, 384, 20, 1.0f, {1024}}, gen);
     check_case({Method::Lords, CodebookKind::NF, 3, 64, 150, 896, 32, 1.0f, {2000}}, gen);
   }
