@@ -49,18 +49,10 @@ __device__ __forceinline__ uint32_t cluster_addr(uint32_t local, uint32_t rank) 
   asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(local), "r"(rank));
   return remote;
 }
-// One arrival on an mbarrier of any CTA of the cluster (release: this thread's earlier shared-memory reads and writes
-// are ordered before it).
+// One arrival on an mbarrier of any CTA of the cluster, with the default (CTA-scope release) semantics: a
+// cluster-scope release waits for this thread's outstanding global loads (a prefetch), every time.
 __device__ __forceinline__ void mbar_arrive_cluster(uint32_t remote_bar) {
-  asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];\n" ::"r"(remote_bar) : "memory");
-}
-// mbar_wait for phases completed by other CTAs of the cluster (their arrivals, their st.async bytes).
-__device__ __forceinline__ void mbar_wait_cluster(uint32_t bar, uint32_t parity) {
-  asm volatile(
-      "{\n.reg .pred done;\nWAIT:\nmbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 done, [%0], %1;\n"
-      "@!done bra WAIT;\n}\n" ::"r"(bar),
-      "r"(parity)
-      : "memory");
+  asm volatile("mbarrier.arrive.shared::cluster.b64 _, [%0];\n" ::"r"(remote_bar) : "memory");
 }
 // 16 bytes into another CTA's shared memory, counted as 16 complete_tx bytes on that CTA's mbarrier remote_bar.
 __device__ __forceinline__ void st_async_16(uint32_t remote, const uint32_t (&v)[4], uint32_t remote_bar) {

@@ -20,6 +20,7 @@
 #include <cuda_runtime.h>
 
 #include <atomic>
+#include <cstdio>
 #include <map>
 #include <mutex>
 
@@ -233,7 +234,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   // Before the first own step of chunk c: the slot is free in every CTA, and (LoRDS) A^T has landed.
   const auto before_decode = [&](int c) {
     const int i = c - c0;
-    if (i >= kWSlots) mbar_wait_cluster(w_empty(i % kWSlots, warp), (i / kWSlots - 1) & 1);
+    if (i >= kWSlots) mbar_wait(w_empty(i % kWSlots, warp), (i / kWSlots - 1) & 1);
     if constexpr (S::kLords) mbar_wait(a_full(i % kASlots), (i / kASlots) & 1);
   };
   // After the last: A^T's slot is released, and the warp's own arrival on its w_full announces the peers' bytes.
@@ -272,7 +273,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     const int i = c - c0, xs = i % kXSlots;
     const bool next = c + 1 < c1;
     mbar_wait(full(xs), (i / kXSlots) & 1);
-    mbar_wait_cluster(w_full(i % kWSlots, warp), (i / kWSlots) & 1);
+    mbar_wait(w_full(i % kWSlots, warp), (i / kWSlots) & 1);
     __syncwarp();  // the warp's own stores of the slot
     const uint32_t x_slot = x_ring + xs * S::kXBytes, w_slot = w_lane + (i % kWSlots) * kWBytes;
     const uint32_t next_blocks = next ? blocks_of(c + 1) : 0;
@@ -360,6 +361,8 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
     }
   }
   if (clusters <= 0) return static_cast<int>(cudaErrorInvalidConfiguration);
+  static const bool info = env_flag("HILO_GEMM_XDECODE_INFO", false);
+  if (info) fprintf(stderr, "[wgmma cluster GEMM] C = %d, %d clusters resident\n", C, clusters);
   int splits = choose_splits(row_ctas * batch_tiles, int64_t{clusters} * C, g.col_tiles, 4 * g.batch * g.rows);
   const int tiles_per_split = (g.col_tiles + splits - 1) / splits;
   splits = (g.col_tiles + tiles_per_split - 1) / tiles_per_split;
