@@ -24,7 +24,6 @@
 #include <map>
 #include <mutex>
 
-#include "../../cuda/tensor_map.hpp"
 #include "../../cuda/tma.cuh"
 #include "gemm_common.cuh"
 #include "wgmma_cluster_gemm.hpp"
@@ -363,21 +362,11 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   if (clusters <= 0) return static_cast<int>(cudaErrorInvalidConfiguration);
   static const bool info = env_flag("HILO_GEMM_XDECODE_INFO", false);
   if (info) fprintf(stderr, "[wgmma cluster GEMM] C = %d, %d clusters resident\n", C, clusters);
-  int splits = choose_splits(row_ctas * batch_tiles, int64_t{clusters} * C, g.col_tiles, 4 * g.batch * g.rows);
-  const int tiles_per_split = (g.col_tiles + splits - 1) / splits;
-  splits = (g.col_tiles + tiles_per_split - 1) / tiles_per_split;
-  if (splits > 65535) return static_cast<int>(cudaErrorInvalidValue);
-  cfg.gridDim.y = static_cast<unsigned>(splits);
-  CUtensorMap x_map;  // x [batch, cols] in boxes of 256 rows x 64 columns
-  if (const int e = cuda_host::encode_bf16_rows_map(&x_map, g.x, g.batch, g.cols, kBN); e != 0) return e;
-  float* partial = nullptr;
-  if (splits > 1) {
-    const cudaError_t e =
-        cudaMallocAsync(reinterpret_cast<void**>(&partial), sizeof(float) * splits * g.batch * g.rows, stream);
-    if (e != cudaSuccess) return static_cast<int>(e);
-  }
-  return finish_gemm_launch(cudaLaunchKernelEx(&cfg, kernel, g, ex, tiles_per_split, partial, x_map), partial, splits,
-                            g, stream);
+  WgLaunchPlan p;
+  if (const int e = plan_wg_launch(g, row_ctas * batch_tiles, int64_t{clusters} * C, kBN, stream, p); e != 0) return e;
+  cfg.gridDim.y = static_cast<unsigned>(p.splits);
+  return finish_gemm_launch(cudaLaunchKernelEx(&cfg, kernel, g, ex, p.tiles_per_split, p.partial, p.x_map), p.partial,
+                            p.splits, g, stream);
 }
 
 template <int C>
@@ -399,7 +388,8 @@ std::atomic<int> cluster_forced{-1};
 void force_wgmma_cluster_gemm(int mode) { cluster_forced.store(mode < 0 ? -1 : mode != 0, std::memory_order_relaxed); }
 
 int wgmma_cluster_size(const MmaArgs& g) {
-  static const bool allowed = env_flag("HILO_GEMM_XDECODE", true);
+  // Off unless asked for (HILO_GEMM_XDECODE=1): measured slower than the one-CTA kernel (docs/results/lords-cuda.md).
+  static const bool allowed = env_flag("HILO_GEMM_XDECODE", false);
   const int forced = cluster_forced.load(std::memory_order_relaxed);
   if (forced == 0 || (forced < 0 && !allowed)) return 1;
   if (g.lords && g.rank_pad > 64) return 1;  // rank 128: see cluster_fits

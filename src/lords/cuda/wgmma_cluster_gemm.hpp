@@ -8,9 +8,10 @@
 
 namespace hilo::lords::cuda_detail {
 
-// The cluster size a wgmma GEMM call at 256 activation rows per CTA takes: 4 or 2 where they divide its activation
-// tiles (ranks up to 64), else 1 (the one-CTA kernel). HILO_GEMM_XDECODE=0 or force_wgmma_cluster_gemm(0) keeps
-// every call on the one-CTA kernel (A/B runs, tests); force_wgmma_cluster_gemm(-1) restores the rule.
+// The cluster size a wgmma GEMM call at 256 activation rows per CTA takes when the cluster kernel is on
+// (HILO_GEMM_XDECODE=1 or force_wgmma_cluster_gemm(1); off by default: measured slower): 4 or 2 where they divide
+// its activation tiles (ranks up to 64), else 1 (the one-CTA kernel). force_wgmma_cluster_gemm(0) turns it off,
+// force_wgmma_cluster_gemm(-1) restores the environment's choice.
 int wgmma_cluster_size(const MmaArgs& args);
 void force_wgmma_cluster_gemm(int mode);
 int launch_wgmma_cluster_gemm(const MmaArgs& args, const GemmExtras& extras, int cluster, void* stream);

@@ -253,21 +253,11 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   const int64_t row_ctas = (g.row_tiles + kGemmRowTiles - 1) / kGemmRowTiles, batch_tiles = (g.batch + BN - 1) / BN;
   if (row_ctas * batch_tiles > INT32_MAX) return static_cast<int>(cudaErrorInvalidValue);
   const int64_t slots = int64_t{std::max(1, ctas_per_sm<kernel>(g.device, kThreads, S::kSmem))} * g.sm_count;
-  int splits = choose_splits(row_ctas * batch_tiles, slots, g.col_tiles, 4 * g.batch * g.rows);
-  const int tiles_per_split = (g.col_tiles + splits - 1) / splits;
-  splits = (g.col_tiles + tiles_per_split - 1) / tiles_per_split;
-  if (splits > 65535) return static_cast<int>(cudaErrorInvalidValue);
-  CUtensorMap x_map;  // x [batch, cols] in boxes of BN rows x 64 columns
-  if (const int e = cuda_host::encode_bf16_rows_map(&x_map, g.x, g.batch, g.cols, BN); e != 0) return e;
-  float* partial = nullptr;
-  const int64_t count = g.batch * g.rows;
-  if (splits > 1) {
-    const cudaError_t e = cudaMallocAsync(reinterpret_cast<void**>(&partial), sizeof(float) * splits * count, stream);
-    if (e != cudaSuccess) return static_cast<int>(e);
-  }
-  const dim3 grid(static_cast<unsigned>(row_ctas * batch_tiles), static_cast<unsigned>(splits));
-  kernel<<<grid, kThreads, S::kSmem, stream>>>(g, ex, tiles_per_split, partial, x_map);
-  return finish_gemm_launch(cudaGetLastError(), partial, splits, g, stream);
+  WgLaunchPlan p;
+  if (const int e = plan_wg_launch(g, row_ctas * batch_tiles, slots, BN, stream, p); e != 0) return e;
+  const dim3 grid(static_cast<unsigned>(row_ctas * batch_tiles), static_cast<unsigned>(p.splits));
+  kernel<<<grid, kThreads, S::kSmem, stream>>>(g, ex, p.tiles_per_split, p.partial, p.x_map);
+  return finish_gemm_launch(cudaGetLastError(), p.partial, p.splits, g, stream);
 }
 
 template <int Bits, int R8, int BN>
@@ -317,6 +307,21 @@ int choose_splits(int64_t ctas, int64_t slots, int col_tiles, int64_t split_byte
     if (cost < best_cost - 1e-9) best = s, best_cost = cost;
   }
   return best;
+}
+
+int plan_wg_launch(const MmaArgs& g, int64_t ctas, int64_t slots, int bn, cudaStream_t stream, WgLaunchPlan& plan) {
+  plan.splits = choose_splits(ctas, slots, g.col_tiles, 4 * g.batch * g.rows);
+  plan.tiles_per_split = (g.col_tiles + plan.splits - 1) / plan.splits;
+  plan.splits = (g.col_tiles + plan.tiles_per_split - 1) / plan.tiles_per_split;
+  if (plan.splits > 65535) return static_cast<int>(cudaErrorInvalidValue);
+  if (const int e = cuda_host::encode_bf16_rows_map(&plan.x_map, g.x, g.batch, g.cols, bn); e != 0) return e;
+  plan.partial = nullptr;
+  if (plan.splits > 1) {
+    const size_t bytes = sizeof(float) * plan.splits * g.batch * g.rows;
+    if (const cudaError_t e = cudaMallocAsync(reinterpret_cast<void**>(&plan.partial), bytes, stream); e != cudaSuccess)
+      return static_cast<int>(e);
+  }
+  return 0;
 }
 
 bool sm90a_device(int device) {

@@ -6,6 +6,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include "../../cuda/tensor_map.hpp"
 #include "../../cuda/tma.cuh"
 #include "../gpu_layout.hpp"
 #include "gemm_common.cuh"
@@ -96,5 +97,15 @@ __device__ __forceinline__ void store_wg_tile(const MmaArgs& g, const float (&ac
 // Split k for a grid of `ctas` CTAs on `slots` resident CTA slots, each split costing `split_bytes` of partial sums
 // (wgmma_gemm.cu).
 int choose_splits(int64_t ctas, int64_t slots, int col_tiles, int64_t split_bytes);
+
+// What both launchers work out before a launch: the split count (choose_splits) and chunks per split, x's tensor map
+// (boxes of bn rows x 64 columns) and, with split k, the partial sums (freed by finish_gemm_launch). Returns a CUDA
+// error code.
+struct WgLaunchPlan {
+  int splits = 1, tiles_per_split = 0;
+  float* partial = nullptr;
+  CUtensorMap x_map;
+};
+int plan_wg_launch(const MmaArgs& g, int64_t ctas, int64_t slots, int bn, cudaStream_t stream, WgLaunchPlan& plan);
 
 }  // namespace hilo::lords::cuda_detail
