@@ -11,8 +11,8 @@
 // Per chunk c and consumer warp w (16 weight rows), a ring of two weight slots, each [8 warps][8 steps][32 lanes] x
 // 16 bytes (32 KB):
 //  - w_full(slot, w), local: one arrival (the warp itself, announcing the (C - 1) peers' bytes) + those bytes;
-//  - w_empty(slot, w): C arrivals, one from warp w of every CTA once it has loaded the slot's fragments; a warp
-//    writes chunk c into every CTA's slot only after all C have released chunk c - 2 there.
+//  - w_empty(slot, w): C arrivals, one from warp w of every CTA once its wgmmas have read the slot's fragments (the
+//    last one has issued); a warp writes chunk c into every CTA's slot only after all C have released chunk c - 2.
 // Warp w decodes its part of chunk c + 1 between the wgmmas of chunk c, from codes loaded two chunks ahead. Every
 // remote write and arrival a CTA receives is awaited by that CTA (w_full for the data, its next write for w_empty),
 // so no CTA exits while a peer still touches its shared memory.
@@ -284,16 +284,16 @@ __global__ void __launch_bounds__(kWgThreads, 1)
       wgmma_fence();
       wgmma_bf16_rs<kBN>(acc, a[s % 4], smem_desc_sw128(x_slot + s / 4 * S::kHalfBytes + s % 4 * 32));
       wgmma_commit();
+      // After the last step's wgmma has issued (it read every lane's registers, so every load of the slot has
+      // returned): release the slot in every CTA, unless no chunk reuses it. A data dependence, not a fence: the
+      // arrivals keep the default CTA-scope semantics (cluster scope put a GPU-wide MEMBAR before each).
+      if (s + 1 == kWgSteps && lane == 0 && c + kWSlots < c1)
+#pragma unroll
+        for (int r = 0; r < C; ++r) mbar_arrive_cluster(cluster_addr(w_empty(i % kWSlots, warp), r));
       if (s + 1 < kWgSteps) {
         wgmma_wait<2>();  // steps s - 2 and older are done: a[(s + 1) % 4] is free
         if (s == 1 && i > 0 && lane == 0) mbar_arrive(empty((i - 1) % kXSlots));
         lds_v4(w_slot + (s + 1) * kFragBytes, a[(s + 1) % 4]);
-        if (s + 2 == kWgSteps) {  // the slot's last load: release it in every CTA (unless no chunk reuses it)
-          __syncwarp();
-          if (lane == 0 && c + kWSlots < c1)
-#pragma unroll
-            for (int r = 0; r < C; ++r) mbar_arrive_cluster(cluster_addr(w_empty(i % kWSlots, warp), r));
-        }
       }
       if (s % kEvery == 0 && next) {
         const int k = s / kEvery;
