@@ -128,8 +128,8 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, Occ)
         cp_async16(xdst + k * kXRowsPerPass * kXStride * 2, in ? x_src + k * x_step + col0 : g.x, in ? 16 : 0);
       }
       if constexpr (S::kLords)
-        stage_chunk_a_t<rank_pad_of(R8), R8, S::kAStride, kThreads>(ex.a_t, int64_t{c} * kTileCols, as + slot * kTileCols * S::kAStride,
-                                                            threadIdx.x);
+        stage_chunk_a_t<rank_pad_of(R8), R8, S::kAStride, kThreads>(
+            ex.a_t, int64_t{c} * kTileCols, as + slot * kTileCols * S::kAStride, threadIdx.x);
       else
         stage_chunk_scales(g, blockIdx.y, c, scale_s + slot * kRowWarps * kChunkBlocks * kTileRows);
     }

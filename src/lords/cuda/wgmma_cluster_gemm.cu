@@ -207,7 +207,8 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   setmaxnreg_inc<wg_consumer_regs(1)>();
   const uint32_t lut_lane = smem_u32(lut) + 4 * (lane % S::kCopies);
   const uint32_t w_lane = w_ring + (warp * kWgSteps * 32 + lane) * 16;  // + slot x kWBytes + step x kFragBytes
-  // Own step k of chunk c (own: own_codes of the chunk's codes): decoded, stored here and sent to the peers' slot of chunk c.
+  // Own step k of chunk c (own: own_codes of the chunk's codes): decoded, stored here and sent to the peers' slot of
+  // chunk c.
   const auto decode_send = [&](int c, int k, const uint32_t(&own)[S::kWords], uint32_t step_blocks,
                                uint32_t chunk_sc) {
     const int s = first_step + k, i = c - c0;
@@ -359,7 +360,7 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
       resident[g.device] = clusters;
     }
   }
-  if (clusters <= 0) return static_cast<int>(cudaErrorInvalidConfiguration);
+  if (clusters <= 0) return static_cast<int>(cudaErrorInvalidConfiguration);  // (the caller falls back)
   static const bool info = env_flag("HILO_GEMM_XDECODE_INFO", false);
   if (info) fprintf(stderr, "[wgmma cluster GEMM] C = %d, %d clusters resident\n", C, clusters);
   WgLaunchPlan p;
