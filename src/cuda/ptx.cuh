@@ -1,6 +1,6 @@
 // PTX wrappers both GPU modules use (HISA's scoring kernels, the LoRDS GEMM and GEMVs): shared-memory addresses,
-// asynchronous 16/4-byte global -> shared copies (sm_80+), programmatic dependent launch and the split cluster barrier
-// (sm_90) and the wgmma ordering instructions (sm_90a).
+// asynchronous 16/4-byte global -> shared copies (sm_80+), programmatic dependent launch, the split cluster barrier
+// and distributed shared-memory addresses (sm_90) and the wgmma ordering instructions (sm_90a).
 #pragma once
 
 #include <cstdint>
@@ -54,6 +54,14 @@ __device__ __forceinline__ void cluster_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("barrier.cluster.wait.aligned;\n" ::: "memory");
 #endif
+}
+
+// Distributed shared memory (sm_90+): the address, in the shared::cluster window, of the same shared-memory offset
+// in CTA `rank` of this cluster.
+__device__ __forceinline__ uint32_t cluster_addr(uint32_t local, uint32_t rank) {
+  uint32_t remote;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(local), "r"(rank));
+  return remote;
 }
 
 // wgmma's 128-byte-swizzled K-major operand layout: row r of 128 bytes at r * 128 with its 16-byte chunk c stored

@@ -37,20 +37,8 @@ __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
       : "memory");
 }
 
-// Distributed shared memory (a cluster's CTAs, sm_90): this CTA's rank in its cluster; the address of the same
-// shared-memory offset in CTA `rank` (for the shared::cluster forms below).
-__device__ __forceinline__ uint32_t cluster_rank() {
-  uint32_t r;
-  asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
-  return r;
-}
-__device__ __forceinline__ uint32_t cluster_addr(uint32_t local, uint32_t rank) {
-  uint32_t remote;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(local), "r"(rank));
-  return remote;
-}
-// One arrival on an mbarrier of any CTA of the cluster, with the default (CTA-scope release) semantics: a
-// cluster-scope release waits for this thread's outstanding global loads (a prefetch), every time.
+// One arrival on an mbarrier of any CTA of the cluster (remote_bar: cluster_addr of it), with the default (CTA-scope
+// release) semantics: `.release.cluster` compiles to a MEMBAR.ALL.GPU before every arrival (sm_90a SASS, 2026-12-06).
 __device__ __forceinline__ void mbar_arrive_cluster(uint32_t remote_bar) {
   asm volatile("mbarrier.arrive.shared::cluster.b64 _, [%0];\n" ::"r"(remote_bar) : "memory");
 }
@@ -60,11 +48,6 @@ __device__ __forceinline__ void st_async_16(uint32_t remote, const uint32_t (&v)
                    remote),
                "r"(v[0]), "r"(v[1]), "r"(v[2]), "r"(v[3]), "r"(remote_bar)
                : "memory");
-}
-// Every thread of the cluster: the barriers initialised before it (mbar_init_fence) and the shared memory written
-// before it are visible to every CTA of the cluster after it.
-__device__ __forceinline__ void cluster_sync() {
-  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
 }
 
 // The box of the 2D tensor map `map` (a __grid_constant__ kernel parameter) at element (x: inner, y: outer) into

@@ -23,6 +23,7 @@
 
 namespace hilo::lords::cuda_detail {
 
+using cuda_ptx::cluster_addr;
 using cuda_ptx::cluster_arrive_relaxed;
 using cuda_ptx::cluster_wait;
 using cuda_ptx::cp_async16;
@@ -103,10 +104,8 @@ __device__ __forceinline__ void fill_pair_table(const uint16_t (&values_h)[16], 
 
 // A float in the shared memory of CTA `rank` of this cluster (distributed shared memory).
 __device__ __forceinline__ float ld_cluster_f32(uint32_t local_addr, uint32_t rank) {
-  uint32_t remote;
   float v;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(local_addr), "r"(rank));
-  asm volatile("ld.shared::cluster.f32 %0, [%1];\n" : "=f"(v) : "r"(remote));
+  asm volatile("ld.shared::cluster.f32 %0, [%1];\n" : "=f"(v) : "r"(cluster_addr(local_addr, rank)));
   return v;
 }
 
@@ -150,8 +149,7 @@ __device__ __forceinline__ void cluster_sum_push(const float* cta_sum, float* in
   const uint32_t row = smem_u32(inbox) + 4u * static_cast<uint32_t>(rank * per);
   cluster_wait();  // the arrival of every CTA's start (cluster_arrive_relaxed): all of them run
   for (int i = static_cast<int>(threadIdx.x); i < n; i += threads) {
-    uint32_t remote;
-    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(row + 4u * (i / ks)), "r"(i % ks));
+    const uint32_t remote = cluster_addr(row + 4u * (i / ks), static_cast<uint32_t>(i % ks));
     asm volatile("st.shared::cluster.f32 [%0], %1;\n" ::"r"(remote), "f"(cta_sum[i]) : "memory");
   }
   cluster.sync();
@@ -254,6 +252,22 @@ int ctas_per_sm(int device, int threads, size_t smem) {
     n = 0;
   }
   return known[key] = n;
+}
+
+// The same for clusters: how many clusters of Kernel launched as `cfg` (its cluster dimension, threads and shared
+// memory) the device holds at once (cached per device; 0 when the query fails).
+template <auto Kernel>
+int clusters_resident(int device, const cudaLaunchConfig_t& cfg) {
+  static std::mutex mu;
+  static std::map<int, int> known;
+  const std::lock_guard lock(mu);
+  if (const auto it = known.find(device); it != known.end()) return it->second;
+  int n = 0;
+  if (cudaOccupancyMaxActiveClusters(&n, Kernel, &cfg) != cudaSuccess) {
+    (void)cudaGetLastError();  // the query's own error, not the caller's
+    n = 0;
+  }
+  return known[device] = n;
 }
 
 // Raises Kernel's dynamic shared-memory limit to `bytes` once per device (not a stream operation: the first call,

@@ -21,8 +21,6 @@
 
 #include <atomic>
 #include <cstdio>
-#include <map>
-#include <mutex>
 
 #include "../../cuda/tma.cuh"
 #include "gemm_common.cuh"
@@ -123,7 +121,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, gq = lane / 4, t = lane % 4;
   // Cluster rank r takes activation tile C x (cluster's group) + r of the cluster's 128 weight rows; clusters run over
   // row tiles fastest, then groups of C activation tiles; blockIdx.y is the split (k range).
-  const int rank = static_cast<int>(cluster_rank());
+  const int rank = static_cast<int>(cooperative_groups::this_cluster().block_rank());
   const int row_ctas = (g.row_tiles + kGemmRowTiles - 1) / kGemmRowTiles;
   const int cluster = static_cast<int>(blockIdx.x) / C;
   const int row_cta = cluster % row_ctas, batch_tile = cluster / row_ctas * C + rank;
@@ -172,7 +170,8 @@ __global__ void __launch_bounds__(kWgThreads, 1)
       load_b_factors<k16_groups(R8)>(g.b, static_cast<int64_t>(mtc) * kTileRows, rank_pad_of(R8), lane, bfac);
   }
   fill_bf16_pair_table<Bits, S::kCopies>(lut, g.values_h, kWgThreads);
-  cluster_sync();  // the tables and every CTA's barriers are ready before any peer writes or arrives
+  // The tables and every CTA's barriers are ready (mbar_init_fence) before any peer writes or arrives.
+  cooperative_groups::this_cluster().sync();
 
   if (warp >= kGemmRowTiles) {  // the producer: x by TMA, A^T of this CTA's columns by cp.async
     setmaxnreg_dec<wg_producer_regs(1)>();
@@ -344,22 +343,8 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   cfg.stream = stream;
   cfg.attrs = attr;
   cfg.numAttrs = 1;
-  // Resident clusters (fewer than SMs / C where a GPC's SM count is not a multiple of C), cached per device.
-  static std::mutex mu;
-  static std::map<int, int> resident;
-  int clusters = 0;
-  {
-    const std::lock_guard lock(mu);
-    if (const auto it = resident.find(g.device); it != resident.end()) {
-      clusters = it->second;
-    } else {
-      if (cudaOccupancyMaxActiveClusters(&clusters, kernel, &cfg) != cudaSuccess) {
-        (void)cudaGetLastError();
-        clusters = 0;
-      }
-      resident[g.device] = clusters;
-    }
-  }
+  // Resident clusters: fewer than SMs / C where a GPC's SM count is not a multiple of C.
+  const int clusters = clusters_resident<kernel>(g.device, cfg);
   if (clusters <= 0) return static_cast<int>(cudaErrorInvalidConfiguration);  // (the caller falls back)
   static const bool info = env_flag("HILO_GEMM_XDECODE_INFO", false);
   if (info) fprintf(stderr, "[wgmma cluster GEMM] C = %d, %d clusters resident\n", C, clusters);
@@ -393,7 +378,7 @@ int wgmma_cluster_size(const MmaArgs& g) {
   static const bool allowed = env_flag("HILO_GEMM_XDECODE", false);
   const int forced = cluster_forced.load(std::memory_order_relaxed);
   if (forced == 0 || (forced < 0 && !allowed)) return 1;
-  if (g.lords && g.rank_pad > 64) return 1;  // rank 128: see cluster_fits
+  if (g.lords && !cluster_fits(g.rank_pad / 8)) return 1;  // (the padded rank's groups bound with_rank_groups' R8)
   const int64_t tiles = (g.batch + kBN - 1) / kBN;
   return tiles % 4 == 0 ? 4 : tiles % 2 == 0 ? 2 : 1;
 }
