@@ -194,8 +194,12 @@ TEST(LordsCuda, ClusterDecodedGemmMatchesTheOneCtaGemm) {
   ASSERT_EQ(cudaGetDevice(&device), cudaSuccess);
   if (!lords::cuda_detail::sm90a_device(device)) GTEST_SKIP() << "needs sm_90a (wgmma)";
   struct Restore {
-    ~Restore() { lords::cuda_detail::force_wgmma_cluster_gemm(-1); }
+    ~Restore() {
+      lords::cuda_detail::force_wgmma_cluster_gemm(-1);
+      lords::cuda_detail::force_wgmma_tail(0, 0);
+    }
   } restore;
+  lords::cuda_detail::force_wgmma_tail(-1, 0);  // the one-CTA kernel's whole tiles (the cluster kernel has no tail)
   std::mt19937_64 gen(test::fresh_seed());
   using lords::CodebookKind;
   using lords::Method;
@@ -234,6 +238,75 @@ TEST(LordsCuda, ClusterDecodedGemmMatchesTheOneCtaGemm) {
       ASSERT_EQ(a[i], b[i]) << lords::to_string(c.method) << " NF" << c.bits << " rank " << c.rank << " ["
                             << c.rows << ", 1216] batch " << c.batch << " element " << i;
   }
+}
+
+// The wgmma GEMM's split of the last wave (WgTail): with 4 slots forced, grids of 5 row CTAs (the last past the rows)
+// by 1-3 activation tiles take 1-3 whole waves and split their last 1-3 tiles 2, 3 or 4 ways (1216 columns: 10
+// chunks, so parts of 5, 4 / 4 / 2 and 3 / 3 / 3 / 1), at 64, 128 and 256 activation rows per CTA, block-wise and
+// LoRDS, every bit width; against the oracle, and the same bits on a second run (the parts are added in a fixed
+// order, whichever finishes last).
+TEST(LordsCuda, TailSplitGemmMatchesTheOracle) {
+  SKIP_WITHOUT_GPU();
+  int device = 0;
+  ASSERT_EQ(cudaGetDevice(&device), cudaSuccess);
+  if (!lords::cuda_detail::sm90a_device(device)) GTEST_SKIP() << "needs sm_90a (wgmma)";
+  struct Restore {
+    ~Restore() {
+      lords::cuda_detail::force_wgmma_tail(0, 0);
+      lords::cuda_detail::force_wgmma_cluster_gemm(-1);
+    }
+  } restore;
+  lords::cuda_detail::force_wgmma_cluster_gemm(0);  // the cluster kernel has no tail split
+  std::mt19937_64 gen(test::fresh_seed());
+  using lords::CodebookKind;
+  using lords::Method;
+  for (int splits : {2, 3, 4}) {
+    lords::cuda_detail::force_wgmma_tail(4, splits);
+    check_case({Method::Lords, CodebookKind::NF, 4, 64, 520, 1216, 49, 1.0f, {300, 100}}, gen);
+    check_case({Method::Blockwise, CodebookKind::NF, 4, 64, 520, 1216, 0, 1.0f, {300, 40}}, gen);
+    check_case({Method::Lords, CodebookKind::INT, 3, 64, 520, 1216, 20, 1.0f, {600}}, gen);
+    check_case({Method::Blockwise, CodebookKind::INT, 2, 32, 520, 1216, 0, 1.0f, {600}}, gen);
+  }
+  lords::cuda_detail::force_wgmma_tail(4, 3);
+  const Case shape{Method::Lords, CodebookKind::NF, 4, 64, 520, 1216, 49};
+  const lords::QuantizedLinear q = quantize_case(shape, gen);
+  const lords::cuda::DeviceLinear dev(q);
+  const Tensor x = test::random_tensor(DType::BF16, {600, shape.cols}, gen, 1.0f);
+  const DeviceTensor dx(x);
+  std::vector<Tensor> ys;
+  for (int run = 0; run < 2; ++run) {
+    const DeviceTensor dy(DType::BF16, {600, shape.rows});  // poisoned
+    lords::cuda::matmul(dev, dx, dy);
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    ys.push_back(dy.to_host());
+  }
+  for (int64_t i = 0; i < 600 * shape.rows; ++i) ASSERT_EQ(ys[0].ptr<uint16_t>()[i], ys[1].ptr<uint16_t>()[i]) << i;
+}
+
+// The tail split's rule (no GPU needed): 14336x4096 at batch 1024 on 132 SMs (448 tiles of 128 KB partial sums, 32
+// chunks) splits its last 52 tiles two ways; one wave or less, a last wave nearly full (224 tiles: 92 left) and
+// one chunk do not split; the test hook's forced slots and splits, and its off switch.
+TEST(LordsCuda, TailSplitRule) {
+  using lords::cuda_detail::choose_tail_split;
+  struct Restore {
+    ~Restore() { lords::cuda_detail::force_wgmma_tail(0, 0); }
+  } restore;
+  constexpr int64_t kTile = 128 << 10;
+  const auto big = choose_tail_split(448, 132, 32, kTile);
+  EXPECT_EQ(big.splits, 2);
+  EXPECT_EQ(big.dp_ctas, 396);
+  EXPECT_EQ(big.tiles_per_split, 16);
+  EXPECT_EQ(choose_tail_split(128, 132, 32, kTile).splits, 0);
+  EXPECT_EQ(choose_tail_split(132, 132, 32, kTile).splits, 0);
+  EXPECT_EQ(choose_tail_split(224, 132, 32, kTile).splits, 0);
+  EXPECT_EQ(choose_tail_split(448, 132, 1, kTile).splits, 0);  // one chunk: nothing to split
+  lords::cuda_detail::force_wgmma_tail(6, 4);
+  const auto forced = choose_tail_split(16, 132, 10, kTile);
+  EXPECT_EQ(forced.splits, 4);
+  EXPECT_EQ(forced.dp_ctas, 12);
+  EXPECT_EQ(forced.tiles_per_split, 3);
+  lords::cuda_detail::force_wgmma_tail(-1, 0);
+  EXPECT_EQ(choose_tail_split(448, 132, 32, kTile).splits, 0);
 }
 
 // The row-owning GEMV (block-wise, power-of-two blocks, batch <= 8): every block size it serves, many CTAs (several

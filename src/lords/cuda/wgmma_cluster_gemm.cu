@@ -19,6 +19,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 
@@ -324,6 +325,15 @@ __global__ void __launch_bounds__(kWgThreads, 1)
 #endif
 }
 
+std::atomic<int> cluster_forced{-1};
+
+// -1: the default rule; 0 / 1: force_wgmma_cluster_gemm's or HILO_GEMM_XDECODE's choice (the test hook first).
+int cluster_mode() {
+  static const int env = env_override("HILO_GEMM_XDECODE", 0, 1, -1);
+  const int forced = cluster_forced.load(std::memory_order_relaxed);
+  return forced >= 0 ? forced : env;
+}
+
 template <int Bits, int R8, int C>
 int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
   using S = ClusterShape<Bits, R8, C>;
@@ -348,6 +358,11 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   if (clusters <= 0) return static_cast<int>(cudaErrorInvalidConfiguration);  // (the caller falls back)
   static const bool info = env_flag("HILO_GEMM_XDECODE_INFO", false);
   if (info) fprintf(stderr, "[wgmma cluster GEMM] C = %d, %d clusters resident\n", C, clusters);
+  const int64_t cluster_waves = (row_ctas * batch_tiles / C + clusters - 1) / clusters;
+  const int64_t cta_waves = (row_ctas * batch_tiles + g.sm_count - 1) / std::max(1, g.sm_count);
+  // The default also wants a grid of at least a wave of clusters (it was not measured with split k).
+  if (cluster_mode() < 0 && (cluster_waves > cta_waves || row_ctas * batch_tiles / C < clusters))
+    return static_cast<int>(cudaErrorInvalidConfiguration);
   WgLaunchPlan p;
   if (const int e = plan_wg_launch(g, row_ctas * batch_tiles, int64_t{clusters} * C, kBN, stream, p); e != 0) return e;
   cfg.gridDim.y = static_cast<unsigned>(p.splits);
@@ -367,20 +382,23 @@ int launch_cluster(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   });
 }
 
-std::atomic<int> cluster_forced{-1};
-
 }  // namespace
 
 void force_wgmma_cluster_gemm(int mode) { cluster_forced.store(mode < 0 ? -1 : mode != 0, std::memory_order_relaxed); }
 
 int wgmma_cluster_size(const MmaArgs& g) {
-  // Off unless asked for (HILO_GEMM_XDECODE=1): measured slower than the one-CTA kernel (docs/results/lords-cuda.md).
-  static const bool allowed = env_flag("HILO_GEMM_XDECODE", false);
-  const int forced = cluster_forced.load(std::memory_order_relaxed);
-  if (forced == 0 || (forced < 0 && !allowed)) return 1;
+  const int mode = cluster_mode();
+  if (mode == 0) return 1;
   if (g.lords && !cluster_fits(g.rank_pad / 8)) return 1;  // (the padded rank's groups bound with_rank_groups' R8)
   const int64_t tiles = (g.batch + kBN - 1) / kBN;
-  return tiles % 4 == 0 ? 4 : tiles % 2 == 0 ? 2 : 1;
+  if (mode == 1) return tiles % 4 == 0 ? 4 : tiles % 2 == 0 ? 2 : 1;
+  // The default: where it measured faster (H100, 2026-12-06, docs/results/lords-cuda.md): LoRDS at ranks 49-64
+  // (7-8 groups of 8: the scale product it saves is largest) in clusters of 4, 1.21x on 14336x4096 at batch 1024.
+  // Clusters of 2 tied with the one-CTA kernel for LoRDS, and block-wise lost with either (it saves only the decode).
+  // launch_variant also requires that the clusters take no more waves than the one-CTA kernel's CTAs would (an
+  // H100 holds 30 clusters of 4, not 33: 4096x14336 at batch 1024 took 2 waves of clusters, 1.6x slower), and that
+  // they fill a wave at least.
+  return g.lords && g.rank > 48 && tiles % 4 == 0 ? 4 : 1;
 }
 
 int launch_wgmma_cluster_gemm(const MmaArgs& g, const GemmExtras& ex, int cluster, void* stream_ptr) {

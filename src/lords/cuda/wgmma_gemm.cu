@@ -83,7 +83,7 @@ struct WgShape {
 
 template <int Bits, int R8, int BN>
 __global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(R8, BN))
-    wgmma_gemm_kernel(MmaArgs g, GemmExtras ex, int tiles_per_split, float* partial,
+    wgmma_gemm_kernel(MmaArgs g, GemmExtras ex, int tiles_per_split, float* partial, WgTail tail,
                       const __grid_constant__ CUtensorMap x_map) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using S = WgShape<Bits, R8, BN>;
@@ -98,13 +98,13 @@ __global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(R8, BN))
   const auto a_full = [&](int slot) { return bars + 16 * S::kSlots + 8 * slot; };
   const auto a_empty = [&](int slot) { return bars + 16 * S::kSlots + 8 * (kASlots + slot); };
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, gq = lane / 4, t = lane % 4;
-  // The CTA's output tile: blockIdx.x runs over row tiles (128 weight rows) fastest, then batch tiles (BN activation
-  // rows); blockIdx.y is the split (k range). (Grouping row tiles into waves, so that a wave reads fewer codes from
-  // DRAM, measured no different on 14336x4096 at batch 1024: 2026-12-06.)
+  // The CTA's output tile: row tiles (128 weight rows) fastest, then batch tiles (BN activation rows); blockIdx.y is
+  // the split (k range), or the tail's CTAs split the last wave's tiles (wg_work_of). (Grouping row tiles into waves,
+  // so that a wave reads fewer codes from DRAM, measured no different on 14336x4096 at batch 1024: 2026-12-06.)
+  const WgWork work = wg_work_of(tail, tiles_per_split, g.col_tiles);
   const int row_ctas = (g.row_tiles + kGemmRowTiles - 1) / kGemmRowTiles;
-  const int row_cta = static_cast<int>(blockIdx.x) % row_ctas, batch_tile = static_cast<int>(blockIdx.x) / row_ctas;
-  const int split = blockIdx.y;
-  const int c0 = split * tiles_per_split, c1 = min(c0 + tiles_per_split, g.col_tiles);
+  const int row_cta = work.tile % row_ctas, batch_tile = work.tile / row_ctas;
+  const int split = work.split, c0 = work.c0, c1 = work.c1;
   const int b0 = batch_tile * BN;  // (the launcher keeps the batch below 2^31)
   const auto a_ptr_of = [&](int c) {
     return reinterpret_cast<uint16_t*>(ring + S::kSlots * S::kXBytes + (c - c0) % kASlots * S::kABytes);
@@ -238,9 +238,10 @@ __global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(R8, BN))
   }
   fence_operands(acc);
 
+  if (work.tail_q >= 0 && !tail_sum<BN>(acc, tail, work, ring)) return;  // another part adds this tile
   store_wg_tile<BN>(g, acc, partial, split, row_cta, b0, ring);
 #else
-  (void)g, (void)ex, (void)tiles_per_split, (void)partial, (void)x_map;
+  (void)g, (void)ex, (void)tiles_per_split, (void)partial, (void)tail, (void)x_map;
   __trap();  // the launcher picks this kernel only where sm_90a code runs
 #endif
 }
@@ -251,13 +252,36 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   constexpr auto kernel = wgmma_gemm_kernel<Bits, R8, BN>;
   if (const int e = allow_smem_once<kernel>(g.device, S::kSmem); e != 0) return e;
   const int64_t row_ctas = (g.row_tiles + kGemmRowTiles - 1) / kGemmRowTiles, batch_tiles = (g.batch + BN - 1) / BN;
-  if (row_ctas * batch_tiles > INT32_MAX) return static_cast<int>(cudaErrorInvalidValue);
+  // (The tail split adds at most kTailMostSplits x slots CTAs.)
+  if (row_ctas * batch_tiles > INT32_MAX / 2) return static_cast<int>(cudaErrorInvalidValue);
   const int64_t slots = int64_t{std::max(1, ctas_per_sm<kernel>(g.device, kThreads, S::kSmem))} * g.sm_count;
   WgLaunchPlan p;
-  if (const int e = plan_wg_launch(g, row_ctas * batch_tiles, slots, BN, stream, p); e != 0) return e;
-  const dim3 grid(static_cast<unsigned>(row_ctas * batch_tiles), static_cast<unsigned>(p.splits));
-  kernel<<<grid, kThreads, S::kSmem, stream>>>(g, ex, p.tiles_per_split, p.partial, p.x_map);
-  return finish_gemm_launch(cudaGetLastError(), p.partial, p.splits, g, stream);
+  const int64_t tiles = row_ctas * batch_tiles;
+  if (const int e = plan_wg_launch(g, tiles, slots, BN, stream, p); e != 0) return e;
+  // A grid of several waves: its last wave's tiles split k (WgTail), their partial sums and counters in one buffer.
+  WgTail tail;
+  void* tail_buffer = nullptr;
+  int64_t ctas = tiles;
+  constexpr int64_t kPartBytes = int64_t{4} * (BN / 2) * kWgConsumers;
+  if (const WgTailPlan tp = p.splits == 1 ? choose_tail_split(tiles, slots, g.col_tiles, kPartBytes) : WgTailPlan{};
+      tp.splits > 1) {
+    const int64_t tail_tiles = tiles - tp.dp_ctas, part_bytes = kPartBytes * tail_tiles * tp.splits;
+    if (const cudaError_t e = cudaMallocAsync(&tail_buffer, part_bytes + 4 * tail_tiles, stream); e != cudaSuccess)
+      return static_cast<int>(e);
+    int* arrivals = reinterpret_cast<int*>(static_cast<char*>(tail_buffer) + part_bytes);
+    if (const cudaError_t e = cudaMemsetAsync(arrivals, 0, 4 * tail_tiles, stream); e != cudaSuccess) {
+      cudaFreeAsync(tail_buffer, stream);
+      return static_cast<int>(e);
+    }
+    tail = WgTail{static_cast<int>(tp.dp_ctas), tp.splits, tp.tiles_per_split, static_cast<float*>(tail_buffer),
+                  arrivals};
+    ctas = tp.dp_ctas + tail_tiles * tp.splits;
+  }
+  const dim3 grid(static_cast<unsigned>(ctas), static_cast<unsigned>(p.splits));
+  kernel<<<grid, kThreads, S::kSmem, stream>>>(g, ex, p.tiles_per_split, p.partial, tail, p.x_map);
+  const cudaError_t launched = cudaGetLastError();
+  if (tail_buffer) cudaFreeAsync(tail_buffer, stream);
+  return finish_gemm_launch(launched, p.partial, p.splits, g, stream);
 }
 
 template <int Bits, int R8, int BN>
@@ -308,6 +332,46 @@ int choose_splits(int64_t ctas, int64_t slots, int col_tiles, int64_t split_byte
     if (cost < best_cost - 1e-9) best = s, best_cost = cost;
   }
   return best;
+}
+
+// The tail split's cost model, in units of one whole tile's time: the tail's parts run in ceil(rem splits / slots)
+// waves of 1 / splits of a tile plus a fixed cost per part (its prologue: codes, pair table, first chunk), and the last
+// part adds every part's partial sums (read back from L2). Taken where it saves at least kTailMinGain of a tile.
+// Example, 14336x4096 at batch 1024 on 132 SMs: 448 tiles, 3 whole waves and 52 tiles left: 2 splits, cost 0.61.
+namespace {
+constexpr double kTailPartCost = 0.05, kTailSumCost = 0.03, kTailMinGain = 0.1;
+constexpr int kTailMostSplits = 8;
+constexpr int64_t kTailBytes = int64_t{32} << 20;  // the partial sums stay in L2
+std::atomic<int> tail_forced_slots{0}, tail_forced_splits{0};
+}  // namespace
+
+void force_wgmma_tail(int slots, int splits) {
+  tail_forced_slots.store(std::max(-1, slots), std::memory_order_relaxed);
+  tail_forced_splits.store(std::max(0, splits), std::memory_order_relaxed);
+}
+
+WgTailPlan choose_tail_split(int64_t ctas, int64_t slots, int col_tiles, int64_t tile_bytes) {
+  static const bool on = env_flag("HILO_GEMM_TAIL", true);
+  const int forced_slots = tail_forced_slots.load(std::memory_order_relaxed);
+  const int forced_splits = tail_forced_splits.load(std::memory_order_relaxed);
+  if (forced_slots > 0) slots = forced_slots;
+  if ((!on && forced_slots == 0) || forced_slots < 0 || slots <= 0 || ctas <= slots || col_tiles < 2) return {};
+  const int64_t whole = (ctas - 1) / slots, rem = ctas - whole * slots;  // rem: 1 .. slots tiles in the last wave
+  int best = 1;
+  double best_cost = 1.0 - kTailMinGain;
+  for (int s = 2; s <= std::min(kTailMostSplits, col_tiles / 2); ++s) {
+    if (rem * s * tile_bytes > kTailBytes) break;
+    const double waves = static_cast<double>((rem * s + slots - 1) / slots);
+    const double cost = waves * (1.0 / s + kTailPartCost) + kTailSumCost * s;
+    if (cost < best_cost) best = s, best_cost = cost;
+  }
+  if (forced_slots > 0 && forced_splits > 0) best = std::min(forced_splits, col_tiles);
+  WgTailPlan plan;
+  plan.tiles_per_split = (col_tiles + best - 1) / best;
+  plan.splits = (col_tiles + plan.tiles_per_split - 1) / plan.tiles_per_split;
+  if (plan.splits <= 1) return {};
+  plan.dp_ctas = whole * slots;
+  return plan;
 }
 
 int plan_wg_launch(const MmaArgs& g, int64_t ctas, int64_t slots, int bn, cudaStream_t stream, WgLaunchPlan& plan) {

@@ -19,4 +19,16 @@ bool use_wgmma_gemm(const MmaArgs& args);
 void force_wgmma_gemm(int mode);
 int launch_wgmma_gemm(const MmaArgs& args, const GemmExtras& extras, void* stream);
 
+// Split k of the last wave (the one-CTA kernel): a grid of `ctas` output tiles on `slots` resident CTAs that takes
+// several waves, the last part full, runs whole tiles on its first dp_ctas CTAs and splits the remaining tiles
+// `splits` ways (tiles_per_split chunks each; partial sums of tile_bytes per part, at most 32 MiB in all). splits 0:
+// not worth it (the cost model in wgmma_gemm.cu). HILO_GEMM_TAIL=0 never splits. For tests, force_wgmma_tail(slots,
+// splits): slots > 0 takes that many slots and `splits` wherever a tail exists; -1 never splits; 0 the rule.
+struct WgTailPlan {
+  int64_t dp_ctas = 0;
+  int splits = 0, tiles_per_split = 0;
+};
+WgTailPlan choose_tail_split(int64_t ctas, int64_t slots, int col_tiles, int64_t tile_bytes);
+void force_wgmma_tail(int slots, int splits);
+
 }  // namespace hilo::lords::cuda_detail

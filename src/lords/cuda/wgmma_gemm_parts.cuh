@@ -94,6 +94,61 @@ __device__ __forceinline__ void store_wg_tile(const MmaArgs& g, const float (&ac
   }
 }
 
+// Split k of the last wave only (WgTailPlan, wgmma_gemm.hpp): a grid of several waves whose last is part full. CTAs
+// below dp_ctas own whole tiles (blockIdx.x = tile, as without it); then tile dp_ctas + q is split `splits` ways, part
+// p of it on CTA dp_ctas + q splits + p, so the tail's CTAs come last in launch order.
+struct WgTail {
+  int dp_ctas = 0, splits = 0, tiles_per_split = 0;
+  float* partial = nullptr;  // [tail tiles][splits][BN / 2][kWgConsumers]: each thread's accumulators, coalesced
+  int* arrivals = nullptr;   // [tail tiles], zeroed before the launch
+};
+// A CTA's work: its output tile (row CTAs fastest, then batch tiles), its split and chunk range, and for a tail
+// split its tail tile q (else -1).
+struct WgWork {
+  int tile, split, c0, c1, tail_q;
+};
+__device__ __forceinline__ WgWork wg_work_of(const WgTail& tail, int tiles_per_split, int col_tiles) {
+  const int b = static_cast<int>(blockIdx.x);
+  if (tail.splits > 1 && b >= tail.dp_ctas) {
+    const int q = (b - tail.dp_ctas) / tail.splits, part = (b - tail.dp_ctas) % tail.splits;
+    const int c0 = part * tail.tiles_per_split;
+    return {tail.dp_ctas + q, part, c0, min(c0 + tail.tiles_per_split, col_tiles), q};
+  }
+  const int split = static_cast<int>(blockIdx.y), c0 = split * tiles_per_split;
+  return {b, split, c0, min(c0 + tiles_per_split, col_tiles), -1};
+}
+
+// A tail split's epilogue, by the consumer warps: stores this part's accumulators, arrives on the tile's counter, and
+// returns whether this CTA arrived last; that one then holds in acc the sum of every part, added in part order (so the
+// bits do not depend on which part finishes last) and stores the tile. `flag` is 4 bytes of shared memory that no
+// consumer reads or writes any more (the x ring).
+template <int BN>
+__device__ __forceinline__ bool tail_sum(float (&acc)[BN / 2], const WgTail& tail, const WgWork& w, void* flag) {
+  constexpr int kN = BN / 2;
+  const int tid = static_cast<int>(threadIdx.x);
+  float* parts = tail.partial + static_cast<int64_t>(w.tail_q) * tail.splits * kN * kWgConsumers;
+  float* mine = parts + static_cast<int64_t>(w.split) * kN * kWgConsumers;
+#pragma unroll
+  for (int i = 0; i < kN; ++i) __stcg(mine + i * kWgConsumers + tid, acc[i]);
+  __threadfence();  // this thread's partials before the arrival below (the classic last-block reduction)
+  cuda_ptx::named_barrier_sync<kWgConsumers>(1);
+  volatile int* last = static_cast<volatile int*>(flag);
+  if (tid == 0) *last = atomicAdd(tail.arrivals + w.tail_q, 1) == tail.splits - 1;
+  cuda_ptx::named_barrier_sync<kWgConsumers>(1);
+  if (!*last) return false;
+  __threadfence();  // the other parts, fenced before their arrivals, are visible from here on
+  // Parts outermost: each part's kN loads are independent and in flight together. (Elements outermost with a run-time
+  // loop over the parts inside made kN x splits dependent L2 round trips: the first build's tail was 1.2x slower.)
+#pragma unroll
+  for (int i = 0; i < kN; ++i) acc[i] = 0.0f;
+  for (int p = 0; p < tail.splits; ++p) {
+    const float* part = parts + static_cast<int64_t>(p) * kN * kWgConsumers + tid;
+#pragma unroll
+    for (int i = 0; i < kN; ++i) acc[i] += __ldcg(part + i * kWgConsumers);
+  }
+  return true;
+}
+
 // Split k for a grid of `ctas` CTAs on `slots` resident CTA slots, each split costing `split_bytes` of partial sums
 // (wgmma_gemm.cu).
 int choose_splits(int64_t ctas, int64_t slots, int col_tiles, int64_t split_bytes);
