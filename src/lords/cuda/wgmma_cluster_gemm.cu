@@ -391,7 +391,11 @@ int wgmma_cluster_size(const MmaArgs& g) {
   if (mode == 0) return 1;
   if (g.lords && !cluster_fits(g.rank_pad / 8)) return 1;  // (the padded rank's groups bound with_rank_groups' R8)
   const int64_t tiles = (g.batch + kBN - 1) / kBN;
-  if (mode == 1) return tiles % 4 == 0 ? 4 : tiles % 2 == 0 ? 2 : 1;
+  if (mode == 1) {  // HILO_GEMM_XDECODE_C=2 or 4 asks for that size (where it divides the tiles), for sweeps
+    static const int size = env_override("HILO_GEMM_XDECODE_C", 2, 4, 0);
+    if (size == 2 || size == 4) return tiles % size == 0 ? size : 1;
+    return tiles % 4 == 0 ? 4 : tiles % 2 == 0 ? 2 : 1;
+  }
   // The default: where it measured faster (H100, 2026-12-06, docs/results/lords-cuda.md): LoRDS at ranks 49-64
   // (7-8 groups of 8: the scale product it saves is largest) in clusters of 4, 1.21x on 14336x4096 at batch 1024.
   // Clusters of 2 tied with the one-CTA kernel for LoRDS, and block-wise lost with either (it saves only the decode).

@@ -301,7 +301,8 @@ int launch_bits(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
   static const int forced = env_override("HILO_GEMM_BN", 64, 256, 0);
   const int bn = forced == 64 || forced == 128 || forced == 256 ? forced : g.batch <= 64 ? 64 : g.batch <= 128 ? 128 : 256;
   if (bn == 64) return launch_bn<Bits, 64>(g, ex, stream);
-  // The cluster kernel where it is on; where no cluster of it can be resident, the one-CTA kernel below.
+  // The cluster kernel where its rule (or HILO_GEMM_XDECODE) takes it; where it declines at launch (no cluster can be
+  // resident, or by default more waves than the one-CTA kernel), the one-CTA kernel below.
   if (const int cluster = bn == 256 ? wgmma_cluster_size(g) : 1; cluster > 1)
     if (const int e = launch_wgmma_cluster_gemm(g, ex, cluster, stream); e != cudaErrorInvalidConfiguration) return e;
   if (bn == 256) return launch_bn<Bits, 256>(g, ex, stream);
