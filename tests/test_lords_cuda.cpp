@@ -183,6 +183,19 @@ TEST(LordsCuda, BothBatchGemmsMatchTheOracle) {
   }
 }
 
+// Whether the current device runs the wgmma GEMMs (an sm_90a build on a 9.x device).
+bool wgmma_here() {
+  int device = 0;
+  return cudaGetDevice(&device) == cudaSuccess && lords::cuda_detail::sm90a_device(device);
+}
+// Puts the wgmma GEMMs' test hooks (cluster kernel, tail split) back to their rules at the end of a test.
+struct RestoreWgmmaRules {
+  ~RestoreWgmmaRules() {
+    lords::cuda_detail::force_wgmma_cluster_gemm(-1);
+    lords::cuda_detail::force_wgmma_tail(0, 0);
+  }
+};
+
 // The cluster-decoded wgmma GEMM (2 or 4 activation tiles of 256 rows per cluster, each CTA decoding a part of every
 // chunk for all): against the oracle with it on and off, over 2 tiles (C = 2, the second partial), 4 (C = 4, the
 // last partial) and 8 (two clusters on the same rows), every bit width, block-wise and LoRDS at 3, 4 and 7 groups of
@@ -190,15 +203,8 @@ TEST(LordsCuda, BothBatchGemmsMatchTheOracle) {
 // kernel where both take one split (grids of more than a wave): same weights, same rounding, same wgmma order.
 TEST(LordsCuda, ClusterDecodedGemmMatchesTheOneCtaGemm) {
   SKIP_WITHOUT_GPU();
-  int device = 0;
-  ASSERT_EQ(cudaGetDevice(&device), cudaSuccess);
-  if (!lords::cuda_detail::sm90a_device(device)) GTEST_SKIP() << "needs sm_90a (wgmma)";
-  struct Restore {
-    ~Restore() {
-      lords::cuda_detail::force_wgmma_cluster_gemm(-1);
-      lords::cuda_detail::force_wgmma_tail(0, 0);
-    }
-  } restore;
+  if (!wgmma_here()) GTEST_SKIP() << "needs sm_90a (wgmma)";
+  const RestoreWgmmaRules restore;
   lords::cuda_detail::force_wgmma_tail(-1, 0);  // the one-CTA kernel's whole tiles (the cluster kernel has no tail)
   std::mt19937_64 gen(test::fresh_seed());
   using lords::CodebookKind;
@@ -247,15 +253,8 @@ TEST(LordsCuda, ClusterDecodedGemmMatchesTheOneCtaGemm) {
 // order, whichever finishes last).
 TEST(LordsCuda, TailSplitGemmMatchesTheOracle) {
   SKIP_WITHOUT_GPU();
-  int device = 0;
-  ASSERT_EQ(cudaGetDevice(&device), cudaSuccess);
-  if (!lords::cuda_detail::sm90a_device(device)) GTEST_SKIP() << "needs sm_90a (wgmma)";
-  struct Restore {
-    ~Restore() {
-      lords::cuda_detail::force_wgmma_tail(0, 0);
-      lords::cuda_detail::force_wgmma_cluster_gemm(-1);
-    }
-  } restore;
+  if (!wgmma_here()) GTEST_SKIP() << "needs sm_90a (wgmma)";
+  const RestoreWgmmaRules restore;
   lords::cuda_detail::force_wgmma_cluster_gemm(0);  // the cluster kernel has no tail split
   std::mt19937_64 gen(test::fresh_seed());
   using lords::CodebookKind;
@@ -288,9 +287,7 @@ TEST(LordsCuda, TailSplitGemmMatchesTheOracle) {
 // one chunk do not split; the test hook's forced slots and splits, and its off switch.
 TEST(LordsCuda, TailSplitRule) {
   using lords::cuda_detail::choose_tail_split;
-  struct Restore {
-    ~Restore() { lords::cuda_detail::force_wgmma_tail(0, 0); }
-  } restore;
+  const RestoreWgmmaRules restore;
   constexpr int64_t kTile = 128 << 10;
   const auto big = choose_tail_split(448, 132, 32, kTile);
   EXPECT_EQ(big.splits, 2);
