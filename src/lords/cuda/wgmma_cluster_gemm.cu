@@ -156,20 +156,10 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   uint32_t scale_lo[PD], scale_hi[PD];
   uint32_t bfac[S::kLords ? k16_groups(R8) : 1][4];
   const auto load_codes = [&](int c, uint32_t(&ring)[S::kWords], uint32_t& lo, uint32_t& hi) {
-    load_tile<Bits>(codes + static_cast<int64_t>(c) * S::kTileBytes, lane, ring);
-    if constexpr (!S::kLords) load_chunk_scales(g, mtc, c, gq, t, lo, hi);
+    load_chunk_operands<Bits, S::kLords>(g, codes, mtc, c, lane, ring, lo, hi);
   };
-  if (warp < kGemmRowTiles) {
-#pragma unroll
-    for (int d = 0; d < PD; ++d) {
-#pragma unroll
-      for (int i = 0; i < S::kWords; ++i) code_ring[d][i] = 0;
-      scale_lo[d] = scale_hi[d] = 0;
-      if (c0 + d < c1) load_codes(c0 + d, code_ring[d], scale_lo[d], scale_hi[d]);
-    }
-    if constexpr (S::kLords)
-      load_b_factors<k16_groups(R8)>(g.b, static_cast<int64_t>(mtc) * kTileRows, rank_pad_of(R8), lane, bfac);
-  }
+  if (warp < kGemmRowTiles)
+    load_first_operands<Bits, R8, PD>(g, codes, mtc, c0, c1, lane, code_ring, scale_lo, scale_hi, bfac);
   fill_bf16_pair_table<Bits, S::kCopies>(lut, g.values_h, kWgThreads);
   // The tables and every CTA's barriers are ready (mbar_init_fence) before any peer writes or arrives.
   cooperative_groups::this_cluster().sync();
@@ -192,12 +182,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     for (int c = c0; c < c1; ++c) {
       const int i = c - c0, slot = i % kXSlots;
       if (i >= kXSlots) mbar_wait(empty(slot), (i / kXSlots - 1) & 1);
-      if (lane == 0) {
-        const uint32_t dst = x_ring + slot * S::kXBytes;
-        mbar_arrive_expect_tx(full(slot), S::kXBytes);
-        tma_load_2d(dst, &x_map, c * kTileCols, b0, full(slot));
-        tma_load_2d(dst + S::kHalfBytes, &x_map, c * kTileCols + 64, b0, full(slot));
-      }
+      if (lane == 0) tma_x_chunk<kBN>(x_ring + slot * S::kXBytes, &x_map, c, b0, full(slot));
       if (c + 2 < c1) stage_a_t(c + 2);
     }
     cp_async_wait<0>();

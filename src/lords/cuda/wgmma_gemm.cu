@@ -27,7 +27,6 @@ namespace hilo::lords::cuda_detail {
 namespace {
 
 using cuda_ptx::mbar_arrive;
-using cuda_ptx::mbar_arrive_expect_tx;
 using cuda_ptx::mbar_init;
 using cuda_ptx::mbar_init_fence;
 using cuda_ptx::mbar_wait;
@@ -35,7 +34,6 @@ using cuda_ptx::setmaxnreg_dec;
 using cuda_ptx::setmaxnreg_inc;
 using cuda_ptx::cp_async_mbar_arrive;
 using cuda_ptx::smem_desc_sw128;
-using cuda_ptx::tma_load_2d;
 using gpu_layout::kTileCols;
 using gpu_layout::kTileRows;
 constexpr int kSteps = kWgSteps;
@@ -129,20 +127,8 @@ __global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(R8, BN))
   uint32_t code_ring[PD][S::kWords];       // slot d holds chunk c0 + d + k PD
   uint32_t scale_lo[PD], scale_hi[PD];     // block-wise: the chunk's scales (load_chunk_scales)
   uint32_t bfac[S::kLords ? k16_groups(R8) : 1][4];  // LoRDS: the warp's rows of B
-  if (warp < kGemmRowTiles) {
-#pragma unroll
-    for (int d = 0; d < PD; ++d) {
-#pragma unroll
-      for (int i = 0; i < S::kWords; ++i) code_ring[d][i] = 0;
-      scale_lo[d] = scale_hi[d] = 0;
-      if (c0 + d < c1) {
-        load_tile<Bits>(codes + static_cast<int64_t>(c0 + d) * S::kTileBytes, lane, code_ring[d]);
-        if constexpr (!S::kLords) load_chunk_scales(g, mtc, c0 + d, gq, t, scale_lo[d], scale_hi[d]);
-      }
-    }
-    if constexpr (S::kLords)
-      load_b_factors<k16_groups(R8)>(g.b, static_cast<int64_t>(mtc) * kTileRows, rank_pad_of(R8), lane, bfac);
-  }
+  if (warp < kGemmRowTiles)
+    load_first_operands<Bits, R8, PD>(g, codes, mtc, c0, c1, lane, code_ring, scale_lo, scale_hi, bfac);
   fill_bf16_pair_table<Bits>(lut, g.values_h, kThreads);
   __syncthreads();  // the table and the barriers are ready (one barrier for all warps: the producer's too)
 
@@ -162,12 +148,7 @@ __global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(R8, BN))
     for (int c = c0; c < c1; ++c) {
       const int i = c - c0, slot = i % S::kSlots;
       if (i >= S::kSlots) mbar_wait(empty(slot), (i / S::kSlots - 1) & 1);
-      if (lane == 0) {
-        const uint32_t dst = ring_u32 + slot * S::kXBytes;
-        mbar_arrive_expect_tx(full(slot), S::kXBytes);
-        tma_load_2d(dst, &x_map, c * kTileCols, b0, full(slot));
-        tma_load_2d(dst + S::kHalfBytes, &x_map, c * kTileCols + 64, b0, full(slot));
-      }
+      if (lane == 0) tma_x_chunk<BN>(ring_u32 + slot * S::kXBytes, &x_map, c, b0, full(slot));
       // A^T runs a chunk ahead of x (a few KB), so that the consumers never wait for it.
       if (c + 1 < c1) stage_a_t(c + 1);
     }
@@ -229,10 +210,8 @@ __global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(R8, BN))
             }
         }
       }
-      if (c + PD < c1) {
-        load_tile<Bits>(codes + static_cast<int64_t>(c + PD) * S::kTileBytes, lane, code_ring[d]);
-        if constexpr (!S::kLords) load_chunk_scales(g, mtc, c + PD, gq, t, scale_lo[d], scale_hi[d]);
-      }
+      if (c + PD < c1)
+        load_chunk_operands<Bits, S::kLords>(g, codes, mtc, c + PD, lane, code_ring[d], scale_lo[d], scale_hi[d]);
     }
     wgmma_wait<0>();
   }
@@ -262,7 +241,7 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   WgTail tail;
   void* tail_buffer = nullptr;
   int64_t ctas = tiles;
-  constexpr int64_t kPartBytes = int64_t{4} * (BN / 2) * kWgConsumers;
+  constexpr int64_t kPartBytes = 4 * wg_tail_part_floats(BN);
   if (const WgTailPlan tp = p.splits == 1 ? choose_tail_split(tiles, slots, g.col_tiles, kPartBytes) : WgTailPlan{};
       tp.splits > 1) {
     const int64_t tail_tiles = tiles - tp.dp_ctas, part_bytes = kPartBytes * tail_tiles * tp.splits;

@@ -48,6 +48,42 @@ __device__ __forceinline__ uint32_t chunk_scales(const MmaArgs& g, int c, int t,
   return block_of(g, c * gpu_layout::kTileCols) + t < g.scale_blocks ? lo | hi << 16 : 0;
 }
 
+// A consumer warp's operands of chunk c of its tile mtc (`codes`: the tile's first chunk): the codes into `ring`,
+// and for block-wise the chunk's scales into lo / hi (load_chunk_scales).
+template <int Bits, bool Lords>
+__device__ __forceinline__ void load_chunk_operands(const MmaArgs& g, const uint8_t* codes, int mtc, int c, int lane,
+                                                    uint32_t (&ring)[2 * Bits], uint32_t& lo, uint32_t& hi) {
+  load_tile<Bits>(codes + static_cast<int64_t>(c) * (256 * Bits), lane, ring);
+  if constexpr (!Lords) load_chunk_scales(g, mtc, c, lane / 4, lane % 4, lo, hi);
+}
+
+// A consumer warp's first requests, before the pair table is filled: the codes (and block-wise scales) of chunks
+// c0 .. c0 + PD - 1 (zeros past c1) and LoRDS' B factors of its 16 rows.
+template <int Bits, int R8, int PD>
+__device__ __forceinline__ void load_first_operands(const MmaArgs& g, const uint8_t* codes, int mtc, int c0, int c1,
+                                                    int lane, uint32_t (&ring)[PD][2 * Bits], uint32_t (&lo)[PD],
+                                                    uint32_t (&hi)[PD], uint32_t (&bfac)[R8 > 0 ? k16_groups(R8) : 1][4]) {
+#pragma unroll
+  for (int d = 0; d < PD; ++d) {
+#pragma unroll
+    for (int i = 0; i < 2 * Bits; ++i) ring[d][i] = 0;
+    lo[d] = hi[d] = 0;
+    if (c0 + d < c1) load_chunk_operands<Bits, (R8 > 0)>(g, codes, mtc, c0 + d, lane, ring[d], lo[d], hi[d]);
+  }
+  if constexpr (R8 > 0)
+    load_b_factors<k16_groups(R8)>(g.b, static_cast<int64_t>(mtc) * gpu_layout::kTileRows, rank_pad_of(R8), lane,
+                                   bfac);
+}
+
+// The producer's x for chunk c: BN activation rows from b0, two 64-column boxes (swizzled) into dst, counted on
+// mbarrier `full` (one lane).
+template <int BN>
+__device__ __forceinline__ void tma_x_chunk(uint32_t dst, const CUtensorMap* x_map, int c, int b0, uint32_t full) {
+  cuda_ptx::mbar_arrive_expect_tx(full, wg_x_bytes(BN));
+  cuda_ptx::tma_load_2d(dst, x_map, c * gpu_layout::kTileCols, b0, full);
+  cuda_ptx::tma_load_2d(dst + wg_x_bytes(BN) / 2, x_map, c * gpu_layout::kTileCols + 64, b0, full);
+}
+
 // The epilogue of a CTA's tile (rows row_cta x 128 .., activation rows b0 .. + BN - 1), called by the consumer warps
 // alone. acc[4j + e]: CTA row 16 warp + gq + 8 (e / 2), activation row b0 + 8j + 2t + e % 2. With split k, the f32
 // partial sums of split `split`; else bf16 outputs through shared memory at `staging` (the x ring: every chunk has
@@ -99,9 +135,11 @@ __device__ __forceinline__ void store_wg_tile(const MmaArgs& g, const float (&ac
 // p of it on CTA dp_ctas + q splits + p, so the tail's CTAs come last in launch order.
 struct WgTail {
   int dp_ctas = 0, splits = 0, tiles_per_split = 0;
-  float* partial = nullptr;  // [tail tiles][splits][BN / 2][kWgConsumers]: each thread's accumulators, coalesced
+  float* partial = nullptr;  // [tail tiles][splits][wg_tail_part_floats(BN)]
   int* arrivals = nullptr;   // [tail tiles], zeroed before the launch
 };
+// One part's partial sums: [BN / 2][kWgConsumers], each consumer thread's accumulators, coalesced.
+constexpr int64_t wg_tail_part_floats(int bn) { return int64_t{bn / 2} * kWgConsumers; }
 // A CTA's work: its output tile (row CTAs fastest, then batch tiles), its split and chunk range, and for a tail
 // split its tail tile q (else -1).
 struct WgWork {
@@ -126,8 +164,8 @@ template <int BN>
 __device__ __forceinline__ bool tail_sum(float (&acc)[BN / 2], const WgTail& tail, const WgWork& w, void* flag) {
   constexpr int kN = BN / 2;
   const int tid = static_cast<int>(threadIdx.x);
-  float* parts = tail.partial + static_cast<int64_t>(w.tail_q) * tail.splits * kN * kWgConsumers;
-  float* mine = parts + static_cast<int64_t>(w.split) * kN * kWgConsumers;
+  float* parts = tail.partial + w.tail_q * tail.splits * wg_tail_part_floats(BN);
+  float* mine = parts + w.split * wg_tail_part_floats(BN);
 #pragma unroll
   for (int i = 0; i < kN; ++i) __stcg(mine + i * kWgConsumers + tid, acc[i]);
   __threadfence();  // this thread's partials before the arrival below (the classic last-block reduction)
@@ -142,7 +180,7 @@ __device__ __forceinline__ bool tail_sum(float (&acc)[BN / 2], const WgTail& tai
 #pragma unroll
   for (int i = 0; i < kN; ++i) acc[i] = 0.0f;
   for (int p = 0; p < tail.splits; ++p) {
-    const float* part = parts + static_cast<int64_t>(p) * kN * kWgConsumers + tid;
+    const float* part = parts + p * wg_tail_part_floats(BN) + tid;
 #pragma unroll
     for (int i = 0; i < kN; ++i) acc[i] += __ldcg(part + i * kWgConsumers);
   }
