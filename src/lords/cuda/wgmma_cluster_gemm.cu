@@ -263,7 +263,10 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     const uint32_t x_slot = x_ring + xs * S::kXBytes, w_slot = w_lane + (i % kWSlots) * kWBytes;
     const uint32_t next_blocks = next ? blocks_of(c + 1) : 0;
     const uint32_t next_sc = S::kLords || !next ? 0 : chunk_scales(g, c + 1, t, scale_lo[nd], scale_hi[nd]);
+    // Fragments are loaded two steps ahead (a short-scoreboard stall before each wgmma when it was one: Nsight,
+    // fourteenth session): steps 0 and 1 here, step s + 2 after step s's wgmma has issued.
     lds_v4(w_slot, a[0]);
+    lds_v4(w_slot + kFragBytes, a[1]);
     uint32_t own[S::kWords];
 #pragma unroll
     for (int s = 0; s < kWgSteps; ++s) {
@@ -276,11 +279,11 @@ __global__ void __launch_bounds__(kWgThreads, 1)
       if (s + 1 == kWgSteps && lane == 0 && c + kWSlots < c1)
 #pragma unroll
         for (int r = 0; r < C; ++r) mbar_arrive_cluster(cluster_addr(w_empty(i % kWSlots, warp), r));
-      if (s + 1 < kWgSteps) {
-        wgmma_wait<2>();  // steps s - 2 and older are done: a[(s + 1) % 4] is free
-        if (s == 1 && i > 0 && lane == 0) mbar_arrive(empty((i - 1) % kXSlots));
-        lds_v4(w_slot + (s + 1) * kFragBytes, a[(s + 1) % 4]);
-      }
+      // Steps s - 2 and older are done: a[(s + 2) % 4] is free for step s + 2; after the last two steps the wait
+      // frees a[0] and a[1] for the next chunk's first loads.
+      if (s != kWgSteps - 2) wgmma_wait<2>();
+      if (s == 1 && i > 0 && lane == 0) mbar_arrive(empty((i - 1) % kXSlots));
+      if (s + 2 < kWgSteps) lds_v4(w_slot + (s + 2) * kFragBytes, a[(s + 2) % 4]);
       if (s % kEvery == 0 && next) {
         const int k = s / kEvery;
         if (k == 0) {
