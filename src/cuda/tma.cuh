@@ -50,6 +50,14 @@ __device__ __forceinline__ void st_async_16(uint32_t remote, const uint32_t (&v)
                : "memory");
 }
 
+// `bytes` (a multiple of 16; both addresses 16-byte aligned) from global memory into shared memory at dst, counted
+// as complete_tx bytes on `bar` (a 1D bulk copy: no tensor map).
+__device__ __forceinline__ void bulk_copy_g2s(uint32_t dst, const void* src, uint32_t bytes, uint32_t bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(dst),
+               "l"(src), "r"(bytes), "r"(bar)
+               : "memory");
+}
+
 // The box of the 2D tensor map `map` (a __grid_constant__ kernel parameter) at element (x: inner, y: outer) into
 // shared memory at dst (aligned as the map's swizzle needs); its bytes complete_tx on `bar`. Out-of-range elements
 // are written as zeros and counted.

@@ -38,6 +38,7 @@
 #include <mutex>
 #include <tuple>
 
+#include "../../cuda/tma.cuh"
 #include "../gpu_layout.hpp"
 #include "lords_gemv.hpp"
 #include "mma_common.cuh"
@@ -83,13 +84,16 @@ struct LordsGeometry {
   int wr = 0, wc = 0;  // warps along rows (the kernel's MT row tiles each) x along column tiles; wr x wc = warps_per_cta
   int ks = 0, tiles_per_cta = 0;
   bool grid_sum = false;  // slabs add their sums through global memory (GridSum) instead of a cluster
-  int stage_tiles = 0, stages = 0;  // x * A is staged in chunks of stage_tiles column tiles (two buffers if > 1)
+  // mma.sync: x * A is staged in chunks of stage_tiles column tiles (two buffers if stages > 1). wgmma (ring): a ring
+  // of stage_tiles slots of one column tile each, stages 1.
+  int stage_tiles = 0, stages = 0;
+  bool ring = false;
   size_t smem = 0;
 };
 
 // Byte offsets of the shared-memory regions (after the pair table at 0).
 struct LordsSmem {
-  uint32_t x, frag, b, partial, sum, inbox, total;
+  uint32_t x, frag, b, partial, sum, inbox, ring, total;
 };
 
 // mt: the kernel's row tiles per warp (MT).
@@ -104,7 +108,8 @@ __host__ __device__ inline LordsSmem smem_layout(const LordsGeometry& geo, int m
   l.partial = l.b + rows * S::kBRowBytes;
   l.sum = l.partial + 4u * geo.wc * rows;
   l.inbox = l.sum + 4u * rows;
-  l.total = l.inbox + 4u * cluster_inbox_floats(static_cast<int>(rows), geo.ks);
+  l.ring = (l.inbox + 4u * cluster_inbox_floats(static_cast<int>(rows), geo.ks) + 15u) / 16u * 16u;
+  l.total = l.ring + (geo.ring ? 16u * geo.stage_tiles : 0u);  // the ring's mbarrier and release count per slot
   return l;
 }
 
@@ -206,7 +211,26 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
   const int c0 = blockIdx.x * geo.tiles_per_cta, ntiles = min(geo.tiles_per_cta, g.col_tiles - c0);
   const int rt0 = blockIdx.y * kMT * geo.wr;
   const int groups = g.rank_pad / 8;
-  const bool prepared = pre.xa != nullptr;
+  const bool prepared = Wg || pre.xa != nullptr;  // the wgmma variants always run behind the prepass
+  // wgmma: the prepared x * A streams through a ring of SPT slots of one column tile each, by bulk copies counted on
+  // a full barrier per slot; the warp whose release completes a slot's count refills it (no CTA barrier in the loop).
+  const uint32_t ring_full = smem_u32(smem + L.ring);  // + 8 x slot
+  unsigned* ring_released = reinterpret_cast<unsigned*>(smem + L.ring + 8 * SPT);
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  const auto issue_tile = [&](int lt) {  // one thread: column tile lt of the slab into its slot
+    const uint32_t bar = ring_full + 8u * (lt % SPT);
+    cuda_ptx::mbar_arrive_expect_tx(bar, S::kFragTileBytes);
+    cuda_ptx::bulk_copy_g2s(smem_u32(frag) + (lt % SPT) * S::kFragTileBytes,
+                            pre.xa + static_cast<int64_t>(c0 + lt) * kFragTile, S::kFragTileBytes, bar);
+  };
+  if (Wg && tid == 0) {
+    for (int i = 0; i < SPT; ++i) {
+      cuda_ptx::mbar_init(ring_full + 8u * i, 1);
+      ring_released[i] = 0;
+    }
+    cuda_ptx::mbar_init_fence();
+  }
+#endif
 
   // 1. By cp.async, before the codes (L2 hits that would otherwise queue behind them): x of the slab (zero past the
   // layer), the CTA's rows of B (the first NTR x 8 ranks), and x * A's first two chunks still as A. With the prepass,
@@ -235,12 +259,12 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
     if (prepared) {
       const uint4* src = reinterpret_cast<const uint4*>(pre.xa + static_cast<int64_t>(c0 + lt0) * kSteps * NTR * 32);
       for (int q = tid; q < runs * NTR * 16; q += kThreads) cp_async16(dst + 16 * q, src + q, 16);
-      return;
-    }
-    for (int cs = warp; cs < runs; cs += kWarps) {
-      const unsigned char* src =
-          reinterpret_cast<const unsigned char*>(g.a) + (static_cast<int64_t>(c0 + lt0) * kSteps + cs) * groups * 256;
-      for (int q = lane; q < NTR * 16; q += 32) cp_async16(dst + (cs * NTR * 16 + q) * 16, src + 16 * q, 16);
+    } else {
+      for (int cs = warp; cs < runs; cs += kWarps) {
+        const unsigned char* src =
+            reinterpret_cast<const unsigned char*>(g.a) + (static_cast<int64_t>(c0 + lt0) * kSteps + cs) * groups * 256;
+        for (int q = lane; q < NTR * 16; q += 32) cp_async16(dst + (cs * NTR * 16 + q) * 16, src + 16 * q, 16);
+      }
     }
   };
   // Commit groups at the first wait: [x, B, chunk 0], chunk 1 (x in a group of its own between them when it comes
@@ -273,7 +297,13 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
   fill_pair_table<Bits>(g.values_h, smem, kThreads);
   float unscale = 1.0f;
   griddep_wait();
-  if (prepared) {
+  if (Wg) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    if (tid == 0)
+      for (int lt = 0; lt < min(SPT, ntiles); ++lt) issue_tile(lt);
+#endif
+    unscale = pre.unscale[blockIdx.x];
+  } else if (prepared) {
     copy_a(0);
     cp_async_commit();
     unscale = pre.unscale[blockIdx.x];
@@ -281,11 +311,14 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
     request_x();
     cp_async_commit();
   }
-  if (geo.stages > 1) copy_a(1);
+  if (!Wg && geo.stages > 1) copy_a(1);
   cp_async_commit();
   if (tid < kWarps) warp_max[tid] = 0;
-  cp_async_wait<1>();
-  __syncthreads();
+  if (Wg)
+    cp_async_wait<0>();  // B, the only cp.async group
+  else
+    cp_async_wait<1>();
+  __syncthreads();  // (wgmma: B and the pair table; the ring's barriers are initialised)
 
   // 4. One power of two for the slab brings max |x| max |A| just under 2^15 (fp16 holds x * A to 11 bits).
   float scale = 1.0f;
@@ -297,13 +330,10 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
     scale = ldexpf(1.0f, e2);
     unscale = ldexpf(1.0f, -e2);
   }
-  // A -> x * A * scale (fp16) in place; prepared chunks only need their cp.async writes made visible to wgmma. The
-  // main loop's barrier follows either way.
+  // mma.sync: A -> x * A * scale (fp16) in place (prepared chunks are ready as copied); the main loop's barrier
+  // follows.
   const auto convert = [&](int st) {
-    if (prepared) {
-      if constexpr (Wg) fence_proxy_async();
-      return;
-    }
+    if (prepared) return;
     __syncwarp();  // the runs this warp copied (after each lane's cp.async wait) are visible to all its lanes
     const int lt0 = st * SPT, runs = min(SPT, ntiles - lt0) * kSteps;
     uint2* f = frag + (st & 1) * SPT * kFragTile;
@@ -314,14 +344,11 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
 #pragma unroll
       for (int j = 0; j < NTR; ++j) {
         uint2* entry = f + (cs * NTR + j) * 32;
-        const uint2 out = xa_entry(x0, x1, entry[lane], scale);
-        if constexpr (Wg) __syncwarp();  // every lane has read the run before any lane rewrites it
-        put_xa<Wg>(entry, lane, out);
+        put_xa<false>(entry, lane, xa_entry(x0, x1, entry[lane], scale));
       }
     }
-    if constexpr (Wg) fence_proxy_async();  // the generic-proxy writes above feed wgmma
   };
-  convert(0);
+  if (!Wg) convert(0);
 
   // 5. Main loop over the chunks: per tile and step, 4 pair lookups per row tile, then per rank n-tile one B fragment
   // and an mma per row tile.
@@ -338,47 +365,76 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
       for (int slot = 0; slot < 4; ++slot)
         a[m][slot] = *reinterpret_cast<const uint32_t*>(smem + lut_offset<Bits>(w[m], 4 * s + slot, lane4));
   };
-  const int per_warp = SPT / WC;  // this warp's tiles per chunk, a multiple of PD (ring slots stay aligned)
-  for (int st = 0; st < geo.stages; ++st) {
-    if (st > 0) {
-      cp_async_wait<1>();
-      convert(st);
-    }
-    __syncthreads();  // chunk st's fragments are complete
-    const uint2* fr = frag + (st & 1) * SPT * kFragTile + lane;
-    for (int i0 = 0; i0 < per_warp; i0 += PD) {
-#pragma unroll
-      for (int d = 0; d < PD; ++d) {  // ring slot d holds this warp's tile st x per_warp + i0 + d
-        const int lt = st * SPT + wc + WC * (i0 + d);
-        if (i0 + d >= per_warp || lt >= ntiles) break;
-        if constexpr (Wg) {
+  if constexpr (Wg) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-          // Per half tile (4 steps): the warpgroup's 8 wgmma (2 row-tile slots x 4 steps) on x * A's core matrices
-          // as one group, then the next half's 16 lookups while it runs. The A registers alternate between two half
-          // sets, rewritten only after the group that read them has completed (wait 1).
-          const uint32_t tile_addr = smem_u32(fr - lane + (lt - st * SPT) * kFragTile);
-          uint32_t a[2][kSteps / 2][kMT][4];
+    // This warp's tiles are lt = wc + WC i; tile lt sits in ring slot lt % SPT once the slot's barrier completes phase
+    // lt / SPT. Per half tile (4 steps): the warpgroup's wgmma (row-tile slots x 4 steps) on x * A's core matrices as
+    // one group, then the next half's lookups while it runs. The A registers alternate between two half sets,
+    // rewritten only after the group that read them has completed (wait 1); that wait in a tile's first half also
+    // retires the previous tile's last group, which is when the warp releases the previous tile.
+    const uint32_t frag_base = smem_u32(frag);
+    const auto release = [&](int lt) {  // the wr warps of a column group read each of its tiles
+      __syncwarp();
+      if (lane == 0 && lt + SPT < ntiles &&
+          atomicAdd(ring_released + lt % SPT, 1u) + 1u == static_cast<unsigned>(lt / SPT + 1) * geo.wr)
+        issue_tile(lt + SPT);
+    };
+    const int mine = ntiles > wc ? (ntiles - wc + WC - 1) / WC : 0;
+    int prev = -1;
+    for (int i0 = 0; i0 < mine; i0 += PD) {
 #pragma unroll
-          for (int s = 0; s < kSteps / 2; ++s) decode(buf[d], s, a[0][s]);
+      for (int d = 0; d < PD; ++d) {  // code ring slot d holds this warp's tile i0 + d
+        const int i = i0 + d, lt = wc + WC * i;
+        if (i >= mine) break;
+        const uint32_t tile_addr = frag_base + (lt % SPT) * S::kFragTileBytes;
+        uint32_t a[2][kSteps / 2][kMT][4];
 #pragma unroll
-          for (int half = 0; half < 2; ++half) {
-            wgmma_fence();
+        for (int s = 0; s < kSteps / 2; ++s) decode(buf[d], s, a[0][s]);
+        cuda_ptx::mbar_wait(ring_full + 8u * (lt % SPT), (lt / SPT) & 1);
 #pragma unroll
-            for (int s = 0; s < kSteps / 2; ++s) {
-              const uint64_t desc = smem_desc_noswizzle(tile_addr + (half * kSteps / 2 + s) * NTR * 256, 128, 256);
+        for (int half = 0; half < 2; ++half) {
+          wgmma_fence();
 #pragma unroll
-              for (int m = 0; m < kMT; ++m) wgmma_m64nNk16_f16_rs<8 * NTR>(acc[m], a[half][s][m], desc);
-            }
-            wgmma_commit();
-            wgmma_wait<1>();
-            if (half == 0)
+          for (int s = 0; s < kSteps / 2; ++s) {
+            const uint64_t desc = smem_desc_noswizzle(tile_addr + (half * kSteps / 2 + s) * NTR * 256, 128, 256);
 #pragma unroll
-              for (int s = 0; s < kSteps / 2; ++s) decode(buf[d], kSteps / 2 + s, a[1][s]);
+            for (int m = 0; m < kMT; ++m) wgmma_m64nNk16_f16_rs<8 * NTR>(acc[m], a[half][s][m], desc);
           }
+          wgmma_commit();
+          wgmma_wait<1>();
+          if (half == 0) {
+            if (prev >= 0) release(prev);
+#pragma unroll
+            for (int s = 0; s < kSteps / 2; ++s) decode(buf[d], kSteps / 2 + s, a[1][s]);
+          }
+        }
+        prev = lt;
+        const int next = lt + PD * WC;  // refill the code slot with this warp's tile PD ahead
+        if (next < ntiles)
+#pragma unroll
+          for (int m = 0; m < kMT; ++m) load_tile<Bits>(codes[m] + static_cast<int64_t>(next) * kTileBytes, lane, buf[d][m]);
+      }
+    }
+    wgmma_wait<0>();
+#pragma unroll
+    for (int m = 0; m < kMT; ++m) fence_operands(acc[m]);
 #else
-          __trap();  // the launcher picks this variant only where sm_90a code runs
+    __trap();  // the launcher picks this variant only where sm_90a code runs
 #endif
-        } else {
+  } else {
+    const int per_warp = SPT / WC;  // this warp's tiles per chunk, a multiple of PD (ring slots stay aligned)
+    for (int st = 0; st < geo.stages; ++st) {
+      if (st > 0) {
+        cp_async_wait<1>();
+        convert(st);
+      }
+      __syncthreads();  // chunk st's fragments are complete
+      const uint2* fr = frag + (st & 1) * SPT * kFragTile + lane;
+      for (int i0 = 0; i0 < per_warp; i0 += PD) {
+#pragma unroll
+        for (int d = 0; d < PD; ++d) {  // ring slot d holds this warp's tile st x per_warp + i0 + d
+          const int lt = st * SPT + wc + WC * (i0 + d);
+          if (i0 + d >= per_warp || lt >= ntiles) break;
           const uint2* xt = fr + (lt - st * SPT) * kFragTile;
 #pragma unroll
           for (int s = 0; s < kSteps; ++s) {
@@ -391,27 +447,19 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
               for (int m = 0; m < kMT; ++m) mma16816(*reinterpret_cast<float(*)[4]>(&acc[m][4 * j]), a[m], b);
             }
           }
+          const int next = lt + PD * WC;  // refill the slot with this warp's tile PD ahead
+          if (next < ntiles)
+#pragma unroll
+            for (int m = 0; m < kMT; ++m) load_tile<Bits>(codes[m] + static_cast<int64_t>(next) * kTileBytes, lane, buf[d][m]);
         }
-        const int next = lt + PD * WC;  // refill the slot with this warp's tile PD ahead
-        if (next < ntiles)
-#pragma unroll
-          for (int m = 0; m < kMT; ++m) load_tile<Bits>(codes[m] + static_cast<int64_t>(next) * kTileBytes, lane, buf[d][m]);
       }
+      if (st + 2 < geo.stages) {
+        __syncthreads();  // every warp is done with buffer st % 2
+        copy_a(st + 2);
+      }
+      cp_async_commit();  // possibly empty: at chunk st the pending groups are always chunks st and st + 1
     }
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    if constexpr (Wg) wgmma_wait<0>();  // done reading this chunk's buffer
-#endif
-    if (st + 2 < geo.stages) {
-      __syncthreads();  // every warp is done with buffer st % 2
-      copy_a(st + 2);
-    }
-    cp_async_commit();  // possibly empty: at chunk st the pending groups are always chunks st and st + 1
   }
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  if constexpr (Wg)
-#pragma unroll
-    for (int m = 0; m < kMT; ++m) fence_operands(acc[m]);
-#endif
 
   // 6. y = sum_k B z: per lane rows gq, gq + 8 of each row tile x ranks 8 j + 2t, + 1; the 4 lanes of a row, then the
   // column groups (in order), then the slabs of the cluster (in order).
@@ -496,9 +544,10 @@ const Overrides& overrides() {
   return o;
 }
 std::atomic<int> prepass_forced{-1};  // force_lords_xa_prepass
+// The wgmma variants always take it (their ring streams the prepared x * A); the switches choose for mma.sync.
 bool use_prepass(bool wgmma) {
   const int f = prepass_forced.load(std::memory_order_relaxed), mode = f >= 0 ? f : overrides().prepass;
-  return mode >= 0 ? mode != 0 : wgmma;
+  return wgmma || mode > 0;
 }
 // Split k through global memory (GridSum): 1 for every split geometry, 0 never, -1 where the cost model prefers it
 // (only with the prepass, which zeroes the counters: without it a memset would sit between the previous kernel and
@@ -519,6 +568,17 @@ LordsGeometry make_geometry(const MmaArgs& g, int wr, int ks) {
   geo.wc = warps_per_cta(Wg, MT) / wr;
   geo.tiles_per_cta = (g.col_tiles + ks - 1) / ks;
   geo.ks = (g.col_tiles + geo.tiles_per_cta - 1) / geo.tiles_per_cta;
+  if constexpr (Wg) {  // a ring of whole column tiles: the slab where it fits, else as many slots as fit
+    geo.ring = true;
+    geo.stages = geo.stage_tiles = 1;
+    const size_t fixed = smem_layout<Bits, NTR>(geo, MT).total - S::kFragTileBytes - 16;
+    const int fit = static_cast<int>((kMaxSmemBytes - std::min<size_t>(fixed, kMaxSmemBytes)) / (S::kFragTileBytes + 16));
+    const int want = overrides().stage > 0 ? overrides().stage : (geo.tiles_per_cta + geo.wc - 1) / geo.wc * geo.wc;
+    geo.stage_tiles = std::min(want, fit) / geo.wc * geo.wc;  // a multiple of the column groups
+    if (geo.stage_tiles < std::min(2 * geo.wc, want)) return {};
+    geo.smem = smem_layout<Bits, NTR>(geo, MT).total;
+    return geo.smem <= kMaxSmemBytes ? geo : LordsGeometry{};
+  }
   const int unit = geo.wc * code_depth(NTR, Wg);  // chunks hold whole rounds of the warps' code rings
   const int whole = (geo.tiles_per_cta + unit - 1) / unit * unit;
   geo.stage_tiles = whole;
