@@ -371,6 +371,30 @@ TEST(LordsCuda, LordsGemvGridSumMatchesTheOracle) {
   }
 }
 
+// The wgmma GEMV's x * A ring (lords_gemv.cu): 1, 2 and 4 column groups of warps (16, 8 and 4 row warps; the
+// 3-bit variant's 8 warps: 1 and 2), one slab and several, the rule's slots and the fewest (two per column group: a
+// refill after every tile), against the oracle.
+TEST(LordsCuda, LordsGemvRingMatchesTheOracle) {
+  SKIP_WITHOUT_GPU();
+  struct Restore {
+    ~Restore() { lords::cuda_detail::force_lords_gemv_geometry(0, 0, 0); }
+  } restore;
+  std::mt19937_64 gen(test::fresh_seed());
+  using lords::CodebookKind;
+  using lords::Method;
+  const std::vector<int64_t> one{1};
+  for (int wr : {16, 8, 4})
+    for (int slabs : {1, 3})
+      for (bool fewest : {false, true}) {
+        lords::cuda_detail::force_lords_gemv_geometry(wr, slabs, fewest ? 2 * (16 / wr) : 0);
+        check_case({Method::Lords, CodebookKind::NF, 4, 64, 200, 4096, 49, 1, one}, gen);
+      }
+  for (int wr : {8, 4}) {
+    lords::cuda_detail::force_lords_gemv_geometry(wr, 2, 2 * (8 / wr));
+    check_case({Method::Lords, CodebookKind::INT, 3, 64, 130, 2048, 64, 1, one}, gen);
+  }
+}
+
 // Which kernel the LoRDS GEMV takes (host code, no GPU needed; HILO_LORDS_WG* unset): mma.sync with two row tiles
 // per warp without sm_90a and at ranks <= 16; wgmma at ranks 49-64, with one row tile per warp for 4-bit codes and
 // two for 3- and 2-bit codes; at ranks 17-32 only on layers at least twice as wide as tall, one row tile per warp.

@@ -20,12 +20,17 @@
 // ceil(rank / 8) n-tiles of the padded factors (7 of 8 at rank 49), and above rank 32 (or 16 on wide layers)
 // multiplies on wgmma where the build has sm_90a (wgmma_rank_product). Measured: docs/results/lords-cuda.md.
 //
-// x * A prepass (on by default for the wgmma variants, ranks 33-64; HILO_LORDS_XA_PREPASS=0/1 forces it off/on):
-// every row range converts the same slab of x * A, so a small kernel can do it once per call into a scratch buffer, in
-// the layout the GEMV stages and with the same per-slab scale (the results are bit-identical); the GEMV, launched
-// behind it with programmatic dependent launch, requests its codes, B and pair table first and copies the prepared
-// x * A after griddep_wait(). It took the wgmma shapes 14-17% faster (H100 and H200) and cost the mma.sync shapes
-// 0.3 us on the H100 (docs/results/lords-cuda.md), hence the default.
+// x * A prepass (always for the wgmma variants; for mma.sync HILO_LORDS_XA_PREPASS=1 turns it on): every row range
+// converts the same slab of x * A, so a small kernel can do it once per call into a scratch buffer, in the layout the
+// GEMV stages and with the same per-slab scale (the results are bit-identical); the GEMV, launched behind it with
+// programmatic dependent launch, requests its codes, B and pair table first and copies the prepared x * A after
+// griddep_wait(). It took the wgmma shapes 14-17% faster (H100 and H200) and cost the mma.sync shapes 0.3 us on the
+// H100 (docs/results/lords-cuda.md), hence the default.
+//
+// The wgmma variants stream the prepared x * A through a ring of slots of one column tile each (1D bulk copies, a
+// full mbarrier per slot; the warp whose release completes a slot's count refills it), so their main loop has no CTA
+// barrier and its first tile lands after one tile's copy rather than a chunk's; the mma.sync variants stage two
+// chunk buffers between CTA barriers (they convert x * A in place when there is no prepass).
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -522,9 +527,9 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
 }
 
 // Tuning overrides for sweeps: HILO_LORDS_WR (warps along rows: 2, 4, 8, 16), HILO_LORDS_SPLIT (slabs, 1..8),
-// HILO_LORDS_STAGE (tiles per x * A chunk), HILO_LORDS_WGMMA=0 (mma.sync at every rank); HILO_LORDS_VERBOSE=1 prints
-// the chosen geometry. HILO_LORDS_XA_PREPASS=1 / 0 converts x * A once per call (xa_prepass_kernel) for every
-// variant / none; unset, the wgmma variants do (-1: the measured default). HILO_LORDS_GRID_SUM=1 / 0: split k through
+// HILO_LORDS_STAGE (tiles per x * A chunk; wgmma: ring slots), HILO_LORDS_WGMMA=0 (mma.sync at every rank); HILO_LORDS_VERBOSE=1 prints
+// the chosen geometry. HILO_LORDS_XA_PREPASS=1 converts x * A once per call (xa_prepass_kernel) for the mma.sync
+// variants too (the wgmma variants always do). HILO_LORDS_GRID_SUM=1 / 0: split k through
 // global memory for every wgmma split / never (GridSum). HILO_LORDS_WG_MT=1 / 2: the wgmma variant with 16 warps of one
 // row tile / 8 warps of two at ranks 49-64 (unset: wgmma_row_tiles' rule). HILO_LORDS_WG_NTR=4 / 7: wgmma from that
 // many rank n-tiles up, ranks 17-32 / 49-64 (unset: wgmma_rank_product's rule).
@@ -544,6 +549,15 @@ const Overrides& overrides() {
   return o;
 }
 std::atomic<int> prepass_forced{-1};  // force_lords_xa_prepass
+// force_lords_gemv_geometry: row warps, slabs, x * A chunk tiles / ring slots (0: the rule or HILO_LORDS_*).
+std::atomic<int> wr_forced{0}, ks_forced{0}, stage_forced{0};
+int forced_or(const std::atomic<int>& forced, int env) {
+  const int f = forced.load(std::memory_order_relaxed);
+  return f > 0 ? f : env;
+}
+int wr_override() { return forced_or(wr_forced, overrides().wr); }
+int ks_override() { return forced_or(ks_forced, overrides().ks); }
+int stage_override() { return forced_or(stage_forced, overrides().stage); }
 // The wgmma variants always take it (their ring streams the prepared x * A); the switches choose for mma.sync.
 bool use_prepass(bool wgmma) {
   const int f = prepass_forced.load(std::memory_order_relaxed), mode = f >= 0 ? f : overrides().prepass;
@@ -573,7 +587,7 @@ LordsGeometry make_geometry(const MmaArgs& g, int wr, int ks) {
     geo.stages = geo.stage_tiles = 1;
     const size_t fixed = smem_layout<Bits, NTR>(geo, MT).total - S::kFragTileBytes - 16;
     const int fit = static_cast<int>((kMaxSmemBytes - std::min<size_t>(fixed, kMaxSmemBytes)) / (S::kFragTileBytes + 16));
-    const int want = overrides().stage > 0 ? overrides().stage : (geo.tiles_per_cta + geo.wc - 1) / geo.wc * geo.wc;
+    const int want = stage_override() > 0 ? stage_override() : (geo.tiles_per_cta + geo.wc - 1) / geo.wc * geo.wc;
     geo.stage_tiles = std::min(want, fit) / geo.wc * geo.wc;  // a multiple of the column groups
     if (geo.stage_tiles < std::min(2 * geo.wc, want)) return {};
     geo.smem = smem_layout<Bits, NTR>(geo, MT).total;
@@ -584,11 +598,11 @@ LordsGeometry make_geometry(const MmaArgs& g, int wr, int ks) {
   geo.stage_tiles = whole;
   geo.stages = 1;
   const size_t fixed = smem_layout<Bits, NTR>(geo, MT).total - size_t{1} * whole * S::kFragTileBytes;
-  if (fixed + size_t{1} * whole * S::kFragTileBytes > kMaxSmemBytes || overrides().stage > 0) {
-    int chunk = overrides().stage > 0 ? overrides().stage
+  if (fixed + size_t{1} * whole * S::kFragTileBytes > kMaxSmemBytes || stage_override() > 0) {
+    int chunk = stage_override() > 0 ? stage_override()
                                       : static_cast<int>((kMaxSmemBytes - std::min<size_t>(fixed, kMaxSmemBytes)) / 2 /
                                                          S::kFragTileBytes);
-    chunk = std::min(overrides().stage > 0 ? std::max(unit, chunk / unit * unit) : chunk / unit * unit, whole);
+    chunk = std::min(stage_override() > 0 ? std::max(unit, chunk / unit * unit) : chunk / unit * unit, whole);
     if (chunk <= 0) return {};
     geo.stage_tiles = chunk;
     geo.stages = (geo.tiles_per_cta + chunk - 1) / chunk;
@@ -652,22 +666,23 @@ LordsGeometry choose_geometry(const MmaArgs& g, int grid_mode) {
   using S = LordsShape<Bits, NTR>;
   constexpr auto kernel = lords_gemv_kernel<Bits, NTR, Wg, false, MT>;
   static std::mutex mu;
-  static std::map<std::tuple<int, int, int, int, int>, LordsGeometry> chosen;
+  static std::map<std::tuple<int, int, int, int, int, int, int, int>, LordsGeometry> chosen;
   const std::lock_guard lock(mu);
-  const auto key = std::make_tuple(g.device, g.row_tiles, g.col_tiles, g.rank_pad, grid_mode);
+  const auto key = std::make_tuple(g.device, g.row_tiles, g.col_tiles, g.rank_pad, grid_mode, wr_override(), ks_override(),
+                                   stage_override());
   if (const auto it = chosen.find(key); it != chosen.end()) return it->second;
   LordsGeometry best;
   double best_cost = 0;
   for (int wr : {16, 8, 4, 2}) {
     // A warpgroup (wgmma) must share one column group.
-    if ((overrides().wr > 0 && wr != overrides().wr) || wr > warps_per_cta(Wg, MT) || (Wg && wr % 4 != 0)) continue;
+    if ((wr_override() > 0 && wr != wr_override()) || wr > warps_per_cta(Wg, MT) || (Wg && wr % 4 != 0)) continue;
     const int rows = row_ctas(g, wr, MT);
     for (int ks = 1; ks <= std::min(kMaxCluster, g.col_tiles); ++ks) {
-      if (overrides().ks > 0 && ks != std::min(overrides().ks, g.col_tiles)) continue;
+      if (ks_override() > 0 && ks != std::min(ks_override(), g.col_tiles)) continue;
       const LordsGeometry geo = make_geometry<Bits, NTR, Wg, MT>(g, wr, ks);
-      if (geo.smem == 0 || (geo.ks != ks && overrides().ks == 0)) continue;  // ks slabs collapse to fewer: seen
+      if (geo.smem == 0 || (geo.ks != ks && ks_override() == 0)) continue;  // ks slabs collapse to fewer: seen
       const int last_slab = g.col_tiles - (geo.ks - 1) * geo.tiles_per_cta;
-      if (overrides().ks == 0 && 2 * last_slab < geo.tiles_per_cta) continue;
+      if (ks_override() == 0 && 2 * last_slab < geo.tiles_per_cta) continue;
       const double kb = geo.tiles_per_cta * (1.0 * MT * wr * S::kTileBytes + 1.5 * S::kFragTileBytes) / 1024.0 + 8.0;
       const auto consider = [&](const LordsGeometry& cand, int resident, double cost) {
         if (overrides().verbose)
@@ -827,6 +842,11 @@ LordsGemvVariant lords_gemv_variant(const MmaArgs& g, bool sm90a) {
 
 void force_lords_xa_prepass(int mode) { prepass_forced.store(mode < 0 ? -1 : mode != 0, std::memory_order_relaxed); }
 void force_lords_grid_sum(int mode) { grid_sum_forced.store(mode < 0 ? -1 : mode != 0, std::memory_order_relaxed); }
+void force_lords_gemv_geometry(int row_warps, int slabs, int stage_tiles) {
+  wr_forced.store(std::max(row_warps, 0), std::memory_order_relaxed);
+  ks_forced.store(std::max(slabs, 0), std::memory_order_relaxed);
+  stage_forced.store(std::max(stage_tiles, 0), std::memory_order_relaxed);
+}
 
 int launch_lords_gemv(const MmaArgs& g, void* stream_ptr) {
   const auto stream = static_cast<cudaStream_t>(stream_ptr);

@@ -20,10 +20,15 @@ struct LordsGemvVariant {
   int rank_tiles = 0;
 };
 LordsGemvVariant lords_gemv_variant(const MmaArgs& g, bool sm90a);
-// Tests: later calls form x * A in the prepass kernel (1) or in the GEMV (0), or as HILO_LORDS_XA_PREPASS says (-1).
+// Tests: later calls of the mma.sync variants form x * A in the prepass kernel (1) or in the GEMV (0), or as
+// HILO_LORDS_XA_PREPASS says (-1); the wgmma variants always take the prepass.
 void force_lords_xa_prepass(int mode);
 // Tests: later calls add split-k sums through global memory (1), through clusters (0), or as the cost model and
 // HILO_LORDS_GRID_SUM say (-1).
 void force_lords_grid_sum(int mode);
+// Tests: later calls take row_warps warps along rows (2, 4, 8, 16), `slabs` column slabs (1-8) and x * A chunks of
+// stage_tiles column tiles (wgmma: ring slots), each 0 for the cost model's choice (or HILO_LORDS_WR / _SPLIT /
+// _STAGE). A geometry that does not fit leaves the call to the cluster GEMV.
+void force_lords_gemv_geometry(int row_warps, int slabs, int stage_tiles);
 
 }  // namespace hilo::lords::cuda_detail
