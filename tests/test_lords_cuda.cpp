@@ -371,27 +371,33 @@ TEST(LordsCuda, LordsGemvGridSumMatchesTheOracle) {
   }
 }
 
-// The wgmma GEMV's x * A ring (lords_gemv.cu): 1, 2 and 4 column groups of warps (16, 8 and 4 row warps; the
-// 3-bit variant's 8 warps: 1 and 2), one slab and several, the rule's slots and the fewest (two per column group: a
-// refill after every tile), against the oracle.
+// The wgmma GEMV's x * A ring and its chunk buffers (lords_gemv.cu; force_lords_ring 1 / 0): 1, 2 and 4 column groups
+// of warps (16, 8 and 4 row warps; the 3-bit variant's 8 warps: 1 and 2), one slab and several, the rule's slots or
+// chunks and the fewest (ring: two slots per column group, a refill after every tile), against the oracle.
 TEST(LordsCuda, LordsGemvRingMatchesTheOracle) {
   SKIP_WITHOUT_GPU();
   struct Restore {
-    ~Restore() { lords::cuda_detail::force_lords_gemv_geometry(0, 0, 0); }
+    ~Restore() {
+      lords::cuda_detail::force_lords_gemv_geometry(0, 0, 0);
+      lords::cuda_detail::force_lords_ring(-1);
+    }
   } restore;
   std::mt19937_64 gen(test::fresh_seed());
   using lords::CodebookKind;
   using lords::Method;
   const std::vector<int64_t> one{1};
-  for (int wr : {16, 8, 4})
-    for (int slabs : {1, 3})
-      for (bool fewest : {false, true}) {
-        lords::cuda_detail::force_lords_gemv_geometry(wr, slabs, fewest ? 2 * (16 / wr) : 0);
-        check_case({Method::Lords, CodebookKind::NF, 4, 64, 200, 4096, 49, 1, one}, gen);
-      }
-  for (int wr : {8, 4}) {
-    lords::cuda_detail::force_lords_gemv_geometry(wr, 2, 2 * (8 / wr));
-    check_case({Method::Lords, CodebookKind::INT, 3, 64, 130, 2048, 64, 1, one}, gen);
+  for (int ring : {1, 0}) {
+    lords::cuda_detail::force_lords_ring(ring);
+    for (int wr : {16, 8, 4})
+      for (int slabs : {1, 3})
+        for (bool fewest : {false, true}) {
+          lords::cuda_detail::force_lords_gemv_geometry(wr, slabs, fewest ? 2 * (16 / wr) : 0);
+          check_case({Method::Lords, CodebookKind::NF, 4, 64, 200, 4096, 49, 1, one}, gen);
+        }
+    for (int wr : {8, 4}) {
+      lords::cuda_detail::force_lords_gemv_geometry(wr, 2, 2 * (8 / wr));
+      check_case({Method::Lords, CodebookKind::INT, 3, 64, 130, 2048, 64, 1, one}, gen);
+    }
   }
 }
 

@@ -66,6 +66,8 @@ constexpr int warps_per_cta(bool wg, int mt = 2) { return wg ? (mt == 1 ? 16 : 8
 constexpr int cta_rows(int wr, int mt) { return 16 * mt * wr; }
 constexpr int kMaxCluster = 8;
 constexpr int kMaxSmemBytes = 225 * 1024;
+// The wgmma variants' x * A ring (HILO_LORDS_RING unset): on until a device run says otherwise... (see ring_enabled)
+constexpr bool kRingByDefault = true;
 
 // NTR: n-tiles of 8 ranks read (2, 4, 7 or 8). The sizes are the same with or without wgmma.
 template <int Bits, int NTR>
@@ -190,12 +192,23 @@ __global__ void __launch_bounds__(32 * kPrepassWarps)
   }
 }
 
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+// The rank product of one step on wgmma (nothing for the mma.sync variants, which compile the same lambdas).
+template <bool Wg, int NTR>
+__device__ __forceinline__ void rank_wgmma(float (&acc)[NTR * 4], const uint32_t (&a)[4], uint64_t desc) {
+  if constexpr (Wg) wgmma_m64nNk16_f16_rs<8 * NTR>(acc, a, desc);
+}
+#endif
+
 // Grid: split k through GridSum (geo.grid_sum) instead of a cluster, a separate instantiation so that the cluster
 // kernels keep their code (a runtime switch in one kernel cost the wgmma shapes ~10% on an H100, same geometry).
-template <int Bits, int NTR, bool Wg, bool Grid = false, int MT = 2>
+// Ring (wgmma only): x * A streams through the ring of one-tile slots; without it, through two chunk buffers behind
+// CTA barriers as on mma.sync (HILO_LORDS_RING).
+template <int Bits, int NTR, bool Wg, bool Grid = false, int MT = 2, bool Ring = false>
 __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
     lords_gemv_kernel(MmaArgs g, LordsGeometry geo, PreparedXa pre, GridSum gs) {
   static_assert(MT == 2 || (MT == 1 && Wg));
+  static_assert(Wg || !Ring);
   static_assert(!Wg || NTR >= 4);               // ranks <= 16 measured slower on wgmma (wgmma_rank_product)
   static_assert(!Wg || MT == 1 || NTR >= 7);  // the 8-warp wgmma variant (MT = 2) only at its measured ranks
   using S = LordsShape<Bits, NTR>;
@@ -228,7 +241,7 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
     cuda_ptx::bulk_copy_g2s(smem_u32(frag) + (lt % SPT) * S::kFragTileBytes,
                             pre.xa + static_cast<int64_t>(c0 + lt) * kFragTile, S::kFragTileBytes, bar);
   };
-  if (Wg && tid == 0) {
+  if (Ring && tid == 0) {
     for (int i = 0; i < SPT; ++i) {
       cuda_ptx::mbar_init(ring_full + 8u * i, 1);
       ring_released[i] = 0;
@@ -302,7 +315,7 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
   fill_pair_table<Bits>(g.values_h, smem, kThreads);
   float unscale = 1.0f;
   griddep_wait();
-  if (Wg) {
+  if (Ring) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     if (tid == 0)
       for (int lt = 0; lt < min(SPT, ntiles); ++lt) issue_tile(lt);
@@ -316,10 +329,10 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
     request_x();
     cp_async_commit();
   }
-  if (!Wg && geo.stages > 1) copy_a(1);
+  if (!Ring && geo.stages > 1) copy_a(1);
   cp_async_commit();
   if (tid < kWarps) warp_max[tid] = 0;
-  if (Wg)
+  if (Ring)
     cp_async_wait<0>();  // B, the only cp.async group
   else
     cp_async_wait<1>();
@@ -335,10 +348,13 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
     scale = ldexpf(1.0f, e2);
     unscale = ldexpf(1.0f, -e2);
   }
-  // mma.sync: A -> x * A * scale (fp16) in place (prepared chunks are ready as copied); the main loop's barrier
-  // follows.
+  // Chunk buffers: A -> x * A * scale (fp16) in place (mma.sync); prepared chunks only need their cp.async writes made
+  // visible to wgmma. The main loop's barrier follows either way.
   const auto convert = [&](int st) {
-    if (prepared) return;
+    if (prepared) {
+      if constexpr (Wg) fence_proxy_async();
+      return;
+    }
     __syncwarp();  // the runs this warp copied (after each lane's cp.async wait) are visible to all its lanes
     const int lt0 = st * SPT, runs = min(SPT, ntiles - lt0) * kSteps;
     uint2* f = frag + (st & 1) * SPT * kFragTile;
@@ -353,7 +369,7 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
       }
     }
   };
-  if (!Wg) convert(0);
+  if (!Ring) convert(0);
 
   // 5. Main loop over the chunks: per tile and step, 4 pair lookups per row tile, then per rank n-tile one B fragment
   // and an mma per row tile.
@@ -370,20 +386,49 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
       for (int slot = 0; slot < 4; ++slot)
         a[m][slot] = *reinterpret_cast<const uint32_t*>(smem + lut_offset<Bits>(w[m], 4 * s + slot, lane4));
   };
-  if constexpr (Wg) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  // Ring: the warp whose release of tile lt completes its slot's count (the wr warps of a column group read each of
+  // its tiles) refills the slot with tile lt + SPT.
+  const auto release = [&](int lt) {
+    __syncwarp();
+    if (lane == 0 && lt + SPT < ntiles &&
+        atomicAdd(ring_released + lt % SPT, 1u) + 1u == static_cast<unsigned>(lt / SPT + 1) * geo.wr)
+      issue_tile(lt + SPT);
+  };
+  // One tile on wgmma. Per half tile (4 steps): the warpgroup's wgmma (row-tile slots x 4 steps) on x * A's core
+  // matrices (at tile_addr) as one group, then the next half's lookups while it runs. The A registers alternate between
+  // two half sets, rewritten only after the group that read them has completed (wait 1). Ring (lt >= 0): the first
+  // wgmma waits for tile lt's slot, and the first half's wait, which retires the previous tile's last group, is
+  // followed by the release of that tile (prev >= 0).
+  const auto wg_tile = [&](const uint32_t (&w)[kMT][kWords], uint32_t tile_addr, int lt, int prev) {
+    uint32_t a[2][kSteps / 2][kMT][4];
+#pragma unroll
+    for (int s = 0; s < kSteps / 2; ++s) decode(w, s, a[0][s]);
+    if (lt >= 0) cuda_ptx::mbar_wait(ring_full + 8u * (lt % SPT), (lt / SPT) & 1);
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      wgmma_fence();
+#pragma unroll
+      for (int s = 0; s < kSteps / 2; ++s) {
+        const uint64_t desc = smem_desc_noswizzle(tile_addr + (half * kSteps / 2 + s) * NTR * 256, 128, 256);
+#pragma unroll
+        for (int m = 0; m < kMT; ++m) rank_wgmma<Wg, NTR>(acc[m], a[half][s][m], desc);
+      }
+      wgmma_commit();
+      wgmma_wait<1>();
+      if (half == 0) {
+        if (prev >= 0) release(prev);
+#pragma unroll
+        for (int s = 0; s < kSteps / 2; ++s) decode(w, kSteps / 2 + s, a[1][s]);
+      }
+    }
+  };
+#endif
+  if constexpr (Ring) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     // This warp's tiles are lt = wc + WC i; tile lt sits in ring slot lt % SPT once the slot's barrier completes phase
-    // lt / SPT. Per half tile (4 steps): the warpgroup's wgmma (row-tile slots x 4 steps) on x * A's core matrices as
-    // one group, then the next half's lookups while it runs. The A registers alternate between two half sets,
-    // rewritten only after the group that read them has completed (wait 1); that wait in a tile's first half also
-    // retires the previous tile's last group, which is when the warp releases the previous tile.
+    // lt / SPT.
     const uint32_t frag_base = smem_u32(frag);
-    const auto release = [&](int lt) {  // the wr warps of a column group read each of its tiles
-      __syncwarp();
-      if (lane == 0 && lt + SPT < ntiles &&
-          atomicAdd(ring_released + lt % SPT, 1u) + 1u == static_cast<unsigned>(lt / SPT + 1) * geo.wr)
-        issue_tile(lt + SPT);
-    };
     const int mine = ntiles > wc ? (ntiles - wc + WC - 1) / WC : 0;
     int prev = -1;
     for (int i0 = 0; i0 < mine; i0 += PD) {
@@ -391,28 +436,7 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
       for (int d = 0; d < PD; ++d) {  // code ring slot d holds this warp's tile i0 + d
         const int i = i0 + d, lt = wc + WC * i;
         if (i >= mine) break;
-        const uint32_t tile_addr = frag_base + (lt % SPT) * S::kFragTileBytes;
-        uint32_t a[2][kSteps / 2][kMT][4];
-#pragma unroll
-        for (int s = 0; s < kSteps / 2; ++s) decode(buf[d], s, a[0][s]);
-        cuda_ptx::mbar_wait(ring_full + 8u * (lt % SPT), (lt / SPT) & 1);
-#pragma unroll
-        for (int half = 0; half < 2; ++half) {
-          wgmma_fence();
-#pragma unroll
-          for (int s = 0; s < kSteps / 2; ++s) {
-            const uint64_t desc = smem_desc_noswizzle(tile_addr + (half * kSteps / 2 + s) * NTR * 256, 128, 256);
-#pragma unroll
-            for (int m = 0; m < kMT; ++m) wgmma_m64nNk16_f16_rs<8 * NTR>(acc[m], a[half][s][m], desc);
-          }
-          wgmma_commit();
-          wgmma_wait<1>();
-          if (half == 0) {
-            if (prev >= 0) release(prev);
-#pragma unroll
-            for (int s = 0; s < kSteps / 2; ++s) decode(buf[d], kSteps / 2 + s, a[1][s]);
-          }
-        }
+        wg_tile(buf[d], frag_base + (lt % SPT) * S::kFragTileBytes, lt, prev);
         prev = lt;
         const int next = lt + PD * WC;  // refill the code slot with this warp's tile PD ahead
         if (next < ntiles)
@@ -440,16 +464,24 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
         for (int d = 0; d < PD; ++d) {  // ring slot d holds this warp's tile st x per_warp + i0 + d
           const int lt = st * SPT + wc + WC * (i0 + d);
           if (i0 + d >= per_warp || lt >= ntiles) break;
-          const uint2* xt = fr + (lt - st * SPT) * kFragTile;
+          if constexpr (Wg) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+            wg_tile(buf[d], smem_u32(fr - lane + (lt - st * SPT) * kFragTile), -1, -1);
+#else
+            __trap();  // the launcher picks this variant only where sm_90a code runs
+#endif
+          } else {
+            const uint2* xt = fr + (lt - st * SPT) * kFragTile;
 #pragma unroll
-          for (int s = 0; s < kSteps; ++s) {
-            uint32_t a[kMT][4];
-            decode(buf[d], s, a);
+            for (int s = 0; s < kSteps; ++s) {
+              uint32_t a[kMT][4];
+              decode(buf[d], s, a);
 #pragma unroll
-            for (int j = 0; j < NTR; ++j) {  // each B fragment feeds both row tiles
-              const uint2 b = xt[(s * NTR + j) * 32];
+              for (int j = 0; j < NTR; ++j) {  // each B fragment feeds both row tiles
+                const uint2 b = xt[(s * NTR + j) * 32];
 #pragma unroll
-              for (int m = 0; m < kMT; ++m) mma16816(*reinterpret_cast<float(*)[4]>(&acc[m][4 * j]), a[m], b);
+                for (int m = 0; m < kMT; ++m) mma16816(*reinterpret_cast<float(*)[4]>(&acc[m][4 * j]), a[m], b);
+              }
             }
           }
           const int next = lt + PD * WC;  // refill the slot with this warp's tile PD ahead
@@ -458,12 +490,20 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
             for (int m = 0; m < kMT; ++m) load_tile<Bits>(codes[m] + static_cast<int64_t>(next) * kTileBytes, lane, buf[d][m]);
         }
       }
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+      if constexpr (Wg) wgmma_wait<0>();  // done reading this chunk's buffer
+#endif
       if (st + 2 < geo.stages) {
         __syncthreads();  // every warp is done with buffer st % 2
         copy_a(st + 2);
       }
       cp_async_commit();  // possibly empty: at chunk st the pending groups are always chunks st and st + 1
     }
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    if constexpr (Wg)
+#pragma unroll
+      for (int m = 0; m < kMT; ++m) fence_operands(acc[m]);
+#endif
   }
 
   // 6. y = sum_k B z: per lane rows gq, gq + 8 of each row tile x ranks 8 j + 2t, + 1; the 4 lanes of a row, then the
@@ -558,7 +598,7 @@ int forced_or(const std::atomic<int>& forced, int env) {
 int wr_override() { return forced_or(wr_forced, overrides().wr); }
 int ks_override() { return forced_or(ks_forced, overrides().ks); }
 int stage_override() { return forced_or(stage_forced, overrides().stage); }
-// The wgmma variants always take it (their ring streams the prepared x * A); the switches choose for mma.sync.
+// The wgmma variants always take it (they stage or stream the prepared x * A); the switches choose for mma.sync.
 bool use_prepass(bool wgmma) {
   const int f = prepass_forced.load(std::memory_order_relaxed), mode = f >= 0 ? f : overrides().prepass;
   return wgmma || mode > 0;
@@ -573,8 +613,17 @@ int grid_sum_mode() {
   return f >= 0 ? f : overrides().grid_sum;
 }
 
+// Whether the wgmma variants stream x * A through the ring (lords_gemv_kernel's Ring): force_lords_ring for tests,
+// else HILO_LORDS_RING=0 / 1, else kRingByDefault.
+std::atomic<int> ring_forced{-1};
+bool ring_enabled() {
+  static const bool env = env_flag("HILO_LORDS_RING", kRingByDefault);
+  const int f = ring_forced.load(std::memory_order_relaxed);
+  return f >= 0 ? f != 0 : env;
+}
+
 // The geometry for wr row warps and ks slabs, or smem = 0 where it does not fit.
-template <int Bits, int NTR, bool Wg, int MT>
+template <int Bits, int NTR, bool Wg, int MT, bool Ring>
 LordsGeometry make_geometry(const MmaArgs& g, int wr, int ks) {
   using S = LordsShape<Bits, NTR>;
   LordsGeometry geo;
@@ -582,7 +631,7 @@ LordsGeometry make_geometry(const MmaArgs& g, int wr, int ks) {
   geo.wc = warps_per_cta(Wg, MT) / wr;
   geo.tiles_per_cta = (g.col_tiles + ks - 1) / ks;
   geo.ks = (g.col_tiles + geo.tiles_per_cta - 1) / geo.tiles_per_cta;
-  if constexpr (Wg) {  // a ring of whole column tiles: the slab where it fits, else as many slots as fit
+  if constexpr (Ring) {  // a ring of whole column tiles: the slab where it fits, else as many slots as fit
     geo.ring = true;
     geo.stages = geo.stage_tiles = 1;
     const size_t fixed = smem_layout<Bits, NTR>(geo, MT).total - S::kFragTileBytes - 16;
@@ -661,10 +710,10 @@ int resident_clusters(const MmaArgs& g, const LordsGeometry& geo) {
 // device.
 // A grid sum (GridSum) is a candidate only where the same split as a cluster takes more waves (grid_mode -1), at a
 // price of 2 KB-equivalents for the round trip of the partial sums; grid_mode 1 takes it for every split, 0 never.
-template <int Bits, int NTR, bool Wg, int MT>
+template <int Bits, int NTR, bool Wg, int MT, bool Ring>
 LordsGeometry choose_geometry(const MmaArgs& g, int grid_mode) {
   using S = LordsShape<Bits, NTR>;
-  constexpr auto kernel = lords_gemv_kernel<Bits, NTR, Wg, false, MT>;
+  constexpr auto kernel = lords_gemv_kernel<Bits, NTR, Wg, false, MT, Ring>;
   static std::mutex mu;
   static std::map<std::tuple<int, int, int, int, int, int, int, int>, LordsGeometry> chosen;
   const std::lock_guard lock(mu);
@@ -679,7 +728,7 @@ LordsGeometry choose_geometry(const MmaArgs& g, int grid_mode) {
     const int rows = row_ctas(g, wr, MT);
     for (int ks = 1; ks <= std::min(kMaxCluster, g.col_tiles); ++ks) {
       if (ks_override() > 0 && ks != std::min(ks_override(), g.col_tiles)) continue;
-      const LordsGeometry geo = make_geometry<Bits, NTR, Wg, MT>(g, wr, ks);
+      const LordsGeometry geo = make_geometry<Bits, NTR, Wg, MT, Ring>(g, wr, ks);
       if (geo.smem == 0 || (geo.ks != ks && ks_override() == 0)) continue;  // ks slabs collapse to fewer: seen
       const int last_slab = g.col_tiles - (geo.ks - 1) * geo.tiles_per_cta;
       if (ks_override() == 0 && 2 * last_slab < geo.tiles_per_cta) continue;
@@ -710,15 +759,15 @@ LordsGeometry choose_geometry(const MmaArgs& g, int grid_mode) {
   return chosen[key] = best;
 }
 
-template <int Bits, int NTR, bool Wg = false, int MT = 2>
-int launch_ntr(const MmaArgs& g, cudaStream_t stream) {
-  constexpr auto kernel = lords_gemv_kernel<Bits, NTR, Wg, false, MT>;
+template <int Bits, int NTR, bool Wg, int MT, bool Ring>
+int launch_with(const MmaArgs& g, cudaStream_t stream) {
+  constexpr auto kernel = lords_gemv_kernel<Bits, NTR, Wg, false, MT, Ring>;
   if (const int e = allow_smem_once<kernel>(g.device, kMaxSmemBytes); e != 0) return e;
   const bool prepass = use_prepass(Wg);
   const int grid_mode = grid_sum_mode();
-  const LordsGeometry geo = choose_geometry<Bits, NTR, Wg, MT>(g, grid_mode < 0 && !prepass ? 0 : grid_mode);
+  const LordsGeometry geo = choose_geometry<Bits, NTR, Wg, MT, Ring>(g, grid_mode < 0 && !prepass ? 0 : grid_mode);
   if (geo.smem == 0) return -1;
-  constexpr auto grid_kernel = lords_gemv_kernel<Bits, NTR, Wg, Wg, MT>;  // the grid sum: wgmma variants only
+  constexpr auto grid_kernel = lords_gemv_kernel<Bits, NTR, Wg, Wg, MT, Ring>;  // the grid sum: wgmma variants only
   if (geo.grid_sum)
     if (const int e = allow_smem_once<grid_kernel>(g.device, kMaxSmemBytes); e != 0) return e;
   cudaLaunchAttribute attrs[2];
@@ -771,6 +820,13 @@ int launch_ntr(const MmaArgs& g, cudaStream_t stream) {
   }
   const cudaError_t f = cudaFreeAsync(scratch, stream);
   return static_cast<int>(e != cudaSuccess ? e : f);
+}
+
+template <int Bits, int NTR, bool Wg = false, int MT = 2>
+int launch_ntr(const MmaArgs& g, cudaStream_t stream) {
+  if constexpr (Wg)
+    if (ring_enabled()) return launch_with<Bits, NTR, true, MT, true>(g, stream);
+  return launch_with<Bits, NTR, Wg, MT, false>(g, stream);
 }
 
 // Rank n-tiles read: ceil(rank / 8) rounded up to 2, 4, 7 or 8 (the instantiated widths).
@@ -842,6 +898,7 @@ LordsGemvVariant lords_gemv_variant(const MmaArgs& g, bool sm90a) {
 
 void force_lords_xa_prepass(int mode) { prepass_forced.store(mode < 0 ? -1 : mode != 0, std::memory_order_relaxed); }
 void force_lords_grid_sum(int mode) { grid_sum_forced.store(mode < 0 ? -1 : mode != 0, std::memory_order_relaxed); }
+void force_lords_ring(int mode) { ring_forced.store(mode < 0 ? -1 : mode != 0, std::memory_order_relaxed); }
 void force_lords_gemv_geometry(int row_warps, int slabs, int stage_tiles) {
   wr_forced.store(std::max(row_warps, 0), std::memory_order_relaxed);
   ks_forced.store(std::max(slabs, 0), std::memory_order_relaxed);
