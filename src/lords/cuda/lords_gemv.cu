@@ -27,10 +27,12 @@
 // griddep_wait(). It took the wgmma shapes 14-17% faster (H100 and H200) and cost the mma.sync shapes 0.3 us on the
 // H100 (docs/results/lords-cuda.md), hence the default.
 //
-// The wgmma variants stream the prepared x * A through a ring of slots of one column tile each (1D bulk copies, a
-// full mbarrier per slot; the warp whose release completes a slot's count refills it), so their main loop has no CTA
-// barrier and its first tile lands after one tile's copy rather than a chunk's; the mma.sync variants stage two
-// chunk buffers between CTA barriers (they convert x * A in place when there is no prepass).
+// Where their geometry splits k through global memory, the wgmma variants stream the prepared x * A through a ring
+// of slots of one column tile each (1D bulk copies, a full mbarrier per slot; the warp whose release completes a
+// slot's count refills it), so their main loop has no CTA barrier and its first tile lands after one tile's copy
+// rather than a chunk's (measured 1.02x there, 0.93x on the cluster geometry of 14336x4096: launch_ntr). Otherwise
+// they, like the mma.sync variants, stage two chunk buffers between CTA barriers (mma.sync converts x * A in place
+// when there is no prepass).
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -66,8 +68,6 @@ constexpr int warps_per_cta(bool wg, int mt = 2) { return wg ? (mt == 1 ? 16 : 8
 constexpr int cta_rows(int wr, int mt) { return 16 * mt * wr; }
 constexpr int kMaxCluster = 8;
 constexpr int kMaxSmemBytes = 225 * 1024;
-// The wgmma variants' x * A ring (HILO_LORDS_RING unset): on until a device run says otherwise... (see ring_enabled)
-constexpr bool kRingByDefault = true;
 
 // NTR: n-tiles of 8 ranks read (2, 4, 7 or 8). The sizes are the same with or without wgmma.
 template <int Bits, int NTR>
@@ -613,13 +613,13 @@ int grid_sum_mode() {
   return f >= 0 ? f : overrides().grid_sum;
 }
 
-// Whether the wgmma variants stream x * A through the ring (lords_gemv_kernel's Ring): force_lords_ring for tests,
-// else HILO_LORDS_RING=0 / 1, else kRingByDefault.
+// Whether the wgmma variants stream x * A through the ring (lords_gemv_kernel's Ring): 1 always, 0 never, -1 where
+// the geometry splits k through global memory (launch_ntr). force_lords_ring for tests, else HILO_LORDS_RING.
 std::atomic<int> ring_forced{-1};
-bool ring_enabled() {
-  static const bool env = env_flag("HILO_LORDS_RING", kRingByDefault);
+int ring_mode() {
+  static const int env = env_override("HILO_LORDS_RING", 0, 1, -1);
   const int f = ring_forced.load(std::memory_order_relaxed);
-  return f >= 0 ? f != 0 : env;
+  return f >= 0 ? f : env;
 }
 
 // The geometry for wr row warps and ks slabs, or smem = 0 where it does not fit.
@@ -822,10 +822,17 @@ int launch_with(const MmaArgs& g, cudaStream_t stream) {
   return static_cast<int>(e != cudaSuccess ? e : f);
 }
 
+// The ring's rule (ring_mode -1): measured on an H100 (2026-12-07, three rounds, NF4 B=64 batch 1, same binary): on
+// 4096x14336 (16 row ranges x 8 slabs, grid sum) the ring took 24.6-24.9 us against the chunk buffers' 25.2-25.5; on
+// 14336x4096 (56 x 2 slabs over clusters) 23.4-23.6 against 21.8-21.9. So the ring serves the grid-sum geometries.
 template <int Bits, int NTR, bool Wg = false, int MT = 2>
 int launch_ntr(const MmaArgs& g, cudaStream_t stream) {
-  if constexpr (Wg)
-    if (ring_enabled()) return launch_with<Bits, NTR, true, MT, true>(g, stream);
+  if constexpr (Wg) {
+    const int mode = ring_mode();
+    const int grid_mode = grid_sum_mode();
+    if (mode == 1 || (mode < 0 && choose_geometry<Bits, NTR, Wg, MT, false>(g, grid_mode).grid_sum))
+      return launch_with<Bits, NTR, true, MT, true>(g, stream);
+  }
   return launch_with<Bits, NTR, Wg, MT, false>(g, stream);
 }
 

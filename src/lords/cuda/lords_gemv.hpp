@@ -31,7 +31,7 @@ void force_lords_grid_sum(int mode);
 // _STAGE). A geometry that does not fit leaves the call to the cluster GEMV.
 void force_lords_gemv_geometry(int row_warps, int slabs, int stage_tiles);
 // Tests: later calls of the wgmma variants stream x * A through the ring of one-tile slots (1), stage it in two chunk
-// buffers (0), or as HILO_LORDS_RING says (-1).
+// buffers (0), or as HILO_LORDS_RING or the rule (the ring where k is split through global memory) says (-1).
 void force_lords_ring(int mode);
 
 }  // namespace hilo::lords::cuda_detail
