@@ -28,6 +28,8 @@
 namespace hilo {
 namespace {
 using test::DeviceTensor;
+using lords::CodebookKind;
+using lords::Method;
 
 struct Case {
   lords::Method method;
@@ -137,8 +139,6 @@ TEST(LordsCuda, MatmulMatchesTheCpuOracle) {
 TEST(LordsCuda, EveryRankWidthAndActivationRange) {
   SKIP_WITHOUT_GPU();
   std::mt19937_64 gen(test::fresh_seed());
-  using lords::CodebookKind;
-  using lords::Method;
   // Padded to 16, 32, 64, 64, 128, 128; the GEMMs' scale products take 2, 3, 7, 8, 16, 16 groups of 8 ranks (odd
   // counts end in a k = 8 mma); 129: the CUDA-core kernel.
   for (int rank : {16, 17, 40, 64, 100, 128, 129})
@@ -165,8 +165,6 @@ TEST(LordsCuda, BothBatchGemmsMatchTheOracle) {
     ~Restore() { lords::cuda_detail::force_wgmma_gemm(-1); }
   } restore;
   std::mt19937_64 gen(test::fresh_seed());
-  using lords::CodebookKind;
-  using lords::Method;
   const std::vector<int64_t> batches = {33, 64, 65, 200};
   for (int mode : {0, 1}) {
     lords::cuda_detail::force_wgmma_gemm(mode);
@@ -207,8 +205,6 @@ TEST(LordsCuda, ClusterDecodedGemmMatchesTheOneCtaGemm) {
   const RestoreWgmmaRules restore;
   lords::cuda_detail::force_wgmma_tail(-1, 0);  // the one-CTA kernel's whole tiles (the cluster kernel has no tail)
   std::mt19937_64 gen(test::fresh_seed());
-  using lords::CodebookKind;
-  using lords::Method;
   for (int mode : {1, 0}) {
     lords::cuda_detail::force_wgmma_cluster_gemm(mode);
     check_case({Method::Lords, CodebookKind::NF, 4, 64, 200, 1216, 49, 1.0f, {300, 1000}}, gen);
@@ -257,8 +253,6 @@ TEST(LordsCuda, TailSplitGemmMatchesTheOracle) {
   const RestoreWgmmaRules restore;
   lords::cuda_detail::force_wgmma_cluster_gemm(0);  // the cluster kernel has no tail split
   std::mt19937_64 gen(test::fresh_seed());
-  using lords::CodebookKind;
-  using lords::Method;
   for (int splits : {2, 3, 4}) {
     lords::cuda_detail::force_wgmma_tail(4, splits);
     check_case({Method::Lords, CodebookKind::NF, 4, 64, 520, 1216, 49, 1.0f, {300, 100}}, gen);
@@ -312,8 +306,6 @@ TEST(LordsCuda, TailSplitRule) {
 TEST(LordsCuda, RowGemvServesBlockwiseSmallBatches) {
   SKIP_WITHOUT_GPU();
   std::mt19937_64 gen(test::fresh_seed());
-  using lords::CodebookKind;
-  using lords::Method;
   for (int block : {32, 128, 256})
     for (int bits : {2, 3, 4}) check_case({Method::Blockwise, CodebookKind::NF, bits, block, 77, 1280}, gen);
   check_case({Method::Blockwise, CodebookKind::NF, 4, 64, 8500, 256}, gen);    // several waves of CTAs
@@ -328,8 +320,6 @@ TEST(LordsCuda, RowGemvServesBlockwiseSmallBatches) {
 TEST(LordsCuda, LordsGemvServesBatchOne) {
   SKIP_WITHOUT_GPU();
   std::mt19937_64 gen(test::fresh_seed());
-  using lords::CodebookKind;
-  using lords::Method;
   const std::vector<int64_t> one{1, 2};
   for (int rank : {5, 12, 24, 32, 40, 49, 64})
     check_case({Method::Lords, CodebookKind::NF, 4, 64, 300, 1280, rank, 1, one}, gen);
@@ -343,21 +333,24 @@ TEST(LordsCuda, LordsGemvServesBatchOne) {
   for (float x_scale : {3e4f, 1e-20f}) check_case({Method::Lords, CodebookKind::NF, 4, 64, 64, 384, 0, x_scale, one}, gen);
 }
 
+// Resets every LoRDS GEMV test hook (force_lords_*) when a test ends.
+struct RestoreLordsGemvRules {
+  ~RestoreLordsGemvRules() {
+    lords::cuda_detail::force_lords_grid_sum(-1);
+    lords::cuda_detail::force_lords_xa_prepass(-1);
+    lords::cuda_detail::force_lords_gemv_geometry(0, 0, 0);
+    lords::cuda_detail::force_lords_ring(-1);
+  }
+};
+
 // The LoRDS GEMV's split-k sums through global memory (force_lords_grid_sum: partial sums and a per-row-range
 // counter; the last CTA adds the slabs in order; wgmma ranks only, the others keep their clusters) against the
 // oracle, with the prepass zeroing the counters (the default) and with a memset (the prepass forced off), and the
 // cluster sums (0).
 TEST(LordsCuda, LordsGemvGridSumMatchesTheOracle) {
   SKIP_WITHOUT_GPU();
-  struct Restore {
-    ~Restore() {
-      lords::cuda_detail::force_lords_grid_sum(-1);
-      lords::cuda_detail::force_lords_xa_prepass(-1);
-    }
-  } restore;
+  const RestoreLordsGemvRules restore;
   std::mt19937_64 gen(test::fresh_seed());
-  using lords::CodebookKind;
-  using lords::Method;
   const std::vector<int64_t> one{1};
   for (int grid : {1, 0}) {
     lords::cuda_detail::force_lords_grid_sum(grid);
@@ -376,15 +369,8 @@ TEST(LordsCuda, LordsGemvGridSumMatchesTheOracle) {
 // chunks and the fewest (ring: two slots per column group, a refill after every tile), against the oracle.
 TEST(LordsCuda, LordsGemvRingMatchesTheOracle) {
   SKIP_WITHOUT_GPU();
-  struct Restore {
-    ~Restore() {
-      lords::cuda_detail::force_lords_gemv_geometry(0, 0, 0);
-      lords::cuda_detail::force_lords_ring(-1);
-    }
-  } restore;
+  const RestoreLordsGemvRules restore;
   std::mt19937_64 gen(test::fresh_seed());
-  using lords::CodebookKind;
-  using lords::Method;
   const std::vector<int64_t> one{1};
   for (int ring : {1, 0}) {
     lords::cuda_detail::force_lords_ring(ring);
@@ -450,8 +436,6 @@ TEST(LordsCuda, LordsGemvPicksItsKernelByRankShapeAndBits) {
 TEST(LordsCuda, BackToBackCallsSeeEachOthersOutputs) {
   SKIP_WITHOUT_GPU();
   std::mt19937_64 gen(test::fresh_seed());
-  using lords::CodebookKind;
-  using lords::Method;
   const int64_t n = 768;
   std::vector<lords::QuantizedLinear> layers;
   for (const Case& c : {Case{Method::Blockwise, CodebookKind::NF, 4, 64, n, n}, Case{Method::Lords, CodebookKind::NF, 4, 64, n, n, 32},
@@ -497,9 +481,7 @@ TEST(LordsCuda, BackToBackCallsSeeEachOthersOutputs) {
 // Inf/NaN activations.
 TEST(LordsCuda, XaPrepassGivesTheSameBits) {
   SKIP_WITHOUT_GPU();
-  struct Restore {
-    ~Restore() { lords::cuda_detail::force_lords_xa_prepass(-1); }
-  } restore;
+  const RestoreLordsGemvRules restore;
   std::mt19937_64 gen(test::fresh_seed());
   struct Shape {
     int bits;
