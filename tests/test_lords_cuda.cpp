@@ -345,8 +345,8 @@ struct RestoreLordsGemvRules {
 
 // The LoRDS GEMV's split-k sums through global memory (force_lords_grid_sum: partial sums and a per-row-range
 // counter; the last CTA adds the slabs in order; wgmma ranks only, the others keep their clusters) against the
-// oracle, with the prepass zeroing the counters (the default) and with a memset (the prepass forced off), and the
-// cluster sums (0).
+// oracle (the prepass zeroes the counters; forcing it off changes only the mma.sync shapes, which keep clusters), and
+// the cluster sums (0).
 TEST(LordsCuda, LordsGemvGridSumMatchesTheOracle) {
   SKIP_WITHOUT_GPU();
   const RestoreLordsGemvRules restore;

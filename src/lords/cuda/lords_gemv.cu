@@ -91,8 +91,8 @@ struct LordsGeometry {
   int wr = 0, wc = 0;  // warps along rows (the kernel's MT row tiles each) x along column tiles; wr x wc = warps_per_cta
   int ks = 0, tiles_per_cta = 0;
   bool grid_sum = false;  // slabs add their sums through global memory (GridSum) instead of a cluster
-  // mma.sync: x * A is staged in chunks of stage_tiles column tiles (two buffers if stages > 1). wgmma (ring): a ring
-  // of stage_tiles slots of one column tile each, stages 1.
+  // Chunk buffers: x * A is staged in chunks of stage_tiles column tiles (two buffers if stages > 1). Ring: stage_tiles
+  // slots of one column tile each, stages 1.
   int stage_tiles = 0, stages = 0;
   bool ring = false;
   size_t smem = 0;
@@ -230,8 +230,8 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
   const int rt0 = blockIdx.y * kMT * geo.wr;
   const int groups = g.rank_pad / 8;
   const bool prepared = Wg || pre.xa != nullptr;  // the wgmma variants always run behind the prepass
-  // wgmma: the prepared x * A streams through a ring of SPT slots of one column tile each, by bulk copies counted on
-  // a full barrier per slot; the warp whose release completes a slot's count refills it (no CTA barrier in the loop).
+  // Ring: the prepared x * A streams through a ring of SPT slots of one column tile each, by bulk copies counted on a
+  // full barrier per slot; the warp whose release completes a slot's count refills it (no CTA barrier in the loop).
   const uint32_t ring_full = smem_u32(smem + L.ring);  // + 8 x slot
   unsigned* ring_released = reinterpret_cast<unsigned*>(smem + L.ring + 8 * SPT);
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -567,10 +567,10 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
 }
 
 // Tuning overrides for sweeps: HILO_LORDS_WR (warps along rows: 2, 4, 8, 16), HILO_LORDS_SPLIT (slabs, 1..8),
-// HILO_LORDS_STAGE (tiles per x * A chunk; wgmma: ring slots), HILO_LORDS_WGMMA=0 (mma.sync at every rank); HILO_LORDS_VERBOSE=1 prints
-// the chosen geometry. HILO_LORDS_XA_PREPASS=1 converts x * A once per call (xa_prepass_kernel) for the mma.sync
-// variants too (the wgmma variants always do). HILO_LORDS_GRID_SUM=1 / 0: split k through
-// global memory for every wgmma split / never (GridSum). HILO_LORDS_WG_MT=1 / 2: the wgmma variant with 16 warps of one
+// HILO_LORDS_STAGE (tiles per x * A chunk; ring: slots), HILO_LORDS_WGMMA=0 (mma.sync at every rank);
+// HILO_LORDS_VERBOSE=1 prints the chosen geometry. HILO_LORDS_XA_PREPASS=1 converts x * A once per call
+// (xa_prepass_kernel) for the mma.sync variants too (the wgmma variants always do). HILO_LORDS_GRID_SUM=1 / 0: split
+// k through global memory for every wgmma split / never (GridSum). HILO_LORDS_WG_MT=1 / 2: the wgmma variant with 16 warps of one
 // row tile / 8 warps of two at ranks 49-64 (unset: wgmma_row_tiles' rule). HILO_LORDS_WG_NTR=4 / 7: wgmma from that
 // many rank n-tiles up, ranks 17-32 / 49-64 (unset: wgmma_rank_product's rule).
 struct Overrides {
@@ -603,10 +603,8 @@ bool use_prepass(bool wgmma) {
   const int f = prepass_forced.load(std::memory_order_relaxed), mode = f >= 0 ? f : overrides().prepass;
   return wgmma || mode > 0;
 }
-// Split k through global memory (GridSum): 1 for every split geometry, 0 never, -1 where the cost model prefers it
-// (only with the prepass, which zeroes the counters: without it a memset would sit between the previous kernel and
-// the GEMV and cost the programmatic dependent launch's overlap). force_lords_grid_sum for tests, else
-// HILO_LORDS_GRID_SUM.
+// Split k through global memory (GridSum, wgmma variants only: their prepass zeroes the counters): 1 for every split
+// geometry, 0 never, -1 where the cost model prefers it. force_lords_grid_sum for tests, else HILO_LORDS_GRID_SUM.
 std::atomic<int> grid_sum_forced{-1};
 int grid_sum_mode() {
   const int f = grid_sum_forced.load(std::memory_order_relaxed);
@@ -764,8 +762,7 @@ int launch_with(const MmaArgs& g, cudaStream_t stream) {
   constexpr auto kernel = lords_gemv_kernel<Bits, NTR, Wg, false, MT, Ring>;
   if (const int e = allow_smem_once<kernel>(g.device, kMaxSmemBytes); e != 0) return e;
   const bool prepass = use_prepass(Wg);
-  const int grid_mode = grid_sum_mode();
-  const LordsGeometry geo = choose_geometry<Bits, NTR, Wg, MT, Ring>(g, grid_mode < 0 && !prepass ? 0 : grid_mode);
+  const LordsGeometry geo = choose_geometry<Bits, NTR, Wg, MT, Ring>(g, grid_sum_mode());
   if (geo.smem == 0) return -1;
   constexpr auto grid_kernel = lords_gemv_kernel<Bits, NTR, Wg, Wg, MT, Ring>;  // the grid sum: wgmma variants only
   if (geo.grid_sum)
@@ -774,7 +771,7 @@ int launch_with(const MmaArgs& g, cudaStream_t stream) {
   MmaArgs args = g;
   args.push_sum = push_sum_enabled();
   const int ranges = row_ctas(g, geo.wr, MT);
-  if (!prepass && !geo.grid_sum) {
+  if (!prepass) {  // mma.sync converting x * A itself: no scratch (grid sums are wgmma's, which always prepasses)
     cudaLaunchConfig_t cfg = launch_config(geo, ranges, stream, attrs);
     args.early_start = add_pdl_attribute(cfg, attrs);
     const cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, args, geo, PreparedXa{}, GridSum{});
@@ -783,8 +780,8 @@ int launch_with(const MmaArgs& g, cudaStream_t stream) {
   // Stream-ordered scratch, freed behind the GEMV (the pool keeps it for the next call; CUDA graphs capture it as
   // memory nodes): the prepass's x * A (NTR x 256 bytes per run) and slab scales, the grid sum's partial sums and
   // counters.
-  const size_t xa_bytes = prepass ? size_t{1} * g.col_tiles * kSteps * NTR * 256 : 0;
-  const size_t prepass_bytes = prepass ? xa_bytes + sizeof(float) * kMaxCluster : 0;  // x * A, then the slab scales
+  const size_t xa_bytes = size_t{1} * g.col_tiles * kSteps * NTR * 256;
+  const size_t prepass_bytes = xa_bytes + sizeof(float) * kMaxCluster;  // x * A, then the slab scales
   const size_t partial_bytes = geo.grid_sum ? sizeof(float) * geo.ks * ranges * cta_rows(geo.wr, MT) : 0;
   const size_t arrival_bytes = geo.grid_sum ? sizeof(int) * ranges : 0;
   char* scratch = nullptr;
@@ -795,26 +792,20 @@ int launch_with(const MmaArgs& g, cudaStream_t stream) {
   const GridSum gs = geo.grid_sum ? GridSum{reinterpret_cast<float*>(scratch + prepass_bytes),
                                             reinterpret_cast<int*>(scratch + prepass_bytes + partial_bytes)}
                                   : GridSum{};
-  PreparedXa pre;
-  cudaError_t e = cudaSuccess;
-  if (prepass) {  // it also zeroes the grid sum's counters
-    pre = PreparedXa{reinterpret_cast<uint2*>(scratch), reinterpret_cast<float*>(scratch + xa_bytes)};
-    const int chunks = (geo.tiles_per_cta * kSteps + kPrepassWarps * kPrepassRunsPerWarp - 1) /
-                       (kPrepassWarps * kPrepassRunsPerWarp);
-    cudaLaunchConfig_t pcfg = {};
-    pcfg.gridDim = dim3(static_cast<unsigned>(geo.ks), static_cast<unsigned>(chunks));
-    pcfg.blockDim = dim3(32 * kPrepassWarps);
-    pcfg.stream = stream;
-    cudaLaunchAttribute pattr[1];
-    add_pdl_attribute(pcfg, pattr);
-    e = cudaLaunchKernelEx(&pcfg, xa_prepass_kernel<NTR, Wg>, g, geo, pre, gs.arrivals, ranges);
-    if (e == cudaSuccess) e = cudaGetLastError();
-  } else {
-    e = cudaMemsetAsync(gs.arrivals, 0, arrival_bytes, stream);
-  }
+  // The prepass also zeroes the grid sum's counters.
+  const PreparedXa pre{reinterpret_cast<uint2*>(scratch), reinterpret_cast<float*>(scratch + xa_bytes)};
+  const int chunks = (geo.tiles_per_cta * kSteps + kPrepassWarps * kPrepassRunsPerWarp - 1) /
+                     (kPrepassWarps * kPrepassRunsPerWarp);
+  cudaLaunchConfig_t pcfg = {};
+  pcfg.gridDim = dim3(static_cast<unsigned>(geo.ks), static_cast<unsigned>(chunks));
+  pcfg.blockDim = dim3(32 * kPrepassWarps);
+  pcfg.stream = stream;
+  cudaLaunchAttribute pattr[1];
+  add_pdl_attribute(pcfg, pattr);
+  cudaError_t e = cudaLaunchKernelEx(&pcfg, xa_prepass_kernel<NTR, Wg>, g, geo, pre, gs.arrivals, ranges);
+  if (e == cudaSuccess) e = cudaGetLastError();
   if (e == cudaSuccess) {
-    cudaLaunchConfig_t cfg = launch_config(geo, ranges, stream, attrs, prepass);
-    if (!prepass) args.early_start = add_pdl_attribute(cfg, attrs);
+    cudaLaunchConfig_t cfg = launch_config(geo, ranges, stream, attrs, true);
     e = cudaLaunchKernelEx(&cfg, geo.grid_sum ? grid_kernel : kernel, args, geo, pre, gs);
     if (e == cudaSuccess) e = cudaGetLastError();
   }

@@ -27,7 +27,7 @@ void force_lords_xa_prepass(int mode);
 // HILO_LORDS_GRID_SUM say (-1).
 void force_lords_grid_sum(int mode);
 // Tests: later calls take row_warps warps along rows (2, 4, 8, 16), `slabs` column slabs (1-8) and x * A chunks of
-// stage_tiles column tiles (wgmma: ring slots), each 0 for the cost model's choice (or HILO_LORDS_WR / _SPLIT /
+// stage_tiles column tiles (ring: slots), each 0 for the cost model's choice (or HILO_LORDS_WR / _SPLIT /
 // _STAGE). A geometry that does not fit leaves the call to the cluster GEMV.
 void force_lords_gemv_geometry(int row_warps, int slabs, int stage_tiles);
 // Tests: later calls of the wgmma variants stream x * A through the ring of one-tile slots (1), stage it in two chunk
