@@ -340,6 +340,7 @@ struct RestoreLordsGemvRules {
     lords::cuda_detail::force_lords_xa_prepass(-1);
     lords::cuda_detail::force_lords_gemv_geometry(0, 0, 0);
     lords::cuda_detail::force_lords_ring(-1);
+    lords::cuda_detail::force_lords_wc1(-1);
   }
 };
 
@@ -384,6 +385,52 @@ TEST(LordsCuda, LordsGemvRingMatchesTheOracle) {
       lords::cuda_detail::force_lords_gemv_geometry(wr, 2, 2 * (8 / wr));
       check_case({Method::Lords, CodebookKind::INT, 3, 64, 130, 2048, 64, 1, one}, gen);
     }
+  }
+}
+
+// The wgmma GEMV's build for one column group of warps (force_lords_wc1 1; the tile indices and descriptors known
+// warp-uniform at compile time) against the general build (0) on the same geometry: the same arithmetic in the same
+// order, so the same bits. 4-bit codes (16 warps of one row tile) and 3-bit (8 warps of two), ranks 49 and 24 (a layer
+// four times as wide as tall), the ring and the chunk buffers, clusters and the grid sum; the oracle checks the first.
+TEST(LordsCuda, LordsGemvOneColumnGroupBuildIsBitwiseTheGeneralOne) {
+  SKIP_WITHOUT_GPU();
+  if (!wgmma_here()) GTEST_SKIP() << "needs sm_90a (wgmma)";
+  const RestoreLordsGemvRules restore;
+  std::mt19937_64 gen(test::fresh_seed());
+  struct Layer {
+    CodebookKind codebook;
+    int bits;
+    int64_t rows, cols;
+    int rank, row_warps, slabs;
+  };
+  for (const Layer& c : {Layer{CodebookKind::NF, 4, 300, 4096, 49, 16, 2}, Layer{CodebookKind::INT, 3, 200, 2048, 64, 8, 3},
+                         Layer{CodebookKind::NF, 4, 256, 1024 + 96, 24, 16, 3}}) {
+    const Case shape{Method::Lords, c.codebook, c.bits, 64, c.rows, c.cols, c.rank};
+    const lords::QuantizedLinear q = quantize_case(shape, gen);
+    const lords::cuda::DeviceLinear dev(q);
+    const Tensor x = test::random_tensor(DType::BF16, {1, c.cols}, gen, 1.0f);
+    const DeviceTensor dx(x);
+    lords::cuda_detail::force_lords_gemv_geometry(c.row_warps, c.slabs, 0);
+    for (int ring : {1, 0})
+      for (int grid : {1, 0}) {
+        lords::cuda_detail::force_lords_ring(ring);
+        lords::cuda_detail::force_lords_grid_sum(grid);
+        std::vector<Tensor> ys;
+        for (int wc1 : {1, 0}) {
+          lords::cuda_detail::force_lords_wc1(wc1);
+          const DeviceTensor dy(DType::BF16, {1, c.rows});  // poisoned
+          lords::cuda::matmul(dev, dx, dy);
+          ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+          ys.push_back(dy.to_host());
+        }
+        const auto* a = ys[0].ptr<uint16_t>();
+        const auto* b = ys[1].ptr<uint16_t>();
+        for (int64_t i = 0; i < c.rows; ++i)
+          ASSERT_EQ(a[i], b[i]) << c.bits << "-bit rank " << c.rank << " [" << c.rows << ", " << c.cols << "] ring " << ring
+                                << " grid sum " << grid << " element " << i;
+      }
+    lords::cuda_detail::force_lords_wc1(1);
+    check_case({Method::Lords, c.codebook, c.bits, 64, c.rows, c.cols, c.rank, 1, {1}}, gen);
   }
 }
 

@@ -203,12 +203,14 @@ __device__ __forceinline__ void rank_wgmma(float (&acc)[NTR * 4], const uint32_t
 // Grid: split k through GridSum (geo.grid_sum) instead of a cluster, a separate instantiation so that the cluster
 // kernels keep their code (a runtime switch in one kernel cost the wgmma shapes ~10% on an H100, same geometry).
 // Ring (wgmma only): x * A streams through the ring of one-tile slots; without it, through two chunk buffers behind
-// CTA barriers as on mma.sync (HILO_LORDS_RING).
-template <int Bits, int NTR, bool Wg, bool Grid = false, int MT = 2, bool Ring = false>
+// CTA barriers as on mma.sync (HILO_LORDS_RING). Wc1 (wgmma only): the geometry has one column group (geo.wc == 1),
+// known at compile time, so every tile index and shared-memory descriptor is the same for all warps and the compiler
+// keeps them in uniform registers.
+template <int Bits, int NTR, bool Wg, bool Grid = false, int MT = 2, bool Ring = false, bool Wc1 = false>
 __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
     lords_gemv_kernel(MmaArgs g, LordsGeometry geo, PreparedXa pre, GridSum gs) {
   static_assert(MT == 2 || (MT == 1 && Wg));
-  static_assert(Wg || !Ring);
+  static_assert(Wg || (!Ring && !Wc1));
   static_assert(!Wg || NTR >= 4);               // ranks <= 16 measured slower on wgmma (wgmma_rank_product)
   static_assert(!Wg || MT == 1 || NTR >= 7);  // the 8-warp wgmma variant (MT = 2) only at its measured ranks
   using S = LordsShape<Bits, NTR>;
@@ -224,7 +226,8 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
 
   if (!Grid && gridDim.x > 1 && g.push_sum) cluster_arrive_relaxed();  // matched in cluster_sum_push
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, gq = lane / 4, t = lane % 4;
-  const int wr = warp % geo.wr, wc = warp / geo.wr, WC = geo.wc, SPT = geo.stage_tiles;
+  const int wr = Wc1 ? warp : warp % geo.wr, wc = Wc1 ? 0 : warp / geo.wr, WC = Wc1 ? 1 : geo.wc;
+  const int SPT = geo.stage_tiles;
   const int rows = cta_rows(geo.wr, kMT);
   const int c0 = blockIdx.x * geo.tiles_per_cta, ntiles = min(geo.tiles_per_cta, g.col_tiles - c0);
   const int rt0 = blockIdx.y * kMT * geo.wr;
@@ -405,12 +408,16 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
 #pragma unroll
     for (int s = 0; s < kSteps / 2; ++s) decode(w, s, a[0][s]);
     if (lt >= 0) cuda_ptx::mbar_wait(ring_full + 8u * (lt % SPT), (lt / SPT) & 1);
+    // The tile's descriptor once; a step's is 16-byte units further (the tile lies below 256 KB, so the address
+    // field never carries into the strides): one add per wgmma instead of the whole encoding.
+    const uint64_t desc0 = smem_desc_noswizzle(tile_addr, 128, 256);
+    const uint32_t desc0_lo = static_cast<uint32_t>(desc0), desc_hi = static_cast<uint32_t>(desc0 >> 32);
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
       wgmma_fence();
 #pragma unroll
       for (int s = 0; s < kSteps / 2; ++s) {
-        const uint64_t desc = smem_desc_noswizzle(tile_addr + (half * kSteps / 2 + s) * NTR * 256, 128, 256);
+        const uint64_t desc = static_cast<uint64_t>(desc_hi) << 32 | (desc0_lo + (half * kSteps / 2 + s) * NTR * 256 / 16);
 #pragma unroll
         for (int m = 0; m < kMT; ++m) rank_wgmma<Wg, NTR>(acc[m], a[half][s][m], desc);
       }
@@ -757,14 +764,22 @@ LordsGeometry choose_geometry(const MmaArgs& g, int grid_mode) {
   return chosen[key] = best;
 }
 
-template <int Bits, int NTR, bool Wg, int MT, bool Ring>
-int launch_with(const MmaArgs& g, cudaStream_t stream) {
-  constexpr auto kernel = lords_gemv_kernel<Bits, NTR, Wg, false, MT, Ring>;
+// Whether the wgmma variants take their one-column-group build where the geometry has one column group
+// (lords_gemv_kernel's Wc1): force_lords_wc1 for tests, else HILO_LORDS_WC1 (default on).
+std::atomic<int> wc1_forced{-1};
+bool wc1_enabled() {
+  static const bool env = env_flag("HILO_LORDS_WC1", true);
+  const int f = wc1_forced.load(std::memory_order_relaxed);
+  return f >= 0 ? f != 0 : env;
+}
+
+// The prepass (where it runs) and the GEMV of geometry geo.
+template <int Bits, int NTR, bool Wg, int MT, bool Ring, bool Wc1>
+int launch_geometry(const MmaArgs& g, const LordsGeometry& geo, cudaStream_t stream) {
+  constexpr auto kernel = lords_gemv_kernel<Bits, NTR, Wg, false, MT, Ring, Wc1>;
   if (const int e = allow_smem_once<kernel>(g.device, kMaxSmemBytes); e != 0) return e;
   const bool prepass = use_prepass(Wg);
-  const LordsGeometry geo = choose_geometry<Bits, NTR, Wg, MT, Ring>(g, grid_sum_mode());
-  if (geo.smem == 0) return -1;
-  constexpr auto grid_kernel = lords_gemv_kernel<Bits, NTR, Wg, Wg, MT, Ring>;  // the grid sum: wgmma variants only
+  constexpr auto grid_kernel = lords_gemv_kernel<Bits, NTR, Wg, Wg, MT, Ring, Wc1>;  // grid sums: wgmma variants only
   if (geo.grid_sum)
     if (const int e = allow_smem_once<grid_kernel>(g.device, kMaxSmemBytes); e != 0) return e;
   cudaLaunchAttribute attrs[2];
@@ -811,6 +826,18 @@ int launch_with(const MmaArgs& g, cudaStream_t stream) {
   }
   const cudaError_t f = cudaFreeAsync(scratch, stream);
   return static_cast<int>(e != cudaSuccess ? e : f);
+}
+
+template <int Bits, int NTR, bool Wg, int MT, bool Ring>
+int launch_with(const MmaArgs& g, cudaStream_t stream) {
+  // The geometry's occupancy comes from the general build; the Wc1 build has the same launch bounds and shared memory.
+  if (const int e = allow_smem_once<lords_gemv_kernel<Bits, NTR, Wg, false, MT, Ring>>(g.device, kMaxSmemBytes); e != 0)
+    return e;
+  const LordsGeometry geo = choose_geometry<Bits, NTR, Wg, MT, Ring>(g, grid_sum_mode());
+  if (geo.smem == 0) return -1;
+  if constexpr (Wg)
+    if (geo.wc == 1 && wc1_enabled()) return launch_geometry<Bits, NTR, Wg, MT, Ring, true>(g, geo, stream);
+  return launch_geometry<Bits, NTR, Wg, MT, Ring, false>(g, geo, stream);
 }
 
 // The ring's rule (ring_mode -1): measured on an H100 (2026-12-07, three rounds, NF4 B=64 batch 1, same binary): on
@@ -897,6 +924,7 @@ LordsGemvVariant lords_gemv_variant(const MmaArgs& g, bool sm90a) {
 void force_lords_xa_prepass(int mode) { prepass_forced.store(mode < 0 ? -1 : mode != 0, std::memory_order_relaxed); }
 void force_lords_grid_sum(int mode) { grid_sum_forced.store(mode < 0 ? -1 : mode != 0, std::memory_order_relaxed); }
 void force_lords_ring(int mode) { ring_forced.store(mode < 0 ? -1 : mode != 0, std::memory_order_relaxed); }
+void force_lords_wc1(int mode) { wc1_forced.store(mode < 0 ? -1 : mode != 0, std::memory_order_relaxed); }
 void force_lords_gemv_geometry(int row_warps, int slabs, int stage_tiles) {
   wr_forced.store(std::max(row_warps, 0), std::memory_order_relaxed);
   ks_forced.store(std::max(slabs, 0), std::memory_order_relaxed);

@@ -33,5 +33,8 @@ void force_lords_gemv_geometry(int row_warps, int slabs, int stage_tiles);
 // Tests: later calls of the wgmma variants stream x * A through the ring of one-tile slots (1), stage it in two chunk
 // buffers (0), or as HILO_LORDS_RING or the rule (the ring where k is split through global memory) says (-1).
 void force_lords_ring(int mode);
+// Tests: later calls of the wgmma variants whose geometry has one column group take the build that knows it at compile
+// time (1), the general build (0), or as HILO_LORDS_WC1 says (-1; default on).
+void force_lords_wc1(int mode);
 
 }  // namespace hilo::lords::cuda_detail
