@@ -10,9 +10,15 @@ mkdir -p "$OUT"
 # PREBUILT=1: the binaries scripts/device/prebuild.sh left in build-carry/ (carried) instead of a build.
 if [ "${PREBUILT:-0}" = 1 ]; then
   mkdir -p build-device/tests build-device/bench /tmp/hilo-prebuilt
-  tar -xzf build-carry/bin.tgz -C /tmp/hilo-prebuilt || { echo "PREBUILT=1 but no build-carry/bin.tgz (carry it)"; exit 1; }
+  # xz (python's tarfile, so the device needs no xz tool) or gzip, whichever prebuild.sh left.
+  if [ -f build-carry/bin.txz ]; then
+    python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' build-carry/bin.txz \
+      /tmp/hilo-prebuilt || { echo "PREBUILT=1: build-carry/bin.txz did not unpack"; exit 1; }
+  else
+    tar -xzf build-carry/bin.tgz -C /tmp/hilo-prebuilt || { echo "PREBUILT=1 but no build-carry/bin.txz (carry it)"; exit 1; }
+  fi
   for target in "$@"; do
-    [ -x "/tmp/hilo-prebuilt/bin/$target" ] || { echo "PREBUILT=1 but build-carry/bin.tgz has no $target"; exit 1; }
+    [ -x "/tmp/hilo-prebuilt/bin/$target" ] || { echo "PREBUILT=1 but build-carry's binaries have no $target"; exit 1; }
     case $target in
       hilo_tests) cp "/tmp/hilo-prebuilt/bin/$target" build-device/tests/ ;;
       *) cp "/tmp/hilo-prebuilt/bin/$target" build-device/bench/ ;;

@@ -19,7 +19,7 @@ cmake -S . -B build-prebuilt -G Ninja -DCMAKE_BUILD_TYPE=Release -DHILO_FMT_HEAD
   -DPython_EXECUTABLE="$(command -v python3)" "${launcher[@]}" > /dev/null
 cmake --build build-prebuilt --target "$@"
 # A base binary of prebuild_base.sh stays (a device call that finds none has started a machine for nothing).
-rm -rf build-carry/bin build-carry/bin.tgz build-carry/REVISION && mkdir -p build-carry/bin
+rm -rf build-carry/bin build-carry/bin.tgz build-carry/bin.txz build-carry/REVISION && mkdir -p build-carry/bin
 for target in "$@"; do
   bin=$(find build-prebuilt -type f -name "$target" -perm -u+x | head -1)
   [ -n "$bin" ] || { echo "prebuild: no executable named $target" >&2; exit 1; }
@@ -28,8 +28,9 @@ done
 glibc=$(objdump -T build-carry/bin/"$1" | grep -o 'GLIBC_[0-9.]*' | sort -V | tail -1)
 echo "needs from the device: $(ldd build-carry/bin/"$1" | awk '/=>/ {print $1}' | tr '\n' ' ')(${glibc} or later)"
 git describe --always --dirty > build-carry/REVISION
-# gzip halves the binaries (the CUDA fat binaries compress well): tests and both benchmarks fit the carry limit.
-tar -czf build-carry/bin.tgz -C build-carry bin && rm -rf build-carry/bin
+# xz with a window that spans both binaries (they share most kernels): tests + benchmark 23 MB against gzip's 44
+# (2026-12-07), so that they, a base build and the tracked tree fit the 64 MiB the device tool carries.
+tar -cf - -C build-carry bin | xz -9 -T0 > build-carry/bin.txz && rm -rf build-carry/bin
 size=$(du -sm build-carry | cut -f1)
-echo "build-carry/bin.tgz ($(cat build-carry/REVISION)): $* - ${size} MiB"
+echo "build-carry/bin.txz ($(cat build-carry/REVISION)): $* - ${size} MiB"
 [ "$size" -le 64 ] || { echo "prebuild: over the 64 MiB carry limit; build fewer targets" >&2; exit 1; }

@@ -18,6 +18,11 @@ tree=/tmp/hilo-base-$rev
   { tail -20 /tmp/prebuild-base.log; exit 1; }
 mkdir -p build-carry
 name=${NAME:-base}
-tar -xzf "$tree/build-carry/bin.tgz" -O "bin/$target" | gzip > "build-carry/${name}_$target.gz"
+# The base tree's prebuild.sh packs xz (bin.txz) or, before 2026-12-07, gzip (bin.tgz); the copy stays gzip.
+if [ -f "$tree/build-carry/bin.txz" ]; then
+  xz -dc "$tree/build-carry/bin.txz" | tar -xO "bin/$target" | gzip > "build-carry/${name}_$target.gz"
+else
+  tar -xzf "$tree/build-carry/bin.tgz" -O "bin/$target" | gzip > "build-carry/${name}_$target.gz"
+fi
 echo "$rev" > "build-carry/${name^^}_REVISION"
 echo "build-carry/${name}_$target.gz: $target of $rev"
