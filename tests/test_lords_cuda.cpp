@@ -341,6 +341,7 @@ struct RestoreLordsGemvRules {
     lords::cuda_detail::force_lords_gemv_geometry(0, 0, 0);
     lords::cuda_detail::force_lords_ring(-1);
     lords::cuda_detail::force_lords_wc1(-1);
+    lords::cuda_detail::force_lords_stream_k(-1);
   }
 };
 
@@ -432,6 +433,40 @@ TEST(LordsCuda, LordsGemvOneColumnGroupBuildIsBitwiseTheGeneralOne) {
     lords::cuda_detail::force_lords_wc1(1);
     check_case({Method::Lords, c.codebook, c.bits, 64, c.rows, c.cols, c.rank, 1, {1}}, gen);
   }
+}
+
+// The wgmma GEMV's stream-K geometry (force_lords_stream_k 1: the layer's (row range, column tile) units cut into one
+// run per SM, a run crossing into the next row range at most, each range's runs added in order through global memory)
+// against the oracle: runs inside one range and runs that cross (9 column tiles, 3 row ranges, 13 runs), many runs
+// per range, the ring refilled after every 2 tiles, 4-bit codes (16 warps), 3-bit (8 warps of two row tiles), rank 24;
+// then the same bits on a second call (the sums' order does not depend on which run finishes first).
+TEST(LordsCuda, LordsGemvStreamKMatchesTheOracle) {
+  SKIP_WITHOUT_GPU();
+  if (!wgmma_here()) GTEST_SKIP() << "needs sm_90a (wgmma)";
+  const RestoreLordsGemvRules restore;
+  std::mt19937_64 gen(test::fresh_seed());
+  const std::vector<int64_t> one{1};
+  lords::cuda_detail::force_lords_stream_k(1);
+  for (int slots : {0, 2}) {
+    lords::cuda_detail::force_lords_gemv_geometry(0, 0, slots);
+    check_case({Method::Lords, CodebookKind::NF, 4, 64, 700, 1024 + 96, 49, 1, one}, gen);
+    check_case({Method::Lords, CodebookKind::NF, 4, 64, 3000, 4096, 49, 1, one}, gen);
+    check_case({Method::Lords, CodebookKind::INT, 3, 64, 600, 2048, 64, 1, one}, gen);
+    check_case({Method::Lords, CodebookKind::NF, 4, 64, 500, 4096 + 32, 24, 1, one}, gen);
+  }
+  lords::cuda_detail::force_lords_gemv_geometry(0, 0, 0);
+  const Case shape{Method::Lords, CodebookKind::NF, 4, 64, 2100, 4096, 49};
+  const lords::QuantizedLinear q = quantize_case(shape, gen);
+  const lords::cuda::DeviceLinear dev(q);
+  const DeviceTensor dx(test::random_tensor(DType::BF16, {1, shape.cols}, gen, 1.0f));
+  std::vector<Tensor> ys;
+  for (int call = 0; call < 2; ++call) {
+    const DeviceTensor dy(DType::BF16, {1, shape.rows});  // poisoned
+    lords::cuda::matmul(dev, dx, dy);
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    ys.push_back(dy.to_host());
+  }
+  for (int64_t i = 0; i < shape.rows; ++i) ASSERT_EQ(ys[0].ptr<uint16_t>()[i], ys[1].ptr<uint16_t>()[i]) << "row " << i;
 }
 
 // Which kernel the LoRDS GEMV takes (host code, no GPU needed; HILO_LORDS_WG* unset): mma.sync with two row tiles

@@ -95,6 +95,9 @@ struct LordsGeometry {
   // slots of one column tile each, stages 1.
   int stage_tiles = 0, stages = 0;
   bool ring = false;
+  // Stream-K (lords_gemv_kernel's StreamK; grid_sum, ring, one column group): CTAs over the layer's (row range, column
+  // tile) units, tiles_per_cta their longest run; slots: the most CTAs that share a row range (partial sums per range).
+  int ctas = 0, slots = 0;
   size_t smem = 0;
 };
 
@@ -195,8 +198,9 @@ __global__ void __launch_bounds__(32 * kPrepassWarps)
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 // The rank product of one step on wgmma (nothing for the mma.sync variants, which compile the same lambdas).
 template <bool Wg, int NTR>
-__device__ __forceinline__ void rank_wgmma(float (&acc)[NTR * 4], const uint32_t (&a)[4], uint64_t desc) {
-  if constexpr (Wg) wgmma_m64nNk16_f16_rs<8 * NTR>(acc, a, desc);
+__device__ __forceinline__ void rank_wgmma(float (&acc)[NTR * 4], const uint32_t (&a)[4], uint64_t desc,
+                                           uint32_t accumulate) {
+  if constexpr (Wg) wgmma_m64nNk16_f16_rs<8 * NTR>(acc, a, desc, accumulate);
 }
 #endif
 
@@ -205,12 +209,18 @@ __device__ __forceinline__ void rank_wgmma(float (&acc)[NTR * 4], const uint32_t
 // Ring (wgmma only): x * A streams through the ring of one-tile slots; without it, through two chunk buffers behind
 // CTA barriers as on mma.sync (HILO_LORDS_RING). Wc1 (wgmma only): the geometry has one column group (geo.wc == 1),
 // known at compile time, so every tile index and shared-memory descriptor is the same for all warps and the compiler
-// keeps them in uniform registers.
-template <int Bits, int NTR, bool Wg, bool Grid = false, int MT = 2, bool Ring = false, bool Wc1 = false>
+// keeps them in uniform registers. StreamK (with Grid, Ring and Wc1): the layer's (row range, column tile) units in
+// row-range order are cut into gridDim.x equal runs, one per CTA, so that every SM gets the same work whatever the
+// number of row ranges (14336x4096: 1792 units on 132 CTAs, where 56 ranges x 2 slabs left 20 SMs idle). A run covers
+// the end of one row range and the start of the next at most (the host keeps runs <= col_tiles); each range's sum
+// goes through GridSum with one slot per CTA that touched it, added in CTA order.
+template <int Bits, int NTR, bool Wg, bool Grid = false, int MT = 2, bool Ring = false, bool Wc1 = false,
+          bool StreamK = false>
 __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
     lords_gemv_kernel(MmaArgs g, LordsGeometry geo, PreparedXa pre, GridSum gs) {
   static_assert(MT == 2 || (MT == 1 && Wg));
   static_assert(Wg || (!Ring && !Wc1));
+  static_assert(!StreamK || (Grid && Ring && Wc1));
   static_assert(!Wg || NTR >= 4);               // ranks <= 16 measured slower on wgmma (wgmma_rank_product)
   static_assert(!Wg || MT == 1 || NTR >= 7);  // the 8-warp wgmma variant (MT = 2) only at its measured ranks
   using S = LordsShape<Bits, NTR>;
@@ -229,8 +239,17 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
   const int wr = Wc1 ? warp : warp % geo.wr, wc = Wc1 ? 0 : warp / geo.wr, WC = Wc1 ? 1 : geo.wc;
   const int SPT = geo.stage_tiles;
   const int rows = cta_rows(geo.wr, kMT);
-  const int c0 = blockIdx.x * geo.tiles_per_cta, ntiles = min(geo.tiles_per_cta, g.col_tiles - c0);
-  const int rt0 = blockIdx.y * kMT * geo.wr;
+  // StreamK: this CTA's units [u0, u0 + ntiles); unit u is column tile u % col_tiles of row range u / col_tiles. Its
+  // first n0 tiles belong to range r0, the rest (if any) to r0 + 1.
+  const int ranges = StreamK ? (g.row_tiles + kMT * geo.wr - 1) / (kMT * geo.wr) : 0;
+  const int units = ranges * g.col_tiles, ctas = gridDim.x, cta = blockIdx.x;
+  const int u0 = StreamK ? static_cast<int>(int64_t{cta} * units / ctas) : 0;
+  const int r0 = StreamK ? u0 / g.col_tiles : blockIdx.y;
+  const int c0 = StreamK ? u0 % g.col_tiles : blockIdx.x * geo.tiles_per_cta;
+  const int ntiles = StreamK ? static_cast<int>(int64_t{cta + 1} * units / ctas) - u0
+                             : min(geo.tiles_per_cta, g.col_tiles - c0);
+  const int n0 = StreamK ? min(ntiles, g.col_tiles - c0) : ntiles;
+  const int rt0 = r0 * kMT * geo.wr;
   const int groups = g.rank_pad / 8;
   const bool prepared = Wg || pre.xa != nullptr;  // the wgmma variants always run behind the prepass
   // Ring: the prepared x * A streams through a ring of SPT slots of one column tile each, by bulk copies counted on a
@@ -241,8 +260,9 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
   const auto issue_tile = [&](int lt) {  // one thread: column tile lt of the slab into its slot
     const uint32_t bar = ring_full + 8u * (lt % SPT);
     cuda_ptx::mbar_arrive_expect_tx(bar, S::kFragTileBytes);
-    cuda_ptx::bulk_copy_g2s(smem_u32(frag) + (lt % SPT) * S::kFragTileBytes,
-                            pre.xa + static_cast<int64_t>(c0 + lt) * kFragTile, S::kFragTileBytes, bar);
+    const int col = StreamK ? (c0 + lt) % g.col_tiles : c0 + lt;  // (a StreamK run wraps into the next range)
+    cuda_ptx::bulk_copy_g2s(smem_u32(frag) + (lt % SPT) * S::kFragTileBytes, pre.xa + static_cast<int64_t>(col) * kFragTile,
+                            S::kFragTileBytes, bar);
   };
   if (Ring && tid == 0) {
     for (int i = 0; i < SPT; ++i) {
@@ -267,11 +287,14 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
   const bool x_first = !prepared && !g.early_start;
   if (x_first) request_x();
   const int last_row = g.row_tiles * kTileRows - 1;
-  for (int i = tid; i < rows * NTR; i += kThreads) {
-    const int r = i / NTR, chunk = i % NTR, row = min(rt0 * kTileRows + r, last_row);
-    cp_async16(smem_u32(smem + L.b) + r * S::kBRowBytes + 16 * chunk, g.b + static_cast<int64_t>(row) * g.rank_pad + 8 * chunk,
-               16);
-  }
+  const auto request_b = [&](int first_row_tile) {  // the CTA's rows of B from row tile first_row_tile on
+    for (int i = tid; i < rows * NTR; i += kThreads) {
+      const int r = i / NTR, chunk = i % NTR, row = min(first_row_tile * kTileRows + r, last_row);
+      cp_async16(smem_u32(smem + L.b) + r * S::kBRowBytes + 16 * chunk,
+                 g.b + static_cast<int64_t>(row) * g.rank_pad + 8 * chunk, 16);
+    }
+  };
+  request_b(rt0);
   // A (tile, step) run of x * A is NTR x 256 bytes (32 lanes x 8 bytes per group of 8 ranks); warp w copies and
   // converts runs w, w + kWarps, ... of a chunk, so no index needs a division. Prepared runs are contiguous.
   const auto copy_a = [&](int st) {  // chunk st's A fragments (or prepared x * A) into buffer st % 2
@@ -296,12 +319,21 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
   }
 
   // 2. This warp's first tiles of codes (its k-th tile is column tile wc + WC k of the slab).
+  // StreamK: codes_next for the tiles of the next row range (from its column 0).
   const uint8_t* codes[kMT];
+  const uint8_t* codes_next[kMT];
 #pragma unroll
   for (int m = 0; m < kMT; ++m) {
     const int rt = min(rt0 + kMT * wr + m, g.row_tiles - 1);  // a row tile past the layer repeats the last one
     codes[m] = g.codes + (static_cast<int64_t>(rt) * g.col_tiles + c0) * kTileBytes;
+    const int rt_next = min(rt0 + kMT * geo.wr + kMT * wr + m, g.row_tiles - 1);
+    codes_next[m] = g.codes + static_cast<int64_t>(rt_next) * g.col_tiles * kTileBytes;
   }
+  const auto code_tile = [&](int m, int lt) {  // this warp's codes of row tile slot m in the CTA's tile lt
+    if constexpr (StreamK)
+      if (lt >= n0) return codes_next[m] + static_cast<int64_t>(lt - n0) * kTileBytes;
+    return codes[m] + static_cast<int64_t>(lt) * kTileBytes;
+  };
   uint32_t buf[PD][kMT][kWords];
 #pragma unroll
   for (int d = 0; d < PD; ++d)
@@ -309,7 +341,7 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
     for (int m = 0; m < kMT; ++m) {
 #pragma unroll
       for (int i = 0; i < kWords; ++i) buf[d][m][i] = 0;
-      if (wc + WC * d < ntiles) load_tile<Bits>(codes[m] + static_cast<int64_t>(wc + WC * d) * kTileBytes, lane, buf[d][m]);
+      if (wc + WC * d < ntiles) load_tile<Bits>(code_tile(m, wc + WC * d), lane, buf[d][m]);
     }
 
   // 3. The pair table from the parameters; then x and chunk 0 have landed. The next kernel may start its own weight
@@ -323,7 +355,7 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
     if (tid == 0)
       for (int lt = 0; lt < min(SPT, ntiles); ++lt) issue_tile(lt);
 #endif
-    unscale = pre.unscale[blockIdx.x];
+    unscale = pre.unscale[StreamK ? 0 : blockIdx.x];  // StreamK: one slab (its prepass covers every column)
   } else if (prepared) {
     copy_a(0);
     cp_async_commit();
@@ -389,6 +421,77 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
       for (int slot = 0; slot < 4; ++slot)
         a[m][slot] = *reinterpret_cast<const uint32_t*>(smem + lut_offset<Bits>(w[m], 4 * s + slot, lane4));
   };
+  // Row sums (step 6): per lane rows gq, gq + 8 of each row tile x ranks 8 j + 2t, + 1; the 4 lanes of a row, then
+  // the column groups (in order). Returns row tid's sum (tid < rows) after a CTA barrier; B is free again after it.
+  float* partial = reinterpret_cast<float*>(smem + L.partial);
+  float* cta_sum = reinterpret_cast<float*>(smem + L.sum);
+  const auto row_sums = [&] {
+#pragma unroll
+    for (int m = 0; m < kMT; ++m)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int r = kTileRows * (kMT * wr + m) + gq + 8 * h;
+        const uint32_t* brow = reinterpret_cast<const uint32_t*>(smem + L.b + r * S::kBRowBytes);
+        float v = 0.0f;
+#pragma unroll
+        for (int j = 0; j < NTR; ++j) {
+          const uint32_t b = brow[4 * j + t];
+          v = fmaf(acc[m][4 * j + 2 * h], bf16_lo(b), v);
+          v = fmaf(acc[m][4 * j + 2 * h + 1], bf16_hi(b), v);
+        }
+        v += __shfl_xor_sync(0xFFFFFFFFu, v, 1);
+        v += __shfl_xor_sync(0xFFFFFFFFu, v, 2);
+        if (t == 0) partial[wc * rows + r] = v;
+      }
+    __syncthreads();
+    float v = 0.0f;
+    if (tid < rows) {
+      for (int w = 0; w < WC; ++w) v += partial[w * rows + tid];
+      v *= unscale;
+    }
+    return v;
+  };
+  const auto store = [&](int range, int i, float value) {  // y of row i of row range `range`
+    const int64_t row = static_cast<int64_t>(range) * rows + i;
+    if (row < g.rows) {
+      const __nv_bfloat16 h = __float2bfloat16_rn(value);
+      g.y[row] = *reinterpret_cast<const uint16_t*>(&h);
+    }
+  };
+  // GridSum: this CTA's sums of row range `range` into partial slot `slot` (of `count`, stride ld floats); the last
+  // to arrive adds the slots in order and writes y.
+  const auto grid_add = [&](float v, int range, int slot, int count, int64_t ld) {
+    if (tid < rows) gs.partial[slot * ld + static_cast<int64_t>(range) * rows + tid] = v;
+    __threadfence();
+    __syncthreads();
+    __shared__ int last;
+    if (tid == 0) last = atomicAdd(gs.arrivals + range, 1) == count - 1;
+    __syncthreads();
+    if (last) {
+      __threadfence();  // the other slots' partials, fenced before their arrivals, are visible from here on
+      if (tid < rows) {
+        float total = 0.0f;
+        for (int q = 0; q < count; ++q) total += __ldcg(gs.partial + q * ld + static_cast<int64_t>(range) * rows + tid);
+        store(range, tid, total);
+      }
+    }
+  };
+  // StreamK: the CTA whose run holds unit x (the runs are floor(c units / ctas) .. floor((c + 1) units / ctas)).
+  const auto cta_of_unit = [&](int x) {
+    return static_cast<int>((int64_t{x + 1} * ctas + units - 1) / units) - 1;
+  };
+  // StreamK, after the last tile of the first range: its sums go out and B of the next range is requested (read only
+  // by the final sums); the next range's first wgmma restarts the accumulators (wg_tile's restart).
+  const auto first_range_done = [&] {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    wgmma_wait<0>();
+#endif
+    const float v = row_sums();
+    const int first = cta_of_unit(r0 * g.col_tiles);
+    grid_add(v, r0, cta - first, cta - first + 1, int64_t{ranges} * rows);
+    request_b(rt0 + kMT * geo.wr);
+    cp_async_commit();
+  };
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   // Ring: the warp whose release of tile lt completes its slot's count (the wr warps of a column group read each of
   // its tiles) refills the slot with tile lt + SPT.
@@ -403,7 +506,8 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
   // two half sets, rewritten only after the group that read them has completed (wait 1). Ring (lt >= 0): the first
   // wgmma waits for tile lt's slot, and the first half's wait, which retires the previous tile's last group, is
   // followed by the release of that tile (prev >= 0).
-  const auto wg_tile = [&](const uint32_t (&w)[kMT][kWords], uint32_t tile_addr, int lt, int prev) {
+  // restart: the tile's first wgmma overwrites the accumulators instead of adding to them (StreamK's second range).
+  const auto wg_tile = [&](const uint32_t (&w)[kMT][kWords], uint32_t tile_addr, int lt, int prev, bool restart) {
     uint32_t a[2][kSteps / 2][kMT][4];
 #pragma unroll
     for (int s = 0; s < kSteps / 2; ++s) decode(w, s, a[0][s]);
@@ -419,7 +523,7 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
       for (int s = 0; s < kSteps / 2; ++s) {
         const uint64_t desc = static_cast<uint64_t>(desc_hi) << 32 | (desc0_lo + (half * kSteps / 2 + s) * NTR * 256 / 16);
 #pragma unroll
-        for (int m = 0; m < kMT; ++m) rank_wgmma<Wg, NTR>(acc[m], a[half][s][m], desc);
+        for (int m = 0; m < kMT; ++m) rank_wgmma<Wg, NTR>(acc[m], a[half][s][m], desc, !(restart && half == 0 && s == 0));
       }
       wgmma_commit();
       wgmma_wait<1>();
@@ -436,20 +540,35 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
     // This warp's tiles are lt = wc + WC i; tile lt sits in ring slot lt % SPT once the slot's barrier completes phase
     // lt / SPT.
     const uint32_t frag_base = smem_u32(frag);
-    const int mine = ntiles > wc ? (ntiles - wc + WC - 1) / WC : 0;
     int prev = -1;
-    for (int i0 = 0; i0 < mine; i0 += PD) {
+    // This warp's tiles number begin .. end - 1 among its own (i: tile wc + WC i), each in code slot i % PD; restart:
+    // the first of them starts the accumulators afresh.
+    const auto ring_loop = [&](int begin, int end, bool restart) {
+      for (int i0 = begin - begin % PD; i0 < end; i0 += PD) {
 #pragma unroll
-      for (int d = 0; d < PD; ++d) {  // code ring slot d holds this warp's tile i0 + d
-        const int i = i0 + d, lt = wc + WC * i;
-        if (i >= mine) break;
-        wg_tile(buf[d], frag_base + (lt % SPT) * S::kFragTileBytes, lt, prev);
-        prev = lt;
-        const int next = lt + PD * WC;  // refill the code slot with this warp's tile PD ahead
-        if (next < ntiles)
+        for (int d = 0; d < PD; ++d) {  // code ring slot d holds this warp's tile i0 + d
+          const int i = i0 + d, lt = wc + WC * i;
+          if (i < begin) continue;
+          if (i >= end) break;
+          wg_tile(buf[d], frag_base + (lt % SPT) * S::kFragTileBytes, lt, prev, restart && i == begin);
+          prev = lt;
+          const int next = lt + PD * WC;  // refill the code slot with this warp's tile PD ahead
+          if (next < ntiles)
 #pragma unroll
-          for (int m = 0; m < kMT; ++m) load_tile<Bits>(codes[m] + static_cast<int64_t>(next) * kTileBytes, lane, buf[d][m]);
+            for (int m = 0; m < kMT; ++m) load_tile<Bits>(code_tile(m, next), lane, buf[d][m]);
+        }
       }
+    };
+    if constexpr (StreamK) {  // one column group: this warp's tiles are the CTA's
+      // One loop over the two ranges, not two copies of ring_loop: with two, ptxas moved the accumulators between
+      // them and serialised every wgmma (C7515).
+#pragma unroll 1
+      for (int part = 0; part < (n0 < ntiles ? 2 : 1); ++part) {
+        if (part == 1) first_range_done();
+        ring_loop(part == 0 ? 0 : n0, part == 0 ? n0 : ntiles, part == 1);
+      }
+    } else {
+      ring_loop(0, ntiles > wc ? (ntiles - wc + WC - 1) / WC : 0, false);
     }
     wgmma_wait<0>();
 #pragma unroll
@@ -473,7 +592,7 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
           if (i0 + d >= per_warp || lt >= ntiles) break;
           if constexpr (Wg) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-            wg_tile(buf[d], smem_u32(fr - lane + (lt - st * SPT) * kFragTile), -1, -1);
+            wg_tile(buf[d], smem_u32(fr - lane + (lt - st * SPT) * kFragTile), -1, -1, false);
 #else
             __trap();  // the launcher picks this variant only where sm_90a code runs
 #endif
@@ -494,7 +613,7 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
           const int next = lt + PD * WC;  // refill the slot with this warp's tile PD ahead
           if (next < ntiles)
 #pragma unroll
-            for (int m = 0; m < kMT; ++m) load_tile<Bits>(codes[m] + static_cast<int64_t>(next) * kTileBytes, lane, buf[d][m]);
+            for (int m = 0; m < kMT; ++m) load_tile<Bits>(code_tile(m, next), lane, buf[d][m]);
         }
       }
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -513,63 +632,28 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
 #endif
   }
 
-  // 6. y = sum_k B z: per lane rows gq, gq + 8 of each row tile x ranks 8 j + 2t, + 1; the 4 lanes of a row, then the
-  // column groups (in order), then the slabs of the cluster (in order).
-  float* partial = reinterpret_cast<float*>(smem + L.partial);
-  float* cta_sum = reinterpret_cast<float*>(smem + L.sum);
-#pragma unroll
-  for (int m = 0; m < kMT; ++m)
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int r = kTileRows * (kMT * wr + m) + gq + 8 * h;
-      const uint32_t* brow = reinterpret_cast<const uint32_t*>(smem + L.b + r * S::kBRowBytes);
-      float v = 0.0f;
-#pragma unroll
-      for (int j = 0; j < NTR; ++j) {
-        const uint32_t b = brow[4 * j + t];
-        v = fmaf(acc[m][4 * j + 2 * h], bf16_lo(b), v);
-        v = fmaf(acc[m][4 * j + 2 * h + 1], bf16_hi(b), v);
-      }
-      v += __shfl_xor_sync(0xFFFFFFFFu, v, 1);
-      v += __shfl_xor_sync(0xFFFFFFFFu, v, 2);
-      if (t == 0) partial[wc * rows + r] = v;
+  // 6. y = sum_k B z (row_sums and grid_add, above); one slab writes y itself, a cluster pushes its sums, a grid sum
+  // adds them through global memory.
+  if constexpr (StreamK) {
+    if (n0 < ntiles) {  // B of the second range, requested after the first range's sums
+      cp_async_wait<0>();
+      __syncthreads();
     }
-  __syncthreads();
-  float v = 0.0f;
-  if (tid < rows) {
-    for (int w = 0; w < WC; ++w) v += partial[w * rows + tid];
-    v *= unscale;
   }
-  const auto store = [&](int i, float value) {
-    const int64_t row = static_cast<int64_t>(rt0) * kTileRows + i;
-    if (row < g.rows) {
-      const __nv_bfloat16 h = __float2bfloat16_rn(value);
-      g.y[row] = *reinterpret_cast<const uint16_t*>(&h);
-    }
-  };
-  if (gridDim.x == 1) {
-    if (tid < rows) store(tid, v);
+  const float v = row_sums();
+  if (!StreamK && gridDim.x == 1) {
+    if (tid < rows) store(r0, tid, v);
     return;
   }
-  if constexpr (Grid) {
-    const int64_t ld = static_cast<int64_t>(gridDim.y) * rows;
-    if (tid < rows) gs.partial[blockIdx.x * ld + static_cast<int64_t>(blockIdx.y) * rows + tid] = v;
-    __threadfence();
-    __syncthreads();
-    __shared__ int last;
-    if (tid == 0) last = atomicAdd(gs.arrivals + blockIdx.y, 1) == static_cast<int>(gridDim.x) - 1;
-    __syncthreads();
-    if (!last) return;
-    __threadfence();  // the other slabs' partials, fenced before their arrivals, are visible from here on
-    if (tid < rows) {
-      float total = 0.0f;
-      for (int q = 0; q < static_cast<int>(gridDim.x); ++q)
-        total += __ldcg(gs.partial + q * ld + static_cast<int64_t>(blockIdx.y) * rows + tid);
-      store(tid, total);
-    }
+  if constexpr (StreamK) {
+    const int r = n0 < ntiles ? r0 + 1 : r0, first = cta_of_unit(r * g.col_tiles);
+    grid_add(v, r, cta - first, cta_of_unit((r + 1) * g.col_tiles - 1) - first + 1, int64_t{ranges} * rows);
+  } else if constexpr (Grid) {
+    grid_add(v, blockIdx.y, blockIdx.x, gridDim.x, int64_t{gridDim.y} * rows);
   } else {
     if (tid < rows) cta_sum[tid] = v;  // each thread pushes the element it wrote
-    cluster_add<kMaxCluster>(g.push_sum, cta_sum, reinterpret_cast<float*>(smem + L.inbox), rows, store);
+    cluster_add<kMaxCluster>(g.push_sum, cta_sum, reinterpret_cast<float*>(smem + L.inbox), rows,
+                             [&](int i, float value) { store(r0, i, value); });
   }
 }
 
@@ -773,13 +857,14 @@ bool wc1_enabled() {
   return f >= 0 ? f != 0 : env;
 }
 
-// The prepass (where it runs) and the GEMV of geometry geo.
-template <int Bits, int NTR, bool Wg, int MT, bool Ring, bool Wc1>
+// The prepass (where it runs) and the GEMV of geometry geo (StreamK: stream_k_geometry's).
+template <int Bits, int NTR, bool Wg, int MT, bool Ring, bool Wc1, bool StreamK = false>
 int launch_geometry(const MmaArgs& g, const LordsGeometry& geo, cudaStream_t stream) {
   constexpr auto kernel = lords_gemv_kernel<Bits, NTR, Wg, false, MT, Ring, Wc1>;
   if (const int e = allow_smem_once<kernel>(g.device, kMaxSmemBytes); e != 0) return e;
   const bool prepass = use_prepass(Wg);
-  constexpr auto grid_kernel = lords_gemv_kernel<Bits, NTR, Wg, Wg, MT, Ring, Wc1>;  // grid sums: wgmma variants only
+  // Grid sums: wgmma variants only (StreamK always sums through global memory).
+  constexpr auto grid_kernel = lords_gemv_kernel<Bits, NTR, Wg, Wg, MT, Ring, Wc1, StreamK>;
   if (geo.grid_sum)
     if (const int e = allow_smem_once<grid_kernel>(g.device, kMaxSmemBytes); e != 0) return e;
   cudaLaunchAttribute attrs[2];
@@ -797,7 +882,8 @@ int launch_geometry(const MmaArgs& g, const LordsGeometry& geo, cudaStream_t str
   // counters.
   const size_t xa_bytes = size_t{1} * g.col_tiles * kSteps * NTR * 256;
   const size_t prepass_bytes = xa_bytes + sizeof(float) * kMaxCluster;  // x * A, then the slab scales
-  const size_t partial_bytes = geo.grid_sum ? sizeof(float) * geo.ks * ranges * cta_rows(geo.wr, MT) : 0;
+  const int slots = StreamK ? geo.slots : geo.ks;  // partial sums per row range
+  const size_t partial_bytes = geo.grid_sum ? sizeof(float) * slots * ranges * cta_rows(geo.wr, MT) : 0;
   const size_t arrival_bytes = geo.grid_sum ? sizeof(int) * ranges : 0;
   char* scratch = nullptr;
   if (const cudaError_t e = cudaMallocAsync(reinterpret_cast<void**>(&scratch),
@@ -807,20 +893,23 @@ int launch_geometry(const MmaArgs& g, const LordsGeometry& geo, cudaStream_t str
   const GridSum gs = geo.grid_sum ? GridSum{reinterpret_cast<float*>(scratch + prepass_bytes),
                                             reinterpret_cast<int*>(scratch + prepass_bytes + partial_bytes)}
                                   : GridSum{};
-  // The prepass also zeroes the grid sum's counters.
+  // The prepass also zeroes the grid sum's counters. StreamK runs cross slabs, so its x * A is one slab (one scale).
   const PreparedXa pre{reinterpret_cast<uint2*>(scratch), reinterpret_cast<float*>(scratch + xa_bytes)};
-  const int chunks = (geo.tiles_per_cta * kSteps + kPrepassWarps * kPrepassRunsPerWarp - 1) /
+  LordsGeometry slabs = geo;
+  if (StreamK) slabs.ks = 1, slabs.tiles_per_cta = g.col_tiles;
+  const int chunks = (slabs.tiles_per_cta * kSteps + kPrepassWarps * kPrepassRunsPerWarp - 1) /
                      (kPrepassWarps * kPrepassRunsPerWarp);
   cudaLaunchConfig_t pcfg = {};
-  pcfg.gridDim = dim3(static_cast<unsigned>(geo.ks), static_cast<unsigned>(chunks));
+  pcfg.gridDim = dim3(static_cast<unsigned>(slabs.ks), static_cast<unsigned>(chunks));
   pcfg.blockDim = dim3(32 * kPrepassWarps);
   pcfg.stream = stream;
   cudaLaunchAttribute pattr[1];
   add_pdl_attribute(pcfg, pattr);
-  cudaError_t e = cudaLaunchKernelEx(&pcfg, xa_prepass_kernel<NTR, Wg>, g, geo, pre, gs.arrivals, ranges);
+  cudaError_t e = cudaLaunchKernelEx(&pcfg, xa_prepass_kernel<NTR, Wg>, g, slabs, pre, gs.arrivals, ranges);
   if (e == cudaSuccess) e = cudaGetLastError();
   if (e == cudaSuccess) {
     cudaLaunchConfig_t cfg = launch_config(geo, ranges, stream, attrs, true);
+    if (StreamK) cfg.gridDim = dim3(static_cast<unsigned>(geo.ctas), 1u);  // (geo.ks is 1: no cluster)
     e = cudaLaunchKernelEx(&cfg, geo.grid_sum ? grid_kernel : kernel, args, geo, pre, gs);
     if (e == cudaSuccess) e = cudaGetLastError();
   }
@@ -840,6 +929,44 @@ int launch_with(const MmaArgs& g, cudaStream_t stream) {
   return launch_geometry<Bits, NTR, Wg, MT, Ring, false>(g, geo, stream);
 }
 
+// Stream-K (lords_gemv_kernel's StreamK): 1 always where a geometry exists, 0 never, -1 where its longest run is at
+// most 90% of the tiles per SM of the geometry the cost model chose (launch_ntr). force_lords_stream_k for tests,
+// else HILO_LORDS_STREAMK.
+std::atomic<int> stream_k_forced{-1};
+int stream_k_mode() {
+  static const int env = env_override("HILO_LORDS_STREAMK", 0, 1, -1);
+  const int f = stream_k_forced.load(std::memory_order_relaxed);
+  return f >= 0 ? f : env;
+}
+
+// The stream-K geometry of the wgmma variant with MT row tiles per warp: one column group, one CTA per SM (its shared
+// memory allows no second), the layer's units cut into sm_count runs of at most col_tiles (so a run touches two row
+// ranges at most); smem = 0 where none fits. The ring holds a whole run where it fits.
+template <int Bits, int NTR, int MT>
+LordsGeometry stream_k_geometry(const MmaArgs& g) {
+  using S = LordsShape<Bits, NTR>;
+  constexpr int warps = warps_per_cta(true, MT);
+  const int ranges = row_ctas(g, warps, MT), units = ranges * g.col_tiles;
+  const int ctas = std::min(g.sm_count, units / 2);
+  if (ctas < 2 || (units + ctas - 1) / ctas > g.col_tiles) return {};
+  LordsGeometry geo;
+  geo.wr = warps, geo.wc = 1, geo.ks = 1;
+  geo.tiles_per_cta = (units + ctas - 1) / ctas;
+  geo.grid_sum = geo.ring = true;
+  geo.stages = geo.stage_tiles = 1;
+  geo.ctas = ctas;
+  const size_t fixed = smem_layout<Bits, NTR>(geo, MT).total - S::kFragTileBytes - 16;
+  const int fit = static_cast<int>((kMaxSmemBytes - std::min<size_t>(fixed, kMaxSmemBytes)) / (S::kFragTileBytes + 16));
+  geo.stage_tiles = std::min(stage_override() > 0 ? stage_override() : geo.tiles_per_cta, fit);
+  if (geo.stage_tiles < 2) return {};
+  // Slots: the most runs that touch one row range (run c holds units floor(c units / ctas) ..).
+  const auto cta_of_unit = [&](int64_t x) { return static_cast<int>(((x + 1) * ctas + units - 1) / units) - 1; };
+  for (int r = 0; r < ranges; ++r)
+    geo.slots = std::max(geo.slots, cta_of_unit(int64_t{r + 1} * g.col_tiles - 1) - cta_of_unit(int64_t{r} * g.col_tiles) + 1);
+  geo.smem = smem_layout<Bits, NTR>(geo, MT).total;
+  return geo.smem <= kMaxSmemBytes ? geo : LordsGeometry{};
+}
+
 // The ring's rule (ring_mode -1): measured on an H100 (2026-12-07, three rounds, NF4 B=64 batch 1, same binary): on
 // 4096x14336 (16 row ranges x 8 slabs, grid sum) the ring took 24.6-24.9 us against the chunk buffers' 25.2-25.5; on
 // 14336x4096 (56 x 2 slabs over clusters) 23.4-23.6 against 21.8-21.9. So the ring serves the grid-sum geometries.
@@ -848,6 +975,18 @@ int launch_ntr(const MmaArgs& g, cudaStream_t stream) {
   if constexpr (Wg) {
     const int mode = ring_mode();
     const int grid_mode = grid_sum_mode();
+    if (const int sk_mode = stream_k_mode(); sk_mode != 0 && wc1_enabled()) {
+      const LordsGeometry sk = stream_k_geometry<Bits, NTR, MT>(g);
+      if (sk.smem != 0) {
+        bool take = sk_mode == 1;
+        if (!take) {  // against the cost model's geometry: one CTA per SM, so its waves are CTAs over SMs
+          const LordsGeometry geo = choose_geometry<Bits, NTR, Wg, MT, false>(g, grid_mode);
+          const int64_t ctas = int64_t{geo.ks} * row_ctas(g, geo.wr, MT);
+          take = geo.smem == 0 || 10 * sk.tiles_per_cta <= 9 * geo.tiles_per_cta * ((ctas + g.sm_count - 1) / g.sm_count);
+        }
+        if (take) return launch_geometry<Bits, NTR, true, MT, true, true, true>(g, sk, stream);
+      }
+    }
     if (mode == 1 || (mode < 0 && choose_geometry<Bits, NTR, Wg, MT, false>(g, grid_mode).grid_sum))
       return launch_with<Bits, NTR, true, MT, true>(g, stream);
   }
@@ -925,6 +1064,7 @@ void force_lords_xa_prepass(int mode) { prepass_forced.store(mode < 0 ? -1 : mod
 void force_lords_grid_sum(int mode) { grid_sum_forced.store(mode < 0 ? -1 : mode != 0, std::memory_order_relaxed); }
 void force_lords_ring(int mode) { ring_forced.store(mode < 0 ? -1 : mode != 0, std::memory_order_relaxed); }
 void force_lords_wc1(int mode) { wc1_forced.store(mode < 0 ? -1 : mode != 0, std::memory_order_relaxed); }
+void force_lords_stream_k(int mode) { stream_k_forced.store(mode < 0 ? -1 : mode != 0, std::memory_order_relaxed); }
 void force_lords_gemv_geometry(int row_warps, int slabs, int stage_tiles) {
   wr_forced.store(std::max(row_warps, 0), std::memory_order_relaxed);
   ks_forced.store(std::max(slabs, 0), std::memory_order_relaxed);

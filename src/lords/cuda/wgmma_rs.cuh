@@ -26,40 +26,45 @@ __device__ __forceinline__ uint64_t smem_desc_noswizzle(uint32_t addr, uint32_t 
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 // D (64 x N, f32) += A (64 x 16, registers: each warp's mma.m16n8k16 A fragment for its 16 rows) * B (16 x N,
-// shared memory, K-major, described by desc_b). Warp w of the warpgroup holds rows 16 w + lane / 4 (+ 8 for
-// d[4j + 2], d[4j + 3]) and columns 8j + 2 (lane % 4) (+ 1 for odd d): mma.m16n8k16's C layout per 8-column tile.
-// NAME(d, a, desc_b) for the instruction SHAPE_TYPES ("m64nNk16.f32.<A type>.<B type>"), with N / 2 accumulators
-// listed by ACC / REGS (src/cuda/ptx.cuh) and the A registers and descriptor at %N/2 .. %N/2 + 4 (TAIL).
-#define HILO_WGMMA_RS(NAME, SHAPE_TYPES, NACC, ACC, REGS, TAIL)                                             \
-  __device__ __forceinline__ void NAME(float (&d)[NACC], const uint32_t (&a)[4], uint64_t desc_b) {        \
-    asm volatile("{\n.reg .pred p;\nsetp.eq.u32 p, 1, 1;\n"                                               \
+// shared memory, K-major, described by desc_b); with accumulate 0, D = A * B (wgmma's scale-d: the way to restart
+// accumulators that earlier wgmmas wrote, since any other instruction defining them makes ptxas serialise every
+// wgmma of the function). Warp w of the warpgroup holds rows 16 w + lane / 4 (+ 8 for d[4j + 2], d[4j + 3]) and
+// columns 8j + 2 (lane % 4) (+ 1 for odd d): mma.m16n8k16's C layout per 8-column tile.
+// NAME(d, a, desc_b, accumulate) for the instruction SHAPE_TYPES ("m64nNk16.f32.<A type>.<B type>"), with N / 2
+// accumulators listed by ACC / REGS (src/cuda/ptx.cuh), the A registers and descriptor at %N/2 .. %N/2 + 4 (TAIL) and
+// accumulate at %N/2 + 5 (SCALE).
+#define HILO_WGMMA_RS(NAME, SHAPE_TYPES, NACC, ACC, REGS, TAIL, SCALE)                                      \
+  __device__ __forceinline__ void NAME(float (&d)[NACC], const uint32_t (&a)[4], uint64_t desc_b,           \
+                                       uint32_t accumulate = 1) {                                           \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.u32 p, " SCALE ", 0;\n"                                         \
                  "wgmma.mma_async.sync.aligned." SHAPE_TYPES " {" REGS "}, " TAIL ", p, 1, 1, 0;\n}\n" \
                  : ACC                                                                                     \
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b));                               \
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(accumulate));              \
   }
 
 // fp16 (the LoRDS GEMV's rank product: decoded codes times x * A).
 HILO_WGMMA_RS(wgmma_m64n32k16_f16_rs, "m64n32k16.f32.f16.f16", 16, HILO_WGMMA_ACC16, HILO_WGMMA_R16,
-              "{%16,%17,%18,%19}, %20")
+              "{%16,%17,%18,%19}, %20", "%21")
 HILO_WGMMA_RS(wgmma_m64n56k16_f16_rs, "m64n56k16.f32.f16.f16", 28, HILO_WGMMA_ACC28, HILO_WGMMA_R28,
-              "{%28,%29,%30,%31}, %32")
+              "{%28,%29,%30,%31}, %32", "%33")
 HILO_WGMMA_RS(wgmma_m64n64k16_f16_rs, "m64n64k16.f32.f16.f16", 32, HILO_WGMMA_ACC32, HILO_WGMMA_R32,
-              "{%32,%33,%34,%35}, %36")
+              "{%32,%33,%34,%35}, %36", "%37")
 // bf16 (the batch GEMM: decoded weights times the activations).
 HILO_WGMMA_RS(wgmma_m64n64k16_bf16_rs, "m64n64k16.f32.bf16.bf16", 32, HILO_WGMMA_ACC32, HILO_WGMMA_R32,
-              "{%32,%33,%34,%35}, %36")
+              "{%32,%33,%34,%35}, %36", "%37")
 HILO_WGMMA_RS(wgmma_m64n128k16_bf16_rs, "m64n128k16.f32.bf16.bf16", 64, HILO_WGMMA_ACC64, HILO_WGMMA_R64,
-              "{%64,%65,%66,%67}, %68")
+              "{%64,%65,%66,%67}, %68", "%69")
 HILO_WGMMA_RS(wgmma_m64n256k16_bf16_rs, "m64n256k16.f32.bf16.bf16", 128, HILO_WGMMA_ACC128, HILO_WGMMA_R128,
-              "{%128,%129,%130,%131}, %132")
+              "{%128,%129,%130,%131}, %132", "%133")
 #undef HILO_WGMMA_RS
 
 template <int N>
-__device__ __forceinline__ void wgmma_m64nNk16_f16_rs(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t desc_b) {
+__device__ __forceinline__ void wgmma_m64nNk16_f16_rs(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t desc_b,
+                                                      uint32_t accumulate = 1) {
   static_assert(N == 32 || N == 56 || N == 64);
-  if constexpr (N == 32) wgmma_m64n32k16_f16_rs(d, a, desc_b);
-  else if constexpr (N == 56) wgmma_m64n56k16_f16_rs(d, a, desc_b);
-  else wgmma_m64n64k16_f16_rs(d, a, desc_b);
+  if constexpr (N == 32) wgmma_m64n32k16_f16_rs(d, a, desc_b, accumulate);
+  else if constexpr (N == 56) wgmma_m64n56k16_f16_rs(d, a, desc_b, accumulate);
+  else wgmma_m64n64k16_f16_rs(d, a, desc_b, accumulate);
 }
 
 template <int N>
