@@ -110,17 +110,27 @@ class Oracle {
   std::vector<double> wmag_;
 };
 
+// dev applied to dx (batch rows) on the GPU into a poisoned output of `rows` features, copied back to the host.
+Tensor gpu_matmul(const lords::cuda::DeviceLinear& dev, const DeviceTensor& dx, int64_t batch, int64_t rows) {
+  const DeviceTensor dy(DType::BF16, {batch, rows});  // poisoned
+  lords::cuda::matmul(dev, dx, dy);
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  return dy.to_host();
+}
+
+// Two bf16 outputs of one shape hold the same bits; the first element that differs is named after `label`.
+void expect_same_bits(const Tensor& a, const Tensor& b, const std::string& label) {
+  ASSERT_EQ(a.shape(), b.shape()) << label;
+  for (int64_t i = 0; i < a.numel(); ++i) ASSERT_EQ(a.ptr<uint16_t>()[i], b.ptr<uint16_t>()[i]) << label << " element " << i;
+}
+
 void check_case(const Case& c, std::mt19937_64& gen) {
   const lords::QuantizedLinear q = quantize_case(c, gen);
   const lords::cuda::DeviceLinear dev(q);
   const Oracle oracle(q);
   for (int64_t batch : c.batches) {
     const Tensor x = test::random_tensor(DType::BF16, {batch, c.cols}, gen, c.x_scale);
-    const DeviceTensor dx(x);
-    const DeviceTensor dy(DType::BF16, {batch, c.rows});  // poisoned
-    lords::cuda::matmul(dev, dx, dy);
-    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    oracle.expect_matches(x, dy.to_host(), "x ~ " + std::to_string(c.x_scale) + ": ");
+    oracle.expect_matches(x, gpu_matmul(dev, DeviceTensor(x), batch, c.rows), "x ~ " + std::to_string(c.x_scale) + ": ");
   }
 }
 
@@ -229,16 +239,11 @@ TEST(LordsCuda, ClusterDecodedGemmMatchesTheOneCtaGemm) {
     std::vector<Tensor> ys;
     for (int mode : {1, 0}) {
       lords::cuda_detail::force_wgmma_cluster_gemm(mode);
-      const DeviceTensor dy(DType::BF16, {c.batch, c.rows});  // poisoned
-      lords::cuda::matmul(dev, dx, dy);
-      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-      ys.push_back(dy.to_host());
+      ys.push_back(gpu_matmul(dev, dx, c.batch, c.rows));
     }
-    const auto* a = ys[0].ptr<uint16_t>();
-    const auto* b = ys[1].ptr<uint16_t>();
-    for (int64_t i = 0; i < c.batch * c.rows; ++i)
-      ASSERT_EQ(a[i], b[i]) << lords::to_string(c.method) << " NF" << c.bits << " rank " << c.rank << " ["
-                            << c.rows << ", 1216] batch " << c.batch << " element " << i;
+    expect_same_bits(ys[0], ys[1], lords::to_string(c.method) + " NF" + std::to_string(c.bits) + " rank " +
+                                       std::to_string(c.rank) + " [" + std::to_string(c.rows) + ", 1216] batch " +
+                                       std::to_string(c.batch));
   }
 }
 
@@ -266,14 +271,8 @@ TEST(LordsCuda, TailSplitGemmMatchesTheOracle) {
   const lords::cuda::DeviceLinear dev(q);
   const Tensor x = test::random_tensor(DType::BF16, {600, shape.cols}, gen, 1.0f);
   const DeviceTensor dx(x);
-  std::vector<Tensor> ys;
-  for (int run = 0; run < 2; ++run) {
-    const DeviceTensor dy(DType::BF16, {600, shape.rows});  // poisoned
-    lords::cuda::matmul(dev, dx, dy);
-    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    ys.push_back(dy.to_host());
-  }
-  for (int64_t i = 0; i < 600 * shape.rows; ++i) ASSERT_EQ(ys[0].ptr<uint16_t>()[i], ys[1].ptr<uint16_t>()[i]) << i;
+  const Tensor first = gpu_matmul(dev, dx, 600, shape.rows);
+  expect_same_bits(first, gpu_matmul(dev, dx, 600, shape.rows), "second run");
 }
 
 // The tail split's rule (no GPU needed): 14336x4096 at batch 1024 on 132 SMs (448 tiles of 128 KB partial sums, 32
@@ -416,19 +415,13 @@ TEST(LordsCuda, LordsGemvOneColumnGroupBuildIsBitwiseTheGeneralOne) {
       for (int grid : {1, 0}) {
         lords::cuda_detail::force_lords_ring(ring);
         lords::cuda_detail::force_lords_grid_sum(grid);
-        std::vector<Tensor> ys;
-        for (int wc1 : {1, 0}) {
-          lords::cuda_detail::force_lords_wc1(wc1);
-          const DeviceTensor dy(DType::BF16, {1, c.rows});  // poisoned
-          lords::cuda::matmul(dev, dx, dy);
-          ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-          ys.push_back(dy.to_host());
-        }
-        const auto* a = ys[0].ptr<uint16_t>();
-        const auto* b = ys[1].ptr<uint16_t>();
-        for (int64_t i = 0; i < c.rows; ++i)
-          ASSERT_EQ(a[i], b[i]) << c.bits << "-bit rank " << c.rank << " [" << c.rows << ", " << c.cols << "] ring " << ring
-                                << " grid sum " << grid << " element " << i;
+        lords::cuda_detail::force_lords_wc1(1);
+        const Tensor one_group = gpu_matmul(dev, dx, 1, c.rows);
+        lords::cuda_detail::force_lords_wc1(0);
+        expect_same_bits(one_group, gpu_matmul(dev, dx, 1, c.rows),
+                         std::to_string(c.bits) + "-bit rank " + std::to_string(c.rank) + " [" + std::to_string(c.rows) +
+                             ", " + std::to_string(c.cols) + "] ring " + std::to_string(ring) + " grid sum " +
+                             std::to_string(grid));
       }
     lords::cuda_detail::force_lords_wc1(1);
     check_case({Method::Lords, c.codebook, c.bits, 64, c.rows, c.cols, c.rank, 1, {1}}, gen);
@@ -459,14 +452,8 @@ TEST(LordsCuda, LordsGemvStreamKMatchesTheOracle) {
   const lords::QuantizedLinear q = quantize_case(shape, gen);
   const lords::cuda::DeviceLinear dev(q);
   const DeviceTensor dx(test::random_tensor(DType::BF16, {1, shape.cols}, gen, 1.0f));
-  std::vector<Tensor> ys;
-  for (int call = 0; call < 2; ++call) {
-    const DeviceTensor dy(DType::BF16, {1, shape.rows});  // poisoned
-    lords::cuda::matmul(dev, dx, dy);
-    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    ys.push_back(dy.to_host());
-  }
-  for (int64_t i = 0; i < shape.rows; ++i) ASSERT_EQ(ys[0].ptr<uint16_t>()[i], ys[1].ptr<uint16_t>()[i]) << "row " << i;
+  const Tensor first = gpu_matmul(dev, dx, 1, shape.rows);
+  expect_same_bits(first, gpu_matmul(dev, dx, 1, shape.rows), "second call");
 }
 
 // Which kernel the LoRDS GEMV takes (host code, no GPU needed; HILO_LORDS_WG* unset): mma.sync with two row tiles
@@ -585,17 +572,12 @@ TEST(LordsCuda, XaPrepassGivesTheSameBits) {
     Tensor x = test::random_tensor(DType::BF16, {1, s.cols}, gen, s.x_scale);
     if (s.bad != 0) x.ptr<uint16_t>()[77] = f32_to_bf16(s.bad);
     const DeviceTensor dx(x);
-    std::vector<Tensor> y;
-    for (int mode : {0, 1}) {
-      lords::cuda_detail::force_lords_xa_prepass(mode);
-      const DeviceTensor dy(DType::BF16, {1, s.rows});  // poisoned
-      lords::cuda::matmul(dev, dx, dy);
-      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-      y.push_back(dy.to_host());
-    }
-    for (int64_t i = 0; i < s.rows; ++i)
-      ASSERT_EQ(y[0].ptr<uint16_t>()[i], y[1].ptr<uint16_t>()[i])
-          << "NF" << s.bits << " [" << s.rows << ", " << s.cols << "] rank " << s.rank << " x ~ " << s.x_scale << " out " << i;
+    lords::cuda_detail::force_lords_xa_prepass(0);
+    const Tensor in_kernel = gpu_matmul(dev, dx, 1, s.rows);
+    lords::cuda_detail::force_lords_xa_prepass(1);
+    expect_same_bits(in_kernel, gpu_matmul(dev, dx, 1, s.rows),
+                     "NF" + std::to_string(s.bits) + " [" + std::to_string(s.rows) + ", " + std::to_string(s.cols) +
+                         "] rank " + std::to_string(s.rank) + " x ~ " + std::to_string(s.x_scale));
   }
 }
 
