@@ -931,10 +931,11 @@ int launch_with(const MmaArgs& g, cudaStream_t stream) {
 
 // Stream-K (lords_gemv_kernel's StreamK): 1 always where a geometry exists, 0 never, -1 where its longest run is at
 // most 90% of the tiles per SM of the geometry the cost model chose (launch_ntr). force_lords_stream_k for tests,
-// else HILO_LORDS_STREAMK.
+// else HILO_LORDS_STREAMK (default 0: built on 2026-12-07 without a device to run it on; the rule is what to measure
+// first, then make the default).
 std::atomic<int> stream_k_forced{-1};
 int stream_k_mode() {
-  static const int env = env_override("HILO_LORDS_STREAMK", 0, 1, -1);
+  static const int env = env_override("HILO_LORDS_STREAMK", -1, 1, 0);
   const int f = stream_k_forced.load(std::memory_order_relaxed);
   return f >= 0 ? f : env;
 }
@@ -975,7 +976,7 @@ int launch_ntr(const MmaArgs& g, cudaStream_t stream) {
   if constexpr (Wg) {
     const int mode = ring_mode();
     const int grid_mode = grid_sum_mode();
-    if (const int sk_mode = stream_k_mode(); sk_mode != 0 && wc1_enabled()) {
+    if (const int sk_mode = stream_k_mode(); sk_mode != 0) {
       const LordsGeometry sk = stream_k_geometry<Bits, NTR, MT>(g);
       if (sk.smem != 0) {
         bool take = sk_mode == 1;

@@ -37,7 +37,8 @@ void force_lords_ring(int mode);
 // time (1), the general build (0), or as HILO_LORDS_WC1 says (-1; default on).
 void force_lords_wc1(int mode);
 // Tests: later calls of the wgmma variants take the stream-K geometry where one exists (1), never (0), or as
-// HILO_LORDS_STREAMK or the rule (its longest run at most 90% of the chosen geometry's tiles per SM) says (-1).
+// HILO_LORDS_STREAMK says (-1; unset: never; -1: the rule, where its longest run is at most 90% of the chosen
+// geometry's tiles per SM).
 void force_lords_stream_k(int mode);
 
 }  // namespace hilo::lords::cuda_detail
