@@ -123,6 +123,12 @@ __host__ __device__ inline LordsSmem smem_layout(const LordsGeometry& geo, int m
   return l;
 }
 
+// Stream-K (lords_gemv_kernel's StreamK): run c of `ctas` holds units floor(c units / ctas) .. floor((c + 1) units /
+// ctas) - 1; this is the run that holds unit x.
+__host__ __device__ inline int stream_k_run_of_unit(int64_t x, int ctas, int units) {
+  return static_cast<int>(((x + 1) * ctas + units - 1) / units) - 1;
+}
+
 // x * A prepared by xa_prepass_kernel (null xa: the GEMV converts in place): runs of (column tile, step) in column
 // order, NTR x 256 bytes each, laid out as the GEMV's shared-memory chunks; unscale[slab] undoes the slab's scale.
 struct PreparedXa {
@@ -476,10 +482,7 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
       }
     }
   };
-  // StreamK: the CTA whose run holds unit x (the runs are floor(c units / ctas) .. floor((c + 1) units / ctas)).
-  const auto cta_of_unit = [&](int x) {
-    return static_cast<int>((int64_t{x + 1} * ctas + units - 1) / units) - 1;
-  };
+  const auto cta_of_unit = [&](int x) { return stream_k_run_of_unit(x, ctas, units); };  // StreamK
   // StreamK, after the last tile of the first range: its sums go out and B of the next range is requested (read only
   // by the final sums); the next range's first wgmma restarts the accumulators (wg_tile's restart).
   const auto first_range_done = [&] {
@@ -512,16 +515,13 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
 #pragma unroll
     for (int s = 0; s < kSteps / 2; ++s) decode(w, s, a[0][s]);
     if (lt >= 0) cuda_ptx::mbar_wait(ring_full + 8u * (lt % SPT), (lt / SPT) & 1);
-    // The tile's descriptor once; a step's is 16-byte units further (the tile lies below 256 KB, so the address
-    // field never carries into the strides): one add per wgmma instead of the whole encoding.
-    const uint64_t desc0 = smem_desc_noswizzle(tile_addr, 128, 256);
-    const uint32_t desc0_lo = static_cast<uint32_t>(desc0), desc_hi = static_cast<uint32_t>(desc0 >> 32);
+    const uint64_t desc0 = smem_desc_noswizzle(tile_addr, 128, 256);  // once per tile: one add per wgmma below
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
       wgmma_fence();
 #pragma unroll
       for (int s = 0; s < kSteps / 2; ++s) {
-        const uint64_t desc = static_cast<uint64_t>(desc_hi) << 32 | (desc0_lo + (half * kSteps / 2 + s) * NTR * 256 / 16);
+        const uint64_t desc = smem_desc_advance(desc0, (half * kSteps / 2 + s) * NTR * 256);
 #pragma unroll
         for (int m = 0; m < kMT; ++m) rank_wgmma<Wg, NTR>(acc[m], a[half][s][m], desc, !(restart && half == 0 && s == 0));
       }
@@ -686,29 +686,40 @@ int forced_or(const std::atomic<int>& forced, int env) {
   const int f = forced.load(std::memory_order_relaxed);
   return f > 0 ? f : env;
 }
+// A test hook's on / off switch (-1: not forced) over the environment's mode, and its setter.
+int switch_mode(const std::atomic<int>& forced, int env) {
+  const int f = forced.load(std::memory_order_relaxed);
+  return f >= 0 ? f : env;
+}
+void force_switch(std::atomic<int>& forced, int mode) { forced.store(mode < 0 ? -1 : mode != 0, std::memory_order_relaxed); }
 int wr_override() { return forced_or(wr_forced, overrides().wr); }
 int ks_override() { return forced_or(ks_forced, overrides().ks); }
 int stage_override() { return forced_or(stage_forced, overrides().stage); }
 // The wgmma variants always take it (they stage or stream the prepared x * A); the switches choose for mma.sync.
 bool use_prepass(bool wgmma) {
-  const int f = prepass_forced.load(std::memory_order_relaxed), mode = f >= 0 ? f : overrides().prepass;
-  return wgmma || mode > 0;
+  return wgmma || switch_mode(prepass_forced, overrides().prepass) > 0;
 }
 // Split k through global memory (GridSum, wgmma variants only: their prepass zeroes the counters): 1 for every split
 // geometry, 0 never, -1 where the cost model prefers it. force_lords_grid_sum for tests, else HILO_LORDS_GRID_SUM.
 std::atomic<int> grid_sum_forced{-1};
-int grid_sum_mode() {
-  const int f = grid_sum_forced.load(std::memory_order_relaxed);
-  return f >= 0 ? f : overrides().grid_sum;
-}
+int grid_sum_mode() { return switch_mode(grid_sum_forced, overrides().grid_sum); }
 
 // Whether the wgmma variants stream x * A through the ring (lords_gemv_kernel's Ring): 1 always, 0 never, -1 where
 // the geometry splits k through global memory (launch_ntr). force_lords_ring for tests, else HILO_LORDS_RING.
 std::atomic<int> ring_forced{-1};
 int ring_mode() {
   static const int env = env_override("HILO_LORDS_RING", 0, 1, -1);
-  const int f = ring_forced.load(std::memory_order_relaxed);
-  return f >= 0 ? f : env;
+  return switch_mode(ring_forced, env);
+}
+
+// Ring slots (one column tile each) that fit in shared memory beside the rest of geometry geo.
+template <int Bits, int NTR>
+int ring_slots_that_fit(LordsGeometry geo, int mt) {
+  using S = LordsShape<Bits, NTR>;
+  geo.ring = true;
+  geo.stage_tiles = 1;
+  const size_t fixed = smem_layout<Bits, NTR>(geo, mt).total - S::kFragTileBytes - 16;
+  return static_cast<int>((kMaxSmemBytes - std::min<size_t>(fixed, kMaxSmemBytes)) / (S::kFragTileBytes + 16));
 }
 
 // The geometry for wr row warps and ks slabs, or smem = 0 where it does not fit.
@@ -722,9 +733,8 @@ LordsGeometry make_geometry(const MmaArgs& g, int wr, int ks) {
   geo.ks = (g.col_tiles + geo.tiles_per_cta - 1) / geo.tiles_per_cta;
   if constexpr (Ring) {  // a ring of whole column tiles: the slab where it fits, else as many slots as fit
     geo.ring = true;
-    geo.stages = geo.stage_tiles = 1;
-    const size_t fixed = smem_layout<Bits, NTR>(geo, MT).total - S::kFragTileBytes - 16;
-    const int fit = static_cast<int>((kMaxSmemBytes - std::min<size_t>(fixed, kMaxSmemBytes)) / (S::kFragTileBytes + 16));
+    geo.stages = 1;
+    const int fit = ring_slots_that_fit<Bits, NTR>(geo, MT);
     const int want = stage_override() > 0 ? stage_override() : (geo.tiles_per_cta + geo.wc - 1) / geo.wc * geo.wc;
     geo.stage_tiles = std::min(want, fit) / geo.wc * geo.wc;  // a multiple of the column groups
     if (geo.stage_tiles < std::min(2 * geo.wc, want)) return {};
@@ -852,9 +862,8 @@ LordsGeometry choose_geometry(const MmaArgs& g, int grid_mode) {
 // (lords_gemv_kernel's Wc1): force_lords_wc1 for tests, else HILO_LORDS_WC1 (default on).
 std::atomic<int> wc1_forced{-1};
 bool wc1_enabled() {
-  static const bool env = env_flag("HILO_LORDS_WC1", true);
-  const int f = wc1_forced.load(std::memory_order_relaxed);
-  return f >= 0 ? f != 0 : env;
+  static const int env = env_flag("HILO_LORDS_WC1", true);
+  return switch_mode(wc1_forced, env) != 0;
 }
 
 // The prepass (where it runs) and the GEMV of geometry geo (StreamK: stream_k_geometry's).
@@ -936,8 +945,7 @@ int launch_with(const MmaArgs& g, cudaStream_t stream) {
 std::atomic<int> stream_k_forced{-1};
 int stream_k_mode() {
   static const int env = env_override("HILO_LORDS_STREAMK", -1, 1, 0);
-  const int f = stream_k_forced.load(std::memory_order_relaxed);
-  return f >= 0 ? f : env;
+  return switch_mode(stream_k_forced, env);
 }
 
 // The stream-K geometry of the wgmma variant with MT row tiles per warp: one column group, one CTA per SM (its shared
@@ -945,7 +953,6 @@ int stream_k_mode() {
 // ranges at most); smem = 0 where none fits. The ring holds a whole run where it fits.
 template <int Bits, int NTR, int MT>
 LordsGeometry stream_k_geometry(const MmaArgs& g) {
-  using S = LordsShape<Bits, NTR>;
   constexpr int warps = warps_per_cta(true, MT);
   const int ranges = row_ctas(g, warps, MT), units = ranges * g.col_tiles;
   const int ctas = std::min(g.sm_count, units / 2);
@@ -954,16 +961,13 @@ LordsGeometry stream_k_geometry(const MmaArgs& g) {
   geo.wr = warps, geo.wc = 1, geo.ks = 1;
   geo.tiles_per_cta = (units + ctas - 1) / ctas;
   geo.grid_sum = geo.ring = true;
-  geo.stages = geo.stage_tiles = 1;
+  geo.stages = 1;
   geo.ctas = ctas;
-  const size_t fixed = smem_layout<Bits, NTR>(geo, MT).total - S::kFragTileBytes - 16;
-  const int fit = static_cast<int>((kMaxSmemBytes - std::min<size_t>(fixed, kMaxSmemBytes)) / (S::kFragTileBytes + 16));
-  geo.stage_tiles = std::min(stage_override() > 0 ? stage_override() : geo.tiles_per_cta, fit);
+  geo.stage_tiles = std::min(stage_override() > 0 ? stage_override() : geo.tiles_per_cta, ring_slots_that_fit<Bits, NTR>(geo, MT));
   if (geo.stage_tiles < 2) return {};
-  // Slots: the most runs that touch one row range (run c holds units floor(c units / ctas) ..).
-  const auto cta_of_unit = [&](int64_t x) { return static_cast<int>(((x + 1) * ctas + units - 1) / units) - 1; };
-  for (int r = 0; r < ranges; ++r)
-    geo.slots = std::max(geo.slots, cta_of_unit(int64_t{r + 1} * g.col_tiles - 1) - cta_of_unit(int64_t{r} * g.col_tiles) + 1);
+  for (int r = 0; r < ranges; ++r)  // slots: the most runs that touch one row range
+    geo.slots = std::max(geo.slots, stream_k_run_of_unit(int64_t{r + 1} * g.col_tiles - 1, ctas, units) -
+                                        stream_k_run_of_unit(int64_t{r} * g.col_tiles, ctas, units) + 1);
   geo.smem = smem_layout<Bits, NTR>(geo, MT).total;
   return geo.smem <= kMaxSmemBytes ? geo : LordsGeometry{};
 }
@@ -1061,11 +1065,11 @@ LordsGemvVariant lords_gemv_variant(const MmaArgs& g, bool sm90a) {
   return v;
 }
 
-void force_lords_xa_prepass(int mode) { prepass_forced.store(mode < 0 ? -1 : mode != 0, std::memory_order_relaxed); }
-void force_lords_grid_sum(int mode) { grid_sum_forced.store(mode < 0 ? -1 : mode != 0, std::memory_order_relaxed); }
-void force_lords_ring(int mode) { ring_forced.store(mode < 0 ? -1 : mode != 0, std::memory_order_relaxed); }
-void force_lords_wc1(int mode) { wc1_forced.store(mode < 0 ? -1 : mode != 0, std::memory_order_relaxed); }
-void force_lords_stream_k(int mode) { stream_k_forced.store(mode < 0 ? -1 : mode != 0, std::memory_order_relaxed); }
+void force_lords_xa_prepass(int mode) { force_switch(prepass_forced, mode); }
+void force_lords_grid_sum(int mode) { force_switch(grid_sum_forced, mode); }
+void force_lords_ring(int mode) { force_switch(ring_forced, mode); }
+void force_lords_wc1(int mode) { force_switch(wc1_forced, mode); }
+void force_lords_stream_k(int mode) { force_switch(stream_k_forced, mode); }
 void force_lords_gemv_geometry(int row_warps, int slabs, int stage_tiles) {
   wr_forced.store(std::max(row_warps, 0), std::memory_order_relaxed);
   ks_forced.store(std::max(slabs, 0), std::memory_order_relaxed);

@@ -24,6 +24,13 @@ __device__ __forceinline__ uint64_t smem_desc_noswizzle(uint32_t addr, uint32_t 
          static_cast<uint64_t>(n_stride >> 4) << 32;
 }
 
+// desc moved `bytes` (a multiple of 16) further: one 32-bit add to the address field, which cannot carry into the
+// strides while the address stays below 256 KB (every shared-memory address does), so a loop can encode a tile's
+// descriptor once and advance it per step.
+__device__ __forceinline__ uint64_t smem_desc_advance(uint64_t desc, uint32_t bytes) {
+  return desc >> 32 << 32 | static_cast<uint32_t>(static_cast<uint32_t>(desc) + bytes / 16);
+}
+
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 // D (64 x N, f32) += A (64 x 16, registers: each warp's mma.m16n8k16 A fragment for its 16 rows) * B (16 x N,
 // shared memory, K-major, described by desc_b); with accumulate 0, D = A * B (wgmma's scale-d: the way to restart
