@@ -172,13 +172,24 @@ template <int NTR, bool Wg>
 __global__ void __launch_bounds__(32 * kPrepassWarps)
     xa_prepass_kernel(MmaArgs g, LordsGeometry geo, PreparedXa out, int* zero_arrivals, int ranges) {
   griddep_launch_dependents();  // the GEMV's CTAs may start their code loads now; they wait before reading out
-  griddep_wait();               // launched early (add_pdl_attribute): x may still be written by the previous kernel
-  if (zero_arrivals && blockIdx.x == 0 && blockIdx.y == 0)  // the GEMV's grid-sum counters (GridSum)
-    for (int i = threadIdx.x; i < ranges; i += blockDim.x) zero_arrivals[i] = 0;
-  __shared__ unsigned warp_max[kPrepassWarps];
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, t = lane % 4;
   const int slab = blockIdx.x, c0 = slab * geo.tiles_per_cta, ntiles = min(geo.tiles_per_cta, g.col_tiles - c0);
   const int groups = g.rank_pad / 8;
+  const int runs = ntiles * kSteps, first_run = (blockIdx.y * kPrepassWarps + warp) * kPrepassRunsPerWarp;
+  // A is a weight: its fragments are requested before griddep_wait, so that only x's latency follows the previous
+  // kernel (this prepass sits between two GEMVs on the critical path).
+  uint2 a_frag[kPrepassRunsPerWarp][NTR];
+#pragma unroll
+  for (int i = 0; i < kPrepassRunsPerWarp; ++i) {
+    const int64_t run = static_cast<int64_t>(c0) * kSteps + min(first_run + i, runs - 1);
+    const uint2* a = reinterpret_cast<const uint2*>(g.a) + run * groups * 32;
+#pragma unroll
+    for (int j = 0; j < NTR; ++j) a_frag[i][j] = __ldg(a + j * 32 + lane);
+  }
+  griddep_wait();  // launched early (add_pdl_attribute): x may still be written by the previous kernel
+  if (zero_arrivals && blockIdx.x == 0 && blockIdx.y == 0)  // the GEMV's grid-sum counters (GridSum)
+    for (int i = threadIdx.x; i < ranges; i += blockDim.x) zero_arrivals[i] = 0;
+  __shared__ unsigned warp_max[kPrepassWarps];
   unsigned mx = 0;
   for (int i = tid; i < ntiles * (kTileCols / 8); i += 32 * kPrepassWarps) {
     const int64_t col = static_cast<int64_t>(c0) * kTileCols + 8 * i;
@@ -188,16 +199,15 @@ __global__ void __launch_bounds__(32 * kPrepassWarps)
   const int e2 = fp16_exponent(__uint_as_float(xmax_bits << 16) * g.a_absmax);
   const float scale = ldexpf(1.0f, e2);
   if (blockIdx.y == 0 && tid == 0) out.unscale[slab] = ldexpf(1.0f, -e2);
-  const int runs = ntiles * kSteps;
   const uint32_t* x32 = reinterpret_cast<const uint32_t*>(g.x);
-  for (int cs = (blockIdx.y * kPrepassWarps + warp) * kPrepassRunsPerWarp, end = min(runs, cs + kPrepassRunsPerWarp);
-       cs < end; ++cs) {
-    const int64_t run = static_cast<int64_t>(c0) * kSteps + cs, col = run * 16;  // the step's first column
+#pragma unroll
+  for (int i = 0; i < kPrepassRunsPerWarp; ++i) {
+    if (first_run + i >= runs) break;
+    const int64_t run = static_cast<int64_t>(c0) * kSteps + first_run + i, col = run * 16;  // the step's first column
     // cols is a multiple of 32, so a step of 16 columns is wholly inside the layer or wholly past it (x = 0 there).
     const uint32_t x0 = col < g.cols ? __ldg(x32 + col / 2 + t) : 0u, x1 = col < g.cols ? __ldg(x32 + col / 2 + t + 4) : 0u;
-    const uint2* a = reinterpret_cast<const uint2*>(g.a) + run * groups * 32;
 #pragma unroll
-    for (int j = 0; j < NTR; ++j) put_xa<Wg>(out.xa + (run * NTR + j) * 32, lane, xa_entry(x0, x1, __ldg(a + j * 32 + lane), scale));
+    for (int j = 0; j < NTR; ++j) put_xa<Wg>(out.xa + (run * NTR + j) * 32, lane, xa_entry(x0, x1, a_frag[i][j], scale));
   }
 }
 
