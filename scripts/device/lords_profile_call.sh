@@ -85,6 +85,6 @@ for p in ${PROFILES-14336x4096:16:lords:mma_gemm 14336x4096:16:blockwise:mma_gem
   OUT=$work/prof-$i timeout 150 env $var SHAPE=$shape BATCH=$batch PAIRS="$method:$kernel" \
     scripts/device/lords_sass_profile.sh > /dev/null 2>&1
   echo "=== profile $i: $p"
-  grep -E "Duration|Executed Ipc A|DRAM Throughput|Registers Per|Achieved Occ|Shared Memory  |L1/TEX Hit|Block Limit" \
-    $work/prof-$i/profile.log 2>/dev/null | head -14
+  grep -E "Duration|Executed Ipc A|DRAM Throughput|L2 Cache Throughput|Memory Throughput|Registers Per|Achieved Occ|Shared Memory  |L1/TEX Hit|Block Limit" \
+    $work/prof-$i/profile.log 2>/dev/null | head -16
 done
