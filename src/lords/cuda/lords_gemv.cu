@@ -177,14 +177,16 @@ __global__ void __launch_bounds__(32 * kPrepassWarps)
   const int groups = g.rank_pad / 8;
   const int runs = ntiles * kSteps, first_run = (blockIdx.y * kPrepassWarps + warp) * kPrepassRunsPerWarp;
   // A is a weight: its fragments are requested before griddep_wait, so that only x's latency follows the previous
-  // kernel (this prepass sits between two GEMVs on the critical path).
+  // kernel (this prepass sits between two GEMVs on the critical path). No __ldg in this kernel: the compiler treats
+  // those (ld.global.nc) as invariant and moves them across griddepcontrol.wait (it sank these below it, SASS of nvcc
+  // 13.0), which for x, written by the previous kernel, would be a stale read; ld.global.cg keeps its place.
   uint2 a_frag[kPrepassRunsPerWarp][NTR];
 #pragma unroll
   for (int i = 0; i < kPrepassRunsPerWarp; ++i) {
     const int64_t run = static_cast<int64_t>(c0) * kSteps + min(first_run + i, runs - 1);
     const uint2* a = reinterpret_cast<const uint2*>(g.a) + run * groups * 32;
 #pragma unroll
-    for (int j = 0; j < NTR; ++j) a_frag[i][j] = __ldg(a + j * 32 + lane);
+    for (int j = 0; j < NTR; ++j) a_frag[i][j] = __ldcg(a + j * 32 + lane);
   }
   griddep_wait();  // launched early (add_pdl_attribute): x may still be written by the previous kernel
   if (zero_arrivals && blockIdx.x == 0 && blockIdx.y == 0)  // the GEMV's grid-sum counters (GridSum)
@@ -193,7 +195,7 @@ __global__ void __launch_bounds__(32 * kPrepassWarps)
   unsigned mx = 0;
   for (int i = tid; i < ntiles * (kTileCols / 8); i += 32 * kPrepassWarps) {
     const int64_t col = static_cast<int64_t>(c0) * kTileCols + 8 * i;
-    if (col < g.cols) mx = bf16_abs_max(__ldg(reinterpret_cast<const uint4*>(g.x + col)), mx);
+    if (col < g.cols) mx = bf16_abs_max(__ldcg(reinterpret_cast<const uint4*>(g.x + col)), mx);
   }
   const unsigned xmax_bits = cta_max<kPrepassWarps>(mx, warp_max);
   const int e2 = fp16_exponent(__uint_as_float(xmax_bits << 16) * g.a_absmax);
@@ -205,7 +207,7 @@ __global__ void __launch_bounds__(32 * kPrepassWarps)
     if (first_run + i >= runs) break;
     const int64_t run = static_cast<int64_t>(c0) * kSteps + first_run + i, col = run * 16;  // the step's first column
     // cols is a multiple of 32, so a step of 16 columns is wholly inside the layer or wholly past it (x = 0 there).
-    const uint32_t x0 = col < g.cols ? __ldg(x32 + col / 2 + t) : 0u, x1 = col < g.cols ? __ldg(x32 + col / 2 + t + 4) : 0u;
+    const uint32_t x0 = col < g.cols ? __ldcg(x32 + col / 2 + t) : 0u, x1 = col < g.cols ? __ldcg(x32 + col / 2 + t + 4) : 0u;
 #pragma unroll
     for (int j = 0; j < NTR; ++j) put_xa<Wg>(out.xa + (run * NTR + j) * 32, lane, xa_entry(x0, x1, a_frag[i][j], scale));
   }
