@@ -31,7 +31,10 @@ __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.
 // Programmatic dependent launch (sm_90+): a kernel launched with cudaLaunchAttributeProgrammaticStreamSerialization
 // may start while the previous kernel in the stream still runs. griddep_wait() blocks until that kernel has completed
 // and its memory writes are visible; griddep_launch_dependents() lets the next such kernel start once every CTA of
-// this grid has issued it or exited. Both are no-ops for kernels launched without the attribute.
+// this grid has issued it or exited. Both are no-ops for kernels launched without the attribute. The wait orders
+// ordinary loads only: the compiler treats __ldg (ld.global.nc) as invariant and moves it across the wait either way
+// (nvcc 13.0 sank a prepass's weight loads below it), so data of the previous kernel is never read by __ldg, and
+// loads meant to overlap the previous kernel are written as ld.global.cg/.cs (__ldcg, __ldcs) ahead of the wait.
 __device__ __forceinline__ void griddep_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;\n" ::: "memory");

@@ -177,9 +177,7 @@ __global__ void __launch_bounds__(32 * kPrepassWarps)
   const int groups = g.rank_pad / 8;
   const int runs = ntiles * kSteps, first_run = (blockIdx.y * kPrepassWarps + warp) * kPrepassRunsPerWarp;
   // A is a weight: its fragments are requested before griddep_wait, so that only x's latency follows the previous
-  // kernel (this prepass sits between two GEMVs on the critical path). No __ldg in this kernel: the compiler treats
-  // those (ld.global.nc) as invariant and moves them across griddepcontrol.wait (it sank these below it, SASS of nvcc
-  // 13.0), which for x, written by the previous kernel, would be a stale read; ld.global.cg keeps its place.
+  // kernel (this prepass sits between two GEMVs on the critical path). By __ldcg, not __ldg: see griddep_wait.
   uint2 a_frag[kPrepassRunsPerWarp][NTR];
 #pragma unroll
   for (int i = 0; i < kPrepassRunsPerWarp; ++i) {
