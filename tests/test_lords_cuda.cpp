@@ -404,7 +404,7 @@ TEST(LordsCuda, LordsGemvOneColumnGroupBuildIsBitwiseTheGeneralOne) {
     int rank, row_warps, slabs;
   };
   for (const Layer& c : {Layer{CodebookKind::NF, 4, 300, 4096, 49, 16, 2}, Layer{CodebookKind::INT, 3, 200, 2048, 64, 8, 3},
-                         Layer{CodebookKind::NF, 4, 256, 1024 + 96, 24, 16, 3}}) {
+                         Layer{CodebookKind::NF, 4, 256, 1024 + 64, 24, 16, 3}}) {
     const Case shape{Method::Lords, c.codebook, c.bits, 64, c.rows, c.cols, c.rank};
     const lords::QuantizedLinear q = quantize_case(shape, gen);
     const lords::cuda::DeviceLinear dev(q);
@@ -442,10 +442,10 @@ TEST(LordsCuda, LordsGemvStreamKMatchesTheOracle) {
   lords::cuda_detail::force_lords_stream_k(1);
   for (int slots : {0, 2}) {
     lords::cuda_detail::force_lords_gemv_geometry(0, 0, slots);
-    check_case({Method::Lords, CodebookKind::NF, 4, 64, 700, 1024 + 96, 49, 1, one}, gen);
+    check_case({Method::Lords, CodebookKind::NF, 4, 64, 700, 1024 + 64, 49, 1, one}, gen);
     check_case({Method::Lords, CodebookKind::NF, 4, 64, 3000, 4096, 49, 1, one}, gen);
     check_case({Method::Lords, CodebookKind::INT, 3, 64, 600, 2048, 64, 1, one}, gen);
-    check_case({Method::Lords, CodebookKind::NF, 4, 64, 500, 4096 + 32, 24, 1, one}, gen);
+    check_case({Method::Lords, CodebookKind::NF, 4, 64, 500, 4096 + 64, 24, 1, one}, gen);
   }
   lords::cuda_detail::force_lords_gemv_geometry(0, 0, 0);
   const Case shape{Method::Lords, CodebookKind::NF, 4, 64, 2100, 4096, 49};
