@@ -13,8 +13,11 @@
 
 #include <cmath>
 #include <deque>
+#include <string>
+#include <utility>
 #include <vector>
 
+#include "../bench/lords_layers.hpp"
 #include "cuda_test_util.hpp"
 #include "hilo/error.hpp"
 #include "hilo/lords.hpp"
@@ -454,6 +457,33 @@ TEST(LordsCuda, LordsGemvStreamKMatchesTheOracle) {
   const DeviceTensor dx(test::random_tensor(DType::BF16, {1, shape.cols}, gen, 1.0f));
   const Tensor first = gpu_matmul(dev, dx, 1, shape.rows);
   expect_same_bits(first, gpu_matmul(dev, dx, 1, shape.rows), "second call");
+}
+
+// The wgmma GEMV's geometry under its default rules on the Llama-3-8B layers of rank 49 (NF4 B=64 parity): at least
+// 80% of the SMs and more than the 48 KB of shared memory a kernel gets without asking. Until 2026-12-07 the rules
+// queried occupancy before raising the kernel's shared-memory limit, and the first call of 14336x4096 chose and
+// cached a geometry 3.3x slower (H100: 70 us against 21). The first call of a shape in this process is the one that
+// shows it; run alone (--gtest_filter) it is also the first call of each kernel.
+TEST(LordsCuda, LordsGemvGeometryFillsTheGpuOnTheFirstCall) {
+  SKIP_WITHOUT_GPU();
+  if (!wgmma_here()) GTEST_SKIP() << "needs sm_90a (wgmma)";
+  const RestoreLordsGemvRules restore;
+  int device = 0, sms = 0;
+  ASSERT_EQ(cudaGetDevice(&device), cudaSuccess);
+  ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), cudaSuccess);
+  std::mt19937_64 gen(test::fresh_seed());
+  const std::pair<int64_t, int64_t> layers[] = {{14336, 4096}, {4096, 14336}};
+  for (const auto& [rows, cols] : layers) {
+    const lords::QuantizedLinear q = bench::random_layer(Method::Lords, 4, 64, rows, cols, gen);
+    ASSERT_EQ(q.rank, 49);
+    const lords::cuda::DeviceLinear dev(q);
+    const DeviceTensor dx(test::random_tensor(DType::BF16, {1, cols}, gen, 1.0f));
+    gpu_matmul(dev, dx, 1, rows);
+    const auto launch = lords::cuda_detail::last_lords_gemv_launch();
+    const std::string shape = std::to_string(rows) + "x" + std::to_string(cols);
+    EXPECT_GE(10 * launch.ctas, 8 * sms) << shape << ": " << launch.ctas << " CTAs on " << sms << " SMs";
+    EXPECT_GT(launch.smem, size_t{48} * 1024) << shape;
+  }
 }
 
 // Which kernel the LoRDS GEMV takes (host code, no GPU needed; HILO_LORDS_WG* unset): mma.sync with two row tiles

@@ -11,6 +11,7 @@
 # tarball: the device tool returns at most 8 files); read the CSVs with scripts/ncu_sass_stalls.py and the rounds
 # with scripts/lords_ab_table.py. MEMCHECK (a gtest filter): compute-sanitizer memcheck on those tests, once
 # as built and once with each of MEMCHECK_ENV's variants.
+# GEOMETRY (shapes): the GEMV's chosen geometry printed (HILO_LORDS_VERBOSE=1) for the base and this build.
 # CUBLAS_BATCHES (e.g. "1,4,16"): cuBLAS bf16 on the four Llama shapes at those batches (cublas.json).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -57,6 +58,15 @@ if [ -f build-carry/base_bench_lords_cuda.gz ]; then
   gunzip -c build-carry/base_bench_lords_cuda.gz > /tmp/base_bench_lords_cuda && chmod +x /tmp/base_bench_lords_cuda &&
     base=/tmp/base_bench_lords_cuda
 fi
+# GEOMETRY (e.g. "14336x4096,4096x14336"): the batch-1 LoRDS GEMV's chosen geometry on those shapes
+# (HILO_LORDS_VERBOSE=1), base build and this one.
+if [ -n "${GEOMETRY:-}" ]; then
+  for b in $base build-device/bench/bench_lords_cuda; do
+    echo "=== geometry: $b"
+    HILO_LORDS_VERBOSE=1 timeout 60 $b --bits 4 --block 64 --batches 1 --methods lords --shapes "$GEOMETRY" 2>&1 |
+      grep -a -E "^lords_gemv|candidate" | head -60
+  done 2>&1 | tee $work/geometry.log
+fi
 read -r -a lords_args <<< "${LORDS_ARGS:---bits 4 --block 64 --batches 1,16 --methods lords,blockwise}"
 for round in $(seq 1 "${ROUNDS:-2}"); do
   if [ -n "$base" ]; then
@@ -85,6 +95,6 @@ for p in ${PROFILES-14336x4096:16:lords:mma_gemm 14336x4096:16:blockwise:mma_gem
   OUT=$work/prof-$i timeout 150 env $var SHAPE=$shape BATCH=$batch PAIRS="$method:$kernel" \
     scripts/device/lords_sass_profile.sh > /dev/null 2>&1
   echo "=== profile $i: $p"
-  grep -E "Duration|Executed Ipc A|DRAM Throughput|L2 Cache Throughput|Memory Throughput|Registers Per|Achieved Occ|Shared Memory  |L1/TEX Hit|Block Limit" \
+  grep -E "==ERROR==|Duration|Executed Ipc A|DRAM Throughput|L2 Cache Throughput|Memory Throughput|Registers Per|Achieved Occ|Shared Memory  |L1/TEX Hit|Block Limit" \
     $work/prof-$i/profile.log 2>/dev/null | head -16
 done

@@ -20,8 +20,11 @@ for pair in ${PAIRS:-lords:lords_gemv blockwise:row_gemv}; do
   timeout 150 ncu --clock-control none --kernel-name regex:"$kernel" --launch-skip 5 --launch-count 1 \
     --section SourceCounters --section WarpStateStats --section SpeedOfLight --section LaunchStats \
     --section Occupancy --section SchedulerStats --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis \
-    -o "$OUT/$name" $bench --bits 4 --block 64 --batches "$batch" --methods $method --shapes $shape > /dev/null 2>&1
+    -o "$OUT/$name" $bench --bits 4 --block 64 --batches "$batch" --methods $method --shapes $shape > "$OUT/ncu.log" 2>&1
   echo "=== $name" >> "$OUT/profile.log"
+  # Nsight's own lines (no kernel matched, a replay that failed) where it wrote no report.
+  [ -f "$OUT/$name.ncu-rep" ] || grep -a -E "==(ERROR|WARNING|PROF)==" "$OUT/ncu.log" | tail -8 >> "$OUT/profile.log"
+  rm -f "$OUT/ncu.log"
   ncu --import "$OUT/$name.ncu-rep" --print-details all >> "$OUT/profile.log" 2>&1
   ncu --import "$OUT/$name.ncu-rep" --page source --print-source sass --csv 2> /dev/null | gzip > "$OUT/sass-$name.csv.gz"
   rm -f "$OUT/$name.ncu-rep"

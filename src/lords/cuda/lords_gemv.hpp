@@ -2,6 +2,8 @@
 // cluster GEMV (mma_gemv.hpp).
 #pragma once
 
+#include <cstddef>
+
 #include "mma_gemv.hpp"
 
 namespace hilo::lords::cuda_detail {
@@ -40,5 +42,14 @@ void force_lords_wc1(int mode);
 // HILO_LORDS_STREAMK says (-1; unset: never; -1: the rule, where its longest run is at most 90% of the chosen
 // geometry's tiles per SM).
 void force_lords_stream_k(int mode);
+// Tests: what the last LoRDS GEMV launched on this thread ran as (zeros before the first): CTAs, dynamic shared memory
+// per CTA, column slabs, stream-K.
+struct LordsGemvLaunch {
+  int ctas = 0;
+  std::size_t smem = 0;
+  int slabs = 0;
+  bool stream_k = false;
+};
+LordsGemvLaunch last_lords_gemv_launch();
 
 }  // namespace hilo::lords::cuda_detail
