@@ -823,9 +823,8 @@ template <int Bits, int NTR, bool Wg, int MT, bool Ring>
 LordsGeometry choose_geometry(const MmaArgs& g, int grid_mode) {
   using S = LordsShape<Bits, NTR>;
   constexpr auto kernel = lords_gemv_kernel<Bits, NTR, Wg, false, MT, Ring>;
-  // The occupancy queries below see the raised limit only once it is set: asked before it (launch_ntr's rules ask
-  // before any launch), every geometry over 48 KB looked unlaunchable and the cached choice fell back to a small one
-  // (14336x4096: 70 us against 22, H100, 2026-12-07).
+  // The occupancy queries below answer for the 48 KB default until the limit is raised. launch_ntr's rules ask before
+  // any launch, and the cached choice was then a poor geometry (14336x4096: 70 us against 21, H100, 2026-12-07).
   if (allow_smem_once<kernel>(g.device, kMaxSmemBytes) != 0) return {};
   static std::mutex mu;
   static std::map<std::tuple<int, int, int, int, int, int, int, int>, LordsGeometry> chosen;
@@ -957,8 +956,8 @@ int launch_with(const MmaArgs& g, cudaStream_t stream) {
 
 // Stream-K (lords_gemv_kernel's StreamK): 1 always where a geometry exists, 0 never, -1 where its longest run is at
 // most 90% of the tiles per SM of the geometry the cost model chose (launch_ntr). force_lords_stream_k for tests,
-// else HILO_LORDS_STREAMK (default 0: built on 2026-12-07 without a device to run it on; the rule is what to measure
-// first, then make the default).
+// else HILO_LORDS_STREAMK (default 0: slower where measured, H100 2026-12-07, 28.8 against 21.3 us on 14336x4096 and
+// 31.0 against 21.8 on 4096x14336; Nsight: its codes arrive late and it spills; the -1 rule would take 14336x4096).
 std::atomic<int> stream_k_forced{-1};
 int stream_k_mode() {
   static const int env = env_override("HILO_LORDS_STREAMK", -1, 1, 0);
