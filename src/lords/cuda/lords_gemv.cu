@@ -824,7 +824,7 @@ LordsGeometry choose_geometry(const MmaArgs& g, int grid_mode) {
   using S = LordsShape<Bits, NTR>;
   constexpr auto kernel = lords_gemv_kernel<Bits, NTR, Wg, false, MT, Ring>;
   // The occupancy queries below answer for the 48 KB default until the limit is raised. launch_ntr's rules ask before
-  // any launch, and the cached choice was then a poor geometry (14336x4096: 70 us against 21, H100, 2026-12-07).
+  // any launch: 14336x4096 then found no geometry and went to the cluster GEMV (70 us against 21, H100, 2026-12-07).
   if (allow_smem_once<kernel>(g.device, kMaxSmemBytes) != 0) return {};
   static std::mutex mu;
   static std::map<std::tuple<int, int, int, int, int, int, int, int>, LordsGeometry> chosen;
@@ -895,7 +895,7 @@ int launch_geometry(const MmaArgs& g, const LordsGeometry& geo, cudaStream_t str
   MmaArgs args = g;
   args.push_sum = push_sum_enabled();
   const int ranges = row_ctas(g, geo.wr, MT);
-  last_launch = LordsGemvLaunch{StreamK ? geo.ctas : ranges * geo.ks, geo.smem, geo.ks, StreamK};
+  last_launch = LordsGemvLaunch{g.rows, g.cols, StreamK ? geo.ctas : ranges * geo.ks, geo.smem, geo.ks, StreamK};
   if (!prepass) {  // mma.sync converting x * A itself: no scratch (grid sums are wgmma's, which always prepasses)
     cudaLaunchConfig_t cfg = launch_config(geo, ranges, stream, attrs);
     args.early_start = add_pdl_attribute(cfg, attrs);

@@ -42,9 +42,11 @@ void force_lords_wc1(int mode);
 // HILO_LORDS_STREAMK says (-1; unset: never; -1: the rule, where its longest run is at most 90% of the chosen
 // geometry's tiles per SM).
 void force_lords_stream_k(int mode);
-// Tests: what the last LoRDS GEMV launched on this thread ran as (zeros before the first): CTAs, dynamic shared memory
-// per CTA, column slabs, stream-K.
+// Tests: what the last LoRDS GEMV launched on this thread ran as (zeros before the first): the layer's shape, CTAs,
+// dynamic shared memory per CTA, column slabs, stream-K. A call that no geometry fits (it goes to the cluster GEMV)
+// leaves it as it was.
 struct LordsGemvLaunch {
+  int64_t rows = 0, cols = 0;
   int ctas = 0;
   std::size_t smem = 0;
   int slabs = 0;
