@@ -944,7 +944,8 @@ int launch_geometry(const MmaArgs& g, const LordsGeometry& geo, cudaStream_t str
 
 template <int Bits, int NTR, bool Wg, int MT, bool Ring>
 int launch_with(const MmaArgs& g, cudaStream_t stream) {
-  // The geometry's occupancy comes from the general build; the Wc1 build has the same launch bounds and shared memory.
+  // choose_geometry raises this limit for its queries too; raising it here first returns a failure as its CUDA error
+  // rather than as "no geometry" (the cluster GEMV). The Wc1 build has the general build's launch bounds and smem.
   if (const int e = allow_smem_once<lords_gemv_kernel<Bits, NTR, Wg, false, MT, Ring>>(g.device, kMaxSmemBytes); e != 0)
     return e;
   const LordsGeometry geo = choose_geometry<Bits, NTR, Wg, MT, Ring>(g, grid_sum_mode());
