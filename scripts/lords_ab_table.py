@@ -3,7 +3,7 @@
 scripts/device/lords_profile_call.sh write base-N.json and new-N.json): µs per call of every round, the ratio of the
 medians (base / new: above 1 = the new build is faster), and, given cuBLAS' JSON (scripts/device/cublas_baseline.py),
 the new build against cuBLAS bf16. For each variant of the new build (env-N.json from prebuilt_ab.sh's NEW_ENV, or
-envV-N.json from lords_profile_call.sh's V-th variant) two more columns: its µs, and new / it.
+envV-N.json from lords_profile_call.sh's V-th variant, or side-NAME-N.json from its SIDES, another build) two more columns: its µs, and new / it.
 
     python3 scripts/lords_ab_table.py DIR [--cublas DIR/cublas.json]
 """
@@ -24,10 +24,11 @@ def load(paths):
 
 
 def variants(directory):
-    """{name: runs} of the variant files: env-N.json as "env", envV-N.json as "envV"."""
+    """{name: runs} of the variant files: env-N.json as "env", envV-N.json as "envV", and other builds
+    (lords_profile_call.sh's SIDES) side-NAME-N.json as "side-NAME"."""
     names = set()
-    for p in glob.glob(os.path.join(directory, "env*-*.json")):
-        m = re.fullmatch(r"(env\d*)-\d+\.json", os.path.basename(p))
+    for p in glob.glob(os.path.join(directory, "*-*.json")):
+        m = re.fullmatch(r"(env\d*|side-[\w.]+)-\d+\.json", os.path.basename(p))
         if m:
             names.add(m.group(1))
     return {n: load(sorted(glob.glob(os.path.join(directory, f"{n}-*.json")))) for n in sorted(names)}

@@ -13,6 +13,8 @@
 # as built and once with each of MEMCHECK_ENV's variants.
 # GEOMETRY (shapes): the GEMV's chosen geometry printed (HILO_LORDS_VERBOSE=1) for the base and this build.
 # CUBLAS_BATCHES (e.g. "1,4,16"): cuBLAS bf16 on the four Llama shapes at those batches (cublas.json).
+# SIDES (names): more prebuilt benchmarks, build-carry/<name>_bench_lords_cuda.gz (NAME=<name>
+# scripts/device/prebuild_base.sh REV), timed in every round after the base as side-<name>-<round>.json.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 final=${OUT:-/tmp/hilo-out}
@@ -58,6 +60,10 @@ if [ -f build-carry/base_bench_lords_cuda.gz ]; then
   gunzip -c build-carry/base_bench_lords_cuda.gz > /tmp/base_bench_lords_cuda && chmod +x /tmp/base_bench_lords_cuda &&
     base=/tmp/base_bench_lords_cuda
 fi
+for side in ${SIDES:-}; do
+  gunzip -c "build-carry/${side}_bench_lords_cuda.gz" > "/tmp/${side}_bench_lords_cuda" &&
+    chmod +x "/tmp/${side}_bench_lords_cuda" || { echo "no build-carry/${side}_bench_lords_cuda.gz"; exit 1; }
+done
 # GEOMETRY (e.g. "14336x4096,4096x14336"): the batch-1 LoRDS GEMV's chosen geometry on those shapes
 # (HILO_LORDS_VERBOSE=1), base build and this one.
 if [ -n "${GEOMETRY:-}" ]; then
@@ -73,6 +79,10 @@ for round in $(seq 1 "${ROUNDS:-2}"); do
     echo "=== round $round base $(cat build-carry/BASE_REVISION 2>/dev/null)"
     timeout 150 $base "${lords_args[@]}" --json $work/base-$round.json 2>&1 | tail -n +2
   fi
+  for side in ${SIDES:-}; do
+    echo "=== round $round $side $(cat "build-carry/${side^^}_REVISION" 2>/dev/null)"
+    timeout 150 "/tmp/${side}_bench_lords_cuda" "${lords_args[@]}" --json "$work/side-$side-$round.json" 2>&1 | tail -n +2
+  done
   echo "=== round $round"
   timeout 150 build-device/bench/bench_lords_cuda "${lords_args[@]}" --json $work/new-$round.json 2>&1 | tail -n +2
   v=0
