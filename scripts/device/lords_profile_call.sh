@@ -6,14 +6,14 @@
 # LoRDS and block-wise, and the batch-1 LoRDS GEMV, on 14336x4096; NF4 B=64), profile i in prof-i/. NEW_ENV (e.g.
 # "HILO_GEMM_OCC2=1 HILO_GEMM_MT2=1", variables of one variant joined by commas): the LoRDS tests run again with each
 # variant (unless NO_VARIANT_TESTS is set), and ROUNDS (2) rounds time the benchmark without and with each,
-# alternately, and the base build build-carry/base_bench_lords_cuda.gz where there is one
+# alternately, and the base build build-carry/base_bench_lords_cuda.gz (or .xz) where there is one
 # (scripts/device/prebuild_base.sh). Output: $OUT/lp.tgz (one
 # tarball: the device tool returns at most 8 files); read the CSVs with scripts/ncu_sass_stalls.py and the rounds
 # with scripts/lords_ab_table.py. MEMCHECK (a gtest filter): compute-sanitizer memcheck on those tests, once
 # as built and once with each of MEMCHECK_ENV's variants.
 # GEOMETRY (shapes): the GEMV's chosen geometry printed (HILO_LORDS_VERBOSE=1) for the base and this build.
 # CUBLAS_BATCHES (e.g. "1,4,16"): cuBLAS bf16 on the four Llama shapes at those batches (cublas.json).
-# SIDES (names): more prebuilt benchmarks, build-carry/<name>_bench_lords_cuda.gz (NAME=<name>
+# SIDES (names): more prebuilt benchmarks, build-carry/<name>_bench_lords_cuda.gz or .xz (NAME=<name>
 # scripts/device/prebuild_base.sh REV), timed in every round after the base as side-<name>-<round>.json.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -55,14 +55,33 @@ for variant in ${NEW_ENV:-}; do
   echo "tests with $variant rc=$? $(grep -cE '^\[       OK' $work/tests-env$v.log) ok"
   grep -E "FAILED|Failure|Expected|Which is" $work/tests-env$v.log | head -20
 done
+# A prebuilt benchmark, build-carry/<name>_bench_lords_cuda.gz, or .xz, or inside build-carry/sides.txz
+# (scripts/device/pack_sides.sh), unpacked to /tmp/<name>_bench_lords_cuda (python's lzma: the device may lack xz).
+unpack() {
+  local packed=build-carry/$1_bench_lords_cuda
+  python3 - "$1" "$packed" << 'PY' && chmod +x "/tmp/$1_bench_lords_cuda"
+import gzip, lzma, os, shutil, sys, tarfile
+name, packed = sys.argv[1], sys.argv[2]
+dest = f"/tmp/{name}_bench_lords_cuda"
+if os.path.exists("build-carry/sides.txz"):
+    with tarfile.open("build-carry/sides.txz") as t:
+        member = next((m for m in t.getmembers() if os.path.basename(m.name) == f"{name}_bench_lords_cuda"), None)
+        if member:
+            with t.extractfile(member) as src, open(dest, "wb") as out:
+                shutil.copyfileobj(src, out)
+            sys.exit(0)
+for ext, opener in ((".xz", lzma.open), (".gz", gzip.open)):
+    if os.path.exists(packed + ext):
+        with opener(packed + ext) as src, open(dest, "wb") as out:
+            shutil.copyfileobj(src, out)
+        sys.exit(0)
+sys.exit(1)
+PY
+}
 base=""
-if [ -f build-carry/base_bench_lords_cuda.gz ]; then
-  gunzip -c build-carry/base_bench_lords_cuda.gz > /tmp/base_bench_lords_cuda && chmod +x /tmp/base_bench_lords_cuda &&
-    base=/tmp/base_bench_lords_cuda
-fi
+unpack base && base=/tmp/base_bench_lords_cuda
 for side in ${SIDES:-}; do
-  gunzip -c "build-carry/${side}_bench_lords_cuda.gz" > "/tmp/${side}_bench_lords_cuda" &&
-    chmod +x "/tmp/${side}_bench_lords_cuda" || { echo "no build-carry/${side}_bench_lords_cuda.gz"; exit 1; }
+  unpack "$side" || { echo "no prebuilt benchmark named $side in build-carry"; exit 1; }
 done
 # GEOMETRY (e.g. "14336x4096,4096x14336"): the batch-1 LoRDS GEMV's chosen geometry on those shapes
 # (HILO_LORDS_VERBOSE=1), base build and this one.

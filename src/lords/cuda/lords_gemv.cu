@@ -351,13 +351,6 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
     return codes[m] + static_cast<int64_t>(lt) * kTileBytes;
   };
   uint32_t buf[PD][kMT][kWords];
-  // Code slot w held tile lt; it takes this warp's tile PD ahead, if any.
-  const auto refill_codes = [&](uint32_t (&w)[kMT][kWords], int lt) {
-    const int next = lt + PD * WC;
-    if (next < ntiles)
-#pragma unroll
-      for (int m = 0; m < kMT; ++m) load_tile<Bits>(code_tile(m, next), lane, w[m]);
-  };
 #pragma unroll
   for (int d = 0; d < PD; ++d)
 #pragma unroll
@@ -521,49 +514,34 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
         atomicAdd(ring_released + lt % SPT, 1u) + 1u == static_cast<unsigned>(lt / SPT + 1) * geo.wr)
       issue_tile(lt + SPT);
   };
-  // One tile on wgmma, in groups of kGroupSteps steps: per group the warpgroup's wgmma (row-tile slots x 2 steps) on x
-  // * A's core matrices (at tile_addr) as one commit group, then the lookups of the group two ahead, so that a group's
-  // A registers were written one whole group earlier and WARPGROUP.ARRIVE no longer waits on its lookups (the
-  // eighteenth session's profile: short-scoreboard stalls there). Group g uses A set g % kGroups; with two groups in
-  // flight (wait 2) the set two ahead is free once its previous group has completed. The lookahead crosses into the
-  // next tile (w_next: its codes; past the warp's last tile the lookups are harmless reads of the pair table), so
-  // the sets enter a tile holding its first two groups (prime_tile before the first). Once tile lt's codes are
-  // decoded, their slot takes the tile PD ahead (refill_codes). Ring: the first wgmma waits for tile lt's slot; the previous tile's groups have all completed after the second group's wait, so its slot is
-  // released there (prev >= 0). restart: the tile's first wgmma overwrites the accumulators instead of adding to them
-  // (StreamK's second range).
-  constexpr int kGroupSteps = 2, kGroups = kSteps / kGroupSteps;
-  static_assert(kGroups == 4, "the set arithmetic below assumes two groups ahead of four");
-  uint32_t a[kGroups][kGroupSteps][kMT][4];
-  const auto decode_group = [&](const uint32_t (&w)[kMT][kWords], int group) {
+  // One tile on wgmma. Per half tile (4 steps): the warpgroup's wgmma (row-tile slots x 4 steps) on x * A's core
+  // matrices (at tile_addr) as one group, then the next half's lookups while it runs. The A registers alternate between
+  // two half sets, rewritten only after the group that read them has completed (wait 1). Ring (lt >= 0): the first
+  // wgmma waits for tile lt's slot, and the first half's wait, which retires the previous tile's last group, is
+  // followed by the release of that tile (prev >= 0).
+  // restart: the tile's first wgmma overwrites the accumulators instead of adding to them (StreamK's second range).
+  const auto wg_tile = [&](const uint32_t (&w)[kMT][kWords], uint32_t tile_addr, int lt, int prev, bool restart) {
+    uint32_t a[2][kSteps / 2][kMT][4];
 #pragma unroll
-    for (int s = 0; s < kGroupSteps; ++s) decode(w, group * kGroupSteps + s, a[group][s]);
-  };
-  const auto prime_tile = [&](const uint32_t (&w)[kMT][kWords]) {
-    decode_group(w, 0);
-    decode_group(w, 1);
-  };
-  const auto wg_tile = [&](uint32_t (&w)[kMT][kWords], const uint32_t (&w_next)[kMT][kWords], uint32_t tile_addr,
-                           int lt, int prev, bool restart) {
-    if (Ring) cuda_ptx::mbar_wait(ring_full + 8u * (lt % SPT), (lt / SPT) & 1);
+    for (int s = 0; s < kSteps / 2; ++s) decode(w, s, a[0][s]);
+    if (lt >= 0) cuda_ptx::mbar_wait(ring_full + 8u * (lt % SPT), (lt / SPT) & 1);
     const uint64_t desc0 = smem_desc_noswizzle(tile_addr, 128, 256);  // once per tile: one add per wgmma below
 #pragma unroll
-    for (int h = 0; h < kGroups; ++h) {
+    for (int half = 0; half < 2; ++half) {
       wgmma_fence();
 #pragma unroll
-      for (int s = 0; s < kGroupSteps; ++s) {
-        const uint64_t desc = smem_desc_advance(desc0, (h * kGroupSteps + s) * NTR * 256);
+      for (int s = 0; s < kSteps / 2; ++s) {
+        const uint64_t desc = smem_desc_advance(desc0, (half * kSteps / 2 + s) * NTR * 256);
 #pragma unroll
-        for (int m = 0; m < kMT; ++m) rank_wgmma<Wg, NTR>(acc[m], a[h][s][m], desc, !(restart && h == 0 && s == 0));
+        for (int m = 0; m < kMT; ++m) rank_wgmma<Wg, NTR>(acc[m], a[half][s][m], desc, !(restart && half == 0 && s == 0));
       }
       wgmma_commit();
-      wgmma_wait<2>();
-      if (h == 1 && prev >= 0) release(prev);
-      if (h < 2) {
-        decode_group(w, h + 2);
-      } else {
-        decode_group(w_next, h - 2);
+      wgmma_wait<1>();
+      if (half == 0) {
+        if (prev >= 0) release(prev);
+#pragma unroll
+        for (int s = 0; s < kSteps / 2; ++s) decode(w, kSteps / 2 + s, a[1][s]);
       }
-      if (h == 1) refill_codes(w, lt);
     }
   };
 #endif
@@ -582,9 +560,12 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
           const int i = i0 + d, lt = wc + WC * i;
           if (i < begin) continue;
           if (i >= end) break;
-          if (i == begin) prime_tile(buf[d]);
-          wg_tile(buf[d], buf[(d + 1) % PD], frag_base + (lt % SPT) * S::kFragTileBytes, lt, prev, restart && i == begin);
+          wg_tile(buf[d], frag_base + (lt % SPT) * S::kFragTileBytes, lt, prev, restart && i == begin);
           prev = lt;
+          const int next = lt + PD * WC;  // refill the code slot with this warp's tile PD ahead
+          if (next < ntiles)
+#pragma unroll
+            for (int m = 0; m < kMT; ++m) load_tile<Bits>(code_tile(m, next), lane, buf[d][m]);
         }
       }
     };
@@ -621,8 +602,7 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
           if (i0 + d >= per_warp || lt >= ntiles) break;
           if constexpr (Wg) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-            if (st == 0 && i0 + d == 0) prime_tile(buf[d]);  // later tiles enter primed by the one before
-            wg_tile(buf[d], buf[(d + 1) % PD], smem_u32(fr - lane + (lt - st * SPT) * kFragTile), lt, -1, false);
+            wg_tile(buf[d], smem_u32(fr - lane + (lt - st * SPT) * kFragTile), -1, -1, false);
 #else
             __trap();  // the launcher picks this variant only where sm_90a code runs
 #endif
@@ -639,8 +619,11 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
                 for (int m = 0; m < kMT; ++m) mma16816(*reinterpret_cast<float(*)[4]>(&acc[m][4 * j]), a[m], b);
               }
             }
-            refill_codes(buf[d], lt);
           }
+          const int next = lt + PD * WC;  // refill the slot with this warp's tile PD ahead
+          if (next < ntiles)
+#pragma unroll
+            for (int m = 0; m < kMT; ++m) load_tile<Bits>(code_tile(m, next), lane, buf[d][m]);
         }
       }
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
