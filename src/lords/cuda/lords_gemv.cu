@@ -187,6 +187,16 @@ __global__ void __launch_bounds__(32 * kPrepassWarps)
     for (int j = 0; j < NTR; ++j) a_frag[i][j] = __ldcg(a + j * 32 + lane);
   }
   griddep_wait();  // launched early (add_pdl_attribute): x may still be written by the previous kernel
+  // x of this warp's runs, requested with the max pass's loads (one L2 round trip after the wait, not two).
+  // cols is a multiple of 32, so a step of 16 columns is wholly inside the layer or wholly past it (x = 0 there).
+  const uint32_t* x32 = reinterpret_cast<const uint32_t*>(g.x);
+  uint32_t x_run[kPrepassRunsPerWarp][2];
+#pragma unroll
+  for (int i = 0; i < kPrepassRunsPerWarp; ++i) {
+    const int64_t col = (static_cast<int64_t>(c0) * kSteps + min(first_run + i, runs - 1)) * 16;  // the step's first
+    x_run[i][0] = col < g.cols ? __ldcg(x32 + col / 2 + t) : 0u;
+    x_run[i][1] = col < g.cols ? __ldcg(x32 + col / 2 + t + 4) : 0u;
+  }
   if (zero_arrivals && blockIdx.x == 0 && blockIdx.y == 0)  // the GEMV's grid-sum counters (GridSum)
     for (int i = threadIdx.x; i < ranges; i += blockDim.x) zero_arrivals[i] = 0;
   __shared__ unsigned warp_max[kPrepassWarps];
@@ -199,15 +209,13 @@ __global__ void __launch_bounds__(32 * kPrepassWarps)
   const int e2 = fp16_exponent(__uint_as_float(xmax_bits << 16) * g.a_absmax);
   const float scale = ldexpf(1.0f, e2);
   if (blockIdx.y == 0 && tid == 0) out.unscale[slab] = ldexpf(1.0f, -e2);
-  const uint32_t* x32 = reinterpret_cast<const uint32_t*>(g.x);
 #pragma unroll
   for (int i = 0; i < kPrepassRunsPerWarp; ++i) {
     if (first_run + i >= runs) break;
-    const int64_t run = static_cast<int64_t>(c0) * kSteps + first_run + i, col = run * 16;  // the step's first column
-    // cols is a multiple of 32, so a step of 16 columns is wholly inside the layer or wholly past it (x = 0 there).
-    const uint32_t x0 = col < g.cols ? __ldcg(x32 + col / 2 + t) : 0u, x1 = col < g.cols ? __ldcg(x32 + col / 2 + t + 4) : 0u;
+    const int64_t run = static_cast<int64_t>(c0) * kSteps + first_run + i;
 #pragma unroll
-    for (int j = 0; j < NTR; ++j) put_xa<Wg>(out.xa + (run * NTR + j) * 32, lane, xa_entry(x0, x1, a_frag[i][j], scale));
+    for (int j = 0; j < NTR; ++j)
+      put_xa<Wg>(out.xa + (run * NTR + j) * 32, lane, xa_entry(x_run[i][0], x_run[i][1], a_frag[i][j], scale));
   }
 }
 
