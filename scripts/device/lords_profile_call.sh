@@ -2,7 +2,7 @@
 # On the GPU machine, with prebuilt binaries (PREBUILT=1, carry ["build-carry"]; scripts/device/prebuild.sh
 # hilo_tests bench_lords_cuda): every LoRDS and HISA GPU test (TESTS), the LoRDS benchmark
 # (LORDS_ARGS), then per-instruction Nsight Compute profiles (scripts/device/lords_sass_profile.sh) of the
-# kernels PROFILES names, each "SHAPE:BATCH:method:kernel-regex[:VAR=VALUE]" (default: the batch-16 mma.sync GEMM,
+# kernels PROFILES names, each "SHAPE:BATCH:method:kernel-regex[:VAR=VALUE[,VAR=VALUE...]]" (default: the batch-16 mma.sync GEMM,
 # LoRDS and block-wise, and the batch-1 LoRDS GEMV, on 14336x4096; NF4 B=64), profile i in prof-i/. NEW_ENV (e.g.
 # "HILO_GEMM_OCC2=1 HILO_GEMM_MT2=1", variables of one variant joined by commas): the LoRDS tests run again with each
 # variant (unless NO_VARIANT_TESTS is set), and ROUNDS (2) rounds time the benchmark without and with each,
@@ -121,7 +121,7 @@ i=0
 for p in ${PROFILES-14336x4096:16:lords:mma_gemm 14336x4096:16:blockwise:mma_gemm 14336x4096:1:lords:lords_gemv}; do
   IFS=: read -r shape batch method kernel var <<< "$p"
   i=$((i + 1))
-  OUT=$work/prof-$i timeout 150 env $var SHAPE=$shape BATCH=$batch PAIRS="$method:$kernel" \
+  OUT=$work/prof-$i timeout 150 env ${var//,/ } SHAPE=$shape BATCH=$batch PAIRS="$method:$kernel" \
     scripts/device/lords_sass_profile.sh > /dev/null 2>&1
   echo "=== profile $i: $p"
   grep -E "==ERROR==|Duration|Executed Ipc A|DRAM Throughput|L2 Cache Throughput|Memory Throughput|Registers Per|Achieved Occ|Shared Memory  |L1/TEX Hit|Block Limit" \
