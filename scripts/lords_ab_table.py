@@ -3,7 +3,8 @@
 scripts/device/lords_profile_call.sh write base-N.json and new-N.json): µs per call of every round, the ratio of the
 medians (base / new: above 1 = the new build is faster), and, given cuBLAS' JSON (scripts/device/cublas_baseline.py),
 the new build against cuBLAS bf16. For each variant of the new build (env-N.json from prebuilt_ab.sh's NEW_ENV, or
-envV-N.json from lords_profile_call.sh's V-th variant, or side-NAME-N.json from its SIDES, another build) two more columns: its µs, and new / it.
+envV-N.json from lords_profile_call.sh's V-th variant) and each other build (side-NAME-N.json from its SIDES) two
+more columns: its µs, and new / it.
 
     python3 scripts/lords_ab_table.py DIR [--cublas DIR/cublas.json]
 """

@@ -2,19 +2,19 @@
 # On the GPU machine, with prebuilt binaries (PREBUILT=1, carry ["build-carry"]; scripts/device/prebuild.sh
 # hilo_tests bench_lords_cuda): every LoRDS and HISA GPU test (TESTS), the LoRDS benchmark
 # (LORDS_ARGS), then per-instruction Nsight Compute profiles (scripts/device/lords_sass_profile.sh) of the
-# kernels PROFILES names, each "SHAPE:BATCH:method:kernel-regex[:VAR=VALUE[,VAR=VALUE...]]" (default: the batch-16 mma.sync GEMM,
-# LoRDS and block-wise, and the batch-1 LoRDS GEMV, on 14336x4096; NF4 B=64), profile i in prof-i/. NEW_ENV (e.g.
-# "HILO_GEMM_OCC2=1 HILO_GEMM_MT2=1", variables of one variant joined by commas): the LoRDS tests run again with each
-# variant (unless NO_VARIANT_TESTS is set), and ROUNDS (2) rounds time the benchmark without and with each,
-# alternately, and the base build build-carry/base_bench_lords_cuda.gz (or .xz) where there is one
-# (scripts/device/prebuild_base.sh). Output: $OUT/lp.tgz (one
-# tarball: the device tool returns at most 8 files); read the CSVs with scripts/ncu_sass_stalls.py and the rounds
-# with scripts/lords_ab_table.py. MEMCHECK (a gtest filter): compute-sanitizer memcheck on those tests, once
-# as built and once with each of MEMCHECK_ENV's variants.
+# kernels PROFILES names, each "SHAPE:BATCH:method:kernel-regex[:VAR=VALUE[,VAR=VALUE...]]" (default: the batch-16
+# mma.sync GEMM, LoRDS and block-wise, and the batch-1 LoRDS GEMV, on 14336x4096; NF4 B=64), profile i in prof-i/.
+# NEW_ENV (e.g. "HILO_GEMM_OCC2=1 HILO_GEMM_MT2=1", variables of one variant joined by commas): the LoRDS tests run
+# again with each variant (unless NO_VARIANT_TESTS is set), and ROUNDS (2) rounds time the benchmark without and with
+# each, alternately, and the base build build-carry/base_bench_lords_cuda.gz (or .xz, or in sides.txz) where there is
+# one (scripts/device/prebuild_base.sh). Output: $OUT/lp.tgz (one tarball: the device tool returns at most 8 files);
+# read the CSVs with scripts/ncu_sass_stalls.py and the rounds with scripts/lords_ab_table.py. MEMCHECK (a gtest
+# filter): compute-sanitizer memcheck on those tests, once as built and once with each of MEMCHECK_ENV's variants.
 # GEOMETRY (shapes): the GEMV's chosen geometry printed (HILO_LORDS_VERBOSE=1) for the base and this build.
 # CUBLAS_BATCHES (e.g. "1,4,16"): cuBLAS bf16 on the four Llama shapes at those batches (cublas.json).
 # SIDES (names): more prebuilt benchmarks, build-carry/<name>_bench_lords_cuda.gz or .xz (NAME=<name>
-# scripts/device/prebuild_base.sh REV), timed in every round after the base as side-<name>-<round>.json.
+# scripts/device/prebuild_base.sh REV), or all in build-carry/sides.txz (scripts/device/pack_sides.sh), timed in
+# every round after the base as side-<name>-<round>.json.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 final=${OUT:-/tmp/hilo-out}
@@ -100,7 +100,8 @@ for round in $(seq 1 "${ROUNDS:-2}"); do
   fi
   for side in ${SIDES:-}; do
     echo "=== round $round $side $(cat "build-carry/${side^^}_REVISION" 2>/dev/null)"
-    timeout 150 "/tmp/${side}_bench_lords_cuda" "${lords_args[@]}" --json "$work/side-$side-$round.json" 2>&1 | tail -n +2
+    timeout 150 "/tmp/${side}_bench_lords_cuda" "${lords_args[@]}" --json "$work/side-$side-$round.json" 2>&1 |
+      tail -n +2
   done
   echo "=== round $round"
   timeout 150 build-device/bench/bench_lords_cuda "${lords_args[@]}" --json $work/new-$round.json 2>&1 | tail -n +2

@@ -22,4 +22,5 @@ if [ $# -gt 0 ]; then
   done
 fi
 tar -cf - -C "$work" . | xz -9 -T0 > build-carry/sides.txz.tmp && mv build-carry/sides.txz.tmp build-carry/sides.txz
-echo "build-carry/sides.txz: $(tar -tJf build-carry/sides.txz | grep -v '/$' | xargs -n1 basename | tr '\n' ' ')- $(du -m build-carry/sides.txz | cut -f1) MiB"
+names=$(tar -tJf build-carry/sides.txz | grep -v '/$' | xargs -n1 basename | tr '\n' ' ')
+echo "build-carry/sides.txz: ${names}- $(du -m build-carry/sides.txz | cut -f1) MiB"
