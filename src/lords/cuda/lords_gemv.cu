@@ -449,7 +449,8 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
   // the column groups (in order). Returns row tid's sum (tid < rows) after a CTA barrier; B is free again after it.
   float* partial = reinterpret_cast<float*>(smem + L.partial);
   float* cta_sum = reinterpret_cast<float*>(smem + L.sum);
-  const auto row_sums = [&] {
+  // This warp's rows: out(r, sum) for each (lane t == 0 holds it), B read from the warp's own rows only.
+  const auto warp_row_sums = [&](auto&& out) {
 #pragma unroll
     for (int m = 0; m < kMT; ++m)
 #pragma unroll
@@ -465,8 +466,11 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
         }
         v += __shfl_xor_sync(0xFFFFFFFFu, v, 1);
         v += __shfl_xor_sync(0xFFFFFFFFu, v, 2);
-        if (t == 0) partial[wc * rows + r] = v;
+        if (t == 0) out(r, v);
       }
+  };
+  const auto row_sums = [&] {
+    warp_row_sums([&](int r, float v) { partial[wc * rows + r] = v; });
     __syncthreads();
     float v = 0.0f;
     if (tid < rows) {
@@ -484,33 +488,48 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
   };
   // GridSum: this CTA's sums of row range `range` into partial slot `slot` (of `count`, stride ld floats); the last
   // to arrive adds the slots in order and writes y.
-  const auto grid_add = [&](float v, int range, int slot, int count, int64_t ld) {
+  // StreamK: a range whose partials this CTA wrote earlier (at the crossing, `early`, -1 for none) arrives here too.
+  const auto grid_add = [&](float v, int range, int slot, int count, int64_t ld, int early = -1, int early_count = 0) {
     if (tid < rows) gs.partial[slot * ld + static_cast<int64_t>(range) * rows + tid] = v;
     __threadfence();
     __syncthreads();
-    __shared__ int last;
-    if (tid == 0) last = atomicAdd(gs.arrivals + range, 1) == count - 1;
+    __shared__ int last[2];
+    if (tid == 0) {
+      last[0] = atomicAdd(gs.arrivals + range, 1) == count - 1;
+      last[1] = early >= 0 && atomicAdd(gs.arrivals + early, 1) == early_count - 1;
+    }
     __syncthreads();
-    if (last) {
-      __threadfence();  // the other slots' partials, fenced before their arrivals, are visible from here on
-      if (tid < rows) {
-        float total = 0.0f;
-        for (int q = 0; q < count; ++q) total += __ldcg(gs.partial + q * ld + static_cast<int64_t>(range) * rows + tid);
-        store(range, tid, total);
-      }
+    if (last[0] || last[1]) __threadfence();  // the other slots' partials, fenced before their arrivals, are visible
+#pragma unroll 1
+    for (int k = 0; k < 2; ++k) {
+      if (!last[k] || tid >= rows) continue;
+      const int rg = k == 0 ? range : early, n = k == 0 ? count : early_count;
+      float total = 0.0f;
+      for (int q = 0; q < n; ++q) total += __ldcg(gs.partial + q * ld + static_cast<int64_t>(rg) * rows + tid);
+      store(rg, tid, total);
     }
   };
   const auto cta_of_unit = [&](int x) { return stream_k_run_of_unit(x, ctas, units); };  // StreamK
-  // StreamK, after the last tile of the first range: its sums go out and B of the next range is requested (read only
-  // by the final sums); the next range's first wgmma restarts the accumulators (wg_tile's restart).
-  const auto first_range_done = [&] {
+  // StreamK, before the first tile of the next range: each warp, on its own (no CTA barrier mid-run: measured 3 us on
+  // an H100), sends its rows' sums of the first range to its grid-sum slot (the range's arrival waits for the end,
+  // grid_add's `early`) and requests its rows of B for the next range. That range's first wgmma restarts the
+  // accumulators (wg_tile's restart).
+  const auto cross_range = [&] {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     wgmma_wait<0>();
+#pragma unroll
+    for (int m = 0; m < kMT; ++m) fence_operands(acc[m]);
 #endif
-    const float v = row_sums();
-    const int first = cta_of_unit(r0 * g.col_tiles);
-    grid_add(v, r0, cta - first, cta - first + 1, int64_t{ranges} * rows);
-    request_b(rt0 + kMT * geo.wr);
+    const int slot = cta - cta_of_unit(r0 * g.col_tiles);
+    float* out = gs.partial + slot * (int64_t{ranges} * rows) + static_cast<int64_t>(r0) * rows;
+    warp_row_sums([&](int r, float v) { out[r] = v * unscale; });
+    __syncwarp();  // every lane's B reads are done before the warp's rows of B are rewritten
+    for (int i = lane; i < kTileRows * kMT * NTR; i += 32) {
+      const int r = kTileRows * kMT * wr + i / NTR, chunk = i % NTR;
+      const int row = min((rt0 + kMT * geo.wr) * kTileRows + r, last_row);
+      cp_async16(smem_u32(smem + L.b) + r * S::kBRowBytes + 16 * chunk,
+                 g.b + static_cast<int64_t>(row) * g.rank_pad + 8 * chunk, 16);
+    }
     cp_async_commit();
   };
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -559,34 +578,25 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
     // lt / SPT.
     const uint32_t frag_base = smem_u32(frag);
     int prev = -1;
-    // This warp's tiles number begin .. end - 1 among its own (i: tile wc + WC i), each in code slot i % PD; restart:
-    // the first of them starts the accumulators afresh.
-    const auto ring_loop = [&](int begin, int end, bool restart) {
-      for (int i0 = begin - begin % PD; i0 < end; i0 += PD) {
+    // This warp's tiles i = 0, 1, ... (tile wc + WC i), each in code slot i % PD. StreamK: the run crosses into the
+    // next row range at tile n0 (cross_range), inside this one loop. A loop per range, called from a runtime loop, cost
+    // the warp-uniform tile indices (every wgmma descriptor went through R2UR: 83 against 27 in the kernel) and
+    // spilled; two copies of the loop serialised every wgmma (C7515).
+    const int end = ntiles > wc ? (ntiles - wc + WC - 1) / WC : 0;
+    for (int i0 = 0; i0 < end; i0 += PD) {
 #pragma unroll
-        for (int d = 0; d < PD; ++d) {  // code ring slot d holds this warp's tile i0 + d
-          const int i = i0 + d, lt = wc + WC * i;
-          if (i < begin) continue;
-          if (i >= end) break;
-          wg_tile(buf[d], frag_base + (lt % SPT) * S::kFragTileBytes, lt, prev, restart && i == begin);
-          prev = lt;
-          const int next = lt + PD * WC;  // refill the code slot with this warp's tile PD ahead
-          if (next < ntiles)
+      for (int d = 0; d < PD; ++d) {  // code ring slot d holds this warp's tile i0 + d
+        const int i = i0 + d, lt = wc + WC * i;
+        if (i >= end) break;
+        const bool cross = StreamK && i == n0 && i > 0;  // (StreamK: one column group, so i is the CTA's tile)
+        if (cross) cross_range();
+        wg_tile(buf[d], frag_base + (lt % SPT) * S::kFragTileBytes, lt, prev, cross);
+        prev = lt;
+        const int next = lt + PD * WC;  // refill the code slot with this warp's tile PD ahead
+        if (next < ntiles)
 #pragma unroll
-            for (int m = 0; m < kMT; ++m) load_tile<Bits>(code_tile(m, next), lane, buf[d][m]);
-        }
+          for (int m = 0; m < kMT; ++m) load_tile<Bits>(code_tile(m, next), lane, buf[d][m]);
       }
-    };
-    if constexpr (StreamK) {  // one column group: this warp's tiles are the CTA's
-      // One loop over the two ranges, not two copies of ring_loop: with two, ptxas moved the accumulators between
-      // them and serialised every wgmma (C7515).
-#pragma unroll 1
-      for (int part = 0; part < (n0 < ntiles ? 2 : 1); ++part) {
-        if (part == 1) first_range_done();
-        ring_loop(part == 0 ? 0 : n0, part == 0 ? n0 : ntiles, part == 1);
-      }
-    } else {
-      ring_loop(0, ntiles > wc ? (ntiles - wc + WC - 1) / WC : 0, false);
     }
     wgmma_wait<0>();
 #pragma unroll
@@ -653,9 +663,9 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
   // 6. y = sum_k B z (row_sums and grid_add, above); one slab writes y itself, a cluster pushes its sums, a grid sum
   // adds them through global memory.
   if constexpr (StreamK) {
-    if (n0 < ntiles) {  // B of the second range, requested after the first range's sums
+    if (n0 < ntiles) {  // this warp's rows of B for the second range, requested at the crossing
       cp_async_wait<0>();
-      __syncthreads();
+      __syncwarp();
     }
   }
   const float v = row_sums();
@@ -664,8 +674,12 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
     return;
   }
   if constexpr (StreamK) {
-    const int r = n0 < ntiles ? r0 + 1 : r0, first = cta_of_unit(r * g.col_tiles);
-    grid_add(v, r, cta - first, cta_of_unit((r + 1) * g.col_tiles - 1) - first + 1, int64_t{ranges} * rows);
+    const bool crossed = n0 < ntiles;
+    const int r = crossed ? r0 + 1 : r0, first = cta_of_unit(r * g.col_tiles);
+    // The first range (if crossed) ends with this CTA's run: its runs are slots first0 .. cta.
+    const int first0 = cta_of_unit(r0 * g.col_tiles);
+    grid_add(v, r, cta - first, cta_of_unit((r + 1) * g.col_tiles - 1) - first + 1, int64_t{ranges} * rows,
+             crossed ? r0 : -1, cta - first0 + 1);
   } else if constexpr (Grid) {
     grid_add(v, blockIdx.y, blockIdx.x, gridDim.x, int64_t{gridDim.y} * rows);
   } else {
@@ -965,8 +979,10 @@ int launch_with(const MmaArgs& g, cudaStream_t stream) {
 
 // Stream-K (lords_gemv_kernel's StreamK): 1 always where a geometry exists, 0 never, -1 where its longest run is at
 // most 90% of the tiles per SM of the geometry the cost model chose (launch_ntr). force_lords_stream_k for tests,
-// else HILO_LORDS_STREAMK (default 0: slower where measured, H100 2026-12-07, 28.8 against 21.3 us on 14336x4096 and
-// 31.0 against 21.8 on 4096x14336; Nsight: its codes arrive late and it spills; the -1 rule would take 14336x4096).
+// else HILO_LORDS_STREAMK (default 0: slower where measured, H100 2026-12-07, with the crossing inside one loop and no
+// CTA barrier there: 23.1 against 21.2 us on 14336x4096 and 25.6 against 21.6 on 4096x14336 (before: 28.8 and 30.4).
+// Nsight: its codes still arrive late, and it leaves no idle SM for the next prepass to start early on. The -1 rule
+// would take 14336x4096.)
 std::atomic<int> stream_k_forced{-1};
 int stream_k_mode() {
   static const int env = env_override("HILO_LORDS_STREAMK", -1, 1, 0);
