@@ -311,14 +311,16 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
   const bool x_first = !prepared && !g.early_start;
   if (x_first) request_x();
   const int last_row = g.row_tiles * kTileRows - 1;
-  const auto request_b = [&](int first_row_tile) {  // the CTA's rows of B from row tile first_row_tile on
-    for (int i = tid; i < rows * NTR; i += kThreads) {
-      const int r = i / NTR, chunk = i % NTR, row = min(first_row_tile * kTileRows + r, last_row);
+  // The CTA's rows first .. first + count - 1 of B, for the row range from row tile first_row_tile on; thread `self`
+  // of `threads` requests every threads-th 16-byte chunk.
+  const auto request_b = [&](int first_row_tile, int first, int count, int self, int threads) {
+    for (int i = self; i < count * NTR; i += threads) {
+      const int r = first + i / NTR, chunk = i % NTR, row = min(first_row_tile * kTileRows + r, last_row);
       cp_async16(smem_u32(smem + L.b) + r * S::kBRowBytes + 16 * chunk,
                  g.b + static_cast<int64_t>(row) * g.rank_pad + 8 * chunk, 16);
     }
   };
-  request_b(rt0);
+  request_b(rt0, 0, rows, tid, kThreads);
   // A (tile, step) run of x * A is NTR x 256 bytes (32 lanes x 8 bytes per group of 8 ranks); warp w copies and
   // converts runs w, w + kWarps, ... of a chunk, so no index needs a division. Prepared runs are contiguous.
   const auto copy_a = [&](int st) {  // chunk st's A fragments (or prepared x * A) into buffer st % 2
@@ -524,12 +526,7 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
     float* out = gs.partial + slot * (int64_t{ranges} * rows) + static_cast<int64_t>(r0) * rows;
     warp_row_sums([&](int r, float v) { out[r] = v * unscale; });
     __syncwarp();  // every lane's B reads are done before the warp's rows of B are rewritten
-    for (int i = lane; i < kTileRows * kMT * NTR; i += 32) {
-      const int r = kTileRows * kMT * wr + i / NTR, chunk = i % NTR;
-      const int row = min((rt0 + kMT * geo.wr) * kTileRows + r, last_row);
-      cp_async16(smem_u32(smem + L.b) + r * S::kBRowBytes + 16 * chunk,
-                 g.b + static_cast<int64_t>(row) * g.rank_pad + 8 * chunk, 16);
-    }
+    request_b(rt0 + kMT * geo.wr, kTileRows * kMT * wr, kTileRows * kMT, lane, 32);
     cp_async_commit();
   };
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
