@@ -12,6 +12,8 @@
 # filter): compute-sanitizer memcheck on those tests, once as built and once with each of MEMCHECK_ENV's variants.
 # GEOMETRY (shapes): the GEMV's chosen geometry printed (HILO_LORDS_VERBOSE=1) for the base and this build.
 # CUBLAS_BATCHES (e.g. "1,4,16"): cuBLAS bf16 on the four Llama shapes at those batches (cublas.json).
+# BNB_BATCHES (e.g. "1,16,1024"): bitsandbytes NF4 (plain and double-quantized, its own dispatch) on the same shapes
+# (bnb.json; scripts/device/bnb_baseline.py, bitsandbytes from build-carry/bnb.txz: scripts/device/pack_bnb.sh).
 # SIDES (names): more prebuilt benchmarks, build-carry/<name>_bench_lords_cuda.gz or .xz (NAME=<name>
 # scripts/device/prebuild_base.sh REV), or all in build-carry/sides.txz (scripts/device/pack_sides.sh), timed in
 # every round after the base as side-<name>-<round>.json.
@@ -117,6 +119,12 @@ if [ -n "${CUBLAS_BATCHES:-}" ]; then
   HILO_CUBLAS_BATCHES=$CUBLAS_BATCHES timeout 120 python3 scripts/device/cublas_baseline.py $work/cublas.json \
     > $work/cublas.log 2>&1
   tail -8 $work/cublas.log
+fi
+if [ -n "${BNB_BATCHES:-}" ]; then
+  HILO_BNB_BATCHES=$BNB_BATCHES timeout 300 python3 scripts/device/bnb_baseline.py $work/bnb.json \
+    > $work/bnb.log 2>&1
+  echo "bnb rc=$?"
+  tail -4 $work/bnb.log
 fi
 i=0
 for p in ${PROFILES-14336x4096:16:lords:mma_gemm 14336x4096:16:blockwise:mma_gemm 14336x4096:1:lords:lords_gemv}; do

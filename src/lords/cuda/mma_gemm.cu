@@ -16,6 +16,7 @@
 #include "mma_common.cuh"
 #include "mma_gemm.hpp"
 #include "wgmma_gemm.hpp"
+#include "wgmma_scale_gemm.hpp"
 
 namespace hilo::lords::cuda_detail {
 namespace {
@@ -364,6 +365,7 @@ bool use_mma_gemm(const MmaArgs& g) {
 int launch_mma_gemm(const MmaArgs& g, const GemmExtras& ex, void* stream_ptr) {
   const auto stream = static_cast<cudaStream_t>(stream_ptr);
   if (use_wgmma_gemm(g)) return launch_wgmma_gemm(g, ex, stream_ptr);
+  if (use_wgmma_scale_gemm(g)) return launch_wgmma_scale_gemm(g, ex, stream_ptr);
   return with_bits(g.bits, [&](auto bits) { return launch_bits<decltype(bits)::value>(g, ex, stream); });
 }
 

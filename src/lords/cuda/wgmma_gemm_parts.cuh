@@ -191,14 +191,15 @@ __device__ __forceinline__ bool tail_sum(float (&acc)[BN / 2], const WgTail& tai
 // (wgmma_gemm.cu).
 int choose_splits(int64_t ctas, int64_t slots, int col_tiles, int64_t split_bytes);
 
-// What both launchers work out before a launch: the split count (choose_splits) and chunks per split, x's tensor map
-// (boxes of bn rows x 64 columns) and, with split k, the partial sums (freed by finish_gemm_launch). Returns a CUDA
-// error code.
+// What the wgmma launchers work out before a launch: the split count (`splits`, or choose_splits where 0) and chunks
+// per split, x's tensor map (boxes of bn rows x 64 columns) and, with split k, the partial sums (freed by
+// finish_gemm_launch). Returns a CUDA error code.
 struct WgLaunchPlan {
   int splits = 1, tiles_per_split = 0;
   float* partial = nullptr;
   CUtensorMap x_map;
 };
-int plan_wg_launch(const MmaArgs& g, int64_t ctas, int64_t slots, int bn, cudaStream_t stream, WgLaunchPlan& plan);
+int plan_wg_launch(const MmaArgs& g, int64_t ctas, int64_t slots, int bn, cudaStream_t stream, WgLaunchPlan& plan,
+                   int splits = 0);
 
 }  // namespace hilo::lords::cuda_detail

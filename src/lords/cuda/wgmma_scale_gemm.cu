@@ -1,0 +1,270 @@
+// The small-batch LoRDS GEMM with its scale tile on wgmma (sm_90a; see wgmma_scale_gemm.hpp).
+//
+// Why: at 2-16 activation rows the scale tile S = B A costs 2 x 8 ceil(r / 8) FLOPs per weight against the product's
+// 2 x 16, and the mma.sync GEMM (mma_gemm.cu) computes it per warp and 16-column step, in the decode warps' own
+// instruction stream: about 69 instructions per step, so it runs at about half the batch-1 GEMV's speed. Here each
+// warpgroup computes S for 64 rows x 64 columns with K16 wgmma.m64n64k16 (the warps' rows of B as the register A
+// operand, A^T's chunk as the shared-memory B operand), whose accumulators are laid out exactly as the register A
+// operand of the product (FlashAttention's trick for P): per 16-column step a lane converts its S values to bf16 and
+// multiplies them by the decoded codes (two instructions per pair, as lords_weights does), then one
+// wgmma.m64n16k16 multiplies the weights by the activations.
+//
+// Pipeline per warpgroup, in halves of a 128-column chunk (4 steps): S of the next half is issued before the current
+// half's weights are formed, so the tensor pipe computes S(u + 1) while the warps convert S(u) (two S buffers of 32
+// registers). The producer warp brings x by TMA (16 rows, swizzled, as the batch GEMM does) and A^T by cp.async into
+// 128-byte swizzled rows (one column's 64 ranks: the B operand's K-major layout), a ring of 4 slots each.
+//
+// Same weights and rounding as the mma.sync GEMM (S rounded to bf16, times the code's value, rounded); f32
+// accumulation; k split over CTAs with partial sums added in split order. Only the summation order inside the tensor
+// cores differs.
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <atomic>
+#include <type_traits>
+
+#include "../../cuda/tensor_map.hpp"
+#include "../../cuda/tma.cuh"
+#include "../gpu_layout.hpp"
+#include "gemm_common.cuh"
+#include "wgmma_gemm.hpp"
+#include "wgmma_gemm_parts.cuh"
+#include "wgmma_rs.cuh"
+#include "wgmma_scale_gemm.hpp"
+
+namespace hilo::lords::cuda_detail {
+namespace {
+
+using cuda_ptx::cp_async_mbar_arrive;
+using cuda_ptx::mbar_arrive;
+using cuda_ptx::mbar_init;
+using cuda_ptx::mbar_init_fence;
+using cuda_ptx::mbar_wait;
+using cuda_ptx::setmaxnreg_dec;
+using cuda_ptx::setmaxnreg_inc;
+using cuda_ptx::smem_desc_sw128;
+using cuda_ptx::swizzle128;
+using gpu_layout::kTileCols;
+
+constexpr int kBN = 16;        // activation rows per CTA (wgmma's N of the product)
+constexpr int kSlots = 4;      // x and A^T ring slots: the producer runs up to 3 chunks ahead
+constexpr int kDepth = 2;      // chunks of codes in flight per warp (the register ring), and chunks per loop body
+constexpr int kABytes = kTileCols * 128;  // A^T of a chunk: 128 columns x 128 bytes (64 ranks, swizzled)
+
+template <int Bits>
+struct WsShape {
+  static constexpr int kWords = 2 * Bits, kTileBytes = 256 * Bits;
+  static constexpr int kLutBytes = wg_lut_bytes(Bits);
+  static constexpr int kXBytes = wg_x_bytes(kBN), kHalfBytes = kXBytes / 2;
+  static constexpr int kSmem = kLutBytes + kSlots * (kXBytes + kABytes) + 32 * kSlots;
+  static_assert(kLutBytes % 1024 == 0 && kXBytes % 1024 == 0 && kSmem <= kWgMaxSmem);
+  static_assert(kBN * kWgOutStride * 2 <= kSlots * kXBytes);  // the epilogue stages its tile over the x ring
+};
+
+// The producer's A^T for chunk c: columns c * 128 .. + 127 of a_t (bf16 [cols][rank_pad], zero padded), their
+// rank_pad ranks, into 128-byte rows (column n at n * 128, its 16-byte piece p at piece p ^ (n % 8)), by 32 lanes.
+// Pieces past rank_pad (rank_pad < 64) are left as they are: the scale wgmmas read only the first rank_pad ranks.
+template <int RankPad>
+__device__ __forceinline__ void stage_a_t_swizzled(const uint16_t* a_t, int c, uint32_t dst, int lane) {
+  constexpr int kPieces = RankPad / 8;
+  const uint16_t* src = a_t + int64_t{c} * kTileCols * RankPad;
+#pragma unroll 8
+  for (int i = lane; i < kTileCols * kPieces; i += 32) {
+    const int n = i / kPieces, p = i % kPieces;
+    cuda_ptx::cp_async16(dst + swizzle128(n, p), src + n * RankPad + 8 * p, 16);
+  }
+}
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+// S for 64 rows of the warpgroup x 64 columns (half h of the chunk whose A^T is at a_slot): K16 k-steps over the
+// ranks, the first overwriting d. One commit group.
+template <int K16>
+__device__ __forceinline__ void issue_scale_tile(float (&d)[32], const uint32_t (&bfac)[K16][4], uint32_t a_slot,
+                                                 int h) {
+  wgmma_fence();
+#pragma unroll
+  for (int k = 0; k < K16; ++k)
+    wgmma_m64n64k16_bf16_rs(d, bfac[k], smem_desc_sw128(a_slot + h * 64 * 128 + 32 * k), k > 0 ? 1u : 0u);
+  wgmma_commit();
+}
+
+// The weights of step q of a half (columns 16 q .. + 15 of its 64) from the code pairs and S: S's n-tiles 2q, 2q + 1
+// are the step's two 8-column halves, in the mma C layout lords_weights takes.
+__device__ __forceinline__ void scaled_weights(const uint32_t (&pair)[4], const float (&s)[32], int q,
+                                               uint32_t (&w)[4]) {
+  float sc[2][4];
+#pragma unroll
+  for (int n = 0; n < 2; ++n)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) sc[n][e] = s[4 * (2 * q + n) + e];
+  lords_weights(pair, sc, w);
+}
+#endif
+
+template <int Bits, int R8>
+__global__ void __launch_bounds__(kWgThreads, 1)
+    wgmma_scale_gemm_kernel(MmaArgs g, GemmExtras ex, int tiles_per_split, float* partial,
+                            const __grid_constant__ CUtensorMap x_map) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using S = WsShape<Bits>;
+  constexpr int K16 = k16_groups(R8), kRankPad = rank_pad_of(R8);
+  static_assert(kRankPad <= 64, "A^T's rows are 128 bytes: at most 64 ranks");
+  extern __shared__ __align__(1024) unsigned char smem[];
+  uint32_t* lut = reinterpret_cast<uint32_t*>(smem);
+  const uint32_t x_ring = smem_u32(smem) + S::kLutBytes, a_ring = x_ring + kSlots * S::kXBytes;
+  const uint32_t bars = a_ring + kSlots * kABytes;
+  // Per slot: full (x and A^T of the chunk landed: TMA bytes and 32 cp.async arrivals), empty (the 8 consumer warps
+  // are done with both).
+  const auto full = [&](int slot) { return bars + 8 * slot; };
+  const auto empty = [&](int slot) { return bars + 8 * (kSlots + slot); };
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const WgWork work = wg_work_of(WgTail{}, tiles_per_split, g.col_tiles);
+  const int row_cta = work.tile, c0 = work.c0, c1 = work.c1;
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < kSlots; ++s) {
+      mbar_init(full(s), 33);  // the TMA lane's arrive_expect_tx and 32 cp.async arrivals
+      mbar_init(empty(s), kGemmRowTiles);
+    }
+    mbar_init_fence();
+  }
+  const int mt = row_cta * kGemmRowTiles + warp;
+  const int mtc = mt < g.row_tiles ? mt : 0;  // a tile past the end decodes tile 0; its rows are never written
+  const uint8_t* codes = g.codes + static_cast<int64_t>(mtc) * g.col_tiles * S::kTileBytes;
+  uint32_t code_ring[kDepth][S::kWords];
+  uint32_t unused_lo[kDepth], unused_hi[kDepth];  // (block-wise scales: none here)
+  uint32_t bfac[K16][4];
+  if (warp < kGemmRowTiles)
+    load_first_operands<Bits, R8, kDepth>(g, codes, mtc, c0, c1, lane, code_ring, unused_lo, unused_hi, bfac);
+  fill_bf16_pair_table<Bits>(lut, g.values_h, kWgThreads);
+  __syncthreads();
+
+  if (warp >= kGemmRowTiles) {  // the producer: x and A^T of chunk c once the consumers are done with its slot
+    setmaxnreg_dec<wg_producer_regs(1)>();
+    if (warp > kGemmRowTiles) return;
+    for (int c = c0; c < c1; ++c) {
+      const int i = c - c0, slot = i % kSlots;
+      if (i >= kSlots) mbar_wait(empty(slot), (i / kSlots - 1) & 1);
+      if (lane == 0) tma_x_chunk<kBN>(x_ring + slot * S::kXBytes, &x_map, c, 0, full(slot));
+      stage_a_t_swizzled<kRankPad>(ex.a_t, c, a_ring + slot * kABytes, lane);
+      cp_async_mbar_arrive(full(slot));
+    }
+    cuda_ptx::cp_async_wait<0>();
+    return;
+  }
+
+  setmaxnreg_inc<wg_consumer_regs(1)>();
+  float acc[kBN / 2];
+#pragma unroll
+  for (int i = 0; i < kBN / 2; ++i) acc[i] = 0.0f;
+  const uint32_t lut_lane = smem_u32(lut) + 4 * lane;
+  const auto slot_of = [&](int c) { return (c - c0) % kSlots; };
+  const auto wait_chunk = [&](int c) { mbar_wait(full(slot_of(c)), ((c - c0) / kSlots) & 1); };
+  // A body of ND chunks (kDepth, or 1 for an odd last chunk): every wgmma it issues completes at its end, and
+  // nothing in it branches around a wgmma. (Values carried around the loop would sit in registers that in-flight
+  // wgmmas use, and a run-time exit with wgmmas in flight: either makes ptxas serialise every wgmma.)
+  const auto body = [&](int cb, auto nd) {
+    constexpr int ND = decltype(nd)::value;
+    float sbuf[2][32];
+    uint32_t w[4][4];
+    wait_chunk(cb);
+    issue_scale_tile<K16>(sbuf[0], bfac, a_ring + slot_of(cb) * kABytes, 0);
+#pragma unroll
+    for (int u = 0; u < 2 * ND; ++u) {  // half u % 2 of chunk cb + u / 2
+      const int d = u / 2, h = u % 2, c = cb + d;
+      if (u + 1 < 2 * ND) {  // S of the next half while this one's weights are formed
+        const int cn = cb + (u + 1) / 2;
+        if (h == 1) wait_chunk(cn);
+        issue_scale_tile<K16>(sbuf[(u + 1) % 2], bfac, a_ring + slot_of(cn) * kABytes, (u + 1) % 2);
+        wgmma_wait<1>();  // S of this half and the previous half's product are done: w is free
+      } else {
+        wgmma_wait<0>();
+      }
+      const uint32_t x_half = x_ring + slot_of(c) * S::kXBytes + h * S::kHalfBytes;
+#pragma unroll
+      for (int q = 0; q < 4; ++q) {
+        uint32_t pair[4];
+        lookup_pairs<Bits>(code_ring[d], 4 * h + q, lut_lane, pair);
+        scaled_weights(pair, sbuf[u % 2], q, w[q]);
+      }
+      wgmma_fence();
+#pragma unroll
+      for (int q = 0; q < 4; ++q) wgmma_bf16_rs<kBN>(acc, w[q], smem_desc_sw128(x_half + 32 * q));
+      wgmma_commit();
+      if (h == 1 && c + kDepth < c1)
+        load_chunk_operands<Bits, true>(g, codes, mtc, c + kDepth, lane, code_ring[d], unused_lo[d], unused_hi[d]);
+    }
+    wgmma_wait<0>();
+    // The body's chunks' slots are free (__syncwarp: every lane's reads came first).
+    __syncwarp();
+    if (lane == 0)
+#pragma unroll
+      for (int d = 0; d < ND; ++d) mbar_arrive(empty(slot_of(cb + d)));
+  };
+  int cb = c0;
+  for (; cb + kDepth <= c1; cb += kDepth) body(cb, std::integral_constant<int, kDepth>{});
+  if (cb < c1) body(cb, std::integral_constant<int, 1>{});  // (chunk c0 + an even count: code_ring[0])
+  fence_operands(acc);
+  store_wg_tile<kBN>(g, acc, partial, work.split, row_cta, 0, smem + S::kLutBytes);
+#else
+  (void)g, (void)ex, (void)tiles_per_split, (void)partial, (void)x_map;
+  __trap();  // the launcher picks this kernel only where sm_90a code runs
+#endif
+}
+
+// Split k: the chunk ranges that fill one wave of SMs (one CTA each) best, as the batch-1 GEMV does: a grid of a
+// wave or less, never split past kMostSplits or below 2 chunks per split. HILO_GEMM_SPLIT forces a count.
+constexpr int kMostSplits = 16;
+int scale_gemm_splits(int64_t row_ctas, int sm_count, int col_tiles) {
+  if (const int forced = forced_gemm_splits(); forced > 0) return std::min(forced, col_tiles);
+  const int64_t most = std::min<int64_t>({kMostSplits, std::max(1, col_tiles / 2), sm_count / std::max<int64_t>(1, row_ctas)});
+  return static_cast<int>(std::max<int64_t>(1, most));
+}
+
+template <int Bits, int R8>
+int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
+  using S = WsShape<Bits>;
+  constexpr auto kernel = wgmma_scale_gemm_kernel<Bits, R8>;
+  if (const int e = allow_smem_once<kernel>(g.device, S::kSmem); e != 0) return e;
+  const int64_t row_ctas = (g.row_tiles + kGemmRowTiles - 1) / kGemmRowTiles;
+  WgLaunchPlan p;
+  if (const int e = plan_wg_launch(g, row_ctas, g.sm_count, kBN, stream, p,
+                                   scale_gemm_splits(row_ctas, g.sm_count, g.col_tiles));
+      e != 0)
+    return e;
+  const dim3 grid(static_cast<unsigned>(row_ctas), static_cast<unsigned>(p.splits));
+  kernel<<<grid, kWgThreads, S::kSmem, stream>>>(g, ex, p.tiles_per_split, p.partial, p.x_map);
+  return finish_gemm_launch(cudaGetLastError(), p.partial, p.splits, g, stream);
+}
+
+std::atomic<int> scale_gemm_forced{-1};
+
+}  // namespace
+
+void force_wgmma_scale_gemm(int mode) {
+  scale_gemm_forced.store(mode < 0 ? -1 : mode != 0, std::memory_order_relaxed);
+}
+
+bool use_wgmma_scale_gemm(const MmaArgs& g) {
+  static const int env = env_override("HILO_GEMM_WGS", 0, 1, -1);
+  if (!g.lords || g.rank_pad > 64 || g.batch > kBN || !sm90a_device(g.device)) return false;
+  const int f = scale_gemm_forced.load(std::memory_order_relaxed);
+  if (f >= 0) return f != 0;
+  return env == 1;  // off by default until measured (docs/results/lords-cuda.md, twentieth session)
+}
+
+int launch_wgmma_scale_gemm(const MmaArgs& g, const GemmExtras& ex, void* stream_ptr) {
+  const auto stream = static_cast<cudaStream_t>(stream_ptr);
+  return with_bits(g.bits, [&](auto bits) {
+    return with_rank_groups(g, [&](auto r8) -> int {
+      constexpr int kR8 = decltype(r8)::value;
+      if constexpr (kR8 == 0 || rank_pad_of(kR8) > 64) {
+        return static_cast<int>(cudaErrorInvalidValue);  // (use_wgmma_scale_gemm declines these)
+      } else {
+        return launch_variant<decltype(bits)::value, kR8>(g, ex, stream);
+      }
+    });
+  });
+}
+
+}  // namespace hilo::lords::cuda_detail
