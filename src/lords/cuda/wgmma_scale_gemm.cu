@@ -11,8 +11,10 @@
 //
 // Pipeline per warpgroup, in halves of a 128-column chunk (4 steps): S of the next half is issued before the current
 // half's weights are formed, so the tensor pipe computes S(u + 1) while the warps convert S(u) (two S buffers of 32
-// registers). The producer warp brings x by TMA (16 rows, swizzled, as the batch GEMM does) and A^T by cp.async into
-// 128-byte swizzled rows (one column's 64 ranks: the B operand's K-major layout), a ring of 4 slots each.
+// registers). The producer warp brings each chunk's codes (the CTA's 8 tiles, by bulk copy), x (TMA: 16 rows,
+// swizzled, as the batch GEMM does) and A^T (cp.async into 128-byte swizzled rows, one column's 64 ranks: the B
+// operand's K-major layout) into a ring of kSlots slots. Codes in the warps' registers, two chunks ahead, kept too few
+// bytes in flight: the first build ran at 0.85 TB/s, the same at every batch (twentieth session).
 //
 // Same weights and rounding as the mma.sync GEMM (S rounded to bf16, times the code's value, rounded); f32
 // accumulation; k split over CTAs with partial sums added in split order. Only the summation order inside the tensor
@@ -48,8 +50,8 @@ using cuda_ptx::swizzle128;
 using gpu_layout::kTileCols;
 
 constexpr int kBN = 16;        // activation rows per CTA (wgmma's N of the product)
-constexpr int kSlots = 4;      // x and A^T ring slots: the producer runs up to 3 chunks ahead
-constexpr int kDepth = 2;      // chunks of codes in flight per warp (the register ring), and chunks per loop body
+constexpr int kSlots = 6;      // ring slots (codes, x, A^T of a chunk): the producer runs up to 5 chunks ahead
+constexpr int kDepth = 2;      // chunks per loop body (its slots are released at its end)
 constexpr int kABytes = kTileCols * 128;  // A^T of a chunk: 128 columns x 128 bytes (64 ranks, swizzled)
 
 template <int Bits>
@@ -57,7 +59,8 @@ struct WsShape {
   static constexpr int kWords = 2 * Bits, kTileBytes = 256 * Bits;
   static constexpr int kLutBytes = wg_lut_bytes(Bits);
   static constexpr int kXBytes = wg_x_bytes(kBN), kHalfBytes = kXBytes / 2;
-  static constexpr int kSmem = kLutBytes + kSlots * (kXBytes + kABytes) + 32 * kSlots;
+  static constexpr int kCodeBytes = kGemmRowTiles * kTileBytes;  // a chunk of the CTA's 8 row tiles
+  static constexpr int kSmem = kLutBytes + kSlots * (kXBytes + kABytes + kCodeBytes) + 16 * kSlots;
   static_assert(kLutBytes % 1024 == 0 && kXBytes % 1024 == 0 && kSmem <= kWgMaxSmem);
   static_assert(kBN * kWgOutStride * 2 <= kSlots * kXBytes);  // the epilogue stages its tile over the x ring
 };
@@ -73,6 +76,22 @@ __device__ __forceinline__ void stage_a_t_swizzled(const uint16_t* a_t, int c, u
   for (int i = lane; i < kTileCols * kPieces; i += 32) {
     const int n = i / kPieces, p = i % kPieces;
     cuda_ptx::cp_async16(dst + swizzle128(n, p), src + n * RankPad + 8 * p, 16);
+  }
+}
+
+// A warp's codes of one chunk (load_tile's layout) from shared memory at `tile`.
+template <int Bits>
+__device__ __forceinline__ void load_tile_shared(uint32_t tile, int lane, uint32_t (&w)[2 * Bits]) {
+  if constexpr (Bits == 3) {
+#pragma unroll
+    for (int j = 0; j < 3; ++j)
+      asm volatile("ld.shared.v2.u32 {%0, %1}, [%2];\n" : "=r"(w[2 * j]), "=r"(w[2 * j + 1]) : "r"(tile + 8 * (j * 32 + lane)));
+  } else {
+#pragma unroll
+    for (int j = 0; j < Bits / 2; ++j)
+      asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\n"
+                   : "=r"(w[4 * j]), "=r"(w[4 * j + 1]), "=r"(w[4 * j + 2]), "=r"(w[4 * j + 3])
+                   : "r"(tile + 16 * (j * 32 + lane)));
   }
 }
 
@@ -113,9 +132,9 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   extern __shared__ __align__(1024) unsigned char smem[];
   uint32_t* lut = reinterpret_cast<uint32_t*>(smem);
   const uint32_t x_ring = smem_u32(smem) + S::kLutBytes, a_ring = x_ring + kSlots * S::kXBytes;
-  const uint32_t bars = a_ring + kSlots * kABytes;
-  // Per slot: full (x and A^T of the chunk landed: TMA bytes and 32 cp.async arrivals), empty (the 8 consumer warps
-  // are done with both).
+  const uint32_t code_ring = a_ring + kSlots * kABytes, bars = code_ring + kSlots * S::kCodeBytes;
+  // Per slot: full (the chunk's codes, x and A^T landed: two expect_tx arrivals for the bulk and TMA bytes, 32
+  // cp.async arrivals), empty (the 8 consumer warps are done with all three).
   const auto full = [&](int slot) { return bars + 8 * slot; };
   const auto empty = [&](int slot) { return bars + 8 * (kSlots + slot); };
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -123,19 +142,19 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   const int row_cta = work.tile, c0 = work.c0, c1 = work.c1;
   if (threadIdx.x == 0) {
     for (int s = 0; s < kSlots; ++s) {
-      mbar_init(full(s), 33);  // the TMA lane's arrive_expect_tx and 32 cp.async arrivals
+      mbar_init(full(s), 34);
       mbar_init(empty(s), kGemmRowTiles);
     }
     mbar_init_fence();
   }
-  const int mt = row_cta * kGemmRowTiles + warp;
-  const int mtc = mt < g.row_tiles ? mt : 0;  // a tile past the end decodes tile 0; its rows are never written
-  const uint8_t* codes = g.codes + static_cast<int64_t>(mtc) * g.col_tiles * S::kTileBytes;
-  uint32_t code_ring[kDepth][S::kWords];
-  uint32_t unused_lo[kDepth], unused_hi[kDepth];  // (block-wise scales: none here)
+  // A tile past the rows decodes tile 0 (its codes are copied as tile 0's); its rows are never written.
+  const auto tile_of = [&](int w) {
+    const int mt = row_cta * kGemmRowTiles + w;
+    return mt < g.row_tiles ? mt : 0;
+  };
   uint32_t bfac[K16][4];
   if (warp < kGemmRowTiles)
-    load_first_operands<Bits, R8, kDepth>(g, codes, mtc, c0, c1, lane, code_ring, unused_lo, unused_hi, bfac);
+    load_b_factors<K16>(g.b, static_cast<int64_t>(tile_of(warp)) * gpu_layout::kTileRows, kRankPad, lane, bfac);
   fill_bf16_pair_table<Bits>(lut, g.values_h, kWgThreads);
   __syncthreads();
 
@@ -145,7 +164,14 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     for (int c = c0; c < c1; ++c) {
       const int i = c - c0, slot = i % kSlots;
       if (i >= kSlots) mbar_wait(empty(slot), (i / kSlots - 1) & 1);
-      if (lane == 0) tma_x_chunk<kBN>(x_ring + slot * S::kXBytes, &x_map, c, 0, full(slot));
+      if (lane == 0) {
+        cuda_ptx::mbar_arrive_expect_tx(full(slot), S::kCodeBytes);
+        for (int w = 0; w < kGemmRowTiles; ++w)
+          cuda_ptx::bulk_copy_g2s(code_ring + slot * S::kCodeBytes + w * S::kTileBytes,
+                                  g.codes + (static_cast<int64_t>(tile_of(w)) * g.col_tiles + c) * S::kTileBytes,
+                                  S::kTileBytes, full(slot));
+        tma_x_chunk<kBN>(x_ring + slot * S::kXBytes, &x_map, c, 0, full(slot));
+      }
       stage_a_t_swizzled<kRankPad>(ex.a_t, c, a_ring + slot * kABytes, lane);
       cp_async_mbar_arrive(full(slot));
     }
@@ -166,15 +192,19 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   const auto body = [&](int cb, auto nd) {
     constexpr int ND = decltype(nd)::value;
     float sbuf[2][32];
-    uint32_t w[4][4];
+    uint32_t w[4][4], codes[ND][S::kWords];
     wait_chunk(cb);
+    load_tile_shared<Bits>(code_ring + slot_of(cb) * S::kCodeBytes + warp * S::kTileBytes, lane, codes[0]);
     issue_scale_tile<K16>(sbuf[0], bfac, a_ring + slot_of(cb) * kABytes, 0);
 #pragma unroll
     for (int u = 0; u < 2 * ND; ++u) {  // half u % 2 of chunk cb + u / 2
       const int d = u / 2, h = u % 2, c = cb + d;
       if (u + 1 < 2 * ND) {  // S of the next half while this one's weights are formed
         const int cn = cb + (u + 1) / 2;
-        if (h == 1) wait_chunk(cn);
+        if (h == 1) {
+          wait_chunk(cn);
+          load_tile_shared<Bits>(code_ring + slot_of(cn) * S::kCodeBytes + warp * S::kTileBytes, lane, codes[d + 1]);
+        }
         issue_scale_tile<K16>(sbuf[(u + 1) % 2], bfac, a_ring + slot_of(cn) * kABytes, (u + 1) % 2);
         wgmma_wait<1>();  // S of this half and the previous half's product are done: w is free
       } else {
@@ -184,15 +214,13 @@ __global__ void __launch_bounds__(kWgThreads, 1)
 #pragma unroll
       for (int q = 0; q < 4; ++q) {
         uint32_t pair[4];
-        lookup_pairs<Bits>(code_ring[d], 4 * h + q, lut_lane, pair);
+        lookup_pairs<Bits>(codes[d], 4 * h + q, lut_lane, pair);
         scaled_weights(pair, sbuf[u % 2], q, w[q]);
       }
       wgmma_fence();
 #pragma unroll
       for (int q = 0; q < 4; ++q) wgmma_bf16_rs<kBN>(acc, w[q], smem_desc_sw128(x_half + 32 * q));
       wgmma_commit();
-      if (h == 1 && c + kDepth < c1)
-        load_chunk_operands<Bits, true>(g, codes, mtc, c + kDepth, lane, code_ring[d], unused_lo[d], unused_hi[d]);
     }
     wgmma_wait<0>();
     // The body's chunks' slots are free (__syncwarp: every lane's reads came first).
@@ -203,7 +231,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   };
   int cb = c0;
   for (; cb + kDepth <= c1; cb += kDepth) body(cb, std::integral_constant<int, kDepth>{});
-  if (cb < c1) body(cb, std::integral_constant<int, 1>{});  // (chunk c0 + an even count: code_ring[0])
+  if (cb < c1) body(cb, std::integral_constant<int, 1>{});
   fence_operands(acc);
   store_wg_tile<kBN>(g, acc, partial, work.split, row_cta, 0, smem + S::kLutBytes);
 #else
