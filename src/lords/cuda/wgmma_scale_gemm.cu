@@ -12,8 +12,8 @@
 // Pipeline per warpgroup, in halves of a 128-column chunk (4 steps): S of the next half is issued before the current
 // half's weights are formed, so the tensor pipe computes S(u + 1) while the warps convert S(u) (two S buffers of 32
 // registers). The producer warp brings each chunk's codes (the CTA's 8 tiles, by bulk copy), x (TMA: 16 rows,
-// swizzled, as the batch GEMM does) and A^T (cp.async into 128-byte swizzled rows, one column's 64 ranks: the B
-// operand's K-major layout) into a ring of kSlots slots. Codes in the warps' registers, two chunks ahead, kept too few
+// swizzled, as the batch GEMM does) and A^T (TMA: 128-byte swizzled rows, one column's 64 ranks, the B operand's
+// K-major layout) into a ring of kSlots slots. Codes in the warps' registers, two chunks ahead, kept too few
 // bytes in flight: the first build ran at 0.85 TB/s, the same at every batch (twentieth session).
 //
 // Same weights and rounding as the mma.sync GEMM (S rounded to bf16, times the code's value, rounded); f32
@@ -38,7 +38,6 @@
 namespace hilo::lords::cuda_detail {
 namespace {
 
-using cuda_ptx::cp_async_mbar_arrive;
 using cuda_ptx::mbar_arrive;
 using cuda_ptx::mbar_init;
 using cuda_ptx::mbar_init_fence;
@@ -46,7 +45,6 @@ using cuda_ptx::mbar_wait;
 using cuda_ptx::setmaxnreg_dec;
 using cuda_ptx::setmaxnreg_inc;
 using cuda_ptx::smem_desc_sw128;
-using cuda_ptx::swizzle128;
 using gpu_layout::kTileCols;
 
 constexpr int kBN = 16;        // activation rows per CTA (wgmma's N of the product)
@@ -64,20 +62,6 @@ struct WsShape {
   static_assert(kLutBytes % 1024 == 0 && kXBytes % 1024 == 0 && kSmem <= kWgMaxSmem);
   static_assert(kBN * kWgOutStride * 2 <= kSlots * kXBytes);  // the epilogue stages its tile over the x ring
 };
-
-// The producer's A^T for chunk c: columns c * 128 .. + 127 of a_t (bf16 [cols][rank_pad], zero padded), their
-// rank_pad ranks, into 128-byte rows (column n at n * 128, its 16-byte piece p at piece p ^ (n % 8)), by 32 lanes.
-// Pieces past rank_pad (rank_pad < 64) are left as they are: the scale wgmmas read only the first rank_pad ranks.
-template <int RankPad>
-__device__ __forceinline__ void stage_a_t_swizzled(const uint16_t* a_t, int c, uint32_t dst, int lane) {
-  constexpr int kPieces = RankPad / 8;
-  const uint16_t* src = a_t + int64_t{c} * kTileCols * RankPad;
-#pragma unroll 8
-  for (int i = lane; i < kTileCols * kPieces; i += 32) {
-    const int n = i / kPieces, p = i % kPieces;
-    cuda_ptx::cp_async16(dst + swizzle128(n, p), src + n * RankPad + 8 * p, 16);
-  }
-}
 
 // A warp's codes of one chunk (load_tile's layout) from shared memory at `tile`.
 template <int Bits>
@@ -123,8 +107,8 @@ __device__ __forceinline__ void scaled_weights(const uint32_t (&pair)[4], const 
 
 template <int Bits, int R8>
 __global__ void __launch_bounds__(kWgThreads, 1)
-    wgmma_scale_gemm_kernel(MmaArgs g, GemmExtras ex, int tiles_per_split, float* partial,
-                            const __grid_constant__ CUtensorMap x_map) {
+    wgmma_scale_gemm_kernel(MmaArgs g, int tiles_per_split, float* partial, const __grid_constant__ CUtensorMap x_map,
+                            const __grid_constant__ CUtensorMap a_map) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using S = WsShape<Bits>;
   constexpr int K16 = k16_groups(R8), kRankPad = rank_pad_of(R8);
@@ -133,8 +117,8 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   uint32_t* lut = reinterpret_cast<uint32_t*>(smem);
   const uint32_t x_ring = smem_u32(smem) + S::kLutBytes, a_ring = x_ring + kSlots * S::kXBytes;
   const uint32_t code_ring = a_ring + kSlots * kABytes, bars = code_ring + kSlots * S::kCodeBytes;
-  // Per slot: full (the chunk's codes, x and A^T landed: two expect_tx arrivals for the bulk and TMA bytes, 32
-  // cp.async arrivals), empty (the 8 consumer warps are done with all three).
+  // Per slot: full (the chunk's codes, x and A^T landed: two expect_tx arrivals, codes and A^T, then x), empty (the 8
+  // consumer warps are done with all three).
   const auto full = [&](int slot) { return bars + 8 * slot; };
   const auto empty = [&](int slot) { return bars + 8 * (kSlots + slot); };
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -142,7 +126,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   const int row_cta = work.tile, c0 = work.c0, c1 = work.c1;
   if (threadIdx.x == 0) {
     for (int s = 0; s < kSlots; ++s) {
-      mbar_init(full(s), 34);
+      mbar_init(full(s), 2);
       mbar_init(empty(s), kGemmRowTiles);
     }
     mbar_init_fence();
@@ -165,17 +149,16 @@ __global__ void __launch_bounds__(kWgThreads, 1)
       const int i = c - c0, slot = i % kSlots;
       if (i >= kSlots) mbar_wait(empty(slot), (i / kSlots - 1) & 1);
       if (lane == 0) {
-        cuda_ptx::mbar_arrive_expect_tx(full(slot), S::kCodeBytes);
+        // A^T's chunk: 128 columns x 64 ranks (zeros past rank_pad), swizzled by TMA as the B operand wants.
+        cuda_ptx::mbar_arrive_expect_tx(full(slot), S::kCodeBytes + kABytes);
+        cuda_ptx::tma_load_2d(a_ring + slot * kABytes, &a_map, 0, c * kTileCols, full(slot));
         for (int w = 0; w < kGemmRowTiles; ++w)
           cuda_ptx::bulk_copy_g2s(code_ring + slot * S::kCodeBytes + w * S::kTileBytes,
                                   g.codes + (static_cast<int64_t>(tile_of(w)) * g.col_tiles + c) * S::kTileBytes,
                                   S::kTileBytes, full(slot));
         tma_x_chunk<kBN>(x_ring + slot * S::kXBytes, &x_map, c, 0, full(slot));
       }
-      stage_a_t_swizzled<kRankPad>(ex.a_t, c, a_ring + slot * kABytes, lane);
-      cp_async_mbar_arrive(full(slot));
     }
-    cuda_ptx::cp_async_wait<0>();
     return;
   }
 
@@ -235,7 +218,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   fence_operands(acc);
   store_wg_tile<kBN>(g, acc, partial, work.split, row_cta, 0, smem + S::kLutBytes);
 #else
-  (void)g, (void)ex, (void)tiles_per_split, (void)partial, (void)x_map;
+  (void)g, (void)tiles_per_split, (void)partial, (void)x_map, (void)a_map;
   __trap();  // the launcher picks this kernel only where sm_90a code runs
 #endif
 }
@@ -260,8 +243,13 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
                                    scale_gemm_splits(row_ctas, g.sm_count, g.col_tiles));
       e != 0)
     return e;
+  // A^T [cols padded to whole chunks][rank_pad] in boxes of 128 columns x 64 ranks.
+  CUtensorMap a_map;
+  if (const int e = cuda_host::encode_bf16_rows_map(&a_map, ex.a_t, int64_t{g.col_tiles} * kTileCols, g.rank_pad, kTileCols);
+      e != 0)
+    return finish_gemm_launch(static_cast<cudaError_t>(e), p.partial, p.splits, g, stream);
   const dim3 grid(static_cast<unsigned>(row_ctas), static_cast<unsigned>(p.splits));
-  kernel<<<grid, kWgThreads, S::kSmem, stream>>>(g, ex, p.tiles_per_split, p.partial, p.x_map);
+  kernel<<<grid, kWgThreads, S::kSmem, stream>>>(g, p.tiles_per_split, p.partial, p.x_map, a_map);
   return finish_gemm_launch(cudaGetLastError(), p.partial, p.splits, g, stream);
 }
 
