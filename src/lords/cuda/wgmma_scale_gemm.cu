@@ -124,40 +124,47 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const WgWork work = wg_work_of(WgTail{}, tiles_per_split, g.col_tiles);
   const int row_cta = work.tile, c0 = work.c0, c1 = work.c1;
-  if (threadIdx.x == 0) {
-    for (int s = 0; s < kSlots; ++s) {
-      mbar_init(full(s), 2);
-      mbar_init(empty(s), kGemmRowTiles);
-    }
-    mbar_init_fence();
-  }
   // A tile past the rows decodes tile 0 (its codes are copied as tile 0's); its rows are never written.
   const auto tile_of = [&](int w) {
     const int mt = row_cta * kGemmRowTiles + w;
     return mt < g.row_tiles ? mt : 0;
   };
+  // Chunk c's codes, A^T and x into its slot (the producer lane).
+  const auto issue_chunk = [&](int c) {
+    const int slot = (c - c0) % kSlots;
+    // A^T's chunk: 128 columns x 64 ranks (zeros past rank_pad), swizzled by TMA as the B operand wants.
+    cuda_ptx::mbar_arrive_expect_tx(full(slot), S::kCodeBytes + kABytes);
+    cuda_ptx::tma_load_2d(a_ring + slot * kABytes, &a_map, 0, c * kTileCols, full(slot));
+    for (int w = 0; w < kGemmRowTiles; ++w)
+      cuda_ptx::bulk_copy_g2s(code_ring + slot * S::kCodeBytes + w * S::kTileBytes,
+                              g.codes + (static_cast<int64_t>(tile_of(w)) * g.col_tiles + c) * S::kTileBytes,
+                              S::kTileBytes, full(slot));
+    tma_x_chunk<kBN>(x_ring + slot * S::kXBytes, &x_map, c, 0, full(slot));
+  };
+  // The producer lane sets up the barriers and requests the first slots' chunks at once, while the consumers load B
+  // and fill the pair table (a CTA of few chunks, as on 1024x4096, would otherwise wait for them after the barrier).
+  const bool producer_lane = threadIdx.x == kGemmRowTiles * 32;
+  if (producer_lane) {
+    for (int s = 0; s < kSlots; ++s) {
+      mbar_init(full(s), 2);
+      mbar_init(empty(s), kGemmRowTiles);
+    }
+    mbar_init_fence();
+    for (int c = c0; c < min(c0 + kSlots, c1); ++c) issue_chunk(c);
+  }
   uint32_t bfac[K16][4];
   if (warp < kGemmRowTiles)
     load_b_factors<K16>(g.b, static_cast<int64_t>(tile_of(warp)) * gpu_layout::kTileRows, kRankPad, lane, bfac);
   fill_bf16_pair_table<Bits>(lut, g.values_h, kWgThreads);
   __syncthreads();
 
-  if (warp >= kGemmRowTiles) {  // the producer: x and A^T of chunk c once the consumers are done with its slot
+  if (warp >= kGemmRowTiles) {  // the producer: chunk c once the consumers are done with its slot's last chunk
     setmaxnreg_dec<wg_producer_regs(1)>();
-    if (warp > kGemmRowTiles) return;
-    for (int c = c0; c < c1; ++c) {
-      const int i = c - c0, slot = i % kSlots;
-      if (i >= kSlots) mbar_wait(empty(slot), (i / kSlots - 1) & 1);
-      if (lane == 0) {
-        // A^T's chunk: 128 columns x 64 ranks (zeros past rank_pad), swizzled by TMA as the B operand wants.
-        cuda_ptx::mbar_arrive_expect_tx(full(slot), S::kCodeBytes + kABytes);
-        cuda_ptx::tma_load_2d(a_ring + slot * kABytes, &a_map, 0, c * kTileCols, full(slot));
-        for (int w = 0; w < kGemmRowTiles; ++w)
-          cuda_ptx::bulk_copy_g2s(code_ring + slot * S::kCodeBytes + w * S::kTileBytes,
-                                  g.codes + (static_cast<int64_t>(tile_of(w)) * g.col_tiles + c) * S::kTileBytes,
-                                  S::kTileBytes, full(slot));
-        tma_x_chunk<kBN>(x_ring + slot * S::kXBytes, &x_map, c, 0, full(slot));
-      }
+    if (!producer_lane) return;
+    for (int c = c0 + kSlots; c < c1; ++c) {
+      const int i = c - c0;
+      mbar_wait(empty(i % kSlots), (i / kSlots - 1) & 1);
+      issue_chunk(c);
     }
     return;
   }
