@@ -1,20 +1,23 @@
 // The small-batch LoRDS GEMM with its scale tile on wgmma (sm_90a; see wgmma_scale_gemm.hpp).
 //
-// Why: at 2-16 activation rows the scale tile S = B A costs 2 x 8 ceil(r / 8) FLOPs per weight against the product's
+// Why: at 2-32 activation rows the scale tile S = B A costs 2 x 8 ceil(r / 8) FLOPs per weight against the product's
 // 2 x 16, and the mma.sync GEMM (mma_gemm.cu) computes it per warp and 16-column step, in the decode warps' own
 // instruction stream: about 69 instructions per step, so it runs at about half the batch-1 GEMV's speed. Here each
 // warpgroup computes S for 64 rows x 64 columns with K16 wgmma.m64n64k16 (the warps' rows of B as the register A
 // operand, A^T's chunk as the shared-memory B operand), whose accumulators are laid out exactly as the register A
 // operand of the product (FlashAttention's trick for P): per 16-column step a lane converts its S values to bf16 and
 // multiplies them by the decoded codes (two instructions per pair, as lords_weights does), then one
-// wgmma.m64n16k16 multiplies the weights by the activations.
+// wgmma.m64nBNk16 multiplies the weights by the activations.
 //
 // Pipeline per warpgroup, in halves of a 128-column chunk (4 steps): S of the next half is issued before the current
 // half's weights are formed, so the tensor pipe computes S(u + 1) while the warps convert S(u) (two S buffers of 32
-// registers). The producer warp brings each chunk's codes (the CTA's 8 tiles, by bulk copy), x (TMA: 16 rows,
-// swizzled, as the batch GEMM does) and A^T (TMA: 128-byte swizzled rows, one column's 64 ranks, the B operand's
-// K-major layout) into a ring of kSlots slots. Codes in the warps' registers, two chunks ahead, kept too few
-// bytes in flight: the first build ran at 0.85 TB/s, the same at every batch (twentieth session).
+// registers). The product is wgmma.m64n16k16 up to 16 activation rows and m64n32k16 up to 32 (the CTA's BN).
+//
+// The producer lane brings each chunk's codes (the CTA's 8 tiles, bulk copies), x (TMA: BN rows, swizzled, as the
+// batch GEMM does) and A^T (TMA: 128-byte swizzled rows, one column's 64 ranks, the B operand's K-major layout) into
+// a ring of kSlots slots. Two earlier builds were slower (twentieth session, docs/results/lords-cuda.md): A^T staged
+// by the producer warp's cp.async into the same layout ran 14336x4096 at 37 µs, and with the codes moved into the
+// ring as well at 46 µs (consumers waiting for the slots); by TMA it runs at 25.
 //
 // Same weights and rounding as the mma.sync GEMM (S rounded to bf16, times the code's value, rounded); f32
 // accumulation; k split over CTAs with partial sums added in split order. Only the summation order inside the tensor
@@ -47,20 +50,20 @@ using cuda_ptx::setmaxnreg_inc;
 using cuda_ptx::smem_desc_sw128;
 using gpu_layout::kTileCols;
 
-constexpr int kBN = 16;        // activation rows per CTA (wgmma's N of the product)
+constexpr int kMostRows = 32;  // activation rows per CTA (wgmma's N of the product): 16 or 32
 constexpr int kSlots = 6;      // ring slots (codes, x, A^T of a chunk): the producer runs up to 5 chunks ahead
 constexpr int kDepth = 2;      // chunks per loop body (its slots are released at its end)
 constexpr int kABytes = kTileCols * 128;  // A^T of a chunk: 128 columns x 128 bytes (64 ranks, swizzled)
 
-template <int Bits>
+template <int Bits, int BN>
 struct WsShape {
   static constexpr int kWords = 2 * Bits, kTileBytes = 256 * Bits;
   static constexpr int kLutBytes = wg_lut_bytes(Bits);
-  static constexpr int kXBytes = wg_x_bytes(kBN), kHalfBytes = kXBytes / 2;
+  static constexpr int kXBytes = wg_x_bytes(BN), kHalfBytes = kXBytes / 2;
   static constexpr int kCodeBytes = kGemmRowTiles * kTileBytes;  // a chunk of the CTA's 8 row tiles
   static constexpr int kSmem = kLutBytes + kSlots * (kXBytes + kABytes + kCodeBytes) + 16 * kSlots;
   static_assert(kLutBytes % 1024 == 0 && kXBytes % 1024 == 0 && kSmem <= kWgMaxSmem);
-  static_assert(kBN * kWgOutStride * 2 <= kSlots * kXBytes);  // the epilogue stages its tile over the x ring
+  static_assert(BN * kWgOutStride * 2 <= kSlots * kXBytes);  // the epilogue stages its tile over the x ring
 };
 
 // A warp's codes of one chunk (load_tile's layout) from shared memory at `tile`.
@@ -69,7 +72,9 @@ __device__ __forceinline__ void load_tile_shared(uint32_t tile, int lane, uint32
   if constexpr (Bits == 3) {
 #pragma unroll
     for (int j = 0; j < 3; ++j)
-      asm volatile("ld.shared.v2.u32 {%0, %1}, [%2];\n" : "=r"(w[2 * j]), "=r"(w[2 * j + 1]) : "r"(tile + 8 * (j * 32 + lane)));
+      asm volatile("ld.shared.v2.u32 {%0, %1}, [%2];\n"
+                   : "=r"(w[2 * j]), "=r"(w[2 * j + 1])
+                   : "r"(tile + 8 * (j * 32 + lane)));
   } else {
 #pragma unroll
     for (int j = 0; j < Bits / 2; ++j)
@@ -105,12 +110,12 @@ __device__ __forceinline__ void scaled_weights(const uint32_t (&pair)[4], const 
 }
 #endif
 
-template <int Bits, int R8>
+template <int Bits, int R8, int BN>
 __global__ void __launch_bounds__(kWgThreads, 1)
     wgmma_scale_gemm_kernel(MmaArgs g, int tiles_per_split, float* partial, const __grid_constant__ CUtensorMap x_map,
                             const __grid_constant__ CUtensorMap a_map) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  using S = WsShape<Bits>;
+  using S = WsShape<Bits, BN>;
   constexpr int K16 = k16_groups(R8), kRankPad = rank_pad_of(R8);
   static_assert(kRankPad <= 64, "A^T's rows are 128 bytes: at most 64 ranks");
   extern __shared__ __align__(1024) unsigned char smem[];
@@ -139,7 +144,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
       cuda_ptx::bulk_copy_g2s(code_ring + slot * S::kCodeBytes + w * S::kTileBytes,
                               g.codes + (static_cast<int64_t>(tile_of(w)) * g.col_tiles + c) * S::kTileBytes,
                               S::kTileBytes, full(slot));
-    tma_x_chunk<kBN>(x_ring + slot * S::kXBytes, &x_map, c, 0, full(slot));
+    tma_x_chunk<BN>(x_ring + slot * S::kXBytes, &x_map, c, 0, full(slot));
   };
   // The producer lane sets up the barriers and requests the first slots' chunks at once, while the consumers load B
   // and fill the pair table (a CTA of few chunks, as on 1024x4096, would otherwise wait for them after the barrier).
@@ -170,9 +175,9 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   }
 
   setmaxnreg_inc<wg_consumer_regs(1)>();
-  float acc[kBN / 2];
+  float acc[BN / 2];
 #pragma unroll
-  for (int i = 0; i < kBN / 2; ++i) acc[i] = 0.0f;
+  for (int i = 0; i < BN / 2; ++i) acc[i] = 0.0f;
   const uint32_t lut_lane = smem_u32(lut) + 4 * lane;
   const auto slot_of = [&](int c) { return (c - c0) % kSlots; };
   const auto wait_chunk = [&](int c) { mbar_wait(full(slot_of(c)), ((c - c0) / kSlots) & 1); };
@@ -209,7 +214,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
       }
       wgmma_fence();
 #pragma unroll
-      for (int q = 0; q < 4; ++q) wgmma_bf16_rs<kBN>(acc, w[q], smem_desc_sw128(x_half + 32 * q));
+      for (int q = 0; q < 4; ++q) wgmma_bf16_rs<BN>(acc, w[q], smem_desc_sw128(x_half + 32 * q));
       wgmma_commit();
     }
     wgmma_wait<0>();
@@ -223,7 +228,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   for (; cb + kDepth <= c1; cb += kDepth) body(cb, std::integral_constant<int, kDepth>{});
   if (cb < c1) body(cb, std::integral_constant<int, 1>{});
   fence_operands(acc);
-  store_wg_tile<kBN>(g, acc, partial, work.split, row_cta, 0, smem + S::kLutBytes);
+  store_wg_tile<BN>(g, acc, partial, work.split, row_cta, 0, smem + S::kLutBytes);
 #else
   (void)g, (void)tiles_per_split, (void)partial, (void)x_map, (void)a_map;
   __trap();  // the launcher picks this kernel only where sm_90a code runs
@@ -235,25 +240,26 @@ __global__ void __launch_bounds__(kWgThreads, 1)
 constexpr int kMostSplits = 16;
 int scale_gemm_splits(int64_t row_ctas, int sm_count, int col_tiles) {
   if (const int forced = forced_gemm_splits(); forced > 0) return std::min(forced, col_tiles);
-  const int64_t most = std::min<int64_t>({kMostSplits, std::max(1, col_tiles / 2), sm_count / std::max<int64_t>(1, row_ctas)});
+  const int64_t most =
+      std::min<int64_t>({kMostSplits, std::max(1, col_tiles / 2), sm_count / std::max<int64_t>(1, row_ctas)});
   return static_cast<int>(std::max<int64_t>(1, most));
 }
 
-template <int Bits, int R8>
+template <int Bits, int R8, int BN>
 int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
-  using S = WsShape<Bits>;
-  constexpr auto kernel = wgmma_scale_gemm_kernel<Bits, R8>;
+  using S = WsShape<Bits, BN>;
+  constexpr auto kernel = wgmma_scale_gemm_kernel<Bits, R8, BN>;
   if (const int e = allow_smem_once<kernel>(g.device, S::kSmem); e != 0) return e;
   const int64_t row_ctas = (g.row_tiles + kGemmRowTiles - 1) / kGemmRowTiles;
   WgLaunchPlan p;
-  if (const int e = plan_wg_launch(g, row_ctas, g.sm_count, kBN, stream, p,
+  if (const int e = plan_wg_launch(g, row_ctas, g.sm_count, BN, stream, p,
                                    scale_gemm_splits(row_ctas, g.sm_count, g.col_tiles));
       e != 0)
     return e;
   // A^T [cols padded to whole chunks][rank_pad] in boxes of 128 columns x 64 ranks.
   CUtensorMap a_map;
-  if (const int e = cuda_host::encode_bf16_rows_map(&a_map, ex.a_t, int64_t{g.col_tiles} * kTileCols, g.rank_pad, kTileCols);
-      e != 0)
+  const int64_t a_rows = int64_t{g.col_tiles} * kTileCols;
+  if (const int e = cuda_host::encode_bf16_rows_map(&a_map, ex.a_t, a_rows, g.rank_pad, kTileCols); e != 0)
     return finish_gemm_launch(static_cast<cudaError_t>(e), p.partial, p.splits, g, stream);
   const dim3 grid(static_cast<unsigned>(row_ctas), static_cast<unsigned>(p.splits));
   kernel<<<grid, kWgThreads, S::kSmem, stream>>>(g, p.tiles_per_split, p.partial, p.x_map, a_map);
@@ -270,10 +276,13 @@ void force_wgmma_scale_gemm(int mode) {
 
 bool use_wgmma_scale_gemm(const MmaArgs& g) {
   static const int env = env_override("HILO_GEMM_WGS", 0, 1, -1);
-  if (!g.lords || g.rank_pad > 64 || g.batch > kBN || !sm90a_device(g.device)) return false;
+  if (!g.lords || g.rank_pad > 64 || g.batch > kMostRows || !sm90a_device(g.device)) return false;
   const int f = scale_gemm_forced.load(std::memory_order_relaxed);
   if (f >= 0) return f != 0;
-  return env == 1;  // off by default until measured (docs/results/lords-cuda.md, twentieth session)
+  if (env >= 0) return env == 1;
+  // Padded rank 32 and 64: 1.18-1.72x the mma.sync GEMM at batches 2-16 on the Llama layers (H100, twentieth
+  // session). At padded rank 16 (1024x4096's rank 12) the mma.sync GEMM's scale product is short and it stays.
+  return g.rank_pad >= 32;
 }
 
 int launch_wgmma_scale_gemm(const MmaArgs& g, const GemmExtras& ex, void* stream_ptr) {
@@ -284,7 +293,9 @@ int launch_wgmma_scale_gemm(const MmaArgs& g, const GemmExtras& ex, void* stream
       if constexpr (kR8 == 0 || rank_pad_of(kR8) > 64) {
         return static_cast<int>(cudaErrorInvalidValue);  // (use_wgmma_scale_gemm declines these)
       } else {
-        return launch_variant<decltype(bits)::value, kR8>(g, ex, stream);
+        constexpr int kBits = decltype(bits)::value;
+        return g.batch <= 16 ? launch_variant<kBits, kR8, 16>(g, ex, stream)
+                             : launch_variant<kBits, kR8, kMostRows>(g, ex, stream);
       }
     });
   });
