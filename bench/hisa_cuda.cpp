@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda_check.hpp"
 #include "hilo/hisa.hpp"
 #include "hilo/hisa_cuda.hpp"
 #include "hilo/hisa_data.hpp"
@@ -25,14 +26,7 @@ using hilo::DType;
 using hilo::Tensor;
 using hilo::TensorView;
 
-#define CHECK_CUDA(x)                                                                           \
-  do {                                                                                          \
-    const cudaError_t e_ = (x);                                                                 \
-    if (e_ != cudaSuccess) {                                                                    \
-      std::fprintf(stderr, "%s failed: %s\n", #x, cudaGetErrorString(e_));                      \
-      std::exit(1);                                                                             \
-    }                                                                                           \
-  } while (0)
+#define CHECK_CUDA(x) HILO_BENCH_CUDA(x)
 
 class Dev {
  public:

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "cuda/ptx.cuh"
+#include "cuda_check.hpp"
 #include "lords/cuda/wgmma_rs.cuh"
 
 namespace {
@@ -127,14 +128,6 @@ __global__ void wgmma_rate(int iters, long long* cycles, float* sink) {
 #endif
 }
 
-#define CUDA_OK(call)                                                                       \
-  do {                                                                                      \
-    const cudaError_t e = (call);                                                           \
-    if (e != cudaSuccess) {                                                                 \
-      std::fprintf(stderr, "%s: %s\n", #call, cudaGetErrorString(e));                       \
-      std::exit(1);                                                                         \
-    }                                                                                       \
-  } while (0)
 
 struct Result {
   double flop_per_cycle_sm, tflops, us;
@@ -144,34 +137,34 @@ struct Result {
 template <int N, bool RS>
 Result run(int sms, int warpgroups, int iters) {
   auto* kernel = wgmma_rate<N, RS>;
-  CUDA_OK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes));
+  HILO_BENCH_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes));
   cudaFuncAttributes attr{};
-  CUDA_OK(cudaFuncGetAttributes(&attr, kernel));
+  HILO_BENCH_CUDA(cudaFuncGetAttributes(&attr, kernel));
   if (attr.numRegs * 128 * warpgroups > 65536) return {0, 0, 0, attr.numRegs};  // does not fit one SM
   long long* cycles = nullptr;
   float* sink = nullptr;
-  CUDA_OK(cudaMalloc(&cycles, sms * sizeof(long long)));
-  CUDA_OK(cudaMalloc(&sink, 512 * sizeof(float)));
+  HILO_BENCH_CUDA(cudaMalloc(&cycles, sms * sizeof(long long)));
+  HILO_BENCH_CUDA(cudaMalloc(&sink, 512 * sizeof(float)));
   kernel<<<sms, 128 * warpgroups, kSmemBytes>>>(iters / 10, cycles, sink);  // warm-up (clocks up)
-  CUDA_OK(cudaGetLastError());
+  HILO_BENCH_CUDA(cudaGetLastError());
   cudaEvent_t a, b;
-  CUDA_OK(cudaEventCreate(&a));
-  CUDA_OK(cudaEventCreate(&b));
-  CUDA_OK(cudaEventRecord(a));
+  HILO_BENCH_CUDA(cudaEventCreate(&a));
+  HILO_BENCH_CUDA(cudaEventCreate(&b));
+  HILO_BENCH_CUDA(cudaEventRecord(a));
   kernel<<<sms, 128 * warpgroups, kSmemBytes>>>(iters, cycles, sink);
-  CUDA_OK(cudaEventRecord(b));
-  CUDA_OK(cudaEventSynchronize(b));
+  HILO_BENCH_CUDA(cudaEventRecord(b));
+  HILO_BENCH_CUDA(cudaEventSynchronize(b));
   float ms = 0;
-  CUDA_OK(cudaEventElapsedTime(&ms, a, b));
+  HILO_BENCH_CUDA(cudaEventElapsedTime(&ms, a, b));
   std::vector<long long> host(sms);
-  CUDA_OK(cudaMemcpy(host.data(), cycles, sms * sizeof(long long), cudaMemcpyDeviceToHost));
+  HILO_BENCH_CUDA(cudaMemcpy(host.data(), cycles, sms * sizeof(long long), cudaMemcpyDeviceToHost));
   double mean_cycles = 0;
   for (long long c : host) mean_cycles += static_cast<double>(c) / sms;
   const double flop_per_cta = 2.0 * 64 * N * 16 * kGroup * iters * warpgroups;
-  CUDA_OK(cudaFree(cycles));
-  CUDA_OK(cudaFree(sink));
-  CUDA_OK(cudaEventDestroy(a));
-  CUDA_OK(cudaEventDestroy(b));
+  HILO_BENCH_CUDA(cudaFree(cycles));
+  HILO_BENCH_CUDA(cudaFree(sink));
+  HILO_BENCH_CUDA(cudaEventDestroy(a));
+  HILO_BENCH_CUDA(cudaEventDestroy(b));
   return {flop_per_cta / mean_cycles, flop_per_cta * sms / (ms * 1e-3) / 1e12, ms * 1e3, attr.numRegs};
 }
 
@@ -202,16 +195,16 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   int dev = 0, sms = 0, clock_khz = 0;
-  CUDA_OK(cudaGetDevice(&dev));
+  HILO_BENCH_CUDA(cudaGetDevice(&dev));
   cudaDeviceProp prop{};
-  CUDA_OK(cudaGetDeviceProperties(&prop, dev));
+  HILO_BENCH_CUDA(cudaGetDeviceProperties(&prop, dev));
   if (prop.major != 9) {
     std::fprintf(stderr, "bench_wgmma_rate needs a Hopper GPU (sm_90); this is %s (sm_%d%d)\n", prop.name,
                  prop.major, prop.minor);
     return 1;
   }
-  CUDA_OK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  CUDA_OK(cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, dev));
+  HILO_BENCH_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  HILO_BENCH_CUDA(cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, dev));
   std::printf("%s, %d SMs, %d MHz; wgmma.m64nNk16 bf16 -> f32, %d per commit group, %d groups per warpgroup\n",
               prop.name, sms, clock_khz / 1000, kGroup, iters);
   std::printf("| A operand | N | warpgroups per SM | registers | FLOP per cycle and SM | of 4096 | TFLOP/s |\n");

@@ -41,13 +41,6 @@
 namespace hilo::lords::cuda_detail {
 namespace {
 
-using cuda_ptx::mbar_arrive;
-using cuda_ptx::mbar_init;
-using cuda_ptx::mbar_init_fence;
-using cuda_ptx::mbar_wait;
-using cuda_ptx::setmaxnreg_dec;
-using cuda_ptx::setmaxnreg_inc;
-using cuda_ptx::smem_desc_sw128;
 using gpu_layout::kTileCols;
 
 constexpr int kMostRows = 32;  // activation rows per CTA (wgmma's N of the product): 16 or 32
@@ -93,7 +86,8 @@ __device__ __forceinline__ void issue_scale_tile(float (&d)[32], const uint32_t 
   wgmma_fence();
 #pragma unroll
   for (int k = 0; k < K16; ++k)
-    wgmma_m64n64k16_bf16_rs(d, bfac[k], smem_desc_sw128(a_slot + h * 64 * 128 + 32 * k), k > 0 ? 1u : 0u);
+    wgmma_m64n64k16_bf16_rs(d, bfac[k], cuda_ptx::smem_desc_sw128(a_slot + h * 64 * 128 + 32 * k),
+                            k > 0 ? 1u : 0u);
   wgmma_commit();
 }
 
@@ -151,10 +145,10 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   const bool producer_lane = threadIdx.x == kGemmRowTiles * 32;
   if (producer_lane) {
     for (int s = 0; s < kSlots; ++s) {
-      mbar_init(full(s), 2);
-      mbar_init(empty(s), kGemmRowTiles);
+      cuda_ptx::mbar_init(full(s), 2);
+      cuda_ptx::mbar_init(empty(s), kGemmRowTiles);
     }
-    mbar_init_fence();
+    cuda_ptx::mbar_init_fence();
     for (int c = c0; c < min(c0 + kSlots, c1); ++c) issue_chunk(c);
   }
   uint32_t bfac[K16][4];
@@ -164,23 +158,23 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   __syncthreads();
 
   if (warp >= kGemmRowTiles) {  // the producer: chunk c once the consumers are done with its slot's last chunk
-    setmaxnreg_dec<wg_producer_regs(1)>();
+    cuda_ptx::setmaxnreg_dec<wg_producer_regs(1)>();
     if (!producer_lane) return;
     for (int c = c0 + kSlots; c < c1; ++c) {
       const int i = c - c0;
-      mbar_wait(empty(i % kSlots), (i / kSlots - 1) & 1);
+      cuda_ptx::mbar_wait(empty(i % kSlots), (i / kSlots - 1) & 1);
       issue_chunk(c);
     }
     return;
   }
 
-  setmaxnreg_inc<wg_consumer_regs(1)>();
+  cuda_ptx::setmaxnreg_inc<wg_consumer_regs(1)>();
   float acc[BN / 2];
 #pragma unroll
   for (int i = 0; i < BN / 2; ++i) acc[i] = 0.0f;
   const uint32_t lut_lane = smem_u32(lut) + 4 * lane;
   const auto slot_of = [&](int c) { return (c - c0) % kSlots; };
-  const auto wait_chunk = [&](int c) { mbar_wait(full(slot_of(c)), ((c - c0) / kSlots) & 1); };
+  const auto wait_chunk = [&](int c) { cuda_ptx::mbar_wait(full(slot_of(c)), ((c - c0) / kSlots) & 1); };
   // A body of ND chunks (kDepth, or 1 for an odd last chunk): every wgmma it issues completes at its end, and
   // nothing in it branches around a wgmma. (Values carried around the loop would sit in registers that in-flight
   // wgmmas use, and a run-time exit with wgmmas in flight: either makes ptxas serialise every wgmma.)
@@ -214,7 +208,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
       }
       wgmma_fence();
 #pragma unroll
-      for (int q = 0; q < 4; ++q) wgmma_bf16_rs<BN>(acc, w[q], smem_desc_sw128(x_half + 32 * q));
+      for (int q = 0; q < 4; ++q) wgmma_bf16_rs<BN>(acc, w[q], cuda_ptx::smem_desc_sw128(x_half + 32 * q));
       wgmma_commit();
     }
     wgmma_wait<0>();
@@ -222,7 +216,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     __syncwarp();
     if (lane == 0)
 #pragma unroll
-      for (int d = 0; d < ND; ++d) mbar_arrive(empty(slot_of(cb + d)));
+      for (int d = 0; d < ND; ++d) cuda_ptx::mbar_arrive(empty(slot_of(cb + d)));
   };
   int cb = c0;
   for (; cb + kDepth <= c1; cb += kDepth) body(cb, std::integral_constant<int, kDepth>{});
