@@ -175,7 +175,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   const uint32_t lut_lane = smem_u32(lut) + 4 * lane;
   const auto slot_of = [&](int c) { return (c - c0) % kSlots; };
   const auto wait_chunk = [&](int c) { cuda_ptx::mbar_wait(full(slot_of(c)), ((c - c0) / kSlots) & 1); };
-  // A body of ND chunks (kDepth, or 1 for an odd last chunk): every wgmma it issues completes at its end, and
+  // A body of ND chunks (kDepth, or 1 for each chunk left over): every wgmma it issues completes at its end, and
   // nothing in it branches around a wgmma. (Values carried around the loop would sit in registers that in-flight
   // wgmmas use, and a run-time exit with wgmmas in flight: either makes ptxas serialise every wgmma.)
   const auto body = [&](int cb, auto nd) {
@@ -220,7 +220,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   };
   int cb = c0;
   for (; cb + kDepth <= c1; cb += kDepth) body(cb, std::integral_constant<int, kDepth>{});
-  if (cb < c1) body(cb, std::integral_constant<int, 1>{});
+  for (; cb < c1; ++cb) body(cb, std::integral_constant<int, 1>{});  // the last chunks, one body each
   fence_operands(acc);
   store_wg_tile<BN>(g, acc, partial, work.split, row_cta, 0, smem + S::kLutBytes);
 #else
