@@ -45,7 +45,7 @@ using gpu_layout::kTileCols;
 
 constexpr int kMostRows = 32;  // activation rows per CTA (wgmma's N of the product): 16 or 32
 constexpr int kSlots = 6;      // ring slots (codes, x, A^T of a chunk): the producer runs up to 5 chunks ahead
-constexpr int kDepth = 2;      // chunks per loop body (its slots are released at its end)
+constexpr int kDepth = 2;      // chunks per loop body (every wgmma completes at its end)
 constexpr int kABytes = kTileCols * 128;  // A^T of a chunk: 128 columns x 128 bytes (64 ranks, swizzled)
 
 template <int Bits, int BN>
@@ -199,6 +199,12 @@ __global__ void __launch_bounds__(kWgThreads, 1)
       } else {
         wgmma_wait<0>();
       }
+      // The previous chunk's product has completed: its slot goes back to the producer (__syncwarp: every lane's
+      // reads of it came first).
+      if (h == 0 && d > 0) {
+        __syncwarp();
+        if (lane == 0) cuda_ptx::mbar_arrive(empty(slot_of(c - 1)));
+      }
       const uint32_t x_half = x_ring + slot_of(c) * S::kXBytes + h * S::kHalfBytes;
 #pragma unroll
       for (int q = 0; q < 4; ++q) {
@@ -212,11 +218,8 @@ __global__ void __launch_bounds__(kWgThreads, 1)
       wgmma_commit();
     }
     wgmma_wait<0>();
-    // The body's chunks' slots are free (__syncwarp: every lane's reads came first).
     __syncwarp();
-    if (lane == 0)
-#pragma unroll
-      for (int d = 0; d < ND; ++d) cuda_ptx::mbar_arrive(empty(slot_of(cb + d)));
+    if (lane == 0) cuda_ptx::mbar_arrive(empty(slot_of(cb + ND - 1)));  // the body's last chunk
   };
   int cb = c0;
   for (; cb + kDepth <= c1; cb += kDepth) body(cb, std::integral_constant<int, kDepth>{});
