@@ -267,9 +267,10 @@ bool use_wgmma_scale_gemm(const MmaArgs& g) {
   const int f = scale_gemm_forced.load(std::memory_order_relaxed);
   if (f >= 0) return f != 0;
   if (env >= 0) return env == 1;
-  // Padded rank 32 and 64: 1.18-1.72x the mma.sync GEMM at batches 2-16 on the Llama layers (H100, twentieth
-  // session). At padded rank 16 (1024x4096's rank 12) the mma.sync GEMM's scale product is short and it stays.
-  return g.rank_pad >= 32;
+  // 4-bit codes at padded rank 32 and 64: 1.18-1.72x the mma.sync GEMM at batches 2-16 on the Llama layers (H100,
+  // twentieth session). At padded rank 16 (1024x4096's rank 12) the mma.sync GEMM's scale product is short and it
+  // stays; 2- and 3-bit codes pass the same tests but were not timed, so they stay too until measured.
+  return g.bits == 4 && g.rank_pad >= 32;
 }
 
 int launch_wgmma_scale_gemm(const MmaArgs& g, const GemmExtras& ex, void* stream_ptr) {

@@ -8,9 +8,9 @@
 
 namespace hilo::lords::cuda_detail {
 
-// Whether this kernel serves a GEMM call: LoRDS, batch <= 16, padded rank 32 or 64 (16 too where forced), an sm_90a
-// device. HILO_GEMM_WGS=0 / 1 never / always takes it where it can run; force_wgmma_scale_gemm(0 | 1) overrides both
-// for tests (-1: the rule).
+// Whether this kernel serves a GEMM call: LoRDS, batch <= 16, 4-bit codes at padded rank 32 or 64 (every bit width
+// and padded rank 16 too where forced), an sm_90a device. HILO_GEMM_WGS=0 / 1 never / always takes it where it can
+// run; force_wgmma_scale_gemm(0 | 1) overrides both for tests (-1: the rule).
 bool use_wgmma_scale_gemm(const MmaArgs& args);
 void force_wgmma_scale_gemm(int mode);
 int launch_wgmma_scale_gemm(const MmaArgs& args, const GemmExtras& extras, void* stream);
