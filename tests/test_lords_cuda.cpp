@@ -304,6 +304,28 @@ TEST(LordsCuda, TailSplitGemmMatchesTheOracle) {
 // The tail split's rule (no GPU needed): 14336x4096 at batch 1024 on 132 SMs (448 tiles of 128 KB partial sums, 32
 // chunks) splits its last 52 tiles two ways; one wave or less, a last wave nearly full (224 tiles: 92 left) and
 // one chunk do not split; the test hook's forced slots and splits, and its off switch.
+// The scale-on-wgmma GEMM's rule without a device: 4-bit LoRDS at 2-16 rows and padded rank 32 or 64 by default;
+// other bit widths and padded rank 16 only where forced; never past 16 rows, padded rank 64 or for block-wise.
+TEST(LordsCuda, ScaleOnWgmmaGemmRule) {
+  lords::cuda_detail::MmaArgs g;
+  g.lords = true, g.bits = 4, g.rank_pad = 64, g.batch = 16;
+  EXPECT_TRUE(lords::cuda_detail::wgmma_scale_gemm_by_default(g));
+  g.rank_pad = 32, g.batch = 2;
+  EXPECT_TRUE(lords::cuda_detail::wgmma_scale_gemm_by_default(g));
+  g.rank_pad = 16;
+  EXPECT_TRUE(lords::cuda_detail::wgmma_scale_gemm_can_run(g));
+  EXPECT_FALSE(lords::cuda_detail::wgmma_scale_gemm_by_default(g));
+  g.rank_pad = 64, g.bits = 3;
+  EXPECT_TRUE(lords::cuda_detail::wgmma_scale_gemm_can_run(g));
+  EXPECT_FALSE(lords::cuda_detail::wgmma_scale_gemm_by_default(g));
+  g.bits = 4, g.batch = 17;
+  EXPECT_FALSE(lords::cuda_detail::wgmma_scale_gemm_can_run(g));
+  g.batch = 8, g.rank_pad = 128;
+  EXPECT_FALSE(lords::cuda_detail::wgmma_scale_gemm_can_run(g));
+  g.rank_pad = 64, g.lords = false;
+  EXPECT_FALSE(lords::cuda_detail::wgmma_scale_gemm_can_run(g));
+}
+
 TEST(LordsCuda, TailSplitRule) {
   using lords::cuda_detail::choose_tail_split;
   const RestoreWgmmaRules restore;

@@ -261,16 +261,22 @@ void force_wgmma_scale_gemm(int mode) {
   scale_gemm_forced.store(mode < 0 ? -1 : mode != 0, std::memory_order_relaxed);
 }
 
-bool use_wgmma_scale_gemm(const MmaArgs& g) {
-  static const int env = env_override("HILO_GEMM_WGS", 0, 1, -1);
-  if (!g.lords || g.rank_pad > 64 || g.batch > kBN || !sm90a_device(g.device)) return false;
-  const int f = scale_gemm_forced.load(std::memory_order_relaxed);
-  if (f >= 0) return f != 0;
-  if (env >= 0) return env == 1;
+bool wgmma_scale_gemm_can_run(const MmaArgs& g) { return g.lords && g.rank_pad <= 64 && g.batch <= kBN; }
+
+bool wgmma_scale_gemm_by_default(const MmaArgs& g) {
   // 4-bit codes at padded rank 32 and 64: 1.18-1.72x the mma.sync GEMM at batches 2-16 on the Llama layers (H100,
   // twentieth session). At padded rank 16 (1024x4096's rank 12) the mma.sync GEMM's scale product is short and it
   // stays; 2- and 3-bit codes pass the same tests but were not timed, so they stay too until measured.
-  return g.bits == 4 && g.rank_pad >= 32;
+  return wgmma_scale_gemm_can_run(g) && g.bits == 4 && g.rank_pad >= 32;
+}
+
+bool use_wgmma_scale_gemm(const MmaArgs& g) {
+  static const int env = env_override("HILO_GEMM_WGS", 0, 1, -1);
+  if (!wgmma_scale_gemm_can_run(g) || !sm90a_device(g.device)) return false;
+  const int f = scale_gemm_forced.load(std::memory_order_relaxed);
+  if (f >= 0) return f != 0;
+  if (env >= 0) return env == 1;
+  return wgmma_scale_gemm_by_default(g);
 }
 
 int launch_wgmma_scale_gemm(const MmaArgs& g, const GemmExtras& ex, void* stream_ptr) {

@@ -12,6 +12,10 @@ namespace hilo::lords::cuda_detail {
 // and padded rank 16 too where forced), an sm_90a device. HILO_GEMM_WGS=0 / 1 never / always takes it where it can
 // run; force_wgmma_scale_gemm(0 | 1) overrides both for tests (-1: the rule).
 bool use_wgmma_scale_gemm(const MmaArgs& args);
+// The parts of that rule that need no device: whether the kernel can serve the call (LoRDS, batch <= 16, padded rank
+// <= 64), and whether it does by default (4-bit codes at padded rank 32 or 64).
+bool wgmma_scale_gemm_can_run(const MmaArgs& args);
+bool wgmma_scale_gemm_by_default(const MmaArgs& args);
 void force_wgmma_scale_gemm(int mode);
 int launch_wgmma_scale_gemm(const MmaArgs& args, const GemmExtras& extras, void* stream);
 
