@@ -43,8 +43,8 @@ def table_rows(hilo, cublas, bnb):
     return rows
 
 
-def fmt(v, suffix=""):
-    return "-" if v is None else f"{v:.1f}{suffix}" if not suffix else f"{v:.2f}{suffix}"
+def fmt(v, digits=1, suffix=""):
+    return "-" if v is None else f"{v:.{digits}f}{suffix}"
 
 
 def plot(rows, title, path):
@@ -95,8 +95,8 @@ def main():
     for r in rows:
         print(f"| {r['out']}x{r['in']} ({r['rank']}) | {r['batch']} | {fmt(r['cublas_us'])} | {fmt(r['bnb_nf4_us'])} "
               f"| {fmt(r['bnb_nf4_dq_us'])} | {fmt(r['blockwise_us'])} | {fmt(r['lords_us'])} "
-              f"| {fmt(r['lords_vs_cublas'], 'x')} | {fmt(r['lords_vs_bnb_nf4'], 'x')} "
-              f"| {fmt(r['blockwise_vs_bnb_nf4'], 'x')} |")
+              f"| {fmt(r['lords_vs_cublas'], 2, 'x')} | {fmt(r['lords_vs_bnb_nf4'], 2, 'x')} "
+              f"| {fmt(r['blockwise_vs_bnb_nf4'], 2, 'x')} |")
     if args.json:
         meta = {k: bnb_data[k] for k in ("date", "card", "torch", "cuda", "bitsandbytes")}
         with open(args.json + ".tmp", "w") as f:

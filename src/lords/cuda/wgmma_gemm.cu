@@ -356,7 +356,8 @@ WgTailPlan choose_tail_split(int64_t ctas, int64_t slots, int col_tiles, int64_t
 
 int plan_wg_launch(const MmaArgs& g, int64_t ctas, int64_t slots, int bn, cudaStream_t stream, WgLaunchPlan& plan,
                    int splits) {
-  plan.splits = splits > 0 ? std::min(splits, g.col_tiles) : choose_splits(ctas, slots, g.col_tiles, 4 * g.batch * g.rows);
+  plan.splits = splits > 0 ? std::min(splits, g.col_tiles)
+                           : choose_splits(ctas, slots, g.col_tiles, 4 * g.batch * g.rows);
   plan.tiles_per_split = (g.col_tiles + plan.splits - 1) / plan.splits;
   plan.splits = (g.col_tiles + plan.tiles_per_split - 1) / plan.tiles_per_split;
   if (plan.splits > 65535) return static_cast<int>(cudaErrorInvalidValue);
