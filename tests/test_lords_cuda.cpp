@@ -208,7 +208,7 @@ struct RestoreWgmmaRules {
   }
 };
 
-// The small-batch LoRDS GEMM with the scale tile on wgmma (2-16 activation rows, padded rank <= 64), forced on:
+// The small-batch LoRDS GEMM with the scale tile on wgmma (2-32 activation rows, padded rank <= 64), forced on:
 // against the oracle with the GEMM's tolerance, every bit width and codebook, ranks taking 1, 2, 3 and 4 k-steps of
 // 16 (12, 20, 40, 49, 64), rows that end inside a CTA (12.5 row tiles), an odd count of chunks with a half last
 // chunk (1216 columns: the body of one chunk), split k (one row CTA over 32 chunks, forced counts too).
@@ -220,12 +220,12 @@ TEST(LordsCuda, ScaleOnWgmmaGemmMatchesTheOracle) {
   } restore;
   lords::cuda_detail::force_wgmma_scale_gemm(1);
   std::mt19937_64 gen(test::fresh_seed());
-  const std::vector<int64_t> batches = {2, 5, 11, 16};
+  const std::vector<int64_t> batches = {2, 5, 16, 17, 32};  // 16 and 32 activation rows per CTA
   for (auto cb : {CodebookKind::NF, CodebookKind::INT})
     for (int bits : {2, 3, 4}) check_case({Method::Lords, cb, bits, 64, 200, 1216, 49, 1.0f, batches}, gen);
   for (int rank : {12, 20, 40, 64})
     check_case({Method::Lords, CodebookKind::NF, 4, 64, 136, 640, rank, 1.0f, batches}, gen);
-  check_case({Method::Lords, CodebookKind::NF, 4, 64, 64, 4096, 49, 1.0f, {3, 16}}, gen);  // 16 splits of 2 chunks
+  check_case({Method::Lords, CodebookKind::NF, 4, 64, 64, 4096, 49, 1.0f, {3, 16, 30}}, gen);  // 16 splits of 2 chunks
   for (float x_scale : {3e4f, 1e-20f})
     check_case({Method::Lords, CodebookKind::NF, 4, 64, 128, 384, 0, x_scale, {7}}, gen);
 }
@@ -318,7 +318,7 @@ TEST(LordsCuda, ScaleOnWgmmaGemmRule) {
   g.rank_pad = 64, g.bits = 3;
   EXPECT_TRUE(lords::cuda_detail::wgmma_scale_gemm_can_run(g));
   EXPECT_FALSE(lords::cuda_detail::wgmma_scale_gemm_by_default(g));
-  g.bits = 4, g.batch = 17;
+  g.bits = 4, g.batch = 33;
   EXPECT_FALSE(lords::cuda_detail::wgmma_scale_gemm_can_run(g));
   g.batch = 8, g.rank_pad = 128;
   EXPECT_FALSE(lords::cuda_detail::wgmma_scale_gemm_can_run(g));

@@ -59,6 +59,8 @@ HILO_WGMMA_RS(wgmma_m64n64k16_f16_rs, "m64n64k16.f32.f16.f16", 32, HILO_WGMMA_AC
 // bf16 (the batch GEMMs: decoded weights times the activations; the small-batch GEMM's scale tile, B times A^T).
 HILO_WGMMA_RS(wgmma_m64n16k16_bf16_rs, "m64n16k16.f32.bf16.bf16", 8, HILO_WGMMA_ACC8, HILO_WGMMA_R8,
               "{%8,%9,%10,%11}, %12", "%13")
+HILO_WGMMA_RS(wgmma_m64n32k16_bf16_rs, "m64n32k16.f32.bf16.bf16", 16, HILO_WGMMA_ACC16, HILO_WGMMA_R16,
+              "{%16,%17,%18,%19}, %20", "%21")
 HILO_WGMMA_RS(wgmma_m64n64k16_bf16_rs, "m64n64k16.f32.bf16.bf16", 32, HILO_WGMMA_ACC32, HILO_WGMMA_R32,
               "{%32,%33,%34,%35}, %36", "%37")
 HILO_WGMMA_RS(wgmma_m64n128k16_bf16_rs, "m64n128k16.f32.bf16.bf16", 64, HILO_WGMMA_ACC64, HILO_WGMMA_R64,
@@ -78,8 +80,9 @@ __device__ __forceinline__ void wgmma_m64nNk16_f16_rs(float (&d)[N / 2], const u
 
 template <int N>
 __device__ __forceinline__ void wgmma_bf16_rs(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t desc_b) {
-  static_assert(N == 16 || N == 64 || N == 128 || N == 256);
+  static_assert(N == 16 || N == 32 || N == 64 || N == 128 || N == 256);
   if constexpr (N == 16) wgmma_m64n16k16_bf16_rs(d, a, desc_b);
+  else if constexpr (N == 32) wgmma_m64n32k16_bf16_rs(d, a, desc_b);
   else if constexpr (N == 64) wgmma_m64n64k16_bf16_rs(d, a, desc_b);
   else if constexpr (N == 128) wgmma_m64n128k16_bf16_rs(d, a, desc_b);
   else wgmma_m64n256k16_bf16_rs(d, a, desc_b);

@@ -1,19 +1,19 @@
 // The small-batch LoRDS GEMM with its scale tile on wgmma (sm_90a; see wgmma_scale_gemm.hpp).
 //
-// Why: at 2-16 activation rows the scale tile S = B A costs 2 x 8 ceil(r / 8) FLOPs per weight against the product's
+// Why: at 2-32 activation rows the scale tile S = B A costs 2 x 8 ceil(r / 8) FLOPs per weight against the product's
 // 2 x 16, and the mma.sync GEMM (mma_gemm.cu) computes it per warp and 16-column step, in the decode warps' own
 // instruction stream: about 69 instructions per step, so it runs at about half the batch-1 GEMV's speed. Here each
 // warpgroup computes S for 64 rows x 64 columns with K16 wgmma.m64n64k16 (the warps' rows of B as the register A
 // operand, A^T's chunk as the shared-memory B operand), whose accumulators are laid out exactly as the register A
 // operand of the product (FlashAttention's trick for P): per 16-column step a lane converts its S values to bf16 and
 // multiplies them by the decoded codes (two instructions per pair, as lords_weights does), then one
-// wgmma.m64n16k16 multiplies the weights by the activations.
+// wgmma.m64nBNk16 multiplies the weights by the activations.
 //
 // Pipeline per warpgroup, in halves of a 128-column chunk (4 steps): S of the next half is issued before the current
 // half's weights are formed, so the tensor pipe computes S(u + 1) while the warps convert S(u) (two S buffers of 32
-// registers).
+// registers). The product is wgmma.m64n16k16 up to 16 activation rows and m64n32k16 up to 32 (the CTA's BN).
 //
-// The producer lane brings each chunk's codes (the CTA's 8 tiles, bulk copies), x (TMA: 16 rows, swizzled, as the
+// The producer lane brings each chunk's codes (the CTA's 8 tiles, bulk copies), x (TMA: BN rows, swizzled, as the
 // batch GEMM does) and A^T (TMA: 128-byte swizzled rows, one column's 64 ranks, the B operand's K-major layout) into
 // a ring of kSlots slots. Two earlier builds were slower (twentieth session, docs/results/lords-cuda.md): A^T staged
 // by the producer warp's cp.async into the same layout ran 14336x4096 at 37 µs, and with the codes moved into the
@@ -43,20 +43,20 @@ namespace {
 
 using gpu_layout::kTileCols;
 
-constexpr int kBN = 16;        // activation rows per CTA (wgmma's N of the product)
+constexpr int kMostRows = 32;  // activation rows per CTA (wgmma's N of the product): 16 or 32
 constexpr int kSlots = 6;      // ring slots (codes, x, A^T of a chunk): the producer runs up to 5 chunks ahead
-constexpr int kDepth = 2;      // chunks per loop body (its slots are released at its end)
+constexpr int kDepth = 2;      // chunks per loop body (every wgmma completes at its end)
 constexpr int kABytes = kTileCols * 128;  // A^T of a chunk: 128 columns x 128 bytes (64 ranks, swizzled)
 
-template <int Bits>
+template <int Bits, int BN>
 struct WsShape {
   static constexpr int kWords = 2 * Bits, kTileBytes = 256 * Bits;
   static constexpr int kLutBytes = wg_lut_bytes(Bits);
-  static constexpr int kXBytes = wg_x_bytes(kBN), kHalfBytes = kXBytes / 2;
+  static constexpr int kXBytes = wg_x_bytes(BN), kHalfBytes = kXBytes / 2;
   static constexpr int kCodeBytes = kGemmRowTiles * kTileBytes;  // a chunk of the CTA's 8 row tiles
   static constexpr int kSmem = kLutBytes + kSlots * (kXBytes + kABytes + kCodeBytes) + 16 * kSlots;
   static_assert(kLutBytes % 1024 == 0 && kXBytes % 1024 == 0 && kSmem <= kWgMaxSmem);
-  static_assert(kBN * kWgOutStride * 2 <= kSlots * kXBytes);  // the epilogue stages its tile over the x ring
+  static_assert(BN * kWgOutStride * 2 <= kSlots * kXBytes);  // the epilogue stages its tile over the x ring
 };
 
 // A warp's codes of one chunk (load_tile's layout) from shared memory at `tile`.
@@ -104,12 +104,12 @@ __device__ __forceinline__ void scaled_weights(const uint32_t (&pair)[4], const 
 }
 #endif
 
-template <int Bits, int R8>
+template <int Bits, int R8, int BN>
 __global__ void __launch_bounds__(kWgThreads, 1)
     wgmma_scale_gemm_kernel(MmaArgs g, int tiles_per_split, float* partial, const __grid_constant__ CUtensorMap x_map,
                             const __grid_constant__ CUtensorMap a_map) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  using S = WsShape<Bits>;
+  using S = WsShape<Bits, BN>;
   constexpr int K16 = k16_groups(R8), kRankPad = rank_pad_of(R8);
   static_assert(kRankPad <= 64, "A^T's rows are 128 bytes: at most 64 ranks");
   extern __shared__ __align__(1024) unsigned char smem[];
@@ -123,52 +123,59 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const WgWork work = wg_work_of(WgTail{}, tiles_per_split, g.col_tiles);
   const int row_cta = work.tile, c0 = work.c0, c1 = work.c1;
-  if (threadIdx.x == 0) {
-    for (int s = 0; s < kSlots; ++s) {
-      cuda_ptx::mbar_init(full(s), 2);
-      cuda_ptx::mbar_init(empty(s), kGemmRowTiles);
-    }
-    cuda_ptx::mbar_init_fence();
-  }
   // A tile past the rows decodes tile 0 (its codes are copied as tile 0's); its rows are never written.
   const auto tile_of = [&](int w) {
     const int mt = row_cta * kGemmRowTiles + w;
     return mt < g.row_tiles ? mt : 0;
   };
+  // Chunk c's codes, A^T and x into its slot (the producer lane).
+  const auto issue_chunk = [&](int c) {
+    const int slot = (c - c0) % kSlots;
+    // A^T's chunk: 128 columns x 64 ranks (zeros past rank_pad), swizzled by TMA as the B operand wants.
+    cuda_ptx::mbar_arrive_expect_tx(full(slot), S::kCodeBytes + kABytes);
+    cuda_ptx::tma_load_2d(a_ring + slot * kABytes, &a_map, 0, c * kTileCols, full(slot));
+    for (int w = 0; w < kGemmRowTiles; ++w)
+      cuda_ptx::bulk_copy_g2s(code_ring + slot * S::kCodeBytes + w * S::kTileBytes,
+                              g.codes + (static_cast<int64_t>(tile_of(w)) * g.col_tiles + c) * S::kTileBytes,
+                              S::kTileBytes, full(slot));
+    tma_x_chunk<BN>(x_ring + slot * S::kXBytes, &x_map, c, 0, full(slot));
+  };
+  // The producer lane sets up the barriers and requests the first slots' chunks at once, while the consumers load B
+  // and fill the pair table (a CTA of few chunks, as on 1024x4096, would otherwise wait for them after the barrier).
+  const bool producer_lane = threadIdx.x == kGemmRowTiles * 32;
+  if (producer_lane) {
+    for (int s = 0; s < kSlots; ++s) {
+      cuda_ptx::mbar_init(full(s), 2);
+      cuda_ptx::mbar_init(empty(s), kGemmRowTiles);
+    }
+    cuda_ptx::mbar_init_fence();
+    for (int c = c0; c < min(c0 + kSlots, c1); ++c) issue_chunk(c);
+  }
   uint32_t bfac[K16][4];
   if (warp < kGemmRowTiles)
     load_b_factors<K16>(g.b, static_cast<int64_t>(tile_of(warp)) * gpu_layout::kTileRows, kRankPad, lane, bfac);
   fill_bf16_pair_table<Bits>(lut, g.values_h, kWgThreads);
   __syncthreads();
 
-  if (warp >= kGemmRowTiles) {  // the producer: x and A^T of chunk c once the consumers are done with its slot
+  if (warp >= kGemmRowTiles) {  // the producer: chunk c once the consumers are done with its slot's last chunk
     cuda_ptx::setmaxnreg_dec<wg_producer_regs(1)>();
-    if (warp > kGemmRowTiles) return;
-    for (int c = c0; c < c1; ++c) {
-      const int i = c - c0, slot = i % kSlots;
-      if (i >= kSlots) cuda_ptx::mbar_wait(empty(slot), (i / kSlots - 1) & 1);
-      if (lane == 0) {
-        // A^T's chunk: 128 columns x 64 ranks (zeros past rank_pad), swizzled by TMA as the B operand wants.
-        cuda_ptx::mbar_arrive_expect_tx(full(slot), S::kCodeBytes + kABytes);
-        cuda_ptx::tma_load_2d(a_ring + slot * kABytes, &a_map, 0, c * kTileCols, full(slot));
-        for (int w = 0; w < kGemmRowTiles; ++w)
-          cuda_ptx::bulk_copy_g2s(code_ring + slot * S::kCodeBytes + w * S::kTileBytes,
-                                  g.codes + (static_cast<int64_t>(tile_of(w)) * g.col_tiles + c) * S::kTileBytes,
-                                  S::kTileBytes, full(slot));
-        tma_x_chunk<kBN>(x_ring + slot * S::kXBytes, &x_map, c, 0, full(slot));
-      }
+    if (!producer_lane) return;
+    for (int c = c0 + kSlots; c < c1; ++c) {
+      const int i = c - c0;
+      cuda_ptx::mbar_wait(empty(i % kSlots), (i / kSlots - 1) & 1);
+      issue_chunk(c);
     }
     return;
   }
 
   cuda_ptx::setmaxnreg_inc<wg_consumer_regs(1)>();
-  float acc[kBN / 2];
+  float acc[BN / 2];
 #pragma unroll
-  for (int i = 0; i < kBN / 2; ++i) acc[i] = 0.0f;
+  for (int i = 0; i < BN / 2; ++i) acc[i] = 0.0f;
   const uint32_t lut_lane = smem_u32(lut) + 4 * lane;
   const auto slot_of = [&](int c) { return (c - c0) % kSlots; };
   const auto wait_chunk = [&](int c) { cuda_ptx::mbar_wait(full(slot_of(c)), ((c - c0) / kSlots) & 1); };
-  // A body of ND chunks (kDepth, or 1 for an odd last chunk): every wgmma it issues completes at its end, and
+  // A body of ND chunks (kDepth, or 1 for each chunk left over): every wgmma it issues completes at its end, and
   // nothing in it branches around a wgmma. (Values carried around the loop would sit in registers that in-flight
   // wgmmas use, and a run-time exit with wgmmas in flight: either makes ptxas serialise every wgmma.)
   const auto body = [&](int cb, auto nd) {
@@ -192,6 +199,12 @@ __global__ void __launch_bounds__(kWgThreads, 1)
       } else {
         wgmma_wait<0>();
       }
+      // The previous chunk's product has completed: its slot goes back to the producer (__syncwarp: every lane's
+      // reads of it came first).
+      if (h == 0 && d > 0) {
+        __syncwarp();
+        if (lane == 0) cuda_ptx::mbar_arrive(empty(slot_of(c - 1)));
+      }
       const uint32_t x_half = x_ring + slot_of(c) * S::kXBytes + h * S::kHalfBytes;
 #pragma unroll
       for (int q = 0; q < 4; ++q) {
@@ -201,21 +214,18 @@ __global__ void __launch_bounds__(kWgThreads, 1)
       }
       wgmma_fence();
 #pragma unroll
-      for (int q = 0; q < 4; ++q) wgmma_bf16_rs<kBN>(acc, w[q], cuda_ptx::smem_desc_sw128(x_half + 32 * q));
+      for (int q = 0; q < 4; ++q) wgmma_bf16_rs<BN>(acc, w[q], cuda_ptx::smem_desc_sw128(x_half + 32 * q));
       wgmma_commit();
     }
     wgmma_wait<0>();
-    // The body's chunks' slots are free (__syncwarp: every lane's reads came first).
     __syncwarp();
-    if (lane == 0)
-#pragma unroll
-      for (int d = 0; d < ND; ++d) cuda_ptx::mbar_arrive(empty(slot_of(cb + d)));
+    if (lane == 0) cuda_ptx::mbar_arrive(empty(slot_of(cb + ND - 1)));  // the body's last chunk
   };
   int cb = c0;
   for (; cb + kDepth <= c1; cb += kDepth) body(cb, std::integral_constant<int, kDepth>{});
-  if (cb < c1) body(cb, std::integral_constant<int, 1>{});
+  for (; cb < c1; ++cb) body(cb, std::integral_constant<int, 1>{});  // the last chunks, one body each
   fence_operands(acc);
-  store_wg_tile<kBN>(g, acc, partial, work.split, row_cta, 0, smem + S::kLutBytes);
+  store_wg_tile<BN>(g, acc, partial, work.split, row_cta, 0, smem + S::kLutBytes);
 #else
   (void)g, (void)tiles_per_split, (void)partial, (void)x_map, (void)a_map;
   __trap();  // the launcher picks this kernel only where sm_90a code runs
@@ -232,14 +242,14 @@ int scale_gemm_splits(int64_t row_ctas, int sm_count, int col_tiles) {
   return static_cast<int>(std::max<int64_t>(1, most));
 }
 
-template <int Bits, int R8>
+template <int Bits, int R8, int BN>
 int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
-  using S = WsShape<Bits>;
-  constexpr auto kernel = wgmma_scale_gemm_kernel<Bits, R8>;
+  using S = WsShape<Bits, BN>;
+  constexpr auto kernel = wgmma_scale_gemm_kernel<Bits, R8, BN>;
   if (const int e = allow_smem_once<kernel>(g.device, S::kSmem); e != 0) return e;
   const int64_t row_ctas = (g.row_tiles + kGemmRowTiles - 1) / kGemmRowTiles;
   WgLaunchPlan p;
-  if (const int e = plan_wg_launch(g, row_ctas, g.sm_count, kBN, stream, p,
+  if (const int e = plan_wg_launch(g, row_ctas, g.sm_count, BN, stream, p,
                                    scale_gemm_splits(row_ctas, g.sm_count, g.col_tiles));
       e != 0)
     return e;
@@ -261,7 +271,7 @@ void force_wgmma_scale_gemm(int mode) {
   scale_gemm_forced.store(mode < 0 ? -1 : mode != 0, std::memory_order_relaxed);
 }
 
-bool wgmma_scale_gemm_can_run(const MmaArgs& g) { return g.lords && g.rank_pad <= 64 && g.batch <= kBN; }
+bool wgmma_scale_gemm_can_run(const MmaArgs& g) { return g.lords && g.rank_pad <= 64 && g.batch <= kMostRows; }
 
 bool wgmma_scale_gemm_by_default(const MmaArgs& g) {
   // 4-bit codes at padded rank 32 and 64: 1.18-1.72x the mma.sync GEMM at batches 2-16 on the Llama layers (H100,
@@ -287,7 +297,9 @@ int launch_wgmma_scale_gemm(const MmaArgs& g, const GemmExtras& ex, void* stream
       if constexpr (kR8 == 0 || rank_pad_of(kR8) > 64) {
         return static_cast<int>(cudaErrorInvalidValue);  // (use_wgmma_scale_gemm declines these)
       } else {
-        return launch_variant<decltype(bits)::value, kR8>(g, ex, stream);
+        constexpr int kBits = decltype(bits)::value;
+        return g.batch <= 16 ? launch_variant<kBits, kR8, 16>(g, ex, stream)
+                             : launch_variant<kBits, kR8, kMostRows>(g, ex, stream);
       }
     });
   });
