@@ -11,7 +11,13 @@
 //
 // Pipeline per warpgroup, in halves of a 128-column chunk (4 steps): S of the next half is issued before the current
 // half's weights are formed, so the tensor pipe computes S(u + 1) while the warps convert S(u) (two S buffers of 32
-// registers). The product is wgmma.m64n16k16 up to 16 activation rows and m64n32k16 up to 32 (the CTA's BN).
+// registers), and the weights are double-buffered, so converting S(u) waits for S(u) alone, not for the product of
+// half u - 1. The product is wgmma.m64n16k16 up to 16 activation rows and m64n32k16 up to 32 (the CTA's BN).
+//
+// The warps issue about as many instructions per half as the tensor pipe has cycles of work in it, so the loop is
+// kept short (twenty-first session, docs/results/lords-cuda.md): descriptors advanced from the rings' (one add per
+// wgmma, not four uniform instructions), lookup addresses of one byte permute each (the pair table in 256-byte rows,
+// lut_offset), bodies of four chunks (a body ends by draining its wgmmas).
 //
 // The producer lane brings each chunk's codes (the CTA's 8 tiles, bulk copies), x (TMA: BN rows, swizzled, as the
 // batch GEMM does) and A^T (TMA: 128-byte swizzled rows, one column's 64 ranks, the B operand's K-major layout) into
@@ -44,17 +50,21 @@ namespace {
 using gpu_layout::kTileCols;
 
 constexpr int kMostRows = 32;  // activation rows per CTA (wgmma's N of the product): 16 or 32
-constexpr int kSlots = 6;      // ring slots (codes, x, A^T of a chunk): the producer runs up to 5 chunks ahead
-constexpr int kDepth = 2;      // chunks per loop body (every wgmma completes at its end)
+constexpr int kDepth = 4;      // chunks per loop body (every wgmma completes at its end)
 constexpr int kABytes = kTileCols * 128;  // A^T of a chunk: 128 columns x 128 bytes (64 ranks, swizzled)
 
 template <int Bits, int BN>
 struct WsShape {
   static constexpr int kWords = 2 * Bits, kTileBytes = 256 * Bits;
-  static constexpr int kLutBytes = wg_lut_bytes(Bits);
+  // The pair table in rows of 256 bytes (64 copies, lanes use the first 32), so that a 4-bit lookup's address is one
+  // byte permute of the code word (lut_offset).
+  static constexpr int kLutCopies = 64, kLutBytes = wg_lut_bytes(Bits, kLutCopies);
   static constexpr int kXBytes = wg_x_bytes(BN), kHalfBytes = kXBytes / 2;
   static constexpr int kCodeBytes = kGemmRowTiles * kTileBytes;  // a chunk of the CTA's 8 row tiles
-  static constexpr int kSmem = kLutBytes + kSlots * (kXBytes + kABytes + kCodeBytes) + 16 * kSlots;
+  // Ring slots (codes, x, A^T of a chunk): 6 where they fit (the producer runs up to 5 chunks ahead), else 5.
+  static constexpr int kSlotBytes = kXBytes + kABytes + kCodeBytes + 16;
+  static constexpr int kSlots = std::min(6, (kWgMaxSmem - kLutBytes) / kSlotBytes);
+  static constexpr int kSmem = kLutBytes + kSlots * kSlotBytes;
   static_assert(kLutBytes % 1024 == 0 && kXBytes % 1024 == 0 && kSmem <= kWgMaxSmem);
   static_assert(BN * kWgOutStride * 2 <= kSlots * kXBytes);  // the epilogue stages its tile over the x ring
 };
@@ -78,16 +88,13 @@ __device__ __forceinline__ void load_tile_shared(uint32_t tile, int lane, uint32
 }
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-// S for 64 rows of the warpgroup x 64 columns (half h of the chunk whose A^T is at a_slot): K16 k-steps over the
-// ranks, the first overwriting d. One commit group.
+// S for 64 rows of the warpgroup x 64 columns (the half of a chunk's A^T that a_half describes): K16 k-steps over
+// the ranks, the first overwriting d. One commit group.
 template <int K16>
-__device__ __forceinline__ void issue_scale_tile(float (&d)[32], const uint32_t (&bfac)[K16][4], uint32_t a_slot,
-                                                 int h) {
+__device__ __forceinline__ void issue_scale_tile(float (&d)[32], const uint32_t (&bfac)[K16][4], uint64_t a_half) {
   wgmma_fence();
 #pragma unroll
-  for (int k = 0; k < K16; ++k)
-    wgmma_m64n64k16_bf16_rs(d, bfac[k], cuda_ptx::smem_desc_sw128(a_slot + h * 64 * 128 + 32 * k),
-                            k > 0 ? 1u : 0u);
+  for (int k = 0; k < K16; ++k) wgmma_m64n64k16_bf16_rs(d, bfac[k], smem_desc_advance(a_half, 32 * k), k > 0 ? 1u : 0u);
   wgmma_commit();
 }
 
@@ -110,6 +117,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
                             const __grid_constant__ CUtensorMap a_map) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using S = WsShape<Bits, BN>;
+  constexpr int kSlots = S::kSlots;
   constexpr int K16 = k16_groups(R8), kRankPad = rank_pad_of(R8);
   static_assert(kRankPad <= 64, "A^T's rows are 128 bytes: at most 64 ranks");
   extern __shared__ __align__(1024) unsigned char smem[];
@@ -154,7 +162,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   uint32_t bfac[K16][4];
   if (warp < kGemmRowTiles)
     load_b_factors<K16>(g.b, static_cast<int64_t>(tile_of(warp)) * gpu_layout::kTileRows, kRankPad, lane, bfac);
-  fill_bf16_pair_table<Bits>(lut, g.values_h, kWgThreads);
+  fill_bf16_pair_table<Bits, S::kLutCopies>(lut, g.values_h, kWgThreads);
   __syncthreads();
 
   if (warp >= kGemmRowTiles) {  // the producer: chunk c once the consumers are done with its slot's last chunk
@@ -172,19 +180,24 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   float acc[BN / 2];
 #pragma unroll
   for (int i = 0; i < BN / 2; ++i) acc[i] = 0.0f;
-  const uint32_t lut_lane = smem_u32(lut) + 4 * lane;
+  const uint32_t lut_base = smem_u32(lut), lane4 = 4 * lane;
   const auto slot_of = [&](int c) { return (c - c0) % kSlots; };
+  // The wgmma descriptors of half h of slot s's A^T and x, advanced from the rings' (one add per wgmma, where
+  // smem_desc_sw128 per address costs four uniform instructions: 8 wgmmas per half).
+  const uint64_t a_desc = cuda_ptx::smem_desc_sw128(a_ring), x_desc = cuda_ptx::smem_desc_sw128(x_ring);
+  const auto a_half_desc = [&](int s, int h) { return smem_desc_advance(a_desc, s * kABytes + h * 64 * 128); };
+  const auto x_half_desc = [&](int s, int h) { return smem_desc_advance(x_desc, s * S::kXBytes + h * S::kHalfBytes); };
   const auto wait_chunk = [&](int c) { cuda_ptx::mbar_wait(full(slot_of(c)), ((c - c0) / kSlots) & 1); };
-  // A body of ND chunks (kDepth, or 1 for each chunk left over): every wgmma it issues completes at its end, and
+  // A body of ND chunks (kDepth, or 2 and 1 for the chunks left over): every wgmma it issues completes at its end, and
   // nothing in it branches around a wgmma. (Values carried around the loop would sit in registers that in-flight
   // wgmmas use, and a run-time exit with wgmmas in flight: either makes ptxas serialise every wgmma.)
   const auto body = [&](int cb, auto nd) {
     constexpr int ND = decltype(nd)::value;
     float sbuf[2][32];
-    uint32_t w[4][4], codes[ND][S::kWords];
+    uint32_t w[2][4][4], codes[2][S::kWords];  // half u's weights in w[u % 2], chunk d's codes in codes[d % 2]
     wait_chunk(cb);
     load_tile_shared<Bits>(code_ring + slot_of(cb) * S::kCodeBytes + warp * S::kTileBytes, lane, codes[0]);
-    issue_scale_tile<K16>(sbuf[0], bfac, a_ring + slot_of(cb) * kABytes, 0);
+    issue_scale_tile<K16>(sbuf[0], bfac, a_half_desc(slot_of(cb), 0));
 #pragma unroll
     for (int u = 0; u < 2 * ND; ++u) {  // half u % 2 of chunk cb + u / 2
       const int d = u / 2, h = u % 2, c = cb + d;
@@ -192,29 +205,37 @@ __global__ void __launch_bounds__(kWgThreads, 1)
         const int cn = cb + (u + 1) / 2;
         if (h == 1) {
           wait_chunk(cn);
-          load_tile_shared<Bits>(code_ring + slot_of(cn) * S::kCodeBytes + warp * S::kTileBytes, lane, codes[d + 1]);
+          load_tile_shared<Bits>(code_ring + slot_of(cn) * S::kCodeBytes + warp * S::kTileBytes, lane,
+                                 codes[(d + 1) % 2]);
         }
-        issue_scale_tile<K16>(sbuf[(u + 1) % 2], bfac, a_ring + slot_of(cn) * kABytes, (u + 1) % 2);
-        wgmma_wait<1>();  // S of this half and the previous half's product are done: w is free
+        issue_scale_tile<K16>(sbuf[(u + 1) % 2], bfac, a_half_desc(slot_of(cn), (u + 1) % 2));
+        // S of this half is done (and the product of two halves back, whose weights w[u % 2] are overwritten now);
+        // the previous half's product may still run. At u = 0 the newest two groups are S(0) and S(1).
+        if (u == 0)
+          wgmma_wait<1>();
+        else
+          wgmma_wait<2>();
       } else {
-        wgmma_wait<0>();
+        wgmma_wait<1>();  // S of this half (the previous half's product may still run)
       }
-      // The previous chunk's product has completed: its slot goes back to the producer (__syncwarp: every lane's
+      // The previous chunk's products have completed: its slot goes back to the producer (__syncwarp: every lane's
       // reads of it came first).
-      if (h == 0 && d > 0) {
+      if (h == 1 && d > 0) {
         __syncwarp();
         if (lane == 0) cuda_ptx::mbar_arrive(empty(slot_of(c - 1)));
       }
-      const uint32_t x_half = x_ring + slot_of(c) * S::kXBytes + h * S::kHalfBytes;
+      const uint64_t x_half = x_half_desc(slot_of(c), h);
 #pragma unroll
       for (int q = 0; q < 4; ++q) {
         uint32_t pair[4];
-        lookup_pairs<Bits>(codes[d], 4 * h + q, lut_lane, pair);
-        scaled_weights(pair, sbuf[u % 2], q, w[q]);
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+          pair[e] = lds_u32(lut_base + lut_offset<Bits>(codes[d % 2], 4 * (4 * h + q) + e, lane4));
+        scaled_weights(pair, sbuf[u % 2], q, w[u % 2][q]);
       }
       wgmma_fence();
 #pragma unroll
-      for (int q = 0; q < 4; ++q) wgmma_bf16_rs<BN>(acc, w[q], cuda_ptx::smem_desc_sw128(x_half + 32 * q));
+      for (int q = 0; q < 4; ++q) wgmma_bf16_rs<BN>(acc, w[u % 2][q], smem_desc_advance(x_half, 32 * q));
       wgmma_commit();
     }
     wgmma_wait<0>();
@@ -223,7 +244,8 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   };
   int cb = c0;
   for (; cb + kDepth <= c1; cb += kDepth) body(cb, std::integral_constant<int, kDepth>{});
-  for (; cb < c1; ++cb) body(cb, std::integral_constant<int, 1>{});  // the last chunks, one body each
+  if (cb + 2 <= c1) body(cb, std::integral_constant<int, 2>{}), cb += 2;  // the last chunks
+  if (cb < c1) body(cb, std::integral_constant<int, 1>{});
   fence_operands(acc);
   store_wg_tile<BN>(g, acc, partial, work.split, row_cta, 0, smem + S::kLutBytes);
 #else
