@@ -296,9 +296,10 @@ void force_wgmma_scale_gemm(int mode) {
 bool wgmma_scale_gemm_can_run(const MmaArgs& g) { return g.lords && g.rank_pad <= 64 && g.batch <= kMostRows; }
 
 bool wgmma_scale_gemm_by_default(const MmaArgs& g) {
-  // 4-bit codes at padded rank 32 and 64: 1.18-1.72x the mma.sync GEMM at batches 2-16 on the Llama layers (H100,
-  // twentieth session). At padded rank 16 (1024x4096's rank 12) the mma.sync GEMM's scale product is short and it
-  // stays; 2- and 3-bit codes pass the same tests but were not timed, so they stay too until measured.
+  // 4-bit codes at padded rank 32 and 64: 1.29-1.84x the mma.sync GEMM at batches 4-16 and 1.40-2.06x at 32 on the
+  // Llama layers (H200, twenty-first session; the twentieth's kernel 1.18-1.72x at 2-16 on an H100). At padded rank
+  // 16 (1024x4096's rank 12) the mma.sync GEMM's scale product is short and it stays; 2- and 3-bit codes pass the
+  // same tests but were not timed, so they stay too until measured.
   return wgmma_scale_gemm_can_run(g) && g.bits == 4 && g.rank_pad >= 32;
 }
 
