@@ -4,7 +4,9 @@
 # (PREBUILT=1, carry ["build-carry"]; scripts/device/prebuild.sh hilo_tests bench_lords_cuda).
 # Order: FIRST (a gtest filter: the new kernel's tests), one timing round of LORDS_ARGS as built and with each of
 # NEW_ENV's variants, cuBLAS bf16 at CUBLAS_BATCHES, compute-sanitizer memcheck on FIRST, the TESTS filter, then a
-# second timing round. Tables: scripts/lords_ab_table.py $OUT (files as lords_profile_call.sh names them).
+# second timing round. At the end every file is packed into $OUT/quick.tgz (the device tool returns at most 8 files:
+# a call that ran to the end returns them all; one cut off returns the loose files written so far). Tables:
+# scripts/lords_ab_table.py DIR (files as lords_profile_call.sh names them).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 out=${OUT:-/tmp/hilo-out} && mkdir -p "$out"
@@ -36,3 +38,4 @@ timeout 200 $tests --gtest_filter="${TESTS:-LordsCuda*:LordsGpuLayout*}" > "$out
 echo "tests rc=$? $(grep -cE '^\[       OK' "$out/tests.log") ok"
 grep -E "FAILED|Failure" "$out/tests.log" | head -10
 timing_round 2
+(cd "$out" && tar -czf /tmp/quick.tgz --exclude=quick.tgz . && find . -maxdepth 1 -type f -delete && mv /tmp/quick.tgz .)
