@@ -301,11 +301,8 @@ TEST(LordsCuda, TailSplitGemmMatchesTheOracle) {
   expect_same_bits(first, gpu_matmul(dev, dx, 600, shape.rows), "second run");
 }
 
-// The tail split's rule (no GPU needed): 14336x4096 at batch 1024 on 132 SMs (448 tiles of 128 KB partial sums, 32
-// chunks) splits its last 52 tiles two ways; one wave or less, a last wave nearly full (224 tiles: 92 left) and
-// one chunk do not split; the test hook's forced slots and splits, and its off switch.
-// The scale-on-wgmma GEMM's rule without a device: 4-bit LoRDS at 2-16 rows and padded rank 32 or 64 by default;
-// other bit widths and padded rank 16 only where forced; never past 16 rows, padded rank 64 or for block-wise.
+// The scale-on-wgmma GEMM's rule without a device: 4-bit LoRDS at 2-32 rows and padded rank 32 or 64 by default;
+// other bit widths and padded rank 16 only where forced; never past 32 rows, padded rank 64 or for block-wise.
 TEST(LordsCuda, ScaleOnWgmmaGemmRule) {
   lords::cuda_detail::MmaArgs g;
   g.lords = true, g.bits = 4, g.rank_pad = 64, g.batch = 16;
@@ -326,6 +323,9 @@ TEST(LordsCuda, ScaleOnWgmmaGemmRule) {
   EXPECT_FALSE(lords::cuda_detail::wgmma_scale_gemm_can_run(g));
 }
 
+// The tail split's rule (no GPU needed): 14336x4096 at batch 1024 on 132 SMs (448 tiles of 128 KB partial sums, 32
+// chunks) splits its last 52 tiles two ways; one wave or less, a last wave nearly full (224 tiles: 92 left) and
+// one chunk do not split; the test hook's forced slots and splits, and its off switch.
 TEST(LordsCuda, TailSplitRule) {
   using lords::cuda_detail::choose_tail_split;
   const RestoreWgmmaRules restore;

@@ -84,6 +84,16 @@ __device__ __forceinline__ void lookup_pairs(const uint32_t (&codes)[2 * Bits], 
   for (int q = 0; q < 4; ++q) pair[q] = lds_u32(lut_lane + pair_offset<Bits, Copies>(codes, 4 * s + q));
 }
 
+// The same from a table of 256-byte rows (fill_bf16_pair_table with 64 copies; lanes read the first 32), whose 4-bit
+// lookup address is one byte permute (lut_offset) instead of a permute and a multiply-add: lut_base is the table's
+// address, lane4 = 4 x lane.
+template <int Bits>
+__device__ __forceinline__ void lookup_pairs_rows256(const uint32_t (&codes)[2 * Bits], int s, uint32_t lut_base,
+                                                     uint32_t lane4, uint32_t (&pair)[4]) {
+#pragma unroll
+  for (int q = 0; q < 4; ++q) pair[q] = lds_u32(lut_base + lut_offset<Bits>(codes, 4 * s + q, lane4));
+}
+
 // LoRDS: the warp's 16 rows of B (bf16 [rows][rank_pad], from row0) as the A operand of the scale mma (rank as k),
 // G groups of 16 ranks (an odd last group of 8 uses the first two words).
 template <int G>

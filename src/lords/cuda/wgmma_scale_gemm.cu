@@ -56,8 +56,7 @@ constexpr int kABytes = kTileCols * 128;  // A^T of a chunk: 128 columns x 128 b
 template <int Bits, int BN>
 struct WsShape {
   static constexpr int kWords = 2 * Bits, kTileBytes = 256 * Bits;
-  // The pair table in rows of 256 bytes (64 copies, lanes use the first 32), so that a 4-bit lookup's address is one
-  // byte permute of the code word (lut_offset).
+  // The pair table in rows of 256 bytes (lookup_pairs_rows256: one byte permute per 4-bit lookup address).
   static constexpr int kLutCopies = 64, kLutBytes = wg_lut_bytes(Bits, kLutCopies);
   static constexpr int kXBytes = wg_x_bytes(BN), kHalfBytes = kXBytes / 2;
   static constexpr int kCodeBytes = kGemmRowTiles * kTileBytes;  // a chunk of the CTA's 8 row tiles
@@ -228,9 +227,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
 #pragma unroll
       for (int q = 0; q < 4; ++q) {
         uint32_t pair[4];
-#pragma unroll
-        for (int e = 0; e < 4; ++e)
-          pair[e] = lds_u32(lut_base + lut_offset<Bits>(codes[d % 2], 4 * (4 * h + q) + e, lane4));
+        lookup_pairs_rows256<Bits>(codes[d % 2], 4 * h + q, lut_base, lane4, pair);
         scaled_weights(pair, sbuf[u % 2], q, w[u % 2][q]);
       }
       wgmma_fence();
