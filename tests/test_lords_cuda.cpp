@@ -208,7 +208,7 @@ struct RestoreWgmmaRules {
   }
 };
 
-// The small-batch LoRDS GEMM with the scale tile on wgmma (2-32 activation rows, padded rank <= 64), forced on:
+// The small-batch LoRDS GEMM with the scale tile on wgmma (2-64 activation rows, padded rank <= 64), forced on:
 // against the oracle with the GEMM's tolerance, every bit width and codebook, ranks taking 1, 2, 3 and 4 k-steps of
 // 16 (12, 20, 40, 49, 64), rows that end inside a CTA (12.5 row tiles), an odd count of chunks with a half last
 // chunk (1216 columns: the body of one chunk), split k (one row CTA over 32 chunks, forced counts too).
@@ -220,14 +220,14 @@ TEST(LordsCuda, ScaleOnWgmmaGemmMatchesTheOracle) {
   } restore;
   lords::cuda_detail::force_wgmma_scale_gemm(1);
   std::mt19937_64 gen(test::fresh_seed());
-  const std::vector<int64_t> batches = {2, 5, 16, 17, 32};  // 16 and 32 activation rows per CTA
+  const std::vector<int64_t> batches = {2, 5, 16, 17, 32, 33, 64};  // 16, 32 and 64 activation rows per CTA
   for (auto cb : {CodebookKind::NF, CodebookKind::INT})
     for (int bits : {2, 3, 4}) check_case({Method::Lords, cb, bits, 64, 200, 1216, 49, 1.0f, batches}, gen);
   for (int rank : {12, 20, 40, 64})
     check_case({Method::Lords, CodebookKind::NF, 4, 64, 136, 640, rank, 1.0f, batches}, gen);
-  check_case({Method::Lords, CodebookKind::NF, 4, 64, 64, 4096, 49, 1.0f, {3, 16, 30}}, gen);  // 16 splits of 2 chunks
+  check_case({Method::Lords, CodebookKind::NF, 4, 64, 64, 4096, 49, 1.0f, {3, 16, 30, 50}}, gen);  // 16 splits of 2 chunks
   for (float x_scale : {3e4f, 1e-20f})
-    check_case({Method::Lords, CodebookKind::NF, 4, 64, 128, 384, 0, x_scale, {7}}, gen);
+    check_case({Method::Lords, CodebookKind::NF, 4, 64, 128, 384, 0, x_scale, {7, 40}}, gen);
 }
 
 // The cluster-decoded wgmma GEMM (2 or 4 activation tiles of 256 rows per cluster, each CTA decoding a part of every
@@ -302,7 +302,8 @@ TEST(LordsCuda, TailSplitGemmMatchesTheOracle) {
 }
 
 // The scale-on-wgmma GEMM's rule without a device: 4-bit LoRDS at 2-32 rows and padded rank 32 or 64 by default;
-// other bit widths and padded rank 16 only where forced; never past 32 rows, padded rank 64 or for block-wise.
+// other bit widths, padded rank 16 and 33-64 rows only where forced; never past 64 rows, padded rank 64 or for
+// block-wise.
 TEST(LordsCuda, ScaleOnWgmmaGemmRule) {
   lords::cuda_detail::MmaArgs g;
   g.lords = true, g.bits = 4, g.rank_pad = 64, g.batch = 16;
@@ -316,6 +317,9 @@ TEST(LordsCuda, ScaleOnWgmmaGemmRule) {
   EXPECT_TRUE(lords::cuda_detail::wgmma_scale_gemm_can_run(g));
   EXPECT_FALSE(lords::cuda_detail::wgmma_scale_gemm_by_default(g));
   g.bits = 4, g.batch = 33;
+  EXPECT_TRUE(lords::cuda_detail::wgmma_scale_gemm_can_run(g));
+  EXPECT_FALSE(lords::cuda_detail::wgmma_scale_gemm_by_default(g));
+  g.batch = 65;
   EXPECT_FALSE(lords::cuda_detail::wgmma_scale_gemm_can_run(g));
   g.batch = 8, g.rank_pad = 128;
   EXPECT_FALSE(lords::cuda_detail::wgmma_scale_gemm_can_run(g));

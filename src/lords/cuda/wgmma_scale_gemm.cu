@@ -1,7 +1,7 @@
 // The small-batch LoRDS GEMM with its scale tile on wgmma (sm_90a; see wgmma_scale_gemm.hpp).
 //
-// Why: at 2-32 activation rows the scale tile S = B A costs 2 x 8 ceil(r / 8) FLOPs per weight against the product's
-// 2 x 16, and the mma.sync GEMM (mma_gemm.cu) computes it per warp and 16-column step, in the decode warps' own
+// Why: at 2-64 activation rows the scale tile S = B A costs 2 x 8 ceil(r / 8) FLOPs per weight against the product's
+// 2 x 16 (at 16 rows), and the mma.sync GEMM (mma_gemm.cu) computes it per warp and 16-column step, in the decode warps' own
 // instruction stream: about 69 instructions per step, so it runs at about half the batch-1 GEMV's speed. Here each
 // warpgroup computes S for 64 rows x 64 columns with K16 wgmma.m64n64k16 (the warps' rows of B as the register A
 // operand, A^T's chunk as the shared-memory B operand), whose accumulators are laid out exactly as the register A
@@ -12,7 +12,8 @@
 // Pipeline per warpgroup, in halves of a 128-column chunk (4 steps): S of the next half is issued before the current
 // half's weights are formed, so the tensor pipe computes S(u + 1) while the warps convert S(u) (two S buffers of 32
 // registers), and the weights are double-buffered, so converting S(u) waits for S(u) alone, not for the product of
-// half u - 1. The product is wgmma.m64n16k16 up to 16 activation rows and m64n32k16 up to 32 (the CTA's BN).
+// half u - 1. The product is wgmma.m64n16k16 up to 16 activation rows, m64n32k16 up to 32 and m64n64k16 up to 64 (the
+// CTA's BN).
 //
 // The warps issue about as many instructions per half as the tensor pipe has cycles of work in it, so the loop is
 // kept short (twenty-first session, docs/results/lords-cuda.md): descriptors advanced from the rings' (one add per
@@ -49,7 +50,7 @@ namespace {
 
 using gpu_layout::kTileCols;
 
-constexpr int kMostRows = 32;  // activation rows per CTA (wgmma's N of the product): 16 or 32
+constexpr int kMostRows = 64;  // activation rows per CTA (wgmma's N of the product): 16, 32 or 64
 constexpr int kDepth = 4;      // chunks per loop body (every wgmma completes at its end)
 constexpr int kABytes = kTileCols * 128;  // A^T of a chunk: 128 columns x 128 bytes (64 ranks, swizzled)
 
@@ -293,6 +294,7 @@ void force_wgmma_scale_gemm(int mode) {
 bool wgmma_scale_gemm_can_run(const MmaArgs& g) { return g.lords && g.rank_pad <= 64 && g.batch <= kMostRows; }
 
 bool wgmma_scale_gemm_by_default(const MmaArgs& g) {
+  if (g.batch > 32) return false;  // 33-64 rows (BN = 64): not yet timed against the wgmma GEMM
   // 4-bit codes at padded rank 32 and 64: 1.29-1.84x the mma.sync GEMM at batches 4-16 and 1.40-2.06x at 32 on the
   // Llama layers (H200, twenty-first session; the twentieth's kernel 1.18-1.72x at 2-16 on an H100). At padded rank
   // 16 (1024x4096's rank 12) the mma.sync GEMM's scale product is short and it stays; 2- and 3-bit codes pass the
@@ -318,8 +320,9 @@ int launch_wgmma_scale_gemm(const MmaArgs& g, const GemmExtras& ex, void* stream
         return static_cast<int>(cudaErrorInvalidValue);  // (use_wgmma_scale_gemm declines these)
       } else {
         constexpr int kBits = decltype(bits)::value;
-        return g.batch <= 16 ? launch_variant<kBits, kR8, 16>(g, ex, stream)
-                             : launch_variant<kBits, kR8, kMostRows>(g, ex, stream);
+        if (g.batch <= 16) return launch_variant<kBits, kR8, 16>(g, ex, stream);
+        if (g.batch <= 32) return launch_variant<kBits, kR8, 32>(g, ex, stream);
+        return launch_variant<kBits, kR8, kMostRows>(g, ex, stream);
       }
     });
   });
