@@ -208,10 +208,11 @@ struct RestoreWgmmaRules {
   }
 };
 
-// The small-batch LoRDS GEMM with the scale tile on wgmma (2-64 activation rows, padded rank <= 64), forced on:
-// against the oracle with the GEMM's tolerance, every bit width and codebook, ranks taking 1, 2, 3 and 4 k-steps of
-// 16 (12, 20, 40, 49, 64), rows that end inside a CTA (12.5 row tiles), an odd count of chunks with a half last
-// chunk (1216 columns: the body of one chunk), split k (one row CTA over 32 chunks, forced counts too).
+// The LoRDS GEMM with the scale tile on wgmma (2-256 activation rows: CTAs of 16, 32, 64 and 128, two tiles of 128
+// past 128; padded rank <= 64), forced on: against the oracle with the GEMM's tolerance, every bit width and
+// codebook, ranks taking 1, 2, 3 and 4 k-steps of 16 (12, 20, 40, 49, 64), rows that end inside a CTA (12.5 row
+// tiles), an odd count of chunks with a half last chunk (1216 columns: the body of one chunk), split k (one row CTA
+// over 32 chunks, forced counts too).
 TEST(LordsCuda, ScaleOnWgmmaGemmMatchesTheOracle) {
   SKIP_WITHOUT_GPU();
   if (!wgmma_here()) GTEST_SKIP() << "needs sm_90a (wgmma)";
@@ -220,14 +221,14 @@ TEST(LordsCuda, ScaleOnWgmmaGemmMatchesTheOracle) {
   } restore;
   lords::cuda_detail::force_wgmma_scale_gemm(1);
   std::mt19937_64 gen(test::fresh_seed());
-  const std::vector<int64_t> batches = {2, 5, 16, 17, 32, 33, 64};  // 16, 32 and 64 activation rows per CTA
+  const std::vector<int64_t> batches = {2, 5, 16, 17, 32, 33, 64, 65, 128, 200};
   for (auto cb : {CodebookKind::NF, CodebookKind::INT})
     for (int bits : {2, 3, 4}) check_case({Method::Lords, cb, bits, 64, 200, 1216, 49, 1.0f, batches}, gen);
   for (int rank : {12, 20, 40, 64})
     check_case({Method::Lords, CodebookKind::NF, 4, 64, 136, 640, rank, 1.0f, batches}, gen);
-  check_case({Method::Lords, CodebookKind::NF, 4, 64, 64, 4096, 49, 1.0f, {3, 16, 30, 50}}, gen);  // 16 splits of 2 chunks
+  check_case({Method::Lords, CodebookKind::NF, 4, 64, 64, 4096, 49, 1.0f, {3, 16, 30, 50, 100, 256}}, gen);  // 16 splits
   for (float x_scale : {3e4f, 1e-20f})
-    check_case({Method::Lords, CodebookKind::NF, 4, 64, 128, 384, 0, x_scale, {7, 40}}, gen);
+    check_case({Method::Lords, CodebookKind::NF, 4, 64, 128, 384, 0, x_scale, {7, 40, 129}}, gen);
 }
 
 // The cluster-decoded wgmma GEMM (2 or 4 activation tiles of 256 rows per cluster, each CTA decoding a part of every
@@ -302,29 +303,35 @@ TEST(LordsCuda, TailSplitGemmMatchesTheOracle) {
 }
 
 // The scale-on-wgmma GEMM's rule without a device: 4-bit LoRDS at 2-32 rows and padded rank 32 or 64 by default;
-// other bit widths, padded rank 16 and 33-64 rows only where forced; never past 64 rows, padded rank 64 or for
-// block-wise.
+// every bit width at padded rank 32 and 64 up to 64 rows, padded rank 16 from 17 rows; 65-256 rows only where
+// forced; never past 256 rows, padded rank 64 or for block-wise.
 TEST(LordsCuda, ScaleOnWgmmaGemmRule) {
+  using lords::cuda_detail::wgmma_scale_gemm_by_default, lords::cuda_detail::wgmma_scale_gemm_can_run;
   lords::cuda_detail::MmaArgs g;
   g.lords = true, g.bits = 4, g.rank_pad = 64, g.batch = 16;
-  EXPECT_TRUE(lords::cuda_detail::wgmma_scale_gemm_by_default(g));
+  EXPECT_TRUE(wgmma_scale_gemm_by_default(g));
   g.rank_pad = 32, g.batch = 2;
-  EXPECT_TRUE(lords::cuda_detail::wgmma_scale_gemm_by_default(g));
-  g.rank_pad = 16;
-  EXPECT_TRUE(lords::cuda_detail::wgmma_scale_gemm_can_run(g));
-  EXPECT_FALSE(lords::cuda_detail::wgmma_scale_gemm_by_default(g));
-  g.rank_pad = 64, g.bits = 3;
-  EXPECT_TRUE(lords::cuda_detail::wgmma_scale_gemm_can_run(g));
-  EXPECT_FALSE(lords::cuda_detail::wgmma_scale_gemm_by_default(g));
-  g.bits = 4, g.batch = 33;
-  EXPECT_TRUE(lords::cuda_detail::wgmma_scale_gemm_can_run(g));
-  EXPECT_FALSE(lords::cuda_detail::wgmma_scale_gemm_by_default(g));
-  g.batch = 65;
-  EXPECT_FALSE(lords::cuda_detail::wgmma_scale_gemm_can_run(g));
+  EXPECT_TRUE(wgmma_scale_gemm_by_default(g));
+  for (int bits : {2, 3}) {
+    g.bits = bits, g.batch = 64;
+    EXPECT_TRUE(wgmma_scale_gemm_by_default(g));
+  }
+  g.bits = 4, g.rank_pad = 16, g.batch = 16;
+  EXPECT_TRUE(wgmma_scale_gemm_can_run(g));
+  EXPECT_FALSE(wgmma_scale_gemm_by_default(g));
+  g.batch = 17;
+  EXPECT_TRUE(wgmma_scale_gemm_by_default(g));
+  g.rank_pad = 64, g.batch = 65;
+  EXPECT_TRUE(wgmma_scale_gemm_can_run(g));
+  EXPECT_FALSE(wgmma_scale_gemm_by_default(g));
+  g.batch = 256;
+  EXPECT_TRUE(wgmma_scale_gemm_can_run(g));
+  g.batch = 257;
+  EXPECT_FALSE(wgmma_scale_gemm_can_run(g));
   g.batch = 8, g.rank_pad = 128;
-  EXPECT_FALSE(lords::cuda_detail::wgmma_scale_gemm_can_run(g));
+  EXPECT_FALSE(wgmma_scale_gemm_can_run(g));
   g.rank_pad = 64, g.lords = false;
-  EXPECT_FALSE(lords::cuda_detail::wgmma_scale_gemm_can_run(g));
+  EXPECT_FALSE(wgmma_scale_gemm_can_run(g));
 }
 
 // The tail split's rule (no GPU needed): 14336x4096 at batch 1024 on 132 SMs (448 tiles of 128 KB partial sums, 32

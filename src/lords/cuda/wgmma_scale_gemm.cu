@@ -50,15 +50,19 @@ namespace {
 
 using gpu_layout::kTileCols;
 
-constexpr int kMostRows = 64;  // activation rows per CTA (wgmma's N of the product): 16, 32 or 64
+constexpr int kMostRows = 128;  // activation rows per CTA (wgmma's N of the product): 16, 32, 64 or 128
+constexpr int kMostBatch = 256;  // batches past 128 take tiles of 128 activation rows (S computed once per tile)
 constexpr int kDepth = 4;      // chunks per loop body (every wgmma completes at its end)
 constexpr int kABytes = kTileCols * 128;  // A^T of a chunk: 128 columns x 128 bytes (64 ranks, swizzled)
 
 template <int Bits, int BN>
 struct WsShape {
   static constexpr int kWords = 2 * Bits, kTileBytes = 256 * Bits;
-  // The pair table in rows of 256 bytes (lookup_pairs_rows256: one byte permute per 4-bit lookup address).
-  static constexpr int kLutCopies = 64, kLutBytes = wg_lut_bytes(Bits, kLutCopies);
+  // The pair table in rows of 256 bytes (64 copies; lookup_pairs_rows256: one byte permute per 4-bit lookup address),
+  // except at 4 bits and 128 activation rows: there its 64 KB would leave room for 2 ring slots of 56 KB, so it has
+  // 32 copies (lookup_pairs: a permute and a multiply-add per address) and the ring 3 slots.
+  static constexpr bool kRows256 = Bits < 4 || BN <= 64;
+  static constexpr int kLutCopies = kRows256 ? 64 : 32, kLutBytes = wg_lut_bytes(Bits, kLutCopies);
   static constexpr int kXBytes = wg_x_bytes(BN), kHalfBytes = kXBytes / 2;
   static constexpr int kCodeBytes = kGemmRowTiles * kTileBytes;  // a chunk of the CTA's 8 row tiles
   // Ring slots (codes, x, A^T of a chunk): 6 where they fit (the producer runs up to 5 chunks ahead), else 5.
@@ -130,7 +134,9 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   const auto empty = [&](int slot) { return bars + 8 * (kSlots + slot); };
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const WgWork work = wg_work_of(WgTail{}, tiles_per_split, g.col_tiles);
-  const int row_cta = work.tile, c0 = work.c0, c1 = work.c1;
+  // The output tile: row CTAs fastest, then tiles of BN activation rows (batches past 128).
+  const int row_ctas = (g.row_tiles + kGemmRowTiles - 1) / kGemmRowTiles;
+  const int row_cta = work.tile % row_ctas, b0 = work.tile / row_ctas * BN, c0 = work.c0, c1 = work.c1;
   // A tile past the rows decodes tile 0 (its codes are copied as tile 0's); its rows are never written.
   const auto tile_of = [&](int w) {
     const int mt = row_cta * kGemmRowTiles + w;
@@ -146,7 +152,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
       cuda_ptx::bulk_copy_g2s(code_ring + slot * S::kCodeBytes + w * S::kTileBytes,
                               g.codes + (static_cast<int64_t>(tile_of(w)) * g.col_tiles + c) * S::kTileBytes,
                               S::kTileBytes, full(slot));
-    tma_x_chunk<BN>(x_ring + slot * S::kXBytes, &x_map, c, 0, full(slot));
+    tma_x_chunk<BN>(x_ring + slot * S::kXBytes, &x_map, c, b0, full(slot));
   };
   // The producer lane sets up the barriers and requests the first slots' chunks at once, while the consumers load B
   // and fill the pair table (a CTA of few chunks, as on 1024x4096, would otherwise wait for them after the barrier).
@@ -188,6 +194,26 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   const auto a_half_desc = [&](int s, int h) { return smem_desc_advance(a_desc, s * kABytes + h * 64 * 128); };
   const auto x_half_desc = [&](int s, int h) { return smem_desc_advance(x_desc, s * S::kXBytes + h * S::kHalfBytes); };
   const auto wait_chunk = [&](int c) { cuda_ptx::mbar_wait(full(slot_of(c)), ((c - c0) / kSlots) & 1); };
+  const auto load_codes = [&](int c, uint32_t(&codes)[S::kWords]) {
+    load_tile_shared<Bits>(code_ring + slot_of(c) * S::kCodeBytes + warp * S::kTileBytes, lane, codes);
+  };
+  // Half h of a chunk: its weights from the codes and S into w, then the product with x (one commit group).
+  const auto multiply_half = [&](const uint32_t(&codes)[S::kWords], int h, const float(&s)[32], uint32_t(&w)[4][4],
+                                 uint64_t x_half) {
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      uint32_t pair[4];
+      if constexpr (S::kRows256)
+        lookup_pairs_rows256<Bits>(codes, 4 * h + q, lut_base, lane4, pair);
+      else
+        lookup_pairs<Bits>(codes, 4 * h + q, lut_base + lane4, pair);
+      scaled_weights(pair, s, q, w[q]);
+    }
+    wgmma_fence();
+#pragma unroll
+    for (int q = 0; q < 4; ++q) wgmma_bf16_rs<BN>(acc, w[q], smem_desc_advance(x_half, 32 * q));
+    wgmma_commit();
+  };
   // A body of ND chunks (kDepth, or 2 and 1 for the chunks left over): every wgmma it issues completes at its end, and
   // nothing in it branches around a wgmma. (Values carried around the loop would sit in registers that in-flight
   // wgmmas use, and a run-time exit with wgmmas in flight: either makes ptxas serialise every wgmma.)
@@ -196,7 +222,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     float sbuf[2][32];
     uint32_t w[2][4][4], codes[2][S::kWords];  // half u's weights in w[u % 2], chunk d's codes in codes[d % 2]
     wait_chunk(cb);
-    load_tile_shared<Bits>(code_ring + slot_of(cb) * S::kCodeBytes + warp * S::kTileBytes, lane, codes[0]);
+    load_codes(cb, codes[0]);
     issue_scale_tile<K16>(sbuf[0], bfac, a_half_desc(slot_of(cb), 0));
 #pragma unroll
     for (int u = 0; u < 2 * ND; ++u) {  // half u % 2 of chunk cb + u / 2
@@ -205,8 +231,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
         const int cn = cb + (u + 1) / 2;
         if (h == 1) {
           wait_chunk(cn);
-          load_tile_shared<Bits>(code_ring + slot_of(cn) * S::kCodeBytes + warp * S::kTileBytes, lane,
-                                 codes[(d + 1) % 2]);
+          load_codes(cn, codes[(d + 1) % 2]);
         }
         issue_scale_tile<K16>(sbuf[(u + 1) % 2], bfac, a_half_desc(slot_of(cn), (u + 1) % 2));
         // S of this half is done (and the product of two halves back, whose weights w[u % 2] are overwritten now);
@@ -224,28 +249,57 @@ __global__ void __launch_bounds__(kWgThreads, 1)
         __syncwarp();
         if (lane == 0) cuda_ptx::mbar_arrive(empty(slot_of(c - 1)));
       }
-      const uint64_t x_half = x_half_desc(slot_of(c), h);
-#pragma unroll
-      for (int q = 0; q < 4; ++q) {
-        uint32_t pair[4];
-        lookup_pairs_rows256<Bits>(codes[d % 2], 4 * h + q, lut_base, lane4, pair);
-        scaled_weights(pair, sbuf[u % 2], q, w[u % 2][q]);
-      }
-      wgmma_fence();
-#pragma unroll
-      for (int q = 0; q < 4; ++q) wgmma_bf16_rs<BN>(acc, w[u % 2][q], smem_desc_advance(x_half, 32 * q));
-      wgmma_commit();
+      multiply_half(codes[d % 2], h, sbuf[u % 2], w[u % 2], x_half_desc(slot_of(c), h));
     }
     wgmma_wait<0>();
     __syncwarp();
     if (lane == 0) cuda_ptx::mbar_arrive(empty(slot_of(cb + ND - 1)));  // the body's last chunk
   };
+  // The same at 128 activation rows, whose 64 accumulators leave room for one S buffer and one set of weights (with
+  // two of each, ptxas serialises every wgmma): S(u + 1) is issued after the product of half u, into the registers
+  // that half's weights were formed from, and both complete before half u + 1's weights are formed. The tensor pipe
+  // runs the product and S(u + 1) while this warpgroup waits; the other warpgroup's conversions fill that time.
+  const auto body_wide = [&](int cb, auto nd) {
+    constexpr int ND = decltype(nd)::value;
+    float sbuf[32];
+    uint32_t w[4][4], codes[2][S::kWords];
+    wait_chunk(cb);
+    load_codes(cb, codes[0]);
+    issue_scale_tile<K16>(sbuf, bfac, a_half_desc(slot_of(cb), 0));
+#pragma unroll
+    for (int u = 0; u < 2 * ND; ++u) {
+      const int d = u / 2, h = u % 2, c = cb + d;
+      wgmma_wait<0>();  // S(u), and before it the product of half u - 1
+      if (h == 1 && d > 0) {  // the previous chunk's products have completed
+        __syncwarp();
+        if (lane == 0) cuda_ptx::mbar_arrive(empty(slot_of(c - 1)));
+      }
+      multiply_half(codes[d % 2], h, sbuf, w, x_half_desc(slot_of(c), h));
+      if (u + 1 < 2 * ND) {
+        const int cn = cb + (u + 1) / 2;
+        if (h == 1) {
+          wait_chunk(cn);
+          load_codes(cn, codes[(d + 1) % 2]);
+        }
+        issue_scale_tile<K16>(sbuf, bfac, a_half_desc(slot_of(cn), (u + 1) % 2));
+      }
+    }
+    wgmma_wait<0>();
+    __syncwarp();
+    if (lane == 0) cuda_ptx::mbar_arrive(empty(slot_of(cb + ND - 1)));  // the body's last chunk
+  };
+  const auto run_body = [&](int cb, auto nd) {
+    if constexpr (BN > 64)
+      body_wide(cb, nd);
+    else
+      body(cb, nd);
+  };
   int cb = c0;
-  for (; cb + kDepth <= c1; cb += kDepth) body(cb, std::integral_constant<int, kDepth>{});
-  if (cb + 2 <= c1) body(cb, std::integral_constant<int, 2>{}), cb += 2;  // the last chunks
-  if (cb < c1) body(cb, std::integral_constant<int, 1>{});
+  for (; cb + kDepth <= c1; cb += kDepth) run_body(cb, std::integral_constant<int, kDepth>{});
+  if (cb + 2 <= c1) run_body(cb, std::integral_constant<int, 2>{}), cb += 2;  // the last chunks
+  if (cb < c1) run_body(cb, std::integral_constant<int, 1>{});
   fence_operands(acc);
-  store_wg_tile<BN>(g, acc, partial, work.split, row_cta, 0, smem + S::kLutBytes);
+  store_wg_tile<BN>(g, acc, partial, work.split, row_cta, b0, smem + S::kLutBytes);
 #else
   (void)g, (void)tiles_per_split, (void)partial, (void)x_map, (void)a_map;
   __trap();  // the launcher picks this kernel only where sm_90a code runs
@@ -255,10 +309,10 @@ __global__ void __launch_bounds__(kWgThreads, 1)
 // Split k: the chunk ranges that fill one wave of SMs (one CTA each) best, as the batch-1 GEMV does: a grid of a
 // wave or less, never split past kMostSplits or below 2 chunks per split. HILO_GEMM_SPLIT forces a count.
 constexpr int kMostSplits = 16;
-int scale_gemm_splits(int64_t row_ctas, int sm_count, int col_tiles) {
+int scale_gemm_splits(int64_t tiles, int sm_count, int col_tiles) {
   if (const int forced = forced_gemm_splits(); forced > 0) return std::min(forced, col_tiles);
   const int64_t most =
-      std::min<int64_t>({kMostSplits, std::max(1, col_tiles / 2), sm_count / std::max<int64_t>(1, row_ctas)});
+      std::min<int64_t>({kMostSplits, std::max(1, col_tiles / 2), sm_count / std::max<int64_t>(1, tiles)});
   return static_cast<int>(std::max<int64_t>(1, most));
 }
 
@@ -267,10 +321,9 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   using S = WsShape<Bits, BN>;
   constexpr auto kernel = wgmma_scale_gemm_kernel<Bits, R8, BN>;
   if (const int e = allow_smem_once<kernel>(g.device, S::kSmem); e != 0) return e;
-  const int64_t row_ctas = (g.row_tiles + kGemmRowTiles - 1) / kGemmRowTiles;
+  const int64_t tiles = (g.row_tiles + kGemmRowTiles - 1) / kGemmRowTiles * ((g.batch + BN - 1) / BN);
   WgLaunchPlan p;
-  if (const int e = plan_wg_launch(g, row_ctas, g.sm_count, BN, stream, p,
-                                   scale_gemm_splits(row_ctas, g.sm_count, g.col_tiles));
+  if (const int e = plan_wg_launch(g, tiles, g.sm_count, BN, stream, p, scale_gemm_splits(tiles, g.sm_count, g.col_tiles));
       e != 0)
     return e;
   // A^T [cols padded to whole chunks][rank_pad] in boxes of 128 columns x 64 ranks.
@@ -278,7 +331,7 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   const int64_t a_rows = int64_t{g.col_tiles} * kTileCols;
   if (const int e = cuda_host::encode_bf16_rows_map(&a_map, ex.a_t, a_rows, g.rank_pad, kTileCols); e != 0)
     return finish_gemm_launch(static_cast<cudaError_t>(e), p.partial, p.splits, g, stream);
-  const dim3 grid(static_cast<unsigned>(row_ctas), static_cast<unsigned>(p.splits));
+  const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(p.splits));
   kernel<<<grid, kWgThreads, S::kSmem, stream>>>(g, p.tiles_per_split, p.partial, p.x_map, a_map);
   return finish_gemm_launch(cudaGetLastError(), p.partial, p.splits, g, stream);
 }
@@ -291,15 +344,14 @@ void force_wgmma_scale_gemm(int mode) {
   scale_gemm_forced.store(mode < 0 ? -1 : mode != 0, std::memory_order_relaxed);
 }
 
-bool wgmma_scale_gemm_can_run(const MmaArgs& g) { return g.lords && g.rank_pad <= 64 && g.batch <= kMostRows; }
+bool wgmma_scale_gemm_can_run(const MmaArgs& g) { return g.lords && g.rank_pad <= 64 && g.batch <= kMostBatch; }
 
 bool wgmma_scale_gemm_by_default(const MmaArgs& g) {
-  if (g.batch > 32) return false;  // 33-64 rows (BN = 64): not yet timed against the wgmma GEMM
-  // 4-bit codes at padded rank 32 and 64: 1.29-1.84x the mma.sync GEMM at batches 4-16 and 1.40-2.06x at 32 on the
-  // Llama layers (H200, twenty-first session; the twentieth's kernel 1.18-1.72x at 2-16 on an H100). At padded rank
-  // 16 (1024x4096's rank 12) the mma.sync GEMM's scale product is short and it stays; 2- and 3-bit codes pass the
-  // same tests but were not timed, so they stay too until measured.
-  return wgmma_scale_gemm_can_run(g) && g.bits == 4 && g.rank_pad >= 32;
+  // H100, twenty-second session (docs/results/lords-cuda.md), every bit width: at padded rank 32 and 64 1.30-2.09x
+  // the mma.sync GEMM at batches 4-32 and 1.32-2.75x the wgmma GEMM at 64; at padded rank 16 (1024x4096's rank 12)
+  // a tie at 4-16 (0.97-1.02x), 1.07-1.11x at 32 and 1.03-1.05x at 64. Batches 65-256: not yet timed.
+  if (!wgmma_scale_gemm_can_run(g) || g.batch > 64) return false;
+  return g.rank_pad >= 32 || g.batch > 16;
 }
 
 bool use_wgmma_scale_gemm(const MmaArgs& g) {
@@ -322,6 +374,7 @@ int launch_wgmma_scale_gemm(const MmaArgs& g, const GemmExtras& ex, void* stream
         constexpr int kBits = decltype(bits)::value;
         if (g.batch <= 16) return launch_variant<kBits, kR8, 16>(g, ex, stream);
         if (g.batch <= 32) return launch_variant<kBits, kR8, 32>(g, ex, stream);
+        if (g.batch <= 64) return launch_variant<kBits, kR8, 64>(g, ex, stream);
         return launch_variant<kBits, kR8, kMostRows>(g, ex, stream);
       }
     });
