@@ -302,9 +302,8 @@ TEST(LordsCuda, TailSplitGemmMatchesTheOracle) {
   expect_same_bits(first, gpu_matmul(dev, dx, 600, shape.rows), "second run");
 }
 
-// The scale-on-wgmma GEMM's rule without a device: 4-bit LoRDS at 2-32 rows and padded rank 32 or 64 by default;
-// every bit width at padded rank 32 and 64 up to 64 rows, padded rank 16 from 17 rows; 65-256 rows only where
-// forced; never past 256 rows, padded rank 64 or for block-wise.
+// The scale-on-wgmma GEMM's rule without a device: by default LoRDS at padded rank 32 and 64 with every bit width,
+// and at padded rank 16 from 17 rows; never past 256 rows, padded rank 64 or for block-wise.
 TEST(LordsCuda, ScaleOnWgmmaGemmRule) {
   using lords::cuda_detail::wgmma_scale_gemm_by_default, lords::cuda_detail::wgmma_scale_gemm_can_run;
   lords::cuda_detail::MmaArgs g;
@@ -321,11 +320,8 @@ TEST(LordsCuda, ScaleOnWgmmaGemmRule) {
   EXPECT_FALSE(wgmma_scale_gemm_by_default(g));
   g.batch = 17;
   EXPECT_TRUE(wgmma_scale_gemm_by_default(g));
-  g.rank_pad = 64, g.batch = 65;
-  EXPECT_TRUE(wgmma_scale_gemm_can_run(g));
-  EXPECT_FALSE(wgmma_scale_gemm_by_default(g));
-  g.batch = 256;
-  EXPECT_TRUE(wgmma_scale_gemm_can_run(g));
+  g.rank_pad = 64, g.batch = 256;
+  EXPECT_TRUE(wgmma_scale_gemm_by_default(g));
   g.batch = 257;
   EXPECT_FALSE(wgmma_scale_gemm_can_run(g));
   g.batch = 8, g.rank_pad = 128;

@@ -1,19 +1,20 @@
-// The small-batch LoRDS GEMM with its scale tile on wgmma (sm_90a; see wgmma_scale_gemm.hpp).
+// The LoRDS GEMM with its scale tile on wgmma, batches 2-256 (sm_90a; see wgmma_scale_gemm.hpp).
 //
-// Why: at 2-64 activation rows the scale tile S = B A costs 2 x 8 ceil(r / 8) FLOPs per weight against the product's
-// 2 x 16 (at 16 rows), and the mma.sync GEMM (mma_gemm.cu) computes it per warp and 16-column step, in the decode warps' own
-// instruction stream: about 69 instructions per step, so it runs at about half the batch-1 GEMV's speed. Here each
-// warpgroup computes S for 64 rows x 64 columns with K16 wgmma.m64n64k16 (the warps' rows of B as the register A
-// operand, A^T's chunk as the shared-memory B operand), whose accumulators are laid out exactly as the register A
-// operand of the product (FlashAttention's trick for P): per 16-column step a lane converts its S values to bf16 and
-// multiplies them by the decoded codes (two instructions per pair, as lords_weights does), then one
-// wgmma.m64nBNk16 multiplies the weights by the activations.
+// Why: at a few activation rows the scale tile S = B A costs 2 x 8 ceil(r / 8) FLOPs per weight against the
+// product's 2 x batch, and the mma.sync GEMM (mma_gemm.cu) computes it per warp and 16-column step, in the decode
+// warps' own instruction stream: about 69 instructions per step, so it runs at about half the batch-1 GEMV's speed.
+// Here each warpgroup computes S for 64 rows x 64 columns with K16 wgmma.m64n64k16 (the warps' rows of B as the
+// register A operand, A^T's chunk as the shared-memory B operand), whose accumulators are laid out exactly as the
+// register A operand of the product (FlashAttention's trick for P): per 16-column step a lane converts its S values
+// to bf16 and multiplies them by the decoded codes (two instructions per pair, as lords_weights does), then one
+// wgmma.m64nBNk16 multiplies the weights by the activations. S costs the same at any batch, so it pays up to 256
+// rows (two tiles of 128, each computing S), where the wgmma GEMMs' per-step scale work is dearer.
 //
 // Pipeline per warpgroup, in halves of a 128-column chunk (4 steps): S of the next half is issued before the current
 // half's weights are formed, so the tensor pipe computes S(u + 1) while the warps convert S(u) (two S buffers of 32
 // registers), and the weights are double-buffered, so converting S(u) waits for S(u) alone, not for the product of
-// half u - 1. The product is wgmma.m64n16k16 up to 16 activation rows, m64n32k16 up to 32 and m64n64k16 up to 64 (the
-// CTA's BN).
+// half u - 1. The product is wgmma.m64nBNk16 with BN = 16, 32, 64 or 128 activation rows per CTA. At 128 the 64
+// accumulators leave room for one S buffer and one weight set only (body_wide).
 //
 // The warps issue about as many instructions per half as the tensor pipe has cycles of work in it, so the loop is
 // kept short (twenty-first session, docs/results/lords-cuda.md): descriptors advanced from the rings' (one add per
@@ -347,11 +348,11 @@ void force_wgmma_scale_gemm(int mode) {
 bool wgmma_scale_gemm_can_run(const MmaArgs& g) { return g.lords && g.rank_pad <= 64 && g.batch <= kMostBatch; }
 
 bool wgmma_scale_gemm_by_default(const MmaArgs& g) {
-  // H100, twenty-second session (docs/results/lords-cuda.md), every bit width: at padded rank 32 and 64 1.30-2.09x
-  // the mma.sync GEMM at batches 4-32 and 1.32-2.75x the wgmma GEMM at 64; at padded rank 16 (1024x4096's rank 12)
-  // a tie at 4-16 (0.97-1.02x), 1.07-1.11x at 32 and 1.03-1.05x at 64. Batches 65-256: not yet timed.
-  if (!wgmma_scale_gemm_can_run(g) || g.batch > 64) return false;
-  return g.rank_pad >= 32 || g.batch > 16;
+  // H100, twenty-second session (docs/results/lords-cuda.md), every bit width. At padded rank 32 and 64: 1.30-2.09x
+  // the mma.sync GEMM at batches 4-32, 1.32-2.75x the wgmma GEMM at 64, 1.20-1.60x at 128 and 1.00-1.20x at 256 (two
+  // tiles of 128: S is computed twice, so past 256 the wgmma GEMMs keep it). At padded rank 16 (1024x4096's rank 12)
+  // a tie at 4-16 (0.97-1.03x), 1.03-1.11x at 32-128 and 1.24-1.26x at 256.
+  return wgmma_scale_gemm_can_run(g) && (g.rank_pad >= 32 || g.batch > 16);
 }
 
 bool use_wgmma_scale_gemm(const MmaArgs& g) {
