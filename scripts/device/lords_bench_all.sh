@@ -1,17 +1,25 @@
 #!/usr/bin/env bash
 # On the GPU machine (PREBUILT=1, carry ["build-carry"]; or carry [".device-deps"] to build): the issue's LoRDS
-# benchmark without the tests: NF4 B=64 at batches 1-1024, NF3 B=64 and NF4 B=128 at batches 1, 16, 1024, and cuBLAS
-# bf16 on the same shapes and batches, all in one call. JSON and the printed tables in $OUT/results.tgz.
+# benchmark without the tests: NF4 B=64, NF3 B=64 and NF4 B=128 at batches 1-1024 (LoRDS at the parity rank and
+# block-wise), and cuBLAS bf16 on the same shapes and batches, all in one call; BNB_BATCHES (e.g. "1,16,1024"):
+# bitsandbytes NF4 too (scripts/device/bnb_baseline.py, from build-carry/bnb.txz). JSON and the printed tables in
+# $OUT/results.tgz.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/hilo-out}
 work=/tmp/bench-all && rm -rf $work && mkdir -p $work
+trap 'tar -czf "$OUT/results.tgz" -C $work .' EXIT  # what ran, also when a step times out
 scripts/device/build_targets.sh bench_lords_cuda || exit 1
 bench=build-device/bench/bench_lords_cuda
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader | tee $work/gpu.txt
-timeout 120 $bench --bits 4 --block 64 --batches 1,4,16,64,256,1024 --json $work/lords-nf4-b64.json 2>&1 | tee $work/bench.log
-timeout 60 $bench --bits 3 --block 64 --batches 1,16,1024 --json $work/lords-nf3-b64.json 2>&1 | tee -a $work/bench.log
-timeout 60 $bench --bits 4 --block 128 --batches 1,16,1024 --json $work/lords-nf4-b128.json 2>&1 | tee -a $work/bench.log
-HILO_CUBLAS_BATCHES=1,4,16,64,256,1024 timeout 90 python3 scripts/device/cublas_baseline.py $work/cublas.json > $work/cublas.log 2>&1
+batches=${BATCHES:-1,4,16,64,256,1024}
+timeout 150 $bench --bits 4 --block 64 --batches "$batches" --json $work/lords-nf4-b64.json 2>&1 | tee $work/bench.log
+timeout 150 $bench --bits 3 --block 64 --batches "$batches" --json $work/lords-nf3-b64.json 2>&1 | tee -a $work/bench.log
+timeout 150 $bench --bits 4 --block 128 --batches "$batches" --json $work/lords-nf4-b128.json 2>&1 | tee -a $work/bench.log
+HILO_CUBLAS_BATCHES=$batches timeout 90 python3 scripts/device/cublas_baseline.py $work/cublas.json > $work/cublas.log 2>&1
 tail -26 $work/cublas.log
-tar -czf "$OUT/results.tgz" -C $work .
+if [ -n "${BNB_BATCHES:-}" ]; then
+  HILO_BNB_BATCHES=$BNB_BATCHES timeout 200 python3 scripts/device/bnb_baseline.py $work/bnb.json > $work/bnb.log 2>&1
+  echo "bnb rc=$?"
+  tail -4 $work/bnb.log
+fi
