@@ -231,6 +231,76 @@ TEST(LordsCuda, ScaleOnWgmmaGemmMatchesTheOracle) {
     check_case({Method::Lords, CodebookKind::NF, 4, 64, 128, 384, 0, x_scale, {7, 40, 129}}, gen);
 }
 
+// The same kernel's stream-K form (forced on): one CTA per SM over every (row CTA, chunk) unit, so each CTA's units
+// cross row CTAs and most row CTAs are summed from 2 or more parts. Shapes of about 2.2 units per SM, so that the
+// rule lets it run: a last row CTA part past the rows and 9.5 chunks (1216 columns), and 32 chunks at rank 49; 2-64
+// activation rows (CTAs of 16, 32 and 64), every bit width; then the same bits on a second run (parts are added in
+// CTA order, whichever finishes last).
+TEST(LordsCuda, ScaleOnWgmmaStreamKMatchesTheOracle) {
+  SKIP_WITHOUT_GPU();
+  if (!wgmma_here()) GTEST_SKIP() << "needs sm_90a (wgmma)";
+  struct Restore {
+    ~Restore() {
+      lords::cuda_detail::force_wgmma_scale_gemm(-1);
+      lords::cuda_detail::force_wgmma_scale_streamk(-1);
+    }
+  } restore;
+  lords::cuda_detail::force_wgmma_scale_gemm(1);
+  lords::cuda_detail::force_wgmma_scale_streamk(1);
+  int device = 0, sms = 0;
+  ASSERT_EQ(cudaGetDevice(&device), cudaSuccess);
+  ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), cudaSuccess);
+  // Row CTAs of 128 rows for about 2.2 units per SM over `col_tiles` chunks, the last one 40 rows past a multiple.
+  const auto rows_for = [&](int64_t col_tiles) { return (22 * sms / 10 / col_tiles) * 128 + 40; };
+  std::mt19937_64 gen(test::fresh_seed());
+  const std::vector<int64_t> batches = {2, 16, 17, 40, 64};
+  for (auto cb : {CodebookKind::NF, CodebookKind::INT})
+    for (int bits : {2, 3, 4}) check_case({Method::Lords, cb, bits, 64, rows_for(10), 1216, 20, 1.0f, batches}, gen);
+  check_case({Method::Lords, CodebookKind::NF, 4, 64, rows_for(32), 4096, 49, 1.0f, {16, 64}}, gen);
+  const Case shape{Method::Lords, CodebookKind::NF, 4, 64, rows_for(10), 1216, 49};
+  const lords::QuantizedLinear q = quantize_case(shape, gen);
+  const lords::cuda::DeviceLinear dev(q);
+  const Tensor x = test::random_tensor(DType::BF16, {16, shape.cols}, gen, 1.0f);
+  const DeviceTensor dx(x);
+  const Tensor first = gpu_matmul(dev, dx, 16, shape.rows);
+  expect_same_bits(first, gpu_matmul(dev, dx, 16, shape.rows), "second run");
+}
+
+// Stream-K's partition (no GPU needed): CTA k takes units [k U / n, (k + 1) U / n), every unit's CTA is the one whose
+// range holds it, and no row CTA is shared by more CTAs than streamk_most_parts says; its rule needs at most 64
+// activation rows and two units per CTA.
+TEST(LordsCuda, ScaleOnWgmmaStreamKPartition) {
+  using lords::cuda_detail::streamk_cta_of_unit, lords::cuda_detail::streamk_first_unit;
+  struct Shape {
+    int64_t row_ctas;
+    int col_tiles, ctas;
+  };
+  for (const Shape& c : {Shape{112, 32, 132}, Shape{9, 32, 132}, Shape{33, 10, 132}, Shape{7, 5, 3}, Shape{1, 64, 2}}) {
+    const int64_t units = c.row_ctas * c.col_tiles;
+    EXPECT_EQ(streamk_first_unit(0, c.ctas, units), 0);
+    EXPECT_EQ(streamk_first_unit(c.ctas, c.ctas, units), units);
+    for (int64_t u = 0; u < units; ++u) {
+      const int64_t k = streamk_cta_of_unit(u, c.ctas, units);
+      ASSERT_LE(streamk_first_unit(k, c.ctas, units), u);
+      ASSERT_GT(streamk_first_unit(k + 1, c.ctas, units), u);
+    }
+    const int most = lords::cuda_detail::streamk_most_parts(c.row_ctas, c.col_tiles, c.ctas);
+    for (int64_t r = 0; r < c.row_ctas; ++r)
+      EXPECT_LE(streamk_cta_of_unit((r + 1) * c.col_tiles - 1, c.ctas, units) -
+                    streamk_cta_of_unit(r * c.col_tiles, c.ctas, units) + 1,
+                most);
+  }
+  EXPECT_EQ(lords::cuda_detail::streamk_most_parts(112, 32, 132), 3);  // 27.15 units per CTA: parts of 2 or 3
+  lords::cuda_detail::MmaArgs g;
+  g.lords = true, g.bits = 4, g.rank_pad = 64, g.batch = 16, g.sm_count = 132;
+  g.row_tiles = 14336 / 16, g.col_tiles = 32;
+  EXPECT_TRUE(lords::cuda_detail::wgmma_scale_streamk_can_run(g));
+  g.batch = 65;
+  EXPECT_FALSE(lords::cuda_detail::wgmma_scale_streamk_can_run(g));
+  g.batch = 16, g.row_tiles = 64, g.col_tiles = 32;  // 8 row CTAs: 256 units, under two per CTA
+  EXPECT_FALSE(lords::cuda_detail::wgmma_scale_streamk_can_run(g));
+}
+
 // The cluster-decoded wgmma GEMM (2 or 4 activation tiles of 256 rows per cluster, each CTA decoding a part of every
 // chunk for all): against the oracle with it on and off, over 2 tiles (C = 2, the second partial), 4 (C = 4, the
 // last partial) and 8 (two clusters on the same rows), every bit width, block-wise and LoRDS at 3, 4 and 7 groups of
