@@ -130,24 +130,6 @@ __device__ __forceinline__ void store_wg_tile(const MmaArgs& g, const float (&ac
   }
 }
 
-// The same tile's bf16 outputs straight from the accumulators (no shared-memory staging: for an epilogue in the middle
-// of a kernel whose rings are still in use), by the consumer warps.
-template <int BN>
-__device__ __forceinline__ void store_wg_tile_direct(const MmaArgs& g, const float (&acc)[BN / 2], int row_cta, int b0) {
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, gq = lane / 4, t = lane % 4;
-  const int64_t row0 = static_cast<int64_t>(row_cta) * kWgCtaRows + warp * gpu_layout::kTileRows + gq;
-#pragma unroll
-  for (int j = 0; j < BN / 8; ++j)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const int64_t b = b0 + 8 * j + 2 * t + (e & 1), i = row0 + 8 * (e >> 1);
-      if (b < g.batch && i < g.rows) {
-        const __nv_bfloat16 h = __float2bfloat16_rn(acc[4 * j + e]);
-        g.y[b * g.rows + i] = *reinterpret_cast<const uint16_t*>(&h);
-      }
-    }
-}
-
 // Split k of the last wave only (WgTailPlan, wgmma_gemm.hpp): a grid of several waves whose last is part full. CTAs
 // below dp_ctas own whole tiles (blockIdx.x = tile, as without it); then tile dp_ctas + q is split `splits` ways, part
 // p of it on CTA dp_ctas + q splits + p, so the tail's CTAs come last in launch order.
@@ -174,43 +156,35 @@ __device__ __forceinline__ WgWork wg_work_of(const WgTail& tail, int tiles_per_s
   return {b, split, c0, min(c0 + tiles_per_split, col_tiles), -1};
 }
 
-// The epilogue of one of `parts` CTAs that each summed a part of a tile's k range, by the consumer warps: stores this
-// part's accumulators at parts_base (part `part` of them), arrives on the tile's counter `arrival` (zeroed before the
-// launch), and returns whether this CTA arrived last; that one then holds in acc the sum of every part, added in part
-// order (so the bits do not depend on which part finishes last). `flag` is 4 bytes of shared memory that nothing else
-// uses while consumers run this.
+// A tail split's epilogue, by the consumer warps: stores this part's accumulators, arrives on the tile's counter, and
+// returns whether this CTA arrived last; that one then holds in acc the sum of every part, added in part order (so the
+// bits do not depend on which part finishes last) and stores the tile. `flag` is 4 bytes of shared memory that no
+// consumer reads or writes any more (the x ring).
 template <int BN>
-__device__ __forceinline__ bool add_parts_if_last(float (&acc)[BN / 2], float* parts_base, int part, int parts,
-                                                  int* arrival, void* flag) {
+__device__ __forceinline__ bool tail_sum(float (&acc)[BN / 2], const WgTail& tail, const WgWork& w, void* flag) {
   constexpr int kN = BN / 2;
   const int tid = static_cast<int>(threadIdx.x);
-  float* mine = parts_base + part * wg_tail_part_floats(BN);
+  float* parts = tail.partial + w.tail_q * tail.splits * wg_tail_part_floats(BN);
+  float* mine = parts + w.split * wg_tail_part_floats(BN);
 #pragma unroll
   for (int i = 0; i < kN; ++i) __stcg(mine + i * kWgConsumers + tid, acc[i]);
   __threadfence();  // this thread's partials before the arrival below (the classic last-block reduction)
   cuda_ptx::named_barrier_sync<kWgConsumers>(1);
   volatile int* last = static_cast<volatile int*>(flag);
-  if (tid == 0) *last = atomicAdd(arrival, 1) == parts - 1;
+  if (tid == 0) *last = atomicAdd(tail.arrivals + w.tail_q, 1) == tail.splits - 1;
   cuda_ptx::named_barrier_sync<kWgConsumers>(1);
-  if (!*last) return false;  // (a later call's first barrier orders this read before the flag's next write)
+  if (!*last) return false;
   __threadfence();  // the other parts, fenced before their arrivals, are visible from here on
   // Parts outermost: each part's kN loads are independent and in flight together. (Elements outermost with a run-time
   // loop over the parts inside made kN x splits dependent L2 round trips: the first build's tail was 1.2x slower.)
 #pragma unroll
   for (int i = 0; i < kN; ++i) acc[i] = 0.0f;
-  for (int p = 0; p < parts; ++p) {
-    const float* part_sums = parts_base + p * wg_tail_part_floats(BN) + tid;
+  for (int p = 0; p < tail.splits; ++p) {
+    const float* part = parts + p * wg_tail_part_floats(BN) + tid;
 #pragma unroll
-    for (int i = 0; i < kN; ++i) acc[i] += __ldcg(part_sums + i * kWgConsumers);
+    for (int i = 0; i < kN; ++i) acc[i] += __ldcg(part + i * kWgConsumers);
   }
   return true;
-}
-
-// A tail split's epilogue (add_parts_if_last over the tile's splits).
-template <int BN>
-__device__ __forceinline__ bool tail_sum(float (&acc)[BN / 2], const WgTail& tail, const WgWork& w, void* flag) {
-  return add_parts_if_last<BN>(acc, tail.partial + w.tail_q * tail.splits * wg_tail_part_floats(BN), w.split,
-                               tail.splits, tail.arrivals + w.tail_q, flag);
 }
 
 // Split k for a grid of `ctas` CTAs on `slots` resident CTA slots, each split costing `split_bytes` of partial sums

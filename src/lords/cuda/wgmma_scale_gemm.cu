@@ -53,7 +53,6 @@ using gpu_layout::kTileCols;
 
 constexpr int kMostRows = 128;  // activation rows per CTA (wgmma's N of the product): 16, 32, 64 or 128
 constexpr int kMostBatch = 256;  // batches past 128 take tiles of 128 activation rows (S computed once per tile)
-constexpr int kMostStreamKRows = 64;  // stream-K runs one tile of up to 64 activation rows
 constexpr int kDepth = 4;      // chunks per loop body (every wgmma completes at its end)
 constexpr int kABytes = kTileCols * 128;  // A^T of a chunk: 128 columns x 128 bytes (64 ranks, swizzled)
 
@@ -69,8 +68,8 @@ struct WsShape {
   static constexpr int kCodeBytes = kGemmRowTiles * kTileBytes;  // a chunk of the CTA's 8 row tiles
   // Ring slots (codes, x, A^T of a chunk): 6 where they fit (the producer runs up to 5 chunks ahead), else 5.
   static constexpr int kSlotBytes = kXBytes + kABytes + kCodeBytes + 16;
-  static constexpr int kSlots = std::min(6, (kWgMaxSmem - kLutBytes - 16) / kSlotBytes);
-  static constexpr int kSmem = kLutBytes + kSlots * kSlotBytes + 16;  // + stream-K's flag (add_parts_if_last)
+  static constexpr int kSlots = std::min(6, (kWgMaxSmem - kLutBytes) / kSlotBytes);
+  static constexpr int kSmem = kLutBytes + kSlots * kSlotBytes;
   static_assert(kLutBytes % 1024 == 0 && kXBytes % 1024 == 0 && kSmem <= kWgMaxSmem);
   static_assert(BN * kWgOutStride * 2 <= kSlots * kXBytes);  // the epilogue stages its tile over the x ring
 };
@@ -117,21 +116,10 @@ __device__ __forceinline__ void scaled_weights(const uint32_t (&pair)[4], const 
 }
 #endif
 
-// Stream-K's buffers (StreamK kernels): per row CTA `most_parts` parts of partial sums and an arrival counter.
-struct StreamKBuffers {
-  int ctas = 0, most_parts = 0;
-  float* parts = nullptr;   // [row CTAs][most_parts][wg_tail_part_floats(BN)]
-  int* arrivals = nullptr;  // [row CTAs], zeroed before the launch
-};
-
-// StreamK: the grid's CTAs share the (row CTA, chunk) units evenly (streamk_first_unit), so that all SMs work where
-// whole row CTAs would leave some idle (14336x4096: 112 row CTAs of 32 chunks on 132 SMs). A CTA runs its units as
-// segments of one row CTA each (B's rows loaded per segment); the parts of a row CTA's chunks are added by the CTA
-// that finishes last, in part order (add_parts_if_last).
-template <int Bits, int R8, int BN, bool StreamK>
+template <int Bits, int R8, int BN>
 __global__ void __launch_bounds__(kWgThreads, 1)
     wgmma_scale_gemm_kernel(MmaArgs g, int tiles_per_split, float* partial, const __grid_constant__ CUtensorMap x_map,
-                            const __grid_constant__ CUtensorMap a_map, StreamKBuffers sk) {
+                            const __grid_constant__ CUtensorMap a_map) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using S = WsShape<Bits, BN>;
   constexpr int kSlots = S::kSlots;
@@ -147,31 +135,23 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   const auto empty = [&](int slot) { return bars + 8 * (kSlots + slot); };
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const WgWork work = wg_work_of(WgTail{}, tiles_per_split, g.col_tiles);
-  // The output tile: row CTAs fastest, then tiles of BN activation rows (batches past 128). With StreamK, c0 .. c1
-  // count this CTA's units (from its first, u0), and row_cta is its first unit's.
+  // The output tile: row CTAs fastest, then tiles of BN activation rows (batches past 128).
   const int row_ctas = (g.row_tiles + kGemmRowTiles - 1) / kGemmRowTiles;
-  const int64_t units = int64_t{row_ctas} * g.col_tiles;
-  const int64_t u0 = StreamK ? streamk_first_unit(blockIdx.x, sk.ctas, units) : 0;
-  const int row_cta = StreamK ? static_cast<int>(u0 / g.col_tiles) : work.tile % row_ctas;
-  const int b0 = StreamK ? 0 : work.tile / row_ctas * BN;
-  const int c0 = StreamK ? 0 : work.c0;
-  const int c1 = StreamK ? static_cast<int>(streamk_first_unit(blockIdx.x + 1, sk.ctas, units) - u0) : work.c1;
+  const int row_cta = work.tile % row_ctas, b0 = work.tile / row_ctas * BN, c0 = work.c0, c1 = work.c1;
   // A tile past the rows decodes tile 0 (its codes are copied as tile 0's); its rows are never written.
-  const auto tile_of = [&](int rc, int w) {
-    const int mt = rc * kGemmRowTiles + w;
+  const auto tile_of = [&](int w) {
+    const int mt = row_cta * kGemmRowTiles + w;
     return mt < g.row_tiles ? mt : 0;
   };
-  // Chunk c's codes, A^T and x into its slot (the producer lane); with StreamK, unit c's.
+  // Chunk c's codes, A^T and x into its slot (the producer lane).
   const auto issue_chunk = [&](int c) {
     const int slot = (c - c0) % kSlots;
-    const int rc = StreamK ? static_cast<int>((u0 + c) / g.col_tiles) : row_cta;
-    if constexpr (StreamK) c = static_cast<int>((u0 + c) % g.col_tiles);
     // A^T's chunk: 128 columns x 64 ranks (zeros past rank_pad), swizzled by TMA as the B operand wants.
     cuda_ptx::mbar_arrive_expect_tx(full(slot), S::kCodeBytes + kABytes);
     cuda_ptx::tma_load_2d(a_ring + slot * kABytes, &a_map, 0, c * kTileCols, full(slot));
     for (int w = 0; w < kGemmRowTiles; ++w)
       cuda_ptx::bulk_copy_g2s(code_ring + slot * S::kCodeBytes + w * S::kTileBytes,
-                              g.codes + (static_cast<int64_t>(tile_of(rc, w)) * g.col_tiles + c) * S::kTileBytes,
+                              g.codes + (static_cast<int64_t>(tile_of(w)) * g.col_tiles + c) * S::kTileBytes,
                               S::kTileBytes, full(slot));
     tma_x_chunk<BN>(x_ring + slot * S::kXBytes, &x_map, c, b0, full(slot));
   };
@@ -188,8 +168,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   }
   uint32_t bfac[K16][4];
   if (warp < kGemmRowTiles)
-    load_b_factors<K16>(g.b, static_cast<int64_t>(tile_of(row_cta, warp)) * gpu_layout::kTileRows, kRankPad, lane,
-                        bfac);
+    load_b_factors<K16>(g.b, static_cast<int64_t>(tile_of(warp)) * gpu_layout::kTileRows, kRankPad, lane, bfac);
   fill_bf16_pair_table<Bits, S::kLutCopies>(lut, g.values_h, kWgThreads);
   __syncthreads();
 
@@ -316,43 +295,14 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     else
       body(cb, nd);
   };
-  const auto run_range = [&](int ca, int ce) {  // chunks (units) ca .. ce - 1
-    int cb = ca;
-    for (; cb + kDepth <= ce; cb += kDepth) run_body(cb, std::integral_constant<int, kDepth>{});
-    if (cb + 2 <= ce) run_body(cb, std::integral_constant<int, 2>{}), cb += 2;  // the last chunks
-    if (cb < ce) run_body(cb, std::integral_constant<int, 1>{});
-  };
-  if constexpr (!StreamK) {
-    run_range(c0, c1);
-    fence_operands(acc);
-    store_wg_tile<BN>(g, acc, partial, work.split, row_cta, b0, smem + S::kLutBytes);
-  } else {
-    // Segments of one row CTA each. The rings run on across them; the epilogue stores from the accumulators (the x
-    // ring, which store_wg_tile stages through, is still filling).
-    void* flag = smem + S::kSmem - 16;
-    for (int i = c0; i < c1;) {
-      const int64_t u = u0 + i;
-      const int rc = static_cast<int>(u / g.col_tiles);
-      const int end = static_cast<int>(std::min<int64_t>(c1, i + (g.col_tiles - u % g.col_tiles)));
-      if (i > c0) {
-        load_b_factors<K16>(g.b, static_cast<int64_t>(tile_of(rc, warp)) * gpu_layout::kTileRows, kRankPad, lane,
-                            bfac);
-#pragma unroll
-        for (int k = 0; k < BN / 2; ++k) acc[k] = 0.0f;
-      }
-      run_range(i, end);
-      fence_operands(acc);
-      const int64_t first = streamk_cta_of_unit(int64_t{rc} * g.col_tiles, sk.ctas, units);
-      const int parts = static_cast<int>(streamk_cta_of_unit(int64_t{rc + 1} * g.col_tiles - 1, sk.ctas, units) - first) + 1;
-      if (parts == 1 ||
-          add_parts_if_last<BN>(acc, sk.parts + int64_t{rc} * sk.most_parts * wg_tail_part_floats(BN),
-                                static_cast<int>(blockIdx.x - first), parts, sk.arrivals + rc, flag))
-        store_wg_tile_direct<BN>(g, acc, rc, 0);
-      i = end;
-    }
-  }
+  int cb = c0;
+  for (; cb + kDepth <= c1; cb += kDepth) run_body(cb, std::integral_constant<int, kDepth>{});
+  if (cb + 2 <= c1) run_body(cb, std::integral_constant<int, 2>{}), cb += 2;  // the last chunks
+  if (cb < c1) run_body(cb, std::integral_constant<int, 1>{});
+  fence_operands(acc);
+  store_wg_tile<BN>(g, acc, partial, work.split, row_cta, b0, smem + S::kLutBytes);
 #else
-  (void)g, (void)tiles_per_split, (void)partial, (void)x_map, (void)a_map, (void)sk;
+  (void)g, (void)tiles_per_split, (void)partial, (void)x_map, (void)a_map;
   __trap();  // the launcher picks this kernel only where sm_90a code runs
 #endif
 }
@@ -367,87 +317,29 @@ int scale_gemm_splits(int64_t tiles, int sm_count, int col_tiles) {
   return static_cast<int>(std::max<int64_t>(1, most));
 }
 
-// A^T [cols padded to whole chunks][rank_pad] in boxes of 128 columns x 64 ranks.
-int encode_a_map(const MmaArgs& g, const GemmExtras& ex, CUtensorMap& a_map) {
-  return cuda_host::encode_bf16_rows_map(&a_map, ex.a_t, int64_t{g.col_tiles} * kTileCols, g.rank_pad, kTileCols);
-}
-
 template <int Bits, int R8, int BN>
 int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
   using S = WsShape<Bits, BN>;
-  constexpr auto kernel = wgmma_scale_gemm_kernel<Bits, R8, BN, false>;
+  constexpr auto kernel = wgmma_scale_gemm_kernel<Bits, R8, BN>;
   if (const int e = allow_smem_once<kernel>(g.device, S::kSmem); e != 0) return e;
   const int64_t tiles = (g.row_tiles + kGemmRowTiles - 1) / kGemmRowTiles * ((g.batch + BN - 1) / BN);
   WgLaunchPlan p;
   if (const int e = plan_wg_launch(g, tiles, g.sm_count, BN, stream, p, scale_gemm_splits(tiles, g.sm_count, g.col_tiles));
       e != 0)
     return e;
+  // A^T [cols padded to whole chunks][rank_pad] in boxes of 128 columns x 64 ranks.
   CUtensorMap a_map;
-  if (const int e = encode_a_map(g, ex, a_map); e != 0)
+  const int64_t a_rows = int64_t{g.col_tiles} * kTileCols;
+  if (const int e = cuda_host::encode_bf16_rows_map(&a_map, ex.a_t, a_rows, g.rank_pad, kTileCols); e != 0)
     return finish_gemm_launch(static_cast<cudaError_t>(e), p.partial, p.splits, g, stream);
   const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(p.splits));
-  kernel<<<grid, kWgThreads, S::kSmem, stream>>>(g, p.tiles_per_split, p.partial, p.x_map, a_map, StreamKBuffers{});
+  kernel<<<grid, kWgThreads, S::kSmem, stream>>>(g, p.tiles_per_split, p.partial, p.x_map, a_map);
   return finish_gemm_launch(cudaGetLastError(), p.partial, p.splits, g, stream);
 }
 
-// Stream-K: one CTA per SM over every (row CTA, chunk) unit; one tile of BN activation rows.
-template <int Bits, int R8, int BN>
-int launch_streamk(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
-  using S = WsShape<Bits, BN>;
-  constexpr auto kernel = wgmma_scale_gemm_kernel<Bits, R8, BN, true>;
-  if (const int e = allow_smem_once<kernel>(g.device, S::kSmem); e != 0) return e;
-  const int row_ctas = (g.row_tiles + kGemmRowTiles - 1) / kGemmRowTiles;
-  StreamKBuffers sk;
-  sk.ctas = g.sm_count;
-  sk.most_parts = streamk_most_parts(row_ctas, g.col_tiles, sk.ctas);
-  CUtensorMap x_map, a_map;
-  if (const int e = cuda_host::encode_bf16_rows_map(&x_map, g.x, g.batch, g.cols, BN); e != 0) return e;
-  if (const int e = encode_a_map(g, ex, a_map); e != 0) return e;
-  const int64_t part_bytes = 4 * wg_tail_part_floats(BN) * row_ctas * sk.most_parts;
-  void* buffer = nullptr;
-  if (const cudaError_t e = cudaMallocAsync(&buffer, part_bytes + 4 * int64_t{row_ctas}, stream); e != cudaSuccess)
-    return static_cast<int>(e);
-  sk.parts = static_cast<float*>(buffer);
-  sk.arrivals = reinterpret_cast<int*>(static_cast<char*>(buffer) + part_bytes);
-  cudaError_t e = cudaMemsetAsync(sk.arrivals, 0, 4 * int64_t{row_ctas}, stream);
-  if (e == cudaSuccess) {
-    kernel<<<sk.ctas, kWgThreads, S::kSmem, stream>>>(g, 0, nullptr, x_map, a_map, sk);
-    e = cudaGetLastError();
-  }
-  cudaFreeAsync(buffer, stream);
-  return static_cast<int>(e);
-}
-
-std::atomic<int> scale_gemm_forced{-1}, streamk_forced{-1};
+std::atomic<int> scale_gemm_forced{-1};
 
 }  // namespace
-
-int streamk_most_parts(int64_t row_ctas, int col_tiles, int ctas) {
-  const int64_t units = row_ctas * col_tiles;
-  int64_t most = 1;
-  for (int64_t r = 0; r < row_ctas; ++r)
-    most = std::max(most, streamk_cta_of_unit((r + 1) * col_tiles - 1, ctas, units) -
-                              streamk_cta_of_unit(r * col_tiles, ctas, units) + 1);
-  return static_cast<int>(most);
-}
-
-bool wgmma_scale_streamk_can_run(const MmaArgs& g) {
-  // One tile of activation rows; every CTA at least two units.
-  const int64_t row_ctas = (g.row_tiles + kGemmRowTiles - 1) / kGemmRowTiles;
-  return g.batch <= kMostStreamKRows && g.sm_count > 0 && row_ctas * g.col_tiles >= 2 * int64_t{g.sm_count};
-}
-
-void force_wgmma_scale_streamk(int mode) {
-  streamk_forced.store(mode < 0 ? -1 : mode != 0, std::memory_order_relaxed);
-}
-
-bool use_wgmma_scale_streamk(const MmaArgs& g) {
-  static const int env = env_override("HILO_GEMM_WGS_SK", 0, 1, -1);
-  if (!wgmma_scale_streamk_can_run(g)) return false;
-  const int f = streamk_forced.load(std::memory_order_relaxed);
-  if (f >= 0) return f != 0;
-  return env == 1;  // not yet timed: off unless asked for
-}
 
 void force_wgmma_scale_gemm(int mode) {
   scale_gemm_forced.store(mode < 0 ? -1 : mode != 0, std::memory_order_relaxed);
@@ -481,11 +373,6 @@ int launch_wgmma_scale_gemm(const MmaArgs& g, const GemmExtras& ex, void* stream
         return static_cast<int>(cudaErrorInvalidValue);  // (use_wgmma_scale_gemm declines these)
       } else {
         constexpr int kBits = decltype(bits)::value;
-        if (use_wgmma_scale_streamk(g)) {
-          if (g.batch <= 16) return launch_streamk<kBits, kR8, 16>(g, ex, stream);
-          if (g.batch <= 32) return launch_streamk<kBits, kR8, 32>(g, ex, stream);
-          return launch_streamk<kBits, kR8, kMostStreamKRows>(g, ex, stream);
-        }
         if (g.batch <= 16) return launch_variant<kBits, kR8, 16>(g, ex, stream);
         if (g.batch <= 32) return launch_variant<kBits, kR8, 32>(g, ex, stream);
         if (g.batch <= 64) return launch_variant<kBits, kR8, 64>(g, ex, stream);

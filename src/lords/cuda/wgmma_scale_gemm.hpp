@@ -17,20 +17,6 @@ bool use_wgmma_scale_gemm(const MmaArgs& args);
 bool wgmma_scale_gemm_can_run(const MmaArgs& args);
 bool wgmma_scale_gemm_by_default(const MmaArgs& args);
 void force_wgmma_scale_gemm(int mode);
-
-// Stream-K (not on by default until timed; HILO_GEMM_WGS_SK=1 or force_wgmma_scale_streamk(1) asks for it): `ctas`
-// CTAs share the units (row CTA of 128 rows, chunk of 128 columns), numbered row-major; CTA k takes
-// [k U / ctas, (k + 1) U / ctas) of U units. So a row CTA's chunks may be split over a few CTAs, whose partial sums the
-// last to finish adds in CTA order. It runs where the batch is at most 64 and every CTA gets at least two units.
-constexpr int64_t streamk_first_unit(int64_t cta, int64_t ctas, int64_t units) { return cta * units / ctas; }
-constexpr int64_t streamk_cta_of_unit(int64_t unit, int64_t ctas, int64_t units) {
-  return ((unit + 1) * ctas - 1) / units;
-}
-// The most CTAs that share one row CTA's `col_tiles` units.
-int streamk_most_parts(int64_t row_ctas, int col_tiles, int ctas);
-bool wgmma_scale_streamk_can_run(const MmaArgs& args);
-bool use_wgmma_scale_streamk(const MmaArgs& args);
-void force_wgmma_scale_streamk(int mode);
 int launch_wgmma_scale_gemm(const MmaArgs& args, const GemmExtras& extras, void* stream);
 
 }  // namespace hilo::lords::cuda_detail
