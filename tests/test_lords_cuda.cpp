@@ -226,7 +226,8 @@ TEST(LordsCuda, ScaleOnWgmmaGemmMatchesTheOracle) {
     for (int bits : {2, 3, 4}) check_case({Method::Lords, cb, bits, 64, 200, 1216, 49, 1.0f, batches}, gen);
   for (int rank : {12, 20, 40, 64})
     check_case({Method::Lords, CodebookKind::NF, 4, 64, 136, 640, rank, 1.0f, batches}, gen);
-  check_case({Method::Lords, CodebookKind::NF, 4, 64, 64, 4096, 49, 1.0f, {3, 16, 30, 50, 100, 256}}, gen);  // 16 splits
+  // One row CTA over 32 chunks: 16 splits of 2 chunks, at every CTA size and two tiles of 128.
+  check_case({Method::Lords, CodebookKind::NF, 4, 64, 64, 4096, 49, 1.0f, {3, 16, 30, 50, 100, 256}}, gen);
   for (float x_scale : {3e4f, 1e-20f})
     check_case({Method::Lords, CodebookKind::NF, 4, 64, 128, 384, 0, x_scale, {7, 40, 129}}, gen);
 }

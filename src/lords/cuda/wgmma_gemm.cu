@@ -398,7 +398,7 @@ bool use_wgmma_gemm(const MmaArgs& g) {
   const int f = wgmma_forced.load(std::memory_order_relaxed);
   if (f >= 0) return f != 0;
   // Every batch of 33 and more: measured on an H100 against mma.sync (docs/results/lords-cuda.md, 2026-12-06),
-  // except the LoRDS batches that the scale-on-wgmma GEMM takes (up to 64 rows, by its rule or HILO_GEMM_WGS=1).
+  // except the LoRDS batches that the scale-on-wgmma GEMM takes (up to 256 rows, by its rule or HILO_GEMM_WGS=1).
   // (TMA's coordinates are 32-bit: the batch stays below 2^31.)
   return g.batch >= 33 && g.batch <= INT32_MAX - 256 && env != 0 && !use_wgmma_scale_gemm(g);
 }

@@ -324,9 +324,8 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   if (const int e = allow_smem_once<kernel>(g.device, S::kSmem); e != 0) return e;
   const int64_t tiles = (g.row_tiles + kGemmRowTiles - 1) / kGemmRowTiles * ((g.batch + BN - 1) / BN);
   WgLaunchPlan p;
-  if (const int e = plan_wg_launch(g, tiles, g.sm_count, BN, stream, p, scale_gemm_splits(tiles, g.sm_count, g.col_tiles));
-      e != 0)
-    return e;
+  const int splits = scale_gemm_splits(tiles, g.sm_count, g.col_tiles);
+  if (const int e = plan_wg_launch(g, tiles, g.sm_count, BN, stream, p, splits); e != 0) return e;
   // A^T [cols padded to whole chunks][rank_pad] in boxes of 128 columns x 64 ranks.
   CUtensorMap a_map;
   const int64_t a_rows = int64_t{g.col_tiles} * kTileCols;
