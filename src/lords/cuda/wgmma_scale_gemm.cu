@@ -66,7 +66,8 @@ struct WsShape {
   static constexpr int kLutCopies = kRows256 ? 64 : 32, kLutBytes = wg_lut_bytes(Bits, kLutCopies);
   static constexpr int kXBytes = wg_x_bytes(BN), kHalfBytes = kXBytes / 2;
   static constexpr int kCodeBytes = kGemmRowTiles * kTileBytes;  // a chunk of the CTA's 8 row tiles
-  // Ring slots (codes, x, A^T of a chunk): 6 where they fit (the producer runs up to 5 chunks ahead), else 5.
+  // Ring slots (codes, x, A^T of a chunk): as many as fit beside the table, at most 6 (the producer runs up to 5
+  // chunks ahead); 3-5 at 32-128 activation rows.
   static constexpr int kSlotBytes = kXBytes + kABytes + kCodeBytes + 16;
   static constexpr int kSlots = std::min(6, (kWgMaxSmem - kLutBytes) / kSlotBytes);
   static constexpr int kSmem = kLutBytes + kSlots * kSlotBytes;
@@ -198,6 +199,11 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   const auto load_codes = [&](int c, uint32_t(&codes)[S::kWords]) {
     load_tile_shared<Bits>(code_ring + slot_of(c) * S::kCodeBytes + warp * S::kTileBytes, lane, codes);
   };
+  // Chunk c's slot back to the producer once its products have completed (__syncwarp: every lane's reads came first).
+  const auto release_chunk = [&](int c) {
+    __syncwarp();
+    if (lane == 0) cuda_ptx::mbar_arrive(empty(slot_of(c)));
+  };
   // Half h of a chunk: its weights from the codes and S into w, then the product with x (one commit group).
   const auto multiply_half = [&](const uint32_t(&codes)[S::kWords], int h, const float(&s)[32], uint32_t(&w)[4][4],
                                  uint64_t x_half) {
@@ -244,17 +250,11 @@ __global__ void __launch_bounds__(kWgThreads, 1)
       } else {
         wgmma_wait<1>();  // S of this half (the previous half's product may still run)
       }
-      // The previous chunk's products have completed: its slot goes back to the producer (__syncwarp: every lane's
-      // reads of it came first).
-      if (h == 1 && d > 0) {
-        __syncwarp();
-        if (lane == 0) cuda_ptx::mbar_arrive(empty(slot_of(c - 1)));
-      }
+      if (h == 1 && d > 0) release_chunk(c - 1);  // the previous chunk's products have completed
       multiply_half(codes[d % 2], h, sbuf[u % 2], w[u % 2], x_half_desc(slot_of(c), h));
     }
     wgmma_wait<0>();
-    __syncwarp();
-    if (lane == 0) cuda_ptx::mbar_arrive(empty(slot_of(cb + ND - 1)));  // the body's last chunk
+    release_chunk(cb + ND - 1);  // the body's last chunk
   };
   // The same at 128 activation rows, whose 64 accumulators leave room for one S buffer and one set of weights (with
   // two of each, ptxas serialises every wgmma): S(u + 1) is issued after the product of half u, into the registers
@@ -271,10 +271,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     for (int u = 0; u < 2 * ND; ++u) {
       const int d = u / 2, h = u % 2, c = cb + d;
       wgmma_wait<0>();  // S(u), and before it the product of half u - 1
-      if (h == 1 && d > 0) {  // the previous chunk's products have completed
-        __syncwarp();
-        if (lane == 0) cuda_ptx::mbar_arrive(empty(slot_of(c - 1)));
-      }
+      if (h == 1 && d > 0) release_chunk(c - 1);  // the previous chunk's products have completed
       multiply_half(codes[d % 2], h, sbuf, w, x_half_desc(slot_of(c), h));
       if (u + 1 < 2 * ND) {
         const int cn = cb + (u + 1) / 2;
@@ -286,8 +283,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
       }
     }
     wgmma_wait<0>();
-    __syncwarp();
-    if (lane == 0) cuda_ptx::mbar_arrive(empty(slot_of(cb + ND - 1)));  // the body's last chunk
+    release_chunk(cb + ND - 1);  // the body's last chunk
   };
   const auto run_body = [&](int cb, auto nd) {
     if constexpr (BN > 64)
