@@ -13,9 +13,11 @@ scripts/device/build_targets.sh bench_lords_cuda || exit 1
 bench=build-device/bench/bench_lords_cuda
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader | tee $work/gpu.txt
 batches=${BATCHES:-1,4,16,64,256,1024}
-timeout 150 $bench --bits 4 --block 64 --batches "$batches" --json $work/lords-nf4-b64.json 2>&1 | tee $work/bench.log
-timeout 150 $bench --bits 3 --block 64 --batches "$batches" --json $work/lords-nf3-b64.json 2>&1 | tee -a $work/bench.log
-timeout 150 $bench --bits 4 --block 128 --batches "$batches" --json $work/lords-nf4-b128.json 2>&1 | tee -a $work/bench.log
+for config in "4 64" "3 64" "4 128"; do
+  read -r bits block <<< "$config"
+  timeout 150 $bench --bits "$bits" --block "$block" --batches "$batches" --json "$work/lords-nf$bits-b$block.json" 2>&1 |
+    tee -a $work/bench.log
+done
 HILO_CUBLAS_BATCHES=$batches timeout 90 python3 scripts/device/cublas_baseline.py $work/cublas.json > $work/cublas.log 2>&1
 tail -26 $work/cublas.log
 if [ -n "${BNB_BATCHES:-}" ]; then

@@ -364,8 +364,10 @@ bool use_mma_gemm(const MmaArgs& g) {
 
 int launch_mma_gemm(const MmaArgs& g, const GemmExtras& ex, void* stream_ptr) {
   const auto stream = static_cast<cudaStream_t>(stream_ptr);
+  // The scale-on-wgmma GEMM first: where its rule (or HILO_GEMM_WGS=1) takes a LoRDS call, up to 256 rows, it is
+  // faster than the wgmma GEMM; a test that forces the wgmma GEMM still gets it.
+  if (use_wgmma_scale_gemm(g) && !wgmma_gemm_forced_on()) return launch_wgmma_scale_gemm(g, ex, stream_ptr);
   if (use_wgmma_gemm(g)) return launch_wgmma_gemm(g, ex, stream_ptr);
-  if (use_wgmma_scale_gemm(g)) return launch_wgmma_scale_gemm(g, ex, stream_ptr);
   return with_bits(g.bits, [&](auto bits) { return launch_bits<decltype(bits)::value>(g, ex, stream); });
 }
 

@@ -22,7 +22,6 @@
 #include "wgmma_gemm.hpp"
 #include "wgmma_gemm_parts.cuh"
 #include "wgmma_rs.cuh"
-#include "wgmma_scale_gemm.hpp"
 
 namespace hilo::lords::cuda_detail {
 namespace {
@@ -391,16 +390,16 @@ bool sm90a_device(int device) {
 }
 
 void force_wgmma_gemm(int mode) { wgmma_forced.store(mode < 0 ? -1 : mode != 0, std::memory_order_relaxed); }
+bool wgmma_gemm_forced_on() { return wgmma_forced.load(std::memory_order_relaxed) == 1; }
 
 bool use_wgmma_gemm(const MmaArgs& g) {
   static const int env = env_override("HILO_GEMM_WGMMA", 0, 1, -1);
   if (!sm90a_device(g.device)) return false;
   const int f = wgmma_forced.load(std::memory_order_relaxed);
   if (f >= 0) return f != 0;
-  // Every batch of 33 and more: measured on an H100 against mma.sync (docs/results/lords-cuda.md, 2026-12-06),
-  // except the LoRDS batches that the scale-on-wgmma GEMM takes (up to 256 rows, by its rule or HILO_GEMM_WGS=1).
+  // Every batch of 33 and more: measured on an H100 against mma.sync (docs/results/lords-cuda.md, 2026-12-06).
   // (TMA's coordinates are 32-bit: the batch stays below 2^31.)
-  return g.batch >= 33 && g.batch <= INT32_MAX - 256 && env != 0 && !use_wgmma_scale_gemm(g);
+  return g.batch >= 33 && g.batch <= INT32_MAX - 256 && env != 0;
 }
 
 int launch_wgmma_gemm(const MmaArgs& g, const GemmExtras& ex, void* stream_ptr) {

@@ -17,6 +17,7 @@ bool sm90a_device(int device);
 
 bool use_wgmma_gemm(const MmaArgs& args);
 void force_wgmma_gemm(int mode);
+bool wgmma_gemm_forced_on();  // force_wgmma_gemm(1) in effect
 int launch_wgmma_gemm(const MmaArgs& args, const GemmExtras& extras, void* stream);
 
 // Split k of the last wave (the one-CTA kernel): a grid of `ctas` output tiles on `slots` resident CTAs that takes
