@@ -582,33 +582,28 @@ TEST(LordsCuda, LordsGemvPicksItsKernelByRankShapeAndBits) {
   EXPECT_TRUE(pick(4096, 8192, 32, 4, true).wgmma);
 }
 
-// The batch-1 GEMVs start early by programmatic dependent launch (HILO_PDL) and must still read x only after the
-// previous kernel wrote it, and write y only after the previous kernel read it. A chain of calls on one stream with
-// no synchronisation, each reading the last one's output (row GEMV, LoRDS GEMV on mma.sync, LoRDS GEMV with the
-// prepass and wgmma, the GEMM in between), checked step by step against the oracle; then a call that overwrites the
-// input of the call before it.
-TEST(LordsCuda, BackToBackCallsSeeEachOthersOutputs) {
-  SKIP_WITHOUT_GPU();
+// Runs `steps` (layer, batch) on one stream with no synchronisation, each step reading the last step's output where
+// its shape fits (else fresh activations), and checks every step against the oracle; then, for each layer, a call
+// of the next layer that overwrites the input of the call before it (its rows must be this layer's columns).
+void expect_back_to_back_calls_correct(const std::vector<Case>& cases,
+                                       const std::vector<std::pair<int, int64_t>>& steps) {
   std::mt19937_64 gen(test::fresh_seed());
-  const int64_t n = 768;
   std::vector<lords::QuantizedLinear> layers;
-  for (const Case& c : {Case{Method::Blockwise, CodebookKind::NF, 4, 64, n, n}, Case{Method::Lords, CodebookKind::NF, 4, 64, n, n, 32},
-                        Case{Method::Lords, CodebookKind::NF, 4, 64, n, n, 49}, Case{Method::Lords, CodebookKind::INT, 3, 64, n, n, 12}})
-    layers.push_back(quantize_case(c, gen));
+  for (const Case& c : cases) layers.push_back(quantize_case(c, gen));
   std::vector<lords::cuda::DeviceLinear> dev;
   std::vector<Oracle> oracles;
   for (const auto& q : layers) dev.emplace_back(q), oracles.emplace_back(q);
+  const auto rows_of = [&](int layer) { return cases[static_cast<std::size_t>(layer)].rows; };
+  const auto cols_of = [&](int layer) { return cases[static_cast<std::size_t>(layer)].cols; };
   cudaStream_t stream;
   ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
-  // Steps: layers 0, 1, 2, 3, 0, 2, 1, 3 at batch 1, and layer 1 at batch 16 (the GEMM, on fresh activations) between.
-  const std::vector<std::pair<int, int64_t>> steps{{0, 1}, {1, 1}, {2, 1}, {3, 1}, {1, 16}, {0, 1}, {2, 1}, {1, 1}, {3, 1}};
   std::deque<DeviceTensor> v;  // activations; step k reads v[in[k]] and writes v[in[k] + 1]
   std::vector<std::size_t> in;
-  v.emplace_back(test::random_tensor(DType::BF16, {1, n}, gen, 1.0f));
   for (const auto& [layer, batch] : steps) {
-    if (batch != v.back().view().size(0)) v.emplace_back(test::random_tensor(DType::BF16, {batch, n}, gen, 1.0f));
+    const bool fits = !v.empty() && v.back().view().size(0) == batch && v.back().view().size(1) == cols_of(layer);
+    if (!fits) v.emplace_back(test::random_tensor(DType::BF16, {batch, cols_of(layer)}, gen, 1.0f));
     in.push_back(v.size() - 1);
-    v.emplace_back(DType::BF16, Shape{batch, n});  // poisoned
+    v.emplace_back(DType::BF16, Shape{batch, rows_of(layer)});  // poisoned
   }
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);  // the uploads and poison fills ran on the default stream
   for (std::size_t k = 0; k < steps.size(); ++k)
@@ -617,17 +612,45 @@ TEST(LordsCuda, BackToBackCallsSeeEachOthersOutputs) {
   for (std::size_t k = 0; k < steps.size(); ++k)
     oracles[static_cast<std::size_t>(steps[k].first)].expect_matches(v[in[k]].to_host(), v[in[k] + 1].to_host(),
                                                                      "step " + std::to_string(k) + ": ");
-  // Write after read: call 2 overwrites the x of call 1, which must have read it first.
+  // Write after read: the second call overwrites the x of the first, which must have read it first.
   for (std::size_t layer = 0; layer < dev.size(); ++layer) {
-    const Tensor xh = test::random_tensor(DType::BF16, {1, n}, gen, 1.0f);
-    DeviceTensor x(xh), y(DType::BF16, {1, n}), other(test::random_tensor(DType::BF16, {1, n}, gen, 1.0f));
+    const std::size_t next = (layer + 1) % dev.size();
+    const int64_t batch = steps.back().second;
+    ASSERT_EQ(rows_of(static_cast<int>(next)), cols_of(static_cast<int>(layer)));
+    const Tensor xh = test::random_tensor(DType::BF16, {batch, cols_of(static_cast<int>(layer))}, gen, 1.0f);
+    DeviceTensor x(xh), y(DType::BF16, {batch, rows_of(static_cast<int>(layer))});
+    DeviceTensor other(test::random_tensor(DType::BF16, {batch, cols_of(static_cast<int>(next))}, gen, 1.0f));
     ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
     lords::cuda::matmul(dev[layer], x, y, stream);
-    lords::cuda::matmul(dev[(layer + 1) % dev.size()], other, x, stream);
+    lords::cuda::matmul(dev[next], other, x, stream);
     ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
     oracles[layer].expect_matches(xh, y.to_host(), "write after read: ");
   }
   cudaStreamDestroy(stream);
+}
+
+// The batch-1 GEMVs start early by programmatic dependent launch (HILO_PDL) and must still read x only after the
+// previous kernel wrote it, and write y only after the previous kernel read it: row GEMV, LoRDS GEMV on mma.sync,
+// LoRDS GEMV with the prepass and wgmma, a GEMM in between (layers 0, 1, 2, 3, 0, 2, 1, 3 at batch 1, layer 1 at
+// batch 16 on fresh activations).
+TEST(LordsCuda, BackToBackCallsSeeEachOthersOutputs) {
+  SKIP_WITHOUT_GPU();
+  const int64_t n = 768;
+  expect_back_to_back_calls_correct(
+      {Case{Method::Blockwise, CodebookKind::NF, 4, 64, n, n}, Case{Method::Lords, CodebookKind::NF, 4, 64, n, n, 32},
+       Case{Method::Lords, CodebookKind::NF, 4, 64, n, n, 49}, Case{Method::Lords, CodebookKind::INT, 3, 64, n, n, 12}},
+      {{0, 1}, {1, 1}, {2, 1}, {3, 1}, {1, 16}, {0, 1}, {2, 1}, {1, 1}, {3, 1}});
+}
+
+// The same for the scale-on-wgmma GEMM (batches 2-256), which starts early too: GEMM after GEMM, a layer of 256
+// columns (one split: the next call's kernel follows it directly) and one of 768 (split k: a partial buffer and a
+// second kernel between), at 16, 40 and 200 activation rows.
+TEST(LordsCuda, BackToBackGemmCallsSeeEachOthersOutputs) {
+  SKIP_WITHOUT_GPU();
+  const std::vector<Case> layers{Case{Method::Lords, CodebookKind::NF, 4, 64, 768, 256, 32},
+                                 Case{Method::Lords, CodebookKind::NF, 4, 64, 256, 768, 49}};
+  for (int64_t batch : {16, 40, 200})
+    expect_back_to_back_calls_correct(layers, {{0, batch}, {1, batch}, {0, batch}, {0, batch}, {1, batch}, {1, batch}});
 }
 
 // The x * A prepass (HILO_LORDS_XA_PREPASS) uses the GEMV's own scale and rounding: the same bits as the in-kernel

@@ -120,7 +120,7 @@ __device__ __forceinline__ void scaled_weights(const uint32_t (&pair)[4], const 
 template <int Bits, int R8, int BN>
 __global__ void __launch_bounds__(kWgThreads, 1)
     wgmma_scale_gemm_kernel(MmaArgs g, int tiles_per_split, float* partial, const __grid_constant__ CUtensorMap x_map,
-                            const __grid_constant__ CUtensorMap a_map) {
+                            const __grid_constant__ CUtensorMap a_map, bool early, bool trigger) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using S = WsShape<Bits, BN>;
   constexpr int kSlots = S::kSlots;
@@ -144,8 +144,9 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     const int mt = row_cta * kGemmRowTiles + w;
     return mt < g.row_tiles ? mt : 0;
   };
-  // Chunk c's codes, A^T and x into its slot (the producer lane).
-  const auto issue_chunk = [&](int c) {
+  // Chunk c's weights (codes and A^T) into its slot (the producer lane); its x separately (issue_x), since a CTA
+  // launched early requests the first slots' weights before griddep_wait and their x after it.
+  const auto issue_weights = [&](int c) {
     const int slot = (c - c0) % kSlots;
     // A^T's chunk: 128 columns x 64 ranks (zeros past rank_pad), swizzled by TMA as the B operand wants.
     cuda_ptx::mbar_arrive_expect_tx(full(slot), S::kCodeBytes + kABytes);
@@ -154,8 +155,16 @@ __global__ void __launch_bounds__(kWgThreads, 1)
       cuda_ptx::bulk_copy_g2s(code_ring + slot * S::kCodeBytes + w * S::kTileBytes,
                               g.codes + (static_cast<int64_t>(tile_of(w)) * g.col_tiles + c) * S::kTileBytes,
                               S::kTileBytes, full(slot));
+  };
+  const auto issue_x = [&](int c) {
+    const int slot = (c - c0) % kSlots;
     tma_x_chunk<BN>(x_ring + slot * S::kXBytes, &x_map, c, b0, full(slot));
   };
+  // Launched by programmatic dependent launch (`early`), this CTA may run while the previous kernel on the
+  // stream still does: it lets the next kernel start likewise (where `trigger`; its CTAs then take idle SMs and
+  // request their weights), touches only weights (codes, A^T, B, the codebook) before griddep_wait, and x, y and the
+  // partial sums only after it. Without the launch attribute both are no-ops.
+  if (early && trigger) cuda_ptx::griddep_launch_dependents();
   // The producer lane sets up the barriers and requests the first slots' chunks at once, while the consumers load B
   // and fill the pair table (a CTA of few chunks, as on 1024x4096, would otherwise wait for them after the barrier).
   const bool producer_lane = threadIdx.x == kGemmRowTiles * 32;
@@ -165,7 +174,14 @@ __global__ void __launch_bounds__(kWgThreads, 1)
       cuda_ptx::mbar_init(empty(s), kGemmRowTiles);
     }
     cuda_ptx::mbar_init_fence();
-    for (int c = c0; c < min(c0 + kSlots, c1); ++c) issue_chunk(c);
+    const int first_end = min(c0 + kSlots, c1);
+    if (early) {  // every first slot's weights while the previous kernel may still run, then their x
+      for (int c = c0; c < first_end; ++c) issue_weights(c);
+      cuda_ptx::griddep_wait();  // x may still be written by the previous kernel
+      for (int c = c0; c < first_end; ++c) issue_x(c);
+    } else {  // chunk by chunk, so that the first chunk's x is not queued behind the later chunks' weights
+      for (int c = c0; c < first_end; ++c) issue_weights(c), issue_x(c);
+    }
   }
   uint32_t bfac[K16][4];
   if (warp < kGemmRowTiles)
@@ -179,7 +195,8 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     for (int c = c0 + kSlots; c < c1; ++c) {
       const int i = c - c0;
       cuda_ptx::mbar_wait(empty(i % kSlots), (i / kSlots - 1) & 1);
-      issue_chunk(c);
+      issue_weights(c);
+      issue_x(c);
     }
     return;
   }
@@ -296,11 +313,20 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   if (cb + 2 <= c1) run_body(cb, std::integral_constant<int, 2>{}), cb += 2;  // the last chunks
   if (cb < c1) run_body(cb, std::integral_constant<int, 1>{});
   fence_operands(acc);
+  cuda_ptx::griddep_wait();  // (long since returned: the producer's wait came before every x) y and partial after it
   store_wg_tile<BN>(g, acc, partial, work.split, row_cta, b0, smem + S::kLutBytes);
 #else
-  (void)g, (void)tiles_per_split, (void)partial, (void)x_map, (void)a_map;
+  (void)g, (void)tiles_per_split, (void)partial, (void)x_map, (void)a_map, (void)early, (void)trigger;
   __trap();  // the launcher picks this kernel only where sm_90a code runs
 #endif
+}
+
+// Whether a CTA launched early lets the next kernel start at once (griddepcontrol.launch_dependents first thing):
+// its CTAs then take the SMs this grid leaves idle and request their weights there. HILO_GEMM_TRIGGER=0 leaves the
+// trigger to each CTA's exit, for A/B runs.
+bool pdl_trigger() {
+  static const bool on = env_flag("HILO_GEMM_TRIGGER", true);
+  return on;
 }
 
 // Split k: the chunk ranges that fill one wave of SMs (one CTA each) best, as the batch-1 GEMV does: a grid of a
@@ -327,9 +353,16 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   const int64_t a_rows = int64_t{g.col_tiles} * kTileCols;
   if (const int e = cuda_host::encode_bf16_rows_map(&a_map, ex.a_t, a_rows, g.rank_pad, kTileCols); e != 0)
     return finish_gemm_launch(static_cast<cudaError_t>(e), p.partial, p.splits, g, stream);
-  const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(p.splits));
-  kernel<<<grid, kWgThreads, S::kSmem, stream>>>(g, p.tiles_per_split, p.partial, p.x_map, a_map);
-  return finish_gemm_launch(cudaGetLastError(), p.partial, p.splits, g, stream);
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(p.splits));
+  cfg.blockDim = dim3(kWgThreads);
+  cfg.dynamicSmemBytes = S::kSmem;
+  cfg.stream = stream;
+  cudaLaunchAttribute attrs[1];
+  const bool early = add_pdl_attribute(cfg, attrs);
+  return finish_gemm_launch(
+      cudaLaunchKernelEx(&cfg, kernel, g, p.tiles_per_split, p.partial, p.x_map, a_map, early, pdl_trigger()),
+      p.partial, p.splits, g, stream);
 }
 
 std::atomic<int> scale_gemm_forced{-1};
