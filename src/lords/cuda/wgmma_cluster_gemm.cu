@@ -99,7 +99,7 @@ __device__ __forceinline__ void own_codes(const uint32_t (&w)[2 * Bits], int ran
 template <int Bits, int R8, int C>
 __global__ void __launch_bounds__(kWgThreads, 1)
     wgmma_cluster_gemm_kernel(MmaArgs g, GemmExtras ex, int tiles_per_split, float* partial,
-                              const __grid_constant__ CUtensorMap x_map) {
+                              const __grid_constant__ CUtensorMap x_map, int pdl) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using S = ClusterShape<Bits, R8, C>;
   extern __shared__ __align__(1024) unsigned char smem[];
@@ -128,6 +128,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   const int row_cta = cluster % row_ctas, batch_tile = cluster / row_ctas * C + rank;
   const int split = blockIdx.y;
   const int c0 = split * tiles_per_split, c1 = min(c0 + tiles_per_split, g.col_tiles);
+  wg_pdl_start(pdl);
   const int b0 = batch_tile * kBN;
   const int first_step = rank * S::kOwn;  // this CTA's steps of every chunk: first_step .. + kOwn - 1
   if (threadIdx.x == 0) {
@@ -179,6 +180,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     // A^T runs two chunks ahead of x: the consumers decode chunk c + 1 while they multiply chunk c.
     stage_a_t(c0);
     if (c0 + 1 < c1) stage_a_t(c0 + 1);
+    griddep_wait();  // launched early (pdl), x may still be written by the previous kernel
     for (int c = c0; c < c1; ++c) {
       const int i = c - c0, slot = i % kXSlots;
       if (i >= kXSlots) mbar_wait(empty(slot), (i / kXSlots - 1) & 1);
@@ -306,9 +308,10 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     wgmma_wait<0>();
   }
   fence_operands(acc);
+  griddep_wait();  // (long since returned: x came after the producer's) the partial sums and y after it
   store_wg_tile<kBN>(g, acc, partial, split, row_cta, b0, smem + S::kXOff);
 #else
-  (void)g, (void)ex, (void)tiles_per_split, (void)partial, (void)x_map;
+  (void)g, (void)ex, (void)tiles_per_split, (void)partial, (void)x_map, (void)pdl;
   __trap();  // the launcher picks this kernel only where sm_90a code runs
 #endif
 }
@@ -329,7 +332,7 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   if (const int e = allow_smem_once<kernel>(g.device, S::kSmem); e != 0) return e;
   const int64_t row_ctas = (g.row_tiles + kGemmRowTiles - 1) / kGemmRowTiles, batch_tiles = (g.batch + kBN - 1) / kBN;
   if (batch_tiles % C != 0 || row_ctas * batch_tiles > INT32_MAX) return static_cast<int>(cudaErrorInvalidValue);
-  cudaLaunchAttribute attr[1];
+  cudaLaunchAttribute attr[2];
   attr[0].id = cudaLaunchAttributeClusterDimension;
   attr[0].val.clusterDim.x = C;
   attr[0].val.clusterDim.y = 1;
@@ -354,8 +357,9 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   WgLaunchPlan p;
   if (const int e = plan_wg_launch(g, row_ctas * batch_tiles, int64_t{clusters} * C, kBN, stream, p); e != 0) return e;
   cfg.gridDim.y = static_cast<unsigned>(p.splits);
-  return finish_gemm_launch(cudaLaunchKernelEx(&cfg, kernel, g, ex, p.tiles_per_split, p.partial, p.x_map), p.partial,
-                            p.splits, g, stream);
+  const WgPdl pdl = wg_pdl_launch(cfg, attr);
+  return finish_gemm_launch(cudaLaunchKernelEx(&cfg, kernel, g, ex, p.tiles_per_split, p.partial, p.x_map, pdl),
+                            p.partial, p.splits, g, stream);
 }
 
 template <int C>

@@ -82,7 +82,7 @@ struct WgShape {
 template <int Bits, int R8, int BN>
 __global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(R8, BN))
     wgmma_gemm_kernel(MmaArgs g, GemmExtras ex, int tiles_per_split, float* partial, WgTail tail,
-                      const __grid_constant__ CUtensorMap x_map) {
+                      const __grid_constant__ CUtensorMap x_map, int pdl) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using S = WgShape<Bits, R8, BN>;
   extern __shared__ __align__(1024) unsigned char smem[];
@@ -107,6 +107,7 @@ __global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(R8, BN))
   const auto a_ptr_of = [&](int c) {
     return reinterpret_cast<uint16_t*>(ring + S::kSlots * S::kXBytes + (c - c0) % kASlots * S::kABytes);
   };
+  wg_pdl_start(pdl);
   if (threadIdx.x == 0) {
     for (int s = 0; s < S::kSlots; ++s) {
       mbar_init(full(s), 1);
@@ -145,6 +146,7 @@ __global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(R8, BN))
       }
     };
     stage_a_t(c0);
+    griddep_wait();  // launched early (pdl), x may still be written by the previous kernel
     for (int c = c0; c < c1; ++c) {
       const int i = c - c0, slot = i % S::kSlots;
       if (i >= S::kSlots) mbar_wait(empty(slot), (i / S::kSlots - 1) & 1);
@@ -216,11 +218,12 @@ __global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(R8, BN))
     wgmma_wait<0>();
   }
   fence_operands(acc);
+  griddep_wait();  // (long since returned: x came after the producer's) the partial sums and y after it
 
   if (work.tail_q >= 0 && !tail_sum<BN>(acc, tail, work, ring)) return;  // another part adds this tile
   store_wg_tile<BN>(g, acc, partial, split, row_cta, b0, ring);
 #else
-  (void)g, (void)ex, (void)tiles_per_split, (void)partial, (void)tail, (void)x_map;
+  (void)g, (void)ex, (void)tiles_per_split, (void)partial, (void)tail, (void)x_map, (void)pdl;
   __trap();  // the launcher picks this kernel only where sm_90a code runs
 #endif
 }
@@ -256,9 +259,14 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
                   arrivals};
     ctas = tp.dp_ctas + tail_tiles * tp.splits;
   }
-  const dim3 grid(static_cast<unsigned>(ctas), static_cast<unsigned>(p.splits));
-  kernel<<<grid, kThreads, S::kSmem, stream>>>(g, ex, p.tiles_per_split, p.partial, tail, p.x_map);
-  const cudaError_t launched = cudaGetLastError();
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(static_cast<unsigned>(ctas), static_cast<unsigned>(p.splits));
+  cfg.blockDim = dim3(kThreads);
+  cfg.dynamicSmemBytes = S::kSmem;
+  cfg.stream = stream;
+  cudaLaunchAttribute attrs[1];
+  const WgPdl pdl = wg_pdl_launch(cfg, attrs);
+  const cudaError_t launched = cudaLaunchKernelEx(&cfg, kernel, g, ex, p.tiles_per_split, p.partial, tail, p.x_map, pdl);
   if (tail_buffer) cudaFreeAsync(tail_buffer, stream);
   return finish_gemm_launch(launched, p.partial, p.splits, g, stream);
 }

@@ -32,6 +32,22 @@ constexpr int wg_x_bytes(int bn) { return bn * 2 * gpu_layout::kTileCols; }
 constexpr int wg_lut_bytes(int bits, int copies = 32) { return 4 * (1 << (2 * bits)) * copies; }
 constexpr int kWgOutStride = kWgCtaRows + 8;  // bf16 per staged output row (the epilogue, over the x ring)
 
+// How a wgmma GEMM was launched: plainly, or by programmatic dependent launch (the kernel may start while the previous
+// kernel on the stream still runs: it touches only weights before griddep_wait, and x, y and partial sums after it),
+// and then whether it lets the next kernel start at once (griddepcontrol.launch_dependents first thing: the next
+// kernel's CTAs take the SMs this grid leaves idle, or those its last CTAs free, and request their weights there).
+enum WgPdl : int { kWgPlain = 0, kWgEarly = 1, kWgEarlyTrigger = 2 };
+// Adds the launch attribute to cfg (attrs: room for one more) where PDL is on (HILO_PDL), and says how;
+// HILO_GEMM_TRIGGER=0 leaves the trigger to each CTA's exit, for A/B runs.
+inline WgPdl wg_pdl_launch(cudaLaunchConfig_t& cfg, cudaLaunchAttribute* attrs) {
+  static const bool trigger = env_flag("HILO_GEMM_TRIGGER", true);
+  if (!add_pdl_attribute(cfg, attrs)) return kWgPlain;
+  return trigger ? kWgEarlyTrigger : kWgEarly;
+}
+__device__ __forceinline__ void wg_pdl_start(int pdl) {
+  if (pdl == kWgEarlyTrigger) griddep_launch_dependents();
+}
+
 // Block-wise: this lane's scales for chunk c of tile `tile`, block (the chunk's first) + t (clamped to the last) for
 // rows gq and gq + 8, into lo and hi: loaded two chunks ahead and combined when the chunk starts (chunk_scales), so
 // that nothing waits for the loads in between.

@@ -120,7 +120,7 @@ __device__ __forceinline__ void scaled_weights(const uint32_t (&pair)[4], const 
 template <int Bits, int R8, int BN>
 __global__ void __launch_bounds__(kWgThreads, 1)
     wgmma_scale_gemm_kernel(MmaArgs g, int tiles_per_split, float* partial, const __grid_constant__ CUtensorMap x_map,
-                            const __grid_constant__ CUtensorMap a_map, bool early, bool trigger) {
+                            const __grid_constant__ CUtensorMap a_map, int pdl) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using S = WsShape<Bits, BN>;
   constexpr int kSlots = S::kSlots;
@@ -160,11 +160,8 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     const int slot = (c - c0) % kSlots;
     tma_x_chunk<BN>(x_ring + slot * S::kXBytes, &x_map, c, b0, full(slot));
   };
-  // Launched by programmatic dependent launch (`early`), this CTA may run while the previous kernel on the
-  // stream still does: it lets the next kernel start likewise (where `trigger`; its CTAs then take idle SMs and
-  // request their weights), touches only weights (codes, A^T, B, the codebook) before griddep_wait, and x, y and the
-  // partial sums only after it. Without the launch attribute both are no-ops.
-  if (early && trigger) cuda_ptx::griddep_launch_dependents();
+  // Launched early (`pdl`, WgPdl), the CTA touches only weights (codes, A^T, B, the codebook) before griddep_wait.
+  wg_pdl_start(pdl);
   // The producer lane sets up the barriers and requests the first slots' chunks at once, while the consumers load B
   // and fill the pair table (a CTA of few chunks, as on 1024x4096, would otherwise wait for them after the barrier).
   const bool producer_lane = threadIdx.x == kGemmRowTiles * 32;
@@ -175,7 +172,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     }
     cuda_ptx::mbar_init_fence();
     const int first_end = min(c0 + kSlots, c1);
-    if (early) {  // every first slot's weights while the previous kernel may still run, then their x
+    if (pdl != kWgPlain) {  // every first slot's weights while the previous kernel may still run, then their x
       for (int c = c0; c < first_end; ++c) issue_weights(c);
       cuda_ptx::griddep_wait();  // x may still be written by the previous kernel
       for (int c = c0; c < first_end; ++c) issue_x(c);
@@ -316,17 +313,9 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   cuda_ptx::griddep_wait();  // (long since returned: the producer's wait came before every x) y and partial after it
   store_wg_tile<BN>(g, acc, partial, work.split, row_cta, b0, smem + S::kLutBytes);
 #else
-  (void)g, (void)tiles_per_split, (void)partial, (void)x_map, (void)a_map, (void)early, (void)trigger;
+  (void)g, (void)tiles_per_split, (void)partial, (void)x_map, (void)a_map, (void)pdl;
   __trap();  // the launcher picks this kernel only where sm_90a code runs
 #endif
-}
-
-// Whether a CTA launched early lets the next kernel start at once (griddepcontrol.launch_dependents first thing):
-// its CTAs then take the SMs this grid leaves idle and request their weights there. HILO_GEMM_TRIGGER=0 leaves the
-// trigger to each CTA's exit, for A/B runs.
-bool pdl_trigger() {
-  static const bool on = env_flag("HILO_GEMM_TRIGGER", true);
-  return on;
 }
 
 // Split k: the chunk ranges that fill one wave of SMs (one CTA each) best, as the batch-1 GEMV does: a grid of a
@@ -359,10 +348,9 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   cfg.dynamicSmemBytes = S::kSmem;
   cfg.stream = stream;
   cudaLaunchAttribute attrs[1];
-  const bool early = add_pdl_attribute(cfg, attrs);
-  return finish_gemm_launch(
-      cudaLaunchKernelEx(&cfg, kernel, g, p.tiles_per_split, p.partial, p.x_map, a_map, early, pdl_trigger()),
-      p.partial, p.splits, g, stream);
+  const WgPdl pdl = wg_pdl_launch(cfg, attrs);
+  return finish_gemm_launch(cudaLaunchKernelEx(&cfg, kernel, g, p.tiles_per_split, p.partial, p.x_map, a_map, pdl),
+                            p.partial, p.splits, g, stream);
 }
 
 std::atomic<int> scale_gemm_forced{-1};
