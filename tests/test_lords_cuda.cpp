@@ -642,14 +642,14 @@ TEST(LordsCuda, BackToBackCallsSeeEachOthersOutputs) {
       {{0, 1}, {1, 1}, {2, 1}, {3, 1}, {1, 16}, {0, 1}, {2, 1}, {1, 1}, {3, 1}});
 }
 
-// The same for the scale-on-wgmma GEMM (batches 2-256), which starts early too: GEMM after GEMM, a layer of 256
-// columns (one split: the next call's kernel follows it directly) and one of 768 (split k: a partial buffer and a
-// second kernel between), at 16, 40 and 200 activation rows.
+// The same for the GEMMs, which start early too: GEMM after GEMM, a layer of 256 columns (one split: the next call's
+// kernel follows it directly) and one of 768 (split k: a partial buffer and a second kernel between), at 16, 40 and
+// 200 activation rows (the scale-on-wgmma GEMM) and 300 (the wgmma GEMM).
 TEST(LordsCuda, BackToBackGemmCallsSeeEachOthersOutputs) {
   SKIP_WITHOUT_GPU();
   const std::vector<Case> layers{Case{Method::Lords, CodebookKind::NF, 4, 64, 768, 256, 32},
                                  Case{Method::Lords, CodebookKind::NF, 4, 64, 256, 768, 49}};
-  for (int64_t batch : {16, 40, 200})
+  for (int64_t batch : {16, 40, 200, 300})
     expect_back_to_back_calls_correct(layers, {{0, batch}, {1, batch}, {0, batch}, {0, batch}, {1, batch}, {1, batch}});
 }
 

@@ -120,7 +120,7 @@ __device__ __forceinline__ void scaled_weights(const uint32_t (&pair)[4], const 
 template <int Bits, int R8, int BN>
 __global__ void __launch_bounds__(kWgThreads, 1)
     wgmma_scale_gemm_kernel(MmaArgs g, int tiles_per_split, float* partial, const __grid_constant__ CUtensorMap x_map,
-                            const __grid_constant__ CUtensorMap a_map, int pdl) {
+                            const __grid_constant__ CUtensorMap a_map, int pdl, int ahead) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using S = WsShape<Bits, BN>;
   constexpr int kSlots = S::kSlots;
@@ -171,14 +171,13 @@ __global__ void __launch_bounds__(kWgThreads, 1)
       cuda_ptx::mbar_init(empty(s), kGemmRowTiles);
     }
     cuda_ptx::mbar_init_fence();
-    const int first_end = min(c0 + kSlots, c1);
-    if (pdl != kWgPlain) {  // every first slot's weights while the previous kernel may still run, then their x
-      for (int c = c0; c < first_end; ++c) issue_weights(c);
-      cuda_ptx::griddep_wait();  // x may still be written by the previous kernel
-      for (int c = c0; c < first_end; ++c) issue_x(c);
-    } else {  // chunk by chunk, so that the first chunk's x is not queued behind the later chunks' weights
-      for (int c = c0; c < first_end; ++c) issue_weights(c), issue_x(c);
-    }
+    // Launched early, the first `ahead` chunks' weights while the previous kernel may still run, then their x;
+    // the other first slots chunk by chunk, so that the first chunk's x is not queued behind later chunks' weights.
+    const int first_end = min(c0 + kSlots, c1), ahead_end = pdl != kWgPlain ? min(c0 + ahead, first_end) : c0;
+    for (int c = c0; c < ahead_end; ++c) issue_weights(c);
+    cuda_ptx::griddep_wait();  // x may still be written by the previous kernel
+    for (int c = c0; c < ahead_end; ++c) issue_x(c);
+    for (int c = ahead_end; c < first_end; ++c) issue_weights(c), issue_x(c);
   }
   uint32_t bfac[K16][4];
   if (warp < kGemmRowTiles)
@@ -313,7 +312,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   cuda_ptx::griddep_wait();  // (long since returned: the producer's wait came before every x) y and partial after it
   store_wg_tile<BN>(g, acc, partial, work.split, row_cta, b0, smem + S::kLutBytes);
 #else
-  (void)g, (void)tiles_per_split, (void)partial, (void)x_map, (void)a_map, (void)pdl;
+  (void)g, (void)tiles_per_split, (void)partial, (void)x_map, (void)a_map, (void)pdl, (void)ahead;
   __trap();  // the launcher picks this kernel only where sm_90a code runs
 #endif
 }
@@ -348,9 +347,12 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   cfg.dynamicSmemBytes = S::kSmem;
   cfg.stream = stream;
   cudaLaunchAttribute attrs[1];
-  const WgPdl pdl = wg_pdl_launch(cfg, attrs);
-  return finish_gemm_launch(cudaLaunchKernelEx(&cfg, kernel, g, p.tiles_per_split, p.partial, p.x_map, a_map, pdl),
-                            p.partial, p.splits, g, stream);
+  static const bool pdl_split = env_flag("HILO_GEMM_PDL_SPLIT", true);
+  const WgPdl pdl = p.partial && !pdl_split ? kWgPlain : wg_pdl_launch(cfg, attrs);
+  static const int ahead = env_override("HILO_GEMM_PDL_AHEAD", 1, 6, 6);
+  return finish_gemm_launch(
+      cudaLaunchKernelEx(&cfg, kernel, g, p.tiles_per_split, p.partial, p.x_map, a_map, pdl, ahead), p.partial,
+      p.splits, g, stream);
 }
 
 std::atomic<int> scale_gemm_forced{-1};
