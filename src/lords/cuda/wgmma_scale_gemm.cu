@@ -347,9 +347,14 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   cfg.dynamicSmemBytes = S::kSmem;
   cfg.stream = stream;
   cudaLaunchAttribute attrs[1];
-  static const bool pdl_split = env_flag("HILO_GEMM_PDL_SPLIT", true);
-  const WgPdl pdl = p.partial && !pdl_split ? kWgPlain : wg_pdl_launch(cfg, attrs);
-  static const int ahead = env_override("HILO_GEMM_PDL_AHEAD", 1, 6, 6);
+  const WgPdl pdl = wg_pdl_launch(cfg, attrs);
+  // Launched early, the first chunks' weights that a CTA requests before griddepcontrol.wait: every first slot's
+  // where the grid is one split (a CTA on an idle SM waits long for the previous call), the first chunk's alone with
+  // split k, where a partial buffer and the sum kernel stand between two calls, the wait returns at once and the first
+  // chunk's x would queue behind five chunks' weights (H200, twenty-fourth session: 4096x4096 at batches 4-16 1.03-
+  // 1.05x faster with one, 14336x4096 unsplit 1.01x slower). HILO_GEMM_PDL_AHEAD=1..6 forces a count.
+  static const int forced_ahead = env_override("HILO_GEMM_PDL_AHEAD", 1, 6, 0);
+  const int ahead = forced_ahead > 0 ? forced_ahead : p.partial ? 1 : S::kSlots;
   return finish_gemm_launch(
       cudaLaunchKernelEx(&cfg, kernel, g, p.tiles_per_split, p.partial, p.x_map, a_map, pdl, ahead), p.partial,
       p.splits, g, stream);
