@@ -337,11 +337,8 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   attr[0].val.clusterDim.x = C;
   attr[0].val.clusterDim.y = 1;
   attr[0].val.clusterDim.z = 1;
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(static_cast<unsigned>(row_ctas * batch_tiles), 1);
-  cfg.blockDim = dim3(kWgThreads);
-  cfg.dynamicSmemBytes = S::kSmem;
-  cfg.stream = stream;
+  cudaLaunchConfig_t cfg =
+      wg_launch_config(dim3(static_cast<unsigned>(row_ctas * batch_tiles), 1), kWgThreads, S::kSmem, stream);
   cfg.attrs = attr;
   cfg.numAttrs = 1;
   // Resident clusters: fewer than SMs / C where a GPC's SM count is not a multiple of C.

@@ -259,11 +259,8 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
                   arrivals};
     ctas = tp.dp_ctas + tail_tiles * tp.splits;
   }
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(static_cast<unsigned>(ctas), static_cast<unsigned>(p.splits));
-  cfg.blockDim = dim3(kThreads);
-  cfg.dynamicSmemBytes = S::kSmem;
-  cfg.stream = stream;
+  cudaLaunchConfig_t cfg = wg_launch_config(dim3(static_cast<unsigned>(ctas), static_cast<unsigned>(p.splits)),
+                                            kThreads, S::kSmem, stream);
   cudaLaunchAttribute attrs[1];
   const WgPdl pdl = wg_pdl_launch(cfg, attrs);
   const cudaError_t launched = cudaLaunchKernelEx(&cfg, kernel, g, ex, p.tiles_per_split, p.partial, tail, p.x_map, pdl);

@@ -44,6 +44,15 @@ inline WgPdl wg_pdl_launch(cudaLaunchConfig_t& cfg, cudaLaunchAttribute* attrs) 
   if (!add_pdl_attribute(cfg, attrs)) return kWgPlain;
   return trigger ? kWgEarlyTrigger : kWgEarly;
 }
+// A wgmma GEMM's launch configuration (no attributes yet).
+inline cudaLaunchConfig_t wg_launch_config(dim3 grid, int threads, size_t smem, cudaStream_t stream) {
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = dim3(threads);
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = stream;
+  return cfg;
+}
 __device__ __forceinline__ void wg_pdl_start(int pdl) {
   if (pdl == kWgEarlyTrigger) griddep_launch_dependents();
 }

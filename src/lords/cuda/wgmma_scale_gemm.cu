@@ -341,11 +341,8 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   const int64_t a_rows = int64_t{g.col_tiles} * kTileCols;
   if (const int e = cuda_host::encode_bf16_rows_map(&a_map, ex.a_t, a_rows, g.rank_pad, kTileCols); e != 0)
     return finish_gemm_launch(static_cast<cudaError_t>(e), p.partial, p.splits, g, stream);
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(p.splits));
-  cfg.blockDim = dim3(kWgThreads);
-  cfg.dynamicSmemBytes = S::kSmem;
-  cfg.stream = stream;
+  cudaLaunchConfig_t cfg = wg_launch_config(dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(p.splits)),
+                                            kWgThreads, S::kSmem, stream);
   cudaLaunchAttribute attrs[1];
   const WgPdl pdl = wg_pdl_launch(cfg, attrs);
   // Launched early, the first chunks' weights that a CTA requests before griddepcontrol.wait: every first slot's
