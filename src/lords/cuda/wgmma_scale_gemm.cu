@@ -171,9 +171,9 @@ __global__ void __launch_bounds__(kWgThreads, 1)
       cuda_ptx::mbar_init(empty(s), kGemmRowTiles);
     }
     cuda_ptx::mbar_init_fence();
-    // Launched early, the first `ahead` chunks' weights while the previous kernel may still run, then their x;
-    // the other first slots chunk by chunk, so that the first chunk's x is not queued behind later chunks' weights.
-    const int first_end = min(c0 + kSlots, c1), ahead_end = pdl != kWgPlain ? min(c0 + ahead, first_end) : c0;
+    // The first `ahead` chunks' weights while the previous kernel may still run (0 for a plain launch), then their
+    // x; the other first slots chunk by chunk, so that the first chunk's x is not queued behind later chunks' weights.
+    const int first_end = min(c0 + kSlots, c1), ahead_end = min(c0 + ahead, first_end);
     for (int c = c0; c < ahead_end; ++c) issue_weights(c);
     cuda_ptx::griddep_wait();  // x may still be written by the previous kernel
     for (int c = c0; c < ahead_end; ++c) issue_x(c);
@@ -351,7 +351,7 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   // chunk's x would queue behind five chunks' weights (H200, twenty-fourth session: 4096x4096 at batches 4-16 1.03-
   // 1.05x faster with one, 14336x4096 unsplit 1.01x slower). HILO_GEMM_PDL_AHEAD=1..6 forces a count.
   static const int forced_ahead = env_override("HILO_GEMM_PDL_AHEAD", 1, 6, 0);
-  const int ahead = forced_ahead > 0 ? forced_ahead : p.partial ? 1 : S::kSlots;
+  const int ahead = pdl == kWgPlain ? 0 : forced_ahead > 0 ? forced_ahead : p.partial ? 1 : S::kSlots;
   return finish_gemm_launch(
       cudaLaunchKernelEx(&cfg, kernel, g, p.tiles_per_split, p.partial, p.x_map, a_map, pdl, ahead), p.partial,
       p.splits, g, stream);
