@@ -24,6 +24,7 @@
 #include "hilo/lords_cuda.hpp"
 #include "lords/cuda/lords_gemv.hpp"
 #include "lords/cuda/mma_gemm.hpp"
+#include "lords/cuda/split_workspace.hpp"
 #include "lords/cuda/wgmma_cluster_gemm.hpp"
 #include "lords/cuda/wgmma_gemm.hpp"
 #include "lords/cuda/wgmma_scale_gemm.hpp"
@@ -301,6 +302,91 @@ TEST(LordsCuda, TailSplitGemmMatchesTheOracle) {
   const DeviceTensor dx(x);
   const Tensor first = gpu_matmul(dev, dx, 600, shape.rows);
   expect_same_bits(first, gpu_matmul(dev, dx, 600, shape.rows), "second run");
+}
+
+// Where y of one layer and batch comes out, for the workspace test below: on `stream`, directly or as a CUDA graph
+// captured there (replayed `replays` times, the output poisoned before each).
+Tensor matmul_on(const lords::cuda::DeviceLinear& dev, const DeviceTensor& dx, DeviceTensor& dy, cudaStream_t stream,
+                 int replays) {
+  if (replays == 0) {
+    dy.poison();
+    EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    lords::cuda::matmul(dev, dx, dy, stream);
+    EXPECT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+    return dy.to_host();
+  }
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  EXPECT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal), cudaSuccess);
+  lords::cuda::matmul(dev, dx, dy, stream);
+  EXPECT_EQ(cudaStreamEndCapture(stream, &graph), cudaSuccess);
+  EXPECT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+  Tensor y;
+  for (int r = 0; r < replays; ++r) {
+    dy.poison();
+    EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    EXPECT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
+    EXPECT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+    Tensor got = dy.to_host();
+    if (r > 0) expect_same_bits(y, got, "graph replay " + std::to_string(r));
+    y = std::move(got);
+  }
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  return y;
+}
+
+// Split k added in the kernel through the stream's workspace (split_workspace.hpp) gives the bits of per-call
+// buffers and the sum kernel (both add the parts in part order): the scale-on-wgmma GEMM (one row CTA over 32 chunks,
+// 16 splits; 5 row CTAs over 10 chunks), the one-CTA wgmma GEMM's split k (300 rows) and its last wave's split; each
+// call twice on one stream (the tile counters must be back at zero), as a graph captured on a fresh stream (its
+// workspace made during the capture) and replayed three times, and on two streams at once (one workspace each).
+TEST(LordsCuda, SplitKThroughTheWorkspaceGivesTheSameBits) {
+  SKIP_WITHOUT_GPU();
+  if (!wgmma_here()) GTEST_SKIP() << "needs sm_90a (wgmma)";
+  const RestoreWgmmaRules restore;
+  struct RestoreWorkspace {
+    ~RestoreWorkspace() { lords::cuda_detail::force_split_workspace(-1); }
+  } restore_workspace;
+  std::mt19937_64 gen(test::fresh_seed());
+  struct Split {
+    Case shape;
+    int64_t batch;
+    bool tail;  // the one-CTA GEMM's last-wave split, forced (4 slots, 3 parts)
+  };
+  for (const Split& c : {Split{{Method::Lords, CodebookKind::NF, 4, 64, 64, 4096, 49}, 16, false},
+                         Split{{Method::Lords, CodebookKind::INT, 3, 64, 520, 1216, 20}, 100, false},
+                         Split{{Method::Lords, CodebookKind::NF, 4, 64, 200, 1216, 49}, 300, false},
+                         Split{{Method::Blockwise, CodebookKind::NF, 4, 64, 136, 1216, 0}, 40, false},
+                         Split{{Method::Lords, CodebookKind::NF, 4, 64, 520, 1216, 49}, 600, true}}) {
+    lords::cuda_detail::force_wgmma_tail(c.tail ? 4 : 0, c.tail ? 3 : 0);
+    const lords::QuantizedLinear q = quantize_case(c.shape, gen);
+    const lords::cuda::DeviceLinear dev(q);
+    const Tensor x = test::random_tensor(DType::BF16, {c.batch, c.shape.cols}, gen, 1.0f);
+    const DeviceTensor dx(x);
+    DeviceTensor dy(DType::BF16, {c.batch, c.shape.rows}), dy2(DType::BF16, {c.batch, c.shape.rows});
+    const std::string label = lords::to_string(q.method) + " [" + std::to_string(q.rows) + ", " +
+                              std::to_string(q.cols) + "] batch " + std::to_string(c.batch) + ": ";
+    cudaStream_t streams[3];
+    for (auto& s : streams) ASSERT_EQ(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
+    lords::cuda_detail::force_split_workspace(0);
+    const Tensor want = matmul_on(dev, dx, dy, streams[0], 0);
+    Oracle(q).expect_matches(x, want, label + "per-call buffers: ");
+    lords::cuda_detail::force_split_workspace(1);
+    for (int call = 0; call < 2; ++call)
+      expect_same_bits(want, matmul_on(dev, dx, dy, streams[0], 0), label + "workspace, call " + std::to_string(call));
+    expect_same_bits(want, matmul_on(dev, dx, dy, streams[1], 3), label + "graph");
+    dy.poison(), dy2.poison();
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    for (int call = 0; call < 4; ++call) {
+      lords::cuda::matmul(dev, dx, dy, streams[1]);
+      lords::cuda::matmul(dev, dx, dy2, streams[2]);
+    }
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    expect_same_bits(want, dy.to_host(), label + "two streams, first");
+    expect_same_bits(want, dy2.to_host(), label + "two streams, second");
+    for (auto& s : streams) cudaStreamDestroy(s);
+  }
 }
 
 // The scale-on-wgmma GEMM's rule without a device: by default LoRDS at padded rank 32 and 64 with every bit width,
@@ -643,14 +729,22 @@ TEST(LordsCuda, BackToBackCallsSeeEachOthersOutputs) {
 }
 
 // The same for the GEMMs, which start early too: GEMM after GEMM, a layer of 256 columns (one split: the next call's
-// kernel follows it directly) and one of 768 (split k: a partial buffer and a second kernel between), at 16, 40 and
-// 200 activation rows (the scale-on-wgmma GEMM) and 300 (the wgmma GEMM).
+// kernel follows it directly) and one of 768 (split k: added in the kernel through the stream's workspace, or with
+// it off a partial buffer and a second kernel between), at 16, 40 and 200 activation rows (the scale-on-wgmma GEMM)
+// and 300 (the wgmma GEMM).
 TEST(LordsCuda, BackToBackGemmCallsSeeEachOthersOutputs) {
   SKIP_WITHOUT_GPU();
+  struct RestoreWorkspace {
+    ~RestoreWorkspace() { lords::cuda_detail::force_split_workspace(-1); }
+  } restore;
   const std::vector<Case> layers{Case{Method::Lords, CodebookKind::NF, 4, 64, 768, 256, 32},
                                  Case{Method::Lords, CodebookKind::NF, 4, 64, 256, 768, 49}};
-  for (int64_t batch : {16, 40, 200, 300})
-    expect_back_to_back_calls_correct(layers, {{0, batch}, {1, batch}, {0, batch}, {0, batch}, {1, batch}, {1, batch}});
+  for (int workspace : {1, 0}) {
+    lords::cuda_detail::force_split_workspace(workspace);
+    for (int64_t batch : {16, 40, 200, 300})
+      expect_back_to_back_calls_correct(layers,
+                                        {{0, batch}, {1, batch}, {0, batch}, {0, batch}, {1, batch}, {1, batch}});
+  }
 }
 
 // The x * A prepass (HILO_LORDS_XA_PREPASS) uses the GEMV's own scale and rounding: the same bits as the in-kernel

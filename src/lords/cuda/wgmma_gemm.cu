@@ -18,6 +18,7 @@
 #include "../../cuda/tma.cuh"
 #include "../gpu_layout.hpp"
 #include "gemm_common.cuh"
+#include "split_workspace.hpp"
 #include "wgmma_cluster_gemm.hpp"
 #include "wgmma_gemm.hpp"
 #include "wgmma_gemm_parts.cuh"
@@ -239,28 +240,34 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   const int64_t slots = int64_t{std::max(1, ctas_per_sm<kernel>(g.device, kThreads, S::kSmem))} * g.sm_count;
   WgLaunchPlan p;
   const int64_t tiles = row_ctas * batch_tiles;
-  if (const int e = plan_wg_launch(g, tiles, slots, BN, stream, p); e != 0) return e;
-  // A grid of several waves: its last wave's tiles split k (WgTail), their partial sums and counters in one buffer.
-  WgTail tail;
+  constexpr int64_t kPartFloats = wg_tail_part_floats(BN);
+  if (const int e = plan_wg_launch(g, tiles, slots, BN, stream, p, 0, kPartFloats); e != 0) return e;
+  // Split k added in the kernel (p.sum), or a grid of several waves whose last wave's tiles split k (WgTail): their
+  // partial sums and counters in the stream's workspace, else in a per-call buffer with its counters zeroed.
+  WgTail tail = p.sum;
   void* tail_buffer = nullptr;
-  int64_t ctas = tiles;
-  constexpr int64_t kPartBytes = 4 * wg_tail_part_floats(BN);
-  if (const WgTailPlan tp = p.splits == 1 ? choose_tail_split(tiles, slots, g.col_tiles, kPartBytes) : WgTailPlan{};
+  dim3 grid = p.grid(tiles);
+  if (const WgTailPlan tp = p.splits == 1 ? choose_tail_split(tiles, slots, g.col_tiles, 4 * kPartFloats) : WgTailPlan{};
       tp.splits > 1) {
-    const int64_t tail_tiles = tiles - tp.dp_ctas, part_bytes = kPartBytes * tail_tiles * tp.splits;
-    if (const cudaError_t e = cudaMallocAsync(&tail_buffer, part_bytes + 4 * tail_tiles, stream); e != cudaSuccess)
-      return static_cast<int>(e);
-    int* arrivals = reinterpret_cast<int*>(static_cast<char*>(tail_buffer) + part_bytes);
-    if (const cudaError_t e = cudaMemsetAsync(arrivals, 0, 4 * tail_tiles, stream); e != cudaSuccess) {
-      cudaFreeAsync(tail_buffer, stream);
-      return static_cast<int>(e);
+    const int64_t tail_tiles = tiles - tp.dp_ctas, parts = tail_tiles * tp.splits;
+    tail = WgTail{static_cast<int>(tp.dp_ctas), tp.splits, tp.tiles_per_split, nullptr, nullptr};
+    const SplitWorkspace* ws = fits_workspace(parts, kPartFloats, tail_tiles) ? split_workspace(g.device, stream) : nullptr;
+    if (ws) {
+      tail.partial = ws->partial, tail.arrivals = ws->counters;
+    } else {
+      const int64_t part_bytes = 4 * kPartFloats * parts;
+      if (const cudaError_t e = cudaMallocAsync(&tail_buffer, part_bytes + 4 * tail_tiles, stream); e != cudaSuccess)
+        return static_cast<int>(e);
+      tail.partial = static_cast<float*>(tail_buffer);
+      tail.arrivals = reinterpret_cast<int*>(static_cast<char*>(tail_buffer) + part_bytes);
+      if (const cudaError_t e = cudaMemsetAsync(tail.arrivals, 0, 4 * tail_tiles, stream); e != cudaSuccess) {
+        cudaFreeAsync(tail_buffer, stream);
+        return static_cast<int>(e);
+      }
     }
-    tail = WgTail{static_cast<int>(tp.dp_ctas), tp.splits, tp.tiles_per_split, static_cast<float*>(tail_buffer),
-                  arrivals};
-    ctas = tp.dp_ctas + tail_tiles * tp.splits;
+    grid = dim3(static_cast<unsigned>(tp.dp_ctas + parts));
   }
-  cudaLaunchConfig_t cfg = wg_launch_config(dim3(static_cast<unsigned>(ctas), static_cast<unsigned>(p.splits)),
-                                            kThreads, S::kSmem, stream);
+  cudaLaunchConfig_t cfg = wg_launch_config(grid, kThreads, S::kSmem, stream);
   cudaLaunchAttribute attrs[1];
   const WgPdl pdl = wg_pdl_launch(cfg, attrs);
   const cudaError_t launched = cudaLaunchKernelEx(&cfg, kernel, g, ex, p.tiles_per_split, p.partial, tail, p.x_map, pdl);
@@ -360,7 +367,7 @@ WgTailPlan choose_tail_split(int64_t ctas, int64_t slots, int col_tiles, int64_t
 }
 
 int plan_wg_launch(const MmaArgs& g, int64_t ctas, int64_t slots, int bn, cudaStream_t stream, WgLaunchPlan& plan,
-                   int splits) {
+                   int splits, int64_t part_floats) {
   plan.splits = splits > 0 ? std::min(splits, g.col_tiles)
                            : choose_splits(ctas, slots, g.col_tiles, 4 * g.batch * g.rows);
   plan.tiles_per_split = (g.col_tiles + plan.splits - 1) / plan.splits;
@@ -368,6 +375,13 @@ int plan_wg_launch(const MmaArgs& g, int64_t ctas, int64_t slots, int bn, cudaSt
   if (plan.splits > 65535) return static_cast<int>(cudaErrorInvalidValue);
   if (const int e = cuda_host::encode_bf16_rows_map(&plan.x_map, g.x, g.batch, g.cols, bn); e != 0) return e;
   plan.partial = nullptr;
+  plan.sum = WgTail{};
+  if (plan.splits > 1 && part_floats > 0 && fits_workspace(ctas * plan.splits, part_floats, ctas)) {
+    if (const SplitWorkspace* ws = split_workspace(g.device, stream)) {
+      plan.sum = WgTail{0, plan.splits, plan.tiles_per_split, ws->partial, ws->counters};
+      return 0;
+    }
+  }
   if (plan.splits > 1) {
     const size_t bytes = sizeof(float) * plan.splits * g.batch * g.rows;
     if (const cudaError_t e = cudaMallocAsync(reinterpret_cast<void**>(&plan.partial), bytes, stream); e != cudaSuccess)

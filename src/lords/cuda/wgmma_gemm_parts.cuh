@@ -161,7 +161,7 @@ __device__ __forceinline__ void store_wg_tile(const MmaArgs& g, const float (&ac
 struct WgTail {
   int dp_ctas = 0, splits = 0, tiles_per_split = 0;
   float* partial = nullptr;  // [tail tiles][splits][wg_tail_part_floats(BN)]
-  int* arrivals = nullptr;   // [tail tiles], zeroed before the launch
+  int* arrivals = nullptr;   // [tail tiles], zero before the launch (and after it: tail_sum)
 };
 // One part's partial sums: [BN / 2][kWgConsumers], each consumer thread's accumulators, coalesced.
 constexpr int64_t wg_tail_part_floats(int bn) { return int64_t{bn / 2} * kWgConsumers; }
@@ -196,15 +196,19 @@ __device__ __forceinline__ bool tail_sum(float (&acc)[BN / 2], const WgTail& tai
   __threadfence();  // this thread's partials before the arrival below (the classic last-block reduction)
   cuda_ptx::named_barrier_sync<kWgConsumers>(1);
   volatile int* last = static_cast<volatile int*>(flag);
-  if (tid == 0) *last = atomicAdd(tail.arrivals + w.tail_q, 1) == tail.splits - 1;
+  // atomicInc wraps at splits - 1: the last arrival leaves the counter at zero, ready for the next call (a workspace's
+  // counters are zeroed once, split_workspace.hpp).
+  if (tid == 0)
+    *last = atomicInc(reinterpret_cast<unsigned*>(tail.arrivals + w.tail_q), tail.splits - 1) == tail.splits - 1u;
   cuda_ptx::named_barrier_sync<kWgConsumers>(1);
   if (!*last) return false;
   __threadfence();  // the other parts, fenced before their arrivals, are visible from here on
   // Parts outermost: each part's kN loads are independent and in flight together. (Elements outermost with a run-time
   // loop over the parts inside made kN x splits dependent L2 round trips: the first build's tail was 1.2x slower.)
+  // From part 0's value, not from 0: the same bits as the sum kernel of a per-call buffer (0 + -0 would be +0).
 #pragma unroll
-  for (int i = 0; i < kN; ++i) acc[i] = 0.0f;
-  for (int p = 0; p < tail.splits; ++p) {
+  for (int i = 0; i < kN; ++i) acc[i] = __ldcg(parts + i * kWgConsumers + tid);
+  for (int p = 1; p < tail.splits; ++p) {
     const float* part = parts + p * wg_tail_part_floats(BN) + tid;
 #pragma unroll
     for (int i = 0; i < kN; ++i) acc[i] += __ldcg(part + i * kWgConsumers);
@@ -217,14 +221,24 @@ __device__ __forceinline__ bool tail_sum(float (&acc)[BN / 2], const WgTail& tai
 int choose_splits(int64_t ctas, int64_t slots, int col_tiles, int64_t split_bytes);
 
 // What the wgmma launchers work out before a launch: the split count (`splits`, or choose_splits where 0) and chunks
-// per split, x's tensor map (boxes of bn rows x 64 columns) and, with split k, the partial sums (freed by
-// finish_gemm_launch). Returns a CUDA error code.
+// per split, x's tensor map (boxes of bn rows x 64 columns) and, with split k, where the parts are added:
+// - `sum`: in the kernel (tail_sum over every tile, dp_ctas 0; CTA q splits + p runs part p of tile q, a grid of
+//   tiles x splits CTAs in x), the parts of `part_floats` floats each in the stream's workspace (split_workspace.hpp),
+//   where the launcher passes part_floats > 0 and they fit;
+// - else `partial`: a per-call buffer [splits][batch][rows] (grid y = the split), added by finish_gemm_launch's sum
+//   kernel and freed there.
+// Returns a CUDA error code.
 struct WgLaunchPlan {
   int splits = 1, tiles_per_split = 0;
   float* partial = nullptr;
+  WgTail sum;
   CUtensorMap x_map;
+  dim3 grid(int64_t tiles) const {
+    return sum.splits > 1 ? dim3(static_cast<unsigned>(tiles * splits), 1)
+                          : dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(splits));
+  }
 };
 int plan_wg_launch(const MmaArgs& g, int64_t ctas, int64_t slots, int bn, cudaStream_t stream, WgLaunchPlan& plan,
-                   int splits = 0);
+                   int splits = 0, int64_t part_floats = 0);
 
 }  // namespace hilo::lords::cuda_detail

@@ -119,8 +119,9 @@ __device__ __forceinline__ void scaled_weights(const uint32_t (&pair)[4], const 
 
 template <int Bits, int R8, int BN>
 __global__ void __launch_bounds__(kWgThreads, 1)
-    wgmma_scale_gemm_kernel(MmaArgs g, int tiles_per_split, float* partial, const __grid_constant__ CUtensorMap x_map,
-                            const __grid_constant__ CUtensorMap a_map, int pdl, int ahead) {
+    wgmma_scale_gemm_kernel(MmaArgs g, int tiles_per_split, float* partial, WgTail sum,
+                            const __grid_constant__ CUtensorMap x_map, const __grid_constant__ CUtensorMap a_map, int pdl,
+                            int ahead) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using S = WsShape<Bits, BN>;
   constexpr int kSlots = S::kSlots;
@@ -135,7 +136,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   const auto full = [&](int slot) { return bars + 8 * slot; };
   const auto empty = [&](int slot) { return bars + 8 * (kSlots + slot); };
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const WgWork work = wg_work_of(WgTail{}, tiles_per_split, g.col_tiles);
+  const WgWork work = wg_work_of(sum, tiles_per_split, g.col_tiles);  // (split k added in the kernel: sum, dp_ctas 0)
   // The output tile: row CTAs fastest, then tiles of BN activation rows (batches past 128).
   const int row_ctas = (g.row_tiles + kGemmRowTiles - 1) / kGemmRowTiles;
   const int row_cta = work.tile % row_ctas, b0 = work.tile / row_ctas * BN, c0 = work.c0, c1 = work.c1;
@@ -310,9 +311,11 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   if (cb < c1) run_body(cb, std::integral_constant<int, 1>{});
   fence_operands(acc);
   cuda_ptx::griddep_wait();  // (long since returned: the producer's wait came before every x) y and partial after it
+  // (The flag of tail_sum and the epilogue's staging lie over the x ring, which no consumer reads any more.)
+  if (work.tail_q >= 0 && !tail_sum<BN>(acc, sum, work, smem + S::kLutBytes)) return;  // another part adds this tile
   store_wg_tile<BN>(g, acc, partial, work.split, row_cta, b0, smem + S::kLutBytes);
 #else
-  (void)g, (void)tiles_per_split, (void)partial, (void)x_map, (void)a_map, (void)pdl, (void)ahead;
+  (void)g, (void)tiles_per_split, (void)partial, (void)sum, (void)x_map, (void)a_map, (void)pdl, (void)ahead;
   __trap();  // the launcher picks this kernel only where sm_90a code runs
 #endif
 }
@@ -335,25 +338,26 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   const int64_t tiles = (g.row_tiles + kGemmRowTiles - 1) / kGemmRowTiles * ((g.batch + BN - 1) / BN);
   WgLaunchPlan p;
   const int splits = scale_gemm_splits(tiles, g.sm_count, g.col_tiles);
-  if (const int e = plan_wg_launch(g, tiles, g.sm_count, BN, stream, p, splits); e != 0) return e;
+  if (const int e = plan_wg_launch(g, tiles, g.sm_count, BN, stream, p, splits, wg_tail_part_floats(BN)); e != 0)
+    return e;
   // A^T [cols padded to whole chunks][rank_pad] in boxes of 128 columns x 64 ranks.
   CUtensorMap a_map;
   const int64_t a_rows = int64_t{g.col_tiles} * kTileCols;
   if (const int e = cuda_host::encode_bf16_rows_map(&a_map, ex.a_t, a_rows, g.rank_pad, kTileCols); e != 0)
     return finish_gemm_launch(static_cast<cudaError_t>(e), p.partial, p.splits, g, stream);
-  cudaLaunchConfig_t cfg = wg_launch_config(dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(p.splits)),
-                                            kWgThreads, S::kSmem, stream);
+  cudaLaunchConfig_t cfg = wg_launch_config(p.grid(tiles), kWgThreads, S::kSmem, stream);
   cudaLaunchAttribute attrs[1];
   const WgPdl pdl = wg_pdl_launch(cfg, attrs);
   // Launched early, the first chunks' weights that a CTA requests before griddepcontrol.wait: every first slot's
-  // where the grid is one split (a CTA on an idle SM waits long for the previous call), the first chunk's alone with
-  // split k, where a partial buffer and the sum kernel stand between two calls, the wait returns at once and the first
-  // chunk's x would queue behind five chunks' weights (H200, twenty-fourth session: 4096x4096 at batches 4-16 1.03-
-  // 1.05x faster with one, 14336x4096 unsplit 1.01x slower). HILO_GEMM_PDL_AHEAD=1..6 forces a count.
+  // where this kernel follows the previous call directly (one split, or split k added in the kernel: a CTA on an idle
+  // SM waits long for the previous call), the first chunk's alone with a per-call partial buffer, where the sum kernel
+  // stands between two calls, the wait returns at once and the first chunk's x would queue behind five chunks' weights
+  // (H200, twenty-fourth session: 4096x4096 at batches 4-16 1.03-1.05x faster with one, 14336x4096 unsplit 1.01x
+  // slower). HILO_GEMM_PDL_AHEAD=1..6 forces a count.
   static const int forced_ahead = env_override("HILO_GEMM_PDL_AHEAD", 1, 6, 0);
   const int ahead = pdl == kWgPlain ? 0 : forced_ahead > 0 ? forced_ahead : p.partial ? 1 : S::kSlots;
   return finish_gemm_launch(
-      cudaLaunchKernelEx(&cfg, kernel, g, p.tiles_per_split, p.partial, p.x_map, a_map, pdl, ahead), p.partial,
+      cudaLaunchKernelEx(&cfg, kernel, g, p.tiles_per_split, p.partial, p.sum, p.x_map, a_map, pdl, ahead), p.partial,
       p.splits, g, stream);
 }
 

@@ -1,0 +1,55 @@
+// Split-k workspaces per (device, stream) (split_workspace.hpp).
+#include "split_workspace.hpp"
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <utility>
+
+#include "../../core/env.hpp"
+
+namespace hilo::lords::cuda_detail {
+namespace {
+
+std::atomic<int> forced{-1};
+constexpr size_t kMostWorkspaces = 64;  // a program that makes streams without end falls back past this
+
+// Zeroed device memory for one workspace, allocated outside any capture's record: the thread's capture mode is
+// relaxed for the calls, and the zeroing runs on a private non-blocking stream (never the capturing one).
+bool allocate_zeroed(void** ptr, size_t bytes) {
+  cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+  if (cudaThreadExchangeStreamCaptureMode(&mode) != cudaSuccess) return false;
+  bool ok = cudaMalloc(ptr, bytes) == cudaSuccess;
+  cudaStream_t zeroing = nullptr;
+  if (ok) ok = cudaStreamCreateWithFlags(&zeroing, cudaStreamNonBlocking) == cudaSuccess;
+  if (ok) ok = cudaMemsetAsync(*ptr, 0, bytes, zeroing) == cudaSuccess && cudaStreamSynchronize(zeroing) == cudaSuccess;
+  if (zeroing) cudaStreamDestroy(zeroing);
+  if (!ok && *ptr) cudaFree(*ptr), *ptr = nullptr;
+  cudaThreadExchangeStreamCaptureMode(&mode);
+  if (!ok) cudaGetLastError();  // the fallback path runs; leave no sticky error for the next check
+  return ok;
+}
+
+}  // namespace
+
+void force_split_workspace(int mode) { forced.store(mode < 0 ? -1 : mode != 0, std::memory_order_relaxed); }
+
+const SplitWorkspace* split_workspace(int device, cudaStream_t stream) {
+  static const bool enabled = env_flag("HILO_GEMM_WORKSPACE", true);
+  if (const int f = forced.load(std::memory_order_relaxed); f == 0 || (f < 0 && !enabled)) return nullptr;
+  // Never freed: a workspace lives as long as the process, as cuBLAS' handles usually do.
+  static std::mutex mutex;
+  static std::map<std::pair<int, cudaStream_t>, SplitWorkspace> workspaces;
+  const std::lock_guard lock(mutex);
+  const auto key = std::pair{device, stream};
+  if (const auto it = workspaces.find(key); it != workspaces.end()) return &it->second;
+  if (workspaces.size() >= kMostWorkspaces) return nullptr;
+  void* memory = nullptr;
+  if (!allocate_zeroed(&memory, kWorkspacePartialBytes + sizeof(int) * kWorkspaceCounters)) return nullptr;
+  SplitWorkspace w;
+  w.partial = static_cast<float*>(memory);
+  w.counters = reinterpret_cast<int*>(static_cast<char*>(memory) + kWorkspacePartialBytes);
+  return &workspaces.emplace(key, w).first->second;
+}
+
+}  // namespace hilo::lords::cuda_detail
