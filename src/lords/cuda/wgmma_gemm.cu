@@ -229,6 +229,30 @@ __global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(R8, BN))
 #endif
 }
 
+// The last-wave split's parts (tail_tiles x tail.splits of part_floats floats) and counters: the stream's workspace
+// where they fit, else a per-call buffer (`owned`, freed by the caller behind the launch) with its counters zeroed.
+// Returns a CUDA error code.
+int bind_tail_storage(const MmaArgs& g, int64_t part_floats, int64_t tail_tiles, cudaStream_t stream, WgTail& tail,
+                      void*& owned) {
+  const int64_t parts = tail_tiles * tail.splits;
+  if (fits_workspace(parts, part_floats, tail_tiles))
+    if (const SplitWorkspace* ws = split_workspace(g.device, stream)) {
+      tail.partial = ws->partial, tail.arrivals = ws->counters;
+      return 0;
+    }
+  const int64_t part_bytes = 4 * part_floats * parts;
+  if (const cudaError_t e = cudaMallocAsync(&owned, part_bytes + 4 * tail_tiles, stream); e != cudaSuccess)
+    return static_cast<int>(e);
+  tail.partial = static_cast<float*>(owned);
+  tail.arrivals = reinterpret_cast<int*>(static_cast<char*>(owned) + part_bytes);
+  if (const cudaError_t e = cudaMemsetAsync(tail.arrivals, 0, 4 * tail_tiles, stream); e != cudaSuccess) {
+    cudaFreeAsync(owned, stream);
+    owned = nullptr;
+    return static_cast<int>(e);
+  }
+  return 0;
+}
+
 template <int Bits, int R8, int BN>
 int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
   using S = WgShape<Bits, R8, BN>;
@@ -249,23 +273,9 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   dim3 grid = p.grid(tiles);
   if (const WgTailPlan tp = p.splits == 1 ? choose_tail_split(tiles, slots, g.col_tiles, 4 * kPartFloats) : WgTailPlan{};
       tp.splits > 1) {
-    const int64_t tail_tiles = tiles - tp.dp_ctas, parts = tail_tiles * tp.splits;
     tail = WgTail{static_cast<int>(tp.dp_ctas), tp.splits, tp.tiles_per_split, nullptr, nullptr};
-    const SplitWorkspace* ws = fits_workspace(parts, kPartFloats, tail_tiles) ? split_workspace(g.device, stream) : nullptr;
-    if (ws) {
-      tail.partial = ws->partial, tail.arrivals = ws->counters;
-    } else {
-      const int64_t part_bytes = 4 * kPartFloats * parts;
-      if (const cudaError_t e = cudaMallocAsync(&tail_buffer, part_bytes + 4 * tail_tiles, stream); e != cudaSuccess)
-        return static_cast<int>(e);
-      tail.partial = static_cast<float*>(tail_buffer);
-      tail.arrivals = reinterpret_cast<int*>(static_cast<char*>(tail_buffer) + part_bytes);
-      if (const cudaError_t e = cudaMemsetAsync(tail.arrivals, 0, 4 * tail_tiles, stream); e != cudaSuccess) {
-        cudaFreeAsync(tail_buffer, stream);
-        return static_cast<int>(e);
-      }
-    }
-    grid = dim3(static_cast<unsigned>(tp.dp_ctas + parts));
+    if (const int e = bind_tail_storage(g, kPartFloats, tiles - tp.dp_ctas, stream, tail, tail_buffer); e != 0) return e;
+    grid = dim3(static_cast<unsigned>(tp.dp_ctas + (tiles - tp.dp_ctas) * tp.splits));
   }
   cudaLaunchConfig_t cfg = wg_launch_config(grid, kThreads, S::kSmem, stream);
   cudaLaunchAttribute attrs[1];
