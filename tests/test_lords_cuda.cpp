@@ -338,7 +338,8 @@ Tensor matmul_on(const lords::cuda::DeviceLinear& dev, const DeviceTensor& dx, D
 
 // Split k added in the kernel through the stream's workspace (split_workspace.hpp) gives the bits of per-call
 // buffers and the sum kernel (both add the parts in part order): the scale-on-wgmma GEMM (one row CTA over 32 chunks,
-// 16 splits; 5 row CTAs over 10 chunks), the one-CTA wgmma GEMM's split k (300 rows) and its last wave's split; each
+// 16 splits; 5 row CTAs over 10 chunks), the one-CTA wgmma GEMM's split k (300 rows) and its last wave's split, the
+// mma.sync GEMM (block-wise at 20 rows, LoRDS at padded rank 16 at 5 and 16 rows: 5 splits, a part row tile); each
 // call twice on one stream (the tile counters must be back at zero), as a graph captured on a fresh stream (its
 // workspace made during the capture) and replayed three times, and on two streams at once (one workspace each).
 TEST(LordsCuda, SplitKThroughTheWorkspaceGivesTheSameBits) {
@@ -358,7 +359,10 @@ TEST(LordsCuda, SplitKThroughTheWorkspaceGivesTheSameBits) {
                          Split{{Method::Lords, CodebookKind::INT, 3, 64, 520, 1216, 20}, 100, false},
                          Split{{Method::Lords, CodebookKind::NF, 4, 64, 200, 1216, 49}, 300, false},
                          Split{{Method::Blockwise, CodebookKind::NF, 4, 64, 136, 1216, 0}, 40, false},
-                         Split{{Method::Lords, CodebookKind::NF, 4, 64, 520, 1216, 49}, 600, true}}) {
+                         Split{{Method::Lords, CodebookKind::NF, 4, 64, 520, 1216, 49}, 600, true},
+                         Split{{Method::Blockwise, CodebookKind::NF, 3, 64, 264, 1216, 0}, 20, false},
+                         Split{{Method::Lords, CodebookKind::NF, 4, 64, 200, 1216, 12}, 16, false},
+                         Split{{Method::Lords, CodebookKind::INT, 2, 64, 136, 1216, 16}, 5, false}}) {
     lords::cuda_detail::force_wgmma_tail(c.tail ? 4 : 0, c.tail ? 3 : 0);
     const lords::QuantizedLinear q = quantize_case(c.shape, gen);
     const lords::cuda::DeviceLinear dev(q);
@@ -731,19 +735,22 @@ TEST(LordsCuda, BackToBackCallsSeeEachOthersOutputs) {
 // The same for the GEMMs, which start early too: GEMM after GEMM, a layer of 256 columns (one split: the next call's
 // kernel follows it directly) and one of 768 (split k: added in the kernel through the stream's workspace, or with
 // it off a partial buffer and a second kernel between), at 16, 40 and 200 activation rows (the scale-on-wgmma GEMM)
-// and 300 (the wgmma GEMM).
+// and 300 (the wgmma GEMM); at 16 rows also block-wise and LoRDS at padded rank 16 on 768 columns (the mma.sync GEMM,
+// 3 splits), between the others.
 TEST(LordsCuda, BackToBackGemmCallsSeeEachOthersOutputs) {
   SKIP_WITHOUT_GPU();
   struct RestoreWorkspace {
     ~RestoreWorkspace() { lords::cuda_detail::force_split_workspace(-1); }
   } restore;
   const std::vector<Case> layers{Case{Method::Lords, CodebookKind::NF, 4, 64, 768, 256, 32},
-                                 Case{Method::Lords, CodebookKind::NF, 4, 64, 256, 768, 49}};
+                                 Case{Method::Lords, CodebookKind::NF, 4, 64, 256, 768, 49},
+                                 Case{Method::Blockwise, CodebookKind::NF, 4, 64, 256, 768},
+                                 Case{Method::Lords, CodebookKind::INT, 3, 64, 256, 768, 12}};
   for (int workspace : {1, 0}) {
     lords::cuda_detail::force_split_workspace(workspace);
     for (int64_t batch : {16, 40, 200, 300})
-      expect_back_to_back_calls_correct(layers,
-                                        {{0, batch}, {1, batch}, {0, batch}, {0, batch}, {1, batch}, {1, batch}});
+      expect_back_to_back_calls_correct(layers, {{0, batch}, {1, batch}, {2, batch}, {0, batch}, {3, batch},
+                                                 {3, batch}, {2, batch}, {1, batch}, {1, batch}});
   }
 }
 

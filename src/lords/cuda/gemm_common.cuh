@@ -226,6 +226,23 @@ __device__ __forceinline__ void stage_chunk_a_t(const uint16_t* a_t, int64_t col
 // y = bf16(sum over splits in order of the partial sums [splits][count]) on `stream` (mma_gemm.cu).
 int launch_sum_splits(const float* partial, int splits, int64_t count, uint16_t* y, int sm_count, cudaStream_t stream);
 
+// How a GEMM (mma.sync or wgmma) was launched: plainly, or by programmatic dependent launch (the kernel may start
+// while the previous kernel on the stream still runs: it touches only weights before griddep_wait, and x, y and
+// split-k sums after it), and then whether it lets the next kernel start at once (griddepcontrol.launch_dependents
+// first thing: the next kernel's CTAs take the SMs this grid leaves idle, or those its last CTAs free, and request
+// their weights there).
+enum GemmPdl : int { kGemmPlain = 0, kGemmEarly = 1, kGemmEarlyTrigger = 2 };
+// Adds the launch attribute to cfg (attrs: cfg's attributes so far, room for one more) where PDL is on (HILO_PDL),
+// and says how; HILO_GEMM_TRIGGER=0 leaves the trigger to each CTA's exit, for A/B runs.
+inline GemmPdl gemm_pdl_launch(cudaLaunchConfig_t& cfg, cudaLaunchAttribute* attrs) {
+  static const bool trigger = env_flag("HILO_GEMM_TRIGGER", true);
+  if (!add_pdl_attribute(cfg, attrs)) return kGemmPlain;
+  return trigger ? kGemmEarlyTrigger : kGemmEarly;
+}
+__device__ __forceinline__ void gemm_pdl_start(int pdl) {
+  if (pdl == kGemmEarlyTrigger) griddep_launch_dependents();
+}
+
 // The tail of a GEMM launch: `launched` is the kernel launch's error; with a partial-sum buffer (split k), the second
 // kernel adds the splits into y, and the buffer is freed on the stream either way. Returns a CUDA error code.
 inline int finish_gemm_launch(cudaError_t launched, float* partial, int splits, const MmaArgs& g, cudaStream_t stream) {

@@ -15,6 +15,8 @@
 #include "lords_gemv.hpp"
 #include "mma_common.cuh"
 #include "mma_gemm.hpp"
+#include "split_sum.cuh"
+#include "split_workspace.hpp"
 #include "wgmma_gemm.hpp"
 #include "wgmma_scale_gemm.hpp"
 
@@ -81,9 +83,16 @@ struct GemmShape {
   static_assert(kSmem <= kSmemLimit, "the GEMM's shared memory exceeds what a CTA may have");
 };
 
+// Split k added in the kernel (add_split_parts): the parts, [tiles][splits][NT * 4][threads] floats, and one arrival
+// counter per tile (tile = blockIdx.y + gridDim.y blockIdx.z, part = blockIdx.x), from the stream's workspace.
+struct GemmSplitSum {
+  float* parts = nullptr;
+  int* counters = nullptr;
+};
+
 template <int Bits, int NT, int R8, int WB, int Occ>
 __global__ void __launch_bounds__(32 * kRowWarps * WB, Occ)
-    mma_gemm_kernel(MmaArgs g, GemmExtras ex, int tiles_per_split, float* partial) {
+    mma_gemm_kernel(MmaArgs g, GemmExtras ex, int tiles_per_split, float* partial, GemmSplitSum sum, int pdl) {
   using S = GemmShape<Bits, NT, R8, WB, Occ>;
   constexpr int kThreads = S::kThreads;
   extern __shared__ __align__(16) unsigned char smem[];
@@ -95,8 +104,9 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, Occ)
   uint16_t* scale_s = reinterpret_cast<uint16_t*>(smem + S::kLutBytes + kStages * (S::kXBytes + S::kABytes));
   // Split k over a cluster (launch_variant): every CTA of it must be running before the others store into its shared
   // memory (cluster_sum_push waits for this arrival).
-  const bool sum_in_cluster = S::kClusterSum && partial == nullptr && gridDim.x > 1;
+  const bool sum_in_cluster = S::kClusterSum && partial == nullptr && sum.parts == nullptr && gridDim.x > 1;
   if (sum_in_cluster) cluster_arrive_relaxed();
+  gemm_pdl_start(pdl);
   const int warp = threadIdx.x / 32 % kRowWarps, group = threadIdx.x / 32 / kRowWarps;
   const int lane = threadIdx.x % 32, gq = lane / 4, t = lane % 4;
   const int c0 = blockIdx.x * tiles_per_split, c1 = min(c0 + tiles_per_split, g.col_tiles);
@@ -137,8 +147,8 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, Occ)
     cp_async_commit();
   };
 
-#pragma unroll
-  for (int i = 0; i + 1 < kStages; ++i) stage(c0 + i);
+  // Launched early (pdl), the CTA touches only weights (codes, B, the codebook) before griddep_wait, and x (staged
+  // with A^T or the block scales) after it.
   constexpr int PD = S::kDepth;
   uint32_t ring[PD][S::kWords];  // slot d holds chunk c0 + d + k PD
 #pragma unroll
@@ -152,6 +162,9 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, Occ)
   uint32_t bfac[S::kLords ? S::kGroups : 1][4];
   if constexpr (S::kLords)
     load_b_factors<S::kGroups>(g.b, static_cast<int64_t>(mtc) * kTileRows, rank_pad_of(R8), lane, bfac);
+  griddep_wait();  // x may still be written by the previous kernel (a no-op in a plain launch)
+#pragma unroll
+  for (int i = 0; i + 1 < kStages; ++i) stage(c0 + i);
   float acc[NT][4];
 #pragma unroll
   for (int j = 0; j < NT; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
@@ -232,6 +245,15 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, Occ)
       return;
     }
   }
+  if (sum.parts) {  // every thread takes part (the barriers of add_split_parts); the last part stores y
+    cp_async_wait<0>();  // (the last groups are empty) the flag lies over the ring ...
+    const int tile = blockIdx.y + gridDim.y * blockIdx.z;
+    float* parts = sum.parts + int64_t{tile} * gridDim.x * (NT * 4 * kThreads);
+    if (!add_split_parts<NT * 4, kThreads>(reinterpret_cast<float(&)[NT * 4]>(acc), parts, blockIdx.x, gridDim.x,
+                                           sum.counters + tile, smem + S::kLutBytes))
+      return;  // (... which add_split_parts writes only after a barrier: every warp is done reading it)
+    partial = nullptr;
+  }
   if (!active) return;
   const int64_t row = static_cast<int64_t>(mt) * kTileRows + gq;
 #pragma unroll
@@ -290,25 +312,37 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   // together and wait for each other). HILO_GEMM_CLUSTER=0: never a cluster, for A/B runs.
   static const bool cluster_allowed = env_flag("HILO_GEMM_CLUSTER", true);
   const bool cluster = cluster_allowed && S::kClusterSum && splits > 1 && splits <= kMaxClusterSplits;
+  // More splits add their parts in the kernel through the stream's workspace where it is on and they fit
+  // (split_workspace.hpp), else through a per-call partial buffer and a second kernel.
+  GemmSplitSum sum;
   float* partial = nullptr;
   const int64_t count = g.batch * g.rows;
   if (splits > 1 && !cluster) {
-    const cudaError_t e = cudaMallocAsync(reinterpret_cast<void**>(&partial), sizeof(float) * splits * count, stream);
-    if (e != cudaSuccess) return static_cast<int>(e);
+    constexpr int64_t kPartFloats = int64_t{NT} * 4 * S::kThreads;
+    if (fits_workspace(ctas * splits, kPartFloats, ctas))
+      if (const SplitWorkspace* ws = split_workspace(g.device, stream)) sum = GemmSplitSum{ws->partial, ws->counters};
+    if (!sum.parts) {
+      const cudaError_t e = cudaMallocAsync(reinterpret_cast<void**>(&partial), sizeof(float) * splits * count, stream);
+      if (e != cudaSuccess) return static_cast<int>(e);
+    }
   }
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeClusterDimension;
-  attr[0].val.clusterDim.x = static_cast<unsigned>(splits);
-  attr[0].val.clusterDim.y = 1;
-  attr[0].val.clusterDim.z = 1;
+  cudaLaunchAttribute attrs[2];
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = dim3(static_cast<unsigned>(splits), static_cast<unsigned>(row_ctas), static_cast<unsigned>(batch_tiles));
   cfg.blockDim = dim3(S::kThreads);
   cfg.dynamicSmemBytes = S::kSmem;
   cfg.stream = stream;
-  cfg.attrs = attr;
-  cfg.numAttrs = cluster ? 1 : 0;
-  return finish_gemm_launch(cudaLaunchKernelEx(&cfg, kernel, g, ex, tiles_per_split, partial), partial, splits, g, stream);
+  cfg.attrs = attrs;
+  if (cluster) {
+    attrs[0].id = cudaLaunchAttributeClusterDimension;
+    attrs[0].val.clusterDim.x = static_cast<unsigned>(splits);
+    attrs[0].val.clusterDim.y = 1;
+    attrs[0].val.clusterDim.z = 1;
+    cfg.numAttrs = 1;
+  }
+  const GemmPdl pdl = gemm_pdl_launch(cfg, attrs);
+  return finish_gemm_launch(cudaLaunchKernelEx(&cfg, kernel, g, ex, tiles_per_split, partial, sum, static_cast<int>(pdl)),
+                            partial, splits, g, stream);
 }
 
 template <int Bits, int NT, int WB>

@@ -4,7 +4,8 @@
 #include <atomic>
 #include <map>
 #include <mutex>
-#include <utility>
+#include <thread>
+#include <tuple>
 
 #include "../../core/env.hpp"
 
@@ -41,9 +42,10 @@ const SplitWorkspace* split_workspace(int device, cudaStream_t stream) {
   if (const int f = forced.load(std::memory_order_relaxed); f == 0 || (f < 0 && !enabled)) return nullptr;
   // Never freed: a workspace lives as long as the process, as cuBLAS' handles usually do.
   static std::mutex mutex;
-  static std::map<std::pair<int, cudaStream_t>, SplitWorkspace> workspaces;
+  static std::map<std::tuple<int, cudaStream_t, std::thread::id>, SplitWorkspace> workspaces;
   const std::lock_guard lock(mutex);
-  const auto key = std::pair{device, stream};
+  // cudaStreamPerThread names a different stream in each thread: those get a workspace per thread.
+  const auto key = std::tuple{device, stream, stream == cudaStreamPerThread ? std::this_thread::get_id() : std::thread::id{}};
   if (const auto it = workspaces.find(key); it != workspaces.end()) return &it->second;
   if (workspaces.size() >= kMostWorkspaces) return nullptr;
   void* memory = nullptr;

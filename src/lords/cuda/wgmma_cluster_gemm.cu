@@ -128,7 +128,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   const int row_cta = cluster % row_ctas, batch_tile = cluster / row_ctas * C + rank;
   const int split = blockIdx.y;
   const int c0 = split * tiles_per_split, c1 = min(c0 + tiles_per_split, g.col_tiles);
-  wg_pdl_start(pdl);
+  gemm_pdl_start(pdl);
   const int b0 = batch_tile * kBN;
   const int first_step = rank * S::kOwn;  // this CTA's steps of every chunk: first_step .. + kOwn - 1
   if (threadIdx.x == 0) {
@@ -354,7 +354,7 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   WgLaunchPlan p;
   if (const int e = plan_wg_launch(g, row_ctas * batch_tiles, int64_t{clusters} * C, kBN, stream, p); e != 0) return e;
   cfg.gridDim.y = static_cast<unsigned>(p.splits);
-  const WgPdl pdl = wg_pdl_launch(cfg, attr);
+  const GemmPdl pdl = gemm_pdl_launch(cfg, attr);
   return finish_gemm_launch(cudaLaunchKernelEx(&cfg, kernel, g, ex, p.tiles_per_split, p.partial, p.x_map, pdl),
                             p.partial, p.splits, g, stream);
 }

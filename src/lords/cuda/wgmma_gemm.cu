@@ -108,7 +108,7 @@ __global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(R8, BN))
   const auto a_ptr_of = [&](int c) {
     return reinterpret_cast<uint16_t*>(ring + S::kSlots * S::kXBytes + (c - c0) % kASlots * S::kABytes);
   };
-  wg_pdl_start(pdl);
+  gemm_pdl_start(pdl);
   if (threadIdx.x == 0) {
     for (int s = 0; s < S::kSlots; ++s) {
       mbar_init(full(s), 1);
@@ -279,7 +279,7 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   }
   cudaLaunchConfig_t cfg = wg_launch_config(grid, kThreads, S::kSmem, stream);
   cudaLaunchAttribute attrs[1];
-  const WgPdl pdl = wg_pdl_launch(cfg, attrs);
+  const GemmPdl pdl = gemm_pdl_launch(cfg, attrs);
   const cudaError_t launched = cudaLaunchKernelEx(&cfg, kernel, g, ex, p.tiles_per_split, p.partial, tail, p.x_map, pdl);
   if (tail_buffer) cudaFreeAsync(tail_buffer, stream);
   return finish_gemm_launch(launched, p.partial, p.splits, g, stream);

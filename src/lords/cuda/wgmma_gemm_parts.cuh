@@ -10,6 +10,7 @@
 #include "../../cuda/tma.cuh"
 #include "../gpu_layout.hpp"
 #include "gemm_common.cuh"
+#include "split_sum.cuh"
 
 namespace hilo::lords::cuda_detail {
 
@@ -32,18 +33,6 @@ constexpr int wg_x_bytes(int bn) { return bn * 2 * gpu_layout::kTileCols; }
 constexpr int wg_lut_bytes(int bits, int copies = 32) { return 4 * (1 << (2 * bits)) * copies; }
 constexpr int kWgOutStride = kWgCtaRows + 8;  // bf16 per staged output row (the epilogue, over the x ring)
 
-// How a wgmma GEMM was launched: plainly, or by programmatic dependent launch (the kernel may start while the previous
-// kernel on the stream still runs: it touches only weights before griddep_wait, and x, y and partial sums after it),
-// and then whether it lets the next kernel start at once (griddepcontrol.launch_dependents first thing: the next
-// kernel's CTAs take the SMs this grid leaves idle, or those its last CTAs free, and request their weights there).
-enum WgPdl : int { kWgPlain = 0, kWgEarly = 1, kWgEarlyTrigger = 2 };
-// Adds the launch attribute to cfg (attrs: room for one more) where PDL is on (HILO_PDL), and says how;
-// HILO_GEMM_TRIGGER=0 leaves the trigger to each CTA's exit, for A/B runs.
-inline WgPdl wg_pdl_launch(cudaLaunchConfig_t& cfg, cudaLaunchAttribute* attrs) {
-  static const bool trigger = env_flag("HILO_GEMM_TRIGGER", true);
-  if (!add_pdl_attribute(cfg, attrs)) return kWgPlain;
-  return trigger ? kWgEarlyTrigger : kWgEarly;
-}
 // A wgmma GEMM's launch configuration (no attributes yet).
 inline cudaLaunchConfig_t wg_launch_config(dim3 grid, int threads, size_t smem, cudaStream_t stream) {
   cudaLaunchConfig_t cfg = {};
@@ -52,9 +41,6 @@ inline cudaLaunchConfig_t wg_launch_config(dim3 grid, int threads, size_t smem, 
   cfg.dynamicSmemBytes = smem;
   cfg.stream = stream;
   return cfg;
-}
-__device__ __forceinline__ void wg_pdl_start(int pdl) {
-  if (pdl == kWgEarlyTrigger) griddep_launch_dependents();
 }
 
 // Block-wise: this lane's scales for chunk c of tile `tile`, block (the chunk's first) + t (clamped to the last) for
@@ -183,37 +169,12 @@ __device__ __forceinline__ WgWork wg_work_of(const WgTail& tail, int tiles_per_s
 
 // A tail split's epilogue, by the consumer warps: stores this part's accumulators, arrives on the tile's counter, and
 // returns whether this CTA arrived last; that one then holds in acc the sum of every part, added in part order (so the
-// bits do not depend on which part finishes last) and stores the tile. `flag` is 4 bytes of shared memory that no
-// consumer reads or writes any more (the x ring).
+// bits do not depend on which part finishes last) and stores the tile (add_split_parts). `flag` is 4 bytes of shared
+// memory that no consumer reads or writes any more (the x ring).
 template <int BN>
 __device__ __forceinline__ bool tail_sum(float (&acc)[BN / 2], const WgTail& tail, const WgWork& w, void* flag) {
-  constexpr int kN = BN / 2;
-  const int tid = static_cast<int>(threadIdx.x);
   float* parts = tail.partial + w.tail_q * tail.splits * wg_tail_part_floats(BN);
-  float* mine = parts + w.split * wg_tail_part_floats(BN);
-#pragma unroll
-  for (int i = 0; i < kN; ++i) __stcg(mine + i * kWgConsumers + tid, acc[i]);
-  __threadfence();  // this thread's partials before the arrival below (the classic last-block reduction)
-  cuda_ptx::named_barrier_sync<kWgConsumers>(1);
-  volatile int* last = static_cast<volatile int*>(flag);
-  // atomicInc wraps at splits - 1: the last arrival leaves the counter at zero, ready for the next call (a workspace's
-  // counters are zeroed once, split_workspace.hpp).
-  if (tid == 0)
-    *last = atomicInc(reinterpret_cast<unsigned*>(tail.arrivals + w.tail_q), tail.splits - 1) == tail.splits - 1u;
-  cuda_ptx::named_barrier_sync<kWgConsumers>(1);
-  if (!*last) return false;
-  __threadfence();  // the other parts, fenced before their arrivals, are visible from here on
-  // Parts outermost: each part's kN loads are independent and in flight together. (Elements outermost with a run-time
-  // loop over the parts inside made kN x splits dependent L2 round trips: the first build's tail was 1.2x slower.)
-  // From part 0's value, not from 0: the same bits as the sum kernel of a per-call buffer (0 + -0 would be +0).
-#pragma unroll
-  for (int i = 0; i < kN; ++i) acc[i] = __ldcg(parts + i * kWgConsumers + tid);
-  for (int p = 1; p < tail.splits; ++p) {
-    const float* part = parts + p * wg_tail_part_floats(BN) + tid;
-#pragma unroll
-    for (int i = 0; i < kN; ++i) acc[i] += __ldcg(part + i * kWgConsumers);
-  }
-  return true;
+  return add_split_parts<BN / 2, kWgConsumers>(acc, parts, w.split, tail.splits, tail.arrivals + w.tail_q, flag);
 }
 
 // Split k for a grid of `ctas` CTAs on `slots` resident CTA slots, each split costing `split_bytes` of partial sums

@@ -161,8 +161,8 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     const int slot = (c - c0) % kSlots;
     tma_x_chunk<BN>(x_ring + slot * S::kXBytes, &x_map, c, b0, full(slot));
   };
-  // Launched early (`pdl`, WgPdl), the CTA touches only weights (codes, A^T, B, the codebook) before griddep_wait.
-  wg_pdl_start(pdl);
+  // Launched early (`pdl`, GemmPdl), the CTA touches only weights (codes, A^T, B, the codebook) before griddep_wait.
+  gemm_pdl_start(pdl);
   // The producer lane sets up the barriers and requests the first slots' chunks at once, while the consumers load B
   // and fill the pair table (a CTA of few chunks, as on 1024x4096, would otherwise wait for them after the barrier).
   const bool producer_lane = threadIdx.x == kGemmRowTiles * 32;
@@ -347,7 +347,7 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
     return finish_gemm_launch(static_cast<cudaError_t>(e), p.partial, p.splits, g, stream);
   cudaLaunchConfig_t cfg = wg_launch_config(p.grid(tiles), kWgThreads, S::kSmem, stream);
   cudaLaunchAttribute attrs[1];
-  const WgPdl pdl = wg_pdl_launch(cfg, attrs);
+  const GemmPdl pdl = gemm_pdl_launch(cfg, attrs);
   // Launched early, the first chunks' weights that a CTA requests before griddepcontrol.wait: every first slot's
   // where this kernel follows the previous call directly (one split, or split k added in the kernel: a CTA on an idle
   // SM waits long for the previous call), the first chunk's alone with a per-call partial buffer, where the sum kernel
@@ -355,7 +355,7 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   // (H200, twenty-fourth session: 4096x4096 at batches 4-16 1.03-1.05x faster with one, 14336x4096 unsplit 1.01x
   // slower). HILO_GEMM_PDL_AHEAD=1..6 forces a count.
   static const int forced_ahead = env_override("HILO_GEMM_PDL_AHEAD", 1, 6, 0);
-  const int ahead = pdl == kWgPlain ? 0 : forced_ahead > 0 ? forced_ahead : p.partial ? 1 : S::kSlots;
+  const int ahead = pdl == kGemmPlain ? 0 : forced_ahead > 0 ? forced_ahead : p.partial ? 1 : S::kSlots;
   return finish_gemm_launch(
       cudaLaunchKernelEx(&cfg, kernel, g, p.tiles_per_split, p.partial, p.sum, p.x_map, a_map, pdl, ahead), p.partial,
       p.splits, g, stream);
