@@ -31,15 +31,26 @@ __device__ __forceinline__ bool add_split_parts(float (&acc)[N], float* parts, i
   cuda_ptx::named_barrier_sync<Threads>(1);
   if (!*last) return false;
   __threadfence();  // the other parts, fenced before their arrivals, are visible from here on
-  // Parts outermost: each part's N loads are independent and in flight together. (Elements outermost with a run-time
-  // loop over the parts inside made N x splits dependent L2 round trips: the first build's tail was 1.2x slower.)
-  const float* first = parts + tid;
+  // Parts outermost, G parts at a time: the G x N loads of a group are independent and in flight together, so the sum
+  // costs ceil(splits / G) L2 round trips, not splits (16 splits of a small tile would otherwise wait for 16 in turn).
+  // G x N <= 32 registers of loads. (Elements outermost with a run-time loop over the parts inside made N x splits
+  // dependent round trips: the first build's tail was 1.2x slower.) Still added one part after another, in order.
+  constexpr int G = N >= 32 ? 1 : 32 / N;
+#pragma unroll 1
+  for (int base = 0; base < splits; base += G) {
+    float v[G][N];
 #pragma unroll
-  for (int i = 0; i < N; ++i) acc[i] = __ldcg(first + i * Threads);
-  for (int p = 1; p < splits; ++p) {
-    const float* other = parts + int64_t{p} * N * Threads + tid;
+    for (int q = 0; q < G; ++q)
+      if (base + q < splits) {
+        const float* part_q = parts + int64_t{base + q} * N * Threads + tid;
 #pragma unroll
-    for (int i = 0; i < N; ++i) acc[i] += __ldcg(other + i * Threads);
+        for (int i = 0; i < N; ++i) v[q][i] = __ldcg(part_q + i * Threads);
+      }
+#pragma unroll
+    for (int q = 0; q < G; ++q)
+      if (base + q < splits)
+#pragma unroll
+        for (int i = 0; i < N; ++i) acc[i] = q == 0 && base == 0 ? v[q][i] : acc[i] + v[q][i];
   }
   return true;
 }
