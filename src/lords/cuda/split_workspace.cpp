@@ -44,7 +44,9 @@ const SplitWorkspace* split_workspace(int device, cudaStream_t stream) {
   static std::mutex mutex;
   static std::map<std::tuple<int, cudaStream_t, std::thread::id>, SplitWorkspace> workspaces;
   const std::lock_guard lock(mutex);
-  // cudaStreamPerThread names a different stream in each thread: those get a workspace per thread.
+  // Keyed by the stream's handle, as PyTorch keys cuBLAS workspaces: a destroyed stream's handle comes back only once
+  // its work has completed (its resources are released then), so a new stream that reuses it cannot overlap the old
+  // one's calls. cudaStreamPerThread names a different stream in each thread: those get a workspace per thread.
   const auto key = std::tuple{device, stream, stream == cudaStreamPerThread ? std::this_thread::get_id() : std::thread::id{}};
   if (const auto it = workspaces.find(key); it != workspaces.end()) return &it->second;
   if (workspaces.size() >= kMostWorkspaces) return nullptr;
