@@ -735,8 +735,9 @@ TEST(LordsCuda, BackToBackCallsSeeEachOthersOutputs) {
 // The same for the GEMMs, which start early too: GEMM after GEMM, a layer of 256 columns (one split: the next call's
 // kernel follows it directly) and one of 768 (split k: added in the kernel through the stream's workspace, or with
 // it off a partial buffer and a second kernel between), at 16, 40 and 200 activation rows (the scale-on-wgmma GEMM)
-// and 300 (the wgmma GEMM); at 16 rows also block-wise and LoRDS at padded rank 16 on 768 columns (the mma.sync GEMM,
-// 3 splits), between the others.
+// and 300 (the wgmma GEMM); at 16 rows also block-wise and LoRDS at padded rank 16 on a 768x768 layer (the mma.sync
+// GEMM, 3 splits), between the others. (The layers form a ring, rows of the next = columns of this one, for the
+// write-after-read calls.)
 TEST(LordsCuda, BackToBackGemmCallsSeeEachOthersOutputs) {
   SKIP_WITHOUT_GPU();
   struct RestoreWorkspace {
@@ -744,8 +745,8 @@ TEST(LordsCuda, BackToBackGemmCallsSeeEachOthersOutputs) {
   } restore;
   const std::vector<Case> layers{Case{Method::Lords, CodebookKind::NF, 4, 64, 768, 256, 32},
                                  Case{Method::Lords, CodebookKind::NF, 4, 64, 256, 768, 49},
-                                 Case{Method::Blockwise, CodebookKind::NF, 4, 64, 256, 768},
-                                 Case{Method::Lords, CodebookKind::INT, 3, 64, 256, 768, 12}};
+                                 Case{Method::Blockwise, CodebookKind::NF, 4, 64, 768, 768},
+                                 Case{Method::Lords, CodebookKind::INT, 3, 64, 768, 768, 12}};
   for (int workspace : {1, 0}) {
     lords::cuda_detail::force_split_workspace(workspace);
     for (int64_t batch : {16, 40, 200, 300})
