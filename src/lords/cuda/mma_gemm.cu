@@ -148,7 +148,12 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, Occ)
   };
 
   // Launched early (pdl), the CTA touches only weights (codes, B, the codebook) before griddep_wait, and x (staged
-  // with A^T or the block scales) after it.
+  // with A^T or the block scales) after it; a plain launch requests x first, as its L2 hits would otherwise queue
+  // behind the codes.
+  const bool x_first = pdl == kGemmPlain;
+  if (x_first)
+#pragma unroll
+    for (int i = 0; i + 1 < kStages; ++i) stage(c0 + i);
   constexpr int PD = S::kDepth;
   uint32_t ring[PD][S::kWords];  // slot d holds chunk c0 + d + k PD
 #pragma unroll
@@ -163,8 +168,9 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, Occ)
   if constexpr (S::kLords)
     load_b_factors<S::kGroups>(g.b, static_cast<int64_t>(mtc) * kTileRows, rank_pad_of(R8), lane, bfac);
   griddep_wait();  // x may still be written by the previous kernel (a no-op in a plain launch)
+  if (!x_first)
 #pragma unroll
-  for (int i = 0; i + 1 < kStages; ++i) stage(c0 + i);
+    for (int i = 0; i + 1 < kStages; ++i) stage(c0 + i);
   float acc[NT][4];
 #pragma unroll
   for (int j = 0; j < NT; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
@@ -340,7 +346,14 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
     attrs[0].val.clusterDim.z = 1;
     cfg.numAttrs = 1;
   }
-  const GemmPdl pdl = gemm_pdl_launch(cfg, attrs);
+  // PDL where nothing stands between two calls (one split, a cluster sum, the workspace): the next call's CTAs start
+  // on the SMs this grid leaves idle (block-wise 14336x4096 at batches 16-32: 1.10x). A grid with a partial buffer
+  // follows the previous call's sum kernel, so it could not start early, and staging x after the weights cost it
+  // (block-wise 4096x4096 at batch 16: 12.2 against 11.6 us, H100, twenty-sixth session): a plain launch there.
+  // HILO_GEMM_MMA_PDL=1 / 0: PDL / plain launches everywhere, for A/B runs.
+  static const int mma_pdl = env_override("HILO_GEMM_MMA_PDL", 0, 1, -1);
+  const bool early = mma_pdl >= 0 ? mma_pdl == 1 : partial == nullptr;
+  const GemmPdl pdl = early ? gemm_pdl_launch(cfg, attrs) : kGemmPlain;
   return finish_gemm_launch(cudaLaunchKernelEx(&cfg, kernel, g, ex, tiles_per_split, partial, sum, static_cast<int>(pdl)),
                             partial, splits, g, stream);
 }
