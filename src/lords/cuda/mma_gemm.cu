@@ -347,12 +347,13 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
     cfg.numAttrs = 1;
   }
   // PDL where nothing stands between two calls (one split, a cluster sum, the workspace): the next call's CTAs start
-  // on the SMs this grid leaves idle (block-wise 14336x4096 at batches 16-32: 1.10x). A grid with a partial buffer
-  // follows the previous call's sum kernel, so it could not start early, and staging x after the weights cost it
-  // (block-wise 4096x4096 at batch 16: 12.2 against 11.6 us, H100, twenty-sixth session): a plain launch there.
-  // HILO_GEMM_MMA_PDL=1 / 0: PDL / plain launches everywhere, for A/B runs.
+  // on the SMs this grid leaves idle (block-wise 14336x4096 at batches 16-32: 1.10x). A block-wise grid with a
+  // partial buffer follows the previous call's sum kernel, so it cannot start early, and staging x after the weights
+  // cost it 0.94-0.98x (4096x4096 at batch 16: 12.2 against 11.6 us): a plain launch there, x first. LoRDS with a
+  // partial buffer gained from PDL all the same (1024x4096 at batches 4-16: 1.04-1.05x; why is not known), so it
+  // keeps it. H100, twenty-sixth session, same call. HILO_GEMM_MMA_PDL=1 / 0: PDL / plain everywhere, for A/B runs.
   static const int mma_pdl = env_override("HILO_GEMM_MMA_PDL", 0, 1, -1);
-  const bool early = mma_pdl >= 0 ? mma_pdl == 1 : partial == nullptr;
+  const bool early = mma_pdl >= 0 ? mma_pdl == 1 : partial == nullptr || S::kLords;
   const GemmPdl pdl = early ? gemm_pdl_launch(cfg, attrs) : kGemmPlain;
   return finish_gemm_launch(cudaLaunchKernelEx(&cfg, kernel, g, ex, tiles_per_split, partial, sum, static_cast<int>(pdl)),
                             partial, splits, g, stream);
