@@ -83,16 +83,9 @@ struct GemmShape {
   static_assert(kSmem <= kSmemLimit, "the GEMM's shared memory exceeds what a CTA may have");
 };
 
-// Split k added in the kernel (add_split_parts): the parts, [tiles][splits][NT * 4][threads] floats, and one arrival
-// counter per tile (tile = blockIdx.y + gridDim.y blockIdx.z, part = blockIdx.x), from the stream's workspace.
-struct GemmSplitSum {
-  float* parts = nullptr;
-  int* counters = nullptr;
-};
-
 template <int Bits, int NT, int R8, int WB, int Occ>
 __global__ void __launch_bounds__(32 * kRowWarps * WB, Occ)
-    mma_gemm_kernel(MmaArgs g, GemmExtras ex, int tiles_per_split, float* partial, GemmSplitSum sum, int pdl) {
+    mma_gemm_kernel(MmaArgs g, GemmExtras ex, int tiles_per_split, float* partial, SplitWorkspace sum, int pdl) {
   using S = GemmShape<Bits, NT, R8, WB, Occ>;
   constexpr int kThreads = S::kThreads;
   extern __shared__ __align__(16) unsigned char smem[];
@@ -104,7 +97,7 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, Occ)
   uint16_t* scale_s = reinterpret_cast<uint16_t*>(smem + S::kLutBytes + kStages * (S::kXBytes + S::kABytes));
   // Split k over a cluster (launch_variant): every CTA of it must be running before the others store into its shared
   // memory (cluster_sum_push waits for this arrival).
-  const bool sum_in_cluster = S::kClusterSum && partial == nullptr && sum.parts == nullptr && gridDim.x > 1;
+  const bool sum_in_cluster = S::kClusterSum && partial == nullptr && sum.partial == nullptr && gridDim.x > 1;
   if (sum_in_cluster) cluster_arrive_relaxed();
   gemm_pdl_start(pdl);
   const int warp = threadIdx.x / 32 % kRowWarps, group = threadIdx.x / 32 / kRowWarps;
@@ -251,10 +244,13 @@ __global__ void __launch_bounds__(32 * kRowWarps * WB, Occ)
       return;
     }
   }
-  if (sum.parts) {  // every thread takes part (the barriers of add_split_parts); the last part stores y
+  // Split k added in the kernel through the stream's workspace (add_split_parts): parts [tiles][splits][NT * 4]
+  // [threads] floats and a counter per tile (tile = blockIdx.y + gridDim.y blockIdx.z, part = blockIdx.x). Every
+  // thread takes part (the barriers of add_split_parts); the last part stores y.
+  if (sum.partial) {
     cp_async_wait<0>();  // (the last groups are empty) the flag lies over the ring ...
     const int tile = blockIdx.y + gridDim.y * blockIdx.z;
-    float* parts = sum.parts + int64_t{tile} * gridDim.x * (NT * 4 * kThreads);
+    float* parts = sum.partial + int64_t{tile} * gridDim.x * (NT * 4 * kThreads);
     if (!add_split_parts<NT * 4, kThreads>(reinterpret_cast<float(&)[NT * 4]>(acc), parts, blockIdx.x, gridDim.x,
                                            sum.counters + tile, smem + S::kLutBytes))
       return;  // (... which add_split_parts writes only after a barrier: every warp is done reading it)
@@ -320,14 +316,13 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   const bool cluster = cluster_allowed && S::kClusterSum && splits > 1 && splits <= kMaxClusterSplits;
   // More splits add their parts in the kernel through the stream's workspace where it is on and they fit
   // (split_workspace.hpp), else through a per-call partial buffer and a second kernel.
-  GemmSplitSum sum;
+  SplitWorkspace sum;
   float* partial = nullptr;
   const int64_t count = g.batch * g.rows;
   if (splits > 1 && !cluster) {
     constexpr int64_t kPartFloats = int64_t{NT} * 4 * S::kThreads;
-    if (fits_workspace(ctas * splits, kPartFloats, ctas))
-      if (const SplitWorkspace* ws = split_workspace(g.device, stream)) sum = GemmSplitSum{ws->partial, ws->counters};
-    if (!sum.parts) {
+    if (const SplitWorkspace* ws = split_workspace(g.device, stream, ctas * splits, kPartFloats, ctas)) sum = *ws;
+    if (!sum.partial) {
       const cudaError_t e = cudaMallocAsync(reinterpret_cast<void**>(&partial), sizeof(float) * splits * count, stream);
       if (e != cudaSuccess) return static_cast<int>(e);
     }

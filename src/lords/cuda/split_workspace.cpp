@@ -35,7 +35,9 @@ bool allocate_zeroed(void** ptr, size_t bytes) {
 
 void force_split_workspace(int mode) { forced.store(mode < 0 ? -1 : mode != 0, std::memory_order_relaxed); }
 
-const SplitWorkspace* split_workspace(int device, cudaStream_t stream) {
+const SplitWorkspace* split_workspace(int device, cudaStream_t stream, int64_t parts, int64_t part_floats,
+                                      int64_t tiles) {
+  if (parts * part_floats * 4 > kWorkspacePartialBytes || tiles > kWorkspaceCounters) return nullptr;
   // Off by default until a device has run it (twenty-fifth session: no machine came): HILO_GEMM_WORKSPACE=1 turns
   // it on. The tests force it on and off (force_split_workspace).
   static const bool enabled = env_flag("HILO_GEMM_WORKSPACE", false);

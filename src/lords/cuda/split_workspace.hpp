@@ -24,19 +24,16 @@ struct SplitWorkspace {
 constexpr int64_t kWorkspacePartialBytes = int64_t{16} << 20;
 constexpr int kWorkspaceCounters = 4096;
 
-// The workspace of `stream` on the current device (`device`), created zeroed on first use (also during stream
-// capture, as PyTorch's allocator does: the capture mode is relaxed for the allocation); nullptr where the workspace
-// is off (HILO_GEMM_WORKSPACE), past 64 workspaces, or where the allocation fails (the callers then fall back to
-// per-call buffers and a sum kernel).
-const SplitWorkspace* split_workspace(int device, cudaStream_t stream);
+// The workspace of `stream` on the current device (`device`) for `parts` partial sums of `part_floats` floats each
+// and `tiles` counters, created zeroed on first use (also during stream capture, as PyTorch's allocator does: the
+// capture mode is relaxed for the allocation); nullptr where they do not fit, where the workspace is off
+// (HILO_GEMM_WORKSPACE), past 64 workspaces, or where the allocation fails (the callers then fall back to per-call
+// buffers and a sum kernel).
+const SplitWorkspace* split_workspace(int device, cudaStream_t stream, int64_t parts, int64_t part_floats,
+                                      int64_t tiles);
 
 // Tests: 0 never uses a workspace (per-call buffers and the sum kernel), 1 always where one fits, -1 the default
 // (HILO_GEMM_WORKSPACE: off unless 1, until a device has measured it).
 void force_split_workspace(int mode);
-
-// Whether `parts` partial sums of `part_floats` floats each and `tiles` counters fit a workspace.
-inline bool fits_workspace(int64_t parts, int64_t part_floats, int64_t tiles) {
-  return parts * part_floats * 4 <= kWorkspacePartialBytes && tiles <= kWorkspaceCounters;
-}
 
 }  // namespace hilo::lords::cuda_detail

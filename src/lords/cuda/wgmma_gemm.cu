@@ -235,11 +235,10 @@ __global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(R8, BN))
 int bind_tail_storage(const MmaArgs& g, int64_t part_floats, int64_t tail_tiles, cudaStream_t stream, WgTail& tail,
                       void*& owned) {
   const int64_t parts = tail_tiles * tail.splits;
-  if (fits_workspace(parts, part_floats, tail_tiles))
-    if (const SplitWorkspace* ws = split_workspace(g.device, stream)) {
-      tail.partial = ws->partial, tail.arrivals = ws->counters;
-      return 0;
-    }
+  if (const SplitWorkspace* ws = split_workspace(g.device, stream, parts, part_floats, tail_tiles)) {
+    tail.partial = ws->partial, tail.arrivals = ws->counters;
+    return 0;
+  }
   const int64_t part_bytes = 4 * part_floats * parts;
   if (const cudaError_t e = cudaMallocAsync(&owned, part_bytes + 4 * tail_tiles, stream); e != cudaSuccess)
     return static_cast<int>(e);
@@ -386,12 +385,11 @@ int plan_wg_launch(const MmaArgs& g, int64_t ctas, int64_t slots, int bn, cudaSt
   if (const int e = cuda_host::encode_bf16_rows_map(&plan.x_map, g.x, g.batch, g.cols, bn); e != 0) return e;
   plan.partial = nullptr;
   plan.sum = WgTail{};
-  if (plan.splits > 1 && part_floats > 0 && fits_workspace(ctas * plan.splits, part_floats, ctas)) {
-    if (const SplitWorkspace* ws = split_workspace(g.device, stream)) {
+  if (plan.splits > 1 && part_floats > 0)
+    if (const SplitWorkspace* ws = split_workspace(g.device, stream, ctas * plan.splits, part_floats, ctas)) {
       plan.sum = WgTail{0, plan.splits, plan.tiles_per_split, ws->partial, ws->counters};
       return 0;
     }
-  }
   if (plan.splits > 1) {
     const size_t bytes = sizeof(float) * plan.splits * g.batch * g.rows;
     if (const cudaError_t e = cudaMallocAsync(reinterpret_cast<void**>(&plan.partial), bytes, stream); e != cudaSuccess)
