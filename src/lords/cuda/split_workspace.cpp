@@ -36,12 +36,15 @@ bool allocate_zeroed(void** ptr, size_t bytes) {
 void force_split_workspace(int mode) { forced.store(mode < 0 ? -1 : mode != 0, std::memory_order_relaxed); }
 
 const SplitWorkspace* split_workspace(int device, cudaStream_t stream, int64_t parts, int64_t part_floats,
-                                      int64_t tiles) {
-  if (parts * part_floats * 4 > kWorkspacePartialBytes || tiles > kWorkspaceCounters) return nullptr;
-  // Off by default until a device has run it (twenty-fifth session: no machine came): HILO_GEMM_WORKSPACE=1 turns
-  // it on. The tests force it on and off (force_split_workspace).
-  static const bool enabled = env_flag("HILO_GEMM_WORKSPACE", false);
-  if (const int f = forced.load(std::memory_order_relaxed); f == 0 || (f < 0 && !enabled)) return nullptr;
+                                      int64_t tiles, int per_thread) {
+  if (parts * part_floats * 4 > kWorkspacePartialBytes || tiles > kWorkspaceCounters || tiles < 1) return nullptr;
+  // HILO_GEMM_WORKSPACE: 0 never, 1 wherever it fits, unset the rule (split_workspace.hpp). The tests force it on and
+  // off (force_split_workspace).
+  static const int from_env = env_override("HILO_GEMM_WORKSPACE", 0, 1, -1);
+  int mode = forced.load(std::memory_order_relaxed);
+  if (mode < 0) mode = from_env;
+  if (mode < 0) mode = parts / tiles * per_thread <= kSplitSumLoadFloats;
+  if (mode == 0) return nullptr;
   // Never freed: a workspace lives as long as the process, as cuBLAS' handles usually do.
   static std::mutex mutex;
   static std::map<std::tuple<int, cudaStream_t, std::thread::id>, SplitWorkspace> workspaces;

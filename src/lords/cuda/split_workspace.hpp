@@ -23,17 +23,25 @@ struct SplitWorkspace {
 };
 constexpr int64_t kWorkspacePartialBytes = int64_t{16} << 20;
 constexpr int kWorkspaceCounters = 4096;
+// The last part of a tile loads this many floats per thread at once (add_split_parts, split_sum.cuh): parts of a tile
+// x accumulators per thread within it cost one L2 round trip in its sum.
+constexpr int kSplitSumLoadFloats = 32;
 
 // The workspace of `stream` on the current device (`device`) for `parts` partial sums of `part_floats` floats each
-// and `tiles` counters, created zeroed on first use (also during stream capture, as PyTorch's allocator does: the
-// capture mode is relaxed for the allocation); nullptr where they do not fit, where the workspace is off
-// (HILO_GEMM_WORKSPACE), past 64 workspaces, or where the allocation fails (the callers then fall back to per-call
-// buffers and a sum kernel).
+// and `tiles` counters, `per_thread` of a part's floats in each thread of the CTA that adds them; created zeroed on
+// first use (also during stream capture, as PyTorch's allocator does: the capture mode is relaxed for the
+// allocation). nullptr where they do not fit, where the workspace is not chosen, past 64 workspaces, or where the
+// allocation fails (the callers then fall back to per-call buffers and a sum kernel).
+//
+// Chosen by default only where the last part adds its tile in one L2 round trip (parts per tile x per_thread <=
+// kSplitSumLoadFloats): measured on an H100 (twenty-sixth session), the workspace gained 1-2% there (4 parts of 8
+// accumulators per thread) and lost 4-42% wherever the last part needs more (the sum kernel spreads those adds over
+// the GPU). HILO_GEMM_WORKSPACE=0 never takes it, =1 wherever it fits.
 const SplitWorkspace* split_workspace(int device, cudaStream_t stream, int64_t parts, int64_t part_floats,
-                                      int64_t tiles);
+                                      int64_t tiles, int per_thread);
 
 // Tests: 0 never uses a workspace (per-call buffers and the sum kernel), 1 always where one fits, -1 the default
-// (HILO_GEMM_WORKSPACE: off unless 1, until a device has measured it).
+// (HILO_GEMM_WORKSPACE, else the one-round-trip rule above).
 void force_split_workspace(int mode);
 
 }  // namespace hilo::lords::cuda_detail

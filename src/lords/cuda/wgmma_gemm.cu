@@ -235,7 +235,7 @@ __global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(R8, BN))
 int bind_tail_storage(const MmaArgs& g, int64_t part_floats, int64_t tail_tiles, cudaStream_t stream, WgTail& tail,
                       void*& owned) {
   const int64_t parts = tail_tiles * tail.splits;
-  if (const SplitWorkspace* ws = split_workspace(g.device, stream, parts, part_floats, tail_tiles)) {
+  if (const SplitWorkspace* ws = split_workspace(g.device, stream, parts, part_floats, tail_tiles, static_cast<int>(part_floats / kWgConsumers))) {
     tail.partial = ws->partial, tail.arrivals = ws->counters;
     return 0;
   }
@@ -386,7 +386,8 @@ int plan_wg_launch(const MmaArgs& g, int64_t ctas, int64_t slots, int bn, cudaSt
   plan.partial = nullptr;
   plan.sum = WgTail{};
   if (plan.splits > 1 && part_floats > 0)
-    if (const SplitWorkspace* ws = split_workspace(g.device, stream, ctas * plan.splits, part_floats, ctas)) {
+    if (const SplitWorkspace* ws = split_workspace(g.device, stream, ctas * plan.splits, part_floats, ctas,
+                                                            static_cast<int>(part_floats / kWgConsumers))) {
       plan.sum = WgTail{0, plan.splits, plan.tiles_per_split, ws->partial, ws->counters};
       return 0;
     }
