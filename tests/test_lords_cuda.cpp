@@ -421,6 +421,18 @@ TEST(LordsCuda, ScaleOnWgmmaGemmRule) {
   EXPECT_FALSE(wgmma_scale_gemm_can_run(g));
 }
 
+// The workspace's default rule (no GPU needed): the H100's measured cases (twenty-sixth session). 4 splits of 8
+// accumulators per thread (4096x4096 and 4096x14336 at batches 2-16) take it; 4 of 32 (batch 64), 16 of 8 (1024x4096
+// at batches 4-16 on mma.sync) and 4 of 64 (batch 1024) do not.
+TEST(LordsCuda, SplitWorkspaceRule) {
+  using lords::cuda_detail::split_workspace_by_default;
+  EXPECT_TRUE(split_workspace_by_default(4, 8));
+  EXPECT_TRUE(split_workspace_by_default(2, 16));
+  EXPECT_FALSE(split_workspace_by_default(4, 32));
+  EXPECT_FALSE(split_workspace_by_default(16, 8));
+  EXPECT_FALSE(split_workspace_by_default(4, 64));
+}
+
 // The tail split's rule (no GPU needed): 14336x4096 at batch 1024 on 132 SMs (448 tiles of 128 KB partial sums, 32
 // chunks) splits its last 52 tiles two ways; one wave or less, a last wave nearly full (224 tiles: 92 left) and
 // one chunk do not split; the test hook's forced slots and splits, and its off switch.

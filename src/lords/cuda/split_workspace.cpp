@@ -43,7 +43,7 @@ const SplitWorkspace* split_workspace(int device, cudaStream_t stream, int64_t p
   static const int from_env = env_override("HILO_GEMM_WORKSPACE", 0, 1, -1);
   int mode = forced.load(std::memory_order_relaxed);
   if (mode < 0) mode = from_env;
-  if (mode < 0) mode = parts / tiles * per_thread <= kSplitSumLoadFloats;
+  if (mode < 0) mode = split_workspace_by_default(parts / tiles, per_thread);
   if (mode == 0) return nullptr;
   // Never freed: a workspace lives as long as the process, as cuBLAS' handles usually do.
   static std::mutex mutex;

@@ -40,6 +40,11 @@ constexpr int kSplitSumLoadFloats = 32;
 const SplitWorkspace* split_workspace(int device, cudaStream_t stream, int64_t parts, int64_t part_floats,
                                       int64_t tiles, int per_thread);
 
+// The default rule above: the last part's loads of a tile (splits x per_thread floats per thread) in one round trip.
+constexpr bool split_workspace_by_default(int64_t splits, int per_thread) {
+  return splits * per_thread <= kSplitSumLoadFloats;
+}
+
 // Tests: 0 never uses a workspace (per-call buffers and the sum kernel), 1 always where one fits, -1 the default
 // (HILO_GEMM_WORKSPACE, else the one-round-trip rule above).
 void force_split_workspace(int mode);
