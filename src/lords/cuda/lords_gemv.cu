@@ -493,15 +493,15 @@ __global__ void __launch_bounds__(32 * warps_per_cta(Wg, MT), 1)
   // StreamK: a range whose partials this CTA wrote earlier (at the crossing, `early`, -1 for none) arrives here too.
   const auto grid_add = [&](float v, int range, int slot, int count, int64_t ld, int early = -1, int early_count = 0) {
     if (tid < rows) gs.partial[slot * ld + static_cast<int64_t>(range) * rows + tid] = v;
+    __threadfence();
     __syncthreads();
     __shared__ int last[2];
-    if (tid == 0) {  // one thread fences for the CTA, behind the barrier (as add_split_parts, split_sum.cuh)
-      __threadfence();
+    if (tid == 0) {
       last[0] = atomicAdd(gs.arrivals + range, 1) == count - 1;
       last[1] = early >= 0 && atomicAdd(gs.arrivals + early, 1) == early_count - 1;
-      if (last[0] || last[1]) __threadfence();  // the other slots' partials, fenced before their arrivals, are visible
     }
     __syncthreads();
+    if (last[0] || last[1]) __threadfence();  // the other slots' partials, fenced before their arrivals, are visible
 #pragma unroll 1
     for (int k = 0; k < 2; ++k) {
       if (!last[k] || tid >= rows) continue;

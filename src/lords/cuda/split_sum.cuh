@@ -25,20 +25,13 @@ __device__ __forceinline__ bool add_split_parts(float (&acc)[N], float* parts, i
   float* mine = parts + int64_t{part} * N * Threads + tid;
 #pragma unroll
   for (int i = 0; i < N; ++i) __stcg(mine + i * Threads, acc[i]);
-  // One thread fences for the CTA (the pattern of CUTLASS' semaphores): the barrier orders every thread's stores
-  // before thread 0's fence and arrival, and thread 0's fence after a last arrival orders the other parts' stores
-  // before every thread's loads behind the second barrier. A fence per thread (fence.sc, an L1 invalidation each) cost
-  // 6% of the stall samples (Nsight, 4096x4096 at batch 16).
+  __threadfence();  // this thread's parts before the arrival below
   cuda_ptx::named_barrier_sync<Threads>(1);
   volatile int* last = static_cast<volatile int*>(flag);
-  if (tid == 0) {
-    __threadfence();  // the CTA's parts before the arrival
-    const bool is_last = atomicInc(reinterpret_cast<unsigned*>(counter), splits - 1) == splits - 1u;
-    if (is_last) __threadfence();  // the other parts, fenced before their arrivals, are visible from here on
-    *last = is_last;
-  }
+  if (tid == 0) *last = atomicInc(reinterpret_cast<unsigned*>(counter), splits - 1) == splits - 1u;
   cuda_ptx::named_barrier_sync<Threads>(1);
   if (!*last) return false;
+  __threadfence();  // the other parts, fenced before their arrivals, are visible from here on
   // Parts outermost, G parts at a time: the G x N loads of a group are independent and in flight together, so the sum
   // costs ceil(splits / G) L2 round trips, not splits (16 splits of a small tile would otherwise wait for 16 in turn).
   // G x N <= kSplitSumLoadFloats registers of loads (the workspace's rule counts on it). (Elements outermost with a run-time loop over the parts inside made N x splits

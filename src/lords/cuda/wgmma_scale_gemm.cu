@@ -368,8 +368,9 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   // slower). HILO_GEMM_PDL_AHEAD=1..6 forces a count.
   static const int forced_ahead = env_override("HILO_GEMM_PDL_AHEAD", 1, 6, 0);
   const int ahead = pdl == kGemmPlain ? 0 : forced_ahead > 0 ? forced_ahead : p.partial ? 1 : S::kSlots;
-  // The first slots' requests after the CTA barrier (issue_first). HILO_GEMM_LATE_FIRST=0: all before it, as before.
-  static const int late_first = env_override("HILO_GEMM_LATE_FIRST", 0, 1, 1);
+  // The first slots' requests after the CTA barrier (issue_first): off by default until a device has run it (written
+  // in the twenty-seventh session, after its device time was spent); HILO_GEMM_LATE_FIRST=1 turns it on.
+  static const int late_first = env_override("HILO_GEMM_LATE_FIRST", 0, 1, 0);
   return finish_gemm_launch(cudaLaunchKernelEx(&cfg, kernel, g, p.tiles_per_split, p.partial, p.sum, p.x_map, a_map,
                                                pdl, ahead, late_first),
                             p.partial, p.splits, g, stream);
