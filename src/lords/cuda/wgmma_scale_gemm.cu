@@ -171,17 +171,8 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   // the rest after it, so that the consumers' barrier does not wait for the previous kernel or the producer's copies
   // (Nsight, 4096x4096 at batch 16: 20% of the stall samples sat on that barrier).
   const bool producer_lane = threadIdx.x == kGemmRowTiles * 32;
-  const int first_end = min(c0 + kSlots, c1), ahead_end = min(c0 + ahead, first_end);
-  int weights_end = c0, x_end = c0;  // (the producer lane's) first chunks whose weights / x are requested
-  const auto issue_first = [&](bool before_barrier) {
-    if (before_barrier) {
-      for (; weights_end < ahead_end; ++weights_end) issue_weights(weights_end);
-      if (late_first && ahead > 0) return;  // launched early: the wait comes after the CTA barrier
-    }
-    cuda_ptx::griddep_wait();  // x may still be written by the previous kernel
-    for (; x_end < weights_end; ++x_end) issue_x(x_end);
-    const int end = before_barrier && late_first ? min(c0 + 1, first_end) : first_end;
-    for (; weights_end < end; ++weights_end, ++x_end) issue_weights(weights_end), issue_x(x_end);
+  const auto issue_both = [&](int from, int to) {
+    for (int c = from; c < to; ++c) issue_weights(c), issue_x(c);
   };
   if (producer_lane) {
     for (int s = 0; s < kSlots; ++s) {
@@ -189,7 +180,13 @@ __global__ void __launch_bounds__(kWgThreads, 1)
       cuda_ptx::mbar_init(empty(s), kGemmRowTiles);
     }
     cuda_ptx::mbar_init_fence();
-    issue_first(true);
+    const int first_end = min(c0 + kSlots, c1), ahead_end = min(c0 + ahead, first_end);
+    for (int c = c0; c < ahead_end; ++c) issue_weights(c);
+    if (!late_first || ahead == 0) {
+      cuda_ptx::griddep_wait();  // x may still be written by the previous kernel
+      for (int c = c0; c < ahead_end; ++c) issue_x(c);
+      issue_both(ahead_end, late_first ? min(c0 + 1, first_end) : first_end);  // (late_first: ahead_end is c0)
+    }
   }
   uint32_t bfac[K16][4];
   if (warp < kGemmRowTiles)
@@ -200,7 +197,16 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   if (warp >= kGemmRowTiles) {  // the producer: chunk c once the consumers are done with its slot's last chunk
     cuda_ptx::setmaxnreg_dec<wg_producer_regs(1)>();
     if (!producer_lane) return;
-    if (late_first) issue_first(false);
+    if (late_first) {  // the first slots not requested before the barrier (the same ranges as above)
+      const int first_end = min(c0 + kSlots, c1), ahead_end = min(c0 + ahead, first_end);
+      if (ahead > 0) {
+        cuda_ptx::griddep_wait();  // x may still be written by the previous kernel
+        for (int c = c0; c < ahead_end; ++c) issue_x(c);
+        issue_both(ahead_end, first_end);
+      } else {
+        issue_both(c0 + 1, first_end);
+      }
+    }
     for (int c = c0 + kSlots; c < c1; ++c) {
       const int i = c - c0;
       cuda_ptx::mbar_wait(empty(i % kSlots), (i / kSlots - 1) & 1);
