@@ -321,7 +321,8 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   const int64_t count = g.batch * g.rows;
   if (splits > 1 && !cluster) {
     constexpr int64_t kPartFloats = int64_t{NT} * 4 * S::kThreads;
-    if (const SplitWorkspace* ws = split_workspace(g.device, stream, ctas * splits, kPartFloats, ctas, NT * 4)) sum = *ws;
+    if (const SplitWorkspace* ws = split_workspace(g.device, stream, ctas * splits, kPartFloats, ctas, NT * 4))
+      sum = *ws;
     if (!sum.partial) {
       const cudaError_t e = cudaMallocAsync(reinterpret_cast<void**>(&partial), sizeof(float) * splits * count, stream);
       if (e != cudaSuccess) return static_cast<int>(e);

@@ -34,8 +34,9 @@ __device__ __forceinline__ bool add_split_parts(float (&acc)[N], float* parts, i
   __threadfence();  // the other parts, fenced before their arrivals, are visible from here on
   // Parts outermost, G parts at a time: the G x N loads of a group are independent and in flight together, so the sum
   // costs ceil(splits / G) L2 round trips, not splits (16 splits of a small tile would otherwise wait for 16 in turn).
-  // G x N <= kSplitSumLoadFloats registers of loads (the workspace's rule counts on it). (Elements outermost with a run-time loop over the parts inside made N x splits
-  // dependent round trips: the first build's tail was 1.2x slower.) Still added one part after another, in order.
+  // G x N <= kSplitSumLoadFloats registers of loads (the workspace's rule counts on it). (Elements outermost with a
+  // run-time loop over the parts inside made N x splits dependent round trips: the first build's tail was 1.2x
+  // slower.) Still added one part after another, in order.
   constexpr int G = N >= kSplitSumLoadFloats ? 1 : kSplitSumLoadFloats / N;
 #pragma unroll 1
   for (int base = 0; base < splits; base += G) {

@@ -235,7 +235,8 @@ __global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(R8, BN))
 int bind_tail_storage(const MmaArgs& g, int64_t part_floats, int64_t tail_tiles, cudaStream_t stream, WgTail& tail,
                       void*& owned) {
   const int64_t parts = tail_tiles * tail.splits;
-  if (const SplitWorkspace* ws = split_workspace(g.device, stream, parts, part_floats, tail_tiles, static_cast<int>(part_floats / kWgConsumers))) {
+  const int per_thread = static_cast<int>(part_floats / kWgConsumers);
+  if (const SplitWorkspace* ws = split_workspace(g.device, stream, parts, part_floats, tail_tiles, per_thread)) {
     tail.partial = ws->partial, tail.arrivals = ws->counters;
     return 0;
   }
@@ -387,7 +388,7 @@ int plan_wg_launch(const MmaArgs& g, int64_t ctas, int64_t slots, int bn, cudaSt
   plan.sum = WgTail{};
   if (plan.splits > 1 && part_floats > 0)
     if (const SplitWorkspace* ws = split_workspace(g.device, stream, ctas * plan.splits, part_floats, ctas,
-                                                            static_cast<int>(part_floats / kWgConsumers))) {
+                                                   static_cast<int>(part_floats / kWgConsumers))) {
       plan.sum = WgTail{0, plan.splits, plan.tiles_per_split, ws->partial, ws->counters};
       return 0;
     }

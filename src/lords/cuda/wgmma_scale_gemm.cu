@@ -333,7 +333,8 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   if (work.tail_q >= 0 && !tail_sum<BN>(acc, sum, work, smem + S::kLutBytes)) return;  // another part adds this tile
   store_wg_tile<BN>(g, acc, partial, work.split, row_cta, b0, smem + S::kLutBytes);
 #else
-  (void)g, (void)tiles_per_split, (void)partial, (void)sum, (void)x_map, (void)a_map, (void)pdl, (void)ahead, (void)late_first;
+  (void)g, (void)tiles_per_split, (void)partial, (void)sum, (void)x_map, (void)a_map, (void)pdl, (void)ahead;
+  (void)late_first;
   __trap();  // the launcher picks this kernel only where sm_90a code runs
 #endif
 }
@@ -374,8 +375,9 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   // slower). HILO_GEMM_PDL_AHEAD=1..6 forces a count.
   static const int forced_ahead = env_override("HILO_GEMM_PDL_AHEAD", 1, 6, 0);
   const int ahead = pdl == kGemmPlain ? 0 : forced_ahead > 0 ? forced_ahead : p.partial ? 1 : S::kSlots;
-  // The first slots' requests after the CTA barrier (issue_first): off by default until a device has run it (written
-  // in the twenty-seventh session, after its device time was spent); HILO_GEMM_LATE_FIRST=1 turns it on.
+  // The first slots' requests after the CTA barrier (the kernel's `late_first`): off by default until a device has
+  // run it (written in the twenty-seventh session, after its device time was spent); HILO_GEMM_LATE_FIRST=1 turns it
+  // on.
   static const int late_first = env_override("HILO_GEMM_LATE_FIRST", 0, 1, 0);
   return finish_gemm_launch(cudaLaunchKernelEx(&cfg, kernel, g, p.tiles_per_split, p.partial, p.sum, p.x_map, a_map,
                                                pdl, ahead, late_first),
