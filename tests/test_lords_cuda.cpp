@@ -233,6 +233,31 @@ TEST(LordsCuda, ScaleOnWgmmaGemmMatchesTheOracle) {
     check_case({Method::Lords, CodebookKind::NF, 4, 64, 128, 384, 0, x_scale, {7, 40, 129}}, gen);
 }
 
+// The same kernel in tiles of 256 activation rows (force_wgmma_scale_gemm_wide: every batch past 128, past 256 too;
+// B's rows in shared memory as the scale tile's A operand): every bit width and codebook, ranks of 1-4 k-steps, a
+// last tile of few rows (257, 300), split k over one row CTA, rows that end inside a CTA, extreme activations.
+TEST(LordsCuda, ScaleOnWgmmaGemmWideTilesMatchTheOracle) {
+  SKIP_WITHOUT_GPU();
+  if (!wgmma_here()) GTEST_SKIP() << "needs sm_90a (wgmma)";
+  struct Restore {
+    ~Restore() {
+      lords::cuda_detail::force_wgmma_scale_gemm(-1);
+      lords::cuda_detail::force_wgmma_scale_gemm_wide(-1);
+    }
+  } restore;
+  lords::cuda_detail::force_wgmma_scale_gemm(1);
+  lords::cuda_detail::force_wgmma_scale_gemm_wide(1);
+  std::mt19937_64 gen(test::fresh_seed());
+  const std::vector<int64_t> batches = {129, 256, 257, 600};
+  for (auto cb : {CodebookKind::NF, CodebookKind::INT})
+    for (int bits : {2, 3, 4}) check_case({Method::Lords, cb, bits, 64, 200, 1216, 49, 1.0f, batches}, gen);
+  for (int rank : {12, 20, 40, 64})
+    check_case({Method::Lords, CodebookKind::NF, 4, 64, 136, 640, rank, 1.0f, {300, 1024}}, gen);
+  check_case({Method::Lords, CodebookKind::NF, 4, 64, 64, 4096, 49, 1.0f, {200, 1000}}, gen);
+  for (float x_scale : {3e4f, 1e-20f})
+    check_case({Method::Lords, CodebookKind::NF, 4, 64, 128, 384, 0, x_scale, {300}}, gen);
+}
+
 // The cluster-decoded wgmma GEMM (2 or 4 activation tiles of 256 rows per cluster, each CTA decoding a part of every
 // chunk for all): against the oracle with it on and off, over 2 tiles (C = 2, the second partial), 4 (C = 4, the
 // last partial) and 8 (two clusters on the same rows), every bit width, block-wise and LoRDS at 3, 4 and 7 groups of
@@ -418,6 +443,18 @@ TEST(LordsCuda, ScaleOnWgmmaGemmRule) {
   g.batch = 8, g.rank_pad = 128;
   EXPECT_FALSE(wgmma_scale_gemm_can_run(g));
   g.rank_pad = 64, g.lords = false;
+  EXPECT_FALSE(wgmma_scale_gemm_can_run(g));
+  // Tiles of 256 rows, where turned on: every batch past 128 (not yet by default).
+  struct RestoreWide {
+    ~RestoreWide() { lords::cuda_detail::force_wgmma_scale_gemm_wide(-1); }
+  } restore;
+  g.lords = true, g.batch = 1024;
+  lords::cuda_detail::force_wgmma_scale_gemm_wide(1);
+  EXPECT_TRUE(wgmma_scale_gemm_by_default(g));
+  g.rank_pad = 128;
+  EXPECT_FALSE(wgmma_scale_gemm_can_run(g));
+  lords::cuda_detail::force_wgmma_scale_gemm_wide(0);
+  g.rank_pad = 64;
   EXPECT_FALSE(wgmma_scale_gemm_can_run(g));
 }
 

@@ -5,7 +5,7 @@
 # kernels PROFILES names, each "SHAPE:BATCH:method:kernel-regex[:VAR=VALUE[,VAR=VALUE...]]" (default: the batch-16
 # mma.sync GEMM, LoRDS and block-wise, and the batch-1 LoRDS GEMV, on 14336x4096; NF4 B=64), profile i in prof-i/.
 # NEW_ENV (e.g. "HILO_GEMM_OCC2=1 HILO_GEMM_MT2=1", variables of one variant joined by commas): the LoRDS tests run
-# again with each variant (unless NO_VARIANT_TESTS is set), and ROUNDS (2) rounds time the benchmark without and with
+# again with each variant (VARIANT_TESTS, a gtest filter, narrows them; NO_VARIANT_TESTS skips them), and ROUNDS (2) rounds time the benchmark without and with
 # each, alternately, and the base build build-carry/base_bench_lords_cuda.gz (or .xz, or in sides.txz) where there is
 # one (scripts/device/prebuild_base.sh). Output: $OUT/lp.tgz (one tarball: the device tool returns at most 8 files);
 # read the CSVs with scripts/ncu_sass_stalls.py and the rounds with scripts/lords_ab_table.py. MEMCHECK (a gtest
@@ -52,7 +52,8 @@ v=0
 for variant in ${NEW_ENV:-}; do
   v=$((v + 1))
   [ -n "${NO_VARIANT_TESTS:-}" ] && continue
-  env ${variant//,/ } timeout 300 build-device/tests/hilo_tests --gtest_filter='LordsCuda*:LordsGpuLayout*' \
+  env ${variant//,/ } timeout 300 build-device/tests/hilo_tests \
+    --gtest_filter="${VARIANT_TESTS:-LordsCuda*:LordsGpuLayout*}" \
     > $work/tests-env$v.log 2>&1
   echo "tests with $variant rc=$? $(grep -cE '^\[       OK' $work/tests-env$v.log) ok"
   grep -E "FAILED|Failure|Expected|Which is" $work/tests-env$v.log | head -20

@@ -229,30 +229,6 @@ __global__ void __launch_bounds__(kThreads, wg_ctas_per_sm(R8, BN))
 #endif
 }
 
-// The last-wave split's parts (tail_tiles x tail.splits of part_floats floats) and counters: the stream's workspace
-// where they fit, else a per-call buffer (`owned`, freed by the caller behind the launch) with its counters zeroed.
-// Returns a CUDA error code.
-int bind_tail_storage(const MmaArgs& g, int64_t part_floats, int64_t tail_tiles, cudaStream_t stream, WgTail& tail,
-                      void*& owned) {
-  const int64_t parts = tail_tiles * tail.splits;
-  const int per_thread = static_cast<int>(part_floats / kWgConsumers);
-  if (const SplitWorkspace* ws = split_workspace(g.device, stream, parts, part_floats, tail_tiles, per_thread)) {
-    tail.partial = ws->partial, tail.arrivals = ws->counters;
-    return 0;
-  }
-  const int64_t part_bytes = 4 * part_floats * parts;
-  if (const cudaError_t e = cudaMallocAsync(&owned, part_bytes + 4 * tail_tiles, stream); e != cudaSuccess)
-    return static_cast<int>(e);
-  tail.partial = static_cast<float*>(owned);
-  tail.arrivals = reinterpret_cast<int*>(static_cast<char*>(owned) + part_bytes);
-  if (const cudaError_t e = cudaMemsetAsync(tail.arrivals, 0, 4 * tail_tiles, stream); e != cudaSuccess) {
-    cudaFreeAsync(owned, stream);
-    owned = nullptr;
-    return static_cast<int>(e);
-  }
-  return 0;
-}
-
 template <int Bits, int R8, int BN>
 int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) {
   using S = WgShape<Bits, R8, BN>;
@@ -396,6 +372,28 @@ int plan_wg_launch(const MmaArgs& g, int64_t ctas, int64_t slots, int bn, cudaSt
     const size_t bytes = sizeof(float) * plan.splits * g.batch * g.rows;
     if (const cudaError_t e = cudaMallocAsync(reinterpret_cast<void**>(&plan.partial), bytes, stream); e != cudaSuccess)
       return static_cast<int>(e);
+  }
+  return 0;
+}
+
+// (wgmma_gemm_parts.cuh)
+int bind_tail_storage(const MmaArgs& g, int64_t part_floats, int64_t tail_tiles, cudaStream_t stream, WgTail& tail,
+                      void*& owned) {
+  const int64_t parts = tail_tiles * tail.splits;
+  const int per_thread = static_cast<int>(part_floats / kWgConsumers);
+  if (const SplitWorkspace* ws = split_workspace(g.device, stream, parts, part_floats, tail_tiles, per_thread)) {
+    tail.partial = ws->partial, tail.arrivals = ws->counters;
+    return 0;
+  }
+  const int64_t part_bytes = 4 * part_floats * parts;
+  if (const cudaError_t e = cudaMallocAsync(&owned, part_bytes + 4 * tail_tiles, stream); e != cudaSuccess)
+    return static_cast<int>(e);
+  tail.partial = static_cast<float*>(owned);
+  tail.arrivals = reinterpret_cast<int*>(static_cast<char*>(owned) + part_bytes);
+  if (const cudaError_t e = cudaMemsetAsync(tail.arrivals, 0, 4 * tail_tiles, stream); e != cudaSuccess) {
+    cudaFreeAsync(owned, stream);
+    owned = nullptr;
+    return static_cast<int>(e);
   }
   return 0;
 }

@@ -201,5 +201,10 @@ struct WgLaunchPlan {
 };
 int plan_wg_launch(const MmaArgs& g, int64_t ctas, int64_t slots, int bn, cudaStream_t stream, WgLaunchPlan& plan,
                    int splits = 0, int64_t part_floats = 0);
+// The last-wave split's parts (tail_tiles x tail.splits of part_floats floats) and counters: the stream's workspace
+// where they fit, else a per-call buffer (`owned`, freed by the caller behind the launch) with its counters zeroed.
+// Returns a CUDA error code.
+int bind_tail_storage(const MmaArgs& g, int64_t part_floats, int64_t tail_tiles, cudaStream_t stream, WgTail& tail,
+                      void*& owned);
 
 }  // namespace hilo::lords::cuda_detail

@@ -69,6 +69,17 @@ HILO_WGMMA_RS(wgmma_m64n256k16_bf16_rs, "m64n256k16.f32.bf16.bf16", 128, HILO_WG
               "{%128,%129,%130,%131}, %132", "%133")
 #undef HILO_WGMMA_RS
 
+// D (64 x 64, f32) = A (64 x 16, shared memory, K-major) * B (the same as above) (+ D when accumulate): the scale
+// tile of the 256-row scale GEMM, whose registers cannot hold B's factors beside 128 accumulators.
+__device__ __forceinline__ void wgmma_m64n64k16_bf16_ss(float (&d)[32], uint64_t desc_a, uint64_t desc_b,
+                                                        uint32_t accumulate = 1) {
+  asm volatile("{\n.reg .pred p;\nsetp.ne.u32 p, %34, 0;\n"
+               "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {" HILO_WGMMA_R32
+               "}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+               : HILO_WGMMA_ACC32
+               : "l"(desc_a), "l"(desc_b), "r"(accumulate));
+}
+
 template <int N>
 __device__ __forceinline__ void wgmma_m64nNk16_f16_rs(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t desc_b,
                                                       uint32_t accumulate = 1) {

@@ -27,6 +27,11 @@
 // by the producer warp's cp.async into the same layout ran 14336x4096 at 37 µs, and with the codes moved into the
 // ring as well at 46 µs (consumers waiting for the slots); by TMA it runs at 25.
 //
+// Tiles of 256 activation rows (wide_tiles, off by default until measured: twenty-eighth session): S once per 256
+// rows at any batch past 128, where the wgmma GEMM computes it on mma.sync in its decode warps' stream. The 128
+// accumulators leave no registers for B's factors (ptxas serialised every wgmma with them there), so the warps store
+// their rows of B into shared memory once and S takes its A operand from there (wgmma_m64n64k16_bf16_ss).
+//
 // Same weights and rounding as the mma.sync GEMM (S rounded to bf16, times the code's value, rounded); f32
 // accumulation; k split over CTAs with partial sums added in split order. Only the summation order inside the tensor
 // cores differs.
@@ -35,6 +40,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <type_traits>
 
 #include "../../cuda/tensor_map.hpp"
@@ -53,6 +59,9 @@ using gpu_layout::kTileCols;
 
 constexpr int kMostRows = 128;  // activation rows per CTA (wgmma's N of the product): 16, 32, 64 or 128
 constexpr int kMostBatch = 256;  // batches past 128 take tiles of 128 activation rows (S computed once per tile)
+// Or, where wide_tiles() says so, tiles of 256 rows at any batch past 128: S once per 256 rows, as the wgmma GEMM
+// computes it, but on wgmma instead of in the decode warps' stream; its 128 accumulators leave the ring 2 slots.
+constexpr int kWideRows = 256;
 constexpr int kDepth = 4;      // chunks per loop body (every wgmma completes at its end)
 constexpr int kABytes = kTileCols * 128;  // A^T of a chunk: 128 columns x 128 bytes (64 ranks, swizzled)
 
@@ -69,9 +78,13 @@ struct WsShape {
   // Ring slots (codes, x, A^T of a chunk): as many as fit beside the table, at most 6 (the producer runs up to 5
   // chunks ahead); 3-5 at 32-128 activation rows.
   static constexpr int kSlotBytes = kXBytes + kABytes + kCodeBytes + 16;
-  static constexpr int kSlots = std::min(6, (kWgMaxSmem - kLutBytes) / kSlotBytes);
-  static constexpr int kSmem = kLutBytes + kSlots * kSlotBytes;
-  static_assert(kLutBytes % 1024 == 0 && kXBytes % 1024 == 0 && kSmem <= kWgMaxSmem);
+  // At 256 rows the warps' rows of B stay in shared memory (the scale tile's A operand from there: kScaleSs), 128
+  // bytes per row (64 ranks, swizzled), since 128 accumulators leave no registers for them: 2 ring slots.
+  static constexpr bool kScaleSs = BN > kMostRows;
+  static constexpr int kBBytes = kScaleSs ? kWgCtaRows * 128 : 0, kXRing = kLutBytes + kBBytes;
+  static constexpr int kSlots = std::min(6, (kWgMaxSmem - kXRing) / kSlotBytes);
+  static constexpr int kSmem = kXRing + kSlots * kSlotBytes;
+  static_assert(kLutBytes % 1024 == 0 && kXBytes % 1024 == 0 && kSmem <= kWgMaxSmem && kSlots >= 2);
   static_assert(BN * kWgOutStride * 2 <= kSlots * kXBytes);  // the epilogue stages its tile over the x ring
 };
 
@@ -103,6 +116,31 @@ __device__ __forceinline__ void issue_scale_tile(float (&d)[32], const uint32_t 
   for (int k = 0; k < K16; ++k) wgmma_m64n64k16_bf16_rs(d, bfac[k], smem_desc_advance(a_half, 32 * k), k > 0 ? 1u : 0u);
   wgmma_commit();
 }
+// The same with the warpgroup's rows of B in shared memory (b_rows: their descriptor, 128-byte swizzled rows).
+template <int K16>
+__device__ __forceinline__ void issue_scale_tile_ss(float (&d)[32], uint64_t b_rows, uint64_t a_half) {
+  wgmma_fence();
+#pragma unroll
+  for (int k = 0; k < K16; ++k)
+    wgmma_m64n64k16_bf16_ss(d, smem_desc_advance(b_rows, 32 * k), smem_desc_advance(a_half, 32 * k), k > 0 ? 1u : 0u);
+  wgmma_commit();
+}
+
+// A warp's rows of B (load_b_factors' fragments) into the CTA's B tile at b_tile: row 16 warp + lane / 4 (+ 8), 128
+// bytes each, its 16-byte pieces swizzled as TMA's 128-byte mode places them (piece ^ row % 8), so that a wgmma
+// descriptor reads them as a K-major operand. Then the fence that lets the async proxy (wgmma) see them.
+template <int K16>
+__device__ __forceinline__ void store_b_rows(const uint32_t (&bfac)[K16][4], unsigned char* b_tile, int warp,
+                                             int lane) {
+#pragma unroll
+  for (int j = 0; j < K16; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int row = 16 * warp + lane / 4 + 8 * (e & 1), piece = 2 * j + (e >> 1);
+      *reinterpret_cast<uint32_t*>(b_tile + row * 128 + ((piece ^ (row & 7)) << 4) + 4 * (lane % 4)) = bfac[j][e];
+    }
+  fence_proxy_async();
+}
 
 // The weights of step q of a half (columns 16 q .. + 15 of its 64) from the code pairs and S: S's n-tiles 2q, 2q + 1
 // are the step's two 8-column halves, in the mma C layout lords_weights takes.
@@ -129,7 +167,8 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   static_assert(kRankPad <= 64, "A^T's rows are 128 bytes: at most 64 ranks");
   extern __shared__ __align__(1024) unsigned char smem[];
   uint32_t* lut = reinterpret_cast<uint32_t*>(smem);
-  const uint32_t x_ring = smem_u32(smem) + S::kLutBytes, a_ring = x_ring + kSlots * S::kXBytes;
+  const uint32_t b_tile = smem_u32(smem) + S::kLutBytes;  // (kScaleSs: the CTA's rows of B)
+  const uint32_t x_ring = smem_u32(smem) + S::kXRing, a_ring = x_ring + kSlots * S::kXBytes;
   const uint32_t code_ring = a_ring + kSlots * kABytes, bars = code_ring + kSlots * S::kCodeBytes;
   // Per slot: full (the chunk's codes, x and A^T landed: two expect_tx arrivals, codes and A^T, then x), empty (the 8
   // consumer warps are done with all three).
@@ -169,7 +208,9 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   // first slots chunk by chunk, so that the first chunk's x is not queued behind later chunks' weights.
   // `late_first`: before the CTA barrier only the early weights (or, launched plainly, the first chunk), the wait and
   // the rest after it, so that the consumers' barrier does not wait for the previous kernel or the producer's copies
-  // (Nsight, 4096x4096 at batch 16: 20% of the stall samples sat on that barrier).
+  // (Nsight, 4096x4096 at batch 16: 20% of the stall samples sat on that barrier). `late_first` 2: no request before
+  // it, and the CTA barrier only publishes the mbarriers: the consumers fill the pair table alone and meet at a named
+  // barrier of their own, so they wait for no producer work at all (the producer warpgroup fills nothing).
   const bool producer_lane = threadIdx.x == kGemmRowTiles * 32;
   const auto issue_both = [&](int from, int to) {
     for (int c = from; c < to; ++c) issue_weights(c), issue_x(c);
@@ -181,8 +222,9 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     }
     cuda_ptx::mbar_init_fence();
     const int first_end = min(c0 + kSlots, c1), ahead_end = min(c0 + ahead, first_end);
-    for (int c = c0; c < ahead_end; ++c) issue_weights(c);
-    if (!late_first || ahead == 0) {
+    if (late_first < 2)
+      for (int c = c0; c < ahead_end; ++c) issue_weights(c);
+    if (!late_first || (late_first == 1 && ahead == 0)) {
       cuda_ptx::griddep_wait();  // x may still be written by the previous kernel
       for (int c = c0; c < ahead_end; ++c) issue_x(c);
       issue_both(ahead_end, late_first ? min(c0 + 1, first_end) : first_end);  // (late_first: ahead_end is c0)
@@ -191,15 +233,27 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   uint32_t bfac[K16][4];
   if (warp < kGemmRowTiles)
     load_b_factors<K16>(g.b, static_cast<int64_t>(tile_of(warp)) * gpu_layout::kTileRows, kRankPad, lane, bfac);
-  fill_bf16_pair_table<Bits, S::kLutCopies>(lut, g.values_h, kWgThreads);
-  __syncthreads();
+  if constexpr (S::kScaleSs)
+    if (warp < kGemmRowTiles) store_b_rows<K16>(bfac, smem + S::kLutBytes, warp, lane);  // (before the barriers)
+  if (late_first == 2) {
+    __syncthreads();  // the mbarriers initialised
+    if (warp < kGemmRowTiles) {
+      fill_bf16_pair_table<Bits, S::kLutCopies>(lut, g.values_h, kWgConsumers);
+      cuda_ptx::named_barrier_sync<kWgConsumers>(1);
+    }
+  } else {
+    fill_bf16_pair_table<Bits, S::kLutCopies>(lut, g.values_h, kWgThreads);
+    __syncthreads();
+  }
 
   if (warp >= kGemmRowTiles) {  // the producer: chunk c once the consumers are done with its slot's last chunk
     cuda_ptx::setmaxnreg_dec<wg_producer_regs(1)>();
     if (!producer_lane) return;
     if (late_first) {  // the first slots not requested before the barrier (the same ranges as above)
       const int first_end = min(c0 + kSlots, c1), ahead_end = min(c0 + ahead, first_end);
-      if (ahead > 0) {
+      if (late_first == 2)
+        for (int c = c0; c < ahead_end; ++c) issue_weights(c);
+      if (late_first == 2 || ahead > 0) {
         cuda_ptx::griddep_wait();  // x may still be written by the previous kernel
         for (int c = c0; c < ahead_end; ++c) issue_x(c);
         issue_both(ahead_end, first_end);
@@ -227,6 +281,14 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   const uint64_t a_desc = cuda_ptx::smem_desc_sw128(a_ring), x_desc = cuda_ptx::smem_desc_sw128(x_ring);
   const auto a_half_desc = [&](int s, int h) { return smem_desc_advance(a_desc, s * kABytes + h * 64 * 128); };
   const auto x_half_desc = [&](int s, int h) { return smem_desc_advance(x_desc, s * S::kXBytes + h * S::kHalfBytes); };
+  // S of half h of a chunk into d, from the warps' rows of B (registers, or shared memory at 256 rows).
+  const uint64_t b_rows = cuda_ptx::smem_desc_sw128(b_tile + warp / 4 * 64 * 128);
+  const auto scale_tile = [&](float(&d)[32], uint64_t a_half) {
+    if constexpr (S::kScaleSs)
+      issue_scale_tile_ss<K16>(d, b_rows, a_half);
+    else
+      issue_scale_tile<K16>(d, bfac, a_half);
+  };
   const auto wait_chunk = [&](int c) { cuda_ptx::mbar_wait(full(slot_of(c)), ((c - c0) / kSlots) & 1); };
   const auto load_codes = [&](int c, uint32_t(&codes)[S::kWords]) {
     load_tile_shared<Bits>(code_ring + slot_of(c) * S::kCodeBytes + warp * S::kTileBytes, lane, codes);
@@ -262,7 +324,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     uint32_t w[2][4][4], codes[2][S::kWords];  // half u's weights in w[u % 2], chunk d's codes in codes[d % 2]
     wait_chunk(cb);
     load_codes(cb, codes[0]);
-    issue_scale_tile<K16>(sbuf[0], bfac, a_half_desc(slot_of(cb), 0));
+    scale_tile(sbuf[0], a_half_desc(slot_of(cb), 0));
 #pragma unroll
     for (int u = 0; u < 2 * ND; ++u) {  // half u % 2 of chunk cb + u / 2
       const int d = u / 2, h = u % 2, c = cb + d;
@@ -272,7 +334,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
           wait_chunk(cn);
           load_codes(cn, codes[(d + 1) % 2]);
         }
-        issue_scale_tile<K16>(sbuf[(u + 1) % 2], bfac, a_half_desc(slot_of(cn), (u + 1) % 2));
+        scale_tile(sbuf[(u + 1) % 2], a_half_desc(slot_of(cn), (u + 1) % 2));
         // S of this half is done (and the product of two halves back, whose weights w[u % 2] are overwritten now);
         // the previous half's product may still run. At u = 0 the newest two groups are S(0) and S(1).
         if (u == 0)
@@ -298,7 +360,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     uint32_t w[4][4], codes[2][S::kWords];
     wait_chunk(cb);
     load_codes(cb, codes[0]);
-    issue_scale_tile<K16>(sbuf, bfac, a_half_desc(slot_of(cb), 0));
+    scale_tile(sbuf, a_half_desc(slot_of(cb), 0));
 #pragma unroll
     for (int u = 0; u < 2 * ND; ++u) {
       const int d = u / 2, h = u % 2, c = cb + d;
@@ -311,7 +373,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
           wait_chunk(cn);
           load_codes(cn, codes[(d + 1) % 2]);
         }
-        issue_scale_tile<K16>(sbuf, bfac, a_half_desc(slot_of(cn), (u + 1) % 2));
+        scale_tile(sbuf, a_half_desc(slot_of(cn), (u + 1) % 2));
       }
     }
     wgmma_wait<0>();
@@ -330,8 +392,8 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   fence_operands(acc);
   cuda_ptx::griddep_wait();  // (long since returned: the producer's wait came before every x) y and partial after it
   // (The flag of tail_sum and the epilogue's staging lie over the x ring, which no consumer reads any more.)
-  if (work.tail_q >= 0 && !tail_sum<BN>(acc, sum, work, smem + S::kLutBytes)) return;  // another part adds this tile
-  store_wg_tile<BN>(g, acc, partial, work.split, row_cta, b0, smem + S::kLutBytes);
+  if (work.tail_q >= 0 && !tail_sum<BN>(acc, sum, work, smem + S::kXRing)) return;  // another part adds this tile
+  store_wg_tile<BN>(g, acc, partial, work.split, row_cta, b0, smem + S::kXRing);
 #else
   (void)g, (void)tiles_per_split, (void)partial, (void)sum, (void)x_map, (void)a_map, (void)pdl, (void)ahead;
   (void)late_first;
@@ -364,7 +426,22 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   const int64_t a_rows = int64_t{g.col_tiles} * kTileCols;
   if (const int e = cuda_host::encode_bf16_rows_map(&a_map, ex.a_t, a_rows, g.rank_pad, kTileCols); e != 0)
     return finish_gemm_launch(static_cast<cudaError_t>(e), p.partial, p.splits, g, stream);
-  cudaLaunchConfig_t cfg = wg_launch_config(p.grid(tiles), kWgThreads, S::kSmem, stream);
+  // Tiles of 256 rows (several waves at batch 1024 on the wide layers): the wgmma GEMM's split of the last wave.
+  WgTail sum = p.sum;
+  void* tail_buffer = nullptr;
+  dim3 grid = p.grid(tiles);
+  if constexpr (BN == kWideRows) {
+    constexpr int64_t kPartFloats = wg_tail_part_floats(BN);
+    if (const WgTailPlan tp = p.splits == 1 ? choose_tail_split(tiles, g.sm_count, g.col_tiles, 4 * kPartFloats)
+                                            : WgTailPlan{};
+        tp.splits > 1) {
+      sum = WgTail{static_cast<int>(tp.dp_ctas), tp.splits, tp.tiles_per_split, nullptr, nullptr};
+      if (const int e = bind_tail_storage(g, kPartFloats, tiles - tp.dp_ctas, stream, sum, tail_buffer); e != 0)
+        return e;
+      grid = dim3(static_cast<unsigned>(tp.dp_ctas + (tiles - tp.dp_ctas) * tp.splits));
+    }
+  }
+  cudaLaunchConfig_t cfg = wg_launch_config(grid, kWgThreads, S::kSmem, stream);
   cudaLaunchAttribute attrs[1];
   const GemmPdl pdl = gemm_pdl_launch(cfg, attrs);
   // Launched early, the first chunks' weights that a CTA requests before griddepcontrol.wait: every first slot's
@@ -377,14 +454,24 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   const int ahead = pdl == kGemmPlain ? 0 : forced_ahead > 0 ? forced_ahead : p.partial ? 1 : S::kSlots;
   // The first slots' requests after the CTA barrier (the kernel's `late_first`): off by default until a device has
   // run it (written in the twenty-seventh session, after its device time was spent); HILO_GEMM_LATE_FIRST=1 turns it
-  // on.
-  static const int late_first = env_override("HILO_GEMM_LATE_FIRST", 0, 1, 0);
-  return finish_gemm_launch(cudaLaunchKernelEx(&cfg, kernel, g, p.tiles_per_split, p.partial, p.sum, p.x_map, a_map,
-                                               pdl, ahead, late_first),
-                            p.partial, p.splits, g, stream);
+  // on, 2 takes every request past a barrier that only publishes the mbarriers (twenty-eighth session).
+  static const int late_first = env_override("HILO_GEMM_LATE_FIRST", 0, 2, 0);
+  const cudaError_t launched = cudaLaunchKernelEx(&cfg, kernel, g, p.tiles_per_split, p.partial, sum, p.x_map, a_map,
+                                                  pdl, ahead, late_first);
+  if (tail_buffer) cudaFreeAsync(tail_buffer, stream);
+  return finish_gemm_launch(launched, p.partial, p.splits, g, stream);
 }
 
-std::atomic<int> scale_gemm_forced{-1};
+std::atomic<int> scale_gemm_forced{-1}, wide_tiles_forced{-1};
+
+// Tiles of 256 activation rows past 128 rows, at any batch (kWideRows): written in the twenty-eighth session, whose
+// device time never came, so off until a device has run and measured it. HILO_GEMM_WGS_WIDE=1 turns it on.
+bool wide_tiles(const MmaArgs& g) {
+  static const int env = env_override("HILO_GEMM_WGS_WIDE", 0, 1, 0);
+  const int f = wide_tiles_forced.load(std::memory_order_relaxed);
+  // (TMA's coordinates are 32-bit: the batch stays below 2^31, as in the wgmma GEMM.)
+  return g.batch > kMostRows && g.batch <= INT32_MAX - kWideRows && (f >= 0 ? f != 0 : env != 0);
+}
 
 }  // namespace
 
@@ -392,7 +479,13 @@ void force_wgmma_scale_gemm(int mode) {
   scale_gemm_forced.store(mode < 0 ? -1 : mode != 0, std::memory_order_relaxed);
 }
 
-bool wgmma_scale_gemm_can_run(const MmaArgs& g) { return g.lords && g.rank_pad <= 64 && g.batch <= kMostBatch; }
+void force_wgmma_scale_gemm_wide(int mode) {
+  wide_tiles_forced.store(mode < 0 ? -1 : mode != 0, std::memory_order_relaxed);
+}
+
+bool wgmma_scale_gemm_can_run(const MmaArgs& g) {
+  return g.lords && g.rank_pad <= 64 && (g.batch <= kMostBatch || wide_tiles(g));
+}
 
 bool wgmma_scale_gemm_by_default(const MmaArgs& g) {
   // H100, twenty-second session (docs/results/lords-cuda.md), every bit width. At padded rank 32 and 64: 1.30-2.09x
@@ -423,6 +516,7 @@ int launch_wgmma_scale_gemm(const MmaArgs& g, const GemmExtras& ex, void* stream
         if (g.batch <= 16) return launch_variant<kBits, kR8, 16>(g, ex, stream);
         if (g.batch <= 32) return launch_variant<kBits, kR8, 32>(g, ex, stream);
         if (g.batch <= 64) return launch_variant<kBits, kR8, 64>(g, ex, stream);
+        if (wide_tiles(g)) return launch_variant<kBits, kR8, kWideRows>(g, ex, stream);
         return launch_variant<kBits, kR8, kMostRows>(g, ex, stream);
       }
     });
