@@ -58,6 +58,10 @@ def main():
     ap.add_argument("--kernel", default="", help="regex the mangled kernel name must match")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    try:
+        re.compile(args.kernel)
+    except re.error as e:
+        sys.exit(f"sass_spills: --kernel: not a regular expression ({e}): {args.kernel}")
     if not os.path.isfile(args.object):
         sys.exit(f"sass_spills: object: no such file: {args.object}")
     run = subprocess.run([find_cuobjdump(), "-sass", args.object], capture_output=True, text=True)

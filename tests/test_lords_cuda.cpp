@@ -209,6 +209,14 @@ struct RestoreWgmmaRules {
   }
 };
 
+// Puts the scale-on-wgmma GEMM's test hooks (the kernel, its 256-row tiles) back to their rules at the end of a test.
+struct RestoreScaleGemmRules {
+  ~RestoreScaleGemmRules() {
+    lords::cuda_detail::force_wgmma_scale_gemm(-1);
+    lords::cuda_detail::force_wgmma_scale_gemm_wide(-1);
+  }
+};
+
 // The LoRDS GEMM with the scale tile on wgmma (2-256 activation rows: CTAs of 16, 32, 64 and 128, two tiles of 128
 // past 128; padded rank <= 64), forced on: against the oracle with the GEMM's tolerance, every bit width and
 // codebook, ranks taking 1, 2, 3 and 4 k-steps of 16 (12, 20, 40, 49, 64), rows that end inside a CTA (12.5 row
@@ -217,9 +225,7 @@ struct RestoreWgmmaRules {
 TEST(LordsCuda, ScaleOnWgmmaGemmMatchesTheOracle) {
   SKIP_WITHOUT_GPU();
   if (!wgmma_here()) GTEST_SKIP() << "needs sm_90a (wgmma)";
-  struct Restore {
-    ~Restore() { lords::cuda_detail::force_wgmma_scale_gemm(-1); }
-  } restore;
+  const RestoreScaleGemmRules restore;
   lords::cuda_detail::force_wgmma_scale_gemm(1);
   std::mt19937_64 gen(test::fresh_seed());
   const std::vector<int64_t> batches = {2, 5, 16, 17, 32, 33, 64, 65, 128, 200};
@@ -239,12 +245,7 @@ TEST(LordsCuda, ScaleOnWgmmaGemmMatchesTheOracle) {
 TEST(LordsCuda, ScaleOnWgmmaGemmWideTilesMatchTheOracle) {
   SKIP_WITHOUT_GPU();
   if (!wgmma_here()) GTEST_SKIP() << "needs sm_90a (wgmma)";
-  struct Restore {
-    ~Restore() {
-      lords::cuda_detail::force_wgmma_scale_gemm(-1);
-      lords::cuda_detail::force_wgmma_scale_gemm_wide(-1);
-    }
-  } restore;
+  const RestoreScaleGemmRules restore;
   lords::cuda_detail::force_wgmma_scale_gemm(1);
   lords::cuda_detail::force_wgmma_scale_gemm_wide(1);
   std::mt19937_64 gen(test::fresh_seed());
@@ -445,9 +446,7 @@ TEST(LordsCuda, ScaleOnWgmmaGemmRule) {
   g.rank_pad = 64, g.lords = false;
   EXPECT_FALSE(wgmma_scale_gemm_can_run(g));
   // Tiles of 256 rows, where turned on: every batch past 128 (not yet by default).
-  struct RestoreWide {
-    ~RestoreWide() { lords::cuda_detail::force_wgmma_scale_gemm_wide(-1); }
-  } restore;
+  const RestoreScaleGemmRules restore;
   g.lords = true, g.batch = 1024;
   lords::cuda_detail::force_wgmma_scale_gemm_wide(1);
   EXPECT_TRUE(wgmma_scale_gemm_by_default(g));

@@ -242,17 +242,11 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   const int64_t tiles = row_ctas * batch_tiles;
   constexpr int64_t kPartFloats = wg_tail_part_floats(BN);
   if (const int e = plan_wg_launch(g, tiles, slots, BN, stream, p, 0, kPartFloats); e != 0) return e;
-  // Split k added in the kernel (p.sum), or a grid of several waves whose last wave's tiles split k (WgTail): their
-  // partial sums and counters in the stream's workspace, else in a per-call buffer with its counters zeroed.
-  WgTail tail = p.sum;
+  // Split k added in the kernel (p.sum), or a grid of several waves whose last wave's tiles split k (WgTail).
+  WgTail tail;
   void* tail_buffer = nullptr;
-  dim3 grid = p.grid(tiles);
-  if (const WgTailPlan tp = p.splits == 1 ? choose_tail_split(tiles, slots, g.col_tiles, 4 * kPartFloats) : WgTailPlan{};
-      tp.splits > 1) {
-    tail = WgTail{static_cast<int>(tp.dp_ctas), tp.splits, tp.tiles_per_split, nullptr, nullptr};
-    if (const int e = bind_tail_storage(g, kPartFloats, tiles - tp.dp_ctas, stream, tail, tail_buffer); e != 0) return e;
-    grid = dim3(static_cast<unsigned>(tp.dp_ctas + (tiles - tp.dp_ctas) * tp.splits));
-  }
+  dim3 grid;
+  if (const int e = plan_wg_tail(g, tiles, slots, kPartFloats, stream, p, tail, grid, tail_buffer); e != 0) return e;
   cudaLaunchConfig_t cfg = wg_launch_config(grid, kThreads, S::kSmem, stream);
   cudaLaunchAttribute attrs[1];
   const GemmPdl pdl = gemm_pdl_launch(cfg, attrs);
@@ -376,7 +370,10 @@ int plan_wg_launch(const MmaArgs& g, int64_t ctas, int64_t slots, int bn, cudaSt
   return 0;
 }
 
-// (wgmma_gemm_parts.cuh)
+namespace {
+// The last-wave split's parts (tail_tiles x tail.splits of part_floats floats) and counters: the stream's workspace
+// where they fit, else a per-call buffer (`owned`, freed by the caller behind the launch) with its counters zeroed.
+// Returns a CUDA error code.
 int bind_tail_storage(const MmaArgs& g, int64_t part_floats, int64_t tail_tiles, cudaStream_t stream, WgTail& tail,
                       void*& owned) {
   const int64_t parts = tail_tiles * tail.splits;
@@ -395,6 +392,19 @@ int bind_tail_storage(const MmaArgs& g, int64_t part_floats, int64_t tail_tiles,
     owned = nullptr;
     return static_cast<int>(e);
   }
+  return 0;
+}
+}  // namespace
+
+int plan_wg_tail(const MmaArgs& g, int64_t tiles, int64_t slots, int64_t part_floats, cudaStream_t stream,
+                 const WgLaunchPlan& plan, WgTail& tail, dim3& grid, void*& owned) {
+  tail = plan.sum, grid = plan.grid(tiles), owned = nullptr;
+  if (plan.splits != 1) return 0;
+  const WgTailPlan tp = choose_tail_split(tiles, slots, g.col_tiles, 4 * part_floats);
+  if (tp.splits <= 1) return 0;
+  tail = WgTail{static_cast<int>(tp.dp_ctas), tp.splits, tp.tiles_per_split, nullptr, nullptr};
+  if (const int e = bind_tail_storage(g, part_floats, tiles - tp.dp_ctas, stream, tail, owned); e != 0) return e;
+  grid = dim3(static_cast<unsigned>(tp.dp_ctas + (tiles - tp.dp_ctas) * tp.splits));
   return 0;
 }
 

@@ -201,10 +201,11 @@ struct WgLaunchPlan {
 };
 int plan_wg_launch(const MmaArgs& g, int64_t ctas, int64_t slots, int bn, cudaStream_t stream, WgLaunchPlan& plan,
                    int splits = 0, int64_t part_floats = 0);
-// The last-wave split's parts (tail_tiles x tail.splits of part_floats floats) and counters: the stream's workspace
-// where they fit, else a per-call buffer (`owned`, freed by the caller behind the launch) with its counters zeroed.
-// Returns a CUDA error code.
-int bind_tail_storage(const MmaArgs& g, int64_t part_floats, int64_t tail_tiles, cudaStream_t stream, WgTail& tail,
-                      void*& owned);
+// The launch's sum and grid: plan's, or where plan took one split and the grid's last wave is part full
+// (choose_tail_split, `slots` resident CTAs), that wave's tiles split k, their parts (`part_floats` each) and counters
+// in the stream's workspace where they fit, else in a per-call buffer (`owned`, freed by the caller behind the
+// launch) with its counters zeroed. Returns a CUDA error code.
+int plan_wg_tail(const MmaArgs& g, int64_t tiles, int64_t slots, int64_t part_floats, cudaStream_t stream,
+                 const WgLaunchPlan& plan, WgTail& tail, dim3& grid, void*& owned);
 
 }  // namespace hilo::lords::cuda_detail

@@ -127,7 +127,7 @@ __device__ __forceinline__ void issue_scale_tile_ss(float (&d)[32], uint64_t b_r
 }
 
 // A warp's rows of B (load_b_factors' fragments) into the CTA's B tile at b_tile: row 16 warp + lane / 4 (+ 8), 128
-// bytes each, its 16-byte pieces swizzled as TMA's 128-byte mode places them (piece ^ row % 8), so that a wgmma
+// bytes each, its 16-byte pieces swizzled as TMA's 128-byte mode places them (swizzle128), so that a wgmma
 // descriptor reads them as a K-major operand. Then the fence that lets the async proxy (wgmma) see them.
 template <int K16>
 __device__ __forceinline__ void store_b_rows(const uint32_t (&bfac)[K16][4], unsigned char* b_tile, int warp,
@@ -137,7 +137,7 @@ __device__ __forceinline__ void store_b_rows(const uint32_t (&bfac)[K16][4], uns
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       const int row = 16 * warp + lane / 4 + 8 * (e & 1), piece = 2 * j + (e >> 1);
-      *reinterpret_cast<uint32_t*>(b_tile + row * 128 + ((piece ^ (row & 7)) << 4) + 4 * (lane % 4)) = bfac[j][e];
+      *reinterpret_cast<uint32_t*>(b_tile + cuda_ptx::swizzle128(row, piece) + 4 * (lane % 4)) = bfac[j][e];
     }
   fence_proxy_async();
 }
@@ -430,17 +430,10 @@ int launch_variant(const MmaArgs& g, const GemmExtras& ex, cudaStream_t stream) 
   WgTail sum = p.sum;
   void* tail_buffer = nullptr;
   dim3 grid = p.grid(tiles);
-  if constexpr (BN == kWideRows) {
-    constexpr int64_t kPartFloats = wg_tail_part_floats(BN);
-    if (const WgTailPlan tp = p.splits == 1 ? choose_tail_split(tiles, g.sm_count, g.col_tiles, 4 * kPartFloats)
-                                            : WgTailPlan{};
-        tp.splits > 1) {
-      sum = WgTail{static_cast<int>(tp.dp_ctas), tp.splits, tp.tiles_per_split, nullptr, nullptr};
-      if (const int e = bind_tail_storage(g, kPartFloats, tiles - tp.dp_ctas, stream, sum, tail_buffer); e != 0)
-        return e;
-      grid = dim3(static_cast<unsigned>(tp.dp_ctas + (tiles - tp.dp_ctas) * tp.splits));
-    }
-  }
+  if constexpr (BN == kWideRows)
+    if (const int e = plan_wg_tail(g, tiles, g.sm_count, wg_tail_part_floats(BN), stream, p, sum, grid, tail_buffer);
+        e != 0)
+      return e;
   cudaLaunchConfig_t cfg = wg_launch_config(grid, kWgThreads, S::kSmem, stream);
   cudaLaunchAttribute attrs[1];
   const GemmPdl pdl = gemm_pdl_launch(cfg, attrs);
