@@ -26,17 +26,10 @@
 #include "lords/cuda/split_workspace.hpp"
 #include "lords_cuda_test_util.hpp"
 
-namespace hilo {
+namespace hilo::lords_test {  // (the shared helpers: lords_cuda_test_util.hpp)
 namespace {
 using lords::CodebookKind;
 using lords::Method;
-using lords_test::Case;
-using lords_test::check_case;
-using lords_test::expect_same_bits;
-using lords_test::gpu_matmul;
-using lords_test::Oracle;
-using lords_test::quantize_case;
-using lords_test::wgmma_here;
 using test::DeviceTensor;
 
 TEST(LordsCuda, MatmulMatchesTheCpuOracle) {
@@ -256,4 +249,4 @@ TEST(LordsCuda, MalformedAndOversizedLayersAreRefused) {
 }
 
 }  // namespace
-}  // namespace hilo
+}  // namespace hilo::lords_test

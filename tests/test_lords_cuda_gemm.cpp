@@ -17,17 +17,10 @@
 #include "lords/gpu_layout.hpp"
 #include "lords_cuda_test_util.hpp"
 
-namespace hilo {
+namespace hilo::lords_test {  // (the shared helpers: lords_cuda_test_util.hpp)
 namespace {
 using lords::CodebookKind;
 using lords::Method;
-using lords_test::Case;
-using lords_test::check_case;
-using lords_test::expect_same_bits;
-using lords_test::gpu_matmul;
-using lords_test::Oracle;
-using lords_test::quantize_case;
-using lords_test::wgmma_here;
 using test::DeviceTensor;
 
 // Batches of 33 and more run the wgmma GEMM on Hopper (64, 128 or 256 activation rows per CTA) and the mma.sync GEMM
@@ -350,4 +343,4 @@ TEST(LordsCuda, TailSplitRule) {
 }
 
 }  // namespace
-}  // namespace hilo
+}  // namespace hilo::lords_test

@@ -16,17 +16,10 @@
 #include "lords/gpu_layout.hpp"
 #include "lords_cuda_test_util.hpp"
 
-namespace hilo {
+namespace hilo::lords_test {  // (the shared helpers: lords_cuda_test_util.hpp)
 namespace {
 using lords::CodebookKind;
 using lords::Method;
-using lords_test::Case;
-using lords_test::check_case;
-using lords_test::expect_same_bits;
-using lords_test::gpu_matmul;
-using lords_test::Oracle;
-using lords_test::quantize_case;
-using lords_test::wgmma_here;
 using test::DeviceTensor;
 
 // The row-owning GEMV (block-wise, power-of-two blocks, batch <= 8): every block size it serves, many CTAs (several
@@ -293,4 +286,4 @@ TEST(LordsCuda, XaPrepassGivesTheSameBits) {
 }
 
 }  // namespace
-}  // namespace hilo
+}  // namespace hilo::lords_test
