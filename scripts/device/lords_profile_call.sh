@@ -23,8 +23,15 @@ cd "$(dirname "$0")/../.."
 final=${OUT:-/tmp/hilo-out}
 work=/tmp/lp && rm -rf $work && mkdir -p $work "$final"
 trap 'tar -czf "$final/lp.tgz" -C $work .' EXIT
-scripts/device/build_targets.sh hilo_tests bench_lords_cuda > /dev/null || exit 1
+# STEP_RATE=1: also bench_scale_step_rate (the tensor pipe's cycles per batch-1024 step with LoRDS' scale tile on
+# mma.sync or on wgmma; bench/scale_step_rate.cu), first, into step_rate.json (prebuild.sh must have built it).
+extra_targets=()
+[ -n "${STEP_RATE:-}" ] && extra_targets=(bench_scale_step_rate)
+scripts/device/build_targets.sh hilo_tests bench_lords_cuda "${extra_targets[@]}" > /dev/null || exit 1
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader | tee $work/gpu.txt
+if [ -n "${STEP_RATE:-}" ]; then
+  timeout 60 build-device/bench/bench_scale_step_rate --json $work/step_rate.json 2>&1 | tee $work/step_rate.log
+fi
 # FIRST_TESTS (a gtest filter): run before anything else with a short limit (FIRST_LIMIT, 90 s), and nothing else
 # runs if they fail or hang (a new kernel's first call).
 if [ -n "${FIRST_TESTS:-}" ]; then
