@@ -13,6 +13,7 @@
 # filter): compute-sanitizer memcheck on those tests, once as built and once with each of MEMCHECK_ENV's variants.
 # GEOMETRY (shapes): the GEMV's chosen geometry printed (HILO_LORDS_VERBOSE=1) for the base and this build.
 # CUBLAS_BATCHES (e.g. "1,4,16"): cuBLAS bf16 on the four Llama shapes at those batches (cublas.json).
+# LATE_TESTS, LATE_MEMCHECK, LATE_ENV: a kernel that might hang, tested and timed last (below).
 # BNB_BATCHES (e.g. "1,16,1024"): bitsandbytes NF4 (plain and double-quantized, its own dispatch) on the same shapes
 # (bnb.json; scripts/device/bnb_baseline.py, bitsandbytes from build-carry/bnb.txz: scripts/device/pack_bnb.sh).
 # SIDES (names): more prebuilt benchmarks, build-carry/<name>_bench_lords_cuda.gz or .xz (NAME=<name>
@@ -134,6 +135,32 @@ if [ -n "${BNB_BATCHES:-}" ]; then
     > $work/bnb.log 2>&1
   echo "bnb rc=$?"
   tail -4 $work/bnb.log
+fi
+# LATE_TESTS (a gtest filter): a new kernel that might hang, tested only once everything above has its results
+# (timeout LATE_LIMIT, 120 s); if they pass, compute-sanitizer memcheck on LATE_MEMCHECK (a filter), and ROUNDS rounds
+# of the benchmark with each LATE_ENV variant, numbered after NEW_ENV's (envV-N.json, V continuing).
+if [ -n "${LATE_TESTS:-}" ]; then
+  timeout "${LATE_LIMIT:-120}" build-device/tests/hilo_tests --gtest_filter="$LATE_TESTS" > $work/late.log 2>&1
+  rc=$?
+  echo "late tests rc=$rc $(grep -cE '^\[       OK' $work/late.log) ok"
+  grep -E "FAILED|Failure|Expected|Which is" $work/late.log | head -20
+  if [ $rc -eq 0 ]; then
+    if [ -n "${LATE_MEMCHECK:-}" ]; then
+      timeout 200 compute-sanitizer --tool memcheck build-device/tests/hilo_tests --gtest_filter="$LATE_MEMCHECK" \
+        > $work/memcheck-late.log 2>&1
+      echo "late memcheck rc=$? $(grep -E 'ERROR SUMMARY' $work/memcheck-late.log | tail -1)"
+    fi
+    v0=$(wc -w <<< "${NEW_ENV:-}")
+    for round in $(seq 1 "${ROUNDS:-2}"); do
+      v=$v0
+      for variant in ${LATE_ENV:-}; do
+        v=$((v + 1))
+        echo "=== round $round with $variant (late)"
+        env ${variant//,/ } timeout 150 build-device/bench/bench_lords_cuda "${lords_args[@]}" \
+          --json $work/env$v-$round.json 2>&1 | tail -n +2
+      done
+    done
+  fi
 fi
 i=0
 for p in ${PROFILES-14336x4096:16:lords:mma_gemm 14336x4096:16:blockwise:mma_gemm 14336x4096:1:lords:lords_gemv}; do
