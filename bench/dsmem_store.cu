@@ -15,10 +15,11 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include "micro_bench.hpp"
 
 namespace {
 
@@ -153,14 +154,7 @@ int main(int argc, char** argv) {
   if (!json_path.empty()) {
     const nlohmann::json doc = {{"device", prop.name}, {"sms", sms}, {"clock_khz", clock_khz}, {"kib", kib},
                                 {"iters", iters}, {"rows", rows}};
-    const std::string tmp = json_path + ".tmp";
-    std::ofstream out(tmp);
-    out << doc.dump(2) << "\n";
-    out.close();
-    if (!out || std::rename(tmp.c_str(), json_path.c_str()) != 0) {
-      std::fprintf(stderr, "--json: cannot write %s\n", json_path.c_str());
-      return 1;
-    }
+    if (!hilo_bench::write_json(json_path, doc)) return 1;
   }
   return 0;
 }

@@ -17,13 +17,13 @@
 #include <CLI/CLI.hpp>
 #include <cstdint>
 #include <cstdio>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "cuda/ptx.cuh"
 #include "cuda_check.hpp"
+#include "micro_bench.hpp"
 #include "lords/cuda/wgmma_rs.cuh"
 
 namespace {
@@ -195,14 +195,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   int dev = 0, sms = 0, clock_khz = 0;
+  const cudaDeviceProp prop = hilo_bench::hopper_or_exit("bench_wgmma_rate");
   HILO_BENCH_CUDA(cudaGetDevice(&dev));
-  cudaDeviceProp prop{};
-  HILO_BENCH_CUDA(cudaGetDeviceProperties(&prop, dev));
-  if (prop.major != 9) {
-    std::fprintf(stderr, "bench_wgmma_rate needs a Hopper GPU (sm_90); this is %s (sm_%d%d)\n", prop.name,
-                 prop.major, prop.minor);
-    return 1;
-  }
   HILO_BENCH_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
   HILO_BENCH_CUDA(cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, dev));
   std::printf("%s, %d SMs, %d MHz; wgmma.m64nNk16 bf16 -> f32, %d per commit group, %d groups per warpgroup\n",
@@ -226,12 +220,7 @@ int main(int argc, char** argv) {
   if (!json_path.empty()) {
     const nlohmann::json doc = {{"device", prop.name}, {"sms", sms}, {"clock_khz", clock_khz}, {"group", kGroup},
                                 {"iters", iters}, {"rows", rows}};
-    const std::string tmp = json_path + ".tmp";
-    std::ofstream(tmp) << doc.dump(1) << "\n";
-    if (std::rename(tmp.c_str(), json_path.c_str()) != 0) {
-      std::fprintf(stderr, "--json: cannot write %s\n", json_path.c_str());
-      return 1;
-    }
+    if (!hilo_bench::write_json(json_path, doc)) return 1;
   }
   return 0;
 }
