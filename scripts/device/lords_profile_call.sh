@@ -105,6 +105,18 @@ if [ -n "${GEOMETRY:-}" ]; then
   done 2>&1 | tee $work/geometry.log
 fi
 read -r -a lords_args <<< "${LORDS_ARGS:---bits 4 --block 64 --batches 1,16 --methods lords,blockwise}"
+# One round of the benchmark with each variant (environment assignments joined by commas) into envV-ROUND.json, V
+# counting on from the second argument: time_variants ROUND FIRST LABEL VARIANT...
+time_variants() {
+  local round=$1 v=$2 label=$3 variant
+  shift 3
+  for variant in "$@"; do
+    v=$((v + 1))
+    echo "=== round $round with $variant$label"
+    env ${variant//,/ } timeout 150 build-device/bench/bench_lords_cuda "${lords_args[@]}" \
+      --json $work/env$v-$round.json 2>&1 | tail -n +2
+  done
+}
 for round in $(seq 1 "${ROUNDS:-2}"); do
   if [ -n "$base" ]; then
     echo "=== round $round base $(cat build-carry/BASE_REVISION 2>/dev/null)"
@@ -117,13 +129,7 @@ for round in $(seq 1 "${ROUNDS:-2}"); do
   done
   echo "=== round $round"
   timeout 150 build-device/bench/bench_lords_cuda "${lords_args[@]}" --json $work/new-$round.json 2>&1 | tail -n +2
-  v=0
-  for variant in ${NEW_ENV:-}; do
-    v=$((v + 1))
-    echo "=== round $round with $variant"
-    env ${variant//,/ } timeout 150 build-device/bench/bench_lords_cuda "${lords_args[@]}" \
-      --json $work/env$v-$round.json 2>&1 | tail -n +2
-  done
+  time_variants "$round" 0 "" ${NEW_ENV:-}
 done
 if [ -n "${CUBLAS_BATCHES:-}" ]; then
   HILO_CUBLAS_BATCHES=$CUBLAS_BATCHES timeout 120 python3 scripts/device/cublas_baseline.py $work/cublas.json \
@@ -152,13 +158,7 @@ if [ -n "${LATE_TESTS:-}" ]; then
     fi
     v0=$(wc -w <<< "${NEW_ENV:-}")
     for round in $(seq 1 "${ROUNDS:-2}"); do
-      v=$v0
-      for variant in ${LATE_ENV:-}; do
-        v=$((v + 1))
-        echo "=== round $round with $variant (late)"
-        env ${variant//,/ } timeout 150 build-device/bench/bench_lords_cuda "${lords_args[@]}" \
-          --json $work/env$v-$round.json 2>&1 | tail -n +2
-      done
+      time_variants "$round" "$v0" " (late)" ${LATE_ENV:-}
     done
   fi
 fi
