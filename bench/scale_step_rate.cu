@@ -1,17 +1,20 @@
-// Microbenchmark: what LoRDS' scale tile costs the tensor pipe at batch 1024, where the wgmma GEMMs multiply 256
-// activation rows per 16-column step of their weights. One step, per SM (two consumer warpgroups of 64 weight rows):
-//  - "product": one wgmma.m64n256k16 per warpgroup (A, the decoded weights, in registers): block-wise's tensor work;
+// Microbenchmark: what LoRDS' scale tile costs the tensor pipe per 16-column step of the weights, at 256 activation
+// rows (batch 1024: the wgmma GEMMs' tiles) and at 16 (batch 16: the scale-on-wgmma GEMM's). One step, per SM (two
+// consumer warpgroups of 64 weight rows):
+//  - "product": one wgmma.m64nBNk16 per warpgroup, BN the activation rows (A, the decoded weights, in registers):
+//    block-wise's tensor work;
 //  - "+ S on mma.sync": the same plus S = B A for the step in each warp's own stream, the wgmma GEMM's LoRDS build
 //    (scale_mma of gemm_common.cuh: 16 rows x 16 columns x the ranks per warp, m16n8k16 and an m16n8k8 for an odd
 //    last group of 8);
 //  - "+ S on wgmma": the same plus one wgmma.m64n64k16 per warpgroup with both operands in shared memory (64 rows x
-//    16 columns x 64 ranks, as the 256-row scale GEMM of wgmma_scale_gemm.cu issues it: 4 k-steps per 4-step half).
+//    16 columns x 64 ranks, as the scale GEMM of wgmma_scale_gemm.cu issues it at 256 rows: 4 k-steps per 4-step
+//    half; at 16-128 rows it takes B from registers, the same tensor work).
 // Only tensor work is issued (no decode, no loads in the loop), so the ratios of cycles per step are what the tensor
 // pipe alone allows LoRDS against block-wise in each design (docs/notes/gpu-lords.md, "Twenty-ninth session"). The
 // second table is mma.sync.m16n8k16's own rate (independent accumulator chains per warp), the scale tile's
 // instruction there.
 //
-// usage: bench_scale_step_rate [--ranks 56,64] [--iters 20000] [--json PATH]
+// usage: bench_scale_step_rate [--rows 16,256] [--ranks 56,64] [--iters 20000] [--json PATH]
 #include <cuda_runtime.h>
 
 #include <CLI/CLI.hpp>
@@ -42,7 +45,7 @@ __device__ __forceinline__ uint32_t next_bits(uint32_t& seed) {
 }
 
 // cycles[blockIdx.x] = SM cycles of `iters` steps; sink keeps the accumulators alive.
-template <int Mode, int R8>
+template <int Mode, int R8, int BN>
 __global__ void __launch_bounds__(kThreads, 1) step_rate(int iters, long long* cycles, float* sink) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using namespace hilo::lords::cuda_detail;
@@ -60,13 +63,13 @@ __global__ void __launch_bounds__(kThreads, 1) step_rate(int iters, long long* c
   hilo::cuda_ptx::fence_proxy_async();
   const uint32_t base = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
   const int wg = threadIdx.x / 128;
-  // x: 256 rows x 128 bytes (32 KB) at 0; the warpgroup's rows of B (8 KB) at 64 KB + 8 KB wg; A^T (8 KB) at 96 KB.
+  // x: BN <= 256 rows x 128 bytes (32 KB) at 0; the warpgroup's rows of B (8 KB) at 64 KB + 8 KB wg; A^T (8 KB) at 96 KB.
   const uint64_t x_desc = hilo::cuda_ptx::smem_desc_sw128(base);
   const uint64_t b_desc = hilo::cuda_ptx::smem_desc_sw128(base + 65536 + 8192 * wg);
   const uint64_t at_desc = hilo::cuda_ptx::smem_desc_sw128(base + 98304);
-  float acc[128], s[32], kept = 0.0f;
+  float acc[BN / 2], s[32], kept = 0.0f;
 #pragma unroll
-  for (int i = 0; i < 128; ++i) acc[i] = 0.0f;
+  for (int i = 0; i < BN / 2; ++i) acc[i] = 0.0f;
 #pragma unroll
   for (int i = 0; i < 32; ++i) s[i] = 0.0f;
   __syncthreads();
@@ -74,7 +77,7 @@ __global__ void __launch_bounds__(kThreads, 1) step_rate(int iters, long long* c
 #pragma unroll 1
   for (int it = 0; it < iters; ++it) {
     wgmma_fence();
-    wgmma_bf16_rs<256>(acc, a, x_desc);
+    wgmma_bf16_rs<BN>(acc, a, x_desc);
     if constexpr (Mode == kScaleWgmma) wgmma_m64n64k16_bf16_ss(s, b_desc, at_desc);
     wgmma_commit();
     if constexpr (Mode == kScaleMmaSync) {  // the wgmma GEMM's per-step S, while the product runs
@@ -94,7 +97,7 @@ __global__ void __launch_bounds__(kThreads, 1) step_rate(int iters, long long* c
   const long long stop = clock64();
   if (threadIdx.x == 0) cycles[blockIdx.x] = stop - start;
 #pragma unroll
-  for (int i = 0; i < 128; ++i) kept += acc[i];
+  for (int i = 0; i < BN / 2; ++i) kept += acc[i];
 #pragma unroll
   for (int i = 0; i < 32; ++i) kept += s[i];
   if (kept == 1.2345f) sink[threadIdx.x] = kept;  // never true in practice; keeps the work
@@ -145,17 +148,21 @@ double mean_cycles(Kernel kernel, int sms, int threads, size_t smem, int iters) 
   return mean;
 }
 
-template <int R8>
+template <int R8, int BN>
 double step_cycles(int mode, int sms, int iters) {
-  const auto kernel = mode == kProductOnly    ? step_rate<kProductOnly, R8>
-                      : mode == kScaleMmaSync ? step_rate<kScaleMmaSync, R8>
-                                              : step_rate<kScaleWgmma, R8>;
+  const auto kernel = mode == kProductOnly    ? step_rate<kProductOnly, R8, BN>
+                      : mode == kScaleMmaSync ? step_rate<kScaleMmaSync, R8, BN>
+                                              : step_rate<kScaleWgmma, R8, BN>;
   return mean_cycles(kernel, sms, kThreads, kSmemBytes, iters) / iters;
+}
+template <int R8>
+double step_cycles_rows(int rows, int mode, int sms, int iters) {
+  return rows == 16 ? step_cycles<R8, 16>(mode, sms, iters) : step_cycles<R8, 256>(mode, sms, iters);
 }
 
 // Tensor FLOPs per step and SM: the product, and S in each design (mma.sync: R8 / 2 m16n8k16 and an m16n8k8 for an
 // odd R8, per 8-column half of the step, per warp; wgmma: one m64n64k16 per warpgroup, whatever the rank <= 64).
-constexpr double kProductFlop = 2.0 * 2 * 64 * 256 * 16;
+double product_flop(int rows) { return 2.0 * 2 * 64 * rows * 16; }
 double scale_flop(int mode, int r8) {
   if (mode == kScaleMmaSync) return 8.0 * 2 * (r8 / 2 * 4096.0 + r8 % 2 * 2048.0);
   return mode == kScaleWgmma ? 2.0 * 2 * 64 * 64 * 16 : 0.0;
@@ -164,11 +171,14 @@ double scale_flop(int mode, int r8) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Tensor-pipe cycles per 16-column step at 256 activation rows: the product alone, with S on mma.sync, "
-               "with S on wgmma; and mma.sync's own rate"};
-  std::vector<int> ranks{56, 64};
+  CLI::App app{"Tensor-pipe cycles per 16-column step of the weights at 16 and 256 activation rows: the product alone, "
+               "with S on mma.sync, with S on wgmma; and mma.sync's own rate"};
+  std::vector<int> rows_list{16, 256}, ranks{56, 64};
   int iters = 20000;
   std::string json_path;
+  app.add_option("--rows", rows_list, "Activation rows per CTA (the product's N)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({16, 256}));
   app.add_option("--ranks", ranks, "Padded ranks of S (56: 7 groups of 8, the 14336-wide layers' 49; 64)")
       ->delimiter(',')
       ->check(CLI::IsMember({56, 64}));
@@ -181,22 +191,24 @@ int main(int argc, char** argv) {
   HILO_BENCH_CUDA(cudaGetDevice(&dev));
   HILO_BENCH_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
   std::printf("%s, %d SMs; one CTA of 2 warpgroups per SM, %d steps\n", prop.name, sms, iters);
-  std::printf("| rank | step | tensor FLOP per step and SM | cycles per step | vs the product alone | FLOP per cycle "
-              "and SM | of 4096 |\n| --- | --- | --- | --- | --- | --- | --- |\n");
+  std::printf("| rows | rank | step | tensor FLOP per step and SM | cycles per step | vs the product alone | FLOP per "
+              "cycle and SM | of 4096 |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n");
   nlohmann::json steps = nlohmann::json::array(), mma = nlohmann::json::array();
   const char* names[] = {"product", "+ S on mma.sync", "+ S on wgmma"};
-  for (int rank : ranks) {
-    double product_cycles = 0;
-    for (int mode : {kProductOnly, kScaleMmaSync, kScaleWgmma}) {
-      const double c = rank == 56 ? step_cycles<7>(mode, sms, iters) : step_cycles<8>(mode, sms, iters);
-      if (mode == kProductOnly) product_cycles = c;
-      const double flop = kProductFlop + scale_flop(mode, rank / 8);
-      std::printf("| %d | %s | %.0f | %.1f | %.3f | %.0f | %.0f%% |\n", rank, names[mode], flop, c, c / product_cycles,
-                  flop / c, 100 * flop / c / 4096);
-      steps.push_back({{"rank", rank}, {"step", names[mode]}, {"flop", flop}, {"cycles", c},
-                       {"vs_product", c / product_cycles}});
+  for (int rows : rows_list)
+    for (int rank : ranks) {
+      double product_cycles = 0;
+      for (int mode : {kProductOnly, kScaleMmaSync, kScaleWgmma}) {
+        const double c = rank == 56 ? step_cycles_rows<7>(rows, mode, sms, iters)
+                                    : step_cycles_rows<8>(rows, mode, sms, iters);
+        if (mode == kProductOnly) product_cycles = c;
+        const double flop = product_flop(rows) + scale_flop(mode, rank / 8);
+        std::printf("| %d | %d | %s | %.0f | %.1f | %.3f | %.0f | %.0f%% |\n", rows, rank, names[mode], flop, c,
+                    c / product_cycles, flop / c, 100 * flop / c / 4096);
+        steps.push_back({{"rows", rows}, {"rank", rank}, {"step", names[mode]}, {"flop", flop}, {"cycles", c},
+                         {"vs_product", c / product_cycles}});
+      }
     }
-  }
   std::printf("\n| mma.sync.m16n8k16: warps per SM | chains per warp | FLOP per cycle and SM | of 4096 |\n"
               "| --- | --- | --- | --- |\n");
   for (int warps : {4, 8, 16})
