@@ -1,15 +1,16 @@
 // What the Hopper microbenchmarks (wgmma_rate.cu, scale_step_rate.cu, dsmem_store.cu) share: the device check and
-// the JSON output, written to a temporary file and renamed, so that a failed run never leaves half a file.
+// the JSON output, written whole or not at all.
 #pragma once
 
 #include <cuda_runtime.h>
 
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
+#include <exception>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "core/atomic_file.hpp"
 #include "cuda_check.hpp"
 
 namespace hilo_bench {
@@ -28,18 +29,19 @@ inline cudaDeviceProp hopper_or_exit(const char* program) {
   return prop;
 }
 
-// doc at `path` (the --json option), whole or not at all; false (with a message) where it cannot be written.
+// doc at `path` (the --json option), whole or not at all (hilo::AtomicFile); false, with a message, where it cannot
+// be written.
 inline bool write_json(const std::string& path, const nlohmann::json& doc) {
-  const std::string tmp = path + ".tmp";
-  std::ofstream out(tmp);
-  out << doc.dump(1) << "\n";
-  out.close();
-  if (!out || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::fprintf(stderr, "--json: cannot write %s\n", path.c_str());
-    std::remove(tmp.c_str());
+  try {
+    hilo::AtomicFile file(path);
+    const std::string text = doc.dump(1) + "\n";
+    file.write(text.data(), text.size());
+    file.commit();
+    return true;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "--json: cannot write %s: %s\n", path.c_str(), e.what());
     return false;
   }
-  return true;
 }
 
 }  // namespace hilo_bench

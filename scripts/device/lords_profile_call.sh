@@ -24,8 +24,9 @@ cd "$(dirname "$0")/../.."
 final=${OUT:-/tmp/hilo-out}
 work=/tmp/lp && rm -rf $work && mkdir -p $work "$final"
 trap 'tar -czf "$final/lp.tgz" -C $work .' EXIT
-# STEP_RATE=1: also bench_scale_step_rate (the tensor pipe's cycles per batch-1024 step with LoRDS' scale tile on
-# mma.sync or on wgmma; bench/scale_step_rate.cu), first, into step_rate.json (prebuild.sh must have built it).
+# STEP_RATE=1: also bench_scale_step_rate (the tensor pipe's cycles per step of the weights at 16 and 256 activation
+# rows, LoRDS' scale tile on mma.sync or on wgmma; bench/scale_step_rate.cu), first, into step_rate.json
+# (prebuild.sh must have built it).
 extra_targets=()
 [ -n "${STEP_RATE:-}" ] && extra_targets=(bench_scale_step_rate)
 scripts/device/build_targets.sh hilo_tests bench_lords_cuda "${extra_targets[@]}" > /dev/null || exit 1
@@ -33,27 +34,36 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=c
 if [ -n "${STEP_RATE:-}" ]; then
   timeout 60 build-device/bench/bench_scale_step_rate --json $work/step_rate.json 2>&1 | tee $work/step_rate.log
 fi
+# run_tests LABEL LIMIT FILTER LOG [VARIANT [MORE]]: the GPU tests FILTER (under VARIANT's environment assignments,
+# joined by commas) with a time limit, into LOG; prints their exit status, how many passed and the failures' lines
+# (and those matching the pattern MORE), and returns the status.
+run_tests() {
+  local label=$1 limit=$2 filter=$3 log=$4 variant=${5:-} more=${6:+|$6} rc
+  env ${variant//,/ } timeout "$limit" build-device/tests/hilo_tests --gtest_filter="$filter" > "$log" 2>&1
+  rc=$?
+  echo "$label rc=$rc $(grep -cE '^\[       OK' "$log") ok"
+  grep -E "FAILED|Failure|Expected|Which is$more" "$log" | head -20
+  return $rc
+}
+# run_memcheck LABEL FILTER LOG [VARIANT]: compute-sanitizer memcheck on the tests FILTER, and its summary line.
+run_memcheck() {
+  local label=$1 filter=$2 log=$3 variant=${4:-}
+  timeout 200 env ${variant//,/ } compute-sanitizer --tool memcheck build-device/tests/hilo_tests \
+    --gtest_filter="$filter" > "$log" 2>&1
+  echo "$label rc=$? $(grep -E 'ERROR SUMMARY' "$log" | tail -1)"
+}
 # FIRST_TESTS (a gtest filter): run before anything else with a short limit (FIRST_LIMIT, 90 s), and nothing else
 # runs if they fail or hang (a new kernel's first call).
 if [ -n "${FIRST_TESTS:-}" ]; then
-  timeout "${FIRST_LIMIT:-90}" build-device/tests/hilo_tests --gtest_filter="$FIRST_TESTS" > $work/first.log 2>&1
-  rc=$?
-  echo "first tests rc=$rc $(grep -cE '^\[       OK' $work/first.log) ok"
-  grep -E "FAILED|Failure|Expected|Which is|error" $work/first.log | head -20
-  [ $rc -eq 0 ] || exit 1
+  run_tests "first tests" "${FIRST_LIMIT:-90}" "$FIRST_TESTS" $work/first.log "" error || exit 1
 fi
 if [ -z "${NO_TESTS:-}" ]; then
-  timeout 300 build-device/tests/hilo_tests --gtest_filter="${TESTS:-LordsCuda*:LordsGpuLayout*:HisaCuda*}" \
-    > $work/tests.log 2>&1
-  echo "tests rc=$? $(grep -cE '^\[       OK' $work/tests.log) ok"
-  grep -E "FAILED|Failure|Expected|Which is" $work/tests.log | head -20
+  run_tests tests 300 "${TESTS:-LordsCuda*:LordsGpuLayout*:HisaCuda*}" $work/tests.log
 fi
 if [ -n "${MEMCHECK:-}" ]; then
   v=0
   for variant in "" ${MEMCHECK_ENV:-}; do
-    timeout 200 env ${variant//,/ } compute-sanitizer --tool memcheck build-device/tests/hilo_tests \
-      --gtest_filter="$MEMCHECK" > $work/memcheck$v.log 2>&1
-    echo "memcheck ${variant:-as built} rc=$? $(grep -E 'ERROR SUMMARY' $work/memcheck$v.log | tail -1)"
+    run_memcheck "memcheck ${variant:-as built}" "$MEMCHECK" $work/memcheck$v.log "$variant"
     v=$((v + 1))
   done
 fi
@@ -61,11 +71,7 @@ v=0
 for variant in ${NEW_ENV:-}; do
   v=$((v + 1))
   [ -n "${NO_VARIANT_TESTS:-}" ] && continue
-  env ${variant//,/ } timeout 300 build-device/tests/hilo_tests \
-    --gtest_filter="${VARIANT_TESTS:-LordsCuda*:LordsGpuLayout*}" \
-    > $work/tests-env$v.log 2>&1
-  echo "tests with $variant rc=$? $(grep -cE '^\[       OK' $work/tests-env$v.log) ok"
-  grep -E "FAILED|Failure|Expected|Which is" $work/tests-env$v.log | head -20
+  run_tests "tests with $variant" 300 "${VARIANT_TESTS:-LordsCuda*:LordsGpuLayout*}" $work/tests-env$v.log "$variant"
 done
 # A prebuilt benchmark, build-carry/<name>_bench_lords_cuda.gz, or .xz, or inside build-carry/sides.txz
 # (scripts/device/pack_sides.sh), unpacked to /tmp/<name>_bench_lords_cuda (python's lzma: the device may lack xz).
@@ -146,16 +152,8 @@ fi
 # (timeout LATE_LIMIT, 120 s); if they pass, compute-sanitizer memcheck on LATE_MEMCHECK (a filter), and ROUNDS rounds
 # of the benchmark with each LATE_ENV variant, numbered after NEW_ENV's (envV-N.json, V continuing).
 if [ -n "${LATE_TESTS:-}" ]; then
-  timeout "${LATE_LIMIT:-120}" build-device/tests/hilo_tests --gtest_filter="$LATE_TESTS" > $work/late.log 2>&1
-  rc=$?
-  echo "late tests rc=$rc $(grep -cE '^\[       OK' $work/late.log) ok"
-  grep -E "FAILED|Failure|Expected|Which is" $work/late.log | head -20
-  if [ $rc -eq 0 ]; then
-    if [ -n "${LATE_MEMCHECK:-}" ]; then
-      timeout 200 compute-sanitizer --tool memcheck build-device/tests/hilo_tests --gtest_filter="$LATE_MEMCHECK" \
-        > $work/memcheck-late.log 2>&1
-      echo "late memcheck rc=$? $(grep -E 'ERROR SUMMARY' $work/memcheck-late.log | tail -1)"
-    fi
+  if run_tests "late tests" "${LATE_LIMIT:-120}" "$LATE_TESTS" $work/late.log; then
+    [ -n "${LATE_MEMCHECK:-}" ] && run_memcheck "late memcheck" "$LATE_MEMCHECK" $work/memcheck-late.log
     v0=$(wc -w <<< "${NEW_ENV:-}")
     for round in $(seq 1 "${ROUNDS:-2}"); do
       time_variants "$round" "$v0" " (late)" ${LATE_ENV:-}
