@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <chrono>
 #include <ctime>
-#include <fstream>
 #include <iostream>
 #include <numeric>
 #include <random>
@@ -13,6 +12,7 @@
 #include "hilo/threads.hpp"
 #include "hilo/topk.hpp"
 #include "hisa_experiment.hpp"
+#include "json_out.hpp"
 
 namespace {
 using hilo::bench::cpu_model;
@@ -115,7 +115,7 @@ int main(int argc, char** argv) {
     all["topk"] = rows;
   }
   if (!json_path.empty()) {
-    std::ofstream(json_path) << all.dump(2) << "\n";
+    if (!hilo::bench::write_json(json_path, all, 2)) return 1;
     std::printf("\nwrote %s\n", json_path.c_str());
   }
   return 0;

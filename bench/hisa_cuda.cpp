@@ -7,7 +7,6 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
@@ -19,6 +18,7 @@
 #include "hilo/hisa_data.hpp"
 #include "cuda/pdl.hpp"
 #include "hisa/cuda/launch.hpp"
+#include "json_out.hpp"
 
 namespace {
 
@@ -425,6 +425,6 @@ int main(int argc, char** argv) {
     tune = saved;
   }
   all["topk"] = topk;
-  if (!json_path.empty()) std::ofstream(json_path) << all.dump(2) << "\n";
+  if (!json_path.empty() && !hilo::bench::write_json(json_path, all, 2)) return 1;
   return 0;
 }

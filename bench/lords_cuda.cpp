@@ -11,7 +11,6 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
-#include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -20,6 +19,7 @@
 #include "hilo/dtype.hpp"
 #include "hilo/lords.hpp"
 #include "hilo/lords_cuda.hpp"
+#include "json_out.hpp"
 #include "lords_layers.hpp"
 #include "stream_read.hpp"
 
@@ -151,9 +151,11 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "CUDA error\n");
     return 1;
   }
-  if (!json_path.empty())
-    std::ofstream(json_path) << nlohmann::json{{"device", cuda::device_description(0)}, {"copy_gbs", copy_gbs},
-                                               {"bits", bits}, {"block", block}, {"rows", rows}}
-                                    .dump(1);
+  if (!json_path.empty() && !bench::write_json(json_path, {{"device", cuda::device_description(0)},
+                                                             {"copy_gbs", copy_gbs},
+                                                             {"bits", bits},
+                                                             {"block", block},
+                                                             {"rows", rows}}))
+    return 1;
   return 0;
 }

@@ -3,7 +3,6 @@
 // same run. Speed does not depend on the values, so layers hold random codes and factors of the right sizes.
 #include <CLI/CLI.hpp>
 #include <Eigen/Dense>
-#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -12,6 +11,7 @@
 #include "hilo/dtype.hpp"
 #include "hilo/lords.hpp"
 #include "hilo/threads.hpp"
+#include "json_out.hpp"
 #include "lords_layers.hpp"
 
 namespace {
@@ -84,14 +84,14 @@ int main(int argc, char** argv) {
       }
     }
   }
-  if (!json_path.empty()) {
-    std::ofstream(json_path) << nlohmann::json{{"date", hilo::bench::today()},
-                                               {"cpu", hilo::bench::cpu_model()},
-                                               {"threads", nt},
-                                               {"read_bandwidth_gbs", bw},
-                                               {"block", block},
-                                               {"results", rows}}
-                                    .dump(2);
-  }
+  if (!json_path.empty() && !hilo::bench::write_json(json_path,
+                                                     {{"date", hilo::bench::today()},
+                                                      {"cpu", hilo::bench::cpu_model()},
+                                                      {"threads", nt},
+                                                      {"read_bandwidth_gbs", bw},
+                                                      {"block", block},
+                                                      {"results", rows}},
+                                                     2))
+    return 1;
   return 0;
 }

@@ -9,13 +9,13 @@
 
 #include <CLI/CLI.hpp>
 #include <chrono>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
 
 #include "hilo/cuda.hpp"
 #include "hilo/lords.hpp"
 #include "hilo/lords_data.hpp"
+#include "json_out.hpp"
 
 namespace {
 using namespace hilo;
@@ -118,10 +118,11 @@ int run(int bits, int block, int steps, int cpu_steps, double copy_gbs, const st
   if (all_shapes && shape_names.size() == per_layer.size())
     fmt::print("Llama-3-8B-shaped model (224 tensors, {} steps each): {:.0f} s = {:.1f} min on the GPU\n", steps,
                model_seconds, model_seconds / 60);
-  if (!json_path.empty())
-    std::ofstream(json_path) << nlohmann::json{{"device", cuda::device_description(0)}, {"bits", bits},
-                                               {"block", block}, {"steps", steps}, {"cpu_steps", cpu_steps},
-                                               {"shapes", rows}, {"model_seconds", model_seconds}}
-                                    .dump(2);
+  if (!json_path.empty() &&
+      !bench::write_json(json_path,
+                         {{"device", cuda::device_description(0)}, {"bits", bits}, {"block", block}, {"steps", steps},
+                          {"cpu_steps", cpu_steps}, {"shapes", rows}, {"model_seconds", model_seconds}},
+                         2))
+    return 1;
   return 0;
 }

@@ -3,7 +3,6 @@
 // run (with LoRDS' error-after-each-step trace) for docs/results/lords-quality.md and its plot.
 #include <CLI/CLI.hpp>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <algorithm>
@@ -14,6 +13,7 @@
 #include "hilo/lords_data.hpp"
 #include "hilo/safetensors.hpp"
 #include "hilo/threads.hpp"
+#include "json_out.hpp"
 
 namespace {
 using namespace hilo;
@@ -108,11 +108,10 @@ int main(int argc, char** argv) {
               resolve_threads(o.threads));
   auto save = [&] {
     if (json_path.empty()) return;
-    std::ofstream(json_path) << nlohmann::json{{"date", hilo::bench::today()},
-                                               {"cpu", hilo::bench::cpu_model()},
-                                               {"threads", resolve_threads(o.threads)},
-                                               {"runs", runs}}
-                                    .dump(1);
+    hilo::bench::write_json(json_path, {{"date", hilo::bench::today()},
+                                        {"cpu", hilo::bench::cpu_model()},
+                                        {"threads", resolve_threads(o.threads)},
+                                        {"runs", runs}});
   };
   if (!fixture.empty() && std::filesystem::exists(fixture)) {
     const Checkpoint ck = Checkpoint::open(fixture);

@@ -4,35 +4,31 @@
 // --unique-layers K (for timing runs, where drawing 218 M Student-t values per layer would take longer than the
 // quantization being timed): layer l >= K copies layer l mod K's tensors from its shard, rows rotated by a
 // layer-dependent offset, so every layer's data differs while its statistics and the quantizer's work stay the same.
+// The directory is built under a temporary name and appears only when complete (hilo::AtomicDirectory).
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "core/atomic_file.hpp"
 #include "hilo/dtype.hpp"
 #include "hilo/lords_data.hpp"
 #include "hilo/safetensors.hpp"
+#include "json_out.hpp"
 
-int main(int argc, char** argv) {
-  CLI::App app{"Write a synthetic Llama-3-8B-shaped checkpoint"};
-  std::string out;
-  int layers = 2;
-  int64_t vocab = 32000, hidden = 4096, kv = 1024, mlp = 14336;
-  app.add_option("OUT", out, "Output directory")->required();
-  app.add_option("--layers", layers)->capture_default_str()->check(CLI::Range(1, 1 << 16));
-  app.add_option("--vocab", vocab)->capture_default_str();
-  int unique_layers = 0;
-  app.add_option("--unique-layers", unique_layers, "Draw only this many layers; the rest are row-rotated copies (0: all)")
-      ->check(CLI::Range(0, 1 << 16));
-  CLI11_PARSE(app, argc, argv);
-  namespace fs = std::filesystem;
-  fs::create_directories(out);
-  std::ofstream(fs::path(out) / "config.json")
-      << nlohmann::json{{"model_type", "llama"}, {"hidden_size", hidden}, {"intermediate_size", mlp},
-                        {"num_hidden_layers", layers}, {"num_attention_heads", 32}, {"num_key_value_heads", 8},
-                        {"vocab_size", vocab}}
-             .dump(2);
+namespace {
+
+namespace fs = std::filesystem;
+
+void write_model(const std::string& out, bool force, int layers, int unique_layers, int64_t vocab, int64_t hidden,
+                 int64_t kv, int64_t mlp) {
+  hilo::AtomicDirectory target(out, force);
+  const fs::path dir(target.temp_path());
+  const nlohmann::json config{{"model_type", "llama"},       {"hidden_size", hidden},
+                              {"intermediate_size", mlp},     {"num_hidden_layers", layers},
+                              {"num_attention_heads", 32},    {"num_key_value_heads", 8},
+                              {"vocab_size", vocab}};
+  hilo::bench::save_json((dir / "config.json").string(), config, 2);
   nlohmann::json weight_map;
   uint64_t seed = 1;
   // A shard of bf16 tensors named prefix + suffix; fill(suffix, shape, values) sets each one's values.
@@ -40,7 +36,7 @@ int main(int argc, char** argv) {
   auto write_shard = [&](const std::string& file, const std::string& prefix, const TensorList& tensors, auto&& fill) {
     std::vector<hilo::TensorSpec> specs;
     for (const auto& [suffix, shape] : tensors) specs.push_back({prefix + suffix, hilo::DType::BF16, shape});
-    hilo::SafetensorsWriter writer((fs::path(out) / file).string(), specs, {{"format", "pt"}});
+    hilo::SafetensorsWriter writer((dir / file).string(), specs, {{"format", "pt"}});
     std::vector<uint16_t> values;
     for (const auto& [suffix, shape] : tensors) {
       values.resize(static_cast<std::size_t>(shape[0] * (shape.size() > 1 ? shape[1] : 1)));
@@ -75,7 +71,7 @@ int main(int argc, char** argv) {
       write_shard(shard_name(l + 1), prefix(l), layer_tensors, draw);
     } else {  // layer l mod K's tensors, rows rotated by a layer-dependent shift
       const int from = l % unique_layers;
-      const hilo::SafetensorsFile src = hilo::SafetensorsFile::open((fs::path(out) / shard_name(from + 1)).string());
+      const hilo::SafetensorsFile src = hilo::SafetensorsFile::open((dir / shard_name(from + 1)).string());
       const int64_t shift = 977 * static_cast<int64_t>(l);
       write_shard(shard_name(l + 1), prefix(l), layer_tensors,
                   [&](const std::string& suffix, const hilo::Shape& shape, std::vector<uint16_t>& values) {
@@ -86,7 +82,32 @@ int main(int argc, char** argv) {
     }
     std::fprintf(stderr, "layer %d of %d written\n", l + 1, layers);
   }
-  std::ofstream(fs::path(out) / "model.safetensors.index.json")
-      << nlohmann::json{{"metadata", nlohmann::json::object()}, {"weight_map", weight_map}}.dump(2);
+  hilo::bench::save_json((dir / "model.safetensors.index.json").string(),
+                         {{"metadata", nlohmann::json::object()}, {"weight_map", weight_map}}, 2);
+  target.commit();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Write a synthetic Llama-3-8B-shaped checkpoint"};
+  std::string out;
+  int layers = 2;
+  int64_t vocab = 32000, hidden = 4096, kv = 1024, mlp = 14336;
+  app.add_option("OUT", out, "Output directory")->required();
+  app.add_option("--layers", layers)->capture_default_str()->check(CLI::Range(1, 1 << 16));
+  app.add_option("--vocab", vocab)->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
+  int unique_layers = 0;
+  app.add_option("--unique-layers", unique_layers, "Draw only this many layers; the rest are row-rotated copies (0: all)")
+      ->check(CLI::Range(0, 1 << 16));
+  bool force = false;
+  app.add_flag("--force", force, "Replace OUT if it exists");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    write_model(out, force, layers, unique_layers, vocab, hidden, kv, mlp);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lords_synth_model: %s\n", e.what());
+    return 1;
+  }
   return 0;
 }

@@ -222,7 +222,7 @@ int main(int argc, char** argv) {
   if (!json_path.empty()) {
     const nlohmann::json doc = {{"device", prop.name}, {"sms", sms}, {"iters", iters}, {"steps", steps},
                                 {"mma_sync", mma}};
-    if (!hilo_bench::write_json(json_path, doc)) return 1;
+    if (!hilo::bench::write_json(json_path, doc)) return 1;
   }
   return 0;
 }

@@ -220,7 +220,7 @@ int main(int argc, char** argv) {
   if (!json_path.empty()) {
     const nlohmann::json doc = {{"device", prop.name}, {"sms", sms}, {"clock_khz", clock_khz}, {"group", kGroup},
                                 {"iters", iters}, {"rows", rows}};
-    if (!hilo_bench::write_json(json_path, doc)) return 1;
+    if (!hilo::bench::write_json(json_path, doc)) return 1;
   }
   return 0;
 }
