@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Tables and a plot for docs/results/lords-cuda.md from one device run of scripts/device/lords_gpu.sh: hilo's
+"""Tables and a plot for docs/results/lords-cuda.md from one device run of scripts/device/lords_bench_all.sh: hilo's
 block-wise and LoRDS GPU matmul (bench_lords_cuda JSON files) against cuBLAS bf16 measured in the same run.
 
     python3 scripts/lords_cuda_report.py CUBLAS.json RUN.json[:LABEL] [RUN.json[:LABEL] ...] [--png OUT.png] [--batch N]
@@ -7,9 +7,37 @@ block-wise and LoRDS GPU matmul (bench_lords_cuda JSON files) against cuBLAS bf1
 LABEL names a run's series in the plot (e.g. an A/B run of another kernel); the default is "NF{bits} B{block}".
 Runs that carry the streaming floor (bench_lords_cuda's read_us / read_pdl_us) add those columns, and the plot shows
 the first such run's floor (launched by PDL) as the most any kernel reading those bytes could reach.
+Against the card's measured ceilings: GB/s as a share of the run's copy bandwidth, TFLOP/s as a share of the best
+cuBLAS bf16 rate of the same call. An NF4 B=64 run also gets the issue's target table (4-bit, B=64 parity rank).
 """
 import argparse
 import json
+
+SHAPES = [(4096, 4096), (1024, 4096), (14336, 4096), (4096, 14336)]
+TARGETS = [(1, 3.2), (16, 2.0), (1024, 0.8)]  # batch, speed-up over cuBLAS bf16 wanted (issue 5, 4-bit, B=64)
+
+
+def print_targets(run, cublas):
+    """The issue's targets for an NF4 B=64 run: LoRDS and block-wise against cuBLAS, LoRDS against block-wise."""
+    us = {(r["out"], r["in"], r["batch"], r["method"]): r["us"] for r in run["rows"]}
+    names = ", ".join(f"{o}x{i}" for o, i in SHAPES)
+
+    def ratios(batch, num, den):
+        out = []
+        for o, i in SHAPES:
+            a, b = num(o, i, batch), den(o, i, batch)
+            out.append(f"{a / b:.2f}x" if a and b else "-")
+        return ", ".join(out)
+
+    print(f"\nAgainst the issue's targets (NF4, B=64 parity rank; shapes {names}):\n")
+    print("| target | wanted | LoRDS | block-wise |\n| --- | --- | --- | --- |")
+    for batch, wanted in TARGETS:
+        base = lambda o, i, b: cublas.get((o, i, b))
+        lords = ratios(batch, base, lambda o, i, b: us.get((o, i, b, "lords")))
+        block = ratios(batch, base, lambda o, i, b: us.get((o, i, b, "blockwise")))
+        print(f"| batch {batch} vs cuBLAS | {wanted}x | {lords} | {block} |")
+    within = ratios(1, lambda o, i, b: us.get((o, i, b, "blockwise")), lambda o, i, b: us.get((o, i, b, "lords")))
+    print(f"| LoRDS vs block-wise, batch 1 | within 5% (>= 0.95x) | {within} | |")
 
 
 def main():
@@ -24,6 +52,11 @@ def main():
     cublas = {(r["out"], r["in"], r["batch"]): r["us"] for r in cublas_run["rows"]}
     vs_cublas = f"speed vs cuBLAS bf16 (cuBLAS run of {cublas_run.get('date', '?')})"
     batch = args.batch or 1
+    best = max(cublas_run["rows"], key=lambda r: r["tflops"])
+    ceiling = best["tflops"]
+    print(f"Measured ceilings of this call: cuBLAS bf16 at its best {ceiling:.0f} TFLOP/s ({best['out']}x{best['in']}, "
+          f"batch {best['batch']}); copy bandwidth per run below. \"% copy\" is the stored bytes' rate against the "
+          f"copy bandwidth, \"% cuBLAS best\" the TFLOP/s against that ceiling.")
     points = []
     card = ""
     floor_shown = False
@@ -36,9 +69,9 @@ def main():
         has_floor = all("read_pdl_us" in r for r in run["rows"])
         print(f"\n**NF{bits}, B={block}** (LoRDS at parity rank), {run['device']}, copy bandwidth {run['copy_gbs']:.0f} GB/s\n")
         read_head = " read µs / PDL |" if has_floor else ""
-        print("| shape (out x in) | batch | method | rank | µs | GB/s | TFLOP/s | floor µs |" + read_head +
-              " cuBLAS bf16 µs | vs cuBLAS | vs block-wise |")
-        print("| --- " * (12 if has_floor else 11) + "|")
+        print("| shape (out x in) | batch | method | rank | µs | GB/s | % copy | TFLOP/s | % cuBLAS best | floor µs |" +
+              read_head + " cuBLAS bf16 µs | vs cuBLAS | vs block-wise |")
+        print("| --- " * (14 if has_floor else 13) + "|")
         blockwise = {(r["out"], r["in"], r["batch"]): r["us"] for r in run["rows"] if r["method"] == "blockwise"}
         for r in run["rows"]:
             key = (r["out"], r["in"], r["batch"])
@@ -48,7 +81,8 @@ def main():
             rank = r["rank"] if r["method"] == "lords" else "-"
             tflops = 2.0 * r["batch"] * r["out"] * r["in"] / r["us"] / 1e6
             head = (f"| {r['out']}x{r['in']} | {r['batch']} | {r['method']} | {rank} | {r['us']:.1f} | {r['gbs']:.0f} | "
-                    f"{tflops:.1f} | {r['floor_us']:.1f} |")
+                    f"{100 * r['gbs'] / run['copy_gbs']:.0f}% | {tflops:.1f} | {100 * tflops / ceiling:.0f}% | "
+                    f"{r['floor_us']:.1f} |")
             if has_floor:
                 head += f" {r['read_us']:.1f} / {r['read_pdl_us']:.1f} |"
             print(f"{head} {base:.1f} | {vs} | {vs_bw} |" if base else f"{head} - | - | {vs_bw} |")
@@ -58,6 +92,8 @@ def main():
                 if has_floor and not floor_shown and r["method"] == "blockwise" and r["batch"] <= 64:
                     points.append((f"{r['out']}x{r['in']}", "read-only floor (PDL)", r["batch"], base / r["read_pdl_us"]))
         floor_shown = floor_shown or has_floor
+        if (bits, block) == (4, 64):
+            print_targets(run, cublas)
     if args.png and points:
         import matplotlib
 
