@@ -4,8 +4,8 @@
 # (LORDS_ARGS), then per-instruction Nsight Compute profiles (scripts/device/lords_sass_profile.sh) of the
 # kernels PROFILES names, each "SHAPE:BATCH:method:kernel-regex[:VAR=VALUE[,VAR=VALUE...]]" (default: the batch-16
 # mma.sync GEMM, LoRDS and block-wise, and the batch-1 LoRDS GEMV, on 14336x4096; NF4 B=64), profile i in prof-i/.
-# NEW_ENV (e.g. "HILO_GEMM_OCC2=1 HILO_GEMM_MT2=1", variables of one variant joined by commas): the LoRDS tests run
-# again with each variant (VARIANT_TESTS, a gtest filter, narrows them; NO_VARIANT_TESTS skips them), and ROUNDS (2)
+# NEW_ENV (e.g. "HILO_GEMM_LATE_FIRST=1 HILO_GEMM_WORKSPACE=0,HILO_PDL=0", variables of one variant joined by
+# commas): the LoRDS tests run again with each variant (VARIANT_TESTS, a gtest filter, narrows them; NO_VARIANT_TESTS skips them), and ROUNDS (2)
 # rounds time the benchmark without and with each, alternately, and the base build
 # build-carry/base_bench_lords_cuda.gz (or .xz, or in sides.txz) where there is one (scripts/device/prebuild_base.sh).
 # Output: $OUT/lp.tgz (one tarball: the device tool returns at most 8 files);

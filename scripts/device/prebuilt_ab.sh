@@ -4,7 +4,7 @@
 # the new one, alternated ROUNDS times (default 2) in the same call, and cuBLAS bf16 on the same batches. Results in
 # $OUT/results.tgz. BENCH_ARGS: the benchmark's arguments (default "--bits 4 --block 64 --batches 16,32");
 # TESTS_FILTER (default the LoRDS GPU and layout tests; "-" skips them); CUBLAS_BATCHES ("" skips cuBLAS); NEW_ENV
-# (e.g. "HILO_GEMM_FUSED_SUM=1"): the tests run a second time with it, and each round times the new build with it too
+# (e.g. "HILO_GEMM_WORKSPACE=1"): the tests run a second time with it, and each round times the new build with it too
 # (env-N.json).
 # Usage: PREBUILT=1 [BENCH_ARGS=...] scripts/device/prebuilt_ab.sh
 set -uo pipefail
