@@ -19,25 +19,20 @@ TARGETS = [(1, 3.2), (16, 2.0), (1024, 0.8)]  # batch, speed-up over cuBLAS bf16
 
 def print_targets(run, cublas):
     """The issue's targets for an NF4 B=64 run: LoRDS and block-wise against cuBLAS, LoRDS against block-wise."""
-    us = {(r["out"], r["in"], r["batch"], r["method"]): r["us"] for r in run["rows"]}
-    names = ", ".join(f"{o}x{i}" for o, i in SHAPES)
+    us = {"cublas": cublas}  # source -> (out, in, batch) -> µs
+    for r in run["rows"]:
+        us.setdefault(r["method"], {})[(r["out"], r["in"], r["batch"])] = r["us"]
 
-    def ratios(batch, num, den):
-        out = []
-        for o, i in SHAPES:
-            a, b = num(o, i, batch), den(o, i, batch)
-            out.append(f"{a / b:.2f}x" if a and b else "-")
-        return ", ".join(out)
+    def ratios(batch, faster, slower):  # slower's time over faster's on each shape: the speed-up of `faster`
+        cells = [(us.get(slower, {}).get((o, i, batch)), us.get(faster, {}).get((o, i, batch))) for o, i in SHAPES]
+        return ", ".join(f"{a / b:.2f}x" if a and b else "-" for a, b in cells)
 
-    print(f"\nAgainst the issue's targets (NF4, B=64 parity rank; shapes {names}):\n")
+    print(f"\nAgainst the issue's targets (NF4, B=64 parity rank; shapes {', '.join(f'{o}x{i}' for o, i in SHAPES)}):\n")
     print("| target | wanted | LoRDS | block-wise |\n| --- | --- | --- | --- |")
     for batch, wanted in TARGETS:
-        base = lambda o, i, b: cublas.get((o, i, b))
-        lords = ratios(batch, base, lambda o, i, b: us.get((o, i, b, "lords")))
-        block = ratios(batch, base, lambda o, i, b: us.get((o, i, b, "blockwise")))
-        print(f"| batch {batch} vs cuBLAS | {wanted}x | {lords} | {block} |")
-    within = ratios(1, lambda o, i, b: us.get((o, i, b, "blockwise")), lambda o, i, b: us.get((o, i, b, "lords")))
-    print(f"| LoRDS vs block-wise, batch 1 | within 5% (>= 0.95x) | {within} | |")
+        print(f"| batch {batch} vs cuBLAS | {wanted}x | {ratios(batch, 'lords', 'cublas')} | "
+              f"{ratios(batch, 'blockwise', 'cublas')} |")
+    print(f"| LoRDS vs block-wise, batch 1 | within 5% (>= 0.95x) | {ratios(1, 'lords', 'blockwise')} | |")
 
 
 def main():

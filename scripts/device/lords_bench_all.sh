@@ -10,7 +10,8 @@ cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/hilo-out}
 work=/tmp/bench-all && rm -rf $work && mkdir -p $work
 trap 'tar -czf "$OUT/results.tgz" -C $work .' EXIT  # what ran, also when a step times out
-scripts/device/build_targets.sh bench_lords_cuda || exit 1
+# BUILT=1: the caller has built or unpacked bench_lords_cuda already (lords_gpu.sh).
+[ -n "${BUILT:-}" ] || scripts/device/build_targets.sh bench_lords_cuda || exit 1
 bench=build-device/bench/bench_lords_cuda
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader | tee $work/gpu.txt
 batches=${BATCHES:-1,4,16,64,256,1024}

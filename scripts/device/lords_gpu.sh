@@ -26,5 +26,5 @@ if [ -n "$filter" ]; then
   [ $mrc = 0 ] || rc=1
 fi
 [ "${1:-}" = quick ] && export CONFIGS="4 64"
-scripts/device/lords_bench_all.sh || rc=1
+BUILT=1 scripts/device/lords_bench_all.sh || rc=1
 exit $rc
